@@ -1,0 +1,216 @@
+"""The driver contract: what a platform driver registers, and how the engine calls it.
+
+A driver is a ``Driver`` value returned by a zero-argument function that the entry-point
+group ``chaoskit.drivers`` names (built-ins register the same way a third party does). It
+offers three kinds of activity, each a small class with a typed ``Args`` model:
+
+* ``Probe``  - reads the system, returns a JSON value that ``expect`` checks.
+* ``Fault``  - changes the system reversibly. The engine asks ``prepare`` for the data that
+  undoes it, writes that to the ledger *before* calling ``inject``, and later calls ``revert``
+  with it - in this process or, after a crash, in ``chaoskit recover``. ``revert`` must be
+  idempotent and must work from the recorded data alone.
+* ``Action`` - a one-shot change (run a command, create a proxy). It may hand back ``undo``
+  data, which the engine ledgers and undoes after teardown (e.g. a background process).
+
+Driver code is synchronous; the engine runs it in worker threads and asks it to stop through
+``RunContext.cancel``. Heavy client libraries are imported inside methods, never at module
+import time, so that ``chaoskit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import random
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+RevertData: TypeAlias = dict[str, JSONValue]
+"""Everything needed to undo one fault on one target; JSON so that it survives in the ledger."""
+
+
+class Args(BaseModel):
+    """Base of every activity's ``with:`` arguments: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+A = TypeVar("A", bound=Args)
+T = TypeVar("T")
+
+
+class Reversibility(enum.Enum):
+    """What happens to a fault at the end."""
+
+    REVERSIBLE = "reversible"
+    """``revert`` undoes it (a stopped process is continued, a toxic removed)."""
+    SELF_HEALING = "self-healing"
+    """Nothing to undo: the system is expected to recover by itself (a killed pod is replaced)."""
+    IRREVERSIBLE = "irreversible"
+    """It can't be undone (a removed container): refused unless the step says ``irreversible: ok``."""
+
+
+class RevertOutcome(enum.Enum):
+    REVERTED = "reverted"
+    """The fault was in place and has been taken back."""
+    ALREADY_CLEAN = "already-clean"
+    """Nothing was left to take back (the target is gone, or it was reverted before)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing a fault acts on: a process, a container, a pod, a node, a proxy."""
+
+    kind: str
+    id: str
+    """Stable identifier the driver can find it again by (pid, container id, ``ns/name``)."""
+    name: str
+    """What a person calls it."""
+    detail: Mapping[str, str] = field(default_factory=dict)
+    """Extra facts shown in the dry run (namespace, node, labels)."""
+
+    def to_json(self) -> dict[str, JSONValue]:
+        return {"kind": self.kind, "id": self.id, "name": self.name, "detail": dict(self.detail)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Target:
+        detail = data.get("detail") or {}
+        return cls(
+            kind=str(data["kind"]),
+            id=str(data["id"]),
+            name=str(data["name"]),
+            detail={str(k): str(v) for k, v in dict(detail).items()},
+        )
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}" if self.name == self.id else f"{self.kind} {self.name} ({self.id})"
+
+
+@dataclass
+class RunContext:
+    """What a driver may know about the run it works in. One per run; no global state."""
+
+    run_id: str
+    rng: random.Random = field(default_factory=random.Random)
+    """Seeded by the engine per step; the seed is recorded in the journal."""
+    cancel: threading.Event = field(default_factory=threading.Event)
+    """Set when the run is stopping; long probes and waits must return soon after."""
+    started_at: float = field(default_factory=time.time)
+    """Wall-clock (epoch seconds) start of the run."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Wall-clock epochs of phases: ``method_start``, ``first_inject``, ``last_revert``, ``method_end``."""
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "state" / "chaoskit")
+    dry_run: bool = False
+    log: Callable[[str], None] = field(default=lambda message: None)
+    """Driver messages for the console and journal; the engine redacts secrets from them."""
+    _resources: dict[str, object] = field(default_factory=dict, repr=False)
+    _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def resource(self, key: str, factory: Callable[[], T], close: Callable[[T], None] | None = None) -> T:
+        """A per-run shared object (an API client), made once; ``close`` runs at the end of the run."""
+        with self._lock:
+            if key not in self._resources:
+                value = factory()
+                self._resources[key] = value
+                if close is not None:
+                    self._closers.append(lambda: close(value))
+            return self._resources[key]  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Close every resource; the engine calls this once at the end of the run."""
+        with self._lock:
+            closers, self._closers = self._closers, []
+            self._resources.clear()
+        for closer in reversed(closers):
+            with contextlib.suppress(Exception):
+                closer()
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless the run is cancelled; True if the full time passed."""
+        return not self.cancel.wait(max(0.0, seconds))
+
+
+class Probe(ABC, Generic[A]):
+    """Reads the system and returns a JSON value for ``expect`` to check."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    args: ClassVar[type[Args]]
+
+    @abstractmethod
+    def run(self, args: A, ctx: RunContext) -> JSONValue: ...
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    output: JSONValue = None
+    undo: RevertData | None = None
+    """When set, the engine ledgers it and calls ``Action.undo`` after teardown (and recover does)."""
+
+
+class Action(ABC, Generic[A]):
+    """A one-shot change: run a command, start a process, create a proxy."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    args: ClassVar[type[Args]]
+
+    @abstractmethod
+    def run(self, args: A, ctx: RunContext) -> ActionResult: ...
+
+    def undo(self, data: RevertData, ctx: RunContext) -> RevertOutcome:
+        """Undo what ``run`` left behind; only called when ``run`` returned ``undo`` data."""
+        return RevertOutcome.ALREADY_CLEAN
+
+
+class Fault(ABC, Generic[A]):
+    """A change to the system that the engine records, injects and takes back."""
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    args: ClassVar[type[Args]]
+    reversibility: ClassVar[Reversibility] = Reversibility.REVERSIBLE
+
+    @abstractmethod
+    def targets(self, args: A, ctx: RunContext) -> Sequence[Target]:
+        """Resolve what this fault would hit; the dry run prints exactly this."""
+
+    @abstractmethod
+    def prepare(self, args: A, target: Target, ctx: RunContext) -> RevertData:
+        """Everything ``revert`` will need, computed *before* injecting (written to the ledger)."""
+
+    @abstractmethod
+    def inject(self, args: A, target: Target, revert: RevertData, ctx: RunContext) -> RevertData:
+        """Apply the fault to one target; return the revert data (``revert`` itself, or enriched)."""
+
+    def revert(self, revert: RevertData, ctx: RunContext) -> RevertOutcome:
+        """Take the fault back. Idempotent; works from the recorded data alone."""
+        return RevertOutcome.ALREADY_CLEAN
+
+
+Sweep: TypeAlias = Callable[[str | None, RunContext], Sequence[str]]
+"""Find and revert leftovers of run ``run_id`` (or of any run when None) without the ledger,
+from the marks faults leave on shared systems (labels, toxic names). Returns what it did."""
+
+
+@dataclass(frozen=True)
+class Driver:
+    """What one platform offers. Returned by the function an entry point names."""
+
+    name: str
+    summary: str
+    faults: Sequence[Fault[Any]] = ()
+    probes: Sequence[Probe[Any]] = ()
+    actions: Sequence[Action[Any]] = ()
+    sweep: Sweep | None = None
+    missing: Callable[[], str | None] = field(default=lambda: None)
+    """Why the driver can't be used here (e.g. its extra is not installed), or None."""

@@ -1,0 +1,116 @@
+"""Every error chaoskit raises on purpose, in one tree, with the exit code each one means.
+
+    ChaoskitError                 exit 4 unless a subclass says otherwise; shown without a traceback
+    ├── UsageError                exit 2  bad flags or arguments on the command line
+    ├── SpecError                 exit 2  an experiment, plan or catalog file is invalid
+    ├── DriverError               exit 4  a driver could not do what it was asked
+    │   ├── ComponentMissing      exit 4  an optional library, server or kernel feature is not there
+    │   └── TargetError           exit 4  target selection found nothing, or found too much at run time
+    ├── LedgerError               exit 4  the fault ledger could not be written or read
+    └── Interrupted               exit 130 SIGINT or SIGTERM
+
+User-caused errors say what to change. Tracebacks are for bugs: anything that is not a
+``ChaoskitError`` reaching the CLI is one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class ExitCode(enum.IntEnum):
+    """The exit codes of ``chaoskit run`` (and the other commands): the CI contract."""
+
+    COMPLETED = 0
+    """The hypothesis held before and after, and recovery was within the deadline."""
+    DEVIATED = 1
+    """It did not hold after, recovery was too slow, a guard tripped or a method check failed."""
+    INVALID = 2
+    """Bad file, bad flags, unknown fault or probe: nothing was run."""
+    NOT_STEADY = 3
+    """The hypothesis did not hold before: nothing was injected."""
+    ERROR = 4
+    """A fault could not be injected or reverted, or a driver or chaoskit failed."""
+    INTERRUPTED = 130
+    """SIGINT or SIGTERM: faults were reverted and the journal written."""
+
+
+class ChaoskitError(Exception):
+    """Base of every error chaoskit raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self) -> str:
+        """The text the CLI prints: the message, then the fix when there is one."""
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(ChaoskitError):
+    """A command-line flag or argument is wrong."""
+
+    exit_code = ExitCode.INVALID
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a file, with where it is and what to change."""
+
+    file: str
+    line: int
+    """1-based; 0 when the position is unknown."""
+    col: int
+    """1-based; 0 when the position is unknown."""
+    path: str
+    """The YAML path, e.g. ``steady_state[1].expect``; empty for the whole document."""
+    message: str
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class SpecError(ChaoskitError):
+    """A file chaoskit reads (experiment, plan, probe catalog) is invalid: every problem, not the first."""
+
+    exit_code = ExitCode.INVALID
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: Sequence[Problem] = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} found"
+        super().__init__("\n".join([head, *(p.render() for p in self.problems)]))
+
+
+class DriverError(ChaoskitError):
+    """A driver could not inject, revert or probe. Chain the cause: ``raise DriverError(...) from e``."""
+
+    exit_code = ExitCode.ERROR
+
+
+class ComponentMissing(DriverError):
+    """An optional library, a server or a kernel feature that an activity needs is not there."""
+
+
+class TargetError(DriverError):
+    """Target selection found nothing to act on, or more than the blast radius allows."""
+
+
+class LedgerError(ChaoskitError):
+    """The fault ledger could not be written or read."""
+
+    exit_code = ExitCode.ERROR
+
+
+class Interrupted(ChaoskitError):
+    """The run was stopped by SIGINT or SIGTERM."""
+
+    exit_code = ExitCode.INTERRUPTED

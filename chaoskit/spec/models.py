@@ -1,0 +1,217 @@
+"""The experiment format as typed, frozen pydantic models: the contract users' files depend on.
+
+Extend, don't rename. Step kinds are told apart by their key (``probe:``, ``fault:``,
+``action:``, ``pause:``); templates such as ``${url}`` are already substituted when a model is
+built, except run-time ones (``${steps.<id>.output...}``, ``${secrets.<name>}``), which stay
+as text until the engine renders a step's arguments just before calling the driver.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    JsonValue,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from chaoskit.durations import Duration
+
+CHECKS = ("equals", "below", "above", "between", "in", "matches")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Expect(Model):
+    """What a probe's output must be. Every check given must hold."""
+
+    path: str | None = None
+    """Where in the output to look: ``status``, ``json.items[0].name``, ``latency.p99``."""
+    equals: JsonValue = None
+    below: float | None = None
+    above: float | None = None
+    between: tuple[float, float] | None = None
+    in_: list[JsonValue] | None = Field(default=None, alias="in")
+    matches: str | None = None
+    """A regular expression searched in the value's text."""
+
+    @field_validator("matches")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"not a valid regular expression: {e}") from None
+        return value
+
+    @field_validator("between")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and value[0] > value[1]:
+            raise ValueError(f"between needs [low, high], got [{value[0]}, {value[1]}]")
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_check(self) -> Self:
+        given = self.model_fields_set - {"path"}
+        if not given:
+            raise ValueError(f"give at least one check: {', '.join(CHECKS)}")
+        return self
+
+
+class StepBase(Model):
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
+    """Lets later steps use ``${steps.<id>.output.<path>}``."""
+    name: str | None = None
+    background: bool = False
+    """Run concurrently with the steps after it; the method waits for it at its end."""
+    timeout: Duration | None = None
+    """Give up on the step after this long (a probe then fails, an action errors)."""
+
+
+class ProbeStep(StepBase):
+    """Reads the system; ``expect`` decides whether it holds."""
+
+    probe: str | None = None
+    """A registered probe, e.g. ``http.request``."""
+    use: str | None = None
+    """Or a catalog probe by name (``probes/`` or ``--probes-path``), e.g. ``http-availability``."""
+    with_: dict[str, JsonValue] = Field(default_factory=dict, alias="with")
+    expect: Expect | list[Expect] | None = None
+    """Without ``expect`` a probe holds when it does not error."""
+
+    @model_validator(mode="after")
+    def _probe_or_use(self) -> Self:
+        if (self.probe is None) == (self.use is None):
+            raise ValueError("give exactly one of probe: (a registered probe) or use: (a catalog probe)")
+        return self
+
+    @property
+    def expects(self) -> list[Expect]:
+        if self.expect is None:
+            return []
+        return self.expect if isinstance(self.expect, list) else [self.expect]
+
+    @property
+    def activity(self) -> str:
+        return self.probe or f"use:{self.use}"
+
+
+class FaultStep(StepBase):
+    """Changes the system; reversible faults are taken back automatically."""
+
+    fault: str
+    with_: dict[str, JsonValue] = Field(default_factory=dict, alias="with")
+    duration: Duration | None = None
+    """Revert after this long, concurrently with later steps; else at the end of the method."""
+    irreversible: Literal["ok"] | None = None
+    """Required, as ``irreversible: ok``, for a fault that can't be undone."""
+
+    @property
+    def activity(self) -> str:
+        return self.fault
+
+
+class ActionStep(StepBase):
+    """A one-shot change: run a command, start a process, create a proxy."""
+
+    action: str
+    with_: dict[str, JsonValue] = Field(default_factory=dict, alias="with")
+
+    @property
+    def activity(self) -> str:
+        return self.action
+
+
+class PauseStep(Model):
+    pause: Duration
+    name: str | None = None
+
+    @property
+    def activity(self) -> str:
+        return "pause"
+
+
+def _step_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        keys = [k for k in ("probe", "use", "fault", "action", "pause") if k in value]
+        if len(keys) == 1 or keys == ["probe", "use"]:
+            return "probe" if keys[0] == "use" else keys[0]
+        return None
+    if isinstance(value, BaseModel):
+        return {
+            ProbeStep: "probe",
+            FaultStep: "fault",
+            ActionStep: "action",
+            PauseStep: "pause",
+        }.get(type(value))
+    return None
+
+
+Step = Annotated[
+    Annotated[ProbeStep, Tag("probe")]
+    | Annotated[FaultStep, Tag("fault")]
+    | Annotated[ActionStep, Tag("action")]
+    | Annotated[PauseStep, Tag("pause")],
+    Discriminator(
+        _step_kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step needs exactly one of probe:, use:, fault:, action: or pause:",
+    ),
+]
+
+
+class Guard(ProbeStep):
+    """A probe polled while the method runs; when it fails, the method stops and faults revert."""
+
+    interval: Duration = 1.0
+    failures: int = Field(default=1, ge=1)
+    """How many failed polls in a row trip the guard."""
+
+
+class Recovery(Model):
+    within: Duration = 60.0
+    """After the last revert, the steady state must hold again within this long."""
+    interval: Duration = 1.0
+    """How often the after-hypothesis is polled while waiting."""
+
+
+class SecretRef(Model):
+    """Where a secret comes from. Its value is redacted from every journal, report and log."""
+
+    env: str | None = None
+    file: str | None = None
+    """A path; the file's content, stripped of a final newline."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("a secret needs exactly one of env: NAME or file: PATH")
+        return self
+
+
+class Experiment(Model):
+    title: str
+    description: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    config: dict[str, JsonValue] = Field(default_factory=dict)
+    """Variables for ``${name}``; ``--var``/``--var-file`` override them."""
+    secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    """Used as ``${secrets.<name>}``; resolved only when a step runs."""
+    setup: list[Step] = Field(default_factory=list)
+    steady_state: list[ProbeStep] = Field(default_factory=list)
+    method: list[Step] = Field(default_factory=list)
+    guards: list[Guard] = Field(default_factory=list)
+    recovery: Recovery = Field(default_factory=Recovery)
+    rollbacks: list[Step] = Field(default_factory=list)
+    teardown: list[Step] = Field(default_factory=list)
