@@ -1,0 +1,125 @@
+"""Fire times: cron in a time zone, windows, blackouts, jitter and Chaos-Monkey random mode."""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+import zoneinfo
+
+import pydantic
+import pytest
+
+from chaoskit import errors
+from chaoskit.gameday import schedules
+
+BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
+
+
+def make(**fields: object) -> schedules.Schedule:
+    return schedules.Schedule.model_validate(fields)
+
+
+def local(fires: list[schedules.Fire], zone: zoneinfo.ZoneInfo = BERLIN) -> list[str]:
+    return [f.at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") for f in fires]
+
+
+def test_cron_runs_in_its_time_zone_across_a_dst_change() -> None:
+    schedule = make(cron="0 10 * * *", timezone="Europe/Berlin")
+    fires = schedules.upcoming(schedule, dt.datetime(2026, 3, 27, tzinfo=dt.UTC), "k", 4)
+    assert local(fires) == [
+        "Fri 2026-03-27 10:00",
+        "Sat 2026-03-28 10:00",
+        "Sun 2026-03-29 10:00",
+        "Mon 2026-03-30 10:00",
+    ]
+    # Berlin moved from UTC+1 to UTC+2 on 2026-03-29: the UTC hour changes, the local one doesn't.
+    assert [f.at.astimezone(dt.UTC).hour for f in fires] == [9, 9, 8, 8]
+
+
+def test_windows_keep_runs_to_business_hours_on_weekdays() -> None:
+    schedule = make(
+        cron="0 * * * *",
+        timezone="Europe/Berlin",
+        windows=[{"days": "weekdays", "start": "09:00", "end": "11:00"}],
+    )
+    # Saturday morning: the first allowed runs are Monday 09:00 and 10:00, then Tuesday 09:00.
+    fires = schedules.upcoming(schedule, dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC), "k", 3)
+    assert local(fires) == ["Mon 2026-11-30 09:00", "Mon 2026-11-30 10:00", "Tue 2026-12-01 09:00"]
+
+
+def test_a_window_past_midnight_belongs_to_the_day_it_starts() -> None:
+    window = schedules.Window.model_validate({"days": ["fri"], "start": "22:00", "end": "02:00"})
+    assert window.allows(dt.datetime(2026, 11, 27, 23, 0, tzinfo=BERLIN))  # Friday night
+    assert window.allows(dt.datetime(2026, 11, 28, 1, 0, tzinfo=BERLIN))  # early Saturday
+    assert not window.allows(dt.datetime(2026, 11, 28, 23, 0, tzinfo=BERLIN))  # Saturday night
+    assert not window.allows(dt.datetime(2026, 11, 27, 1, 0, tzinfo=BERLIN))  # early Friday
+
+
+def test_blackout_dates_and_ranges_are_skipped() -> None:
+    schedule = make(
+        cron="0 10 * * *",
+        timezone="Europe/Berlin",
+        blackouts=["2026-12-24", {"from": "2026-12-26", "to": "2027-01-01", "reason": "freeze"}],
+    )
+    fires = schedules.upcoming(schedule, dt.datetime(2026, 12, 22, 12, tzinfo=dt.UTC), "k", 3)
+    assert local(fires) == ["Wed 2026-12-23 10:00", "Fri 2026-12-25 10:00", "Sat 2027-01-02 10:00"]
+
+
+def test_jitter_is_bounded_and_reproducible_per_key() -> None:
+    schedule = make(cron="*/30 * * * *", jitter="10m")
+    start = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+    fires = schedules.upcoming(schedule, start, "plan-a", 50)
+    offsets = [(f.at - f.nominal).total_seconds() for f in fires]
+    assert all(0 <= o <= 600 for o in offsets)
+    assert len(set(offsets)) > 10, "jitter should vary from run to run"
+    assert schedules.upcoming(schedule, start, "plan-a", 50) == fires
+    assert schedules.upcoming(schedule, start, "plan-b", 50) != fires
+
+
+def test_random_mode_keeps_the_minimum_interval_and_the_mean() -> None:
+    schedule = make(random={"mean": "2h", "min_interval": "30m"})
+    start = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+    fires = schedules.upcoming(schedule, start, "monkey", 2000)
+    gaps = [
+        (b.at - a.at).total_seconds()
+        for a, b in zip([schedules.Fire(start, start), *fires], fires, strict=False)
+    ]
+    assert min(gaps) >= 1800
+    assert 0.85 * 7200 < statistics.fmean(gaps) < 1.15 * 7200
+    assert schedules.upcoming(schedule, start, "monkey", 5) == fires[:5]
+
+
+def test_random_mode_respects_windows() -> None:
+    schedule = make(
+        random={"mean": "3h", "min_interval": "1h"},
+        timezone="Europe/Berlin",
+        windows=[{"days": "weekdays", "start": "09:00", "end": "17:00"}],
+    )
+    fires = schedules.upcoming(schedule, dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "monkey", 200)
+    for fire in fires:
+        when = fire.at.astimezone(BERLIN)
+        assert when.weekday() < 5 and 9 <= when.hour < 17, when
+
+
+def test_a_schedule_that_can_never_fire_says_so() -> None:
+    schedule = make(cron="0 3 * * *", windows=[{"start": "09:00", "end": "17:00"}])
+    with pytest.raises(errors.UsageError, match="never fires"):
+        schedules.next_fire(schedule, dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "k")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"cron": "0 10 * *"}, "five-field cron"),
+        ({"cron": "0 10 * * *", "timezone": "Mars/Olympus"}, "unknown time zone"),
+        ({}, "exactly one of cron: or random:"),
+        ({"cron": "0 10 * * *", "random": {"mean": "1h"}}, "exactly one of cron: or random:"),
+        ({"random": {"mean": "1h", "min_interval": "2h"}}, "can't exceed"),
+        ({"random": {"mean": "1h"}, "jitter": "5m"}, "jitter applies to cron"),
+        ({"cron": "0 10 * * *", "windows": [{"days": "workdays"}]}, "unknown day group"),
+        ({"cron": "0 10 * * *", "blackouts": [{"from": "2026-12-31", "to": "2026-12-01"}]}, "from <= to"),
+    ],
+)
+def test_bad_schedules_are_refused_with_the_fix(fields: dict[str, object], message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        make(**fields)

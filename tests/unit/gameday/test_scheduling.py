@@ -1,0 +1,190 @@
+"""The GameDay daemon under a fake clock: runs on time, never repeats, never loses, never overlaps."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from chaoskit.gameday import schedules, scheduling
+
+START = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
+HOURLY = schedules.Schedule.model_validate({"cron": "0 * * * *", "misfire_grace": "30m"})
+
+
+class FakeClock:
+    """Time moves only when the daemon waits, or when the test says so."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.current = start
+        self.waits: list[float] = []
+
+    def now(self) -> dt.datetime:
+        return self.current
+
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
+        self.waits.append(seconds)
+        self.current += dt.timedelta(seconds=seconds)
+        return stop.is_set()
+
+
+class Recorder:
+    def __init__(self, clock: FakeClock, takes: dt.timedelta = dt.timedelta(minutes=5)) -> None:
+        self.clock = clock
+        self.takes = takes
+        self.runs: list[tuple[dt.datetime, dt.datetime]] = []
+
+    def __call__(self, fire: schedules.Fire) -> scheduling.Outcome:
+        self.runs.append((fire.nominal, self.clock.now()))
+        self.clock.current += self.takes
+        return scheduling.Outcome(verdict="completed", score=97.5)
+
+
+def daemon(
+    tmp_path: Path, clock: FakeClock, run: Recorder, schedule: schedules.Schedule = HOURLY
+) -> scheduling.Scheduler:
+    return scheduling.Scheduler(schedule, "checkout", tmp_path, run, clock=clock)
+
+
+def statuses(tmp_path: Path) -> list[tuple[str, str]]:
+    states = scheduling.States(tmp_path)
+    try:
+        return [(r.nominal.strftime("%H:%M"), r.status.value) for r in states.fires("checkout")]
+    finally:
+        states.close()
+
+
+def test_runs_at_each_fire_time_and_records_the_outcome(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=10))
+    run = Recorder(clock)
+    daemon(tmp_path, clock, run).serve(max_fires=3)
+    assert [(n.strftime("%H:%M"), s.strftime("%H:%M")) for n, s in run.runs] == [
+        ("09:00", "09:00"),
+        ("10:00", "10:00"),
+        ("11:00", "11:00"),
+    ]
+    assert max(clock.waits) <= scheduling.MAX_NAP
+    states = scheduling.States(tmp_path)
+    records = states.fires("checkout")
+    states.close()
+    assert [(r.status, r.verdict, r.score) for r in records] == [
+        (scheduling.FireStatus.FINISHED, "completed", 97.5)
+    ] * 3
+
+
+def test_a_restart_neither_repeats_nor_loses_a_run(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=10))
+    first = Recorder(clock)
+    daemon(tmp_path, clock, first).serve(max_fires=1)  # runs 09:00
+    # Down from 09:05 to 10:20: the 10:00 run came due meanwhile and is 20 min late (< grace).
+    clock.current = START + dt.timedelta(hours=2, minutes=20)
+    second = Recorder(clock)
+    daemon(tmp_path, clock, second).serve(max_fires=2)
+    assert [n.strftime("%H:%M") for n, _ in second.runs] == ["10:00", "11:00"]
+    assert statuses(tmp_path) == [("09:00", "finished"), ("10:00", "finished"), ("11:00", "finished")]
+
+
+def test_after_a_long_outage_only_the_latest_due_run_starts(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=10))
+    daemon(tmp_path, clock, Recorder(clock)).serve(max_fires=1)  # 09:00
+    clock.current = START + dt.timedelta(hours=4, minutes=10)  # 12:10: 10:00, 11:00, 12:00 are due
+    again = Recorder(clock)
+    daemon(tmp_path, clock, again).serve(max_fires=3)
+    assert [n.strftime("%H:%M") for n, _ in again.runs] == ["12:00"]
+    assert statuses(tmp_path) == [
+        ("09:00", "finished"),
+        ("10:00", "coalesced"),
+        ("11:00", "coalesced"),
+        ("12:00", "finished"),
+    ]
+
+
+def test_a_run_later_than_the_grace_is_recorded_as_missed(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=10))
+    daemon(tmp_path, clock, Recorder(clock)).serve(max_fires=1)  # 09:00
+    clock.current = START + dt.timedelta(hours=2, minutes=45)  # 10:45: the 10:00 run is 45 min late
+    again = Recorder(clock)
+    daemon(tmp_path, clock, again).serve(max_fires=2)
+    assert [n.strftime("%H:%M") for n, _ in again.runs] == ["11:00"]
+    assert statuses(tmp_path)[1] == ("10:00", "missed")
+
+
+def test_a_first_start_does_not_run_past_fires(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=59, seconds=59))
+    run = Recorder(clock)
+    daemon(tmp_path, clock, run).serve(max_fires=1)
+    assert [n.strftime("%H:%M") for n, _ in run.runs] == ["09:00"]
+
+
+def test_a_fire_while_another_run_holds_the_lock_is_skipped(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=50))
+    run = Recorder(clock)
+    with scheduling.holding(tmp_path, "checkout") as locked:
+        assert locked
+        daemon(tmp_path, clock, run).serve(max_fires=1)
+    assert run.runs == []
+    assert statuses(tmp_path) == [("09:00", "overlap")]
+    # The lock is released with the block: the next fire runs.
+    daemon(tmp_path, clock, run).serve(max_fires=1)
+    assert [n.strftime("%H:%M") for n, _ in run.runs] == ["10:00"]
+
+
+def test_the_lock_is_held_by_a_run_and_excludes_another_process(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=50))
+    seen: list[str] = []
+    probe = (
+        "import sys, pathlib; from chaoskit.gameday import scheduling\n"
+        "with scheduling.holding(pathlib.Path(sys.argv[1]), 'checkout') as got: print(got)"
+    )
+
+    def run(fire: schedules.Fire) -> scheduling.Outcome:
+        result = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
+        )
+        seen.append(result.stdout.strip())
+        return scheduling.Outcome(verdict="completed")
+
+    scheduling.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock).serve(max_fires=1)
+    assert seen == ["False"]
+
+
+def test_a_run_left_started_by_a_dead_daemon_is_not_repeated(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=50))
+
+    def dies(fire: schedules.Fire) -> scheduling.Outcome:
+        raise KeyboardInterrupt  # stands in for the daemon being killed mid-run
+
+    with contextlib.suppress(KeyboardInterrupt):
+        daemon(tmp_path, clock, dies).serve(max_fires=1)  # type: ignore[arg-type]
+    assert statuses(tmp_path) == [("09:00", "started")]
+    states = scheduling.States(tmp_path)
+    # Same host, and this pid still lives: pretend the row came from a daemon that has exited.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
+    states._db.execute("UPDATE fires SET pid = ?", (int(dead.stdout),))
+    states.close()
+    run = Recorder(clock)
+    daemon(tmp_path, clock, run).serve(max_fires=1)
+    assert [n.strftime("%H:%M") for n, _ in run.runs] == ["10:00"]
+    assert statuses(tmp_path) == [("09:00", "abandoned"), ("10:00", "finished")]
+
+
+def test_stop_ends_the_daemon_between_runs(tmp_path: Path) -> None:
+    clock = FakeClock(START + dt.timedelta(minutes=10))
+    stop = threading.Event()
+    run = Recorder(clock)
+    real_wait = clock.wait
+
+    def wait_then_stop(seconds: float, event: threading.Event) -> bool:
+        if len(run.runs) == 2:
+            event.set()
+        return real_wait(seconds, event)
+
+    clock.wait = wait_then_stop  # type: ignore[method-assign]
+    scheduling.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock, stop=stop).serve()
+    assert len(run.runs) == 2
+    assert statuses(tmp_path) == [("09:00", "finished"), ("10:00", "finished")]
