@@ -1,0 +1,360 @@
+"""The proxies a server holds: listeners, their toxics, their live connections, and byte counters.
+
+Everything here runs on the server's event loop thread; the HTTP API calls into ``Table``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import random
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chaoskit.proxy import links, toxics
+
+DIAL_TIMEOUT = 30.0
+"""Seconds to wait for the upstream to accept; the client is closed if it doesn't."""
+
+RequestError = toxics.RequestError
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+    family: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def split(hostport: str, what: str) -> tuple[str, int]:
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise RequestError(f"{what} {hostport!r} is not host:port (e.g. 127.0.0.1:8080)", status=500)
+    return host.strip("[]"), int(port)
+
+
+async def resolve(listen: str) -> Address:
+    """The address ``listen`` binds to. An empty host means 127.0.0.1, never all interfaces."""
+    host, port = split(listen, "listen") if listen else ("", 0)
+    host = host or "127.0.0.1"
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise RequestError(f"listen tcp {listen}: lookup {host}: {e.strerror or e}", status=500) from e
+    family, _, _, _, sockaddr = infos[0]
+    return Address(str(sockaddr[0]), int(sockaddr[1]), family)
+
+
+def raise_nofile_limit() -> None:
+    """Let the server hold thousands of connections: soft RLIMIT_NOFILE up to the hard limit."""
+    with contextlib.suppress(ImportError, ValueError, OSError):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or soft < hard:
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard)
+            )
+
+
+class Counters:
+    """Bytes per proxy and direction, added when a connection closes (as the real server does)."""
+
+    def __init__(self) -> None:
+        self.received: dict[tuple[str, str, str, str], int] = {}
+        self.sent: dict[tuple[str, str, str, str], int] = {}
+
+    def add(self, key: tuple[str, str, str, str], received: int, sent: int) -> None:
+        self.received[key] = self.received.get(key, 0) + received
+        self.sent[key] = self.sent.get(key, 0) + sent
+
+    def render(self) -> str:
+        """Prometheus text exposition of the two counters."""
+        lines: list[str] = []
+        for metric, values in (
+            ("toxiproxy_proxy_received_bytes_total", self.received),
+            ("toxiproxy_proxy_sent_bytes_total", self.sent),
+        ):
+            lines.append(f"# HELP {metric} Bytes the proxy {metric.split('_')[2]} per direction.")
+            lines.append(f"# TYPE {metric} counter")
+            for (direction, proxy, listener, upstream), value in sorted(values.items()):
+                labels = ",".join(
+                    f'{k}="{_escape(v)}"'
+                    for k, v in (
+                        ("direction", direction),
+                        ("listener", listener),
+                        ("proxy", proxy),
+                        ("upstream", upstream),
+                    )
+                )
+                lines.append(f"{metric}{{{labels}}} {value}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Proxy:
+    """One listener forwarding to one upstream, with toxics per direction."""
+
+    def __init__(self, name: str, listen: str, upstream: str, rng: random.Random, counters: Counters) -> None:
+        self.name = name
+        self.listen = listen
+        self.upstream = upstream
+        self.enabled = False
+        self.rng = rng
+        self.counters = counters
+        self.toxics: dict[str, list[toxics.Toxic]] = {"upstream": [], "downstream": []}
+        self.connections: set[links.Connection] = set()
+        self._address: Address | None = None
+        self._server: asyncio.Server | None = None
+        self._dials: set[asyncio.Task[None]] = set()
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        if self._server is not None:
+            return
+        address = self._address or await resolve(self.listen)
+        sock = socket.socket(address.family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address.host, address.port))
+            sock.listen(1024)
+            sock.setblocking(False)
+        except OSError as e:
+            sock.close()
+            reason = os.strerror(e.errno) if e.errno else str(e)
+            if e.errno == errno.EADDRINUSE:
+                reason = "address already in use"
+            raise RequestError(f"listen tcp {address}: bind: {reason}", status=500) from e
+        bound = sock.getsockname()
+        self._address = Address(str(bound[0]), int(bound[1]), address.family)
+        self.listen = str(self._address)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._accept, sock=sock, backlog=1024)
+        self.enabled = True
+
+    def stop(self) -> None:
+        """Stop listening and close every connection (clients see EOF)."""
+        self.enabled = False
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for task in list(self._dials):
+            task.cancel()
+        for connection in list(self.connections):
+            connection.close()
+
+    def _accept(self) -> links.Side:
+        reset_capable = any(t.type == "reset_peer" for ts in self.toxics.values() for t in ts)
+        connection = links.Connection(owner=self, reset_capable=reset_capable)
+        self.connections.add(connection)
+        task = asyncio.get_running_loop().create_task(self._dial(connection))
+        self._dials.add(task)
+        task.add_done_callback(self._dials.discard)
+        return connection.client
+
+    async def _dial(self, connection: links.Connection) -> None:
+        # Dialled in its own task, so a slow upstream never holds up other accepts.
+        loop = asyncio.get_running_loop()
+        try:
+            host, port = split(self.upstream, "upstream")
+            await asyncio.wait_for(
+                loop.create_connection(lambda: connection.server, host or "127.0.0.1", port), DIAL_TIMEOUT
+            )
+        except (OSError, TimeoutError, RequestError):
+            connection.close()
+            return
+        except asyncio.CancelledError:
+            connection.close()
+            raise
+        if connection.closed or connection.client.transport is None:
+            connection.closed = False
+            connection.close()
+            return
+        connection.start()
+
+    def connection_closed(self, connection: links.Connection) -> None:
+        if connection in self.connections:
+            self.connections.discard(connection)
+            for direction, link in connection.links.items():
+                self.counters.add(
+                    (direction, self.name, self.listen, self.upstream), link.received, link.sent
+                )
+
+    # -- toxics
+
+    def toxic_list(self) -> list[toxics.Toxic]:
+        return [*self.toxics["upstream"], *self.toxics["downstream"]]
+
+    def find_toxic(self, name: str) -> toxics.Toxic:
+        for toxic in self.toxic_list():
+            if toxic.name == name:
+                return toxic
+        raise RequestError("toxic not found", status=404)
+
+    def add_toxic(self, body: object) -> toxics.Toxic:
+        toxic = toxics.build(body, {t.name for t in self.toxic_list()})
+        self.toxics[toxic.direction].append(toxic)
+        self._notify(toxic, removed=False)
+        return toxic
+
+    def update_toxic(self, name: str, body: object) -> toxics.Toxic:
+        toxic = self.find_toxic(name)
+        toxic.toxicity, toxic.attributes = toxics.update(toxic, body)
+        self._notify(toxic, removed=False)
+        return toxic
+
+    def remove_toxic(self, name: str) -> None:
+        toxic = self.find_toxic(name)
+        self.toxics[toxic.direction].remove(toxic)
+        self._notify(toxic, removed=True)
+
+    def _notify(self, toxic: toxics.Toxic, removed: bool) -> None:
+        for connection in list(self.connections):
+            connection.toxic_changed(toxic, removed)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "listen": self.listen,
+            "upstream": self.upstream,
+            "enabled": self.enabled,
+            "toxics": [t.to_json() for t in self.toxic_list()],
+        }
+
+
+def _fields(body: object, index: int | None = None) -> tuple[str, str, str, bool]:
+    """name, listen, upstream, enabled of a create/populate entry, checked in the real order."""
+    if not isinstance(body, Mapping):
+        raise RequestError("bad request body: expected a JSON object")
+    at = f" at proxy {index}" if index is not None else ""
+    name, listen, upstream, enabled = (
+        body.get("name"),
+        body.get("listen"),
+        body.get("upstream"),
+        body.get("enabled"),
+    )
+    for field, value in (("name", name), ("listen", listen), ("upstream", upstream)):
+        if value is not None and not isinstance(value, str):
+            raise RequestError(f"bad request body: {field} must be a string, got {value!r}")
+    if enabled is not None and not isinstance(enabled, bool):
+        raise RequestError(f"bad request body: enabled must be true or false, got {enabled!r}")
+    if not name:
+        raise RequestError(f"missing required field: name{at}")
+    if not upstream:
+        raise RequestError(f"missing required field: upstream{at}")
+    return str(name), str(listen or ""), str(upstream), True if enabled is None else bool(enabled)
+
+
+class Table:
+    """Every proxy of one server, by name, in creation order."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.proxies: dict[str, Proxy] = {}
+        self.counters = Counters()
+        self.rng = random.Random(seed)
+
+    def get(self, name: str) -> Proxy:
+        try:
+            return self.proxies[name]
+        except KeyError:
+            raise RequestError("proxy not found", status=404) from None
+
+    async def create(self, body: object) -> Proxy:
+        name, listen, upstream, enabled = _fields(body)
+        if name in self.proxies:
+            raise RequestError("proxy already exists", status=409)
+        return await self._add(name, listen, upstream, enabled)
+
+    async def _add(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
+        proxy = Proxy(name, listen or "127.0.0.1:0", upstream, self.rng, self.counters)
+        if enabled:
+            await proxy.start()
+        self.proxies[name] = proxy
+        return proxy
+
+    async def populate(self, body: object) -> tuple[list[Proxy], RequestError | None]:
+        """Create or replace each listed proxy; what was applied, and the error that stopped it."""
+        if not isinstance(body, list):
+            raise RequestError("bad request body: expected a JSON array of proxies")
+        entries = [_fields(entry, i) for i, entry in enumerate(body, start=1)]
+        done: list[Proxy] = []
+        for name, listen, upstream, enabled in entries:
+            try:
+                existing = self.proxies.get(name)
+                if existing is not None:
+                    if upstream == existing.upstream and await self._same_listen(listen, existing):
+                        done.append(existing)
+                        continue
+                    existing.stop()
+                    del self.proxies[name]
+                done.append(await self._add(name, listen, upstream, enabled))
+            except RequestError as e:
+                return done, e
+        return done, None
+
+    @staticmethod
+    async def _same_listen(listen: str, proxy: Proxy) -> bool:
+        if listen == proxy.listen:
+            return True
+        try:
+            return str(await resolve(listen)) == proxy.listen
+        except RequestError:
+            return False
+
+    async def update(self, name: str, body: object) -> Proxy:
+        proxy = self.get(name)
+        if not isinstance(body, Mapping):
+            raise RequestError("bad request body: expected a JSON object")
+        listen, upstream, enabled = body.get("listen"), body.get("upstream"), body.get("enabled")
+        if listen is not None and not isinstance(listen, str):
+            raise RequestError(f"bad request body: listen must be a string, got {listen!r}")
+        if upstream is not None and not isinstance(upstream, str):
+            raise RequestError(f"bad request body: upstream must be a string, got {upstream!r}")
+        if enabled is not None and not isinstance(enabled, bool):
+            raise RequestError(f"bad request body: enabled must be true or false, got {enabled!r}")
+        new_address = None
+        if listen and listen != proxy.listen:
+            new_address = await resolve(listen)  # unresolvable: 500 and nothing changes
+            if str(new_address) == proxy.listen:
+                new_address = None
+        changed = new_address is not None or (bool(upstream) and upstream != proxy.upstream)
+        want = proxy.enabled if enabled is None else enabled
+        if changed:
+            proxy.stop()
+            if new_address is not None:
+                proxy._address = new_address
+                proxy.listen = str(new_address)
+            if upstream:
+                proxy.upstream = upstream
+        if want and not proxy.enabled:
+            await proxy.start()
+        elif not want and proxy.enabled:
+            proxy.stop()
+        return proxy
+
+    def delete(self, name: str) -> None:
+        self.get(name).stop()
+        del self.proxies[name]
+
+    async def reset(self) -> None:
+        for proxy in list(self.proxies.values()):
+            if not proxy.enabled:
+                await proxy.start()
+            for toxic in proxy.toxic_list():
+                proxy.remove_toxic(toxic.name)
+
+    def close(self) -> None:
+        for proxy in self.proxies.values():
+            proxy.stop()
