@@ -1,0 +1,434 @@
+"""The process driver against real processes: targeting, stop/continue seen in /proc, pid-reuse
+protection, reverts from a fresh process, background starts and commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from chaoskit import errors
+from chaoskit.drivers import contract
+from chaoskit.drivers.process import commanding, processes, signalling, starting
+from chaoskit.drivers.process import driver as process_driver
+
+DRIVER = process_driver()
+KILL = next(f for f in DRIVER.faults if f.name == "process.kill")
+STOP = next(f for f in DRIVER.faults if f.name == "process.stop")
+RUNNING = next(p for p in DRIVER.probes if p.name == "process.running")
+COMMAND = next(p for p in DRIVER.probes if p.name == "process.command")
+COMMAND_ACTION = next(a for a in DRIVER.actions if a.name == "process.command")
+START = next(a for a in DRIVER.actions if a.name == "process.start")
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def state(pid: int) -> str | None:
+    info = processes.read(pid)
+    return info.state if info else None
+
+
+def ctx(seed: int = 0) -> contract.RunContext:
+    return contract.RunContext(run_id="test", rng=random.Random(seed))
+
+
+@pytest.fixture
+def sleepers() -> Iterator[Callable[[int], tuple[str, list[subprocess.Popen[bytes]]]]]:
+    """Start n sleeping processes carrying one unique marker in their command line."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(n: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
+        marker = f"ck-sleeper-{uuid.uuid4().hex[:12]}"
+        batch = [
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", marker]) for _ in range(n)
+        ]
+        started.extend(batch)
+        assert wait_until(lambda: all(processes.read(p.pid) is not None for p in batch))
+        return marker, batch
+
+    yield start
+    for p in started:
+        if p.poll() is None:
+            os.kill(p.pid, signal.SIGCONT)
+            p.kill()
+        p.wait(timeout=30)
+
+
+def revert_in_fresh_process(fault: str, data: contract.RevertData) -> str:
+    """Revert as `chaoskit recover` would: in another process, from the recorded data alone."""
+    code = (
+        "import json, sys\n"
+        "from chaoskit.drivers import contract, process\n"
+        "d = process.driver()\n"
+        f"kind = {fault!r}\n"
+        "data = json.loads(sys.argv[1])\n"
+        "ctx = contract.RunContext(run_id='recover')\n"
+        "if kind == 'process.start':\n"
+        "    a = next(a for a in d.actions if a.name == kind)\n"
+        "    print(a.undo(data, ctx).value)\n"
+        "else:\n"
+        "    f = next(f for f in d.faults if f.name == kind)\n"
+        "    print(f.revert(data, ctx).value)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(data)], capture_output=True, text=True, timeout=60, check=True
+    )
+    return done.stdout.strip()
+
+
+# -- targeting ---------------------------------------------------------------------------------------
+
+
+def test_targets_by_pid_pidfile_name_and_cmdline(sleepers, tmp_path: Path) -> None:
+    marker, procs = sleepers(3)
+    pids = sorted(str(p.pid) for p in procs)
+
+    by_pid = STOP.targets(STOP.args(pid=procs[0].pid), ctx())
+    assert [t.id for t in by_pid] == [str(procs[0].pid)]
+
+    pidfile = tmp_path / "w.pid"
+    pidfile.write_text(f"{procs[1].pid}\n")
+    assert [t.id for t in STOP.targets(STOP.args(pidfile=str(pidfile)), ctx())] == [str(procs[1].pid)]
+
+    assert sorted(t.id for t in STOP.targets(STOP.args(cmdline=marker), ctx())) == pids
+    # The process name is python's; name and cmdline combine.
+    named = STOP.targets(STOP.args(name="^python", cmdline=marker), ctx())
+    assert sorted(t.id for t in named) == pids
+    assert all(t.kind == "process" and marker in t.detail["cmdline"] for t in named)
+
+
+def test_count_and_percent_pick_at_random_and_the_seed_repeats_the_pick(sleepers) -> None:
+    marker, _procs = sleepers(4)
+    picks = {
+        tuple(t.id for t in STOP.targets(STOP.args(cmdline=marker, count=2), ctx(seed))) for seed in range(12)
+    }
+    assert all(len(p) == 2 for p in picks)
+    assert len(picks) > 1, "different seeds should pick different processes"
+    again = [t.id for t in STOP.targets(STOP.args(cmdline=marker, count=2), ctx(7))]
+    assert again == [t.id for t in STOP.targets(STOP.args(cmdline=marker, count=2), ctx(7))]
+    assert len(STOP.targets(STOP.args(cmdline=marker, percent=50), ctx())) == 2
+    with pytest.raises(errors.TargetError, match="max_targets"):
+        STOP.targets(STOP.args(cmdline=marker, all=True, max_targets=3), ctx())
+
+
+def test_chaoskit_and_its_parents_are_never_targets() -> None:
+    with pytest.raises(errors.TargetError, match="chaoskit itself"):
+        STOP.targets(STOP.args(pid=os.getpid()), ctx())
+    with pytest.raises(errors.TargetError, match="chaoskit itself"):
+        KILL.targets(KILL.args(pid=os.getppid()), ctx())
+    # This test process's own command line matches; it must still not be picked.
+    me = processes.read(os.getpid())
+    assert me is not None
+    with pytest.raises(errors.TargetError, match="no processes matched"):
+        STOP.targets(
+            STOP.args(pid=None, cmdline="^" + re.escape(me.cmdline[:40]), count=1, max_targets=1000), ctx()
+        )
+
+
+def test_missing_targets_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(errors.TargetError, match=r"pidfile .*missing"):
+        STOP.targets(STOP.args(pidfile=str(tmp_path / "nope.pid")), ctx())
+    with pytest.raises(errors.TargetError, match="no processes matched"):
+        STOP.targets(STOP.args(cmdline=f"no-such-{uuid.uuid4().hex}"), ctx())
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {},
+        {"pid": 1, "name": "x"},
+        {"name": "("},
+        {"cmdline": "x", "count": 1, "all": True},
+        {"name": "x", "bogus": 1},
+    ],
+)
+def test_bad_selectors_are_refused_at_validation(bad: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        STOP.args(**bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "number"), [("SIGKILL", 9), ("KILL", 9), ("kill", 9), (9, 9), ("9", 9), ("HUP", 1)]
+)
+def test_signals_by_name_or_number(given: object, number: int) -> None:
+    assert KILL.args(pid=1, signal=given).signal == number
+
+
+def test_unknown_signal_is_refused() -> None:
+    with pytest.raises(pydantic.ValidationError, match="unknown signal"):
+        KILL.args(pid=1, signal="SIGNOPE")
+
+
+# -- stop / continue ---------------------------------------------------------------------------------
+
+
+def test_stop_freezes_and_revert_continues_and_a_fresh_process_can_revert_twice(sleepers) -> None:
+    marker, (proc,) = sleepers(1)
+    c = ctx()
+    args = STOP.args(cmdline=marker)
+    (target,) = STOP.targets(args, c)
+    data = STOP.prepare(args, target, c)
+    assert data["pid"] == proc.pid and isinstance(data["starttime"], int)
+    json.dumps(data)  # must survive the ledger
+    data = STOP.inject(args, target, data, c)
+    assert state(proc.pid) == "T"
+
+    assert revert_in_fresh_process("process.stop", data) == "reverted"
+    assert wait_until(lambda: state(proc.pid) != "T")
+    assert revert_in_fresh_process("process.stop", data) == "already-clean"
+    assert proc.poll() is None, "continuing must not kill it"
+
+
+def test_revert_never_signals_a_process_that_reused_the_pid(sleepers) -> None:
+    _, (proc,) = sleepers(1)
+    c = ctx()
+    args = STOP.args(pid=proc.pid)
+    (target,) = STOP.targets(args, c)
+    data = STOP.inject(args, target, STOP.prepare(args, target, c), c)
+    assert state(proc.pid) == "T"
+    # The ledger says another process (same pid, other start time) was stopped: as after a reboot
+    # or pid wrap-around. That is not this one, so it must stay as it is.
+    stale = {**data, "starttime": int(data["starttime"]) - 1}  # type: ignore[arg-type]
+    assert STOP.revert(stale, c) is contract.RevertOutcome.ALREADY_CLEAN
+    time.sleep(0.2)
+    assert state(proc.pid) == "T"
+    assert STOP.revert(data, c) is contract.RevertOutcome.REVERTED
+    assert wait_until(lambda: state(proc.pid) != "T")
+
+
+def test_revert_after_the_process_exited_is_already_clean(sleepers) -> None:
+    _, (proc,) = sleepers(1)
+    c = ctx()
+    args = STOP.args(pid=proc.pid)
+    (target,) = STOP.targets(args, c)
+    data = STOP.inject(args, target, STOP.prepare(args, target, c), c)
+    proc.kill()
+    proc.wait(timeout=30)
+    assert STOP.revert(data, c) is contract.RevertOutcome.ALREADY_CLEAN
+
+
+# -- kill --------------------------------------------------------------------------------------------
+
+
+def test_kill_sends_the_signal_and_is_self_healing(sleepers) -> None:
+    marker, procs = sleepers(2)
+    c = ctx(3)
+    args = KILL.args(cmdline=marker, count=1, signal="SIGKILL")
+    (target,) = KILL.targets(args, c)
+    data = KILL.prepare(args, target, c)
+    assert data["signal"] == "SIGKILL"
+    KILL.inject(args, target, data, c)
+    victim = next(p for p in procs if str(p.pid) == target.id)
+    survivor = next(p for p in procs if p is not victim)
+    assert victim.wait(timeout=30) == -signal.SIGKILL
+    assert survivor.poll() is None
+    assert KILL.reversibility is contract.Reversibility.SELF_HEALING
+    assert KILL.revert(data, c) is contract.RevertOutcome.ALREADY_CLEAN
+
+
+def test_kill_refuses_when_the_target_exited_between_prepare_and_inject(sleepers) -> None:
+    _, (proc,) = sleepers(1)
+    c = ctx()
+    args = KILL.args(pid=proc.pid)
+    (target,) = KILL.targets(args, c)
+    data = KILL.prepare(args, target, c)
+    proc.kill()
+    proc.wait(timeout=30)
+    with pytest.raises(errors.DriverError, match="exited before"):
+        KILL.inject(args, target, data, c)
+
+
+# -- process.running ---------------------------------------------------------------------------------
+
+
+def test_running_reports_matches(sleepers, tmp_path: Path) -> None:
+    marker, procs = sleepers(2)
+    out = RUNNING.run(RUNNING.args(cmdline=marker), ctx())
+    assert out == {"running": True, "count": 2, "pids": sorted(p.pid for p in procs)}
+    assert RUNNING.run(RUNNING.args(pidfile=str(tmp_path / "none.pid")), ctx()) == {
+        "running": False,
+        "count": 0,
+        "pids": [],
+    }
+    procs[0].kill()
+    procs[0].wait(timeout=30)
+    assert RUNNING.run(RUNNING.args(pid=procs[0].pid), ctx())["running"] is False  # type: ignore[index]
+
+
+# -- process.start -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_start_waits_for_readiness_and_undo_stops_the_whole_group(tmp_path: Path) -> None:
+    port = free_port()
+    pidfile = tmp_path / "server.pid"
+    # A shell that leaves a child behind, then becomes the server: two processes in one group.
+    script = f"sleep 300 & exec {sys.executable} -m http.server {port} --bind 127.0.0.1"
+    c = ctx()
+    args = START.args(
+        argv=["/bin/sh", "-c", script],
+        wait_for={"url": f"http://127.0.0.1:{port}/"},
+        pidfile=str(pidfile),
+        cwd=str(tmp_path),
+        stop_timeout="5s",
+    )
+    result = START.run(args, c)
+    try:
+        assert isinstance(result.output, dict)
+        pid = result.output["pid"]
+        assert isinstance(pid, int)
+        assert pidfile.read_text().strip() == str(pid)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # ready means ready
+        assert wait_until(lambda: len(processes.group_members(pid)) == 2)
+        assert result.undo is not None
+        json.dumps(result.undo)
+
+        assert revert_in_fresh_process("process.start", result.undo) == "reverted"
+        assert processes.group_members(pid) == []
+        assert START.undo(result.undo, c) is contract.RevertOutcome.ALREADY_CLEAN
+    finally:
+        if result.undo:
+            START.undo(result.undo, c)
+
+
+def test_start_passes_env_and_port_readiness(tmp_path: Path) -> None:
+    port = free_port()
+    out = tmp_path / "out.txt"
+    c = ctx()
+    args = START.args(
+        argv=[
+            sys.executable,
+            "-c",
+            "import os, socket, time\n"
+            "print(os.environ['CK_GREETING'], flush=True)\n"
+            "s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['CK_PORT']))); s.listen()\n"
+            "time.sleep(120)\n",
+        ],
+        env={"CK_GREETING": "hello", "CK_PORT": port},
+        stdout=str(out),
+        wait_for={"port": port},
+    )
+    result = START.run(args, c)
+    assert result.undo is not None
+    try:
+        assert wait_until(lambda: out.read_text().strip() == "hello")
+    finally:
+        assert START.undo(result.undo, c) is contract.RevertOutcome.REVERTED
+
+
+def test_start_that_exits_early_shows_exit_code_and_stderr(tmp_path: Path) -> None:
+    args = START.args(
+        argv=[sys.executable, "-c", "import sys; sys.stderr.write('boom: port in use\\n'); sys.exit(3)"],
+        wait_for={"file": str(tmp_path / "never")},
+    )
+    with pytest.raises(
+        errors.DriverError, match=r"(?s)exited with code 3 before it was ready.*boom: port in use"
+    ):
+        START.run(args, ctx())
+
+
+def test_start_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
+    marker = f"ck-never-ready-{uuid.uuid4().hex[:8]}"
+    args = START.args(
+        argv=[sys.executable, "-c", "import time; time.sleep(120)", marker],
+        wait_for={"file": str(tmp_path / "never")},
+        timeout="1s",
+    )
+    with pytest.raises(errors.DriverError, match=r"not ready within 1s"):
+        START.run(args, ctx())
+    assert wait_until(lambda: RUNNING.run(RUNNING.args(cmdline=marker), ctx())["count"] == 0)  # type: ignore[index]
+
+
+def test_start_of_a_missing_program_is_a_clear_error() -> None:
+    with pytest.raises(errors.DriverError, match="can't run 'no-such-program-ck'"):
+        START.run(START.args(argv=["no-such-program-ck"]), ctx())
+
+
+# -- process.command ---------------------------------------------------------------------------------
+
+
+def test_command_reports_exit_code_and_output() -> None:
+    out = COMMAND.run(
+        COMMAND.args(
+            argv=[
+                sys.executable,
+                "-c",
+                "import sys; print('out'); print('err', file=sys.stderr); sys.exit(4)",
+            ]
+        ),
+        ctx(),
+    )
+    assert isinstance(out, dict)
+    assert out["exit_code"] == 4 and out["stdout"] == "out\n" and out["stderr"] == "err\n"
+    assert out["timed_out"] is False and isinstance(out["elapsed_ms"], float)
+
+
+def test_command_timeout_kills_the_group_and_reports_null_exit_code() -> None:
+    marker = f"ck-cmd-timeout-{uuid.uuid4().hex[:8]}"
+    args = COMMAND.args(
+        command=f"{sys.executable} -c 'import time; time.sleep(120)' {marker} & echo started; wait",
+        shell=True,
+        timeout="1s",
+    )
+    out = COMMAND.run(args, ctx())
+    assert isinstance(out, dict)
+    assert out["exit_code"] is None and out["timed_out"] is True
+    assert out["stdout"] == "started\n"
+    assert wait_until(lambda: RUNNING.run(RUNNING.args(cmdline=marker), ctx())["count"] == 0)  # type: ignore[index]
+
+
+def test_command_shell_only_when_asked() -> None:
+    with pytest.raises(pydantic.ValidationError, match="shell: true"):
+        COMMAND.args(command="echo hi")
+    with pytest.raises(pydantic.ValidationError):
+        COMMAND.args(argv=["echo"], shell=True)
+    # Without a shell, shell syntax is just an argument.
+    out = COMMAND.run(COMMAND.args(argv=["echo", "$HOME;", "ls"]), ctx())
+    assert out["stdout"] == "$HOME; ls\n"  # type: ignore[index]
+
+
+def test_command_output_is_truncated_with_a_marker() -> None:
+    n = commanding.OUTPUT_LIMIT + 5000
+    out = COMMAND.run(COMMAND.args(argv=[sys.executable, "-c", f"print('x' * {n}, end='')"]), ctx())
+    stdout = out["stdout"]  # type: ignore[index]
+    assert isinstance(stdout, str)
+    assert stdout.startswith("x" * 1000) and stdout.endswith("[... truncated 5000 more characters]")
+
+
+def test_command_action_fails_on_non_zero_exit_unless_told_not_to() -> None:
+    argv = [sys.executable, "-c", "import sys; sys.stderr.write('bad thing\\n'); sys.exit(2)"]
+    with pytest.raises(errors.DriverError, match=r"(?s)exited with code 2.*bad thing"):
+        COMMAND_ACTION.run(COMMAND_ACTION.args(argv=argv), ctx())
+    result = COMMAND_ACTION.run(COMMAND_ACTION.args(argv=argv, check=False), ctx())
+    assert result.output["exit_code"] == 2  # type: ignore[index, call-overload]
+    assert result.undo is None
+
+
+def test_argv_numbers_become_text() -> None:
+    assert starting.StartArgs(argv=["sleep", 5]).argv == ["sleep", "5"]
+    assert signalling.KillArgs(pid=1).signal == signal.SIGTERM
