@@ -1,7 +1,37 @@
-"""The docker driver (being written)."""
+"""The docker driver: container and network faults and container probes on a Docker engine, through
+the ``docker`` SDK (imported only when an activity runs)."""
+
+from __future__ import annotations
+
+import importlib.util
 
 from chaoskit.drivers import contract
+from chaoskit.drivers.docker import containers, networks, probes, sweeping
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("docker") is None:
+        return "the docker SDK is not installed: pip install 'chaoskit[docker]'"
+    return None
 
 
 def driver() -> contract.Driver:
-    return contract.Driver(name="docker", summary="docker (not yet available)")
+    return contract.Driver(
+        name="docker",
+        summary="Docker containers and networks: kill, stop, pause, restart, remove, disconnect, "
+        "partition, delay, loss; probes on state, health, restarts and exec",
+        faults=(
+            containers.Kill(),
+            containers.Stop(),
+            containers.Pause(),
+            containers.Restart(),
+            containers.Remove(),
+            networks.Disconnect(),
+            networks.Partition(),
+            networks.Delay(),
+            networks.Loss(),
+        ),
+        probes=(probes.Running(), probes.Healthy(), probes.Restarts(), probes.Exec()),
+        sweep=sweeping.sweep,
+        missing=_missing,
+    )

@@ -1,0 +1,189 @@
+"""Faults on containers' lives: kill, stop, pause, restart, remove."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from chaoskit.drivers import contract
+from chaoskit.drivers.docker import connecting, targets
+
+
+def _revert_base(target: contract.Target) -> contract.RevertData:
+    return {"container_id": target.id, "name": target.name}
+
+
+def _container(target: contract.Target, ctx: contract.RunContext) -> Any:
+    container = targets.get(target.id, ctx)
+    if container is None:
+        connecting.fail("finding", f"container {target.name}", LookupError("it no longer exists"))
+    return container
+
+
+class KillArgs(targets.Selector):
+    signal: str | int = "SIGKILL"
+    """The signal to send, by name (``SIGTERM``) or number."""
+
+
+class Kill(contract.Fault[KillArgs]):
+    name = "docker.container.kill"
+    summary = "Send a signal (default SIGKILL) to containers; their restart policy brings them back."
+    args = KillArgs
+    reversibility = contract.Reversibility.SELF_HEALING
+
+    def targets(self, args: KillArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(
+        self, args: KillArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return {**_revert_base(target), "signal": args.signal}
+
+    def inject(
+        self, args: KillArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        container = _container(target, ctx)
+        try:
+            container.kill(signal=args.signal)
+        except Exception as e:
+            connecting.fail(f"sending {args.signal} to", f"container {target.name}", e)
+        return revert
+
+
+class StopArgs(targets.Selector):
+    grace: int = Field(default=10, ge=0)
+    """Seconds between SIGTERM and SIGKILL."""
+
+
+class Stop(contract.Fault[StopArgs]):
+    name = "docker.container.stop"
+    summary = "Stop containers; reverted by starting them unless they came back by themselves."
+    args = StopArgs
+
+    def targets(self, args: StopArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(
+        self, args: StopArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return _revert_base(target)
+
+    def inject(
+        self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        container = _container(target, ctx)
+        try:
+            container.stop(timeout=args.grace)
+        except Exception as e:
+            connecting.fail("stopping", f"container {target.name}", e)
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = targets.get(str(revert["container_id"]), ctx)
+        if container is None or container.status in {"running", "restarting"}:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        try:
+            container.start()
+        except Exception as e:
+            connecting.fail("starting", f"container {revert['name']}", e)
+        return contract.RevertOutcome.REVERTED
+
+
+class PauseArgs(targets.Selector):
+    """Which containers to pause."""
+
+
+class Pause(contract.Fault[PauseArgs]):
+    name = "docker.container.pause"
+    summary = "Freeze every process of containers (cgroup freezer); reverted by unpausing."
+    args = PauseArgs
+
+    def targets(self, args: PauseArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(
+        self, args: PauseArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return _revert_base(target)
+
+    def inject(
+        self,
+        args: PauseArgs,
+        target: contract.Target,
+        revert: contract.RevertData,
+        ctx: contract.RunContext,
+    ) -> contract.RevertData:
+        container = _container(target, ctx)
+        try:
+            container.pause()
+        except Exception as e:
+            connecting.fail("pausing", f"container {target.name}", e)
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = targets.get(str(revert["container_id"]), ctx)
+        if container is None or container.status != "paused":
+            return contract.RevertOutcome.ALREADY_CLEAN
+        try:
+            container.unpause()
+        except Exception as e:
+            connecting.fail("unpausing", f"container {revert['name']}", e)
+        return contract.RevertOutcome.REVERTED
+
+
+class Restart(contract.Fault[StopArgs]):
+    name = "docker.container.restart"
+    summary = "Restart containers (stop with a grace period, then start)."
+    args = StopArgs
+    reversibility = contract.Reversibility.SELF_HEALING
+
+    def targets(self, args: StopArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(
+        self, args: StopArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return _revert_base(target)
+
+    def inject(
+        self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        container = _container(target, ctx)
+        try:
+            container.restart(timeout=args.grace)
+        except Exception as e:
+            connecting.fail("restarting", f"container {target.name}", e)
+        return revert
+
+
+class RemoveArgs(targets.Selector):
+    volumes: bool = False
+    """Also remove the container's anonymous volumes."""
+
+
+class Remove(contract.Fault[RemoveArgs]):
+    name = "docker.container.remove"
+    summary = "Force-remove containers. Irreversible: the step must say `irreversible: ok`."
+    args = RemoveArgs
+    reversibility: ClassVar[contract.Reversibility] = contract.Reversibility.IRREVERSIBLE
+
+    def targets(self, args: RemoveArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx, include_stopped=True)
+
+    def prepare(
+        self, args: RemoveArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        # Nothing can bring it back; record what it was so the journal says what was lost.
+        return {**_revert_base(target), "image": target.detail.get("image", "")}
+
+    def inject(
+        self, args: RemoveArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        container = _container(target, ctx)
+        try:
+            container.remove(force=True, v=args.volumes)
+        except Exception as e:
+            connecting.fail("removing", f"container {target.name}", e)
+        return revert

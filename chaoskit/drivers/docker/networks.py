@@ -1,0 +1,422 @@
+"""Network faults: disconnect a container from a network, partition it with iptables DROP rules,
+and delay or lose its packets with tc netem - each inside the target's own network namespace."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from typing import Any, Literal, Self
+
+from pydantic import Field, model_validator
+
+from chaoskit import durations
+from chaoskit.drivers import contract
+from chaoskit.drivers.docker import connecting, namespacing, targets
+from chaoskit.errors import ComponentMissing, DriverError
+
+COMMENT_PREFIX = "chaoskit:"
+"""Every iptables rule chaoskit adds carries ``chaoskit:<run id>`` as its comment."""
+NETEM_HANDLE = "4c4b:"
+"""The root qdisc handle chaoskit's netem uses ("CK"), so that sweep recognises its own."""
+
+
+def comment_for(run_id: str) -> str:
+    # iptables comments are at most 256 bytes and must survive `iptables -S` quoting unchanged.
+    return COMMENT_PREFIX + re.sub(r"[^A-Za-z0-9_.:-]", "_", run_id)[:200]
+
+
+def _container(revert: contract.RevertData, ctx: contract.RunContext) -> Any | None:
+    return targets.get(str(revert["container_id"]), ctx)
+
+
+def _running(target: contract.Target, ctx: contract.RunContext) -> Any:
+    container = targets.get(target.id, ctx)
+    if container is None or container.status not in {"running", "paused"}:
+        raise DriverError(
+            f"docker: container {target.name} is not running, so it has no network namespace to change"
+        )
+    return container
+
+
+class Mechanism(contract.Args):
+    mechanism: namespacing.Mechanism = namespacing.Mechanism.AUTO
+    """``nsenter`` (root on the Docker host), ``helper`` (a helper container), or ``auto``."""
+    helper_image: str | None = None
+    """Image with sh, iptables and tc for the helper; default ``$CHAOSKIT_DOCKER_HELPER_IMAGE``."""
+
+
+def _mechanism_data(args: Mechanism) -> contract.RevertData:
+    return {"mechanism": args.mechanism.value, "helper_image": args.helper_image}
+
+
+def _run(
+    container: Any,
+    commands: Sequence[Sequence[str]],
+    revert: contract.RevertData,
+    ctx: contract.RunContext,
+    *,
+    stop_on_error: bool = False,
+) -> list[namespacing.Result]:
+    image = revert.get("helper_image")
+    return namespacing.run(
+        container,
+        commands,
+        ctx,
+        mechanism=namespacing.Mechanism(str(revert.get("mechanism") or "auto")),
+        image=str(image) if image else None,
+        stop_on_error=stop_on_error,
+    )
+
+
+def _list(value: contract.JSONValue) -> list[contract.JSONValue]:
+    return value if isinstance(value, list) else []
+
+
+# --- disconnect -------------------------------------------------------------------------------
+
+
+class DisconnectArgs(targets.Selector):
+    network: str
+    """The network (name or id) to disconnect the containers from."""
+
+
+class Disconnect(contract.Fault[DisconnectArgs]):
+    name = "docker.network.disconnect"
+    summary = "Disconnect containers from a network; reverted by reconnecting with the same aliases and IPs."
+    args = DisconnectArgs
+
+    def targets(self, args: DisconnectArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(
+        self, args: DisconnectArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        container = _running(target, ctx)
+        client = connecting.client(ctx)
+        try:
+            network = client.networks.get(args.network)
+        except Exception as e:
+            connecting.fail("looking up network", args.network, e)
+        attached = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+        endpoint = next(
+            (ep for key, ep in attached.items() if key == network.name or ep.get("NetworkID") == network.id),
+            None,
+        )
+        if endpoint is None:
+            raise DriverError(
+                f"docker: container {target.name} is not connected to network {network.name}",
+                hint=f"connected to: {', '.join(attached) or 'nothing'}",
+            )
+        short_id = str(container.id)[:12]
+        aliases = [a for a in endpoint.get("Aliases") or [] if a != short_id]
+        ipam = endpoint.get("IPAMConfig") or {}
+        user_defined = network.name not in {"bridge", "host", "none"}
+        # The default bridge refuses fixed addresses; elsewhere pin the address the container had.
+        ipv4 = ipam.get("IPv4Address") or (endpoint.get("IPAddress") if user_defined else None)
+        ipv6 = ipam.get("IPv6Address") or (endpoint.get("GlobalIPv6Address") if user_defined else None)
+        return {
+            "container_id": target.id,
+            "name": target.name,
+            "network_id": str(network.id),
+            "network_name": str(network.name),
+            "aliases": aliases,
+            "ipv4_address": ipv4 or None,
+            "ipv6_address": ipv6 or None,
+            "links": list(endpoint.get("Links") or []),
+            "driver_opt": dict(endpoint.get("DriverOpts") or {}),
+            "ip_seen": str(endpoint.get("IPAddress") or ""),
+        }
+
+    def inject(
+        self,
+        args: DisconnectArgs,
+        target: contract.Target,
+        revert: contract.RevertData,
+        ctx: contract.RunContext,
+    ) -> contract.RevertData:
+        client = connecting.client(ctx)
+        try:
+            client.networks.get(str(revert["network_id"])).disconnect(target.id, force=True)
+        except Exception as e:
+            connecting.fail(
+                f"disconnecting from network {revert['network_name']}", f"container {target.name}", e
+            )
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = _container(revert, ctx)
+        if container is None:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        attached = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+        if any(ep.get("NetworkID") == revert["network_id"] for ep in attached.values()):
+            return contract.RevertOutcome.ALREADY_CLEAN
+        client = connecting.client(ctx)
+        aliases = [str(a) for a in _list(revert.get("aliases"))]
+        links = [tuple(str(link).split(":", 1)) for link in _list(revert.get("links"))]
+        driver_opt = revert.get("driver_opt") or {}
+        try:
+            network = client.networks.get(str(revert["network_id"]))
+        except Exception as e:
+            if connecting.is_not_found(e):
+                return contract.RevertOutcome.ALREADY_CLEAN
+            connecting.fail("looking up network", str(revert["network_name"]), e)
+        try:
+            network.connect(
+                str(revert["container_id"]),
+                aliases=aliases or None,
+                ipv4_address=revert.get("ipv4_address") or None,
+                ipv6_address=revert.get("ipv6_address") or None,
+                links=links or None,
+                driver_opt=driver_opt or None,
+            )
+        except Exception as e:
+            connecting.fail(
+                f"reconnecting to network {revert['network_name']} (ip {revert.get('ipv4_address')})",
+                f"container {revert['name']}",
+                e,
+            )
+        return contract.RevertOutcome.REVERTED
+
+
+# --- partition --------------------------------------------------------------------------------
+
+
+class PartitionArgs(targets.Selector, Mechanism):
+    peers: list[str] = Field(default_factory=list)
+    """Container names, IPv4 addresses or CIDRs to cut off; empty cuts off everything but loopback."""
+    ports: list[int] = Field(default_factory=list)
+    """Only traffic to or from these ports; empty means every port."""
+    protocol: Literal["tcp", "udp", "all"] = "all"
+    """With ``ports``, ``all`` means tcp and udp."""
+
+    @model_validator(mode="after")
+    def _ports_valid(self) -> Self:
+        bad = [p for p in self.ports if not 0 < p < 65536]
+        if bad:
+            raise ValueError(f"ports must be 1-65535, got {bad}")
+        return self
+
+
+def _peer_cidrs(peers: Sequence[str], ctx: contract.RunContext) -> list[str]:
+    cidrs: list[str] = []
+    for peer in peers:
+        try:
+            net = ipaddress.ip_network(peer, strict=False)
+        except ValueError:
+            net = None
+        if net is not None:
+            if net.version != 4:
+                raise DriverError(f"docker.network.partition: peer {peer} is IPv6; only IPv4 is supported")
+            cidrs.append(str(net))
+            continue
+        found = targets.find(targets.Match(name=peer), ctx, include_stopped=False)
+        if not found:
+            raise DriverError(
+                f"docker.network.partition: peer {peer!r} is neither an IPv4 address/CIDR "
+                "nor a running container"
+            )
+        for endpoint in (found[0].attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+            if endpoint.get("IPAddress"):
+                cidrs.append(f"{endpoint['IPAddress']}/32")
+    return sorted(set(cidrs))
+
+
+def partition_rules(args: PartitionArgs, cidrs: Sequence[str], comment: str) -> list[list[str]]:
+    """The iptables rule specs (chain first) that cut the target off from ``cidrs`` (or everything)."""
+    protocols = ["tcp", "udp"] if args.protocol == "all" else [args.protocol]
+    if args.ports:
+        matches = [
+            ["-p", proto, f"--{side}", str(port)]
+            for proto in protocols
+            for port in args.ports
+            for side in ("dport", "sport")
+        ]
+    else:
+        matches = [[]] if args.protocol == "all" else [["-p", args.protocol]]
+    rules: list[list[str]] = []
+    for chain, flag, iface in (("INPUT", "-s", "-i"), ("OUTPUT", "-d", "-o")):
+        peers = [[flag, cidr] for cidr in cidrs] or [["!", iface, "lo"]]
+        for peer in peers:
+            for match in matches:
+                rules.append([chain, *peer, *match, "-m", "comment", "--comment", comment, "-j", "DROP"])
+    return rules
+
+
+def _delete_rules(
+    container: Any, rules: Sequence[Sequence[str]], revert: contract.RevertData, ctx: contract.RunContext
+) -> int:
+    """Delete every rule (each as often as it is there); how many were deleted."""
+    deleted = 0
+    # A rule added twice needs two deletes; bounded so a failing `-D` can't loop.
+    for _ in range(4):
+        results = _run(container, [["iptables", "-w", "-D", *rule] for rule in rules], revert, ctx)
+        gone = [r for r in results if r.ok]
+        deleted += len(gone)
+        if not gone:
+            break
+    return deleted
+
+
+class Partition(contract.Fault[PartitionArgs]):
+    name = "docker.network.partition"
+    summary = "Drop traffic between containers and peers (or everything) with iptables in their namespace."
+    args = PartitionArgs
+
+    def targets(self, args: PartitionArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(
+        self, args: PartitionArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        cidrs = _peer_cidrs(args.peers, ctx)
+        rules = partition_rules(args, cidrs, comment_for(ctx.run_id))
+        return {
+            "container_id": target.id,
+            "name": target.name,
+            "rules": [list[contract.JSONValue](r) for r in rules],
+            **_mechanism_data(args),
+        }
+
+    def inject(
+        self,
+        args: PartitionArgs,
+        target: contract.Target,
+        revert: contract.RevertData,
+        ctx: contract.RunContext,
+    ) -> contract.RevertData:
+        container = _running(target, ctx)
+        rules = _rules(revert)
+        results = _run(
+            container, [["iptables", "-w", "-I", *rule] for rule in rules], revert, ctx, stop_on_error=True
+        )
+        failed = next((r for r in results if not r.ok), None)
+        if failed is not None or len(results) != len(rules):
+            # Leave nothing half-applied: take back the rules that did go in.
+            _delete_rules(container, rules, revert, ctx)
+            answer = failed.output if failed else "not every rule ran"
+            if "not found" in answer or "No such file" in answer:
+                raise ComponentMissing(
+                    f"docker: iptables is not available for container {target.name}: {answer}"
+                )
+            raise DriverError(
+                f"docker: adding iptables rules in container {target.name} failed: {answer}",
+                hint="chaoskit needs NET_ADMIN in the target's namespace (root on the host, or the helper)",
+            )
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = _container(revert, ctx)
+        # A stopped or removed container's namespace, and its rules, are gone with it.
+        if container is None or container.status not in {"running", "paused"}:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        deleted = _delete_rules(container, _rules(revert), revert, ctx)
+        return contract.RevertOutcome.REVERTED if deleted else contract.RevertOutcome.ALREADY_CLEAN
+
+
+def _rules(revert: contract.RevertData) -> list[list[str]]:
+    raw = revert.get("rules")
+    if not isinstance(raw, list):
+        raise DriverError("docker.network.partition: the revert record has no rule list")
+    return [[str(part) for part in rule] for rule in raw if isinstance(rule, list)]
+
+
+# --- netem ------------------------------------------------------------------------------------
+
+
+class NetemArgs(targets.Selector, Mechanism):
+    interface: str = "eth0"
+    """The container's interface to shape."""
+
+
+class DelayArgs(NetemArgs):
+    delay: durations.Duration
+    """Added latency, e.g. ``100ms``."""
+    jitter: durations.Duration | None = None
+    """Random variation around ``delay``."""
+
+
+class LossArgs(NetemArgs):
+    percent: float = Field(gt=0, le=100)
+    """Share of packets dropped."""
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:g}ms"
+
+
+class _Netem(contract.Fault[Any]):
+    def targets(self, args: NetemArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def netem(self, args: Any) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(
+        self, args: NetemArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return {
+            "container_id": target.id,
+            "name": target.name,
+            "interface": args.interface,
+            "netem": list[contract.JSONValue](self.netem(args)),
+            **_mechanism_data(args),
+        }
+
+    def inject(
+        self, args: NetemArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        container = _running(target, ctx)
+        iface = args.interface
+        add = ["tc", "qdisc", "add", "dev", iface, "root", "handle", NETEM_HANDLE, "netem", *self.netem(args)]
+        (result,) = _run(container, [add], revert, ctx)
+        if result.ok:
+            return revert
+        # `add` is all or nothing, so a failure leaves the interface as it was.
+        if "qdisc kind is unknown" in result.output or "No such file" in result.output:
+            raise ComponentMissing(
+                f"docker: tc netem is not available for container {target.name}: {result.output}",
+                hint="the kernel needs the sch_netem module (modprobe sch_netem); nothing was applied",
+            )
+        if "Exclusivity flag on" in result.output or "File exists" in result.output:
+            raise DriverError(
+                f"docker: {iface} of container {target.name} already has a root qdisc; "
+                "chaoskit won't replace it",
+                hint="remove it first (tc qdisc del dev IFACE root) or shape another interface",
+            )
+        raise DriverError(f"docker: tc on {iface} of container {target.name} failed: {result.output}")
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = _container(revert, ctx)
+        if container is None or container.status not in {"running", "paused"}:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        iface = str(revert["interface"])
+        (shown,) = _run(container, [["tc", "qdisc", "show", "dev", iface]], revert, ctx)
+        if f"netem {NETEM_HANDLE}" not in shown.output:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        (deleted,) = _run(
+            container, [["tc", "qdisc", "del", "dev", iface, "root", "handle", NETEM_HANDLE]], revert, ctx
+        )
+        if not deleted.ok:
+            raise DriverError(
+                f"docker: removing netem from {iface} of container {revert['name']} failed: {deleted.output}"
+            )
+        return contract.RevertOutcome.REVERTED
+
+
+class Delay(_Netem):
+    name = "docker.network.delay"
+    summary = "Add latency (tc netem) to a container's interface."
+    args = DelayArgs
+
+    def netem(self, args: DelayArgs) -> list[str]:
+        return ["delay", _ms(args.delay), *([_ms(args.jitter)] if args.jitter else [])]
+
+
+class Loss(_Netem):
+    name = "docker.network.loss"
+    summary = "Drop a share of a container's packets (tc netem)."
+    args = LossArgs
+
+    def netem(self, args: LossArgs) -> list[str]:
+        return ["loss", f"{args.percent:g}%"]
