@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and kube-controller-manager from Debian bookworm's `kubernetes` source
+# package (no container image can be pulled here) and caches the binaries in
+# $CHAOSKIT_CACHE/kube/bin. A second run finds them there and returns at once.
+#
+# The facts behind each step are in ../shared/notes/kubernetes-test-cluster.md.
+set -euo pipefail
+
+CHAOSKIT_CACHE=${CHAOSKIT_CACHE:-/var/cache/chaoskit}
+KUBE_CACHE=$CHAOSKIT_CACHE/kube
+BIN=$KUBE_CACHE/bin
+# Bump when the recipe changes so that cached binaries from an older recipe are rebuilt.
+RECIPE=1
+BINARIES=(kube-apiserver kube-controller-manager)
+
+cached() {
+  [ "$(cat "$BIN/.recipe" 2>/dev/null)" = "$RECIPE" ] || return 1
+  local b
+  for b in "${BINARIES[@]}"; do [ -x "$BIN/$b" ] || return 1; done
+}
+
+if cached; then
+  echo "kube binaries cached in $BIN"
+  exit 0
+fi
+
+BUILD_PACKAGES=(golang-1.19-go rsync make golang-github-modern-go-reflect2-dev ca-certificates)
+missing=()
+for pkg in "${BUILD_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing build packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Other engineers' scripts install packages concurrently on shared machines.
+  flock "$CHAOSKIT_CACHE/apt.lock" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || { apt-get update -qq && flock "$CHAOSKIT_CACHE/apt.lock" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+
+# Only bookworm still ships the full source (newer releases strip it to kubectl). A private apt
+# configuration adds the deb-src lines without touching the system's sources or lists.
+APT_DIR=$KUBE_CACHE/apt
+SRC_DIR=$KUBE_CACHE/src
+mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$SRC_DIR"
+cat > "$APT_DIR/sources.list" <<'LIST'
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-updates main
+deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
+LIST
+APT_OPTS=(-o "Dir::Etc::SourceList=$APT_DIR/sources.list" -o Dir::Etc::SourceParts=/dev/null
+  -o "Dir::State::Lists=$APT_DIR/lists" -o "Dir::Cache=$APT_DIR/cache")
+
+if ! ls "$SRC_DIR"/kubernetes_*.orig.tar.* >/dev/null 2>&1; then
+  echo "fetching the kubernetes source package"
+  apt-get "${APT_OPTS[@]}" update -qq
+  (cd "$SRC_DIR" && apt-get "${APT_OPTS[@]}" source --download-only -qq kubernetes)
+fi
+ORIG=$(ls "$SRC_DIR"/kubernetes_*.orig.tar.* | grep -v '\.asc$' | head -n1)
+
+TREE=$KUBE_CACHE/tree
+rm -rf "$TREE"
+mkdir -p "$TREE"
+echo "unpacking $(basename "$ORIG")"
+tar -xf "$ORIG" -C "$TREE" --strip-components=1
+
+# The vendored reflect2 v1.0.1 crashes under Go >= 1.18; Debian's 1.0.2 is a drop-in.
+REFLECT2=$TREE/vendor/github.com/modern-go/reflect2
+rm -rf "$REFLECT2"
+mkdir -p "$REFLECT2"
+cp -r /usr/share/gocode/src/github.com/modern-go/reflect2/. "$REFLECT2/"
+rm -f "$REFLECT2/go.mod" "$REFLECT2/go.sum"
+
+# The tarball has no .git, so the version stamp comes from a file.
+cat > "$KUBE_CACHE/version.env" <<'VERSION'
+KUBE_GIT_VERSION='v1.20.2'
+KUBE_GIT_MAJOR='1'
+KUBE_GIT_MINOR='20'
+KUBE_GIT_TREE_STATE='clean'
+KUBE_GIT_COMMIT='faecb196815e248d3ecfb03c680a4507229c2a56'
+VERSION
+
+echo "building ${BINARIES[*]} (several minutes)"
+export PATH=/usr/lib/go-1.19/bin:$PATH
+export GOCACHE=$KUBE_CACHE/gocache GOPATH=$KUBE_CACHE/gopath
+(
+  cd "$TREE"
+  # `make` (not a plain go build) generates the OpenAPI code the tarball lacks; GOPROXY=off
+  # proves nothing is downloaded.
+  CGO_ENABLED=0 GOPROXY=off KUBE_BUILD_PLATFORMS=linux/amd64 \
+    KUBE_GIT_VERSION_FILE="$KUBE_CACHE/version.env" \
+    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+)
+mkdir -p "$BIN"
+for b in "${BINARIES[@]}"; do
+  install -m 0755 "$TREE/_output/local/bin/linux/amd64/$b" "$BIN/$b"
+done
+echo "$RECIPE" > "$BIN/.recipe"
+# The unpacked tree is large and only needed to build.
+rm -rf "$TREE"
+echo "kube binaries built into $BIN"
