@@ -12,6 +12,7 @@ import click
 
 COMMANDS: dict[str, str] = {
     # name: "module:attribute", kept sorted
+    "proxy": "chaoskit.cli.proxy:command",
 }
 
 

@@ -1,0 +1,322 @@
+"""The toxiproxy faults: one toxic on one proxy, named after the run so leftovers can be found.
+
+A toxic is named ``chaoskit-<run id>-<random>-<type>``; ``prepare`` records the server URL, the
+proxy and that name, so ``revert`` (here or in ``chaoskit recover``) deletes exactly it, and
+``sweep`` finds any a crashed run left behind without its ledger.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from chaoskit import errors
+from chaoskit.drivers import contract
+from chaoskit.drivers.toxiproxy import clients
+from chaoskit.durations import Duration
+
+PREFIX = "chaoskit-"
+
+
+def client(url: str, ctx: contract.RunContext) -> clients.Client:
+    """The run's shared client for ``url``."""
+    return ctx.resource(f"toxiproxy:{url}", lambda: clients.Client(url), clients.Client.close)
+
+
+def ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def toxic_name(run_id: str, kind: str) -> str:
+    return f"{PREFIX}{run_id}-{os.urandom(3).hex()}-{kind}"
+
+
+class ProxyArgs(contract.Args):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    proxy: str = Field(min_length=1)
+    """The proxy's name on the server, e.g. ``backend``."""
+    url: str = clients.DEFAULT_URL
+    """The Toxiproxy API (chaoskit's embedded server by default)."""
+
+
+class ToxicArgs(ProxyArgs):
+    stream: Literal["upstream", "downstream"] = "downstream"
+    """``downstream``: server → client (what a caller waits on); ``upstream``: client → server."""
+    toxicity: float = Field(default=1.0, ge=0.0, le=1.0)
+    """The probability that a connection gets the toxic (rolled per connection)."""
+
+
+class LatencyArgs(ToxicArgs):
+    latency: Duration
+    """Added to every chunk of data, e.g. ``300ms``."""
+    jitter: Duration = 0.0
+    """Plus or minus up to this much, uniformly."""
+
+
+class BandwidthArgs(ToxicArgs):
+    rate: int = Field(gt=0)
+    """KB/s (1 KB = 1000 bytes)."""
+
+
+class SlowCloseArgs(ToxicArgs):
+    delay: Duration
+    """How long a close is held back."""
+
+
+class TimeoutArgs(ToxicArgs):
+    timeout: Duration = 0.0
+    """Drop all data; close the connection after this long without data (0: never close)."""
+
+
+class ResetPeerArgs(ToxicArgs):
+    timeout: Duration = 0.0
+    """After the first data arrives, wait this long, then reset the connection (TCP RST)."""
+
+
+class SlicerArgs(ToxicArgs):
+    average_size: int = Field(gt=0)
+    """Bytes per slice, on average."""
+    size_variation: int = Field(default=0, ge=0)
+    """Slices vary by up to this many bytes."""
+    delay: Duration = 0.0
+    """Pause between slices."""
+
+
+class LimitDataArgs(ToxicArgs):
+    bytes: int = Field(ge=0)
+    """Close the connection once this many bytes have passed."""
+
+
+class GenericToxicArgs(ToxicArgs):
+    type: str = Field(min_length=1)
+    """Any toxic type the server knows (``latency``, ``noop``, ...)."""
+    attributes: dict[str, int] = Field(default_factory=dict)
+    """Its attributes, as the server takes them (times in ms, slicer delay in µs)."""
+
+
+class ToxicFault(contract.Fault[Any]):
+    """Adds one toxic; reverting deletes it."""
+
+    kind: ClassVar[str]
+
+    def attributes(self, args: Any) -> dict[str, int]:
+        raise NotImplementedError
+
+    def toxic_type(self, args: Any) -> str:
+        return self.kind
+
+    def targets(self, args: Any, ctx: contract.RunContext) -> list[contract.Target]:
+        target = contract.Target(
+            kind="toxiproxy proxy", id=f"{args.url}#{args.proxy}", name=args.proxy, detail={"url": args.url}
+        )
+        if not ctx.dry_run:
+            find_proxy(args.url, args.proxy, ctx)
+        return [target]
+
+    def prepare(self, args: Any, target: contract.Target, ctx: contract.RunContext) -> contract.RevertData:
+        return {"url": args.url, "proxy": args.proxy, "toxic": toxic_name(ctx.run_id, self.toxic_type(args))}
+
+    def inject(
+        self, args: Any, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        client(args.url, ctx).add_toxic(
+            args.proxy,
+            self.toxic_type(args),
+            self.attributes(args),
+            name=str(revert["toxic"]),
+            stream=args.stream,
+            toxicity=args.toxicity,
+        )
+        ctx.log(f"toxic {revert['toxic']} added to proxy {args.proxy} at {args.url}")
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        removed = client(str(revert["url"]), ctx).remove_toxic(str(revert["proxy"]), str(revert["toxic"]))
+        return contract.RevertOutcome.REVERTED if removed else contract.RevertOutcome.ALREADY_CLEAN
+
+
+def find_proxy(url: str, proxy: str, ctx: contract.RunContext) -> clients.ProxyInfo:
+    try:
+        return client(url, ctx).proxy(proxy)
+    except clients.ApiError as e:
+        if e.status != 404:
+            raise
+        known = ", ".join(sorted(client(url, ctx).proxies())) or "none"
+        raise errors.TargetError(
+            f"toxiproxy at {url} has no proxy named {proxy!r} (it has: {known})",
+            hint="create it in setup: with the toxiproxy.proxy action, or fix `proxy:`",
+        ) from e
+
+
+class Latency(ToxicFault):
+    name = "toxiproxy.latency"
+    summary = "Delay data through a proxy (latency ± jitter)."
+    args = LatencyArgs
+    kind = "latency"
+
+    def attributes(self, args: LatencyArgs) -> dict[str, int]:
+        return {"latency": ms(args.latency), "jitter": ms(args.jitter)}
+
+
+class Bandwidth(ToxicFault):
+    name = "toxiproxy.bandwidth"
+    summary = "Limit a proxy's throughput to `rate` KB/s."
+    args = BandwidthArgs
+    kind = "bandwidth"
+
+    def attributes(self, args: BandwidthArgs) -> dict[str, int]:
+        return {"rate": args.rate}
+
+
+class SlowClose(ToxicFault):
+    name = "toxiproxy.slow_close"
+    summary = "Hold back connection closes by `delay`."
+    args = SlowCloseArgs
+    kind = "slow_close"
+
+    def attributes(self, args: SlowCloseArgs) -> dict[str, int]:
+        return {"delay": ms(args.delay)}
+
+
+class Timeout(ToxicFault):
+    name = "toxiproxy.timeout"
+    summary = "Black-hole data; close idle connections after `timeout` (0: never)."
+    args = TimeoutArgs
+    kind = "timeout"
+
+    def attributes(self, args: TimeoutArgs) -> dict[str, int]:
+        return {"timeout": ms(args.timeout)}
+
+
+class ResetPeer(ToxicFault):
+    name = "toxiproxy.reset_peer"
+    summary = "Reset connections (TCP RST) `timeout` after data arrives."
+    args = ResetPeerArgs
+    kind = "reset_peer"
+
+    def attributes(self, args: ResetPeerArgs) -> dict[str, int]:
+        return {"timeout": ms(args.timeout)}
+
+
+class Slicer(ToxicFault):
+    name = "toxiproxy.slicer"
+    summary = "Cut data into small slices, with a delay between them."
+    args = SlicerArgs
+    kind = "slicer"
+
+    def attributes(self, args: SlicerArgs) -> dict[str, int]:
+        return {
+            "average_size": args.average_size,
+            "size_variation": args.size_variation,
+            "delay": round(args.delay * 1_000_000),
+        }
+
+
+class LimitData(ToxicFault):
+    name = "toxiproxy.limit_data"
+    summary = "Close connections after `bytes` bytes."
+    args = LimitDataArgs
+    kind = "limit_data"
+
+    def attributes(self, args: LimitDataArgs) -> dict[str, int]:
+        return {"bytes": args.bytes}
+
+
+class Toxic(ToxicFault):
+    name = "toxiproxy.toxic"
+    summary = "Any toxic by type and raw attributes."
+    args = GenericToxicArgs
+    kind = "toxic"
+
+    def toxic_type(self, args: GenericToxicArgs) -> str:
+        return args.type
+
+    def attributes(self, args: GenericToxicArgs) -> dict[str, int]:
+        return dict(args.attributes)
+
+
+class Down(contract.Fault[ProxyArgs]):
+    name = "toxiproxy.down"
+    summary = "Disable a proxy: open connections close, new ones are refused."
+    args = ProxyArgs
+
+    def targets(self, args: ProxyArgs, ctx: contract.RunContext) -> list[contract.Target]:
+        if not ctx.dry_run:
+            find_proxy(args.url, args.proxy, ctx)
+        return [
+            contract.Target(
+                kind="toxiproxy proxy",
+                id=f"{args.url}#{args.proxy}",
+                name=args.proxy,
+                detail={"url": args.url},
+            )
+        ]
+
+    def prepare(
+        self, args: ProxyArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        was_enabled = find_proxy(args.url, args.proxy, ctx)["enabled"]
+        return {"url": args.url, "proxy": args.proxy, "was_enabled": was_enabled}
+
+    def inject(
+        self, args: ProxyArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        client(args.url, ctx).update_proxy(args.proxy, enabled=False)
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        if not revert.get("was_enabled", True):
+            return contract.RevertOutcome.ALREADY_CLEAN
+        api = client(str(revert["url"]), ctx)
+        try:
+            current = api.proxy(str(revert["proxy"]))
+        except clients.ApiError as e:
+            if e.status == 404:
+                return contract.RevertOutcome.ALREADY_CLEAN
+            raise
+        if current["enabled"]:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        api.update_proxy(str(revert["proxy"]), enabled=True)
+        return contract.RevertOutcome.REVERTED
+
+
+FAULTS: list[contract.Fault[Any]] = [
+    Latency(),
+    Bandwidth(),
+    SlowClose(),
+    Timeout(),
+    ResetPeer(),
+    Slicer(),
+    LimitData(),
+    Toxic(),
+    Down(),
+]
+
+
+def sweep_urls() -> list[str]:
+    """The servers ``sweep`` looks at: the default one, and any in CHAOSKIT_TOXIPROXY_URLS/TOXIPROXY_URL."""
+    urls = [clients.DEFAULT_URL]
+    for variable in ("CHAOSKIT_TOXIPROXY_URLS", "TOXIPROXY_URL"):
+        urls.extend(u.strip().rstrip("/") for u in os.environ.get(variable, "").split(",") if u.strip())
+    return list(dict.fromkeys(urls))
+
+
+def sweep(run_id: str | None, ctx: contract.RunContext, urls: list[str] | None = None) -> list[str]:
+    """Delete toxics named for ``run_id`` (any chaoskit run when None) on every known server."""
+    prefix = f"{PREFIX}{run_id}-" if run_id else PREFIX
+    done: list[str] = []
+    for url in urls or sweep_urls():
+        api = clients.Client(url, attempts=1)
+        try:
+            for proxy in api.proxies().values():
+                for toxic in proxy.get("toxics") or []:
+                    if toxic["name"].startswith(prefix) and api.remove_toxic(proxy["name"], toxic["name"]):
+                        done.append(f"removed toxic {toxic['name']} from proxy {proxy['name']} at {url}")
+        except clients.Unreachable:
+            continue
+        finally:
+            api.close()
+    return done
