@@ -1,0 +1,326 @@
+"""The http driver against a real threaded HTTP server on 127.0.0.1: request shapes, load
+percentiles and error kinds, TCP connects, and the rule that header values never reach errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pydantic
+import pytest
+
+from chaoskit import errors
+from chaoskit.drivers import contract
+from chaoskit.drivers.http import driver as http_driver
+from chaoskit.drivers.http import latencies, requesting
+
+DRIVER = http_driver()
+REQUEST = next(p for p in DRIVER.probes if p.name == "http.request")
+LOAD = next(p for p in DRIVER.probes if p.name == "http.load")
+CONNECT = next(p for p in DRIVER.probes if p.name == "tcp.connect")
+
+SECRET = "Bearer s3cr3t-token-value"
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Routes: /status/N, /json, /delay/MS, /redirect, /echo, /big, /flaky (every 4th is a 503)."""
+
+    protocol_version = "HTTP/1.1"
+    counter = 0
+    lock = threading.Lock()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def send(self, status: int, body: bytes, content_type: str = "text/plain", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def handle_any(self) -> None:
+        url = urlsplit(self.path)
+        parts = url.path.strip("/").split("/")
+        length = int(self.headers.get("Content-Length") or 0)
+        received = self.rfile.read(length) if length else b""
+        if parts[0] == "status":
+            self.send(int(parts[1]), f"status {parts[1]}".encode())
+        elif parts[0] == "json":
+            self.send(
+                200, b'{"ok": true, "items": [1, 2, 3]}', "application/json; charset=utf-8", X_Multi="a"
+            )
+        elif parts[0] == "delay":
+            time.sleep(int(parts[1]) / 1000)
+            self.send(200, b"slept")
+        elif parts[0] == "redirect":
+            self.send(302, b"", Location="/json")
+        elif parts[0] == "echo":
+            echo = {
+                "method": self.command,
+                "query": parse_qs(url.query),
+                "body": received.decode(),
+                "content_type": self.headers.get("Content-Type"),
+                "x_token": self.headers.get("X-Token"),
+            }
+            self.send(200, json.dumps(echo).encode(), "application/json")
+        elif parts[0] == "big":
+            self.send(200, b"y" * (requesting.BODY_LIMIT + 100))
+        elif parts[0] == "flaky":
+            with Handler.lock:
+                Handler.counter += 1
+                n = Handler.counter
+            self.send(503 if n % 4 == 0 else 200, b"maybe")
+        else:
+            self.send(404, b"no such route")
+
+    do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # clients that time out on purpose close early; that is not a failure here
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = Server(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=10)
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ctx() -> contract.RunContext:
+    return contract.RunContext(run_id="test", rng=random.Random(0))
+
+
+def request(**kwargs: object) -> dict[str, object]:
+    out = REQUEST.run(REQUEST.args.model_validate(kwargs), ctx())
+    assert isinstance(out, dict)
+    return out
+
+
+# -- http.request ------------------------------------------------------------------------------------
+
+
+def test_request_answers_status_headers_body_and_parsed_json(server: str) -> None:
+    out = request(url=f"{server}/json")
+    assert out["status"] == 200
+    assert out["json"] == {"ok": True, "items": [1, 2, 3]}
+    assert out["body"] == '{"ok": true, "items": [1, 2, 3]}'
+    headers = out["headers"]
+    assert isinstance(headers, dict)
+    assert headers["content-type"].startswith("application/json")
+    assert headers["x-multi"] == "a"
+    assert all(k == k.lower() for k in headers)
+    assert isinstance(out["elapsed_ms"], float) and out["elapsed_ms"] >= 0
+
+
+def test_non_json_bodies_have_null_json_and_any_status_is_an_answer(server: str) -> None:
+    out = request(url=f"{server}/status/503")
+    assert out["status"] == 503 and out["json"] is None and out["body"] == "status 503"
+
+
+def test_request_sends_method_params_json_body_and_headers(server: str) -> None:
+    out = request(
+        url=f"{server}/echo",
+        method="post",
+        params={"q": "x", "n": 3},
+        json={"a": [1, 2]},
+        headers={"X-Token": "abc"},
+    )
+    echo = out["json"]
+    assert echo == {
+        "method": "POST",
+        "query": {"q": ["x"], "n": ["3"]},
+        "body": '{"a":[1,2]}',
+        "content_type": "application/json",
+        "x_token": "abc",
+    }
+    text = request(url=f"{server}/echo", method="PUT", body="plain")["json"]
+    assert isinstance(text, dict) and text["body"] == "plain" and text["method"] == "PUT"
+
+
+def test_redirects_are_answers_unless_followed(server: str) -> None:
+    assert request(url=f"{server}/redirect")["status"] == 302
+    followed = request(url=f"{server}/redirect", follow_redirects=True)
+    assert followed["status"] == 200 and followed["json"] == {"ok": True, "items": [1, 2, 3]}
+
+
+def test_long_bodies_are_truncated_with_a_marker(server: str) -> None:
+    body = request(url=f"{server}/big")["body"]
+    assert isinstance(body, str)
+    assert body.startswith("y" * 1000) and body.endswith("[... truncated 100 more characters]")
+
+
+def test_connection_refused_names_the_url_and_not_the_headers() -> None:
+    port = closed_port()
+    with pytest.raises(errors.DriverError) as caught:
+        request(url=f"http://127.0.0.1:{port}/health", headers={"Authorization": SECRET})
+    message = caught.value.render()
+    assert f"GET http://127.0.0.1:{port}/health: could not connect" in message
+    assert SECRET not in message and "s3cr3t" not in message
+
+
+def test_timeout_is_a_driver_error_naming_the_url(server: str) -> None:
+    with pytest.raises(errors.DriverError, match=r"GET .*/delay/3000: no answer within 0\.2s"):
+        request(url=f"{server}/delay/3000", timeout="200ms", headers={"Authorization": SECRET})
+
+
+def test_a_header_value_that_breaks_the_request_is_never_shown(server: str) -> None:
+    # An illegal header value (a newline) makes the HTTP library complain, quoting the value.
+    bad = "secret-value-with\nnewline"
+    with pytest.raises(errors.DriverError) as caught:
+        request(url=f"{server}/json", headers={"X-Api-Key": bad})
+    text = caught.value.render()
+    assert "secret-value-with" not in text and "request failed" in text
+    chain: BaseException | None = caught.value
+    while chain is not None:
+        assert "secret-value-with" not in str(chain)
+        chain = chain.__cause__
+
+
+def test_password_in_the_url_is_masked_in_errors() -> None:
+    port = closed_port()
+    with pytest.raises(errors.DriverError) as caught:
+        request(url=f"http://user:pa55word@127.0.0.1:{port}/")
+    assert "pa55word" not in caught.value.render() and "user:***@127.0.0.1" in caught.value.render()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"url": "ftp://x/"},
+        {"url": "no-scheme"},
+        {"url": "http://x/", "json": {}, "body": "b"},
+        {"url": "http://x/", "method": "GE T"},
+    ],
+)
+def test_bad_request_args_are_refused_at_validation(bad: dict[str, object]) -> None:
+    with pytest.raises(pydantic.ValidationError):
+        REQUEST.args.model_validate(bad)
+
+
+# -- http.load ---------------------------------------------------------------------------------------
+
+
+def test_nearest_rank_percentiles() -> None:
+    samples = [float(n) for n in range(1, 101)]
+    random.Random(1).shuffle(samples)
+    out = latencies.summary(samples)
+    assert out == {
+        "p50": 50.0,
+        "p90": 90.0,
+        "p99": 99.0,
+        "p99_9": 100.0,
+        "mean": 50.5,
+        "max": 100.0,
+        "min": 1.0,
+    }
+    assert latencies.nearest_rank([7.0], 99.9) == 7.0
+    assert latencies.summary([])["p99"] is None
+
+
+def test_load_counts_requests_and_orders_percentiles_against_a_slow_server(server: str) -> None:
+    out = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/delay/20", "requests": 40, "concurrency": 4}), ctx()
+    )
+    assert isinstance(out, dict)
+    assert out["requests"] == 40 and out["successes"] == 40 and out["success_ratio"] == 1.0
+    assert out["errors"] == {}
+    lat = out["latency_ms"]
+    assert isinstance(lat, dict)
+    # Every request slept 20 ms on the server, so none can be faster.
+    assert 20 <= lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["p99_9"] <= lat["max"]
+    assert lat["min"] <= lat["mean"] <= lat["max"]
+    assert out["duration_s"] > 0 and out["rate_rps"] > 0
+
+
+def test_load_reports_errors_by_kind(server: str) -> None:
+    Handler.counter = 0
+    out = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/flaky", "requests": 40, "concurrency": 1}), ctx()
+    )
+    assert out["requests"] == 40 and out["errors"] == {"status_503": 10}  # type: ignore[index]
+    assert out["success_ratio"] == 0.75  # type: ignore[index]
+
+    listed = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/status/404", "requests": 5, "expect_status": [404]}),
+        ctx(),
+    )
+    assert listed["success_ratio"] == 1.0  # type: ignore[index]
+
+    refused = LOAD.run(
+        LOAD.args.model_validate(
+            {"url": f"http://127.0.0.1:{closed_port()}/", "requests": 6, "concurrency": 2}
+        ),
+        ctx(),
+    )
+    assert refused["errors"] == {"connect": 6} and refused["successes"] == 0  # type: ignore[index]
+
+    slow = LOAD.run(
+        LOAD.args.model_validate(
+            {"url": f"{server}/delay/2000", "requests": 2, "concurrency": 2, "timeout": "100ms"}
+        ),
+        ctx(),
+    )
+    assert slow["errors"] == {"timeout": 2}  # type: ignore[index]
+
+
+def test_load_at_a_rate_for_a_duration_is_bounded_by_both(server: str) -> None:
+    out = LOAD.run(LOAD.args.model_validate({"url": f"{server}/json", "rate": 20, "duration": "1s"}), ctx())
+    assert isinstance(out, dict)
+    assert 1 <= out["requests"] <= 20  # rate * duration at most, whatever the machine's load
+    assert out["success_ratio"] == 1.0
+
+
+def test_load_stops_when_the_run_is_cancelled(server: str) -> None:
+    c = ctx()
+    threading.Timer(0.5, c.cancel.set).start()
+    out = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/delay/50", "requests": 100_000, "concurrency": 2}), c
+    )
+    assert isinstance(out, dict)
+    assert 0 < out["requests"] < 100_000
+
+
+def test_load_never_shows_header_values(server: str) -> None:
+    out = LOAD.run(
+        LOAD.args.model_validate(
+            {"url": f"http://127.0.0.1:{closed_port()}/", "requests": 2, "headers": {"Authorization": SECRET}}
+        ),
+        ctx(),
+    )
+    assert "s3cr3t" not in json.dumps(out)
+
+
+# -- tcp.connect -------------------------------------------------------------------------------------
+
+
+def test_tcp_connect_answers_both_ways(server: str) -> None:
+    port = int(server.rsplit(":", 1)[1])
+    ok = CONNECT.run(CONNECT.args(port=port), ctx())
+    assert isinstance(ok, dict) and ok["connected"] is True and ok["error"] is None
+    refused = CONNECT.run(CONNECT.args(host="127.0.0.1", port=closed_port(), timeout="2s"), ctx())
+    assert isinstance(refused, dict) and refused["connected"] is False
+    assert "refused" in str(refused["error"]).lower()
+    assert isinstance(refused["elapsed_ms"], float)
