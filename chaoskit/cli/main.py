@@ -12,7 +12,10 @@ import click
 
 COMMANDS: dict[str, str] = {
     # name: "module:attribute", kept sorted
+    "gate": "chaoskit.cli.gate:command",
+    "history": "chaoskit.cli.history:command",
     "proxy": "chaoskit.cli.proxy:command",
+    "report": "chaoskit.cli.report:command",
 }
 
 
