@@ -23,8 +23,9 @@ from pydantic import (
 )
 
 from chaoskit.durations import Duration
+from chaoskit.spec import paths
 
-CHECKS = ("equals", "below", "above", "between", "in", "matches")
+CHECKS = ("equals", "below", "above", "between", "in", "matches", "jsonpath", "count", "call")
 
 
 class Model(BaseModel):
@@ -43,6 +44,16 @@ class Expect(Model):
     in_: list[JsonValue] | None = Field(default=None, alias="in")
     matches: str | None = None
     """A regular expression searched in the value's text."""
+    jsonpath: str | None = None
+    """A JSONPath (``$.items[*].status``) into the value at ``path``; the other checks then apply
+    to every match, and at least one match is needed (Chaos Toolkit's ``jsonpath`` tolerance)."""
+    count: int | None = Field(default=None, ge=0)
+    """With ``jsonpath``: how many matches there must be."""
+    call: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    """``module:function`` called as ``function(value=..., **arguments)``; truthy means it holds
+    (Chaos Toolkit's ``probe`` tolerance)."""
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    """Extra keyword arguments for ``call``."""
 
     @field_validator("matches")
     @classmethod
@@ -54,6 +65,20 @@ class Expect(Model):
                 raise ValueError(f"not a valid regular expression: {e}") from None
         return value
 
+    @field_validator("jsonpath")
+    @classmethod
+    def _jsonpath_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            paths.jsonpath_parse(value)
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            paths.parse(value)
+        return value
+
     @field_validator("between")
     @classmethod
     def _ordered(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
@@ -62,8 +87,14 @@ class Expect(Model):
         return value
 
     @model_validator(mode="after")
+    def _count_needs_jsonpath(self) -> Self:
+        if self.count is not None and self.jsonpath is None:
+            raise ValueError("count: needs jsonpath: (it counts the JSONPath's matches)")
+        return self
+
+    @model_validator(mode="after")
     def _has_a_check(self) -> Self:
-        given = self.model_fields_set - {"path"}
+        given = self.model_fields_set - {"path", "arguments"}
         if not given:
             raise ValueError(f"give at least one check: {', '.join(CHECKS)}")
         return self
@@ -87,8 +118,15 @@ class ProbeStep(StepBase):
     use: str | None = None
     """Or a catalog probe by name (``probes/`` or ``--probes-path``), e.g. ``http-availability``."""
     with_: dict[str, JsonValue] = Field(default_factory=dict, alias="with")
-    expect: Expect | list[Expect] | None = None
-    """Without ``expect`` a probe holds when it does not error."""
+    expect: (
+        Annotated[
+            Annotated[Expect, Tag("one")] | Annotated[list[Expect], Tag("many")],
+            # One branch per input shape, so that errors name the check, not both union members.
+            Discriminator(lambda v: "many" if isinstance(v, list) else "one"),
+        ]
+        | None
+    ) = None
+    """Without ``expect`` a probe holds when it does not error; a list means every item must hold."""
 
     @model_validator(mode="after")
     def _probe_or_use(self) -> Self:
@@ -192,12 +230,23 @@ class SecretRef(Model):
     env: str | None = None
     file: str | None = None
     """A path; the file's content, stripped of a final newline."""
+    value: str | None = None
+    """Inline, only in converted Chaos Toolkit experiments (native files must use env: or file:)."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if (self.env is None) == (self.file is None):
+        if [self.env, self.file, self.value].count(None) != 2:
             raise ValueError("a secret needs exactly one of env: NAME or file: PATH")
         return self
+
+    @property
+    def source(self) -> str:
+        """Where the value comes from, for messages: ``env API_TOKEN``, ``file /run/token``."""
+        if self.env is not None:
+            return f"env {self.env}"
+        if self.file is not None:
+            return f"file {self.file}"
+        return "inline value"
 
 
 class Experiment(Model):

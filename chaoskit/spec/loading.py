@@ -1,0 +1,664 @@
+"""Reading experiment files (YAML or JSON, chaoskit or Chaos Toolkit) into a validated ``Experiment``.
+
+Every problem is collected before failing, each with ``FILE:LINE:COL: yaml.path: message``, so a
+user fixes a file in one go. Positions come from the YAML node tree, which is why the document is
+composed rather than just loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import JsonValue
+
+from chaoskit import errors
+from chaoskit.spec import chaostoolkit, models, paths, suggestions, templates
+
+Location = tuple[paths.Segment, ...]
+STEP_LISTS = ("setup", "method", "rollbacks", "teardown")
+STEP_KINDS = ("probe", "use", "fault", "action", "pause")
+_SCHEMA_NOISE = re.compile(r"^[\w-]+\[.*\]$")
+_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class _Locator:
+    """File positions of the nodes of a document, and (for converted files) where each node came from."""
+
+    name: str
+    positions: Mapping[Location, tuple[int, int]] = field(default_factory=dict)
+    origins: Mapping[Location, Location] | None = None
+    """Converted path → path in the original Chaos Toolkit document."""
+
+    def original(self, at: Sequence[paths.Segment]) -> Location:
+        at = tuple(at)
+        if self.origins is None:
+            return at
+        for cut in range(len(at), -1, -1):
+            if at[:cut] in self.origins:
+                return self.origins[at[:cut]] + at[cut:]
+        return at
+
+    def locate(self, at: Sequence[paths.Segment]) -> tuple[int, int]:
+        source = self.original(at)
+        for cut in range(len(source), -1, -1):
+            position = self.positions.get(source[:cut])
+            if position:
+                return position
+        return (0, 0)
+
+    def problem(self, at: Sequence[paths.Segment], message: str) -> errors.Problem:
+        line, col = self.locate(at)
+        return errors.Problem(self.name, line, col, paths.render(at), message)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """A loaded experiment and what is needed to report later problems at the right place."""
+
+    experiment: models.Experiment
+    path: Path | None
+    name: str
+    """What messages call the file: the path as given, or ``<stdin>``."""
+    kind: Literal["chaoskit", "chaostoolkit"]
+    document: Mapping[str, Any]
+    """The raw document after conversion and variable substitution (``with:`` keys and all)."""
+    _locator: _Locator = field(repr=False, compare=False)
+
+    def locate(self, path: Sequence[str | int]) -> tuple[int, int]:
+        """1-based (line, col) of the node at ``path``, else of its nearest existing parent, else (0, 0)."""
+        return self._locator.locate(path)
+
+    def problem(self, path: Sequence[str | int], message: str) -> errors.Problem:
+        """A problem at ``path`` (e.g. ``["method", 0, "fault"]``), for the planner's own checks."""
+        return self._locator.problem(path, message)
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+@dataclass
+class _Parsed:
+    data: object = None
+    positions: dict[Location, tuple[int, int]] = field(default_factory=dict)
+    problems: list[tuple[Location, int, int, str]] = field(default_factory=list)
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _index(node: yaml.Node, at: Location, parsed: _Parsed, stack: frozenset[int] = frozenset()) -> None:
+    """Record every node's position, and report duplicate keys, which YAML would silently drop."""
+    if id(node) in stack:
+        return
+    stack = stack | {id(node)}
+    parsed.positions.setdefault(at, _mark(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if key == "<<":
+                continue
+            if key in first:
+                line, col = _mark(key_node)
+                parsed.problems.append(
+                    (
+                        at,
+                        line,
+                        col,
+                        f"duplicate key '{key}' (first at line {_mark(first[key])[0]}); "
+                        "keep one, YAML would silently use the last",
+                    )
+                )
+                continue
+            first[key] = key_node
+            parsed.positions[(*at, key)] = _mark(key_node)
+            _index(value_node, (*at, key), parsed, stack)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _index(item, (*at, i), parsed, stack)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> tuple[Location, int, int, str]:
+    if isinstance(e, yaml.MarkedYAMLError):
+        mark = e.problem_mark or e.context_mark
+        what = " ".join(part for part in (e.problem, f"({e.context})" if e.context else None) if part)
+        if mark is not None:
+            return ((), mark.line + 1, mark.column + 1, f"not valid YAML: {what}")
+        return ((), 0, 0, f"not valid YAML: {what}")
+    return ((), 0, 0, f"not valid YAML: {e}")
+
+
+def _compose(text: str, parsed: _Parsed, *, construct: bool) -> None:
+    loader = templates.TextDatesLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return
+        _index(node, (), parsed)
+        if construct:
+            parsed.data = loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _looks_like_json(text: str, name: str) -> bool:
+    return name.lower().endswith(".json") or text.lstrip().startswith(("{", "["))
+
+
+def _parse(text: str, name: str) -> _Parsed:
+    parsed = _Parsed()
+    if _looks_like_json(text, name):
+        try:
+            parsed.data = json.loads(text)
+        except json.JSONDecodeError as e:
+            parsed.problems.append(((), e.lineno, e.colno, f"not valid JSON: {e.msg}"))
+            return parsed
+        # Positions are a bonus for JSON: YAML 1.1 reads nearly all JSON, but not all of it.
+        try:
+            _compose(text, parsed, construct=False)
+        except yaml.YAMLError:
+            parsed.positions.clear()
+            parsed.problems.clear()
+        return parsed
+    try:
+        _compose(text, parsed, construct=True)
+    except yaml.YAMLError as e:
+        parsed.problems.append(_yaml_problem(e))
+    return parsed
+
+
+def _to_json(value: object, at: Location, issues: list[tuple[Location, str]]) -> JsonValue:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_to_json(item, (*at, i), issues) for i, item in enumerate(value)]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v, (*at, str(k)), issues) for k, v in value.items()}
+    issues.append(
+        (at, f"unsupported value of type {type(value).__name__}; use text, numbers, lists or mappings")
+    )
+    return None
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def load(
+    path: Path,
+    *,
+    variables: Mapping[str, JsonValue] | None = None,
+    var_files: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Read, convert (Chaos Toolkit), substitute and validate the experiment at ``path``.
+
+    Raises ``errors.SpecError`` with every problem found.
+    """
+    name = str(path)
+    text = _read(path, name)
+    return load_text(text, name=name, path=path, variables=variables, var_files=var_files, env=env)
+
+
+def _read(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as e:
+        reason = e.strerror or str(e)
+        hint = " (check the path)" if isinstance(e, FileNotFoundError) else ""
+        raise errors.SpecError(
+            [errors.Problem(name, 0, 0, "", f"can't read the file: {reason}{hint}")]
+        ) from e
+    except UnicodeDecodeError as e:
+        raise errors.SpecError(
+            [errors.Problem(name, 0, 0, "", f"not UTF-8 text (byte {e.start}); save it as UTF-8")]
+        ) from e
+
+
+def _var_file(path: Path, problems: list[errors.Problem]) -> dict[str, JsonValue]:
+    name = str(path)
+    try:
+        text = _read(path, name)
+    except errors.SpecError as e:
+        problems.extend(e.problems)
+        return {}
+    parsed = _parse(text, name)
+    problems.extend(
+        errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
+    )
+    if parsed.problems:
+        return {}
+    locator = _Locator(name, parsed.positions)
+    if parsed.data is None:
+        return {}
+    if not isinstance(parsed.data, dict):
+        problems.append(locator.problem((), "a variables file must be a mapping of name: value"))
+        return {}
+    issues: list[tuple[Location, str]] = []
+    data = _to_json(parsed.data, (), issues)
+    problems.extend(locator.problem(at, m) for at, m in issues)
+    assert isinstance(data, dict)
+    return data
+
+
+def load_text(
+    text: str,
+    *,
+    name: str,
+    path: Path | None = None,
+    variables: Mapping[str, JsonValue] | None = None,
+    var_files: Sequence[Path] = (),
+    env: Mapping[str, str] | None = None,
+) -> Loaded:
+    """Like ``load``, from text; ``name`` is what messages call it (``<stdin>``, a test name)."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+    parsed = _parse(text, name)
+    if parsed.problems and parsed.data is None:
+        raise errors.SpecError(
+            errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
+        )
+    source = _Locator(name, parsed.positions)
+    problems: list[errors.Problem] = [
+        errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
+    ]
+    if parsed.data is None:
+        raise errors.SpecError(
+            [source.problem((), "the file is empty; an experiment needs title: and method:")]
+        )
+    if not isinstance(parsed.data, dict):
+        kind_of = "a list" if isinstance(parsed.data, list) else f"{_show(parsed.data)}"
+        raise errors.SpecError(
+            [source.problem((), f"expected a mapping (title:, method:, ...) at the top, got {kind_of}")]
+        )
+    shape_issues: list[tuple[Location, str]] = []
+    raw = _to_json(parsed.data, (), shape_issues)
+    assert isinstance(raw, dict)
+    problems.extend(source.problem(at, m) for at, m in shape_issues)
+
+    kind: Literal["chaoskit", "chaostoolkit"] = "chaoskit"
+    locator = source
+    if chaostoolkit.is_chaostoolkit(raw):
+        kind = "chaostoolkit"
+        conversion = chaostoolkit.translate(raw)
+        problems.extend(source.problem(at, m) for at, m in conversion.issues)
+        raw = conversion.document
+        locator = _Locator(name, parsed.positions, conversion.origins)
+    else:
+        problems.extend(_native_only(raw, locator))
+
+    document, template_spots = _substitute(
+        raw,
+        overrides=variables or {},
+        var_files=var_files,
+        env=environ,
+        locator=locator,
+        problems=problems,
+    )
+    problems.extend(_references(document, locator))
+
+    experiment: models.Experiment | None = None
+    try:
+        experiment = models.Experiment.model_validate(document)
+    except pydantic.ValidationError as e:
+        for err in e.errors():
+            problem = _problem_from(err, document, locator)
+            if problem is not None and not _covered(problem[0], template_spots):
+                problems.append(locator.problem(problem[0], problem[1]) if problem[2] is None else problem[2])
+    if problems or experiment is None:
+        raise errors.SpecError(_ordered(problems))
+    return Loaded(
+        experiment=experiment,
+        path=path,
+        name=name,
+        kind=kind,
+        document=document,
+        _locator=locator,
+    )
+
+
+def _ordered(problems: list[errors.Problem]) -> list[errors.Problem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.line == 0, p.line, p.col))
+
+
+def _covered(at: Location, spots: set[Location]) -> bool:
+    """Whether a template problem was already reported at ``at`` or around it (no second message)."""
+    return any(at[: len(spot)] == spot or spot[: len(at)] == at for spot in spots if spot)
+
+
+def _native_only(raw: dict[str, JsonValue], locator: _Locator) -> list[errors.Problem]:
+    found: list[errors.Problem] = []
+    secrets = raw.get("secrets")
+    if isinstance(secrets, dict):
+        for secret_name, ref in secrets.items():
+            if isinstance(ref, dict) and "value" in ref:
+                found.append(
+                    locator.problem(
+                        ("secrets", secret_name, "value"),
+                        "inline secret values are not allowed (they would sit in the file); "
+                        "use env: NAME or file: PATH",
+                    )
+                )
+    return found
+
+
+def _substitute(
+    raw: dict[str, JsonValue],
+    *,
+    overrides: Mapping[str, JsonValue],
+    var_files: Sequence[Path],
+    env: Mapping[str, str],
+    locator: _Locator,
+    problems: list[errors.Problem],
+) -> tuple[dict[str, JsonValue], set[Location]]:
+    config = raw.get("config")
+    issues: list[templates.Issue] = []
+    variables: dict[str, JsonValue] = {}
+    if isinstance(config, dict):
+        resolved, issues = templates.resolve_config(config, env=env)
+        variables.update(resolved)
+    for var_file in var_files:
+        variables.update(_var_file(var_file, problems))
+    variables.update(overrides)
+    document: dict[str, JsonValue] = {}
+    for key, value in raw.items():
+        if key == "config":
+            document[key] = dict(variables) if isinstance(config, dict) else value
+            continue
+        substituted, found = templates.substitute(value, variables, env=env, at=(key,))
+        document[key] = substituted
+        issues.extend(found)
+    problems.extend(locator.problem(issue.at, issue.message) for issue in issues)
+    return document, {issue.at for issue in issues}
+
+
+def _steps(document: Mapping[str, JsonValue], section: str) -> list[tuple[Location, dict[str, JsonValue]]]:
+    items = document.get(section)
+    if not isinstance(items, list):
+        return []
+    return [((section, i), step) for i, step in enumerate(items) if isinstance(step, dict)]
+
+
+def _references(document: dict[str, JsonValue], locator: _Locator) -> list[errors.Problem]:
+    """Step ids are unique; ``${steps.<id>...}`` names an earlier step; ``${secrets.x}`` a declared one."""
+    found: list[errors.Problem] = []
+    order = ["setup", "steady_state", "guards", "method", "rollbacks", "teardown"]
+    where: dict[str, Location] = {}
+    for section in order:
+        for at, step in _steps(document, section):
+            step_id = step.get("id")
+            if isinstance(step_id, str) and _ID.match(step_id):
+                if step_id in where:
+                    found.append(
+                        locator.problem(
+                            (*at, "id"),
+                            f"step id '{step_id}' is already used by {paths.render(where[step_id])}; "
+                            "ids must be unique",
+                        )
+                    )
+                else:
+                    where[step_id] = at
+
+    seen: set[str] = set()
+    before_method: set[str] = set()
+    for section in order:
+        if section == "guards":
+            # Guards are polled during the method, so only outputs from before it are certain.
+            visible = set(before_method)
+        for at, step in _steps(document, section):
+            visible_now = visible if section == "guards" else seen
+            for rel, ref in templates.step_refs({k: v for k, v in step.items() if k != "id"}):
+                found.extend(
+                    _check_step_ref(
+                        (*at, *rel),
+                        ref=ref,
+                        own_id=step.get("id"),
+                        visible=visible_now,
+                        where=where,
+                        locator=locator,
+                    )
+                )
+            step_id = step.get("id")
+            if isinstance(step_id, str) and section != "guards":
+                seen.add(step_id)
+        if section == "steady_state":
+            before_method = set(seen)
+
+    secrets = document.get("secrets")
+    declared = list(secrets) if isinstance(secrets, dict) else []
+    for key, value in document.items():
+        if key in ("secrets", "config"):
+            continue
+        for rel, secret_name in templates.secret_refs(value):
+            at = (key, *rel)
+            if not secret_name:
+                found.append(locator.problem(at, "write a secret reference as ${secrets.<name>}"))
+            elif secret_name not in declared:
+                hint = suggestions.hint(secret_name, declared)
+                found.append(
+                    locator.problem(at, f"unknown secret '{secret_name}'{hint}; declare it under secrets:")
+                )
+    return found
+
+
+def _check_step_ref(
+    at: Location,
+    *,
+    ref: str,
+    own_id: JsonValue,
+    visible: set[str],
+    where: Mapping[str, Location],
+    locator: _Locator,
+) -> list[errors.Problem]:
+    if not ref:
+        return [locator.problem(at, "write a step output reference as ${steps.<id>.output.<path>}")]
+    if ref in visible:
+        return []
+    if ref == own_id:
+        return [locator.problem(at, f"step '{ref}' can't use its own output")]
+    if ref in where:
+        return [
+            locator.problem(
+                at,
+                f"step '{ref}' ({paths.render(where[ref])}) does not run before this one; "
+                "a step can only use the output of an earlier step",
+            )
+        ]
+    hint = suggestions.hint(ref, list(where))
+    return [locator.problem(at, f"no step has id '{ref}'{hint}")]
+
+
+# --- pydantic errors → problems -------------------------------------------------------------
+
+
+def _clean(loc: Sequence[int | str], document: Mapping[str, Any]) -> Location:
+    """Drop union tags and schema names that pydantic puts in error locations."""
+    out: list[paths.Segment] = []
+    node: Any = document
+    for i, segment in enumerate(loc):
+        if isinstance(segment, str):
+            if i == 2 and loc[0] in STEP_LISTS and isinstance(loc[1], int) and segment in STEP_KINDS:
+                continue
+            if out and out[-1] == "expect" and segment in ("one", "many"):
+                continue
+            is_key = isinstance(node, dict) and segment in node
+            if not is_key and _SCHEMA_NOISE.match(segment):
+                continue
+        out.append(segment)
+        if isinstance(node, dict):
+            node = node.get(str(segment))
+        elif isinstance(node, list) and isinstance(segment, int) and -len(node) <= segment < len(node):
+            node = node[segment]
+        else:
+            node = None
+    return tuple(out)
+
+
+def _at(document: Any, at: Location) -> Any:
+    node = document
+    for segment in at:
+        if isinstance(node, dict):
+            node = node.get(str(segment))
+        elif isinstance(node, list) and isinstance(segment, int) and -len(node) <= segment < len(node):
+            node = node[segment]
+        else:
+            return None
+    return node
+
+
+def _unwrap(annotation: Any, raw: Any) -> Any:
+    """The one type inside Annotated/Optional/unions that fits ``raw``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+            continue
+        if origin is typing.Union or origin is types.UnionType:
+            members = [a for a in typing.get_args(annotation) if a is not type(None)]
+            models_only = [_unwrap(m, raw) for m in members]
+            if isinstance(raw, list):
+                lists = [m for m in models_only if typing.get_origin(m) is list]
+                annotation = lists[0] if lists else models_only[0]
+            else:
+                classes = [
+                    m for m in models_only if isinstance(m, type) and issubclass(m, pydantic.BaseModel)
+                ]
+                if not classes:
+                    return models_only[0]
+                keys = set(raw) if isinstance(raw, dict) else set()
+                annotation = max(classes, key=lambda m: len(keys & _keys_of(m)))
+            continue
+        return annotation
+
+
+def _keys_of(model: type[pydantic.BaseModel]) -> set[str]:
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def _model_at(at: Location, document: Mapping[str, Any]) -> type[pydantic.BaseModel] | None:
+    annotation: Any = models.Experiment
+    for depth, segment in enumerate(at):
+        current = _unwrap(annotation, _at(document, at[:depth]))
+        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+            fields = {info.alias or name: info for name, info in current.model_fields.items()}
+            if str(segment) not in fields:
+                return None
+            annotation = fields[str(segment)].annotation
+        elif typing.get_origin(current) is list and isinstance(segment, int):
+            annotation = typing.get_args(current)[0]
+        elif typing.get_origin(current) is dict:
+            annotation = typing.get_args(current)[1]
+        else:
+            return None
+    current = _unwrap(annotation, _at(document, at))
+    return current if isinstance(current, type) and issubclass(current, pydantic.BaseModel) else None
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= 60 else repr(value[:57] + "...")
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+_EXPECTED = {
+    "float_parsing": "a number",
+    "float_type": "a number",
+    "int_parsing": "a whole number",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "finite_number": "a finite number",
+}
+
+
+def _problem_from(
+    err: Any, document: Mapping[str, Any], locator: _Locator
+) -> tuple[Location, str, errors.Problem | None] | None:
+    """(path, message, or a ready problem when its position differs from its path) for one error."""
+    kind: str = err["type"]
+    at = _clean(err["loc"], document)
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        parent, key = at[:-1], at[-1]
+        return parent, f"missing required key '{key}'", None
+    if kind == "extra_forbidden":
+        parent, key = at[:-1], str(at[-1])
+        model = _model_at(parent, document)
+        pool = sorted(_keys_of(model)) if model else []
+        message = f"unknown key '{key}'{suggestions.hint(key, pool)}"
+        line, col = locator.locate(at)
+        return parent, message, errors.Problem(locator.name, line, col, paths.render(parent), message)
+    if kind == "step_kind":
+        return at, _step_kind_message(value), None
+    if kind in _EXPECTED:
+        return at, f"expected {_EXPECTED[kind]}, got {_show(value)}", None
+    if kind in ("too_short", "too_long") and at and at[-1] == "between":
+        return (
+            at,
+            f"expected [low, high], got {len(value) if isinstance(value, list) else _show(value)} items",
+            None,
+        )
+    if kind == "literal_error":
+        return at, f"expected {ctx.get('expected', 'one of the allowed values')}, got {_show(value)}", None
+    if kind == "string_pattern_mismatch":
+        last = at[-1] if at else ""
+        if last == "id":
+            return (
+                at,
+                f"not a valid step id: {_show(value)}; use letters, digits, '_' and '-', "
+                "starting with a letter or '_'",
+                None,
+            )
+        if last == "call":
+            return at, f"expected module:function, got {_show(value)}", None
+        return at, f"{_show(value)} does not match {ctx.get('pattern')}", None
+    if kind in ("greater_than_equal", "greater_than"):
+        bound = ctx.get("ge", ctx.get("gt"))
+        return at, f"must be at least {bound}, got {_show(value)}", None
+    if kind in ("value_error", "assertion_error"):
+        message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        return at, message, None
+    return at, str(err["msg"]), None
+
+
+def _step_kind_message(value: Any) -> str:
+    base = "a step needs exactly one of probe:, use:, fault:, action: or pause:"
+    if not isinstance(value, dict):
+        return f"{base}; got {_show(value)}"
+    given = [k for k in STEP_KINDS if k in value]
+    if len(given) > 1:
+        return f"{base}; this one has {', '.join(k + ':' for k in given)}"
+    for key in value:
+        hint = suggestions.hint(str(key), STEP_KINDS)
+        if hint and key not in STEP_KINDS:
+            return f"{base}; unknown key '{key}'{hint}"
+    return base
