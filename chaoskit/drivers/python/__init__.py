@@ -1,7 +1,15 @@
-"""The python driver (being written)."""
+"""The python driver: call any ``module:function`` as a probe or an action."""
+
+from __future__ import annotations
 
 from chaoskit.drivers import contract
+from chaoskit.drivers.python import calling
 
 
 def driver() -> contract.Driver:
-    return contract.Driver(name="python", summary="python (not yet available)")
+    return contract.Driver(
+        name="python",
+        summary="Call a Python function (package.module:function) as a probe or an action.",
+        probes=[calling.CallProbe()],
+        actions=[calling.CallAction()],
+    )

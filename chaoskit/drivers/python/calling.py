@@ -1,0 +1,125 @@
+"""``python.call``: call ``package.module:function`` with keyword arguments and return its
+JSON-serialisable result - for one-off needs no driver covers.
+
+The ``module:function`` shape is checked when the experiment is validated, and so is that the
+top-level package can be found (without importing it); the module is imported only when the step
+runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ConfigDict, Field, JsonValue, field_validator
+
+from chaoskit.drivers import contract
+from chaoskit.errors import DriverError
+
+_SHAPE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+
+
+class CallArgs(contract.Args):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    function: str
+    """What to call, as ``package.module:function`` (or ``module:Class.method``)."""
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    """Keyword arguments for the call."""
+
+    @field_validator("function")
+    @classmethod
+    def _shape(cls, value: str) -> str:
+        if not _SHAPE.fullmatch(value):
+            raise ValueError(f"write the function as package.module:function, got {value!r}")
+        top = value.split(":", 1)[0].split(".", 1)[0]
+        if importlib.util.find_spec(top) is None:
+            raise ValueError(f"no module named {top!r} can be imported (is it installed, or on PYTHONPATH?)")
+        return value
+
+
+def resolve(spec: str) -> Callable[..., Any]:
+    """The callable ``spec`` names; a ``DriverError`` saying what is missing otherwise."""
+    module_name, attribute = spec.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise DriverError(f"python.call {spec}: can't import {module_name}: {e}") from e
+    except Exception as e:
+        raise DriverError(
+            f"python.call {spec}: importing {module_name} raised {type(e).__name__}: {e}"
+        ) from e
+    target: Any = module
+    for part in attribute.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError as e:
+            raise DriverError(f"python.call {spec}: {module_name} has no attribute {attribute!r}") from e
+    if not callable(target):
+        kind = type(target).__name__
+        raise DriverError(f"python.call {spec}: {attribute} is of type {kind}, not a function")
+    return target  # type: ignore[no-any-return]
+
+
+def to_json(value: Any, where: str = "the result") -> contract.JSONValue:
+    """``value`` as JSON (tuples become lists); a ``ValueError`` naming the first non-JSON part."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError(f"{where} is {value}, which JSON can't hold")
+        return value
+    if isinstance(value, list | tuple):
+        return [to_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out: dict[str, contract.JSONValue] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ValueError(f"{where} has a key of type {type(key).__name__}; JSON keys are text")
+            out[key] = to_json(item, f"{where}[{key!r}]")
+        return out
+    raise ValueError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which is not JSON")
+
+
+def call(args: CallArgs) -> contract.JSONValue:
+    function = resolve(args.function)
+    try:
+        inspect.signature(function).bind(**args.arguments)
+    except TypeError as e:
+        raise DriverError(f"python.call {args.function}: the arguments don't fit: {e}") from e
+    except ValueError:
+        pass  # some builtins have no signature to check against; the call itself will tell
+    try:
+        result = function(**args.arguments)
+    except Exception as e:
+        raise DriverError(f"python.call {args.function} raised {type(e).__name__}: {e}") from e
+    try:
+        return to_json(result)
+    except ValueError as e:
+        raise DriverError(
+            f"python.call {args.function}: {e}",
+            hint="return only dicts, lists, text, numbers, booleans or None",
+        ) from e
+
+
+class CallProbe(contract.Probe[CallArgs]):
+    name = "python.call"
+    summary = "Call package.module:function with keyword arguments; its JSON result is the output."
+    args = CallArgs
+
+    def run(self, args: CallArgs, ctx: contract.RunContext) -> contract.JSONValue:
+        return call(args)
+
+
+class CallAction(contract.Action[CallArgs]):
+    name = "python.call"
+    summary = "Call package.module:function with keyword arguments, for a change no driver makes."
+    args = CallArgs
+
+    def run(self, args: CallArgs, ctx: contract.RunContext) -> contract.ActionResult:
+        return contract.ActionResult(output=call(args))
