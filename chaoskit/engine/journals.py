@@ -231,6 +231,8 @@ def redact(value: V, secrets: Iterable[str]) -> V:
 
 
 def _redact(value: Any, hidden: list[str]) -> Any:
+    if isinstance(value, enum.Enum):
+        return value
     if isinstance(value, str):
         for secret in hidden:
             value = value.replace(secret, REDACTED)

@@ -1,0 +1,291 @@
+"""Planning: every activity of an experiment resolved to a registered driver and its arguments
+checked, before anything touches the system. ``--dry-run`` stops here and prints ``dry_run``.
+
+Every problem is collected (with the file position of the step) and raised as one ``SpecError``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from chaoskit import errors
+from chaoskit.drivers import contract, registry
+from chaoskit.engine import journals
+from chaoskit.spec import models
+
+PathParts = Sequence[str | int]
+_RUNTIME_REF = re.compile(r"\$\{\s*(steps|secrets)\.")
+
+
+class Source(Protocol):
+    """What planning needs from a loaded experiment (``chaoskit.spec.loading.Loaded`` is one)."""
+
+    @property
+    def experiment(self) -> models.Experiment: ...
+
+    @property
+    def name(self) -> str: ...
+
+    def problem(self, path_parts: PathParts, message: str) -> errors.Problem: ...
+
+
+@dataclass(frozen=True)
+class Document:
+    """An experiment given as a model in memory: problems carry the YAML path but no position."""
+
+    experiment: models.Experiment
+    name: str = "<experiment>"
+    kind: str = "chaoskit"
+
+    def problem(self, path_parts: PathParts, message: str) -> errors.Problem:
+        return errors.Problem(file=self.name, line=0, col=0, path=render_path(path_parts), message=message)
+
+
+def render_path(parts: PathParts) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+AnyStep = models.ProbeStep | models.FaultStep | models.ActionStep | models.PauseStep
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    phase: journals.Phase
+    index: int
+    step: AnyStep
+    path: tuple[str | int, ...]
+    """Where the step is in the file, e.g. ``("method", 2)``."""
+    activity: contract.Fault[Any] | contract.Probe[Any] | contract.Action[Any] | None
+    """None for a pause."""
+    args: contract.Args | None
+    """Validated at plan time; None when ``with:`` has run-time templates (validated when run)."""
+
+    @property
+    def kind(self) -> journals.StepKind:
+        return journals.StepKind(kind_of(self.step))
+
+    @property
+    def label(self) -> str:
+        return self.step.name or self.step.activity
+
+    @property
+    def raw_args(self) -> dict[str, Any]:
+        return {} if isinstance(self.step, models.PauseStep) else dict(self.step.with_)
+
+    @property
+    def background(self) -> bool:
+        return not isinstance(self.step, models.PauseStep) and self.step.background
+
+    @property
+    def timeout(self) -> float | None:
+        return None if isinstance(self.step, models.PauseStep) else self.step.timeout
+
+
+@dataclass(frozen=True)
+class Plan:
+    experiment: models.Experiment
+    source: str
+    setup: tuple[PlannedStep, ...] = ()
+    steady_state: tuple[PlannedStep, ...] = ()
+    method: tuple[PlannedStep, ...] = ()
+    guards: tuple[PlannedStep, ...] = ()
+    rollbacks: tuple[PlannedStep, ...] = ()
+    teardown: tuple[PlannedStep, ...] = ()
+
+    def faults(self) -> list[PlannedStep]:
+        return [s for s in (*self.setup, *self.method, *self.rollbacks, *self.teardown) if s.kind == "fault"]
+
+
+def kind_of(step: AnyStep) -> str:
+    if isinstance(step, models.ProbeStep):
+        return "probe"
+    if isinstance(step, models.FaultStep):
+        return "fault"
+    if isinstance(step, models.ActionStep):
+        return "action"
+    return "pause"
+
+
+def has_runtime_refs(value: object) -> bool:
+    """True when ``value`` holds ``${steps...}`` or ``${secrets...}``, known only when the step runs."""
+    if isinstance(value, str):
+        return bool(_RUNTIME_REF.search(value))
+    if isinstance(value, dict):
+        return any(has_runtime_refs(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_runtime_refs(v) for v in value)
+    return False
+
+
+def validation_messages(error: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location inside ``with``, message) for each pydantic error, in the user's words."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if isinstance(p, str | int))
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown argument"
+        elif item["type"] == "missing":
+            message = "required argument missing"
+        out.append((loc, message))
+    return out
+
+
+def plan(source: Source, drivers: registry.Registry, *, probes_path: Sequence[Path] = ()) -> Plan:
+    """Resolve and check every step; raise one ``SpecError`` with every problem found."""
+    experiment = source.experiment
+    problems: list[errors.Problem] = []
+
+    def section(name: str, steps: Sequence[AnyStep], phase: journals.Phase) -> tuple[PlannedStep, ...]:
+        planned = []
+        for index, step in enumerate(steps):
+            resolved = _resolve(
+                source,
+                drivers,
+                step,
+                (name, index),
+                phase=phase,
+                index=index,
+                probes_path=probes_path,
+                problems=problems,
+            )
+            if resolved is not None:
+                planned.append(resolved)
+        return tuple(planned)
+
+    result = Plan(
+        experiment=experiment,
+        source=source.name,
+        setup=section("setup", experiment.setup, journals.Phase.SETUP),
+        steady_state=section("steady_state", experiment.steady_state, journals.Phase.BEFORE),
+        method=section("method", experiment.method, journals.Phase.METHOD),
+        guards=section("guards", experiment.guards, journals.Phase.GUARD),
+        rollbacks=section("rollbacks", experiment.rollbacks, journals.Phase.ROLLBACKS),
+        teardown=section("teardown", experiment.teardown, journals.Phase.TEARDOWN),
+    )
+    if problems:
+        raise errors.SpecError(problems)
+    return result
+
+
+def _resolve(
+    source: Source,
+    drivers: registry.Registry,
+    step: AnyStep,
+    where: tuple[str | int, ...],
+    *,
+    phase: journals.Phase,
+    index: int,
+    probes_path: Sequence[Path],
+    problems: list[errors.Problem],
+) -> PlannedStep | None:
+    if isinstance(step, models.PauseStep):
+        return PlannedStep(phase, index, step, where, None, None)
+    if isinstance(step, models.ProbeStep) and step.use is not None:
+        try:
+            step = _catalogs().resolve(step, probes_path)
+        except errors.ChaoskitError as e:
+            key = getattr(e, "key", "") or "use"
+            parts = [p for p in key.split(".") if p]
+            problems.append(source.problem((*where, *parts), e.message))
+            return None
+    assert not isinstance(step, models.PauseStep)
+    kind = kind_of(step)
+    name = step.activity
+    pools: dict[str, Any] = {"fault": drivers.faults, "probe": drivers.probes, "action": drivers.actions}
+    activity = pools[kind].get(name)
+    if activity is None:
+        problems.append(source.problem((*where, kind), _unknown(drivers, name, kind)))
+        return None
+    raw = dict(step.with_)
+    args: contract.Args | None = None
+    if not has_runtime_refs(raw):
+        try:
+            args = activity.args.model_validate(raw)
+        except ValidationError as e:
+            for loc, message in validation_messages(e):
+                problems.append(source.problem((*where, "with", *loc), message))
+            return None
+    if (
+        isinstance(step, models.FaultStep)
+        and activity.reversibility is contract.Reversibility.IRREVERSIBLE
+        and step.irreversible != "ok"
+    ):
+        problems.append(
+            source.problem(
+                (*where, "fault"),
+                f"{name} can't be undone; add `irreversible: ok` to the step if that is really meant",
+            )
+        )
+        return None
+    return PlannedStep(phase, index, step, where, activity, args)
+
+
+def _catalogs() -> Any:
+    # The catalog module belongs to another part of the tree; import it only when a step uses it.
+    try:
+        return importlib.import_module("chaoskit.spec.catalogs")
+    except ModuleNotFoundError as e:
+        raise errors.SpecError(
+            [errors.Problem(file="", line=0, col=0, path="", message=f"catalog probes unavailable: {e}")]
+        ) from e
+
+
+def _unknown(drivers: registry.Registry, name: str, kind: str) -> str:
+    prefix = name.split(".", 1)[0]
+    driver = drivers.drivers.get(prefix)
+    if driver is not None and (why := driver.missing()):
+        return f"driver {prefix} is installed but can't be used: {why}"
+    if prefix in drivers.broken:
+        return f"driver {prefix} failed to load: {drivers.broken[prefix]}"
+    for other in ("fault", "probe", "action"):
+        pool = {"fault": drivers.faults, "probe": drivers.probes, "action": drivers.actions}[other]
+        if other != kind and name in pool:
+            return f"{name} is a {other}, not a {kind}; write `{other}: {name}`"
+    message = f"unknown {kind} {name!r}"
+    suggestion = drivers.suggest(name, kind)
+    if suggestion:
+        return f"{message} (did you mean {suggestion!r}?)"
+    return f"{message}; `chaoskit drivers` lists what is installed"
+
+
+@dataclass(frozen=True)
+class Touch:
+    """One fault step of the dry run: what it would hit, or why that can't be known yet."""
+
+    step: str
+    phase: journals.Phase
+    activity: str
+    targets: list[contract.Target] = field(default_factory=list)
+    note: str | None = None
+    """Run-time arguments, or the selection failed (the error)."""
+
+
+def dry_run(planned: Plan, ctx: contract.RunContext) -> list[Touch]:
+    """Resolve the targets of every fault step, injecting nothing."""
+    touches: list[Touch] = []
+    for step in planned.faults():
+        fault = step.activity
+        assert isinstance(fault, contract.Fault)
+        if step.args is None:
+            touches.append(
+                Touch(step.label, step.phase, fault.name, note="targets known at run time (uses ${...})")
+            )
+            continue
+        try:
+            targets = list(fault.targets(step.args, ctx))
+        except errors.ChaoskitError as e:
+            touches.append(Touch(step.label, step.phase, fault.name, note=e.message))
+            continue
+        touches.append(Touch(step.label, step.phase, fault.name, targets=targets))
+    return touches

@@ -1,0 +1,967 @@
+"""The runner: one experiment from setup to verdict, with every fault taken back whatever happens.
+
+Orchestration is asyncio; driver code is synchronous and runs in worker threads through the
+``Clock`` (so that ``chaoskit.testing.FakeClock`` can run the whole thing in virtual time).
+Phases: setup → steady state before → method (with guards, background steps and duration
+reverts) → revert everything still applied → steady state after, polled until it holds →
+rollbacks → teardown → undo of actions' leftovers. Every fault goes through the ledger first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import functools
+import importlib
+import random
+import re
+import secrets as secrets_module
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import ValidationError
+
+import chaoskit
+from chaoskit import durations, errors
+from chaoskit.drivers import contract
+from chaoskit.engine import events, journals, ledgers, planning
+from chaoskit.spec import models
+
+T = TypeVar("T")
+Phase = journals.Phase
+Verdict = journals.Verdict
+
+EXIT_CODES: Mapping[Verdict, errors.ExitCode] = {
+    Verdict.COMPLETED: errors.ExitCode.COMPLETED,
+    Verdict.DEVIATED: errors.ExitCode.DEVIATED,
+    Verdict.INVALID: errors.ExitCode.INVALID,
+    Verdict.NOT_STEADY: errors.ExitCode.NOT_STEADY,
+    Verdict.ERROR: errors.ExitCode.ERROR,
+    Verdict.INTERRUPTED: errors.ExitCode.INTERRUPTED,
+}
+
+
+class Clock(Protocol):
+    """Time as the runner sees it. ``RealClock`` in production, ``testing.FakeClock`` in tests."""
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+
+    def wall(self) -> float:
+        """Epoch seconds, for timestamps in the journal."""
+
+    async def sleep(self, seconds: float) -> None: ...
+
+    async def blocking(self, call: Callable[[], T]) -> T:
+        """Run blocking driver code off the event loop. A fake clock needs to see this work, so
+        that virtual time never jumps ahead while a driver call is still running."""
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    async def blocking(self, call: Callable[[], T]) -> T:
+        return await asyncio.to_thread(call)
+
+
+class _Abort(Exception):
+    """Internal: stop the current phase; the reason is already recorded."""
+
+
+class _StepTimeout(Exception):
+    pass
+
+
+class FaultState(enum.Enum):
+    INTENT = "intent"
+    APPLIED = "applied"
+    REVERTED = "reverted"
+
+
+@dataclass
+class AppliedFault:
+    entry: str
+    step: planning.PlannedStep
+    fault: contract.Fault[Any]
+    target: contract.Target
+    revert: contract.RevertData
+    ctx: contract.RunContext
+    state: FaultState = FaultState.INTENT
+    injected_at: datetime | None = None
+    reverting: asyncio.Task[None] | None = None
+    record_index: int | None = None
+    """Where its ``FaultRecord`` is in the journal builder."""
+
+    def describe(self) -> str:
+        return f"{self.fault.name} on {self.target} (step {self.step.label!r})"
+
+
+@dataclass
+class Leftover:
+    entry: str
+    step: planning.PlannedStep
+    action: contract.Action[Any]
+    data: contract.RevertData
+    ctx: contract.RunContext
+
+
+# Run-time templates, until the spec's template module can be called for them: ``${steps.<id>
+# .output.<path>}`` and ``${secrets.<name>}``; a string that is exactly one template keeps the type.
+_TEMPLATE = re.compile(r"\$\{\s*(steps|secrets)\.([^}]+?)\s*\}")
+
+
+def render(value: Any, outputs: Mapping[str, Any], secret_values: Mapping[str, str]) -> Any:
+    """``value`` with run-time templates filled in; unknown references raise ``SpecError``-style
+    messages as ``ValueError``."""
+    if isinstance(value, dict):
+        return {k: render(v, outputs, secret_values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, outputs, secret_values) for v in value]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    whole = _TEMPLATE.fullmatch(value.strip())
+    if whole:
+        return _lookup(whole.group(1), whole.group(2), outputs, secret_values)
+    return _TEMPLATE.sub(lambda m: _text(_lookup(m.group(1), m.group(2), outputs, secret_values)), value)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import json
+
+    return json.dumps(value)
+
+
+def _lookup(root: str, rest: str, outputs: Mapping[str, Any], secret_values: Mapping[str, str]) -> Any:
+    if root == "secrets":
+        if rest not in secret_values:
+            raise ValueError(f"unknown secret {rest!r} (declared: {', '.join(secret_values) or 'none'})")
+        return secret_values[rest]
+    step_id, _, path = rest.partition(".")
+    if step_id not in outputs:
+        raise ValueError(
+            f"no output of step {step_id!r} yet (steps with output: {', '.join(outputs) or 'none'})"
+        )
+    value = outputs[step_id]
+    parts = [p for p in re.split(r"\.|\[(-?\d+)\]", path) if p]
+    if parts and parts[0] == "output":
+        parts = parts[1:]
+    for part in parts:
+        if isinstance(value, list) and re.fullmatch(r"-?\d+", part):
+            value = value[int(part)]
+        elif isinstance(value, dict) and part in value:
+            value = value[part]
+        else:
+            raise ValueError(f"no {part!r} in the output of step {step_id!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    ok: bool
+    expected: str
+    message: str
+
+
+def check(expect: models.Expect, value: Any) -> CheckOutcome:
+    """One ``expect`` against a probe's value; the spec's ``expectations.check`` when present."""
+    try:
+        spec_expectations: Any = importlib.import_module("chaoskit.spec.expectations")
+    except ModuleNotFoundError:
+        return _basic_check(expect, value)
+    result = spec_expectations.check(expect, value)
+    return CheckOutcome(ok=bool(result.ok), expected=str(result.expected), message=str(result.message))
+
+
+def _basic_check(expect: models.Expect, value: Any) -> CheckOutcome:
+    where = f"{expect.path} " if expect.path else ""
+    got = value
+    if expect.path:
+        try:
+            got = _lookup("steps", f"v.{expect.path}", {"v": value}, {})
+        except (ValueError, IndexError, TypeError) as e:
+            return CheckOutcome(False, f"{where}exists", str(e).replace(" of step 'v'", ""))
+    wanted: list[tuple[str, bool]] = []
+    fields = expect.model_fields_set
+    if "equals" in fields:
+        wanted.append((f"equals {expect.equals!r}", got == expect.equals))
+    number = got if isinstance(got, int | float) and not isinstance(got, bool) else None
+    if expect.below is not None:
+        wanted.append((f"below {expect.below:g}", number is not None and number < expect.below))
+    if expect.above is not None:
+        wanted.append((f"above {expect.above:g}", number is not None and number > expect.above))
+    if expect.between is not None:
+        lo, hi = expect.between
+        wanted.append((f"between {lo:g} and {hi:g}", number is not None and lo <= number <= hi))
+    if expect.in_ is not None:
+        wanted.append((f"in {expect.in_!r}", got in expect.in_))
+    if expect.matches is not None:
+        wanted.append((f"matches {expect.matches!r}", re.search(expect.matches, _text(got)) is not None))
+    expected = where + " and ".join(w for w, _ in wanted)
+    ok = all(ok for _, ok in wanted)
+    return CheckOutcome(ok, expected, "" if ok else f"expected {expected}, got {got!r}")
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+@dataclass
+class Settings:
+    """How to run one experiment (the CLI flags)."""
+
+    state_dir: Path = field(default_factory=ledgers.state_dir)
+    seed: int | None = None
+    """Seeds every step's random choices; random (and journaled) when None."""
+    run_id: str | None = None
+    experiment: journals.ExperimentInfo | None = None
+    """Title, file, sha256 for the journal; the plan's title when None."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Resolved secret values: name → value. Used in ``${secrets.<name>}``, redacted everywhere."""
+
+
+class JournalBuilder:
+    """Subscribes to a run's events and assembles the journal."""
+
+    def __init__(self) -> None:
+        self.checks: list[journals.CheckRecord] = []
+        self.steps: list[journals.StepRecord] = []
+        self.rollbacks: list[journals.StepRecord] = []
+        self.teardown: list[journals.StepRecord] = []
+        self.faults: list[journals.FaultRecord] = []
+        self.trips: list[journals.GuardTrip] = []
+        self.undo: list[journals.UndoRecord] = []
+        self.errors: list[journals.ErrorRecord] = []
+        self.recovery: journals.RecoveryRecord | None = None
+        self._open: dict[tuple[str, str, str], list[int]] = {}
+
+    def __call__(self, event: events.Event) -> None:
+        match event:
+            case events.CheckDone(record=record):
+                self.checks.append(record)
+            case events.StepEnded(record=record):
+                {Phase.ROLLBACKS: self.rollbacks, Phase.TEARDOWN: self.teardown}.get(
+                    record.phase, self.steps
+                ).append(record)
+            case events.FaultInjected():
+                key = (event.step, event.activity, event.target.id)
+                self._open.setdefault(key, []).append(len(self.faults))
+                self.faults.append(
+                    journals.FaultRecord(
+                        step=event.step,
+                        activity=event.activity,
+                        target=journals.TargetInfo.model_validate(event.target.to_json()),
+                        injected_at=event.at,
+                        duration=event.duration,
+                    )
+                )
+            case events.FaultReverted():
+                key = (event.step, event.activity, event.target.id)
+                if self._open.get(key):
+                    index = self._open[key].pop(0)
+                    self.faults[index] = self.faults[index].model_copy(
+                        update={"reverted_at": event.at, "revert": event.status, "revert_error": event.error}
+                    )
+            case events.GuardTripped(trip=trip):
+                self.trips.append(trip)
+            case events.RecoveryDone(record=record):
+                self.recovery = record
+            case events.UndoDone(record=record):
+                self.undo.append(record)
+            case events.ErrorRaised(record=record):
+                self.errors.append(record)
+            case _:
+                pass
+
+
+class Runner:
+    """Runs one planned experiment. ``await runner.run()`` returns the journal; it never raises for
+    what the system or a driver did (that is in the verdict), only for chaoskit bugs."""
+
+    def __init__(
+        self,
+        plan: planning.Plan,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        bus: events.Bus | None = None,
+    ) -> None:
+        self.plan = plan
+        self.settings = settings or Settings()
+        self.clock: Clock = clock or RealClock()
+        self.secrets = dict(self.settings.secrets)
+        self.bus = bus or events.Bus()
+        self.bus.secrets = tuple(v for v in self.secrets.values() if v)
+        self.journal = JournalBuilder()
+        self.bus.subscribe(self.journal)
+        self.run_id = self.settings.run_id or new_run_id()
+        self.seed = self.settings.seed if self.settings.seed is not None else secrets_module.randbelow(2**31)
+        self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.bus.secrets)
+        self.ctx = contract.RunContext(run_id=self.run_id, state_dir=self.settings.state_dir, log=self._log)
+        self.applied: list[AppliedFault] = []
+        self.leftovers: list[Leftover] = []
+        self.outputs: dict[str, Any] = {}
+        self._entries = 0
+        self._stopping = asyncio.Event()
+        self._interrupts = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_revert: float | None = None
+        self._method_started = False
+        self._failed = False
+        self._deviations: list[str] = []
+        self._not_steady: str | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._timers: set[asyncio.Task[None]] = set()
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _at(self) -> datetime:
+        return _utc(self.clock.wall())
+
+    def _log(self, message: str) -> None:
+        # Drivers log from worker threads; events are delivered on the loop's thread.
+        loop = self._loop
+        event = events.Log(message=message, at=self._at())
+        if loop is None:
+            self.bus.emit(event)
+        else:
+            loop.call_soon_threadsafe(self.bus.emit, event)
+
+    def _error(self, phase: Phase | None, step: str | None, message: str) -> None:
+        self._failed = True
+        self.bus.emit(events.ErrorRaised(journals.ErrorRecord(phase=phase, step=step, message=message)))
+
+    def _step_ctx(self, step: planning.PlannedStep) -> contract.RunContext:
+        rng = random.Random(f"{self.seed}:{step.phase.value}:{step.index}")
+        return dataclasses.replace(self.ctx, rng=rng)
+
+    async def _call(self, call: Callable[[], T], timeout: float | None = None) -> T:
+        work = asyncio.ensure_future(self.clock.blocking(call))
+        if timeout is None:
+            return await work
+        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
+        try:
+            await asyncio.wait({work, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+        if work.done():
+            return work.result()
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())
+        raise _StepTimeout(f"timed out after {durations.format(timeout)}")
+
+    def _args(self, step: planning.PlannedStep) -> contract.Args:
+        """The step's arguments with run-time templates filled in, validated."""
+        if step.args is not None:
+            return step.args
+        assert step.activity is not None
+        try:
+            raw = render(step.raw_args, self.outputs, self.secrets)
+        except ValueError as e:
+            raise errors.SpecError(
+                [errors.Problem(self.plan.source, 0, 0, planning.render_path((*step.path, "with")), str(e))]
+            ) from e
+        try:
+            return step.activity.args.model_validate(raw)
+        except ValidationError as e:
+            problems = [
+                errors.Problem(self.plan.source, 0, 0, planning.render_path((*step.path, "with", *loc)), msg)
+                for loc, msg in planning.validation_messages(e)
+            ]
+            raise errors.SpecError(problems) from e
+
+    # ---- public ---------------------------------------------------------------------------
+
+    def interrupt(self) -> None:
+        """SIGINT/SIGTERM. The first stops the run (faults revert, rollbacks run); later ones say
+        what is still applied and how to take it back by hand."""
+        self._interrupts += 1
+        if self._interrupts == 1:
+            self._stopping.set()
+            self.ctx.cancel.set()
+            return
+        still = [f.describe() for f in self.applied if f.state is not FaultState.REVERTED]
+        still += [f"undo of {left.action.name} (step {left.step.label!r})" for left in self.leftovers]
+        self.bus.emit(
+            events.StillApplied(
+                faults=still,
+                command=f"chaoskit recover {self.run_id} --state-dir {self.settings.state_dir}",
+            )
+        )
+
+    @property
+    def interrupted(self) -> bool:
+        return self._interrupts > 0
+
+    async def run(self) -> journals.Journal:
+        self._loop = asyncio.get_running_loop()
+        info = self.settings.experiment or journals.ExperimentInfo(
+            title=self.plan.experiment.title, tags=list(self.plan.experiment.tags)
+        )
+        started = self._at()
+        self.bus.emit(
+            events.RunStarted(
+                run_id=self.run_id,
+                title=info.title,
+                file=info.file,
+                seed=self.seed,
+                ledger=str(self.ledger.path),
+                at=started,
+            )
+        )
+        self.ledger.start(info.title, info.file)
+        try:
+            await self._until_stopped(self._body())
+            await self._revert_all()
+            if self._method_started and not self._failed and not self.interrupted:
+                await self._until_stopped(self._after())
+            if self._method_started:
+                await self._section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
+            await self._section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
+            await self._undo_all()
+        finally:
+            # Even on a chaoskit bug: nothing stays applied that we can take back.
+            await self._revert_all()
+            self.ctx.close()
+        verdict, reason = self._verdict()
+        self.ledger.end(verdict.value)
+        ended = self._at()
+        self.bus.emit(events.VerdictReached(verdict, int(EXIT_CODES[verdict]), reason, ended))
+        return self._journal(info, started, ended, verdict, reason)
+
+    def _journal(
+        self,
+        info: journals.ExperimentInfo,
+        started: datetime,
+        ended: datetime,
+        verdict: Verdict,
+        reason: str,
+    ) -> journals.Journal:
+        j = self.journal
+        journal = journals.Journal(
+            run_id=self.run_id,
+            chaoskit_version=chaoskit.__version__,
+            experiment=info,
+            started=started,
+            ended=ended,
+            verdict=verdict,
+            exit_code=int(EXIT_CODES[verdict]),
+            reason=reason,
+            seed=self.seed,
+            ledger=str(self.ledger.path),
+            checks=j.checks,
+            steps=j.steps,
+            faults=j.faults,
+            guard_trips=j.trips,
+            recovery=j.recovery,
+            rollbacks=j.rollbacks,
+            teardown=j.teardown,
+            undo=j.undo,
+            errors=j.errors,
+        )
+        return journals.redact(journal, self.bus.secrets)
+
+    def _verdict(self) -> tuple[Verdict, str]:
+        if self.interrupted:
+            return Verdict.INTERRUPTED, "interrupted (SIGINT/SIGTERM): faults were reverted"
+        if self._failed:
+            first = self.journal.errors[0].message if self.journal.errors else "a driver failed"
+            return Verdict.ERROR, first
+        if self._not_steady is not None:
+            return Verdict.NOT_STEADY, self._not_steady
+        if self._deviations:
+            return Verdict.DEVIATED, "; ".join(self._deviations)
+        return Verdict.COMPLETED, "the steady state held before and after, recovery within the deadline"
+
+    async def _until_stopped(self, work: Awaitable[None]) -> None:
+        """Run ``work`` unless or until the run is interrupted; then cancel it and return."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if not task.cancelled() and task.exception() is not None:
+            exception = task.exception()
+            if not isinstance(exception, _Abort):
+                assert exception is not None
+                raise exception
+
+    # ---- phases ---------------------------------------------------------------------------
+
+    async def _body(self) -> None:
+        await self._section(Phase.SETUP, self.plan.setup)
+        self.bus.emit(events.PhaseStarted(Phase.BEFORE, self._at()))
+        failed = []
+        for step in self.plan.steady_state:
+            record = await self._probe(step, Phase.BEFORE)
+            if not record.ok:
+                failed.append(f"{record.step}: {record.error or record.message}")
+        if failed:
+            self._not_steady = "the steady state did not hold before: " + "; ".join(failed)
+            return
+        await self._method()
+
+    async def _section(
+        self, phase: Phase, steps: Sequence[planning.PlannedStep], *, keep_going: bool = False
+    ) -> None:
+        if not steps:
+            return
+        self.bus.emit(events.PhaseStarted(phase, self._at()))
+        for step in steps:
+            try:
+                await self._step(step)
+            except _Abort:
+                if not keep_going:
+                    raise
+
+    async def _method(self) -> None:
+        self.bus.emit(events.PhaseStarted(Phase.METHOD, self._at()))
+        self._method_started = True
+        self.ctx.marks["method_start"] = self.clock.wall()
+        stop = asyncio.Event()
+        guards = [asyncio.ensure_future(self._guard(g, stop)) for g in self.plan.guards]
+        steps = asyncio.ensure_future(self._method_steps(stop))
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({steps, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (*guards, stopped):
+                task.cancel()
+            if not steps.done():
+                steps.cancel()
+            await asyncio.gather(steps, *guards, stopped, return_exceptions=True)
+            self.ctx.marks["method_end"] = self.clock.wall()
+        if not steps.cancelled() and (exception := steps.exception()) is not None:
+            raise exception
+
+    async def _method_steps(self, stop: asyncio.Event) -> None:
+        try:
+            for step in self.plan.method:
+                if step.background:
+                    task = asyncio.ensure_future(self._background_step(step, stop))
+                    self._background.add(task)
+                else:
+                    await self._step(step)
+            if self._background:
+                await asyncio.gather(*self._background)
+            # A fault's duration is honoured even when the steps after it finish sooner.
+            if self._timers:
+                await asyncio.gather(*[asyncio.shield(t) for t in list(self._timers)])
+        finally:
+            pending = [t for t in self._background if not t.done()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self._background.clear()
+
+    async def _background_step(self, step: planning.PlannedStep, stop: asyncio.Event) -> None:
+        try:
+            await self._step(step)
+        except _Abort:
+            stop.set()  # an error in a background step stops the method like one in the foreground
+
+    async def _guard(self, planned: planning.PlannedStep, stop: asyncio.Event) -> None:
+        guard = planned.step
+        assert isinstance(guard, models.Guard)
+        in_a_row = 0
+        poll = 0
+        while True:
+            record = await self._probe(planned, Phase.GUARD, poll=poll)
+            poll += 1
+            in_a_row = 0 if record.ok else in_a_row + 1
+            if in_a_row >= guard.failures:
+                message = f"guard {record.step!r} failed {in_a_row} time(s) in a row: " + (
+                    record.error or record.message
+                )
+                self.bus.emit(
+                    events.GuardTripped(
+                        journals.GuardTrip(
+                            guard=record.step, at=self._at(), failures=in_a_row, message=message
+                        )
+                    )
+                )
+                self._deviations.append(message)
+                stop.set()
+                return
+            await self.clock.sleep(guard.interval)
+
+    async def _after(self) -> None:
+        self.bus.emit(events.PhaseStarted(Phase.AFTER, self._at()))
+        recovery = self.plan.experiment.recovery
+        base = self._last_revert if self._last_revert is not None else self.clock.now()
+        poll = 0
+        while True:
+            polled_at = self.clock.now()
+            held = True
+            for step in self.plan.steady_state:
+                record = await self._probe(step, Phase.AFTER, poll=poll)
+                held = held and record.ok
+            elapsed = max(0.0, polled_at - base)
+            self.bus.emit(events.RecoveryPolled(poll=poll, held=held, elapsed=elapsed, at=self._at()))
+            poll += 1
+            if held:
+                met = elapsed <= recovery.within
+                if not met:
+                    self._deviations.append(
+                        f"recovered in {durations.format(elapsed)}, more than recovery.within "
+                        f"{durations.format(recovery.within)}"
+                    )
+                self._recovery(recovery.within, elapsed, met, poll)
+                return
+            next_poll = self.clock.now() + recovery.interval
+            if next_poll - base > recovery.within:
+                self._deviations.append(
+                    f"the steady state did not hold again within {durations.format(recovery.within)}"
+                )
+                self._recovery(recovery.within, None, False, poll)
+                return
+            await self.clock.sleep(next_poll - self.clock.now())
+
+    def _recovery(self, within: float, measured: float | None, met: bool, polls: int) -> None:
+        record = journals.RecoveryRecord(required=within, measured=measured, met=met, polls=polls)
+        self.bus.emit(events.RecoveryDone(record))
+
+    # ---- steps ----------------------------------------------------------------------------
+
+    async def _step(self, step: planning.PlannedStep) -> None:
+        """Run one step and journal it; raise ``_Abort`` when it errored (already recorded)."""
+        started = self._at()
+        self.bus.emit(
+            events.StepStarted(
+                step.phase, step.index, step.label, step.kind, step.step.activity, step.background, started
+            )
+        )
+        status = journals.StepStatus.OK
+        output: Any = None
+        error: str | None = None
+        try:
+            output, status = await self._perform(step)
+        except asyncio.CancelledError:
+            status = journals.StepStatus.CANCELLED
+            raise
+        except _Abort as e:
+            status, error = journals.StepStatus.ERROR, str(e)
+            raise
+        finally:
+            self.bus.emit(
+                events.StepEnded(
+                    journals.StepRecord(
+                        phase=step.phase,
+                        index=step.index,
+                        name=step.label,
+                        kind=step.kind,
+                        activity=step.step.activity,
+                        status=status,
+                        started=started,
+                        ended=self._at(),
+                        background=step.background,
+                        output=journals.redact(_jsonable(output), self.bus.secrets),
+                        error=error,
+                    )
+                )
+            )
+
+    async def _perform(self, step: planning.PlannedStep) -> tuple[Any, journals.StepStatus]:
+        spec = step.step
+        if isinstance(spec, models.PauseStep):
+            await self.clock.sleep(spec.pause)
+            return None, journals.StepStatus.OK
+        if isinstance(spec, models.ProbeStep):
+            record = await self._probe(step, step.phase)
+            if spec.id:
+                self.outputs[spec.id] = record.value
+            if not record.ok and step.phase is Phase.METHOD:
+                self._deviations.append(f"method probe {record.step!r}: {record.error or record.message}")
+            status = journals.StepStatus.OK if record.ok else journals.StepStatus.FAILED
+            return record.value, status
+        if isinstance(spec, models.ActionStep):
+            output = await self._action(step)
+            if spec.id:
+                self.outputs[spec.id] = output
+            return output, journals.StepStatus.OK
+        targets = await self._inject(step)
+        output = [t.to_json() for t in targets]
+        if spec.id:
+            self.outputs[spec.id] = output
+        return output, journals.StepStatus.OK
+
+    def _fail(self, step: planning.PlannedStep, message: str) -> _Abort:
+        self._error(step.phase, step.label, message)
+        return _Abort(message)
+
+    async def _probe(
+        self, step: planning.PlannedStep, phase: Phase, poll: int | None = None
+    ) -> journals.CheckRecord:
+        probe = step.activity
+        assert isinstance(probe, contract.Probe)
+        spec = step.step
+        assert isinstance(spec, models.ProbeStep)
+        at = self._at()
+        began = self.clock.now()
+        value: Any = None
+        error: str | None = None
+        try:
+            args = self._args(step)
+            ctx = self._step_ctx(step)
+            value = await self._call(functools.partial(probe.run, args, ctx), step.timeout)
+        except errors.ComponentMissing as e:
+            error = e.render()
+            self._error(phase, step.label, f"{probe.name}: {error}")
+        except (errors.ChaoskitError, _StepTimeout) as e:
+            error = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+        except Exception as e:
+            # A probe that raises something else is a driver bug: say so, and fail the run.
+            error = f"{type(e).__name__}: {e}"
+            self._error(phase, step.label, f"{probe.name} raised {error}")
+        expected: list[str] = []
+        messages: list[str] = []
+        ok = error is None
+        if error is None:
+            for expect in spec.expects:
+                outcome = check(expect, value)
+                expected.append(outcome.expected)
+                if not outcome.ok:
+                    ok = False
+                    messages.append(outcome.message)
+        record = journals.CheckRecord(
+            phase=phase,
+            step=step.label,
+            activity=probe.name,
+            value=journals.redact(_jsonable(value), self.bus.secrets),
+            expected=expected,
+            ok=ok,
+            message="; ".join(messages) if messages else (error or ""),
+            elapsed=max(0.0, self.clock.now() - began),
+            at=at,
+            error=error,
+            poll=poll,
+        )
+        self.bus.emit(events.CheckDone(record))
+        return record
+
+    async def _action(self, step: planning.PlannedStep) -> Any:
+        action = step.activity
+        assert isinstance(action, contract.Action)
+        ctx = self._step_ctx(step)
+        try:
+            args = self._args(step)
+            result = await self._call(functools.partial(action.run, args, ctx), step.timeout)
+        except (errors.ChaoskitError, _StepTimeout) as e:
+            text = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+            raise self._fail(step, f"{action.name} failed: {text}") from e
+        except Exception as e:
+            raise self._fail(step, f"{action.name} raised {type(e).__name__}: {e}") from e
+        if result.undo is not None:
+            self._entries += 1
+            entry = f"u{self._entries}"
+            self.ledger.undo(entry, action.name, step.label, result.undo)
+            self.leftovers.append(Leftover(entry, step, action, dict(result.undo), ctx))
+        return result.output
+
+    async def _inject(self, step: planning.PlannedStep) -> list[contract.Target]:
+        fault = step.activity
+        spec = step.step
+        assert isinstance(fault, contract.Fault) and isinstance(spec, models.FaultStep)
+        ctx = self._step_ctx(step)
+        try:
+            args = self._args(step)
+            targets = list(await self._call(functools.partial(fault.targets, args, ctx), step.timeout))
+        except (errors.ChaoskitError, _StepTimeout) as e:
+            text = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+            raise self._fail(step, f"{fault.name}: can't select targets: {text}") from e
+        except Exception as e:
+            raise self._fail(step, f"{fault.name} raised {type(e).__name__}: {e}") from e
+        for target in targets:
+            await self._inject_one(step, fault, args, target, ctx=ctx, duration=spec.duration)
+        return targets
+
+    async def _inject_one(
+        self,
+        step: planning.PlannedStep,
+        fault: contract.Fault[Any],
+        args: contract.Args,
+        target: contract.Target,
+        *,
+        ctx: contract.RunContext,
+        duration: float | None,
+    ) -> None:
+        try:
+            revert = await self._call(functools.partial(fault.prepare, args, target, ctx), step.timeout)
+        except Exception as e:
+            text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
+            raise self._fail(step, f"{fault.name} on {target}: can't prepare: {text}") from e
+        self._entries += 1
+        applied = AppliedFault(f"f{self._entries}", step, fault, target, dict(revert), ctx)
+        try:
+            self.ledger.intent(applied.entry, fault.name, step.label, target, applied.revert)
+        except errors.LedgerError as e:
+            raise self._fail(step, f"{fault.name} on {target} not injected: {e.message}") from e
+        self.applied.append(applied)
+        work = asyncio.ensure_future(
+            self._call(functools.partial(fault.inject, args, target, applied.revert, ctx), step.timeout)
+        )
+        try:
+            # Shielded: if the run is stopped mid-inject, wait for the driver to finish, so that the
+            # revert can't overtake an injection still in flight.
+            final = await asyncio.shield(work)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                final = await work
+                self._applied(applied, final, duration=None)
+            raise
+        except Exception as e:
+            text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
+            raise self._fail(step, f"{fault.name} on {target}: inject failed: {text}") from e
+        self._applied(applied, final, duration)
+
+    def _applied(self, applied: AppliedFault, final: contract.RevertData, duration: float | None) -> None:
+        applied.revert = dict(final)
+        applied.state = FaultState.APPLIED
+        applied.injected_at = self._at()
+        self.ledger.applied(applied.entry, applied.revert)
+        self.ctx.marks.setdefault("first_inject", self.clock.wall())
+        spec = applied.step.step
+        assert isinstance(spec, models.FaultStep)
+        self.bus.emit(
+            events.FaultInjected(
+                applied.step.label, applied.fault.name, applied.target, duration, applied.injected_at
+            )
+        )
+        if applied.fault.reversibility is not contract.Reversibility.REVERSIBLE:
+            # Nothing to take back; the ledger says so, so that recover leaves it alone.
+            applied.state = FaultState.REVERTED
+            self.ledger.reverted(applied.entry, journals.RevertStatus.NOT_NEEDED.value)
+            self.bus.emit(
+                events.FaultReverted(
+                    applied.step.label,
+                    applied.fault.name,
+                    applied.target,
+                    journals.RevertStatus.NOT_NEEDED,
+                    self._at(),
+                )
+            )
+            return
+        if duration is not None:
+            timer = asyncio.ensure_future(self._revert_after(applied, duration))
+            self._timers.add(timer)
+            timer.add_done_callback(self._timers.discard)
+
+    async def _revert_after(self, applied: AppliedFault, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+        await self._revert(applied)
+
+    async def _revert(self, applied: AppliedFault) -> None:
+        if applied.state is FaultState.REVERTED:
+            return
+        if applied.reverting is None or applied.reverting.done():
+            applied.reverting = asyncio.ensure_future(self._do_revert(applied))
+        # Shielded: a cancelled duration timer must not cancel a revert half-way.
+        await asyncio.shield(applied.reverting)
+
+    async def _do_revert(self, applied: AppliedFault) -> None:
+        was = applied.state
+        try:
+            outcome = await self._call(functools.partial(applied.fault.revert, applied.revert, applied.ctx))
+        except Exception as e:
+            text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
+            message = f"{applied.fault.name} on {applied.target}: revert failed: {text}"
+            if was is FaultState.APPLIED:
+                self._error(Phase.METHOD, applied.step.label, message)
+                self.bus.emit(
+                    events.FaultReverted(
+                        applied.step.label,
+                        applied.fault.name,
+                        applied.target,
+                        journals.RevertStatus.FAILED,
+                        self._at(),
+                        error=text,
+                    )
+                )
+            else:
+                self._log(f"best-effort revert after a failed inject: {message}")
+            return
+        applied.state = FaultState.REVERTED
+        self.ledger.reverted(applied.entry, outcome.value)
+        if was is FaultState.APPLIED:
+            self._last_revert = self.clock.now()
+            self.ctx.marks["last_revert"] = self.clock.wall()
+            self.bus.emit(
+                events.FaultReverted(
+                    applied.step.label,
+                    applied.fault.name,
+                    applied.target,
+                    journals.RevertStatus(outcome.value),
+                    self._at(),
+                )
+            )
+
+    async def _revert_all(self) -> None:
+        for timer in list(self._timers):
+            timer.cancel()
+        # Newest first: a later fault may sit on top of an earlier one.
+        for applied in reversed(self.applied):
+            if applied.state is not FaultState.REVERTED and (
+                applied.reverting is None or applied.reverting.done()
+            ):
+                applied.reverting = None
+            await self._revert(applied)
+
+    async def _undo_all(self) -> None:
+        remaining: list[Leftover] = []
+        for left in reversed(self.leftovers):
+            error: str | None
+            try:
+                outcome = await self._call(functools.partial(left.action.undo, left.data, left.ctx))
+            except Exception as e:
+                text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
+                self._error(Phase.TEARDOWN, left.step.label, f"undo of {left.action.name} failed: {text}")
+                status, error = journals.RevertStatus.FAILED, text
+                remaining.append(left)
+            else:
+                self.ledger.reverted(left.entry, outcome.value)
+                status, error = journals.RevertStatus(outcome.value), None
+            self.bus.emit(
+                events.UndoDone(
+                    journals.UndoRecord(
+                        step=left.step.label,
+                        activity=left.action.name,
+                        outcome=status,
+                        at=self._at(),
+                        error=error,
+                    )
+                )
+            )
+        self.leftovers = remaining
+
+
+def _jsonable(value: Any) -> Any:
+    """Probe and action outputs as JSON values (drivers should return JSON; be lenient)."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)

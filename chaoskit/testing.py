@@ -1,0 +1,371 @@
+"""Run the engine without a network: a fake clock (virtual time), a scriptable fake driver, and
+``run_experiment`` to run a whole experiment with them. For users' tests and for ours.
+
+    fake = testing.FakeDriver()
+    fake.script("latency", lambda t: 120 if t < 5 else 40)      # a probe value over virtual time
+    journal = testing.run_experiment(yaml_text, drivers=[fake.driver()], clock=fake.clock)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import tempfile
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import Field, JsonValue, ValidationError
+
+from chaoskit import errors
+from chaoskit.drivers import contract, registry, targeting
+from chaoskit.engine import events, journals, planning, running
+from chaoskit.spec import models
+
+T = TypeVar("T")
+
+_QUIET_ROUNDS = 30
+"""Event-loop turns with nothing happening before virtual time may move: enough for any chain of
+wake-ups (a task ending, the one awaiting it resuming, ...) to settle."""
+
+
+class FakeClock:
+    """Virtual time for ``running.Clock``: ``sleep`` returns as soon as every task is waiting on the
+    clock and no driver call is in flight, with time moved forward to the earliest wake-up. A run
+    with ``duration: 1h`` finishes in milliseconds, and the order of events is exact."""
+
+    def __init__(self, start: float = 0.0, wall_start: datetime | None = None) -> None:
+        self._now = start
+        self._wall0 = (wall_start or datetime(2026, 1, 1, tzinfo=UTC)).timestamp() - start
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._busy = 0
+        self._activity = 0
+        self._advancer: asyncio.Task[None] | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._now
+
+    def wall(self) -> float:
+        return self._wall0 + self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by hand (for probes that read ``now`` outside a run)."""
+        self._now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self._activity += 1
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self._now + seconds, next(self._seq), future))
+        if self._advancer is None or self._advancer.done():
+            self._advancer = asyncio.ensure_future(self._advance())
+        try:
+            await future
+        finally:
+            self._activity += 1
+
+    async def blocking(self, call: Callable[[], T]) -> T:
+        self._busy += 1
+        self._activity += 1
+        try:
+            return await asyncio.to_thread(call)
+        finally:
+            self._busy -= 1
+            self._activity += 1
+
+    async def _advance(self) -> None:
+        while True:
+            quiet = 0
+            seen = self._activity
+            while quiet < _QUIET_ROUNDS:
+                if self._busy:
+                    await asyncio.sleep(0.001)  # real time: a driver call is running in a thread
+                    quiet = 0
+                else:
+                    await asyncio.sleep(0)
+                    quiet += 1
+                if self._activity != seen:
+                    seen, quiet = self._activity, 0
+            while self._sleepers and self._sleepers[0][2].done():
+                heapq.heappop(self._sleepers)  # cancelled sleeps
+            if not self._sleepers:
+                return
+            wake = self._sleepers[0][0]
+            self._now = max(self._now, wake)
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                _, _, future = heapq.heappop(self._sleepers)
+                if not future.done():
+                    future.set_result(None)
+
+
+# ---- the fake driver -------------------------------------------------------------------------
+
+
+class ValueArgs(contract.Args):
+    key: str = "value"
+    """Which scripted value to return (``FakeDriver.script``)."""
+    echo: JsonValue = None
+    """Returned as is instead, when given (e.g. to check that a secret is redacted)."""
+
+
+class StatusArgs(contract.Args):
+    pass
+
+
+class BreakArgs(contract.Args):
+    targets: list[str] = Field(default_factory=lambda: ["t1"])
+    count: int | None = None
+    """Pick this many of ``targets`` at random, with the step's seeded RNG."""
+    fail_inject: bool = False
+    fail_revert: bool = False
+
+
+class MarkerArgs(contract.Args):
+    path: str
+    """A file created on inject and removed on revert: a fault that outlives its process."""
+
+
+class DoArgs(contract.Args):
+    output: JsonValue = None
+    fail: bool = False
+    leave: str | None = None
+    """Leave something behind under this name, undone after teardown."""
+
+
+@dataclass
+class FakeDriver:
+    """A ``contract.Driver`` named ``fake`` whose behaviour the test scripts, with a call log.
+
+    * probe ``fake.value``  returns ``script(key)``'s function of virtual time (or ``echo``).
+    * probe ``fake.status`` returns 503 while any ``fake.break`` fault is applied and for
+      ``recovery_delay`` seconds after the last revert, else 200.
+    * fault ``fake.break``  on ``targets``; ``fail_inject``/``fail_revert`` make it raise.
+    * fault ``fake.marker`` creates a file, removed on revert (survives a crash of the runner).
+    * fault ``fake.kill``   self-healing; ``fake.destroy`` irreversible.
+    * action ``fake.do``    returns ``output``; ``leave: name`` leaves an undo record.
+    """
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    recovery_delay: float = 0.0
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    """``(what, detail)`` in call order: ``("inject", "t1")``, ``("revert", "t1")``, ``("probe", key)``."""
+    applied: set[str] = field(default_factory=set)
+    last_revert: float | None = None
+    scripts: dict[str, Callable[[float], JsonValue]] = field(default_factory=dict)
+
+    def script(self, key: str, value: Callable[[float], JsonValue]) -> None:
+        self.scripts[key] = value
+
+    def healthy(self) -> bool:
+        if self.applied:
+            return False
+        return self.last_revert is None or self.clock.now() >= self.last_revert + self.recovery_delay
+
+    def driver(self) -> contract.Driver:
+        return contract.Driver(
+            name="fake",
+            summary="a scriptable fake for tests (chaoskit.testing)",
+            faults=[_Break(self), _Marker(self), _Kill(self), _Destroy(self)],
+            probes=[_Value(self), _Status(self)],
+            actions=[_Do(self)],
+        )
+
+    def registry(self, *extra: contract.Driver) -> registry.Registry:
+        return registry.build([self.driver(), *extra])
+
+
+class _Value(contract.Probe[ValueArgs]):
+    name = "fake.value"
+    summary = "a scripted value of virtual time"
+    args = ValueArgs
+
+    def __init__(self, fake: FakeDriver) -> None:
+        self.fake = fake
+
+    def run(self, args: ValueArgs, ctx: contract.RunContext) -> contract.JSONValue:
+        self.fake.calls.append(("probe", args.key))
+        if args.echo is not None:
+            return args.echo
+        if args.key not in self.fake.scripts:
+            raise errors.DriverError(f"fake.value: nothing scripted for {args.key!r}")
+        return self.fake.scripts[args.key](self.fake.clock.now())
+
+
+class _Status(contract.Probe[StatusArgs]):
+    name = "fake.status"
+    summary = "200 when healthy, 503 while broken or recovering"
+    args = StatusArgs
+
+    def __init__(self, fake: FakeDriver) -> None:
+        self.fake = fake
+
+    def run(self, args: StatusArgs, ctx: contract.RunContext) -> contract.JSONValue:
+        self.fake.calls.append(("probe", "status"))
+        return {"status": 200 if self.fake.healthy() else 503}
+
+
+class _Break(contract.Fault[BreakArgs]):
+    name = "fake.break"
+    summary = "marks targets broken until reverted"
+    args = BreakArgs
+
+    def __init__(self, fake: FakeDriver) -> None:
+        self.fake = fake
+
+    def targets(self, args: BreakArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        found = [contract.Target(kind="fake", id=t, name=t) for t in args.targets]
+        if args.count is None:
+            return found
+        return targeting.choose(found, targeting.Selection(count=args.count), ctx.rng)
+
+    def prepare(
+        self, args: BreakArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return {"target": target.id, "fail_revert": args.fail_revert}
+
+    def inject(
+        self, args: BreakArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        self.fake.calls.append(("inject", target.id))
+        if args.fail_inject:
+            raise errors.DriverError(f"fake.break on {target.id}: the fake was told to fail")
+        self.fake.applied.add(target.id)
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        target = str(revert["target"])
+        self.fake.calls.append(("revert", target))
+        if revert.get("fail_revert"):
+            raise errors.DriverError(f"fake.break on {target}: revert told to fail")
+        if target not in self.fake.applied:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        self.fake.applied.discard(target)
+        self.fake.last_revert = self.fake.clock.now()
+        return contract.RevertOutcome.REVERTED
+
+
+class _Marker(contract.Fault[MarkerArgs]):
+    name = "fake.marker"
+    summary = "creates a file, removed on revert"
+    args = MarkerArgs
+
+    def __init__(self, fake: FakeDriver) -> None:
+        self.fake = fake
+
+    def targets(self, args: MarkerArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return [contract.Target(kind="file", id=args.path, name=args.path)]
+
+    def prepare(
+        self, args: MarkerArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        return {"path": args.path}
+
+    def inject(
+        self, args: MarkerArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
+    ) -> contract.RevertData:
+        self.fake.calls.append(("inject", args.path))
+        Path(args.path).write_text(ctx.run_id)
+        return revert
+
+    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        path = Path(str(revert["path"]))
+        self.fake.calls.append(("revert", str(path)))
+        if not path.exists():
+            return contract.RevertOutcome.ALREADY_CLEAN
+        path.unlink()
+        return contract.RevertOutcome.REVERTED
+
+
+class _Kill(_Break):
+    name = "fake.kill"
+    summary = "self-healing: nothing to revert"
+    reversibility = contract.Reversibility.SELF_HEALING
+
+
+class _Destroy(_Break):
+    name = "fake.destroy"
+    summary = "irreversible"
+    reversibility = contract.Reversibility.IRREVERSIBLE
+
+
+class _Do(contract.Action[DoArgs]):
+    name = "fake.do"
+    summary = "returns its output; may leave something to undo"
+    args = DoArgs
+
+    def __init__(self, fake: FakeDriver) -> None:
+        self.fake = fake
+
+    def run(self, args: DoArgs, ctx: contract.RunContext) -> contract.ActionResult:
+        self.fake.calls.append(("action", str(args.output)))
+        if args.fail:
+            raise errors.DriverError("fake.do: told to fail")
+        undo: contract.RevertData | None = {"left": args.leave} if args.leave else None
+        return contract.ActionResult(output=args.output, undo=undo)
+
+    def undo(self, data: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+        self.fake.calls.append(("undo", str(data["left"])))
+        return contract.RevertOutcome.REVERTED
+
+
+# ---- running a whole experiment --------------------------------------------------------------
+
+
+def source(
+    doc_or_yaml: str | Mapping[str, Any] | models.Experiment, name: str = "<experiment>"
+) -> planning.Document:
+    """An experiment from YAML text, a dict or a model, for ``planning.plan``."""
+    if isinstance(doc_or_yaml, models.Experiment):
+        return planning.Document(doc_or_yaml, name)
+    data = yaml.safe_load(doc_or_yaml) if isinstance(doc_or_yaml, str) else dict(doc_or_yaml)
+    try:
+        return planning.Document(models.Experiment.model_validate(data), name)
+    except ValidationError as e:
+        raise errors.SpecError(
+            errors.Problem(
+                name,
+                0,
+                0,
+                planning.render_path([p for p in item["loc"] if isinstance(p, str | int)]),
+                item["msg"],
+            )
+            for item in e.errors(include_url=False)
+        ) from e
+
+
+def run_experiment(
+    doc_or_yaml: str | Mapping[str, Any] | models.Experiment,
+    drivers: Sequence[contract.Driver] = (),
+    clock: running.Clock | None = None,
+    *,
+    seed: int = 0,
+    state_dir: Path | None = None,
+    secrets: Mapping[str, str] | None = None,
+    subscribers: Sequence[events.Subscriber] = (),
+    run_id: str | None = None,
+) -> journals.Journal:
+    """Plan and run an experiment with the given drivers (default: a fresh ``FakeDriver``) and a
+    ``FakeClock``; returns the journal. The ledger goes to ``state_dir`` (a temp dir by default)."""
+    if not drivers:
+        fake = FakeDriver()
+        drivers = [fake.driver()]
+        clock = clock or fake.clock
+    planned = planning.plan(source(doc_or_yaml), registry.build(drivers))
+    bus = events.Bus()
+    for subscriber in subscribers:
+        bus.subscribe(subscriber)
+    with tempfile.TemporaryDirectory(prefix="chaoskit-state-") as tmp:
+        settings = running.Settings(
+            state_dir=state_dir or Path(tmp), seed=seed, secrets=dict(secrets or {}), run_id=run_id
+        )
+        runner = running.Runner(planned, settings, clock=clock or FakeClock(), bus=bus)
+        return asyncio.run(runner.run())
