@@ -118,7 +118,7 @@ class Link:
         self.done = False
         self.loop = asyncio.get_running_loop()
         self._buffer: collections.deque[Chunk] = collections.deque()
-        self._idle = True
+        self._idle = False  # until run() starts: bytes that arrive before the dial completes queue up
         self._reading_paused = False
         self._wake = asyncio.Event()
         self._change = asyncio.Event()
@@ -253,8 +253,6 @@ class Link:
             elif toxic.type == "reset_peer":
                 await asyncio.sleep(toxic.attributes["timeout"] / 1000)
                 raise Closing(reset=True)
-            elif toxic.type in ("timeout", "limit_data"):
-                raise Closing()
         self.done = True
         transport = self.destination.transport
         if transport is not None and transport.can_write_eof():
@@ -386,6 +384,8 @@ class Connection:
     def __post_init__(self) -> None:
         self.client = Side(self, "client")
         self.server = Side(self, "server")
+        self.links["upstream"] = Link(self, "upstream", self.client, self.server)
+        self.links["downstream"] = Link(self, "downstream", self.server, self.client)
         self._tasks: list[asyncio.Task[None]] = []
 
     def reading(self, side: Side) -> Link:
@@ -403,8 +403,6 @@ class Connection:
 
     def start(self) -> None:
         """Both sockets are connected: begin piping."""
-        self.links["upstream"] = Link(self, "upstream", self.client, self.server)
-        self.links["downstream"] = Link(self, "downstream", self.server, self.client)
         for link in self.links.values():
             link.task = asyncio.get_running_loop().create_task(link.run())
             self._tasks.append(link.task)

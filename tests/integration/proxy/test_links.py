@@ -1,0 +1,312 @@
+"""The proxy's data plane against real sockets: bytes in equal bytes out, toxics on live
+connections, half-close, closes, slow dials, many connections and file descriptors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chaoskit.proxy import servers
+from tests.integration.proxy import upstreams
+
+
+def make_proxy(api: httpx.Client, upstream: str, name: str = "p") -> str:
+    response = api.post("/proxies", json={"name": name, "upstream": upstream, "listen": "127.0.0.1:0"})
+    assert response.status_code == 201, response.text
+    return str(response.json()["listen"])
+
+
+def round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
+    started = time.monotonic()
+    sock.sendall(payload)
+    assert upstreams.recv_exactly(sock, len(payload)) == payload
+    return time.monotonic() - started
+
+
+def exchange(listen: str, payload: bytes, writes: list[int]) -> bytes:
+    """Send ``payload`` in writes of the given sizes, half-close, and read the echo to EOF."""
+    with upstreams.connect(listen, timeout=30) as sock:
+        view, start, i = memoryview(payload), 0, 0
+        while start < len(payload):
+            size = writes[i % len(writes)]
+            sock.sendall(view[start : start + size])
+            start += size
+            i += 1
+        sock.shutdown(socket.SHUT_WR)
+        return upstreams.recv_all(sock)
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[tuple[servers.ProxyServer, upstreams.Upstream]]:
+    with servers.ProxyServer() as server, upstreams.Upstream(upstreams.echo) as echo:
+        yield server, echo
+
+
+# Every toxic that passes data, on both directions, with attributes that keep the test quick.
+PASSING = {
+    "noop": {},
+    "latency": {"latency": 2, "jitter": 2},
+    "bandwidth": {"rate": 200_000},
+    "slicer": {"average_size": 700, "size_variation": 300, "delay": 10},
+    "slow_close": {"delay": 5},
+    "limit_data": {"bytes": 10_000_000},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PASSING))
+def test_every_data_passing_toxic_is_byte_exact(
+    shared: tuple[servers.ProxyServer, upstreams.Upstream], kind: str
+) -> None:
+    server, echo = shared
+    with httpx.Client(base_url=server.url, timeout=10) as api:
+        listen = make_proxy(api, echo.address, name=f"exact-{kind}")
+        for stream in ("upstream", "downstream"):
+            body = {"type": kind, "stream": stream, "attributes": PASSING[kind]}
+            assert api.post(f"/proxies/exact-{kind}/toxics", json=body).status_code == 200
+
+        @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+        @given(
+            payload=st.binary(min_size=1, max_size=20_000) | st.integers(1, 400_000).map(os.urandom),
+            writes=st.lists(st.integers(1, 70_000), min_size=1, max_size=5),
+        )
+        def check(payload: bytes, writes: list[int]) -> None:
+            assert exchange(listen, payload, writes) == payload
+
+        check()
+        api.delete(f"/proxies/exact-{kind}")
+
+
+@settings(max_examples=25, deadline=None)
+@given(payload=st.binary(min_size=1, max_size=300_000), writes=st.lists(st.integers(1, 100_000), min_size=1))
+def test_without_toxics_bytes_come_back_in_order(
+    shared: tuple[servers.ProxyServer, upstreams.Upstream], payload: bytes, writes: list[int]
+) -> None:
+    server, echo = shared
+    name = "plain"
+    if name not in server.table.proxies:
+        with httpx.Client(base_url=server.url) as api:
+            make_proxy(api, echo.address, name)
+    assert exchange(server.table.proxies[name].listen, payload, writes) == payload
+
+
+def test_limit_data_passes_exactly_the_first_bytes(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    api.post("/proxies/p/toxics", json={"type": "limit_data", "attributes": {"bytes": 300}})
+    payload = os.urandom(1000)
+    with upstreams.connect(listen) as sock:
+        sock.sendall(payload)
+        got = upstreams.recv_all(sock)
+    assert got == payload[:300]
+
+
+def test_half_close_is_passed_through() -> None:
+    with servers.ProxyServer() as server, upstreams.Upstream(upstreams.count_after_eof) as upstream:
+        with httpx.Client(base_url=server.url) as api:
+            listen = make_proxy(api, upstream.address)
+        with upstreams.connect(listen) as sock:
+            sock.sendall(b"x" * 1000)
+            sock.shutdown(socket.SHUT_WR)
+            assert upstreams.recv_all(sock) == b"GOT 1000"
+
+
+def test_toxics_act_on_an_open_connection(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    with upstreams.connect(listen) as sock:
+        assert round_trip(sock) < 0.25
+        api.post("/proxies/p/toxics", json={"type": "latency", "attributes": {"latency": 300}})
+        assert round_trip(sock) >= 0.29
+        api.post(
+            "/proxies/p/toxics",
+            json={"type": "latency", "stream": "upstream", "attributes": {"latency": 200}},
+        )
+        assert round_trip(sock) >= 0.49
+        api.patch("/proxies/p/toxics/latency_downstream", json={"attributes": {"latency": 0}})
+        slowed = round_trip(sock)
+        assert 0.19 <= slowed < 0.45
+        assert api.post("/reset").status_code == 204
+        assert round_trip(sock) < 0.25  # still the same connection, fast again
+
+
+def test_removing_a_toxic_releases_what_it_holds(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    api.post("/proxies/p/toxics", json={"name": "slow", "type": "latency", "attributes": {"latency": 60_000}})
+    with upstreams.connect(listen) as sock:
+        sock.sendall(b"held")
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert api.delete("/proxies/p/toxics/slow").status_code == 204
+        assert upstreams.recv_exactly(sock, 4) == b"held"
+        assert time.monotonic() - started < 10  # not the 60 s the toxic asked for
+
+
+def test_toxicity_zero_never_applies(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    body = {"type": "latency", "toxicity": 0, "attributes": {"latency": 2000}}
+    assert api.post("/proxies/p/toxics", json=body).status_code == 200
+    with upstreams.connect(listen) as sock:
+        assert round_trip(sock) < 1.0
+
+
+def test_disable_closes_connections_refuses_new_ones_and_enable_reuses_the_port(
+    api: httpx.Client, echo: upstreams.Upstream
+) -> None:
+    listen = make_proxy(api, echo.address)
+    with upstreams.connect(listen) as sock:
+        round_trip(sock)
+        assert api.post("/proxies/p", json={"enabled": False}).json()["enabled"] is False
+        assert sock.recv(10) == b""
+    with pytest.raises(ConnectionRefusedError):
+        upstreams.connect(listen)
+    assert api.patch("/proxies/p", json={"enabled": True}).json()["listen"] == listen
+    with upstreams.connect(listen) as sock:
+        round_trip(sock)
+
+
+def test_changing_the_upstream_or_deleting_closes_connections(
+    api: httpx.Client, echo: upstreams.Upstream
+) -> None:
+    listen = make_proxy(api, echo.address)
+    with upstreams.Upstream(upstreams.echo) as other:
+        with upstreams.connect(listen) as sock:
+            round_trip(sock)
+            api.patch("/proxies/p", json={"upstream": other.address})
+            assert sock.recv(10) == b""
+        with upstreams.connect(listen) as sock:
+            round_trip(sock)
+            assert api.delete("/proxies/p").status_code == 204
+            assert sock.recv(10) == b""
+
+
+def test_timeout_toxic_drops_data_closes_idle_and_closes_on_removal(
+    api: httpx.Client, echo: upstreams.Upstream
+) -> None:
+    listen = make_proxy(api, echo.address)
+    api.post("/proxies/p/toxics", json={"name": "t", "type": "timeout", "attributes": {"timeout": 300}})
+    with upstreams.connect(listen) as sock:
+        started = time.monotonic()
+        assert sock.recv(10) == b""
+        assert time.monotonic() - started >= 0.25
+    api.patch("/proxies/p/toxics/t", json={"attributes": {"timeout": 0}})
+    with upstreams.connect(listen) as sock:
+        sock.sendall(b"lost")
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)  # the echo is black-holed
+        sock.settimeout(10)
+        api.delete("/proxies/p/toxics/t")
+        assert sock.recv(10) == b""
+
+
+def test_reset_peer_resets_after_the_first_data(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    api.post(
+        "/proxies/p/toxics", json={"type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 200}}
+    )
+    with upstreams.connect(listen) as sock:
+        sock.settimeout(0.3)
+        with pytest.raises(TimeoutError):
+            sock.recv(10)  # nothing happens before data arrives
+        sock.settimeout(10)
+        started = time.monotonic()
+        sock.sendall(b"boom")
+        with pytest.raises(ConnectionResetError):
+            sock.recv(10)
+        assert time.monotonic() - started >= 0.15
+
+
+def test_slow_close_holds_back_the_close(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    api.post("/proxies/p/toxics", json={"type": "slow_close", "attributes": {"delay": 400}})
+    with upstreams.connect(listen) as sock:
+        sock.sendall(b"bye")
+        sock.shutdown(socket.SHUT_WR)
+        started = time.monotonic()
+        assert upstreams.recv_all(sock) == b"bye"
+        assert time.monotonic() - started >= 0.35
+
+
+def test_bandwidth_limits_throughput(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    listen = make_proxy(api, echo.address)
+    api.post("/proxies/p/toxics", json={"type": "bandwidth", "attributes": {"rate": 500}})
+    payload = os.urandom(500_000)
+    started = time.monotonic()
+    assert exchange(listen, payload, [65536]) == payload
+    assert time.monotonic() - started >= 0.8  # 500 KB at 500 KB/s: about a second
+
+
+def test_unreachable_upstream_accepts_then_closes(api: httpx.Client) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    listen = make_proxy(api, f"127.0.0.1:{port}")
+    with upstreams.connect(listen) as sock:
+        assert sock.recv(10) == b""
+
+
+def test_omitted_listen_binds_loopback_only(api: httpx.Client, echo: upstreams.Upstream) -> None:
+    response = api.post("/proxies", json={"name": "nolisten", "upstream": echo.address})
+    assert response.status_code == 201
+    assert response.json()["listen"].startswith("127.0.0.1:")
+
+
+def test_a_slow_upstream_dial_does_not_block_other_accepts(
+    api: httpx.Client, server: servers.ProxyServer
+) -> None:
+    # A listener whose accept queue is full drops SYNs, so a dial to it hangs.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(0)
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(stuck.getsockname())
+        fillers.append(filler)
+    try:
+        listen = make_proxy(api, f"127.0.0.1:{stuck.getsockname()[1]}")
+        clients = [upstreams.connect(listen) for _ in range(3)]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(server.table.proxies["p"].connections) < 3:
+            time.sleep(0.05)
+        # All three were accepted although the first one's dial is still hanging.
+        assert len(server.table.proxies["p"].connections) == 3
+        for client in clients:
+            client.close()
+    finally:
+        for filler in fillers:
+            filler.close()
+        stuck.close()
+
+
+def _fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.slow
+def test_a_thousand_concurrent_connections_and_fds_back_to_baseline(
+    api: httpx.Client, echo: upstreams.Upstream
+) -> None:
+    listen = make_proxy(api, echo.address)
+    time.sleep(0.2)
+    baseline = _fd_count()
+    socks = [upstreams.connect(listen, timeout=60) for _ in range(1000)]
+    try:
+        for i, sock in enumerate(socks):
+            sock.sendall(i.to_bytes(4, "big"))
+        for i, sock in enumerate(socks):
+            assert upstreams.recv_exactly(sock, 4) == i.to_bytes(4, "big")
+    finally:
+        for sock in socks:
+            sock.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _fd_count() > baseline:
+        time.sleep(0.1)
+    assert _fd_count() <= baseline
