@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, JsonValue, ValidationError
+from pydantic import Field, JsonValue
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry, targeting
 from chaoskit.engine import events, journals, planning, running
-from chaoskit.spec import models
+from chaoskit.spec import loading, models, templates
 
 T = TypeVar("T")
 
@@ -321,25 +321,17 @@ class _Do(contract.Action[DoArgs]):
 
 
 def source(
-    doc_or_yaml: str | Mapping[str, Any] | models.Experiment, name: str = "<experiment>"
-) -> planning.Document:
-    """An experiment from YAML text, a dict or a model, for ``planning.plan``."""
+    doc_or_yaml: str | Mapping[str, Any] | models.Experiment,
+    name: str = "<experiment>",
+    *,
+    variables: Mapping[str, JsonValue] | None = None,
+) -> planning.Source:
+    """An experiment from YAML text, a dict or a model, loaded as ``chaoskit run`` loads a file
+    (variables, templates, problems with positions), for ``planning.plan``."""
     if isinstance(doc_or_yaml, models.Experiment):
         return planning.Document(doc_or_yaml, name)
-    data = yaml.safe_load(doc_or_yaml) if isinstance(doc_or_yaml, str) else dict(doc_or_yaml)
-    try:
-        return planning.Document(models.Experiment.model_validate(data), name)
-    except ValidationError as e:
-        raise errors.SpecError(
-            errors.Problem(
-                name,
-                0,
-                0,
-                planning.render_path([p for p in item["loc"] if isinstance(p, str | int)]),
-                item["msg"],
-            )
-            for item in e.errors(include_url=False)
-        ) from e
+    text = doc_or_yaml if isinstance(doc_or_yaml, str) else yaml.safe_dump(dict(doc_or_yaml), sort_keys=False)
+    return loading.load_text(text, name=name, variables=variables)
 
 
 def run_experiment(
@@ -354,18 +346,21 @@ def run_experiment(
     run_id: str | None = None,
 ) -> journals.Journal:
     """Plan and run an experiment with the given drivers (default: a fresh ``FakeDriver``) and a
-    ``FakeClock``; returns the journal. The ledger goes to ``state_dir`` (a temp dir by default)."""
+    ``FakeClock``; returns the journal. The ledger goes to ``state_dir`` (a temp dir by default);
+    secrets are read as the experiment declares them unless ``secrets`` gives their values."""
     if not drivers:
         fake = FakeDriver()
         drivers = [fake.driver()]
         clock = clock or fake.clock
-    planned = planning.plan(source(doc_or_yaml), registry.build(drivers))
+    loaded = source(doc_or_yaml)
+    planned = planning.plan(loaded, registry.build(drivers))
+    secret_values = dict(secrets) if secrets is not None else templates.resolve_secrets(loaded.experiment)
     bus = events.Bus()
     for subscriber in subscribers:
         bus.subscribe(subscriber)
     with tempfile.TemporaryDirectory(prefix="chaoskit-state-") as tmp:
         settings = running.Settings(
-            state_dir=state_dir or Path(tmp), seed=seed, secrets=dict(secrets or {}), run_id=run_id
+            state_dir=state_dir or Path(tmp), seed=seed, secrets=secret_values, run_id=run_id
         )
         runner = running.Runner(planned, settings, clock=clock or FakeClock(), bus=bus)
         return asyncio.run(runner.run())

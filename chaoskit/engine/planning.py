@@ -6,8 +6,6 @@ Every problem is collected (with the file position of the step) and raised as on
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,10 +16,9 @@ from pydantic import ValidationError
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.engine import journals
-from chaoskit.spec import models
+from chaoskit.spec import catalogs, models, templates
 
 PathParts = Sequence[str | int]
-_RUNTIME_REF = re.compile(r"\$\{\s*(steps|secrets)\.")
 
 
 class Source(Protocol):
@@ -116,17 +113,6 @@ def kind_of(step: AnyStep) -> str:
     return "pause"
 
 
-def has_runtime_refs(value: object) -> bool:
-    """True when ``value`` holds ``${steps...}`` or ``${secrets...}``, known only when the step runs."""
-    if isinstance(value, str):
-        return bool(_RUNTIME_REF.search(value))
-    if isinstance(value, dict):
-        return any(has_runtime_refs(v) for v in value.values())
-    if isinstance(value, list):
-        return any(has_runtime_refs(v) for v in value)
-    return False
-
-
 def validation_messages(error: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
     """(location inside ``with``, message) for each pydantic error, in the user's words."""
     out: list[tuple[tuple[str | int, ...], str]] = []
@@ -193,7 +179,7 @@ def _resolve(
         return PlannedStep(phase, index, step, where, None, None)
     if isinstance(step, models.ProbeStep) and step.use is not None:
         try:
-            step = _catalogs().resolve(step, probes_path)
+            step = catalogs.resolve(step, probes_path)
         except errors.ChaoskitError as e:
             key = getattr(e, "key", "") or "use"
             parts = [p for p in key.split(".") if p]
@@ -209,7 +195,7 @@ def _resolve(
         return None
     raw = dict(step.with_)
     args: contract.Args | None = None
-    if not has_runtime_refs(raw):
+    if not templates.has_runtime_refs(raw):
         try:
             args = activity.args.model_validate(raw)
         except ValidationError as e:
@@ -229,16 +215,6 @@ def _resolve(
         )
         return None
     return PlannedStep(phase, index, step, where, activity, args)
-
-
-def _catalogs() -> Any:
-    # The catalog module belongs to another part of the tree; import it only when a step uses it.
-    try:
-        return importlib.import_module("chaoskit.spec.catalogs")
-    except ModuleNotFoundError as e:
-        raise errors.SpecError(
-            [errors.Problem(file="", line=0, col=0, path="", message=f"catalog probes unavailable: {e}")]
-        ) from e
 
 
 def _unknown(drivers: registry.Registry, name: str, kind: str) -> str:

@@ -14,9 +14,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
-import importlib
 import random
-import re
 import secrets as secrets_module
 import time
 import uuid
@@ -32,7 +30,7 @@ import chaoskit
 from chaoskit import durations, errors
 from chaoskit.drivers import contract
 from chaoskit.engine import events, journals, ledgers, planning
-from chaoskit.spec import models
+from chaoskit.spec import expectations, models, templates
 
 T = TypeVar("T")
 Phase = journals.Phase
@@ -117,104 +115,6 @@ class Leftover:
     action: contract.Action[Any]
     data: contract.RevertData
     ctx: contract.RunContext
-
-
-# Run-time templates, until the spec's template module can be called for them: ``${steps.<id>
-# .output.<path>}`` and ``${secrets.<name>}``; a string that is exactly one template keeps the type.
-_TEMPLATE = re.compile(r"\$\{\s*(steps|secrets)\.([^}]+?)\s*\}")
-
-
-def render(value: Any, outputs: Mapping[str, Any], secret_values: Mapping[str, str]) -> Any:
-    """``value`` with run-time templates filled in; unknown references raise ``SpecError``-style
-    messages as ``ValueError``."""
-    if isinstance(value, dict):
-        return {k: render(v, outputs, secret_values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, outputs, secret_values) for v in value]
-    if not isinstance(value, str) or "${" not in value:
-        return value
-    whole = _TEMPLATE.fullmatch(value.strip())
-    if whole:
-        return _lookup(whole.group(1), whole.group(2), outputs, secret_values)
-    return _TEMPLATE.sub(lambda m: _text(_lookup(m.group(1), m.group(2), outputs, secret_values)), value)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    import json
-
-    return json.dumps(value)
-
-
-def _lookup(root: str, rest: str, outputs: Mapping[str, Any], secret_values: Mapping[str, str]) -> Any:
-    if root == "secrets":
-        if rest not in secret_values:
-            raise ValueError(f"unknown secret {rest!r} (declared: {', '.join(secret_values) or 'none'})")
-        return secret_values[rest]
-    step_id, _, path = rest.partition(".")
-    if step_id not in outputs:
-        raise ValueError(
-            f"no output of step {step_id!r} yet (steps with output: {', '.join(outputs) or 'none'})"
-        )
-    value = outputs[step_id]
-    parts = [p for p in re.split(r"\.|\[(-?\d+)\]", path) if p]
-    if parts and parts[0] == "output":
-        parts = parts[1:]
-    for part in parts:
-        if isinstance(value, list) and re.fullmatch(r"-?\d+", part):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
-        else:
-            raise ValueError(f"no {part!r} in the output of step {step_id!r}")
-    return value
-
-
-@dataclass(frozen=True)
-class CheckOutcome:
-    ok: bool
-    expected: str
-    message: str
-
-
-def check(expect: models.Expect, value: Any) -> CheckOutcome:
-    """One ``expect`` against a probe's value; the spec's ``expectations.check`` when present."""
-    try:
-        spec_expectations: Any = importlib.import_module("chaoskit.spec.expectations")
-    except ModuleNotFoundError:
-        return _basic_check(expect, value)
-    result = spec_expectations.check(expect, value)
-    return CheckOutcome(ok=bool(result.ok), expected=str(result.expected), message=str(result.message))
-
-
-def _basic_check(expect: models.Expect, value: Any) -> CheckOutcome:
-    where = f"{expect.path} " if expect.path else ""
-    got = value
-    if expect.path:
-        try:
-            got = _lookup("steps", f"v.{expect.path}", {"v": value}, {})
-        except (ValueError, IndexError, TypeError) as e:
-            return CheckOutcome(False, f"{where}exists", str(e).replace(" of step 'v'", ""))
-    wanted: list[tuple[str, bool]] = []
-    fields = expect.model_fields_set
-    if "equals" in fields:
-        wanted.append((f"equals {expect.equals!r}", got == expect.equals))
-    number = got if isinstance(got, int | float) and not isinstance(got, bool) else None
-    if expect.below is not None:
-        wanted.append((f"below {expect.below:g}", number is not None and number < expect.below))
-    if expect.above is not None:
-        wanted.append((f"above {expect.above:g}", number is not None and number > expect.above))
-    if expect.between is not None:
-        lo, hi = expect.between
-        wanted.append((f"between {lo:g} and {hi:g}", number is not None and lo <= number <= hi))
-    if expect.in_ is not None:
-        wanted.append((f"in {expect.in_!r}", got in expect.in_))
-    if expect.matches is not None:
-        wanted.append((f"matches {expect.matches!r}", re.search(expect.matches, _text(got)) is not None))
-    expected = where + " and ".join(w for w, _ in wanted)
-    ok = all(ok for _, ok in wanted)
-    return CheckOutcome(ok, expected, "" if ok else f"expected {expected}, got {got!r}")
 
 
 def _utc(epoch: float) -> datetime:
@@ -374,11 +274,10 @@ class Runner:
             return step.args
         assert step.activity is not None
         try:
-            raw = render(step.raw_args, self.outputs, self.secrets)
-        except ValueError as e:
-            raise errors.SpecError(
-                [errors.Problem(self.plan.source, 0, 0, planning.render_path((*step.path, "with")), str(e))]
-            ) from e
+            raw = templates.render(step.raw_args, templates.RunScope(self.outputs, self.secrets))
+        except errors.ChaoskitError as e:
+            where = planning.render_path((*step.path, "with"))
+            raise errors.SpecError([errors.Problem(self.plan.source, 0, 0, where, e.message)]) from e
         try:
             return step.activity.args.model_validate(raw)
         except ValidationError as e:
@@ -740,7 +639,7 @@ class Runner:
         ok = error is None
         if error is None:
             for expect in spec.expects:
-                outcome = check(expect, value)
+                outcome = expectations.check(expect, value)
                 expected.append(outcome.expected)
                 if not outcome.ok:
                     ok = False

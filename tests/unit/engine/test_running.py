@@ -260,9 +260,13 @@ def test_step_outputs_feed_later_steps() -> None:
     assert [f.target.id for f in journal.faults] == ["t9"]
 
 
-def test_a_secret_a_probe_echoes_is_redacted_from_journal_and_events(tmp_path: Path) -> None:
+def test_a_secret_a_probe_echoes_is_redacted_from_journal_and_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CK_TEST_API", "s3cr3t-value")
     seen: list[events.Event] = []
     doc = _doc(
+        secrets={"api": {"env": "CK_TEST_API"}},
         steady_state=[
             {
                 "name": "echo",
@@ -270,9 +274,9 @@ def test_a_secret_a_probe_echoes_is_redacted_from_journal_and_events(tmp_path: P
                 "with": {"echo": "token=${secrets.api}"},
                 "expect": {"matches": "token"},
             }
-        ]
+        ],
     )
-    journal = _run(doc, secrets={"api": "s3cr3t-value"}, subscribers=[seen.append], state_dir=tmp_path)
+    journal = _run(doc, subscribers=[seen.append], state_dir=tmp_path)
     assert journal.verdict is Verdict.COMPLETED
     assert "s3cr3t-value" not in journal.model_dump_json()
     assert "s3cr3t-value" not in repr(seen)
