@@ -149,6 +149,11 @@ class Probe(ABC, Generic[A]):
     @abstractmethod
     def run(self, args: A, ctx: RunContext) -> JSONValue: ...
 
+    def validate(self, args: A, ctx: RunContext) -> None:
+        """Optional checks at validation time that need the live system (Prometheus parsing a query).
+        Raise a ``ChaoskitError`` with exit 2 to refuse the step; return quietly when the system can't
+        be asked now (the run then fails clearly instead). The default checks nothing."""
+
 
 @dataclass(frozen=True)
 class ActionResult:
