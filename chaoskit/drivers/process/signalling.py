@@ -53,7 +53,13 @@ class KillArgs(Targets):
     @field_validator("signal", mode="before")
     @classmethod
     def _signal(cls, value: Any) -> int:
-        return parse_signal(value)
+        number = parse_signal(value)
+        if number in {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}:
+            # These freeze the process, and a kill is never reverted: it would stay frozen.
+            raise ValueError(
+                f"{signal.Signals(number).name} freezes the process; use process.stop, which reverts"
+            )
+        return number
 
 
 def _choose(args: Targets, ctx: contract.RunContext) -> list[contract.Target]:

@@ -173,9 +173,11 @@ def test_signals_by_name_or_number(given: object, number: int) -> None:
     assert KILL.args(pid=1, signal=given).signal == number
 
 
-def test_unknown_signal_is_refused() -> None:
+def test_unknown_and_freezing_signals_are_refused() -> None:
     with pytest.raises(pydantic.ValidationError, match="unknown signal"):
         KILL.args(pid=1, signal="SIGNOPE")
+    with pytest.raises(pydantic.ValidationError, match=r"use process\.stop"):
+        KILL.args(pid=1, signal="STOP")
 
 
 # -- stop / continue ---------------------------------------------------------------------------------
