@@ -1,0 +1,88 @@
+"""Toxic validation (where chaoskit refuses what crashes or stalls the real server) and the slicer."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chaoskit.proxy import links, toxics
+
+
+def test_defaults_follow_the_real_server() -> None:
+    toxic = toxics.build({"type": "latency", "attributes": {"latency": 5, "unknown": 3}}, set())
+    assert toxic.to_json() == {
+        "attributes": {"latency": 5, "jitter": 0},
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1,
+    }
+
+
+def test_stream_is_case_insensitive_but_kept_as_spelled() -> None:
+    toxic = toxics.build({"type": "noop", "stream": "UpStream"}, set())
+    assert (toxic.name, toxic.stream, toxic.direction) == ("noop_UpStream", "UpStream", "upstream")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"type": "bandwidth", "attributes": {"rate": -1}}, "'rate' of a bandwidth toxic can't be negative"),
+        (
+            {"type": "bandwidth", "attributes": {"rate": 0}},
+            "'rate' of a bandwidth toxic must be greater than 0",
+        ),
+        ({"type": "bandwidth"}, "'rate' of a bandwidth toxic must be greater than 0"),
+        (
+            {"type": "slicer", "attributes": {"average_size": 0}},
+            "'average_size' of a slicer toxic must be greater",
+        ),
+        (
+            {"type": "latency", "attributes": {"latency": -5}},
+            "'latency' of a latency toxic can't be negative",
+        ),
+        ({"type": "timeout", "attributes": {"timeout": -1}}, "can't be negative"),
+        ({"type": "latency", "toxicity": 1.5}, "toxicity must be between 0 and 1"),
+        ({"type": "latency", "toxicity": -2}, "toxicity must be between 0 and 1"),
+        ({"type": "latency", "attributes": {"latency": 1.5}}, "bad request body: attribute 'latency'"),
+        ({"type": "latency", "attributes": {"latency": "abc"}}, "must be an integer"),
+        ({"type": "latency", "attributes": {"latency": True}}, "must be an integer"),
+    ],
+)
+def test_values_that_break_the_real_server_are_refused(body: dict[str, object], message: str) -> None:
+    with pytest.raises(toxics.RequestError, match=message) as caught:
+        toxics.build(body, set())
+    assert caught.value.status == 400
+
+
+def test_update_merges_attributes_and_keeps_toxicity() -> None:
+    toxic = toxics.build({"type": "latency", "toxicity": 0.5, "attributes": {"latency": 5}}, set())
+    toxicity, attributes = toxics.update(toxic, {"attributes": {"jitter": 7}, "type": "noop"})
+    assert (toxicity, attributes) == (0.5, {"latency": 5, "jitter": 7})
+    with pytest.raises(toxics.RequestError, match="can't be negative"):
+        toxics.update(toxic, {"attributes": {"jitter": -1}})
+
+
+def test_names_are_unique_across_streams() -> None:
+    with pytest.raises(toxics.RequestError, match="toxic already exists") as caught:
+        toxics.build({"type": "noop", "name": "x", "stream": "upstream"}, {"x"})
+    assert caught.value.status == 409
+
+
+@given(
+    length=st.integers(1, 100_000),
+    average=st.integers(1, 5000),
+    variation=st.integers(0, 5000),
+    seed=st.integers(0, 2**32),
+)
+def test_slices_cover_the_chunk_in_order_within_the_size_bound(
+    length: int, average: int, variation: int, seed: int
+) -> None:
+    pieces = links.slices(length, average, variation, random.Random(seed))
+    assert pieces[0][0] == 0 and pieces[-1][1] == length
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
+    assert all(0 < end - start <= max(average + variation, 1) for start, end in pieces)
