@@ -1,0 +1,260 @@
+"""The toxiproxy driver and ``chaoskit.faults`` against real embedded servers and real traffic."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from chaoskit import errors, faults
+from chaoskit.drivers import contract, registry
+from chaoskit.drivers import toxiproxy as driver_module
+from chaoskit.drivers.toxiproxy import clients, toxics
+from chaoskit.proxy import servers
+from tests.integration.proxy import upstreams
+
+
+@pytest.fixture
+def ctx() -> Iterator[contract.RunContext]:
+    context = contract.RunContext(run_id="run42")
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def listen(api: httpx.Client, echo: upstreams.Upstream) -> str:
+    response = api.post(
+        "/proxies", json={"name": "backend", "upstream": echo.address, "listen": "127.0.0.1:0"}
+    )
+    return str(response.json()["listen"])
+
+
+def rtt(sock: socket.socket) -> float:
+    started = time.monotonic()
+    sock.sendall(b"ping")
+    assert upstreams.recv_exactly(sock, 4) == b"ping"
+    return time.monotonic() - started
+
+
+def apply(fault: contract.Fault[Any], args: contract.Args, ctx: contract.RunContext) -> contract.RevertData:
+    (target,) = fault.targets(args, ctx)
+    revert = fault.prepare(args, target, ctx)
+    json.dumps(revert)  # must survive the ledger
+    return fault.inject(args, target, revert, ctx)
+
+
+def test_every_fault_is_registered_through_the_entry_point() -> None:
+    loaded = registry.load()
+    names = {
+        "toxiproxy.latency",
+        "toxiproxy.bandwidth",
+        "toxiproxy.slow_close",
+        "toxiproxy.timeout",
+        "toxiproxy.reset_peer",
+        "toxiproxy.slicer",
+        "toxiproxy.limit_data",
+        "toxiproxy.down",
+        "toxiproxy.toxic",
+    }
+    assert names <= set(loaded.faults)
+    assert "toxiproxy.proxy" in loaded.actions and "toxiproxy.proxy" in loaded.probes
+    assert loaded.drivers["toxiproxy"].sweep is not None
+
+
+def test_latency_fault_slows_traffic_and_reverts_from_ledger_data_alone(
+    server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext
+) -> None:
+    fault = toxics.Latency()
+    args = toxics.LatencyArgs(proxy="backend", url=server.url, latency="300ms")
+    with upstreams.connect(listen) as sock:
+        assert rtt(sock) < 0.2
+        revert = apply(fault, args, ctx)
+        (toxic,) = api.get("/proxies/backend/toxics").json()
+        assert toxic["name"].startswith("chaoskit-run42-") and toxic["name"] == revert["toxic"]
+        assert toxic["attributes"] == {"latency": 300, "jitter": 0}
+        assert rtt(sock) >= 0.29
+        # A fresh process (chaoskit recover) has only the ledger's JSON.
+        fresh = contract.RunContext(run_id="recover")
+        try:
+            restored = json.loads(json.dumps(revert))
+            assert fault.revert(restored, fresh) is contract.RevertOutcome.REVERTED
+            assert fault.revert(restored, fresh) is contract.RevertOutcome.ALREADY_CLEAN
+        finally:
+            fresh.close()
+        assert api.get("/proxies/backend/toxics").json() == []
+        assert rtt(sock) < 0.2
+
+
+@pytest.mark.parametrize(
+    ("fault", "args", "kind", "attributes"),
+    [
+        (toxics.Bandwidth(), {"rate": 100}, "bandwidth", {"rate": 100}),
+        (toxics.SlowClose(), {"delay": "2s"}, "slow_close", {"delay": 2000}),
+        (toxics.Timeout(), {"timeout": "1s"}, "timeout", {"timeout": 1000}),
+        (toxics.ResetPeer(), {"timeout": "250ms"}, "reset_peer", {"timeout": 250}),
+        (
+            toxics.Slicer(),
+            {"average_size": 10, "size_variation": 2, "delay": "1ms"},
+            "slicer",
+            {"average_size": 10, "size_variation": 2, "delay": 1000},
+        ),
+        (toxics.LimitData(), {"bytes": 3}, "limit_data", {"bytes": 3}),
+        (toxics.Toxic(), {"type": "noop"}, "noop", {}),
+    ],
+)
+def test_each_toxic_fault_adds_its_toxic_and_reverts(
+    server: servers.ProxyServer,
+    api: httpx.Client,
+    listen: str,
+    ctx: contract.RunContext,
+    fault: contract.Fault[Any],
+    args: dict[str, Any],
+    kind: str,
+    attributes: dict[str, int],
+) -> None:
+    parsed = fault.args(proxy="backend", url=server.url, stream="upstream", toxicity=0.5, **args)
+    revert = apply(fault, parsed, ctx)
+    (toxic,) = api.get("/proxies/backend/toxics").json()
+    assert (toxic["type"], toxic["stream"], toxic["toxicity"], toxic["attributes"]) == (
+        kind,
+        "upstream",
+        0.5,
+        attributes,
+    )
+    assert fault.revert(revert, ctx) is contract.RevertOutcome.REVERTED
+    assert api.get("/proxies/backend/toxics").json() == []
+
+
+def test_limit_data_fault_cuts_connections(
+    server: servers.ProxyServer, listen: str, ctx: contract.RunContext
+) -> None:
+    apply(toxics.LimitData(), toxics.LimitDataArgs(proxy="backend", url=server.url, bytes=3), ctx)
+    with upstreams.connect(listen) as sock:
+        sock.sendall(b"hello")
+        assert upstreams.recv_all(sock) == b"hel"
+
+
+def test_down_refuses_connections_until_reverted(
+    server: servers.ProxyServer, listen: str, ctx: contract.RunContext
+) -> None:
+    fault = toxics.Down()
+    revert = apply(fault, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    with pytest.raises(ConnectionRefusedError):
+        upstreams.connect(listen)
+    assert fault.revert(revert, ctx) is contract.RevertOutcome.REVERTED
+    assert fault.revert(revert, ctx) is contract.RevertOutcome.ALREADY_CLEAN
+    with upstreams.connect(listen) as sock:
+        assert rtt(sock) < 1
+
+
+def test_unknown_proxy_names_the_ones_that_exist(
+    server: servers.ProxyServer, listen: str, ctx: contract.RunContext
+) -> None:
+    args = toxics.LatencyArgs(proxy="backnd", url=server.url, latency=1)
+    with pytest.raises(errors.TargetError, match=r"no proxy named 'backnd' \(it has: backend\)"):
+        toxics.Latency().targets(args, ctx)
+    dry = contract.RunContext(run_id="dry", dry_run=True)
+    assert toxics.Latency().targets(args, dry)[0].name == "backnd"  # the dry run does not call the server
+
+
+def test_api_errors_quote_the_server_and_unreachable_servers_say_how_to_fix(
+    server: servers.ProxyServer, listen: str, ctx: contract.RunContext
+) -> None:
+    bad = toxics.GenericToxicArgs(proxy="backend", url=server.url, type="bandwidth", attributes={"rate": 0})
+    with pytest.raises(
+        clients.ApiError, match="answered 400: attribute 'rate' of a bandwidth toxic must be greater"
+    ):
+        apply(toxics.Toxic(), bad, ctx)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    with clients.Client(url, attempts=2) as client, pytest.raises(errors.DriverError) as caught:
+        client.proxies()
+    assert url in caught.value.message and "chaoskit proxy serve" in caught.value.render()
+
+
+def test_two_servers_in_one_run(echo: upstreams.Upstream, ctx: contract.RunContext) -> None:
+    with servers.ProxyServer() as first, servers.ProxyServer() as second:
+        action = driver_module.ProxyAction()
+        for server in (first, second):
+            action.run(driver_module.ProxySpec(name="svc", upstream=echo.address, url=server.url), ctx)
+        apply(toxics.Latency(), toxics.LatencyArgs(proxy="svc", url=first.url, latency=0.5), ctx)
+        apply(toxics.Down(), toxics.ProxyArgs(proxy="svc", url=second.url), ctx)
+        with clients.Client(first.url) as a, clients.Client(second.url) as b:
+            assert [t["type"] for t in a.toxics("svc")] == ["latency"]
+            assert a.proxy("svc")["enabled"] is True
+            assert b.toxics("svc") == [] and b.proxy("svc")["enabled"] is False
+
+
+def test_sweep_removes_only_the_runs_leftovers(
+    server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext
+) -> None:
+    apply(toxics.Latency(), toxics.LatencyArgs(proxy="backend", url=server.url, latency=1), ctx)
+    other = contract.RunContext(run_id="other")
+    apply(toxics.Latency(), toxics.LatencyArgs(proxy="backend", url=server.url, latency=1), other)
+    other.close()
+    api.post("/proxies/backend/toxics", json={"name": "users-own", "type": "noop"})
+    done = toxics.sweep("run42", ctx, urls=[server.url])
+    assert len(done) == 1 and "chaoskit-run42-" in done[0]
+    assert sorted(t["name"].split("-")[1] for t in api.get("/proxies/backend/toxics").json()) == [
+        "other",
+        "own",
+    ]
+    assert len(toxics.sweep(None, ctx, urls=[server.url])) == 1  # any chaoskit run: "other"
+    assert [t["name"] for t in api.get("/proxies/backend/toxics").json()] == ["users-own"]
+
+
+def test_proxy_action_creates_updates_and_undoes_and_the_probe_reads_it(
+    server: servers.ProxyServer, echo: upstreams.Upstream, ctx: contract.RunContext
+) -> None:
+    action, probe = driver_module.ProxyAction(), driver_module.ProxyProbe()
+    result = action.run(driver_module.ProxySpec(name="db", upstream=echo.address, url=server.url), ctx)
+    assert isinstance(result.output, dict) and str(result.output["listen"]).startswith("127.0.0.1:")
+    assert result.undo == {"url": server.url, "proxy": "db"}
+    with upstreams.connect(str(result.output["listen"])) as sock:
+        assert rtt(sock) < 1
+    again = action.run(driver_module.ProxySpec(name="db", upstream="127.0.0.1:9", url=server.url), ctx)
+    assert again.undo is None  # it existed: not ours to delete
+    read = probe.run(driver_module.ProxyRead(name="db", url=server.url), ctx)
+    assert isinstance(read, dict) and read["exists"] is True and read["upstream"] == "127.0.0.1:9"
+    assert action.undo(result.undo, ctx) is contract.RevertOutcome.REVERTED
+    assert action.undo(result.undo, ctx) is contract.RevertOutcome.ALREADY_CLEAN
+    assert probe.run(driver_module.ProxyRead(name="db", url=server.url), ctx) == {
+        "exists": False,
+        "name": "db",
+    }
+
+
+def test_library_context_managers_revert_on_exit_and_on_errors(
+    server: servers.ProxyServer, api: httpx.Client, listen: str
+) -> None:
+    with upstreams.connect(listen) as sock:
+        with faults.latency(proxy="backend", latency="300ms", url=server.url) as toxic:
+            assert toxic["attributes"]["latency"] == 300
+            assert rtt(sock) >= 0.29
+        assert rtt(sock) < 0.2
+        with pytest.raises(RuntimeError), faults.bandwidth("backend", rate=1, url=server.url):
+            assert len(api.get("/proxies/backend/toxics").json()) == 1
+            raise RuntimeError("the test body failed")
+        assert api.get("/proxies/backend/toxics").json() == []
+    with faults.down("backend", url=server.url), pytest.raises(ConnectionRefusedError):
+        upstreams.connect(listen)
+    with upstreams.connect(listen) as sock:
+        assert rtt(sock) < 1
+    for manager in (
+        faults.slow_close("backend", "1s", url=server.url),
+        faults.timeout("backend", "1s", url=server.url),
+        faults.reset_peer("backend", url=server.url),
+        faults.slicer("backend", 10, 2, "1ms", url=server.url),
+        faults.limit_data("backend", 10, url=server.url),
+        faults.toxic("backend", "noop", url=server.url),
+    ):
+        with manager:
+            assert len(api.get("/proxies/backend/toxics").json()) == 1
+        assert api.get("/proxies/backend/toxics").json() == []
