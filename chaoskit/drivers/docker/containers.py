@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal as signals
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import connecting, targets
+from chaoskit.drivers.docker import connecting, namespacing, targets
+from chaoskit.errors import DriverError
 
 
 def _revert_base(target: contract.Target) -> contract.RevertData:
@@ -25,11 +29,29 @@ def _container(target: contract.Target, ctx: contract.RunContext) -> Any:
 class KillArgs(targets.Selector):
     signal: str | int = "SIGKILL"
     """The signal to send, by name (``SIGTERM``) or number."""
+    via: Literal["auto", "process", "api"] = "auto"
+    """``process`` signals the container's main process from the host, like a crash, so the restart
+    policy brings it back (needs chaoskit as root on the Docker host). ``api`` uses the Engine API's
+    kill, which the engine counts as a manual stop: restart policies then do not apply. ``auto``
+    is ``process`` where possible, else ``api``."""
+
+
+def _signal_number(signal: str | int) -> int:
+    if isinstance(signal, int):
+        return signal
+    name = signal.upper()
+    name = name if name.startswith("SIG") else f"SIG{name}"
+    try:
+        return int(signals.Signals[name])
+    except KeyError:
+        raise DriverError(
+            f"docker.container.kill: unknown signal {signal!r}", hint="e.g. SIGKILL, SIGTERM, 9"
+        ) from None
 
 
 class Kill(contract.Fault[KillArgs]):
     name = "docker.container.kill"
-    summary = "Send a signal (default SIGKILL) to containers; their restart policy brings them back."
+    summary = "Crash containers with a signal (default SIGKILL); their restart policy brings them back."
     args = KillArgs
     reversibility = contract.Reversibility.SELF_HEALING
 
@@ -39,17 +61,31 @@ class Kill(contract.Fault[KillArgs]):
     def prepare(
         self, args: KillArgs, target: contract.Target, ctx: contract.RunContext
     ) -> contract.RevertData:
-        return {**_revert_base(target), "signal": args.signal}
+        return {**_revert_base(target), "signal": _signal_number(args.signal)}
 
     def inject(
         self, args: KillArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
     ) -> contract.RevertData:
         container = _container(target, ctx)
+        number = _signal_number(args.signal)
+        pid = namespacing.local_pid(container) if args.via != "api" else None
+        if args.via == "process" and pid is None:
+            raise DriverError(
+                f"docker.container.kill: can't signal the main process of container {target.name} from here",
+                hint="run chaoskit as root on the Docker host, or use via: api",
+            )
+        if pid is not None:
+            # The engine sees the main process die as a crash, so the restart policy applies.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+            return {**revert, "via": "process", "pid": pid}
+        if args.via == "auto":
+            ctx.log(f"docker: killing {target.name} through the Engine API; its restart policy won't apply")
         try:
-            container.kill(signal=args.signal)
+            container.kill(signal=number)
         except Exception as e:
-            connecting.fail(f"sending {args.signal} to", f"container {target.name}", e)
-        return revert
+            connecting.fail(f"sending signal {number} to", f"container {target.name}", e)
+        return {**revert, "via": "api"}
 
 
 class StopArgs(targets.Selector):

@@ -46,7 +46,7 @@ def helper_image(given: str | None) -> str:
     return given or os.environ.get("CHAOSKIT_DOCKER_HELPER_IMAGE") or DEFAULT_HELPER_IMAGE
 
 
-def _local_pid(container: Any) -> int | None:
+def local_pid(container: Any) -> int | None:
     """The container's init pid if its processes are visible here as root (the daemon is local)."""
     pid = int(container.attrs.get("State", {}).get("Pid") or 0)
     if pid <= 0 or os.geteuid() != 0 or shutil.which("nsenter") is None:
@@ -62,7 +62,7 @@ def _local_pid(container: Any) -> int | None:
 def choose(container: Any, mechanism: Mechanism) -> Mechanism:
     if mechanism is not Mechanism.AUTO:
         return mechanism
-    return Mechanism.NSENTER if _local_pid(container) is not None else Mechanism.HELPER
+    return Mechanism.NSENTER if local_pid(container) is not None else Mechanism.HELPER
 
 
 def run(
@@ -85,7 +85,7 @@ def run(
 
 
 def _nsenter(container: Any, commands: Sequence[Sequence[str]], stop_on_error: bool) -> list[Result]:
-    pid = _local_pid(container)
+    pid = local_pid(container)
     if pid is None:
         raise ComponentMissing(
             f"can't enter the network namespace of container {container.name} with nsenter",

@@ -111,8 +111,8 @@ class Disconnect(contract.Fault[DisconnectArgs]):
         short_id = str(container.id)[:12]
         aliases = [a for a in endpoint.get("Aliases") or [] if a != short_id]
         ipam = endpoint.get("IPAMConfig") or {}
-        user_defined = network.name not in {"bridge", "host", "none"}
-        # The default bridge refuses fixed addresses; elsewhere pin the address the container had.
+        # The default bridge never takes a fixed address; elsewhere try to pin the one it had.
+        user_defined = network.name != "bridge"
         ipv4 = ipam.get("IPv4Address") or (endpoint.get("IPAddress") if user_defined else None)
         ipv6 = ipam.get("IPv6Address") or (endpoint.get("GlobalIPv6Address") if user_defined else None)
         return {
@@ -161,15 +161,27 @@ class Disconnect(contract.Fault[DisconnectArgs]):
             if connecting.is_not_found(e):
                 return contract.RevertOutcome.ALREADY_CLEAN
             connecting.fail("looking up network", str(revert["network_name"]), e)
+        options: dict[str, Any] = {
+            "aliases": aliases or None,
+            "ipv4_address": revert.get("ipv4_address") or None,
+            "ipv6_address": revert.get("ipv6_address") or None,
+            "links": links or None,
+            "driver_opt": driver_opt or None,
+        }
         try:
-            network.connect(
-                str(revert["container_id"]),
-                aliases=aliases or None,
-                ipv4_address=revert.get("ipv4_address") or None,
-                ipv6_address=revert.get("ipv6_address") or None,
-                links=links or None,
-                driver_opt=driver_opt or None,
-            )
+            try:
+                network.connect(str(revert["container_id"]), **options)
+            except Exception as e:
+                # Only networks created with an explicit subnet accept a fixed address.
+                if "user configured subnets" not in str(getattr(e, "explanation", "")):
+                    raise
+                ctx.log(
+                    f"docker: network {revert['network_name']} has no configured subnet, so container "
+                    f"{revert['name']} is reconnected without pinning {revert.get('ipv4_address')}"
+                )
+                network.connect(
+                    str(revert["container_id"]), **{**options, "ipv4_address": None, "ipv6_address": None}
+                )
         except Exception as e:
             connecting.fail(
                 f"reconnecting to network {revert['network_name']} (ip {revert.get('ipv4_address')})",
