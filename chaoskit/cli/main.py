@@ -7,15 +7,25 @@ Each subcommand lives in its own module ``chaoskit/cli/<name>.py`` exposing a cl
 from __future__ import annotations
 
 import importlib
+import traceback
 
 import click
 
+from chaoskit import errors
+
 COMMANDS: dict[str, str] = {
     # name: "module:attribute", kept sorted
+    "convert": "chaoskit.cli.convert:command",
+    "drivers": "chaoskit.cli.drivers:command",
     "gate": "chaoskit.cli.gate:command",
     "history": "chaoskit.cli.history:command",
     "proxy": "chaoskit.cli.proxy:command",
+    "recover": "chaoskit.cli.recover:command",
     "report": "chaoskit.cli.report:command",
+    "run": "chaoskit.cli.run:command",
+    "schema": "chaoskit.cli.schema:command",
+    "status": "chaoskit.cli.status:command",
+    "validate": "chaoskit.cli.validate:command",
 }
 
 
@@ -32,6 +42,21 @@ class LazyGroup(click.Group):
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """The one place errors become exit codes: a ``ChaoskitError`` is one message and a hint,
+        no traceback, with its exit code; anything else is a bug (traceback, exit 4)."""
+        try:
+            return super().invoke(ctx)
+        except errors.ChaoskitError as e:
+            click.echo(f"error: {e.render()}", err=True)
+            ctx.exit(int(e.exit_code))
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception:
+            click.echo(traceback.format_exc(), err=True, nl=False)
+            click.echo("chaoskit: this is a bug; please report it with the traceback above.", err=True)
+            ctx.exit(int(errors.ExitCode.ERROR))
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

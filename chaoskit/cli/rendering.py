@@ -1,0 +1,233 @@
+"""The live console of ``chaoskit run``: phases, steps, fault timers, probe results, recovery and
+the verdict, from the run's events (already redacted). Only what a person watching needs."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.text import Text
+
+from chaoskit import durations
+from chaoskit.engine import events, journals, planning
+
+PHASES = {
+    journals.Phase.SETUP: "setup",
+    journals.Phase.BEFORE: "steady state before",
+    journals.Phase.METHOD: "method",
+    journals.Phase.AFTER: "steady state after (recovery)",
+    journals.Phase.ROLLBACKS: "rollbacks",
+    journals.Phase.TEARDOWN: "teardown",
+}
+VERDICT_STYLE = {
+    journals.Verdict.COMPLETED: "bold green",
+    journals.Verdict.DEVIATED: "bold yellow",
+    journals.Verdict.NOT_STEADY: "bold yellow",
+    journals.Verdict.ERROR: "bold red",
+    journals.Verdict.INTERRUPTED: "bold red",
+    journals.Verdict.INVALID: "bold red",
+}
+
+
+def _short(value: object, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class _Timers:
+    """The faults now applied, with how long each has been in place; redrawn by ``Live``."""
+
+    def __init__(self) -> None:
+        self.applied: dict[tuple[str, str, str], tuple[str, float, float | None]] = {}
+
+    def __rich__(self) -> RenderableType:
+        now = time.monotonic()
+        lines = [
+            Text.assemble(
+                ("  ⏱ ", "cyan"),
+                f"{label}  {durations.format(now - since)}",
+                (f" / {durations.format(limit)}" if limit else "", "dim"),
+            )
+            for label, since, limit in self.applied.values()
+        ]
+        return Group(*lines)
+
+
+class LiveConsole:
+    """An ``events.Subscriber`` that prints the run as it goes."""
+
+    def __init__(self, console: Console, *, live: bool | None = None) -> None:
+        self.console = console
+        self.timers = _Timers()
+        use_live = console.is_terminal if live is None else live
+        self._live = (
+            Live(self.timers, console=console, transient=True, refresh_per_second=4) if use_live else None
+        )
+        self._injected: dict[tuple[str, str, str], datetime] = {}
+
+    def __enter__(self) -> LiveConsole:
+        if self._live is not None:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+
+    def _print(self, *parts: RenderableType | str) -> None:
+        self.console.print(*parts, highlight=False)
+
+    def __call__(self, event: events.Event) -> None:
+        match event:
+            case events.RunStarted():
+                self._print(
+                    f"[bold]{escape(event.title)}[/]  [dim]run {event.run_id} · seed {event.seed} · "
+                    f"ledger {escape(event.ledger)}[/]"
+                )
+            case events.PhaseStarted(phase=phase):
+                if phase in PHASES:
+                    self.console.rule(f"[bold]{PHASES[phase]}[/]", align="left", style="dim")
+            case events.StepEnded(record=record):
+                self._step(record)
+            case events.CheckDone(record=record):
+                self._check(record)
+            case events.FaultInjected():
+                key = (event.step, event.activity, event.target.id)
+                self._injected[key] = event.at
+                until = f" (reverts after {durations.format(event.duration)})" if event.duration else ""
+                self._print(
+                    f"  [bold magenta]⚡ {escape(event.activity)}[/] on {escape(str(event.target))}{until}"
+                )
+                self.timers.applied[key] = (
+                    f"{event.activity} on {event.target}",
+                    time.monotonic(),
+                    event.duration,
+                )
+            case events.FaultReverted():
+                key = (event.step, event.activity, event.target.id)
+                self.timers.applied.pop(key, None)
+                since = self._injected.pop(key, None)
+                held = f" after {durations.format((event.at - since).total_seconds())}" if since else ""
+                if event.status is journals.RevertStatus.FAILED:
+                    self._print(
+                        f"  [bold red]✗ revert of {escape(event.activity)} on {escape(str(event.target))} "
+                        f"failed:[/] {escape(event.error or '')}"
+                    )
+                elif event.status is not journals.RevertStatus.NOT_NEEDED:
+                    self._print(
+                        f"  [green]↺ reverted[/] {escape(event.activity)} "
+                        f"on {escape(str(event.target))}{held}"
+                    )
+            case events.GuardTripped(trip=trip):
+                self._print(f"  [bold yellow]⚠ guard tripped:[/] {escape(trip.message)}")
+            case events.RecoveryPolled():
+                mark = "[green]holds[/]" if event.held else "[yellow]not yet[/]"
+                self._print(
+                    f"  poll {event.poll + 1}: {mark} "
+                    f"[dim]({durations.format(event.elapsed)} after the last revert)[/]"
+                )
+            case events.RecoveryDone(record=record):
+                if record.measured is not None:
+                    style = "green" if record.met else "yellow"
+                    self._print(
+                        f"  [{style}]recovered in {durations.format(record.measured)}[/] "
+                        f"(deadline {durations.format(record.required)})"
+                    )
+                else:
+                    self._print(f"  [yellow]did not recover within {durations.format(record.required)}[/]")
+            case events.UndoDone(record=record):
+                self._print(f"  [dim]undone: {escape(record.activity)} ({record.outcome.value})[/]")
+            case events.ErrorRaised(record=record):
+                self._print(f"  [bold red]error:[/] {escape(record.message)}")
+            case events.Log():
+                self._print(f"  [dim]{escape(event.message)}[/]")
+            case events.StillApplied():
+                show_still_applied(self.console, event)
+            case events.VerdictReached():
+                style = VERDICT_STYLE.get(event.verdict, "bold")
+                self.console.rule(style="dim")
+                self._print(
+                    f"[{style}]{event.verdict.value}[/] (exit {event.exit_code}): {escape(event.reason)}"
+                )
+            case _:
+                pass
+
+    def _step(self, record: journals.StepRecord) -> None:
+        if record.kind is journals.StepKind.PROBE:
+            return  # its check line says it all
+        took = durations.format((record.ended - record.started).total_seconds())
+        marks = {
+            journals.StepStatus.OK: "[green]✓[/]",
+            journals.StepStatus.FAILED: "[yellow]✗[/]",
+            journals.StepStatus.ERROR: "[red]✗[/]",
+            journals.StepStatus.CANCELLED: "[dim]■[/]",
+        }
+        background = " [dim](background)[/]" if record.background else ""
+        what = record.name if record.name == record.activity else f"{record.name} [dim]{record.activity}[/]"
+        error = f": {escape(record.error)}" if record.error else ""
+        status = "" if record.status is journals.StepStatus.OK else f" {record.status.value}"
+        self._print(f"  {marks[record.status]} {what}{background} [dim]{took}[/]{status}{error}")
+
+    def _check(self, record: journals.CheckRecord) -> None:
+        if record.phase in {journals.Phase.GUARD, journals.Phase.AFTER} and record.ok:
+            return  # guard and recovery polls are summarised; only failures are worth a line
+        if record.phase is journals.Phase.AFTER and (record.poll or 0) > 0:
+            return
+        mark = "[green]✓[/]" if record.ok else "[red]✗[/]"
+        guard = "guard " if record.phase is journals.Phase.GUARD else ""
+        detail = escape(record.message) if not record.ok else escape(_short(record.value))
+        self._print(f"  {mark} {guard}{escape(record.step)} [dim]{record.activity}[/]  {detail}")
+
+
+def show_still_applied(console: Console, event: events.StillApplied) -> None:
+    if event.faults:
+        console.print("[bold red]Still applied (being reverted):[/]")
+        for line in event.faults:
+            console.print(f"  - {escape(line)}", highlight=False)
+    console.print(
+        f"If chaoskit can't finish, take them back with:\n  [bold]{escape(event.command)}[/]", highlight=False
+    )
+
+
+def show_plan(console: Console, plan: planning.Plan, touches: list[planning.Touch]) -> None:
+    """The dry run: every step in order, and what each fault would hit."""
+    console.print(f"[bold]{escape(plan.experiment.title)}[/] [dim](dry run: nothing is injected)[/]")
+    sections = [
+        ("setup", plan.setup),
+        ("steady state", plan.steady_state),
+        ("method", plan.method),
+        ("guards", plan.guards),
+        ("rollbacks", plan.rollbacks),
+        ("teardown", plan.teardown),
+    ]
+    by_step = {(t.phase, t.step): t for t in touches}
+    for title, steps in sections:
+        if not steps:
+            continue
+        console.rule(f"[bold]{title}[/]", align="left", style="dim")
+        for step in steps:
+            extra = ""
+            if step.kind is journals.StepKind.FAULT:
+                spec = step.step
+                duration = getattr(spec, "duration", None)
+                extra = f" for {durations.format(duration)}" if duration else " until the method ends"
+            console.print(
+                f"  {step.kind.value:6} {escape(step.label)} [dim]{step.step.activity}{extra}[/]",
+                highlight=False,
+            )
+            touch = by_step.get((step.phase, step.label))
+            if touch is not None:
+                for target in touch.targets:
+                    console.print(f"           → {escape(str(target))}", highlight=False)
+                if touch.note:
+                    console.print(f"           [yellow]{escape(touch.note)}[/]", highlight=False)
+    recovery = plan.experiment.recovery
+    console.print(
+        f"recovery: steady state must hold within {durations.format(recovery.within)}, "
+        f"polled every {durations.format(recovery.interval)}",
+        highlight=False,
+    )

@@ -1,0 +1,117 @@
+"""``chaoskit run FILE``: validate, plan, run, journal; the exit code is the verdict's."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import signal
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from chaoskit import errors
+from chaoskit.cli import loading, options, rendering
+from chaoskit.drivers import contract
+from chaoskit.engine import events, journals, ledgers, planning, running
+from chaoskit.spec import templates
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@options.variables
+@click.option("--dry-run", is_flag=True, help="Validate, resolve targets and print the plan; inject nothing.")
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("chaoskit-journal.json"),
+    show_default=True,
+    help="Where to write the journal.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: print the journal on stdout (the live console goes to stderr).",
+)
+@click.option("--seed", type=int, default=None, help="Seed for random target choices (journaled).")
+@options.state_dir
+@options.probes_path
+def command(
+    file: Path,
+    *,
+    variables: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    dry_run: bool,
+    journal_path: Path,
+    quiet: bool,
+    output: str,
+    seed: int | None,
+    state_dir: Path | None,
+    probes_path: tuple[Path, ...],
+) -> None:
+    """Run the experiment in FILE (chaoskit or Chaos Toolkit format).
+
+    Exit codes: 0 completed, 1 deviated, 2 invalid, 3 not steady before, 4 error, 130 interrupted.
+    """
+    loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
+    console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
+    root = ledgers.state_dir(state_dir)
+    if dry_run:
+        ctx = contract.RunContext(run_id="dry-run", dry_run=True, state_dir=root)
+        try:
+            touches = planning.dry_run(plan, ctx)
+        finally:
+            ctx.close()
+        rendering.show_plan(console, plan, touches)
+        return
+    try:
+        secrets = templates.resolve_secrets(loaded.experiment)
+    except errors.ChaoskitError as e:
+        raise errors.UsageError(e.message, hint=e.hint) from e
+    info = journals.ExperimentInfo(
+        title=loaded.experiment.title,
+        file=str(file),
+        kind=loaded.kind,
+        tags=list(loaded.experiment.tags),
+        sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+    )
+    settings = running.Settings(state_dir=root, seed=seed, experiment=info, secrets=secrets)
+    bus = events.Bus()
+    runner = running.Runner(plan, settings, bus=bus)
+    live = rendering.LiveConsole(console) if not quiet else None
+    if live is not None:
+        bus.subscribe(live)
+    else:
+        bus.subscribe(
+            lambda e: rendering.show_still_applied(console, e) if isinstance(e, events.StillApplied) else None
+        )
+    with live or contextlib.nullcontext():
+        journal = asyncio.run(_run(runner))
+    journals.write(journal, journal_path)
+    if quiet:
+        console.print(
+            f"{journal.verdict.value} (exit {journal.exit_code}): {journal.reason}", highlight=False
+        )
+    if output == "json":
+        sys.stdout.write(journals.dumps(journal))
+    elif not quiet:
+        console.print(f"[dim]journal: {journal_path} · run {journal.run_id}[/]", highlight=False)
+    sys.exit(journal.exit_code)
+
+
+async def _run(runner: running.Runner) -> journals.Journal:
+    loop = asyncio.get_running_loop()
+    # Ctrl-C and SIGTERM become a cancellation event in the runner, never an exception mid-revert.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, runner.interrupt)
+    try:
+        return await runner.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,26 @@
+"""``chaoskit validate FILE``: every problem, each as FILE:LINE:COL: path: message; exit 0 or 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from chaoskit.cli import loading, options
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@options.variables
+@options.probes_path
+def command(
+    file: Path, variables: tuple[str, ...], var_files: tuple[Path, ...], probes_path: tuple[Path, ...]
+) -> None:
+    """Check FILE without running it: format, variables, and every fault/probe against the
+    installed drivers. Exit 0 when valid, 2 with every problem listed."""
+    loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
+    count = sum(
+        len(s)
+        for s in (plan.setup, plan.steady_state, plan.method, plan.guards, plan.rollbacks, plan.teardown)
+    )
+    click.echo(f"{file}: valid ({loaded.kind}, {count} steps, {len(plan.faults())} faults)")

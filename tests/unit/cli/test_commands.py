@@ -1,0 +1,273 @@
+"""The commands through click's runner, with the real process driver against real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from chaoskit.cli import main
+from chaoskit.drivers import contract
+from chaoskit.engine import journals, ledgers
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "state"
+    monkeypatch.setenv("CHAOSKIT_STATE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    with subprocess.Popen(["sleep", "300"]) as process:
+        try:
+            yield process
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def _state_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _invoke(*args: str) -> click.testing.Result:
+    return CliRunner().invoke(main.cli, list(args), catch_exceptions=False)
+
+
+HOLDS = """
+title: holds
+steady_state:
+  - name: true is true
+    probe: process.command
+    with: {argv: ["true"]}
+    expect: {path: exit_code, equals: 0}
+"""
+
+
+def test_validate_accepts_a_good_file(tmp_path: Path) -> None:
+    result = _invoke("validate", str(_write(tmp_path, HOLDS)))
+    assert result.exit_code == 0, result.output
+    assert "valid" in result.output
+
+
+def test_validate_lists_every_problem_with_position_and_exits_2(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+        title: bad
+        method:
+          - fault: process.stpo
+            with: {pid: 1}
+          - fault: process.stop
+            with: {pid: 1, colour: red}
+        """,
+    )
+    result = _invoke("validate", str(path))
+    assert result.exit_code == 2
+    assert (
+        f"{path}:4:5: method[0].fault: unknown fault 'process.stpo' (did you mean 'process.stop'?)"
+        in result.output
+    )
+    assert f"{path}:7:" in result.output and "method[1].with.colour" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unreadable_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
+    result = _invoke("run", str(tmp_path / "missing.yaml"))
+    assert result.exit_code == 2
+    assert "missing.yaml" in result.output and "Traceback" not in result.output
+
+
+def test_schema_prints_the_experiment_json_schema() -> None:
+    result = _invoke("schema")
+    schema = json.loads(result.output)
+    assert "steady_state" in schema["properties"]
+    journal_schema = json.loads(_invoke("schema", "--journal").output)
+    assert journal_schema == journals.json_schema()
+
+
+def test_drivers_lists_faults_with_args_and_reversibility() -> None:
+    data = json.loads(_invoke("drivers", "--output", "json").output)
+    process = next(d for d in data if d["name"] == "process")
+    stop = next(f for f in process["faults"] if f["name"] == "process.stop")
+    assert stop["reversibility"] == "reversible"
+    assert {"pid", "pidfile", "name"} <= {a["name"] for a in stop["args"]}
+    text = _invoke("drivers").output
+    assert "process.stop" in text and "(reversible)" in text
+
+
+def test_run_completes_writes_the_journal_and_exits_0(tmp_path: Path, state: Path) -> None:
+    journal = tmp_path / "j.json"
+    result = _invoke("run", str(_write(tmp_path, HOLDS)), "--journal", str(journal), "--seed", "5")
+    assert result.exit_code == 0, result.output
+    assert "completed" in result.output
+    written = journals.load(journal)
+    assert (written.verdict, written.exit_code, written.seed) == ("completed", 0, 5)
+    assert written.experiment.sha256 and written.experiment.file == str(tmp_path / "exp.yaml")
+
+
+def test_run_not_steady_exits_3(tmp_path: Path, state: Path) -> None:
+    path = _write(tmp_path, HOLDS.replace('["true"]', '["false"]'))
+    result = _invoke("run", str(path), "--journal", str(tmp_path / "j.json"))
+    assert result.exit_code == 3
+    assert "not_steady" in result.output
+
+
+def test_output_json_prints_the_journal_on_stdout(tmp_path: Path, state: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        main.cli,
+        ["run", str(_write(tmp_path, HOLDS)), "--output", "json", "--journal", str(tmp_path / "j.json")],
+    )
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["verdict"] == "completed"
+
+
+def test_quiet_prints_only_the_verdict(tmp_path: Path, state: Path) -> None:
+    result = _invoke("run", str(_write(tmp_path, HOLDS)), "--quiet", "--journal", str(tmp_path / "j.json"))
+    assert result.exit_code == 0
+    assert result.output.strip().splitlines() == [
+        "completed (exit 0): the steady state held before and after, recovery within the deadline"
+    ]
+
+
+def test_a_secret_echoed_by_a_probe_never_reaches_output_or_journal(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CK_SECRET_TOKEN", "hunter2-token")
+    path = _write(
+        tmp_path,
+        """
+        title: secret
+        secrets: {tok: {env: CK_SECRET_TOKEN}}
+        steady_state:
+          - name: echo it
+            probe: process.command
+            with: {argv: [echo, "token is ${secrets.tok}"]}
+            expect: {path: stdout, matches: token}
+        """,
+    )
+    journal = tmp_path / "j.json"
+    result = _invoke("run", str(path), "--journal", str(journal), "--output", "json")
+    assert result.exit_code == 0, result.output
+    assert "hunter2-token" not in result.output
+    assert "hunter2-token" not in journal.read_text()
+    assert "token is ***" in journal.read_text()
+    assert all("hunter2-token" not in p.read_text() for p in ledgers.directory(state).iterdir())
+
+
+def test_a_missing_secret_is_a_usage_error(tmp_path: Path, state: Path) -> None:
+    path = _write(tmp_path, HOLDS + "secrets: {tok: {env: CK_NOT_SET_ANYWHERE}}\n")
+    result = _invoke("run", str(path), "--journal", str(tmp_path / "j.json"))
+    assert result.exit_code == 2
+    assert "CK_NOT_SET_ANYWHERE" in result.output
+
+
+def test_dry_run_prints_targets_and_stops_nothing(
+    tmp_path: Path, state: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    path = _write(
+        tmp_path,
+        f"""
+        title: dry
+        method:
+          - name: freeze
+            fault: process.stop
+            with: {{pid: {sleeper.pid}}}
+            duration: 5s
+        """,
+    )
+    result = _invoke("run", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert str(sleeper.pid) in result.output and "freeze" in result.output
+    assert _state_of(sleeper.pid) != "T"
+    assert not ledgers.directory(state).exists()
+
+
+def test_status_is_clean_then_lists_outstanding_and_recover_takes_it_back(
+    state: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    assert _invoke("status").output.strip() == "No outstanding faults."
+    # A run that died after stopping the process: its ledger, and the process really stopped.
+    import os
+    import signal
+
+    stat = Path(f"/proc/{sleeper.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    starttime = int(stat[19])
+    ledger = ledgers.Ledger.create(state, "dead-run")
+    target = contract.Target(kind="process", id=str(sleeper.pid), name="sleep")
+    revert: contract.RevertData = {"pid": sleeper.pid, "starttime": starttime}
+    ledger.intent("f1", "process.stop", "freeze", target, revert)
+    os.kill(sleeper.pid, signal.SIGSTOP)
+    ledger.applied("f1", revert)
+
+    status = _invoke("status").output
+    assert "dead-run: process.stop on process sleep" in status
+    assert "chaoskit recover dead-run" in status
+    result = _invoke("recover", "dead-run")
+    assert result.exit_code == 0, result.output
+    assert "reverted" in result.output
+    assert _state_of(sleeper.pid) != "T"
+    assert _invoke("status").output.strip() == "No outstanding faults."
+    assert _invoke("recover").output.strip() == "Nothing to recover."
+
+
+def test_convert_prints_chaoskit_yaml_for_a_chaostoolkit_file(tmp_path: Path) -> None:
+    ctk = {
+        "title": "ctk",
+        "description": "d",
+        "steady-state-hypothesis": {
+            "title": "ok",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "true",
+                    "tolerance": 0,
+                    "provider": {"type": "process", "path": "true"},
+                }
+            ],
+        },
+        "method": [],
+    }
+    path = tmp_path / "ctk.json"
+    path.write_text(json.dumps(ctk))
+    result = _invoke("convert", str(path))
+    assert result.exit_code == 0, result.output
+    assert "steady_state:" in result.output and "process.command" in result.output
+    not_ctk = _write(tmp_path, HOLDS)
+    assert _invoke("convert", str(not_ctk)).exit_code == 2
+
+
+def test_a_bug_is_a_traceback_and_exit_4_and_a_user_error_is_one_message() -> None:
+    from chaoskit import errors
+
+    group = main.LazyGroup(name="t")
+
+    @group.command()
+    def boom() -> None:
+        raise RuntimeError("unexpected")
+
+    @group.command()
+    def user() -> None:
+        raise errors.UsageError("bad flag --x", hint="use --y")
+
+    bug = CliRunner().invoke(group, ["boom"])
+    assert bug.exit_code == 4
+    assert "Traceback" in bug.output and "this is a bug" in bug.output
+    mistake = CliRunner().invoke(group, ["user"])
+    assert mistake.exit_code == 2
+    assert mistake.output == "error: bad flag --x\n  hint: use --y\n"
