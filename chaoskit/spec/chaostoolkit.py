@@ -296,13 +296,16 @@ class _Translator:
             before, after = pauses.get("before"), pauses.get("after")
         if before:
             self.out.origins[(section, index + len(steps))] = (*at, "pauses", "before")
+            self.out.origins[(section, index + len(steps), "pause")] = (*at, "pauses", "before")
             steps.append({"pause": before})
         self.out.origins[(section, index + len(steps))] = at
         self.out.origins[(section, index + len(steps), "with")] = (*at, "provider")
+        self.out.origins[(section, index + len(steps), kind)] = (*at, "provider", "type")
         self.out.origins[(section, index + len(steps), "expect")] = (*at, "tolerance")
         steps.append(step)
         if after:
             self.out.origins[(section, index + len(steps))] = (*at, "pauses", "after")
+            self.out.origins[(section, index + len(steps), "pause")] = (*at, "pauses", "after")
             steps.append({"pause": after})
         return steps
 

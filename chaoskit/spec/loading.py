@@ -58,8 +58,9 @@ class _Locator:
         return (0, 0)
 
     def problem(self, at: Sequence[paths.Segment], message: str) -> errors.Problem:
+        """A problem at ``at``, shown with the path as the user's file spells it."""
         line, col = self.locate(at)
-        return errors.Problem(self.name, line, col, paths.render(at), message)
+        return errors.Problem(self.name, line, col, paths.render(self.original(at)), message)
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,38 @@ def load_text(
         document=document,
         _locator=locator,
     )
+
+
+def read_chaostoolkit(path: Path) -> dict[str, JsonValue]:
+    """The chaoskit document for the Chaos Toolkit experiment at ``path`` (``chaoskit convert``).
+
+    Variables stay as templates; raises ``errors.SpecError`` with positions in the original file.
+    """
+    name = str(path)
+    parsed = _parse(_read(path, name), name)
+    source = _Locator(name, parsed.positions)
+    if parsed.problems:
+        raise errors.SpecError(
+            errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
+        )
+    if not chaostoolkit.is_chaostoolkit(parsed.data):
+        raise errors.SpecError(
+            [
+                source.problem(
+                    (),
+                    "not a Chaos Toolkit experiment (no steady-state-hypothesis:, no type: action/probe "
+                    "in method:); chaoskit runs it as it is",
+                )
+            ]
+        )
+    issues: list[tuple[Location, str]] = []
+    raw = _to_json(parsed.data, (), issues)
+    assert isinstance(raw, dict)
+    conversion = chaostoolkit.translate(raw)
+    issues.extend(conversion.issues)
+    if issues:
+        raise errors.SpecError(_ordered([source.problem(at, m) for at, m in issues]))
+    return conversion.document
 
 
 def _ordered(problems: list[errors.Problem]) -> list[errors.Problem]:
@@ -616,7 +649,8 @@ def _problem_from(
         pool = sorted(_keys_of(model)) if model else []
         message = f"unknown key '{key}'{suggestions.hint(key, pool)}"
         line, col = locator.locate(at)
-        return parent, message, errors.Problem(locator.name, line, col, paths.render(parent), message)
+        shown = paths.render(locator.original(parent))
+        return parent, message, errors.Problem(locator.name, line, col, shown, message)
     if kind == "step_kind":
         return at, _step_kind_message(value), None
     if kind in _EXPECTED:
