@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     # name: "module:attribute", kept sorted
     "convert": "chaoskit.cli.convert:command",
     "drivers": "chaoskit.cli.drivers:command",
+    "gameday": "chaoskit.cli.gameday:command",
     "gate": "chaoskit.cli.gate:command",
     "history": "chaoskit.cli.history:command",
     "proxy": "chaoskit.cli.proxy:command",

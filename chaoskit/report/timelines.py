@@ -138,7 +138,7 @@ def render(journal: journals.Journal) -> str:
             parts.append(
                 f'<polyline class="series" points="{path}" fill="none" stroke="{LINE}" stroke-width="2"/>'
             )
-        if numbers:
+        if numbers and high != low:
             parts.append(
                 f'<text x="{WIDTH - RIGHT}" y="{top + 12}" font-size="10" text-anchor="end" fill="#757575">'
                 f"{low:g} to {high:g}</text>"
@@ -171,8 +171,10 @@ def render(journal: journals.Journal) -> str:
                 f'<line class="recovery-mark" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" '
                 f'y2="{height - BOTTOM + 16}" stroke="{colour}" stroke-width="2"/>'
             )
+            near_end = at > WIDTH - 260
             parts.append(
-                f'<text x="{at + 4:.1f}" y="{height - BOTTOM + 28}" font-size="11" fill="{colour}">'
+                f'<text x="{at - 4 if near_end else at + 4:.1f}" y="{height - BOTTOM + 28}" font-size="11" '
+                f'text-anchor="{"end" if near_end else "start"}" fill="{colour}">'
                 f"recovered in {recovery.measured:.2f}s (≤ {recovery.required:g}s)</text>"
             )
         else:

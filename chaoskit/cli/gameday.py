@@ -1,0 +1,245 @@
+"""``chaoskit gameday run|schedule|next PLAN``: run a GameDay plan now, on its schedule, or show when."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from chaoskit import errors
+from chaoskit.engine import ledgers
+from chaoskit.gameday import plans, running, schedules, scheduling, webhooks
+from chaoskit.report import html, junit, markdown, scores
+
+STATE_DIR = click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    help="Ledgers, history and schedule state (default $CHAOSKIT_STATE_DIR or ~/.local/state/chaoskit).",
+)
+JOURNAL_DIR = click.option(
+    "--journal-dir",
+    type=click.Path(path_type=Path),
+    help="Where each experiment's journal goes (default STATE_DIR/journals).",
+)
+REPORT = click.option(
+    "--report", type=click.Path(path_type=Path), help="Write the combined HTML report here."
+)
+MARKDOWN = click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown report here.")
+JUNIT = click.option(
+    "--junit", type=click.Path(path_type=Path), help="Write JUnit XML (one suite per run) here."
+)
+
+
+def _fail(e: errors.ChaoskitError) -> None:
+    click.echo(f"chaoskit gameday: {e.render()}", err=True)
+    sys.exit(int(e.exit_code))
+
+
+def _load(path: Path) -> plans.Loaded:
+    try:
+        return plans.load(path)
+    except errors.ChaoskitError as e:
+        _fail(e)
+        raise AssertionError("unreachable") from e
+
+
+def _on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _execute(
+    loaded: plans.Loaded,
+    *,
+    state_dir: Path,
+    journal_dir: Path | None,
+    stop: threading.Event,
+    outputs: dict[str, Path | None],
+    say: Any,
+) -> running.Result:
+    result = running.run(
+        loaded, state_dir=state_dir, journal_dir=journal_dir or state_dir / "journals", stop=stop, log=say
+    )
+    runs = [o.journal for o in result.outcomes]
+    summary = f"verdict {result.verdict.value}; skipped: {', '.join(result.skipped) or 'none'}"
+    writers = {
+        "report": lambda: html.render_gameday(loaded.plan.title, runs, summary),
+        "markdown": lambda: markdown.render_gameday(loaded.plan.title, runs, summary),
+        "junit": lambda: junit.render(runs),
+    }
+    for kind, path in outputs.items():
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(writers[kind](), encoding="utf-8")
+            say(f"wrote {kind} {path}")
+    webhook = loaded.plan.notify.webhook
+    if webhook is not None:
+        delivery = webhooks.send(webhook, result.summary())
+        if delivery.ok:
+            say(f"notified {webhooks.where(webhook.url)} (HTTP {delivery.status})")
+        else:
+            say(f"warning: webhook not delivered after {delivery.attempts} attempt(s): {delivery.error}")
+    return result
+
+
+@click.group(name="gameday")
+def command() -> None:
+    """GameDays: several experiments as one event, with one report and score, now or on a schedule."""
+
+
+@command.command(name="run")
+@click.argument("plan", type=click.Path(path_type=Path))
+@STATE_DIR
+@JOURNAL_DIR
+@REPORT
+@MARKDOWN
+@JUNIT
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def run_command(  # noqa: PLR0917 - click passes options positionally
+    plan: Path,
+    state_dir: Path | None,
+    journal_dir: Path | None,
+    report: Path | None,
+    markdown: Path | None,
+    junit: Path | None,
+    output: str,
+) -> None:
+    """Run the plan's experiments now; exit with the worst verdict's code (0 when all completed)."""
+    loaded = _load(plan)
+    stop = threading.Event()
+    _on_signals(stop)
+
+    def say(line: str) -> None:
+        click.echo(line, err=output == "json")
+
+    try:
+        result = _execute(
+            loaded,
+            state_dir=ledgers.state_dir(state_dir),
+            journal_dir=journal_dir,
+            stop=stop,
+            outputs={"report": report, "markdown": markdown, "junit": junit},
+            say=say,
+        )
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
+    if output == "json":
+        click.echo(json.dumps(result.summary(), indent=2))
+    else:
+        click.echo(f"GameDay {loaded.plan.title}: {result.verdict.value}, score {scores.show(result.score)}")
+        for outcome in result.outcomes:
+            click.echo(
+                f"  {outcome.journal.verdict.value:12} {scores.show(outcome.score):>7}  {outcome.label}"
+            )
+        for label in result.skipped:
+            click.echo(f"  {'skipped':12} {'':>7}  {label}")
+    sys.exit(result.exit_code)
+
+
+@command.command(name="schedule")
+@click.argument("plan", type=click.Path(path_type=Path))
+@STATE_DIR
+@JOURNAL_DIR
+@REPORT
+@MARKDOWN
+@JUNIT
+@click.option(
+    "--max-runs", type=click.IntRange(1), help="Exit after this many fires (for tests and cron-like use)."
+)
+def schedule_command(  # noqa: PLR0917 - click passes options positionally
+    plan: Path,
+    state_dir: Path | None,
+    journal_dir: Path | None,
+    report: Path | None,
+    markdown: Path | None,
+    junit: Path | None,
+    max_runs: int | None,
+) -> None:
+    """Run the plan on its schedule: a foreground daemon for systemd, logging to stdout.
+
+    SIGTERM or SIGINT stops it: at once while it waits; during a run, the running experiments are
+    interrupted (their faults reverted, journals written) and then it exits.
+    """
+    loaded = _load(plan)
+    schedule = loaded.plan.schedule
+    if schedule is None:
+        _fail(
+            errors.UsageError(
+                f"{plan}: the plan has no schedule:", hint="add schedule: {cron: '0 10 * * mon-fri'}"
+            )
+        )
+        return
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    log = logging.getLogger("chaoskit.gameday")
+    stop = threading.Event()
+    _on_signals(stop)
+    root = ledgers.state_dir(state_dir)
+    outputs = {"report": report, "markdown": markdown, "junit": junit}
+
+    def fire(due: schedules.Fire) -> scheduling.Outcome:
+        result = _execute(
+            loaded, state_dir=root, journal_dir=journal_dir, stop=stop, outputs=outputs, say=log.info
+        )
+        return scheduling.Outcome(verdict=result.verdict.value, score=result.score)
+
+    log.info("scheduling %s (%s) from %s", loaded.key, loaded.plan.title, plan)
+    try:
+        scheduling.Scheduler(schedule, loaded.key, root, fire, stop=stop).serve(max_fires=max_runs)
+    except errors.ChaoskitError as e:
+        _fail(e)
+
+
+@command.command(name="next")
+@click.argument("plan", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
+@STATE_DIR
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def next_command(plan: Path, count: int, state_dir: Path | None, output: str) -> None:
+    """Print the plan's next fire times (after its last run, as the daemon will pick them)."""
+    loaded = _load(plan)
+    schedule = loaded.plan.schedule
+    if schedule is None:
+        _fail(
+            errors.UsageError(
+                f"{plan}: the plan has no schedule:", hint="add schedule: {cron: '0 10 * * mon-fri'}"
+            )
+        )
+        return
+    now = dt.datetime.now(dt.UTC)
+    root = ledgers.state_dir(state_dir)
+    after = now
+    if (root / scheduling.DB_NAME).exists():
+        states = scheduling.States(root)
+        try:
+            fired = states.fires(loaded.key)
+        finally:
+            states.close()
+        if fired:
+            after = max(now, fired[-1].nominal) if schedule.random is None else fired[-1].nominal
+    try:
+        fires = schedules.upcoming(schedule, after, loaded.key, count)
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
+    if output == "json":
+        click.echo(
+            json.dumps([{"at": f.at.isoformat(), "nominal": f.nominal.isoformat()} for f in fires], indent=2)
+        )
+        return
+    for f in fires:
+        local = f.at.astimezone(schedule.zone)
+        click.echo(f"{local:%a %Y-%m-%d %H:%M:%S %Z}  ({f.at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ})")
