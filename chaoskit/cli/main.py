@@ -16,6 +16,7 @@ from chaoskit import errors
 COMMANDS: dict[str, str] = {
     # name: "module:attribute", kept sorted
     "convert": "chaoskit.cli.convert:command",
+    "demo": "chaoskit.cli.demo:command",
     "drivers": "chaoskit.cli.drivers:command",
     "gameday": "chaoskit.cli.gameday:command",
     "gate": "chaoskit.cli.gate:command",

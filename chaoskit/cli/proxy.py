@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from chaoskit import errors
-
 
 @click.group("proxy")
 def command() -> None:
@@ -27,20 +25,16 @@ def serve(host: str, port: int, config: Path | None) -> None:
     """Serve until SIGINT or SIGTERM; then close every proxy and connection."""
     from chaoskit.proxy import servers
 
-    try:
-        proxies = servers.read_config(config) if config is not None else None
+    proxies = servers.read_config(config) if config is not None else None
 
-        def ready(running: servers.Running) -> None:
-            count = len(running.table.proxies)
-            click.echo(
-                f"chaoskit proxy: Toxiproxy API on http://{running.host}:{running.port}"
-                + (f", {count} prox{'y' if count == 1 else 'ies'} from {config}" if config else ""),
-                err=True,
-            )
+    def ready(running: servers.Running) -> None:
+        count = len(running.table.proxies)
+        click.echo(
+            f"chaoskit proxy: Toxiproxy API on http://{running.host}:{running.port}"
+            + (f", {count} prox{'y' if count == 1 else 'ies'} from {config}" if config else ""),
+            err=True,
+        )
 
-        with asyncio.Runner(loop_factory=servers.new_loop) as runner:
-            runner.run(servers.serve(host, port, proxies, ready))
-    except errors.ChaoskitError as e:
-        failure = click.ClickException(e.render())
-        failure.exit_code = int(e.exit_code)
-        raise failure from e
+    # ChaoskitErrors (a bad config, a busy port) reach the CLI group, which prints them.
+    with asyncio.Runner(loop_factory=servers.new_loop) as runner:
+        runner.run(servers.serve(host, port, proxies, ready))
