@@ -16,6 +16,7 @@ from chaoskit import errors
 from chaoskit.cli import loading, options, rendering
 from chaoskit.drivers import contract
 from chaoskit.engine import events, journals, ledgers, planning, running
+from chaoskit.report import outputs
 from chaoskit.spec import templates
 
 
@@ -40,6 +41,15 @@ from chaoskit.spec import templates
     help="json: print the journal on stdout (the live console goes to stderr).",
 )
 @click.option("--seed", type=int, default=None, help="Seed for random target choices (journaled).")
+@click.option(
+    "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write an HTML report.",
+)
 @options.state_dir
 @options.probes_path
 def command(
@@ -52,6 +62,8 @@ def command(
     quiet: bool,
     output: str,
     seed: int | None,
+    junit_path: Path | None,
+    report_path: Path | None,
     state_dir: Path | None,
     probes_path: tuple[Path, ...],
 ) -> None:
@@ -94,6 +106,14 @@ def command(
     with live or contextlib.nullcontext():
         journal = asyncio.run(_run(runner))
     journals.write(journal, journal_path)
+    outputs.after_run(
+        journal,
+        state_dir=root,
+        journal_path=journal_path,
+        junit_path=junit_path,
+        report_path=report_path,
+        warn=lambda message: console.print(message, highlight=False, markup=False),
+    )
     if quiet:
         console.print(
             f"{journal.verdict.value} (exit {journal.exit_code}): {journal.reason}", highlight=False

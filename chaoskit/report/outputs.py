@@ -1,0 +1,40 @@
+"""What happens to every finished run's journal besides the journal file: the history row, and the
+JUnit XML and HTML report when asked for (``chaoskit run --junit/--report``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from chaoskit import errors
+from chaoskit.engine import journals
+from chaoskit.report import history, html, junit
+
+
+def after_run(
+    journal: journals.Journal,
+    *,
+    state_dir: Path,
+    journal_path: Path | None = None,
+    junit_path: Path | None = None,
+    report_path: Path | None = None,
+    warn: Callable[[str], None] = lambda _: None,
+) -> None:
+    """Record the run in the history and write the requested reports. A failure here is a warning:
+    it must not change the run's verdict or exit code, which CI trusts."""
+    try:
+        history.record(journal, state_dir, journal_path=journal_path)
+    except errors.ChaoskitError as e:
+        warn(f"warning: the run was not recorded in the history: {e.render()}")
+    if junit_path is not None:
+        _guarded(junit_path, lambda: junit.write([journal], junit_path), warn)
+    if report_path is not None:
+        _guarded(report_path, lambda: html.write(journal, report_path), warn)
+
+
+def _guarded(path: Path, write: Callable[[], None], warn: Callable[[str], None]) -> None:
+    try:
+        write()
+    except OSError as e:
+        warn(f"warning: can't write {path}: {e.strerror or e}")
