@@ -250,6 +250,11 @@ class _Translator:
                 self.issue((*at, "ref"), f"no activity is named {ref!r} (named activities: {names})")
                 return []
             entry = {**self.named[ref][1], **{k: v for k, v in entry.items() if k != "ref"}}
+            # The named activity's own problems are reported where it is written, not again here.
+            reported = len(self.out.issues)
+            copied = self.activity(entry, at, target, in_hypothesis=in_hypothesis)
+            del self.out.issues[reported:]
+            return copied
         if "controls" in entry:
             self.issue(
                 (*at, "controls"),
@@ -292,7 +297,9 @@ class _Translator:
         steps: list[JsonValue] = []
         pauses = entry.get("pauses")
         before = after = None
-        if isinstance(pauses, Mapping) and not in_hypothesis:
+        if pauses is not None and not isinstance(pauses, Mapping):
+            self.issue((*at, "pauses"), "expected pauses: {before: SECONDS, after: SECONDS}")
+        elif isinstance(pauses, Mapping) and not in_hypothesis:
             before, after = pauses.get("before"), pauses.get("after")
         if before:
             self.out.origins[(section, index + len(steps))] = (*at, "pauses", "before")

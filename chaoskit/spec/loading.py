@@ -642,12 +642,18 @@ def _problem_from(
     ctx = err.get("ctx") or {}
     if kind == "missing":
         parent, key = at[:-1], at[-1]
+        if isinstance(key, int):
+            if parent and parent[-1] == "between":
+                return parent, "expected [low, high], got one number", None
+            return parent, f"expected at least {key + 1} items", None
         return parent, f"missing required key '{key}'", None
     if kind == "extra_forbidden":
         parent, key = at[:-1], str(at[-1])
         model = _model_at(parent, document)
         pool = sorted(_keys_of(model)) if model else []
         message = f"unknown key '{key}'{suggestions.hint(key, pool)}"
+        if key in STEP_KINDS and parent and parent[0] in ("steady_state", "guards"):
+            message = f"unknown key '{key}': {parent[0]} holds probes only (probe: or use:)"
         line, col = locator.locate(at)
         shown = paths.render(locator.original(parent))
         return parent, message, errors.Problem(locator.name, line, col, shown, message)

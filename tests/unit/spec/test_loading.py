@@ -219,3 +219,29 @@ def test_loading_from_a_real_file_keeps_its_path(tmp_path: Path) -> None:
     loaded = loading.load(path, env={})
     assert loaded.path == path
     assert loaded.name == str(path)
+
+
+def test_shape_mistakes_in_steps_and_expects_say_what_is_wanted() -> None:
+    found = problems(
+        """\
+        title: t
+        steady_state:
+          - fault: process.stop
+        method:
+          - probe: p
+            expect: [{path: a, equals: 1}, {bellow: 3}, 5]
+          - {probe: p, fault: f}
+          - probe: p
+            expect: {between: [1]}
+        secrets: {b: {}}
+        """
+    )
+    assert found == [
+        "exp.yaml:3:5: steady_state[0]: unknown key 'fault': steady_state holds probes only (probe: or use:)",
+        "exp.yaml:6:37: method[0].expect[1]: unknown key 'bellow' (did you mean 'below'?)",
+        "exp.yaml:6:49: method[0].expect[2]: expected a mapping, got 5",
+        "exp.yaml:7:5: method[1]: a step needs exactly one of probe:, use:, fault:, action: or pause:; "
+        "this one has probe:, fault:",
+        "exp.yaml:9:14: method[2].expect.between: expected [low, high], got one number",
+        "exp.yaml:10:11: secrets.b: a secret needs exactly one of env: NAME or file: PATH",
+    ]
