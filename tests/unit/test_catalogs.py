@@ -188,3 +188,14 @@ def test_a_file_whose_name_differs_from_its_definition_is_refused(tmp_path: Path
 def test_plain_probe_steps_are_returned_unchanged() -> None:
     step = _step(probe="http.request", **{"with": {"url": "http://x/"}})
     assert catalogs.resolve(step) is step
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_entry_names_a_registered_probe_and_its_arguments_fit(name: str) -> None:
+    from chaoskit.drivers import registry
+
+    drivers = registry.load()
+    definition = catalogs.find(name)
+    step = catalogs.resolve(_step(use=name, **{"with": definition.example}))
+    assert step.probe in drivers.probes, f"{name} expands to {step.probe}, which no driver registers"
+    drivers.probes[step.probe].args.model_validate(step.with_)
