@@ -77,10 +77,30 @@ def convert(doc: Mapping[str, Any], *, name: str) -> dict[str, JsonValue]:
 
 
 def to_yaml(doc: Mapping[str, Any]) -> str:
-    """A chaoskit document as YAML, keys in the order the format documents them."""
+    """A chaoskit document as YAML, keys in the order the format documents them.
+
+    Inline secret values (allowed only while running a Chaos Toolkit file) are not printed: each
+    becomes an ``env:`` source, and a comment at the top says what to export.
+    """
     ordered = {key: doc[key] for key in _ORDER if key in doc}
     ordered.update((key, value) for key, value in doc.items() if key not in ordered)
-    return yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    notes: list[str] = []
+    secrets = ordered.get("secrets")
+    if isinstance(secrets, Mapping):
+        moved: dict[str, Any] = {}
+        for name, ref in secrets.items():
+            if isinstance(ref, Mapping) and "value" in ref:
+                variable = re.sub(r"\W", "_", str(name)).upper()
+                moved[name] = {"env": variable}
+                notes.append(
+                    f"# secret '{name}' had an inline value in the Chaos Toolkit file; chaoskit reads "
+                    f"secrets from env: or file:, so export {variable}=... before running"
+                )
+            else:
+                moved[name] = ref
+        ordered["secrets"] = moved
+    body = yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    return "".join(f"{note}\n" for note in notes) + body
 
 
 @dataclass

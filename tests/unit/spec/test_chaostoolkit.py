@@ -317,15 +317,21 @@ def test_problems_after_conversion_point_into_the_original_file() -> None:
 def test_convert_gives_yaml_that_loads_as_a_native_experiment(tmp_path: Path) -> None:
     converted = chaostoolkit.convert(SERVICE, name="ctk.json")
     text = chaostoolkit.to_yaml(converted)
-    assert text.startswith("title: What is the impact")
+    assert text.splitlines()[1].startswith("title: What is the impact")
     assert list(yaml.safe_load(text))[:5] == ["title", "description", "tags", "config", "secrets"]
-    # Inline CTK secrets are allowed only in the converted form's own kind; a native file refuses them.
-    with pytest.raises(errors.SpecError, match=r"inline secret values are not allowed"):
-        loading.load_text(text, name="converted.yaml", env={})
-    native = {**converted, "secrets": {"token": {"env": "API_TOKEN"}, "user": {"env": "API_USER"}}}
-    loaded = loading.load_text(chaostoolkit.to_yaml(native), name="converted.yaml", env={})
+    # An inline secret is never printed: it becomes an env: source, with a note on what to export.
+    assert "sre" not in text
+    assert text.splitlines()[0] == (
+        "# secret 'user' had an inline value in the Chaos Toolkit file; chaoskit reads secrets from env: "
+        "or file:, so export USER=... before running"
+    )
+    loaded = loading.load_text(text, name="converted.yaml", env={})
     assert loaded.kind == "chaoskit"
+    assert loaded.experiment.secrets["user"] == models.SecretRef(env="USER")
     assert loaded.experiment.method == load(SERVICE).experiment.method
+    # Inline values are for running Chaos Toolkit files only; a native file refuses them.
+    with pytest.raises(errors.SpecError, match=r"inline secret values are not allowed"):
+        loading.load_text(json.dumps(converted), name="converted.json", env={})
 
 
 def test_read_chaostoolkit_reports_with_positions(tmp_path: Path) -> None:
