@@ -199,3 +199,26 @@ def test_every_shipped_entry_names_a_registered_probe_and_its_arguments_fit(name
     step = catalogs.resolve(_step(use=name, **{"with": definition.example}))
     assert step.probe in drivers.probes, f"{name} expands to {step.probe}, which no driver registers"
     drivers.probes[step.probe].args.model_validate(step.with_)
+
+
+def test_chaoskit_probes_lists_the_catalog_with_parameters(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from chaoskit.cli import probes as probes_command
+
+    _write(tmp_path, "my-port", USER_DEFINITION.format(name="my-port", description="A port of mine."))
+    runner = CliRunner()
+    listed = runner.invoke(probes_command.command, ["--probes-path", str(tmp_path)])
+    assert listed.exit_code == 0, listed.output
+    assert "my-port  A port of mine. (tcp.connect)" in listed.output
+    assert "port: integer (required)" in listed.output
+    assert "http-availability" in listed.output
+    one = runner.invoke(probes_command.command, ["http-availability", "--output", "json"])
+    assert one.exit_code == 0, one.output
+    [entry] = json.loads(one.output)
+    assert entry["probe"] == "http.request"
+    assert [p["name"] for p in entry["parameters"]] == ["url", "timeout", "min_status", "max_status"]
+    shown = runner.invoke(probes_command.command, ["tcp-port-open"])
+    assert "use: tcp-port-open" in shown.output and "port: 5432" in shown.output
