@@ -6,8 +6,11 @@ Each subcommand lives in its own module ``chaoskit/cli/<name>.py`` exposing a cl
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import traceback
+from pathlib import Path
 
 import click
 
@@ -21,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "gameday": "chaoskit.cli.gameday:command",
     "gate": "chaoskit.cli.gate:command",
     "history": "chaoskit.cli.history:command",
+    "probes": "chaoskit.cli.probes:command",
     "proxy": "chaoskit.cli.proxy:command",
     "recover": "chaoskit.cli.recover:command",
     "report": "chaoskit.cli.report:command",
@@ -45,6 +49,22 @@ class LazyGroup(click.Group):
             return command
         return super().get_command(ctx, cmd_name)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from the commands' docstrings read without importing
+        their modules (click would import every one, and with them their heavy libraries)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(n) for n in names)
+        rows: list[tuple[str, str]] = []
+        for name in names:
+            if name in COMMANDS:
+                rows.append((name, _short(_docstring(COMMANDS[name]), limit)))
+            elif (command := super().get_command(ctx, name)) is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def invoke(self, ctx: click.Context) -> object:
         """The one place errors become exit codes: a ``ChaoskitError`` is one message and a hint,
         no traceback, with its exit code; anything else is a bug (traceback, exit 4)."""
@@ -59,6 +79,32 @@ class LazyGroup(click.Group):
             click.echo(traceback.format_exc(), err=True, nl=False)
             click.echo("chaoskit: this is a bug; please report it with the traceback above.", err=True)
             ctx.exit(int(errors.ExitCode.ERROR))
+
+
+def _short(doc: str, limit: int) -> str:
+    """The first sentence of a docstring's first paragraph, cut to ``limit`` (as click does)."""
+    words = doc.split("\n\n", 1)[0].split()
+    text = " ".join(words)
+    end = text.find(". ")
+    if end != -1:
+        text = text[: end + 1]
+    return text if len(text) <= limit else text[: max(0, limit - 3)].rsplit(" ", 1)[0] + "..."
+
+
+def _docstring(target: str) -> str:
+    """The docstring of the function ``module:attribute`` names (or of its module), from source."""
+    module_name, attribute = target.split(":")
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or spec.origin is None:
+        return ""
+    try:
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == attribute:
+            return ast.get_docstring(node) or ""
+    return ast.get_docstring(tree) or ""
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,157 @@
+"""``chaoskit`` as a user runs it: a subprocess, its exit codes and its signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HEAVY = ("docker", "kubernetes", "prometheus_api_client", "kopf", "httpx")
+
+
+def _state_of(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _chaoskit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chaoskit", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen[bytes]]:
+    with subprocess.Popen(["sleep", "300"]) as process:
+        try:
+            yield process
+        finally:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def test_help_imports_no_heavy_library() -> None:
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from chaoskit.cli import main
+        try:
+            main.cli(["--help"])
+        except SystemExit:
+            pass
+        for command in ("run", "validate", "status", "recover"):
+            try:
+                main.cli([command, "--help"])
+            except SystemExit:
+                pass
+        print(sorted(m for m in {HEAVY!r} if m in sys.modules))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "Usage:" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _experiment(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "exp.yaml"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "verdict"), [(["true"], 0, "completed"), (["false"], 3, "not_steady")]
+)
+def test_exit_code_is_the_verdicts(tmp_path: Path, argv: list[str], code: int, verdict: str) -> None:
+    path = _experiment(
+        tmp_path,
+        f"""
+        title: exit codes
+        steady_state:
+          - probe: process.command
+            with: {{argv: {json.dumps(argv)}}}
+            expect: {{path: exit_code, equals: 0}}
+        """,
+    )
+    result = _chaoskit("run", str(path), "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
+    assert result.returncode == code, result.stdout + result.stderr
+    journal = json.loads((tmp_path / "chaoskit-journal.json").read_text())  # the default path
+    assert journal["verdict"] == verdict and journal["exit_code"] == code
+
+
+def test_an_invalid_file_exits_2_with_file_line_col_and_no_traceback(tmp_path: Path) -> None:
+    path = _experiment(tmp_path, "title: bad\nmethod:\n  - fault: process.stpo\n")
+    result = _chaoskit("run", str(path), "--state-dir", str(tmp_path / "s"))
+    assert result.returncode == 2
+    assert f"{path}:3:5: method[0].fault:" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_reverts_runs_rollbacks_writes_the_journal_and_exits_130(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes], sig: signal.Signals
+) -> None:
+    rolled_back = tmp_path / "rolled-back"
+    path = _experiment(
+        tmp_path,
+        f"""
+        title: interrupted
+        method:
+          - name: freeze
+            fault: process.stop
+            with: {{pid: {sleeper.pid}}}
+          - pause: 1h
+        rollbacks:
+          - action: process.command
+            with: {{argv: [touch, "{rolled_back}"]}}
+        """,
+    )
+    journal = tmp_path / "j.json"
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chaoskit",
+            "run",
+            str(path),
+            "--journal",
+            str(journal),
+            "--state-dir",
+            str(tmp_path / "s"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as runner:
+        try:
+            deadline = time.monotonic() + 60
+            while _state_of(sleeper.pid) != "T" and time.monotonic() < deadline and runner.poll() is None:
+                time.sleep(0.05)
+            assert _state_of(sleeper.pid) == "T", "the fault was never applied"
+            os.kill(runner.pid, sig)
+            output, _ = runner.communicate(timeout=60)
+        finally:
+            if runner.poll() is None:
+                runner.kill()
+                runner.wait(timeout=30)
+    assert runner.returncode == 130, output
+    assert _state_of(sleeper.pid) != "T"
+    assert rolled_back.exists()
+    written = json.loads(journal.read_text())
+    assert written["verdict"] == "interrupted"
+    assert written["faults"][0]["revert"] == "reverted"
+    assert "Traceback" not in output
