@@ -24,6 +24,7 @@ _TOKEN = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
 _WHOLE = re.compile(r"\$\{([^{}]*)\}")
 _ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
 _NAME = re.compile(r"^[A-Za-z_][\w-]*$")
+_HEAD = re.compile(r"^([A-Za-z_][\w-]*)((?:[.\[].*)?)$", re.DOTALL)
 _STEP = re.compile(r"^steps\.([A-Za-z_][\w-]*)(\.output(?:[.\[].*)?)?$")
 _SECRET = re.compile(r"^secrets\.([A-Za-z_][\w-]*)$")
 _RUNTIME_PREFIXES = ("steps.", "secrets.")
@@ -124,8 +125,9 @@ class _Substituter:
                 )
             )
             return f"${{{expression}}}"
-        head, _, rest = expression.partition(".")
-        if not _NAME.match(head) or (rest and not _valid_path(rest)):
+        split = _HEAD.match(expression)
+        head, rest = (split.group(1), split.group(2).removeprefix(".")) if split else ("", "")
+        if not split or (rest and not _valid_path(rest)):
             self.issues.append(Issue(at, f"not a valid template '${{{expression}}}'; write {FORMS}"))
             return f"${{{expression}}}"
         if not self.allow_variables:

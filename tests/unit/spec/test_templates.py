@@ -25,6 +25,7 @@ method:
     with:
       port: "${port}"
       hosts: "${hosts}"
+      first: "${hosts[0]}"
       text: "port=${port} hosts=${hosts}"
       nested: {host: "${db.host}", whole: "${db}"}
       url: "${url}"
@@ -43,6 +44,7 @@ def test_a_whole_template_keeps_its_type_and_inside_text_it_is_formatted() -> No
     args = with_args(loading.load_text(BASE, name="t.yaml", env={"HOME_DIR": "/home/sre"}))
     assert args["port"] == 8080
     assert args["hosts"] == ["a", "b"]
+    assert args["first"] == "a"
     assert args["text"] == 'port=8080 hosts=["a","b"]'
     assert args["nested"] == {"host": "db.local", "whole": {"host": "db.local", "port": 5432}}
     assert args["url"] == "http://127.0.0.1:9000/health"
