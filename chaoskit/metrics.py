@@ -1,0 +1,197 @@
+"""chaoskit's own metrics (runs, verdicts, active faults, recovery time, probe durations) in Prometheus
+form, fed by a run's events; scraped from ``serve(port)`` or pushed to a Pushgateway with ``push``.
+
+    metrics = Metrics()
+    bus.subscribe(metrics.observe)          # one line wires it to a run (or to every run of a GameDay)
+    serving = metrics.serve(9464)           # http://127.0.0.1:9464/metrics
+    metrics.push("http://pushgateway:9091", job="chaoskit")
+
+Names follow Prometheus conventions: ``chaoskit_`` prefix, ``_total`` counters, ``_seconds`` units.
+``prometheus_client`` (the ``prometheus`` extra) is imported when a ``Metrics`` is made.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chaoskit.engine import events, journals
+from chaoskit.errors import ChaoskitError, ComponentMissing
+
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+"""Probe durations span a TCP connect (ms) to a load test (tens of seconds)."""
+
+
+class MetricsError(ChaoskitError):
+    """The metrics could not be served or pushed (the run itself is not affected)."""
+
+
+@dataclass
+class Serving:
+    """A running ``/metrics`` endpoint; ``stop()`` closes it."""
+
+    port: int
+    """The port it listens on (the real one when 0 was asked)."""
+    _server: Any
+    _thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        host = self._server.server_address[0]
+        return f"http://{host}:{self.port}/metrics"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+class Metrics:
+    """One registry of chaoskit's metrics; ``observe`` is an event-bus subscriber."""
+
+    def __init__(self) -> None:
+        try:
+            import prometheus_client
+        except ImportError as e:
+            raise ComponentMissing(
+                "chaoskit's metrics need prometheus_client", hint="pip install 'chaoskit[prometheus]'"
+            ) from e
+        self._client = prometheus_client
+        self.registry = prometheus_client.CollectorRegistry()
+        reg = self.registry
+        self.runs = prometheus_client.Counter(
+            "chaoskit_runs", "Experiment runs that ended, by verdict", ["experiment", "verdict"], registry=reg
+        )
+        self.running = prometheus_client.Gauge(
+            "chaoskit_runs_in_progress", "Experiment runs under way", ["experiment"], registry=reg
+        )
+        self.last_run = prometheus_client.Gauge(
+            "chaoskit_last_run_timestamp_seconds",
+            "When the last run of the experiment ended (Unix time)",
+            ["experiment"],
+            registry=reg,
+        )
+        self.last_exit = prometheus_client.Gauge(
+            "chaoskit_last_run_exit_code",
+            "Exit code of the experiment's last run",
+            ["experiment"],
+            registry=reg,
+        )
+        self.injected = prometheus_client.Counter(
+            "chaoskit_faults_injected", "Faults injected (one per target)", ["fault"], registry=reg
+        )
+        self.reverted = prometheus_client.Counter(
+            "chaoskit_fault_reverts", "Fault reverts, by outcome", ["fault", "status"], registry=reg
+        )
+        self.active = prometheus_client.Gauge(
+            "chaoskit_faults_active",
+            "Faults applied right now (a failed revert keeps counting)",
+            ["fault"],
+            registry=reg,
+        )
+        self.recovery = prometheus_client.Gauge(
+            "chaoskit_recovery_seconds",
+            "Measured recovery time of the experiment's last run: last revert to steady again",
+            ["experiment"],
+            registry=reg,
+        )
+        self.recovery_deadline = prometheus_client.Gauge(
+            "chaoskit_recovery_deadline_seconds",
+            "recovery.within of the experiment",
+            ["experiment"],
+            registry=reg,
+        )
+        self.recovery_met = prometheus_client.Gauge(
+            "chaoskit_recovery_met",
+            "1 when the last run recovered within its deadline",
+            ["experiment"],
+            registry=reg,
+        )
+        self.probe_seconds = prometheus_client.Histogram(
+            "chaoskit_probe_duration_seconds",
+            "How long probe checks took",
+            ["probe", "phase"],
+            buckets=PROBE_BUCKETS,
+            registry=reg,
+        )
+        self.checks = prometheus_client.Counter(
+            "chaoskit_probe_checks",
+            "Probe checks, by whether they held",
+            ["probe", "phase", "ok"],
+            registry=reg,
+        )
+        self.guard_trips = prometheus_client.Counter(
+            "chaoskit_guard_trips", "Guards that tripped and aborted a run", ["experiment"], registry=reg
+        )
+        self._experiment = ""
+        self._lock = threading.Lock()
+
+    def observe(self, event: events.Event) -> None:
+        """Update the metrics from one run event (subscribe this to the run's bus)."""
+        with self._lock:
+            self._observe(event)
+
+    def _observe(self, event: events.Event) -> None:
+        if isinstance(event, events.RunStarted):
+            self._experiment = event.title
+            self.running.labels(self._experiment).inc()
+        elif isinstance(event, events.FaultInjected):
+            self.injected.labels(event.activity).inc()
+            self.active.labels(event.activity).inc()
+        elif isinstance(event, events.FaultReverted):
+            self.reverted.labels(event.activity, event.status.value).inc()
+            if event.status is not journals.RevertStatus.FAILED:
+                self.active.labels(event.activity).dec()
+        elif isinstance(event, events.CheckDone):
+            check = event.record
+            self.probe_seconds.labels(check.activity, check.phase.value).observe(check.elapsed)
+            self.checks.labels(check.activity, check.phase.value, str(check.ok).lower()).inc()
+        elif isinstance(event, events.GuardTripped):
+            self.guard_trips.labels(self._experiment).inc()
+        elif isinstance(event, events.RecoveryDone):
+            recovery = event.record
+            self.recovery_deadline.labels(self._experiment).set(recovery.required)
+            self.recovery_met.labels(self._experiment).set(1 if recovery.met else 0)
+            if recovery.measured is not None:
+                self.recovery.labels(self._experiment).set(recovery.measured)
+        elif isinstance(event, events.VerdictReached):
+            self.runs.labels(self._experiment, event.verdict.value).inc()
+            self.running.labels(self._experiment).dec()
+            self.last_run.labels(self._experiment).set(event.at.timestamp())
+            self.last_exit.labels(self._experiment).set(event.exit_code)
+
+    def text(self) -> str:
+        """The metrics in the Prometheus text format."""
+        return bytes(self._client.generate_latest(self.registry)).decode("utf-8")
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> Serving:
+        """Serve ``/metrics`` on ``addr:port`` (0 picks a free port) from a background thread."""
+        try:
+            server, thread = self._client.start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as e:
+            raise MetricsError(
+                f"can't serve metrics on {addr}:{port}: {e.strerror or e}",
+                hint="choose another --metrics-port",
+            ) from e
+        return Serving(port=int(server.server_port), _server=server, _thread=thread)
+
+    def push(
+        self,
+        gateway: str,
+        job: str = "chaoskit",
+        grouping_key: Mapping[str, str] | None = None,
+        timeout: float = 10,
+    ) -> None:
+        """Push every metric to a Pushgateway (``http://host:9091``), replacing the job's group."""
+        try:
+            self._client.push_to_gateway(
+                gateway,
+                job=job,
+                registry=self.registry,
+                grouping_key=dict(grouping_key or {}),
+                timeout=timeout,
+            )
+        except OSError as e:
+            raise MetricsError(f"can't push metrics to the Pushgateway at {gateway}: {e}") from e

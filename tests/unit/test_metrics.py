@@ -1,0 +1,135 @@
+"""chaoskit's own metrics: fed by a real run's events (fake driver, fake clock), scraped from the
+served port, and pushed to a real local HTTP server standing in for a Pushgateway (it records what
+arrives; a Pushgateway is not installable here)."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chaoskit import metrics, testing
+
+EXPERIMENT = {
+    "title": "checkout survives",
+    "steady_state": [{"name": "up", "probe": "fake.status", "expect": {"path": "status", "equals": 200}}],
+    "method": [
+        {"name": "break", "fault": "fake.break", "with": {"targets": ["a", "b"]}, "duration": "10s"},
+        {"name": "under fault", "probe": "fake.status"},
+    ],
+    "recovery": {"within": "30s", "interval": "1s"},
+}
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def _run(m: metrics.Metrics, recovery_delay: float = 4.0) -> None:
+    fake = testing.FakeDriver(recovery_delay=recovery_delay)
+    testing.run_experiment(EXPERIMENT, drivers=[fake.driver()], clock=fake.clock, subscribers=[m.observe])
+
+
+def test_a_run_feeds_runs_verdicts_faults_recovery_and_probe_durations() -> None:
+    m = metrics.Metrics()
+    _run(m)
+    samples = _samples(m.text())
+    exp = ("experiment", "checkout survives")
+    assert samples[("chaoskit_runs_total", (exp, ("verdict", "completed")))] == 1
+    assert samples[("chaoskit_runs_in_progress", (exp,))] == 0
+    assert samples[("chaoskit_faults_injected_total", (("fault", "fake.break"),))] == 2
+    assert samples[("chaoskit_fault_reverts_total", (("fault", "fake.break"), ("status", "reverted")))] == 2
+    assert samples[("chaoskit_faults_active", (("fault", "fake.break"),))] == 0
+    # The fake service needs 4 s (virtual) after the revert; polled every second.
+    assert 4 <= samples[("chaoskit_recovery_seconds", (exp,))] <= 5
+    assert samples[("chaoskit_recovery_deadline_seconds", (exp,))] == 30
+    assert samples[("chaoskit_recovery_met", (exp,))] == 1
+    assert samples[("chaoskit_last_run_exit_code", (exp,))] == 0
+    before = (("phase", "before"), ("probe", "fake.status"))
+    assert samples[("chaoskit_probe_duration_seconds_count", before)] == 1
+    assert samples[("chaoskit_probe_checks_total", (("ok", "true"), *before))] == 1
+
+
+def test_a_slow_recovery_counts_as_deviated() -> None:
+    m = metrics.Metrics()
+    _run(m, recovery_delay=60)
+    samples = _samples(m.text())
+    exp = ("experiment", "checkout survives")
+    assert samples[("chaoskit_runs_total", (exp, ("verdict", "deviated")))] == 1
+    assert samples[("chaoskit_recovery_met", (exp,))] == 0
+    assert samples[("chaoskit_last_run_exit_code", (exp,))] == 1
+
+
+def test_the_served_port_is_scrapeable() -> None:
+    m = metrics.Metrics()
+    _run(m)
+    serving = m.serve(0)
+    try:
+        answer = httpx.get(serving.url, timeout=10)
+        assert answer.status_code == 200
+        assert 'chaoskit_runs_total{experiment="checkout survives",verdict="completed"} 1.0' in answer.text
+    finally:
+        serving.stop()
+
+
+def test_serving_on_a_busy_port_says_so() -> None:
+    m = metrics.Metrics()
+    serving = m.serve(0)
+    try:
+        with pytest.raises(metrics.MetricsError, match=rf"can't serve metrics on 127.0.0.1:{serving.port}"):
+            m.serve(serving.port)
+    finally:
+        serving.stop()
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[str, str, bytes]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.received.append((self.command, self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    _Recorder.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_push_sends_every_metric_to_the_gateway(gateway: str) -> None:
+    m = metrics.Metrics()
+    _run(m)
+    m.push(gateway, job="chaoskit-ci", grouping_key={"pipeline": "main"})
+    [(method, path, body)] = _Recorder.received
+    assert (method, path) == ("PUT", "/metrics/job/chaoskit-ci/pipeline/main")
+    assert b'chaoskit_runs_total{experiment="checkout survives",verdict="completed"} 1.0' in body
+
+
+def test_push_to_nowhere_is_a_clear_error() -> None:
+    m = metrics.Metrics()
+    with pytest.raises(
+        metrics.MetricsError, match=r"can't push metrics to the Pushgateway at http://127.0.0.1:1"
+    ):
+        m.push("http://127.0.0.1:1", timeout=2)
