@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaoskit.spec import expectations, models
@@ -122,12 +122,15 @@ numbers = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_
 )
 
 
+# Loaded CI machines: no per-example deadline, no slow-generation health check.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(numbers, numbers)
 def test_below_and_above_agree_with_arithmetic(value: float, bound: float) -> None:
     assert expectations.check(expect(below=bound), value).ok == (value < bound)
     assert expectations.check(expect(above=bound), value).ok == (value > bound)
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(numbers, numbers, numbers)
 def test_between_is_inclusive_arithmetic(value: float, a: float, b: float) -> None:
     low, high = sorted((a, b))
@@ -141,11 +144,13 @@ json_values = st.recursive(
 )
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(json_values)
 def test_equals_is_reflexive(value: Any) -> None:
     assert expectations.check(expect(equals=value), value).ok
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(json_values, min_size=1, max_size=5), st.data())
 def test_in_holds_for_members_and_not_for_outsiders(items: list[Any], data: st.DataObject) -> None:
     member = data.draw(st.sampled_from(items))
@@ -177,6 +182,7 @@ def nested_with_a_path(draw: st.DrawFn) -> tuple[Any, str, Any]:
     return value, path.lstrip("."), leaf
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nested_with_a_path())
 def test_path_lookup_finds_the_value_it_was_built_around(case: tuple[Any, str, Any]) -> None:
     value, path, leaf = case

@@ -57,7 +57,7 @@ def test_any_document_shape_gives_an_experiment_or_a_spec_error(document: Any) -
     outcome(json.dumps(document), "fuzz.json")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200))
 def test_any_text_gives_an_experiment_or_a_spec_error(text: str) -> None:
     outcome(text, "fuzz.yaml")

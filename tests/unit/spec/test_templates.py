@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaoskit import errors
@@ -236,6 +236,8 @@ values = st.recursive(
 )
 
 
+# Loaded CI machines: no per-example deadline, no slow-generation health check.
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_a_whole_variable_template_keeps_any_value_exactly(value: Any) -> None:
     result, issues = templates.substitute({"x": "${v}"}, {"v": value}, env={})
@@ -243,6 +245,7 @@ def test_a_whole_variable_template_keeps_any_value_exactly(value: Any) -> None:
     assert result == {"x": value}
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(values)
 def test_a_whole_step_output_template_keeps_any_value_exactly(value: Any) -> None:
     assert templates.render("${steps.s.output}", templates.RunScope(outputs={"s": value})) == value
