@@ -177,7 +177,12 @@ class FakeDriver:
             faults=[_Break(self), _Marker(self), _Kill(self), _Destroy(self)],
             probes=[_Value(self), _Status(self)],
             actions=[_Do(self)],
+            sweep=self._sweep,
         )
+
+    def _sweep(self, run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
+        self.calls.append(("sweep", run_id or "*"))
+        return [f"fake: nothing left of run {run_id}"] if run_id else ["fake: nothing left"]
 
     def registry(self, *extra: contract.Driver) -> registry.Registry:
         return registry.build([self.driver(), *extra])

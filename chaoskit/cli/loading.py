@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import JsonValue
 
-from chaoskit.drivers import registry
+from chaoskit.drivers import contract, registry
 from chaoskit.engine import planning
 from chaoskit.spec import loading, templates
 
@@ -22,4 +22,8 @@ def load_and_plan(
     values: dict[str, JsonValue] = dict(templates.parse_var(v) for v in variables)
     loaded = loading.load(path, variables=values, var_files=var_files)
     drivers = registry.load()
-    return loaded, drivers, planning.plan(loaded, drivers, probes_path=probes_path)
+    ctx = contract.RunContext(run_id="validate", dry_run=True)
+    try:
+        return loaded, drivers, planning.plan(loaded, drivers, probes_path=probes_path, live=ctx)
+    finally:
+        ctx.close()

@@ -15,13 +15,17 @@ from chaoskit.engine import ledgers, recovering
 
 @click.command()
 @click.argument("run_id", required=False)
+@click.option("--run-id", "run_id_option", default=None, help="The same as RUN_ID.")
 @click.option(
     "--sweep", is_flag=True, help="Also ask each driver to find and clean leftovers without the ledger."
 )
 @options.state_dir
-def command(run_id: str | None, sweep: bool, state_dir: Path | None) -> None:
+def command(run_id: str | None, run_id_option: str | None, sweep: bool, state_dir: Path | None) -> None:
     """Revert every fault that is applied and not reverted (of RUN_ID, or of every run), undo
     actions' leftovers, and report each. Exit 0 when everything was taken back, else 4."""
+    if run_id and run_id_option and run_id != run_id_option:
+        raise errors.UsageError(f"two run ids given: {run_id} and --run-id {run_id_option}", hint="give one")
+    run_id = run_id or run_id_option
     report = recovering.recover(ledgers.state_dir(state_dir), registry.load(), run_id, sweep=sweep)
     if not report.outcomes and not report.swept:
         click.echo("Nothing to recover.")

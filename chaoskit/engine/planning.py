@@ -127,8 +127,17 @@ def validation_messages(error: ValidationError) -> list[tuple[tuple[str | int, .
     return out
 
 
-def plan(source: Source, drivers: registry.Registry, *, probes_path: Sequence[Path] = ()) -> Plan:
-    """Resolve and check every step; raise one ``SpecError`` with every problem found."""
+def plan(
+    source: Source,
+    drivers: registry.Registry,
+    *,
+    probes_path: Sequence[Path] = (),
+    live: contract.RunContext | None = None,
+) -> Plan:
+    """Resolve and check every step; raise one ``SpecError`` with every problem found.
+
+    With ``live``, probes also get their ``Probe.validate`` checks against the live system
+    (e.g. Prometheus parsing a query); without it planning touches nothing."""
     experiment = source.experiment
     problems: list[errors.Problem] = []
 
@@ -144,6 +153,7 @@ def plan(source: Source, drivers: registry.Registry, *, probes_path: Sequence[Pa
                 index=index,
                 probes_path=probes_path,
                 problems=problems,
+                live=live,
             )
             if resolved is not None:
                 planned.append(resolved)
@@ -174,6 +184,7 @@ def _resolve(
     index: int,
     probes_path: Sequence[Path],
     problems: list[errors.Problem],
+    live: contract.RunContext | None = None,
 ) -> PlannedStep | None:
     if isinstance(step, models.PauseStep):
         return PlannedStep(phase, index, step, where, None, None)
@@ -214,6 +225,14 @@ def _resolve(
             )
         )
         return None
+    if live is not None and args is not None and isinstance(activity, contract.Probe):
+        try:
+            activity.validate(args, live)
+        except errors.ChaoskitError as e:
+            # Only a refusal counts here; a system that can't be asked now fails the run clearly.
+            if e.exit_code == errors.ExitCode.INVALID:
+                problems.append(source.problem((*where, "with"), e.message))
+                return None
     return PlannedStep(phase, index, step, where, activity, args)
 
 

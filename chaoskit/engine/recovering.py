@@ -51,7 +51,13 @@ def recover(
     sweep: bool = False,
 ) -> RecoveryReport:
     report = RecoveryReport()
-    for entry in ledgers.outstanding(state_dir, run_id):
+    try:
+        left = ledgers.outstanding(state_dir, run_id)
+    except errors.LedgerError:
+        if not sweep:
+            raise
+        left = []  # the ledger is lost: what the sweep finds is all there is to go on
+    for entry in left:
         report.outcomes.append(_take_back(entry, drivers, state_dir))
     if sweep:
         ctx = contract.RunContext(run_id=run_id or "recover", state_dir=state_dir)

@@ -127,3 +127,17 @@ def test_ledger_lines_are_json_with_run_id_and_time(tmp_path: Path) -> None:
     ledger.start("t", None)
     [line] = [json.loads(x) for x in ledger.path.read_text().splitlines()]
     assert line["run_id"] == "r6" and line["type"] == "run-start" and "at" in line
+
+
+def test_sweep_asks_each_driver_for_leftovers_without_the_ledger(tmp_path: Path) -> None:
+    fake = testing.FakeDriver()
+    report = recovering.recover(tmp_path, fake.registry(), sweep=True)
+    assert report.outcomes == []
+    assert report.swept == ["fake: fake: nothing left"]
+    assert ("sweep", "*") in fake.calls
+
+
+def test_sweep_of_a_run_whose_ledger_is_lost_still_sweeps(tmp_path: Path) -> None:
+    fake = testing.FakeDriver()
+    report = recovering.recover(tmp_path, fake.registry(), "lost-run", sweep=True)
+    assert report.swept == ["fake: fake: nothing left of run lost-run"]

@@ -392,3 +392,36 @@ def test_dry_run_resolves_targets_and_touches_nothing() -> None:
 
 def test_yaml_and_dict_give_the_same_run() -> None:
     assert _run(_doc()).verdict == testing.run_experiment(yaml.safe_dump(_doc())).verdict
+
+
+def test_a_driver_that_cant_be_used_here_says_why() -> None:
+    from chaoskit.drivers import contract, registry
+
+    broken = contract.Driver(name="cloud", summary="x", missing=lambda: "pip install chaoskit[cloud]")
+    with pytest.raises(errors.SpecError, match=r"driver cloud is installed but can't be used: pip install"):
+        planning.plan(
+            testing.source(_doc(method=[{"fault": "cloud.zone.down"}])),
+            registry.build([testing.FakeDriver().driver(), broken]),
+        )
+
+
+def test_a_probe_can_refuse_its_arguments_at_validation_time_against_the_live_system() -> None:
+    from chaoskit.drivers import contract, registry
+
+    driver = testing.FakeDriver().driver()
+    value = next(p for p in driver.probes if p.name == "fake.value")
+
+    def refuse(args: Any, ctx: contract.RunContext) -> None:
+        if args.key == "bad":
+            raise errors.UsageError("the server says: bad key")  # exit 2: a refusal
+        raise errors.DriverError("can't ask now")  # not a refusal: the run will say
+
+    value.validate = refuse  # type: ignore[method-assign]
+    drivers = registry.build([driver])
+    ctx = contract.RunContext(run_id="v")
+    bad = _doc(steady_state=[{"probe": "fake.value", "with": {"key": "bad"}}])
+    with pytest.raises(errors.SpecError, match=r"steady_state\[0\]\.with: the server says: bad key"):
+        planning.plan(testing.source(bad), drivers, live=ctx)
+    fine = _doc(steady_state=[{"probe": "fake.value", "with": {"key": "fine"}}])
+    planning.plan(testing.source(fine), drivers, live=ctx)
+    planning.plan(testing.source(bad), drivers)  # without live, nothing is asked
