@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import containers, networks, probes, sweeping
+from chaoskit.drivers.docker import containers, launching, networks, probes, sweeping
 
 
 def _missing() -> str | None:
@@ -32,6 +32,7 @@ def driver() -> contract.Driver:
             networks.Loss(),
         ),
         probes=(probes.Running(), probes.Healthy(), probes.Restarts(), probes.Exec()),
+        actions=(launching.Run(),),
         sweep=sweeping.sweep,
         missing=_missing,
     )

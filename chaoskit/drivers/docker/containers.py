@@ -30,10 +30,9 @@ class KillArgs(targets.Selector):
     signal: str | int = "SIGKILL"
     """The signal to send, by name (``SIGTERM``) or number."""
     via: Literal["auto", "process", "api"] = "auto"
-    """``process`` signals the container's main process from the host, like a crash, so the restart
-    policy brings it back (needs chaoskit as root on the Docker host). ``api`` uses the Engine API's
-    kill, which the engine counts as a manual stop: restart policies then do not apply. ``auto``
-    is ``process`` where possible, else ``api``."""
+    """``process``: signal the main process from the host like a crash, so the restart policy applies
+    (root on the Docker host). ``api``: the Engine API's kill, a manual stop that restart policies
+    ignore. ``auto``: process where possible."""
 
 
 def _signal_number(signal: str | int) -> int:
