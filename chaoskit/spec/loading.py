@@ -446,11 +446,9 @@ def _references(document: dict[str, JsonValue], locator: _Locator) -> list[error
     seen: set[str] = set()
     before_method: set[str] = set()
     for section in order:
-        if section == "guards":
-            # Guards are polled during the method, so only outputs from before it are certain.
-            visible = set(before_method)
         for at, step in _steps(document, section):
-            visible_now = visible if section == "guards" else seen
+            # Guards are polled during the method, so only outputs from before it are certain.
+            visible_now = before_method if section == "guards" else seen
             for rel, ref in templates.step_refs({k: v for k, v in step.items() if k != "id"}):
                 found.extend(
                     _check_step_ref(

@@ -351,3 +351,13 @@ def test_read_chaostoolkit_reports_with_positions(tmp_path: Path) -> None:
         loading.read_chaostoolkit(native)
     path.write_text(json.dumps(SERVICE))
     assert loading.read_chaostoolkit(path) == chaostoolkit.convert(SERVICE, name=str(path))
+
+
+def test_the_planner_can_place_problems_in_the_original_file() -> None:
+    loaded = load(SERVICE)
+    # method[4] is the restart action (two pause steps were added before it).
+    problem = loaded.problem(["method", 4, "action"], "http.request is not an action")
+    assert problem.path == "method[2].provider.type"
+    text = json.dumps(SERVICE, indent=2).splitlines()
+    assert text[problem.line - 1].strip() == '"type": "http",'
+    assert loaded.problem(["method", 4, "with", "url"], "bad").path == "method[2].provider.url"

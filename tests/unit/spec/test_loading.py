@@ -245,3 +245,17 @@ def test_shape_mistakes_in_steps_and_expects_say_what_is_wanted() -> None:
         "exp.yaml:9:14: method[2].expect.between: expected [low, high], got one number",
         "exp.yaml:10:11: secrets.b: a secret needs exactly one of env: NAME or file: PATH",
     ]
+
+
+def test_top_level_typos_get_a_suggestion() -> None:
+    assert problems("title: t\nstedy_state: []\nmethdo: []\n") == [
+        "exp.yaml:2:1: unknown key 'stedy_state' (did you mean 'steady_state'?)",
+        "exp.yaml:3:1: unknown key 'methdo' (did you mean 'method'?)",
+    ]
+
+
+def test_text_from_stdin_is_named_in_problems() -> None:
+    with pytest.raises(errors.SpecError) as caught:
+        loading.load_text("title: [", name="<stdin>")
+    assert caught.value.problems[0].file == "<stdin>"
+    assert caught.value.render().startswith("1 problem found\n<stdin>:1:")
