@@ -233,14 +233,15 @@ def _stop(data: contract.RevertData) -> contract.RevertOutcome:
         return contract.RevertOutcome.ALREADY_CLEAN
     try:
         os.killpg(pgid, signal.SIGTERM)
-        # A stopped process can't act on SIGTERM until it is continued.
-        os.killpg(pgid, signal.SIGCONT)
     except ProcessLookupError:
         return contract.RevertOutcome.ALREADY_CLEAN
     except PermissionError as e:
         raise DriverError(
             f"not permitted to stop process group {pgid} ({data.get('program')}): {e.strerror}"
         ) from e
+    # A stopped process can't act on SIGTERM until it is continued; it may also be gone already.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGCONT)
     deadline = time.monotonic() + float(stop_timeout)
     while _group_alive(pgid) and time.monotonic() < deadline:
         time.sleep(0.05)
