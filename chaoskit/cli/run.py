@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -127,9 +128,24 @@ def command(
 
 async def _run(runner: running.Runner) -> journals.Journal:
     loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal() -> None:
+        nonlocal signals
+        signals += 1
+        if signals <= 2:
+            runner.interrupt()  # the first stops the run; the second says what is still applied
+            return
+        # A third: the user wants out now. The ledger still has what is applied.
+        print(
+            f"\nexiting; take back what is still applied with: chaoskit recover {runner.run_id}",
+            file=sys.stderr,
+        )
+        os._exit(int(errors.ExitCode.INTERRUPTED))
+
     # Ctrl-C and SIGTERM become a cancellation event in the runner, never an exception mid-revert.
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, runner.interrupt)
+        loop.add_signal_handler(sig, on_signal)
     try:
         return await runner.run()
     finally:

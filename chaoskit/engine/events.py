@@ -155,10 +155,19 @@ class Bus:
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.append(subscriber)
 
+    failures: list[str] = field(default_factory=list)
+    """Subscribers that raised: a broken console or exporter must not stop faults reverting, so
+    the error is kept here (the runner turns it into an ``error`` verdict) and delivery goes on."""
+
     def emit(self, event: Event) -> None:
         event = redact(event, self.secrets)
         for subscriber in self.subscribers:
-            subscriber(event)
+            try:
+                subscriber(event)
+            except Exception as e:
+                self.failures.append(
+                    f"{type(event).__name__} subscriber {subscriber!r}: {type(e).__name__}: {e}"
+                )
 
 
 def redact(event: Event, secrets: Iterable[str]) -> Event:

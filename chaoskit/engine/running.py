@@ -16,7 +16,9 @@ import enum
 import functools
 import random
 import secrets as secrets_module
+import threading
 import time
+import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,6 +224,7 @@ class Runner:
         self.outputs: dict[str, Any] = {}
         self._entries = 0
         self._stopping = asyncio.Event()
+        self._cleanup_cancel = threading.Event()
         self._interrupts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_revert: float | None = None
@@ -252,7 +255,13 @@ class Runner:
 
     def _step_ctx(self, step: planning.PlannedStep) -> contract.RunContext:
         rng = random.Random(f"{self.seed}:{step.phase.value}:{step.index}")
-        return dataclasses.replace(self.ctx, rng=rng)
+        ctx = dataclasses.replace(self.ctx, rng=rng)
+        return self._cleanup(ctx) if step.phase in {Phase.ROLLBACKS, Phase.TEARDOWN} else ctx
+
+    def _cleanup(self, ctx: contract.RunContext) -> contract.RunContext:
+        """``ctx`` for taking things back: an interrupted run must still revert, roll back and
+        tear down, so these calls don't see the run's cancellation."""
+        return dataclasses.replace(ctx, cancel=self._cleanup_cancel)
 
     async def _call(self, call: Callable[[], T], timeout: float | None = None) -> T:
         work = asyncio.ensure_future(self.clock.blocking(call))
@@ -340,6 +349,8 @@ class Runner:
             # Even on a chaoskit bug: nothing stays applied that we can take back.
             await self._revert_all()
             self.ctx.close()
+        for failure in list(self.bus.failures):
+            self._error(None, None, f"an event subscriber failed: {failure}")
         verdict, reason = self._verdict()
         self.ledger.end(verdict.value)
         ended = self._at()
@@ -401,11 +412,11 @@ class Runner:
             if not task.done():
                 task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-        if not task.cancelled() and task.exception() is not None:
-            exception = task.exception()
-            if not isinstance(exception, _Abort):
-                assert exception is not None
-                raise exception
+        exception = None if task.cancelled() else task.exception()
+        if exception is not None and not isinstance(exception, _Abort):
+            # A bug in chaoskit: record it (verdict error) and go on taking everything back.
+            text = "".join(traceback.format_exception(exception)).rstrip()
+            self._error(None, None, f"chaoskit bug, please report it: {text}")
 
     # ---- phases ---------------------------------------------------------------------------
 
@@ -782,7 +793,8 @@ class Runner:
     async def _do_revert(self, applied: AppliedFault) -> None:
         was = applied.state
         try:
-            outcome = await self._call(functools.partial(applied.fault.revert, applied.revert, applied.ctx))
+            revert = functools.partial(applied.fault.revert, applied.revert, self._cleanup(applied.ctx))
+            outcome = await self._call(revert)
         except Exception as e:
             text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
             message = f"{applied.fault.name} on {applied.target}: revert failed: {text}"
@@ -832,7 +844,8 @@ class Runner:
         for left in reversed(self.leftovers):
             error: str | None
             try:
-                outcome = await self._call(functools.partial(left.action.undo, left.data, left.ctx))
+                undo = functools.partial(left.action.undo, left.data, self._cleanup(left.ctx))
+                outcome = await self._call(undo)
             except Exception as e:
                 text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
                 self._error(Phase.TEARDOWN, left.step.label, f"undo of {left.action.name} failed: {text}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 from pathlib import Path
 from typing import Any
 
@@ -425,3 +426,40 @@ def test_a_probe_can_refuse_its_arguments_at_validation_time_against_the_live_sy
     fine = _doc(steady_state=[{"probe": "fake.value", "with": {"key": "fine"}}])
     planning.plan(testing.source(fine), drivers, live=ctx)
     planning.plan(testing.source(bad), drivers)  # without live, nothing is asked
+
+
+def test_a_chaoskit_bug_mid_run_still_reverts_and_journals_an_error() -> None:
+    fake = testing.FakeDriver()
+    driver = fake.driver()
+    broken = next(f for f in driver.faults if f.name == "fake.break")
+    real_targets = broken.targets
+
+    def targets_then_bug(args: Any, ctx: Any) -> Any:
+        if args.targets == ["second"]:
+            # Good enough for the driver's own prepare/inject, not for the engine's ledger.
+            return [types.SimpleNamespace(id="second", kind="fake", name="second")]
+        return real_targets(args, ctx)
+
+    broken.targets = targets_then_bug  # type: ignore[method-assign]
+    doc = _doc(
+        method=[
+            {"fault": "fake.break", "with": {"targets": ["first"]}},
+            {"fault": "fake.break", "with": {"targets": ["second"]}},
+        ]
+    )
+    journal = testing.run_experiment(doc, drivers=[driver], clock=fake.clock)
+    assert (journal.verdict, journal.exit_code) == (Verdict.ERROR, 4)
+    assert "chaoskit bug" in journal.errors[0].message and "Traceback" in journal.errors[0].message
+    assert fake.applied == set()
+
+
+def test_a_failing_subscriber_does_not_stop_reverts_but_is_an_error() -> None:
+    fake = testing.FakeDriver()
+
+    def broken_console(event: events.Event) -> None:
+        raise RuntimeError("terminal went away")
+
+    journal = _run(_doc(), fake, subscribers=[broken_console])
+    assert fake.applied == set()
+    assert journal.verdict is Verdict.ERROR
+    assert "terminal went away" in journal.reason
