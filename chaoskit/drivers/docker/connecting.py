@@ -30,10 +30,13 @@ def _connect() -> Any:
         raise ComponentMissing(
             "the docker driver needs the docker SDK", hint="pip install 'chaoskit[docker]'"
         ) from e
+    client = None
     try:
         client = docker.from_env()
         client.ping()
     except Exception as e:
+        if client is not None:
+            client.close()
         raise ComponentMissing(
             f"can't reach the Docker engine at {where()}: {e}",
             hint="start dockerd, or point DOCKER_HOST / DOCKER_CONTEXT at a running engine",
