@@ -13,7 +13,10 @@ from chaoskit.drivers import contract, registry
 
 
 def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
-    schema = args.model_json_schema()
+    try:
+        schema = args.model_json_schema()
+    except Exception as e:  # a driver's model that pydantic can't describe must not hide the rest
+        return [{"name": "?", "type": "?", "required": False, "default": None, "description": str(e)}]
     required = set(schema.get("required", []))
     out = []
     for name, prop in schema.get("properties", {}).items():
@@ -26,7 +29,7 @@ def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
                 "type": kind or "any",
                 "required": name in required,
                 "default": prop.get("default"),
-                "description": prop.get("description", ""),
+                "description": " ".join(str(prop.get("description", "")).split()),
             }
         )
     return out

@@ -68,6 +68,8 @@ class LiveConsole:
             Live(self.timers, console=console, transient=True, refresh_per_second=4) if use_live else None
         )
         self._injected: dict[tuple[str, str, str], datetime] = {}
+        self._since = "the method ended"
+        """What recovery time is counted from: the last revert, or the method's end without faults."""
 
     def __enter__(self) -> LiveConsole:
         if self._live is not None:
@@ -110,6 +112,7 @@ class LiveConsole:
             case events.FaultReverted():
                 key = (event.step, event.activity, event.target.id)
                 self.timers.applied.pop(key, None)
+                self._since = "the last revert"
                 since = self._injected.pop(key, None)
                 held = f" after {durations.format((event.at - since).total_seconds())}" if since else ""
                 if event.status is journals.RevertStatus.FAILED:
@@ -128,7 +131,7 @@ class LiveConsole:
                 mark = "[green]holds[/]" if event.held else "[yellow]not yet[/]"
                 self._print(
                     f"  poll {event.poll + 1}: {mark} "
-                    f"[dim]({durations.format(event.elapsed)} after the last revert)[/]"
+                    f"[dim]({durations.format(event.elapsed)} after {self._since})[/]"
                 )
             case events.RecoveryDone(record=record):
                 if record.measured is not None:
