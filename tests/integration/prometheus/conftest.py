@@ -114,19 +114,26 @@ def _ready(url: str) -> bool:
     return False
 
 
-@pytest.fixture(scope="module")
-def prometheus(exporter: Exporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+@contextlib.contextmanager
+def running_prometheus(
+    home: Path, targets: dict[str, int], exporter: Exporter, rules: str = RULES
+) -> Iterator[Prometheus]:
+    """A Prometheus on a free 127.0.0.1 port scraping ``targets`` (job → port) every second, with
+    ``rules``; stopped (by its pid) on exit."""
     require("prometheus", Path(BINARY).exists(), "install Debian's prometheus package (scripts/test does)")
-    home = tmp_path_factory.mktemp("prometheus")
-    (home / "rules.yml").write_text(RULES, encoding="utf-8")
+    (home / "rules.yml").write_text(rules, encoding="utf-8")
+    jobs = "".join(
+        f"""  - job_name: {job}
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+"""
+        for job, port in targets.items()
+    )
     (home / "prometheus.yml").write_text(
         f"""\
 global: {{scrape_interval: 1s, evaluation_interval: 1s, scrape_timeout: 1s}}
 rule_files: [{home / "rules.yml"}]
 scrape_configs:
-  - job_name: demo
-    static_configs: [{{targets: ["127.0.0.1:{exporter.port}"]}}]
-""",
+{jobs}""",
         encoding="utf-8",
     )
     port = free_port()
@@ -139,7 +146,6 @@ scrape_configs:
                 f"--config.file={home / 'prometheus.yml'}",
                 f"--storage.tsdb.path={home / 'data'}",
                 f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-lifecycle",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -152,7 +158,8 @@ scrape_configs:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"prometheus did not start; its log:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        server.wait_until('up{job="demo"} == 1', bool)
+        for job in targets:
+            server.wait_until(f'up{{job="{job}"}} == 1', bool)
         yield server
     finally:
         process.terminate()
@@ -161,3 +168,11 @@ scrape_configs:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def prometheus(exporter: Exporter, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    with running_prometheus(
+        tmp_path_factory.mktemp("prometheus"), {"demo": exporter.port}, exporter
+    ) as server:
+        yield server
