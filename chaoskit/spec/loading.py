@@ -480,6 +480,27 @@ def _references(document: dict[str, JsonValue], locator: _Locator) -> list[error
                 found.append(
                     locator.problem(at, f"unknown secret '{secret_name}'{hint}; declare it under secrets:")
                 )
+        found.extend(_misplaced_runtime_refs(key, value, locator))
+    return found
+
+
+STEP_SECTIONS = ("setup", "steady_state", "guards", "method", "rollbacks", "teardown")
+
+
+def _misplaced_runtime_refs(key: str, value: JsonValue, locator: _Locator) -> list[errors.Problem]:
+    """Step outputs and secrets are filled in only in a step's ``with:``, just before it runs."""
+    found: list[errors.Problem] = []
+    refs = [(rel, "steps") for rel, _ in templates.step_refs(value)]
+    refs += [(rel, "secrets") for rel, _ in templates.secret_refs(value)]
+    for rel, kind in refs:
+        if key in STEP_SECTIONS and len(rel) >= 2 and rel[1] == "with":
+            continue
+        found.append(
+            locator.problem(
+                (key, *rel),
+                f"${{{kind}...}} can only be used in a step's with: (it is filled in when the step runs)",
+            )
+        )
     return found
 
 

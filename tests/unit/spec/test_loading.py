@@ -259,3 +259,23 @@ def test_text_from_stdin_is_named_in_problems() -> None:
         loading.load_text("title: [", name="<stdin>")
     assert caught.value.problems[0].file == "<stdin>"
     assert caught.value.render().startswith("1 problem found\n<stdin>:1:")
+
+
+def test_step_outputs_and_secrets_are_only_filled_in_with() -> None:
+    found = problems(
+        """\
+        title: "t ${secrets.a}"
+        secrets: {a: {env: A}}
+        method:
+          - {id: x, probe: p}
+          - probe: p
+            with: {a: "${steps.x.output.y}", b: "${secrets.a}"}
+            expect: {equals: "${steps.x.output.y}"}
+        """
+    )
+    assert found == [
+        "exp.yaml:1:1: title: ${secrets...} can only be used in a step's with: "
+        "(it is filled in when the step runs)",
+        "exp.yaml:7:14: method[1].expect.equals: ${steps...} can only be used in a step's with: "
+        "(it is filled in when the step runs)",
+    ]
