@@ -225,3 +225,21 @@ def test_published_port_is_loopback_only(web: Callable[..., Web]) -> None:
     bindings = site.reload().attrs["HostConfig"]["PortBindings"]["80/tcp"]
     assert {b["HostIp"] for b in bindings} == {"127.0.0.1"}
     assert http_ok(site.port)
+
+
+def test_remove_is_refused_without_irreversible_ok(
+    web: Callable[..., Web], tmp_path: Path, engine: Any
+) -> None:
+    site = web()
+    experiment = tmp_path / "remove.yaml"
+    step = f"  - {{name: remove it, fault: docker.container.remove, with: {{name: {site.name}}}}}\n"
+    experiment.write_text("title: remove\nmethod:\n" + step)
+    refused = chaoskit("run", experiment, "--journal", tmp_path / "j.json", state=tmp_path)
+    assert refused.returncode == 2
+    assert "irreversible: ok" in refused.stderr
+    assert site.reload().status == "running"
+
+    experiment.write_text("title: remove\nmethod:\n" + step.replace("}}\n", "}, irreversible: ok}\n"))
+    done = chaoskit("run", experiment, "--journal", tmp_path / "j.json", state=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert site.name not in {c.name for c in engine.containers.list(all=True)}
