@@ -75,6 +75,10 @@ class LazyGroup(click.Group):
             ctx.exit(int(e.exit_code))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except KeyboardInterrupt:
+            # Ctrl-C before a run started (while loading or planning): nothing was injected.
+            click.echo("interrupted", err=True)
+            ctx.exit(int(errors.ExitCode.INTERRUPTED))
         except Exception:
             click.echo(traceback.format_exc(), err=True, nl=False)
             click.echo("chaoskit: this is a bug; please report it with the traceback above.", err=True)

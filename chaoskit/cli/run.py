@@ -73,6 +73,8 @@ def command(
     Exit codes: 0 completed, 1 deviated, 2 invalid, 3 not steady before, 4 error, 130 interrupted.
     """
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
+    if not dry_run:
+        _check_writable(journal_path)
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     root = ledgers.state_dir(state_dir)
     if dry_run:
@@ -106,7 +108,14 @@ def command(
         )
     with live or contextlib.nullcontext():
         journal = asyncio.run(_run(runner))
-    journals.write(journal, journal_path)
+    try:
+        journals.write(journal, journal_path)
+    except OSError as e:
+        # The run is over and its faults are reverted; CI must still not mistake this for a pass.
+        console.print(
+            f"error: can't write the journal {journal_path}: {e.strerror}", highlight=False, markup=False
+        )
+        sys.exit(int(errors.ExitCode.ERROR))
     outputs.after_run(
         journal,
         state_dir=root,
@@ -124,6 +133,17 @@ def command(
     elif not quiet:
         console.print(f"[dim]journal: {journal_path} · run {journal.run_id}[/]", highlight=False)
     sys.exit(journal.exit_code)
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse a journal path that can't be written before anything is injected, not after."""
+    folder = path.expanduser().absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # missing directories are created when the journal is written
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        raise errors.UsageError(
+            f"--journal {path}: can't write in {folder}", hint="pick a path in a writable directory"
+        )
 
 
 async def _run(runner: running.Runner) -> journals.Journal:

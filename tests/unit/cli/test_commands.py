@@ -271,3 +271,19 @@ def test_a_bug_is_a_traceback_and_exit_4_and_a_user_error_is_one_message() -> No
     mistake = CliRunner().invoke(group, ["user"])
     assert mistake.exit_code == 2
     assert mistake.output == "error: bad flag --x\n  hint: use --y\n"
+
+
+def test_an_unwritable_journal_path_is_refused_before_anything_runs(tmp_path: Path, state: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    journal = tmp_path / "a-file" / "j.json"  # under a file: no directory can be made there
+    result = _invoke("run", str(_write(tmp_path, HOLDS)), "--journal", str(journal))
+    assert result.exit_code == 2
+    assert "--journal" in result.output and "can't write" in result.output
+    assert not ledgers.directory(state).exists()
+
+
+def test_missing_journal_directories_are_created(tmp_path: Path, state: Path) -> None:
+    journal = tmp_path / "out" / "ci" / "j.json"
+    result = _invoke("run", str(_write(tmp_path, HOLDS)), "--journal", str(journal))
+    assert result.exit_code == 0, result.output
+    assert journals.load(journal).verdict == "completed"
