@@ -287,3 +287,32 @@ def test_missing_journal_directories_are_created(tmp_path: Path, state: Path) ->
     result = _invoke("run", str(_write(tmp_path, HOLDS)), "--journal", str(journal))
     assert result.exit_code == 0, result.output
     assert journals.load(journal).verdict == "completed"
+
+
+BAD_INPUTS = {
+    "malformed yaml": ("title: [unclosed\n", r":\d+:\d+: not valid YAML"),
+    "unknown key": ("title: t\nsteady_stat: []\n", r":2:1: .*steady_stat.*did you mean 'steady_state'"),
+    "wrong type": ("title: t\nrecovery: {within: soon}\n", r":2:\d+: recovery.within"),
+    "unknown probe": ("title: t\nsteady_state:\n  - probe: process.runing\n", r":3:\d+: .*did you mean"),
+    "missing variable": (
+        "title: t\nsteady_state:\n  - probe: process.running\n    with: {pid: '${nope}'}\n",
+        r":4:\d+: .*nope",
+    ),
+    "negative duration": ("title: t\nmethod:\n  - pause: -5s\n", r":3:\d+: .*negative"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_exits_2_with_a_location_no_traceback_and_nothing_run(
+    case: str, tmp_path: Path, state: Path
+) -> None:
+    import re
+
+    text, pattern = BAD_INPUTS[case]
+    path = _write(tmp_path, text)
+    result = _invoke("run", str(path), "--journal", str(tmp_path / "j.json"))
+    assert result.exit_code == 2, result.output
+    assert re.search(re.escape(str(path)) + pattern, result.output), result.output
+    assert "Traceback" not in result.output
+    assert not ledgers.directory(state).exists()
+    assert not (tmp_path / "j.json").exists()
