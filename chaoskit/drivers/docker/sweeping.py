@@ -39,7 +39,8 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
     for helper in helpers:
         try:
             helper.remove(force=True)
-            done.append(f"removed helper container {helper.name}")
+            role = "helper" if (helper.labels or {}).get(connecting.ROLE_LABEL) == "helper" else "started"
+            done.append(f"removed {role} container {helper.name}")
         except Exception as e:
             if not connecting.is_not_found(e):
                 connecting.fail("removing helper container", str(helper.name), e)

@@ -194,7 +194,9 @@ def test_sweep_removes_leftover_rules_and_helpers_without_the_ledger(
         faulting.apply("docker.network.partition", {"name": other_run.name, "ports": [80]}, keep)
         # A helper container a killed run would have left behind.
         engine.containers.create(
-            "chaoskit-test/nethelper:latest", ["sleep", "600"], labels={"chaoskit.run-id": ctx.run_id}
+            "chaoskit-test/nethelper:latest",
+            ["sleep", "600"],
+            labels={"chaoskit.run-id": ctx.run_id, "chaoskit.role": "helper"},
         )
         assert not site.ok(timeout=1.5)
         assert not other_run.ok(timeout=1.5)
