@@ -59,7 +59,7 @@ class Cluster:
             )
         ]
 
-    def deployment(self, namespace: str, name: str, replicas: int = 3, ready: bool = True) -> str:
+    def deployment(self, namespace: str, name: str, replicas: int = 3) -> str:
         """A Deployment of pause containers labelled ``app=<name>``; waits until all are Ready."""
         labels = {"app": name}
         body = {
@@ -79,11 +79,10 @@ class Cluster:
             },
         }
         self.api.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", body, what="test: deployment")
-        if ready:
-            wait_until(
-                f"{replicas} Ready pods of {name}",
-                lambda: len(self.ready_pods(namespace, f"app={name}")) == replicas or None,
-            )
+        wait_until(
+            f"{replicas} Ready pods of {name}",
+            lambda: len(self.ready_pods(namespace, f"app={name}")) == replicas or None,
+        )
         return f"app={name}"
 
     def node(self, name: str) -> dict[str, Any]:
