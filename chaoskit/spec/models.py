@@ -232,8 +232,9 @@ class SecretRef(Model):
     env: str | None = None
     file: str | None = None
     """A path; the file's content, stripped of a final newline."""
-    value: str | None = None
-    """Inline, only in converted Chaos Toolkit experiments (native files must use env: or file:)."""
+    value: str | None = Field(default=None, exclude=True, repr=False)
+    """Inline, only in converted Chaos Toolkit experiments (native files must use env: or file:).
+    Left out of dumps and reprs so that it can't reach a journal or a log."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:

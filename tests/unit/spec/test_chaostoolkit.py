@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from chaoskit import errors
-from chaoskit.spec import chaostoolkit, expectations, loading, models
+from chaoskit.spec import chaostoolkit, expectations, loading, models, templates
 
 # Modelled on the Chaos Toolkit tutorial experiments: an HTTP service, a process, a python probe.
 SERVICE = {
@@ -361,3 +361,14 @@ def test_the_planner_can_place_problems_in_the_original_file() -> None:
     text = json.dumps(SERVICE, indent=2).splitlines()
     assert text[problem.line - 1].strip() == '"type": "http",'
     assert loaded.problem(["method", 4, "with", "url"], "bad").path == "method[2].provider.url"
+
+
+def test_inline_secret_values_stay_out_of_dumps_and_reprs() -> None:
+    loaded = load(SERVICE)
+    assert templates.resolve_secrets(loaded.experiment, {"API_TOKEN": "t0k"}) == {
+        "token": "t0k",
+        "user": "sre",
+    }
+    dumped = loaded.experiment.model_dump_json()
+    assert "sre" not in dumped
+    assert "sre" not in repr(loaded.experiment)
