@@ -189,12 +189,13 @@ def find(name: str, search_paths: Sequence[Path] = ()) -> Definition:
                 return definition
     known = [d.name for d in list_catalog(search_paths)]
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-    hint = f"did you mean {close[0]!r}?" if close else "run `chaoskit probes` to list the catalog"
+    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
     searched = ", ".join(str(d) for d in search_paths) or "none"
     raise CatalogError(
-        f"use: unknown catalog probe {name!r} (searched --probes-path: {searched}, and the shipped catalog)",
+        f"unknown catalog probe {name!r}{suggestion}; searched --probes-path: {searched}, "
+        "and the shipped catalog",
         key="use",
-        hint=hint,
+        hint="run `chaoskit probes` to list the catalog",
     )
 
 
@@ -258,25 +259,24 @@ def bind(definition: Definition, given: Mapping[str, JsonValue]) -> dict[str, Js
     for name in given:
         if definition.parameter(name) is None:
             close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else None
+            suggestion = f" (did you mean {close[0]!r}?)" if close else ""
             raise CatalogError(
-                f"with.{name}: {definition.name} has no parameter {name!r}; "
+                f"{definition.name} has no parameter {name!r}{suggestion}; "
                 f"its parameters are: {', '.join(declared) or 'none'}",
                 key=f"with.{name}",
-                hint=hint,
             )
     missing = [p.name for p in definition.parameters if p.required and p.name not in given]
     if missing:
         raise CatalogError(
-            f"with: {definition.name} needs {', '.join(missing)} (required)",
+            f"{definition.name} needs {', '.join(missing)} (required); "
+            f"add {', '.join(f'{m}: ...' for m in missing)} under with:",
             key="with",
-            hint=f"add {', '.join(f'{m}: ...' for m in missing)} under with:",
         )
     values: dict[str, JsonValue] = {}
     for parameter in definition.parameters:
         value = given.get(parameter.name, parameter.default)
         if parameter.name in given and (why := _type_problem(parameter, value)):
-            raise CatalogError(f"with.{parameter.name}: {why}", key=f"with.{parameter.name}")
+            raise CatalogError(f"{definition.name}: {why}", key=f"with.{parameter.name}")
         if parameter.type == "duration" and value is not None and not _is_template(value):
             # Seconds, so that the value fits both a probe's Duration argument and an expect bound.
             value = durations.parse(value)
@@ -319,7 +319,7 @@ def resolve(step: _Step, search_paths: Sequence[Path] = ()) -> _Step:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise CatalogError(
-            f"use: {step.use}: the expanded probe is invalid at {where}: {first['msg']} "
+            f"{step.use}: the expanded probe is invalid at {where}: {first['msg']} "
             f"(catalog file {definition.source})",
             key="with",
         ) from e

@@ -100,8 +100,7 @@ def test_an_unknown_parameter_is_refused_with_a_suggestion() -> None:
     error = caught.value
     assert error.exit_code == errors.ExitCode.INVALID
     assert error.key == "with.urll"
-    assert "no parameter 'urll'" in error.message
-    assert error.hint == "did you mean 'url'?"
+    assert "no parameter 'urll' (did you mean 'url'?)" in error.message
 
 
 def test_a_missing_required_parameter_is_named() -> None:
@@ -111,16 +110,21 @@ def test_a_missing_required_parameter_is_named() -> None:
 
 
 def test_a_mistyped_parameter_says_what_was_expected() -> None:
-    with pytest.raises(catalogs.CatalogError, match=r"with.port: expected an integer, got 'eighty'"):
+    with pytest.raises(
+        catalogs.CatalogError, match=r"tcp-port-open: expected an integer, got 'eighty'"
+    ) as caught:
         catalogs.resolve(_step(use="tcp-port-open", **{"with": {"port": "eighty"}}))
-    with pytest.raises(catalogs.CatalogError, match=r"with.timeout: not a duration"):
+    assert caught.value.key == "with.port"
+    with pytest.raises(catalogs.CatalogError, match=r"tcp-port-open: not a duration"):
         catalogs.resolve(_step(use="tcp-port-open", **{"with": {"port": 80, "timeout": "soon"}}))
 
 
 def test_an_unknown_catalog_name_suggests_the_closest() -> None:
-    with pytest.raises(catalogs.CatalogError, match=r"unknown catalog probe 'http-availabilty'") as caught:
+    with pytest.raises(
+        catalogs.CatalogError,
+        match=r"unknown catalog probe 'http-availabilty' \(did you mean 'http-availability'\?\)",
+    ) as caught:
         catalogs.resolve(_step(use="http-availabilty"))
-    assert caught.value.hint == "did you mean 'http-availability'?"
     assert caught.value.key == "use"
 
 
@@ -222,3 +226,34 @@ def test_chaoskit_probes_lists_the_catalog_with_parameters(tmp_path: Path) -> No
     assert [p["name"] for p in entry["parameters"]] == ["url", "timeout", "min_status", "max_status"]
     shown = runner.invoke(probes_command.command, ["tcp-port-open"])
     assert "use: tcp-port-open" in shown.output and "port: 5432" in shown.output
+
+
+def test_validate_locates_catalog_problems_in_the_experiment_file(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from chaoskit.cli import main
+
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(
+        "title: t\n"
+        "steady_state:\n"
+        "  - use: http-availability\n"
+        '    with: {urll: "http://127.0.0.1:1/"}\n'
+        "  - use: http-availabilty\n"
+        "  - use: my-port\n"
+        "    with: {port: 80}\n",
+        encoding="utf-8",
+    )
+    _write(tmp_path, "my-port", USER_DEFINITION.format(name="my-port", description="x"))
+    result = CliRunner().invoke(main.cli, ["validate", str(experiment)])
+    assert result.exit_code == 2
+    assert (
+        f"{experiment}:4:12: steady_state[0].with.urll: http-availability has no parameter 'urll'"
+        in result.output
+    )
+    assert "steady_state[1].use: unknown catalog probe 'http-availabilty'" in result.output
+    assert "unknown catalog probe 'my-port'" in result.output, "user dirs only with --probes-path"
+    ok = CliRunner().invoke(
+        main.cli, ["validate", str(experiment), "--probes-path", str(tmp_path)], catch_exceptions=False
+    )
+    assert "my-port" not in ok.output
