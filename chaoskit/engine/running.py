@@ -728,9 +728,15 @@ class Runner:
             self.ledger.intent(applied.entry, fault.name, step.label, target, applied.revert)
         except errors.LedgerError as e:
             raise self._fail(step, f"{fault.name} on {target} not injected: {e.message}") from e
+        except (TypeError, ValueError) as e:
+            # A driver bug: what can't be ledgered can't be recovered, so it is not injected.
+            raise self._fail(
+                step, f"{fault.name} on {target} not injected: revert data is not JSON: {e}"
+            ) from e
         self.applied.append(applied)
+        # No step timeout here: an injection abandoned half-way could land after its revert.
         work = asyncio.ensure_future(
-            self._call(functools.partial(fault.inject, args, target, applied.revert, ctx), step.timeout)
+            self._call(functools.partial(fault.inject, args, target, applied.revert, ctx))
         )
         try:
             # Shielded: if the run is stopped mid-inject, wait for the driver to finish, so that the
