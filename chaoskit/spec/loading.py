@@ -323,9 +323,21 @@ def load_text(
         path=path,
         name=name,
         kind=kind,
-        document=document,
+        document=_without_inline_secrets(document),
         _locator=locator,
     )
+
+
+def _without_inline_secrets(document: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    """The document with inline (Chaos Toolkit) secret values masked: it may be shown or logged."""
+    secrets = document.get("secrets")
+    if not isinstance(secrets, dict):
+        return document
+    masked = {
+        name: {**ref, "value": "***"} if isinstance(ref, dict) and "value" in ref else ref
+        for name, ref in secrets.items()
+    }
+    return {**document, "secrets": masked}
 
 
 def read_chaostoolkit(path: Path) -> dict[str, JsonValue]:

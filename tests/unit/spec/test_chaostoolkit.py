@@ -372,3 +372,4 @@ def test_inline_secret_values_stay_out_of_dumps_and_reprs() -> None:
     dumped = loaded.experiment.model_dump_json()
     assert "sre" not in dumped
     assert "sre" not in repr(loaded.experiment)
+    assert loaded.document["secrets"]["user"] == {"value": "***"}
