@@ -103,8 +103,6 @@ class AppliedFault:
     state: FaultState = FaultState.INTENT
     injected_at: datetime | None = None
     reverting: asyncio.Task[None] | None = None
-    record_index: int | None = None
-    """Where its ``FaultRecord`` is in the journal builder."""
 
     def describe(self) -> str:
         return f"{self.fault.name} on {self.target} (step {self.step.label!r})"
@@ -196,8 +194,8 @@ class JournalBuilder:
 
 
 class Runner:
-    """Runs one planned experiment. ``await runner.run()`` returns the journal; it never raises for
-    what the system or a driver did (that is in the verdict), only for chaoskit bugs."""
+    """Runs one planned experiment. ``await runner.run()`` returns the journal whatever the system,
+    a driver or chaoskit itself did: that is in the verdict, after everything was taken back."""
 
     def __init__(
         self,
@@ -540,7 +538,7 @@ class Runner:
                     )
                 self._recovery(recovery.within, elapsed, met, poll)
                 return
-            next_poll = self.clock.now() + recovery.interval
+            next_poll = polled_at + recovery.interval  # a steady cadence, however long probes take
             if next_poll - base > recovery.within:
                 self._deviations.append(
                     f"the steady state did not hold again within {durations.format(recovery.within)}"
