@@ -17,6 +17,7 @@ import contextlib
 import random
 import socket
 import struct
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
@@ -50,10 +51,13 @@ class Closing(Exception):
 class Chunk:
     data: bytes
     at: float
-    """Loop time when the bytes were read: the latency toxic delays relative to it."""
+    """``time.monotonic()`` when the bytes were read: the latency toxic delays relative to it."""
 
 
 _EOF = Chunk(b"", -1.0)
+
+# uvloop's loop.time() ticks in whole milliseconds; the latency toxic needs better than that.
+now = time.monotonic
 Stage = Callable[[Chunk], Awaitable[None]]
 
 
@@ -139,7 +143,7 @@ class Link:
             if toxic.name not in self._rolls:
                 # Rolled once per stub run, like the real server: not per chunk.
                 self._rolls[toxic.name] = self.connection.owner.rng.random() < toxic.toxicity
-                self._started[toxic.name] = self.loop.time()
+                self._started[toxic.name] = now()
             if self._rolls[toxic.name]:
                 result.append(toxic)
         return result
@@ -180,7 +184,7 @@ class Link:
             if self.destination.write(data):
                 self.sent += len(data)
             return
-        self._buffer.append(Chunk(data, self.loop.time()))
+        self._buffer.append(Chunk(data, now()))
         self._wake.set()
         self.update_reading()
 
@@ -228,11 +232,11 @@ class Link:
                 await self._wake.wait()
                 continue
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self.loop.time()))
+                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - now()))
             except TimeoutError:
                 if self._buffer:
                     break
-                if (current := self._timeout_deadline()) is not None and current <= self.loop.time():
+                if (current := self._timeout_deadline()) is not None and current <= now():
                     raise Closing() from None
         return self._buffer.popleft()
 
@@ -247,8 +251,8 @@ class Link:
     async def _eof(self) -> None:
         for toxic in self.active():
             if toxic.type == "slow_close":
-                until = self.loop.time() + toxic.attributes["delay"] / 1000
-                while self.is_active(toxic) and not await self.sleep(until - self.loop.time()):
+                until = now() + toxic.attributes["delay"] / 1000
+                while self.is_active(toxic) and not await self.sleep(until - now()):
                     pass
             elif toxic.type == "reset_peer":
                 await asyncio.sleep(toxic.attributes["timeout"] / 1000)
@@ -293,10 +297,13 @@ class Link:
     async def _latency(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
         jitter = toxic.attributes["jitter"]
         offset = self.connection.owner.rng.uniform(-jitter, jitter) if jitter else 0.0
+        # Loop until the deadline has really passed: a timer may fire a fraction of a millisecond
+        # early, and a change (PATCH, removal) wakes us to recompute.
         while self.is_active(toxic):
-            delay = chunk.at + (toxic.attributes["latency"] + offset) / 1000 - self.loop.time()
-            if await self.sleep(delay):
+            delay = chunk.at + (toxic.attributes["latency"] + offset) / 1000 - now()
+            if delay <= 0:
                 break
+            await self.sleep(delay)
         await forward(chunk)
 
     async def _bandwidth(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
@@ -311,9 +318,9 @@ class Link:
             data = data[step:]
         if self.is_active(toxic):
             budget = self._state.get(key, 0.0) + len(data) / (toxic.attributes["rate"] * 1000)
-            start = self.loop.time()
+            start = now()
             await self.sleep(budget)
-            self._state[key] = max(0.0, budget - (self.loop.time() - start))
+            self._state[key] = max(0.0, budget - (now() - start))
         await forward(Chunk(data, chunk.at))
 
     async def _slicer(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
@@ -331,7 +338,7 @@ class Link:
 
     async def _timeout(self, toxic: toxics.Toxic) -> None:
         # Data is dropped; each dropped chunk restarts the idle timer.
-        self._started[toxic.name] = self.loop.time()
+        self._started[toxic.name] = now()
 
     async def _reset_peer(self, toxic: toxics.Toxic) -> None:
         await asyncio.sleep(toxic.attributes["timeout"] / 1000)

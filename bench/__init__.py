@@ -1,0 +1,1 @@
+"""chaoskit's benchmarks: scripts that print figures (never pass/fail timings). ``python -m bench``."""
