@@ -59,8 +59,11 @@ class Cluster:
             )
         ]
 
-    def deployment(self, namespace: str, name: str, replicas: int = 3) -> str:
-        """A Deployment of pause containers labelled ``app=<name>``; waits until all are Ready."""
+    def deployment(
+        self, namespace: str, name: str, replicas: int = 3, container: dict[str, Any] | None = None
+    ) -> str:
+        """A Deployment (of pause containers unless ``container`` says otherwise) labelled
+        ``app=<name>``; waits until all its pods are Ready."""
         labels = {"app": name}
         body = {
             "apiVersion": "apps/v1",
@@ -73,7 +76,7 @@ class Cluster:
                     "metadata": {"labels": labels},
                     "spec": {
                         "terminationGracePeriodSeconds": 1,
-                        "containers": [{"name": "pause", "image": PAUSE_IMAGE}],
+                        "containers": [container or {"name": "pause", "image": PAUSE_IMAGE}],
                     },
                 },
             },
