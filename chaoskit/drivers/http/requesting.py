@@ -30,7 +30,9 @@ READ_LIMIT = 4 * 1024 * 1024
 
 def _text(value: Any) -> Any:
     # "${port}" keeps its type; headers and query values are text on the wire.
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int | float) else value
 
 
 Text = Annotated[str, BeforeValidator(_text)]

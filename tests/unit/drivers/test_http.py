@@ -144,14 +144,14 @@ def test_request_sends_method_params_json_body_and_headers(server: str) -> None:
     out = request(
         url=f"{server}/echo",
         method="post",
-        params={"q": "x", "n": 3},
+        params={"q": "x", "n": 3, "on": True, "ids": [1, 2]},
         json={"a": [1, 2]},
         headers={"X-Token": "abc"},
     )
     echo = out["json"]
     assert echo == {
         "method": "POST",
-        "query": {"q": ["x"], "n": ["3"]},
+        "query": {"q": ["x"], "n": ["3"], "on": ["true"], "ids": ["1", "2"]},
         "body": '{"a":[1,2]}',
         "content_type": "application/json",
         "x_token": "abc",
