@@ -53,13 +53,12 @@ def _number(value: JsonValue) -> float | None:
 
 
 def _text(value: JsonValue) -> str:
+    """What ``matches`` searches: text as is, mappings and lists as JSON, anything else as ``str()``."""
     if isinstance(value, str):
         return value
     if isinstance(value, dict | list):
         return json.dumps(value, sort_keys=True)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "null" if value is None else str(value)
+    return str(value)
 
 
 def _equal(a: JsonValue, b: JsonValue) -> bool:

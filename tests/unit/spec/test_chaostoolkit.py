@@ -373,3 +373,63 @@ def test_inline_secret_values_stay_out_of_dumps_and_reprs() -> None:
     assert "sre" not in dumped
     assert "sre" not in repr(loaded.experiment)
     assert loaded.document["secrets"]["user"] == {"value": "***"}
+
+
+FIXTURES = Path(__file__).parent / "ctk"
+
+
+@pytest.mark.parametrize("name", ["exchange-file.json", "api-latency.yaml"])
+def test_hand_written_chaos_toolkit_files_load_and_convert(name: str) -> None:
+    path = FIXTURES / name
+    loaded = loading.load(path, env={})
+    assert loaded.kind == "chaostoolkit"
+    assert loaded.experiment.steady_state and loaded.experiment.method
+    converted = loading.read_chaostoolkit(path)
+    native = loading.load_text(chaostoolkit.to_yaml(converted), name="converted.yaml", env={})
+    assert native.kind == "chaoskit"
+    assert native.experiment.method == loaded.experiment.method
+    assert native.experiment.steady_state == loaded.experiment.steady_state
+
+
+def test_the_exchange_file_tutorial_keeps_its_shape() -> None:
+    exp = loading.load(FIXTURES / "exchange-file.json", env={"SERVICE_URL": "http://127.0.0.1:9"}).experiment
+    assert exp.config["service_url"] == "http://127.0.0.1:9"
+    move, pause, again = exp.method
+    assert isinstance(move, models.ActionStep) and move.action == "python.call"
+    assert move.with_ == {
+        "function": "os:rename",
+        "arguments": {"src": "./exchange.dat", "dst": "./exchange.dat.old"},
+    }
+    assert isinstance(pause, models.PauseStep) and pause.pause == 5
+    assert isinstance(again, models.ProbeStep) and again.expects == [
+        models.Expect(path="status", in_=[200, 503])
+    ]
+    assert [type(s).__name__ for s in exp.rollbacks] == ["ActionStep"]
+
+
+def test_the_api_file_scopes_secrets_and_maps_every_tolerance() -> None:
+    exp = loading.load(FIXTURES / "api-latency.yaml", env={}).experiment
+    assert exp.secrets == {
+        "api_token": models.SecretRef(env="ORDERS_API_TOKEN"),
+        "admin_password": models.SecretRef(value="s3cr3t"),
+    }
+    answers, listed, healthy, cache = exp.steady_state
+    assert answers.with_["headers"] == {"Authorization": "Bearer ${secrets.api_token}"}
+    assert listed.with_["params"] == {"limit": 3}
+    assert listed.expects == [models.Expect(path="json", jsonpath="$.orders[*].id", count=3)]
+    assert healthy.expects == [models.Expect(path="body", matches='"healthy":\\s*true')]
+    assert cache.expects == [models.Expect(between=(0, 10000))]
+    before, flush, after, latency, again = exp.method
+    assert isinstance(before, models.PauseStep) and isinstance(after, models.PauseStep)
+    assert (before.pause, after.pause) == (1, 3)
+    assert isinstance(flush, models.ActionStep)
+    assert flush.with_ == {
+        "argv": ["/usr/local/bin/cache-admin", "--password", "${secrets.admin_password}", "flush", "--all"],
+        "timeout": 30,
+    }
+    assert isinstance(latency, models.ProbeStep) and latency.background
+    assert latency.with_["argv"][-2:] == ["%{time_total}", "http://127.0.0.1:8081/orders"]
+    assert latency.expects == [
+        models.Expect(call="tests.unit.spec.checkers:at_least", arguments={"minimum": 0})
+    ]
+    assert isinstance(again, models.ProbeStep) and again.name == "orders-endpoint-answers"

@@ -60,6 +60,7 @@ def test_matches_searches_text_and_the_json_of_structures() -> None:
     assert expectations.check(expect(path="body", matches="g[o]+d$"), OUTPUT).ok
     assert expectations.check(expect(path="json", matches='"name": "b"'), OUTPUT).ok
     assert expectations.check(expect(path="status", matches="^2..$"), OUTPUT).ok
+    assert expectations.check(expect(path="json.items[0].ok", matches="^True$"), OUTPUT).ok
     failed = expectations.check(expect(path="body", matches="^bad"), OUTPUT)
     assert failed.message == "expected body matches /^bad/, got 'all good'"
 
