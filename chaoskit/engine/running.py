@@ -75,7 +75,27 @@ class RealClock:
         await asyncio.sleep(max(0.0, seconds))
 
     async def blocking(self, call: Callable[[], T]) -> T:
-        return await asyncio.to_thread(call)
+        # A daemon thread per call rather than the loop's executor: a driver call abandoned after
+        # a step timeout must not keep chaoskit from exiting (asyncio.run joins its executor).
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def deliver(outcome: Callable[[], None]) -> None:
+            if not future.done():
+                outcome()
+
+        def work() -> None:
+            try:
+                result = call()
+            except BaseException as e:
+                settle = functools.partial(deliver, functools.partial(future.set_exception, e))
+            else:
+                settle = functools.partial(deliver, functools.partial(future.set_result, result))
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(settle)
+
+        threading.Thread(target=work, name="chaoskit-driver-call", daemon=True).start()
+        return await future
 
 
 class _Abort(Exception):

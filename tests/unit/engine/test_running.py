@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import types
 from pathlib import Path
 from typing import Any
@@ -463,3 +464,29 @@ def test_a_failing_subscriber_does_not_stop_reverts_but_is_an_error() -> None:
     assert fake.applied == set()
     assert journal.verdict is Verdict.ERROR
     assert "terminal went away" in journal.reason
+
+
+def test_a_hung_probe_times_out_and_does_not_keep_the_run_from_ending() -> None:
+    from chaoskit.drivers import contract
+
+    release = threading.Event()
+
+    class Hang(contract.Probe[testing.StatusArgs]):
+        name = "hang.forever"
+        summary = "blocks until released"
+        args = testing.StatusArgs
+
+        def run(self, args: testing.StatusArgs, ctx: contract.RunContext) -> contract.JSONValue:
+            release.wait(300)  # ignores the run's cancellation, as a badly written driver might
+            return None
+
+    hang = contract.Driver(name="hang", summary="", probes=[Hang()])
+    doc = _doc(steady_state=[{"name": "stuck", "probe": "hang.forever", "timeout": "200ms"}], method=[])
+    try:
+        journal = testing.run_experiment(
+            doc, drivers=[testing.FakeDriver().driver(), hang], clock=running.RealClock()
+        )
+    finally:
+        release.set()
+    assert journal.verdict is Verdict.NOT_STEADY
+    assert journal.checks[0].error == "timed out after 200ms"
