@@ -209,7 +209,11 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
 @STATE_DIR
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def next_command(plan: Path, count: int, state_dir: Path | None, output: str) -> None:
-    """Print the plan's next fire times (after its last run, as the daemon will pick them)."""
+    """Print the plan's next fire times, as the daemon will pick them.
+
+    Random mode continues from the daemon's last fire (or its first start); before the daemon ever
+    ran the plan, the times shown start from now and change from call to call.
+    """
     loaded = _load(plan)
     schedule = loaded.plan.schedule
     if schedule is None:
@@ -225,13 +229,20 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
     if (root / scheduling.DB_NAME).exists():
         states = scheduling.States(root)
         try:
-            fired = states.fires(loaded.key)
+            resume = states.resume_point(loaded.key)
         finally:
             states.close()
-        if fired:
-            after = max(now, fired[-1].nominal) if schedule.random is None else fired[-1].nominal
+        if resume is not None:
+            # Random draws chain from the last fire; cron times are simply the next ones from now.
+            after = resume if schedule.random is not None else max(now, resume)
+    fires: list[schedules.Fire] = []
     try:
-        fires = schedules.upcoming(schedule, after, loaded.key, count)
+        # Fires the daemon missed while it was down are its business (run late or recorded as missed).
+        while len(fires) < count:
+            fire = schedules.next_fire(schedule, after, loaded.key)
+            after = fire.nominal
+            if fire.at > now:
+                fires.append(fire)
     except errors.ChaoskitError as e:
         _fail(e)
         return

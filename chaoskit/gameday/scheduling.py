@@ -134,6 +134,13 @@ class States:
         assert first is not None
         return first
 
+    def resume_point(self, key: str) -> dt.datetime | None:
+        """Like ``anchor`` but read-only: None when the daemon never ran this plan."""
+        row = self._db.execute("SELECT max(nominal) FROM fires WHERE key = ?", (key,)).fetchone()
+        if row[0] is None:
+            row = self._db.execute("SELECT anchor FROM anchors WHERE key = ?", (key,)).fetchone()
+        return _parse(row[0]) if row else None
+
     def claim(
         self, key: str, fire: schedules.Fire, status: FireStatus, now: dt.datetime, detail: str = ""
     ) -> bool:

@@ -4,6 +4,7 @@ that is both the system under test (GET) and the notification webhook (POST)."""
 from __future__ import annotations
 
 import http.server
+import itertools
 import json
 import os
 import selectors
@@ -190,6 +191,17 @@ def test_the_daemon_runs_on_schedule_and_records_the_fire(tmp_path: Path, server
         rows = db.execute("SELECT status, verdict FROM fires WHERE key = 'integration'").fetchall()
     assert rows == [("finished", "completed")]
     assert len(server.hooks) == 1
+    # Random mode continues from the daemon's last fire, so `next` is stable from call to call.
+    first = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "3", "--output", "json")
+    again = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "3", "--output", "json")
+    assert first.returncode == 0, first.stderr
+    fires = json.loads(first.stdout)
+    assert len(fires) == 3 and fires == json.loads(again.stdout)
+    gaps = [
+        (datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"])).total_seconds()
+        for a, b in itertools.pairwise(fires)
+    ]
+    assert all(gap >= 1 for gap in gaps)
 
 
 def test_sigterm_stops_the_waiting_daemon_cleanly(tmp_path: Path, server: Server) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from chaoskit import errors
-from chaoskit.gameday import plans
+from chaoskit.drivers import registry
+from chaoskit.gameday import plans, running
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -46,6 +47,9 @@ def test_the_example_plans_load() -> None:
     for path in examples:
         loaded = plans.load(path)
         assert loaded.plan.schedule is not None
+        # Every experiment of the plan loads and plans with the plan's variables and the real drivers.
+        stages = running.prepare(loaded, registry.load())
+        assert sum(len(stage) for stage in stages) == sum(1 for group in loaded.plan.groups() for _ in group)
 
 
 def problems_of(path: Path) -> list[str]:
