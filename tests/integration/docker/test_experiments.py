@@ -4,6 +4,7 @@ real engine, running the shipped ``experiments/docker-*.yaml`` and crashing the 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -245,3 +246,41 @@ def test_remove_is_refused_without_irreversible_ok(
     done = chaoskit("run", experiment, "--journal", tmp_path / "j.json", state=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert site.name not in {c.name for c in engine.containers.list(all=True)}
+
+
+def test_a_docker_context_is_honoured_when_docker_host_is_unset(
+    web: Callable[..., Web], tmp_path: Path
+) -> None:
+    site = web()
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    # What `docker context create chaoskit-test --docker host=...` writes.
+    config = tmp_path / "docker-config"
+    meta = config / "contexts" / "meta" / hashlib.sha256(b"chaoskit-test").hexdigest()
+    meta.mkdir(parents=True)
+    (config / "config.json").write_text("{}")
+    (meta / "meta.json").write_text(
+        json.dumps(
+            {
+                "Name": "chaoskit-test",
+                "Metadata": {},
+                "Endpoints": {"docker": {"Host": host, "SkipTLSVerify": False}},
+            }
+        )
+    )
+    experiment = tmp_path / "ctx.yaml"
+    experiment.write_text(
+        "title: context\nmethod:\n"
+        f"  - {{name: p, fault: docker.container.pause, with: {{name: {site.name}}}}}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    env.update(DOCKER_CONFIG=str(config), DOCKER_CONTEXT="chaoskit-test")
+    done = subprocess.run(
+        [sys.executable, "-m", "chaoskit", "run", str(experiment), "--dry-run", "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert site.name in done.stdout
