@@ -378,8 +378,9 @@ def _ordered(problems: list[errors.Problem]) -> list[errors.Problem]:
 
 
 def _covered(at: Location, spots: set[Location]) -> bool:
-    """Whether a template problem was already reported at ``at`` or around it (no second message)."""
-    return any(at[: len(spot)] == spot or spot[: len(at)] == at for spot in spots if spot)
+    """Whether a template problem was already reported at ``at`` or above it: the type error there
+    comes from the unfilled template, so a second message would only confuse."""
+    return any(at[: len(spot)] == spot for spot in spots if spot)
 
 
 def _native_only(raw: dict[str, JsonValue], locator: _Locator) -> list[errors.Problem]:

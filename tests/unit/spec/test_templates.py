@@ -249,3 +249,9 @@ def test_a_whole_variable_template_keeps_any_value_exactly(value: Any) -> None:
 @given(values)
 def test_a_whole_step_output_template_keeps_any_value_exactly(value: Any) -> None:
     assert templates.render("${steps.s.output}", templates.RunScope(outputs={"s": value})) == value
+
+
+def test_a_template_problem_does_not_hide_other_problems_of_its_step() -> None:
+    with pytest.raises(errors.SpecError) as caught:
+        loading.load_text('title: t\nmethod:\n  - prob: p\n    with: {a: "${nope}"}\n', name="t.yaml", env={})
+    assert [p.path for p in caught.value.problems] == ["method[0]", "method[0].with.a"]
