@@ -118,7 +118,7 @@ class LoadProbe(contract.Probe[LoadArgs]):
         started = time.perf_counter()
         stop_at = started + args.duration if args.duration is not None else math.inf
         with httpx.Client(
-            verify=args.verify, follow_redirects=args.follow_redirects, limits=limits
+            verify=requesting.tls(args.verify, ctx), follow_redirects=args.follow_redirects, limits=limits
         ) as client:
 
             def work() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -121,20 +122,30 @@ def safe_cause(error: BaseException, secrets: Iterable[str]) -> str:
     return text
 
 
-def failure(args: RequestArgs, error: Exception) -> DriverError:
-    """The ``DriverError`` for a request that got no answer: which URL, and why."""
+def failure(args: RequestArgs, error: Exception) -> tuple[DriverError, bool]:
+    """The ``DriverError`` for a request that got no answer (which URL, and why), and whether the
+    cause may be chained: not when its own text holds a header value."""
     import httpx
 
     cause = safe_cause(error, args.headers.values())
+    chain = cause == (str(error) or type(error).__name__)
+    hint = None
     if isinstance(error, httpx.TimeoutException):
         message = f"{args.where()}: no answer within {args.timeout:g}s ({type(error).__name__})"
     elif isinstance(error, httpx.ConnectError):
         message = f"{args.where()}: could not connect: {cause}"
         if "CERTIFICATE_VERIFY_FAILED" in cause:
-            return DriverError(message, hint="for a self-signed test server set verify: false")
+            hint = "for a self-signed test server set verify: false"
     else:
         message = f"{args.where()}: request failed: {cause}"
-    return DriverError(message)
+    return DriverError(message, hint=hint), chain
+
+
+def tls(verify: bool, ctx: contract.RunContext) -> ssl.SSLContext:
+    """One TLS context per run and setting: building one costs more than a local request."""
+    import httpx
+
+    return ctx.resource(f"http.tls.verify={verify}", lambda: httpx.create_ssl_context(verify=verify))
 
 
 class RequestProbe(contract.Probe[RequestArgs]):
@@ -145,25 +156,22 @@ class RequestProbe(contract.Probe[RequestArgs]):
     def run(self, args: RequestArgs, ctx: contract.RunContext) -> contract.JSONValue:
         import httpx
 
-        started = time.perf_counter()
-        try:
-            with (
-                httpx.Client(verify=args.verify, follow_redirects=args.follow_redirects) as client,
-                client.stream(
+        with httpx.Client(verify=tls(args.verify, ctx), follow_redirects=args.follow_redirects) as client:
+            started = time.perf_counter()
+            try:
+                with client.stream(
                     args.method,
                     args.url,
                     headers=args.headers,
                     params=args.params,
                     timeout=args.timeout,
                     **args.content(),
-                ) as response,
-            ):
-                raw, complete = _read(response)
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError, TypeError) as e:
-            error = failure(args, e)
-            # The cause's own text may hold a header value; then it is not chained either.
-            raise error from (None if "withheld" in error.message else e)
-        elapsed_ms = (time.perf_counter() - started) * 1000
+                ) as response:
+                    raw, complete = _read(response)
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, TypeError) as e:
+                error, chain = failure(args, e)
+                raise error from (e if chain else None)
+            elapsed_ms = (time.perf_counter() - started) * 1000
         return answer(response, raw, complete, elapsed_ms)
 
 
