@@ -38,8 +38,11 @@ from chaoskit.spec import expectations, models, paths
 __all__ = [
     "Result",
     "alerts_firing",
+    "docker_running",
     "http_load",
     "http_request",
+    "kubernetes_deployment_available",
+    "kubernetes_pods_ready",
     "prometheus_query",
     "prometheus_range",
     "slo_burn_rate",
@@ -421,4 +424,105 @@ def slo_burn_rate(
         expect=expect,
         shortcuts={"below": below, "above": above, "between": between},
         ctx=ctx,
+    )
+
+
+# ---------------------------------------------------------------------------------------- docker
+
+
+def docker_running(
+    name: str | None = None,
+    *,
+    labels: Mapping[str, str] | None = None,
+    regex: str | None = None,
+    expect: ExpectLike | None = None,
+    equals: JsonValue = None,
+    **options: Any,
+) -> Result:
+    """Whether the matching containers all run (Docker Engine from ``DOCKER_HOST`` or the current
+    context). ``.value`` is ``running``; by default ``.ok`` means they all run. ``.output`` has
+    ``count``, ``total`` and each container's status. Options: ``names``, ``compose_project``,
+    ``compose_service``.
+
+    >>> probes.docker_running("checkout-db").ok
+    True
+    """
+    from chaoskit.drivers.docker import probes as docker
+
+    arguments = {"name": name, "labels": dict(labels) if labels else None, "regex": regex, **options}
+    return _call(
+        docker.Running(),
+        arguments,
+        headline="running",
+        expect=expect,
+        shortcuts={"equals": equals},
+        default={"equals": True},
+    )
+
+
+# ---------------------------------------------------------------------------------------- kubernetes
+
+
+def kubernetes_pods_ready(
+    namespace: str | None = None,
+    *,
+    label_selector: str | None = None,
+    min_ready: int | None = None,
+    wait: float | str = 0.0,
+    expect: ExpectLike | None = None,
+    equals: JsonValue = None,
+    below: float | None = None,
+    above: float | None = None,
+    between: tuple[float, float] | None = None,
+    **options: Any,
+) -> Result:
+    """How many selected pods are Ready (cluster from ``KUBECONFIG``; ``kubeconfig=``/``context=`` in
+    ``options``). ``.value`` is ``ready``; ``.output`` has ``total``, ``ratio`` and ``not_ready``. With
+    ``min_ready`` and ``wait``, it polls until that many are Ready or the time runs out.
+
+    >>> probes.kubernetes_pods_ready("shop", label_selector="app=checkout", above=2).ok
+    True
+    """
+    from chaoskit.drivers.kubernetes import probes as kubernetes
+
+    arguments = {
+        "namespace": namespace,
+        "label_selector": label_selector,
+        "min_ready": min_ready,
+        "wait": wait,
+    }
+    return _call(
+        kubernetes.PodsReady(),
+        {**arguments, **options},
+        headline="ready",
+        expect=expect,
+        shortcuts={"equals": equals, "below": below, "above": above, "between": between},
+    )
+
+
+def kubernetes_deployment_available(
+    name: str,
+    namespace: str | None = None,
+    *,
+    expect: ExpectLike | None = None,
+    equals: JsonValue = None,
+    below: float | None = None,
+    above: float | None = None,
+    between: tuple[float, float] | None = None,
+    **options: Any,
+) -> Result:
+    """A Deployment's replica counts. ``.value`` is ``available``; ``.output`` has ``replicas``,
+    ``ready``, ``updated``, ``unavailable`` and ``available_condition``.
+
+    >>> probes.kubernetes_deployment_available("checkout", "shop", above=0).ok
+    True
+    """
+    from chaoskit.drivers.kubernetes import probes as kubernetes
+
+    return _call(
+        kubernetes.DeploymentAvailable(),
+        {"name": name, "namespace": namespace, **options},
+        headline="available",
+        expect=expect,
+        shortcuts={"equals": equals, "below": below, "above": above, "between": between},
     )
