@@ -123,15 +123,23 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
     def say(line: str) -> None:
         click.echo(line, err=output == "json")
 
+    root = ledgers.state_dir(state_dir)
     try:
-        result = _execute(
-            loaded,
-            state_dir=ledgers.state_dir(state_dir),
-            journal_dir=journal_dir,
-            stop=stop,
-            outputs={"report": report, "markdown": markdown, "junit": junit},
-            say=say,
-        )
+        with scheduling.holding(root, loaded.key) as locked:
+            if not locked:
+                raise errors.ChaoskitError(
+                    f"another GameDay of plan {loaded.key!r} is running (it holds "
+                    f"{scheduling.lock_path(root, loaded.key)}); GameDays of one plan never overlap",
+                    hint="wait for it to finish, or give this plan another name:",
+                )
+            result = _execute(
+                loaded,
+                state_dir=root,
+                journal_dir=journal_dir,
+                stop=stop,
+                outputs={"report": report, "markdown": markdown, "junit": junit},
+                say=say,
+            )
     except errors.ChaoskitError as e:
         _fail(e)
         return

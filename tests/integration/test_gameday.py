@@ -23,6 +23,8 @@ from zoneinfo import ZoneInfo
 import junitparser
 import pytest
 
+from chaoskit.gameday import scheduling
+
 
 @dataclass
 class Server:
@@ -171,6 +173,17 @@ def test_stop_on_deviated_skips_the_rest_and_exits_1(tmp_path: Path, server: Ser
     summary = json.loads(done.stdout)
     assert summary["verdict"] == "deviated" and summary["skipped"] == ["never runs"]
     assert server.hooks == [summary]
+
+
+def test_a_gameday_never_overlaps_another_of_the_same_plan(tmp_path: Path, server: Server) -> None:
+    plan = write_plan(tmp_path, server)
+    with scheduling.holding(tmp_path / "state", "integration") as locked:
+        assert locked
+        done = chaoskit(tmp_path, "gameday", "run", str(plan))
+    assert done.returncode == 4
+    assert "another GameDay of plan 'integration' is running" in done.stderr
+    assert server.hooks == []
+    assert chaoskit(tmp_path, "gameday", "run", str(plan)).returncode == 0
 
 
 def test_a_bad_plan_exits_2_with_its_location(tmp_path: Path, server: Server) -> None:
