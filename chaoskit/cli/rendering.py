@@ -46,14 +46,18 @@ class _Timers:
 
     def __rich__(self) -> RenderableType:
         now = time.monotonic()
-        lines = [
-            Text.assemble(
+        lines = []
+        for label, since, limit in self.applied.values():
+            line = Text.assemble(
                 ("  ⏱ ", "cyan"),
-                f"{label}  {durations.format(now - since)}",
+                (durations.format(now - since), "bold"),
                 (f" / {durations.format(limit)}" if limit else "", "dim"),
+                f"  {label}",
             )
-            for label, since, limit in self.applied.values()
-        ]
+            # One screen line each, however narrow the terminal: Live redraws by counting lines.
+            line.no_wrap = True
+            line.overflow = "ellipsis"
+            lines.append(line)
         return Group(*lines)
 
 
