@@ -11,6 +11,7 @@ import sys
 
 BENCHES: dict[str, str] = {
     # name: module, kept sorted
+    "engine": "bench.engine",
     "k8s": "bench.k8s",
     "proxy": "bench.proxy",
 }
