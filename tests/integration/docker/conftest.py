@@ -103,18 +103,29 @@ def web(engine: Any) -> Iterator[Callable[..., Web]]:
         healthcheck: dict[str, Any] | None = None,
         wait: bool = True,
     ) -> Web:
-        port = free_port()
+        import docker.errors
+
         name = f"ck-test-{uuid.uuid4().hex[:8]}"
-        container = engine.containers.run(
-            HTTP_IMAGE,
-            name=name,
-            detach=True,
-            labels={TEST_LABEL: "1", **(labels or {})},
-            ports={"80/tcp": ("127.0.0.1", port)},
-            restart_policy={"Name": restart} if restart else None,
-            network=network,
-            healthcheck=healthcheck,
-        )
+        for attempt in range(3):
+            port = free_port()
+            try:
+                container = engine.containers.run(
+                    HTTP_IMAGE,
+                    name=name,
+                    detach=True,
+                    labels={TEST_LABEL: "1", **(labels or {})},
+                    ports={"80/tcp": ("127.0.0.1", port)},
+                    restart_policy={"Name": restart} if restart else None,
+                    network=network,
+                    healthcheck=healthcheck,
+                )
+                break
+            except docker.errors.APIError as e:
+                # Another process on this shared machine may take the free port first.
+                with contextlib.suppress(Exception):
+                    engine.containers.get(name).remove(force=True)
+                if ("already in use" not in str(e) and "already allocated" not in str(e)) or attempt == 2:
+                    raise
         made.append(container)
         if aliases and network:
             # An alias can only be set when connecting; re-attach with it.
