@@ -17,7 +17,7 @@ LANE = 70
 LEFT = 210
 RIGHT = 20
 TOP = 30
-BOTTOM = 40
+BOTTOM = 50
 OK = "#2e7d32"
 BAD = "#c62828"
 FAULT = "#ff9800"
@@ -164,22 +164,22 @@ def render(journal: journals.Journal) -> str:
             at = x(last + recovery.measured)
             colour = OK if recovery.met else BAD
             parts.append(
-                f'<line class="recovery" x1="{x(last):.1f}" y1="{height - BOTTOM + 12}" x2="{at:.1f}" '
-                f'y2="{height - BOTTOM + 12}" stroke="{colour}" stroke-width="3"/>'
+                f'<line class="recovery" x1="{x(last):.1f}" y1="{height - BOTTOM + 20}" x2="{at:.1f}" '
+                f'y2="{height - BOTTOM + 20}" stroke="{colour}" stroke-width="3"/>'
             )
             parts.append(
                 f'<line class="recovery-mark" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" '
-                f'y2="{height - BOTTOM + 16}" stroke="{colour}" stroke-width="2"/>'
+                f'y2="{height - BOTTOM + 24}" stroke="{colour}" stroke-width="2"/>'
             )
             near_end = at > WIDTH - 260
             parts.append(
-                f'<text x="{at - 4 if near_end else at + 4:.1f}" y="{height - BOTTOM + 28}" font-size="11" '
+                f'<text x="{at - 4 if near_end else at + 4:.1f}" y="{height - BOTTOM + 38}" font-size="11" '
                 f'text-anchor="{"end" if near_end else "start"}" fill="{colour}">'
                 f"recovered in {recovery.measured:.2f}s (≤ {recovery.required:g}s)</text>"
             )
         else:
             parts.append(
-                f'<text class="recovery" x="{x(last) + 4:.1f}" y="{height - BOTTOM + 28}" font-size="11" '
+                f'<text class="recovery" x="{x(last) + 4:.1f}" y="{height - BOTTOM + 38}" font-size="11" '
                 f'fill="{BAD}">not recovered within {recovery.required:g}s</text>'
             )
     axis = height - BOTTOM

@@ -209,6 +209,7 @@ def render(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProces
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--disable-dev-shm-usage",
             f"--user-data-dir={profile}",
             "--window-size=1200,1600",
             *extra,
