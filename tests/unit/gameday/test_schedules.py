@@ -6,8 +6,10 @@ import datetime as dt
 import statistics
 import zoneinfo
 
+import hypothesis
 import pydantic
 import pytest
+from hypothesis import strategies as st
 
 from chaoskit import errors
 from chaoskit.gameday import schedules
@@ -123,3 +125,48 @@ def test_a_schedule_that_can_never_fire_says_so() -> None:
 def test_bad_schedules_are_refused_with_the_fix(fields: dict[str, object], message: str) -> None:
     with pytest.raises(pydantic.ValidationError, match=message):
         make(**fields)
+
+
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
+
+
+@hypothesis.settings(max_examples=40, deadline=None)
+@hypothesis.given(
+    minute=st.integers(0, 59),
+    hours=st.lists(st.integers(0, 23), min_size=1, max_size=4, unique=True),
+    zone=st.sampled_from(ZONES),
+    start_hour=st.integers(0, 23),
+    length=st.integers(1, 23),
+    days=st.lists(st.sampled_from(list(schedules.Weekday)), min_size=1, max_size=7, unique=True),
+    jitter=st.integers(0, 3600),
+    after=st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2030, 1, 1)),
+)
+def test_every_cron_fire_is_allowed_in_order_and_within_its_jitter(
+    minute: int,
+    hours: list[int],
+    zone: str,
+    start_hour: int,
+    length: int,
+    days: list[schedules.Weekday],
+    jitter: int,
+    after: dt.datetime,
+) -> None:
+    end_hour = (start_hour + length) % 24
+    schedule = make(
+        cron=f"{minute} {','.join(map(str, sorted(hours)))} * * *",
+        timezone=zone,
+        windows=[
+            {"days": [d.value for d in days], "start": f"{start_hour:02d}:00", "end": f"{end_hour:02d}:00"}
+        ],
+        jitter=jitter,
+    )
+    start = after.replace(tzinfo=dt.UTC)
+    try:
+        fires = schedules.upcoming(schedule, start, "prop", 5)
+    except errors.UsageError:
+        return  # no cron hour falls in the window (plus jitter): "never fires" is the right answer
+    assert all(f.nominal > start for f in fires)
+    assert [f.nominal for f in fires] == sorted({f.nominal for f in fires})
+    for fire in fires:
+        assert schedule.allows(fire.at)
+        assert 0 <= (fire.at - fire.nominal).total_seconds() <= jitter
