@@ -32,6 +32,7 @@ class Handler(BaseHTTPRequestHandler):
     """Routes: /status/N, /json, /delay/MS, /redirect, /echo, /big, /flaky (every 4th is a 503)."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are written apart; don't wait for delayed ACKs
     counter = 0
     lock = threading.Lock()
 
