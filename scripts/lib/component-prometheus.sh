@@ -3,7 +3,7 @@
 # a tmp data dir) and stops it, so nothing is started here.
 # Sourced by scripts/test after scripts/lib/common.sh.
 
-APT_PACKAGES+=(prometheus)
+APT_PACKAGES+=(prometheus openssl)
 
 # The package enables and, where an init system runs, starts its own service on install; the tests
 # never use it, so it is stopped and disabled (by its unit name, nothing broader) to leave nothing
