@@ -490,3 +490,40 @@ def test_a_hung_probe_times_out_and_does_not_keep_the_run_from_ending() -> None:
         release.set()
     assert journal.verdict is Verdict.NOT_STEADY
     assert journal.checks[0].error == "timed out after 200ms"
+
+
+def test_an_error_in_a_background_step_stops_the_method_and_reverts() -> None:
+    fake = testing.FakeDriver()
+    doc = _doc(
+        method=[
+            {
+                "name": "bg",
+                "fault": "fake.break",
+                "with": {"targets": ["x"], "fail_inject": True},
+                "background": True,
+            },
+            {"name": "fg", "fault": "fake.break", "with": {"targets": ["a"]}},
+            {"pause": "1h"},
+        ]
+    )
+    journal = _run(doc, fake)
+    assert (journal.verdict, journal.exit_code) == (Verdict.ERROR, 4)
+    assert fake.applied == set()
+    assert journal.steps[-1].status is journals.StepStatus.CANCELLED
+    assert _seconds(journal, journal.ended) < 3600
+
+
+def test_an_action_that_times_out_is_an_error() -> None:
+    fake = testing.FakeDriver()
+
+    class Slow(testing.FakeClock):
+        async def blocking(self, call: Any) -> Any:
+            await self.sleep(30)
+            return await super().blocking(call)
+
+    fake.clock = Slow()
+    doc = _doc(setup=[{"name": "slow setup", "action": "fake.do", "timeout": "5s"}])
+    journal = _run(doc, fake)
+    assert (journal.verdict, journal.exit_code) == (Verdict.ERROR, 4)
+    assert "timed out after 5s" in journal.reason
+    assert [c for c in fake.calls if c[0] == "inject"] == []
