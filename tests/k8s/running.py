@@ -59,10 +59,11 @@ def run(experiment: Path, variables: dict[str, str], state_dir: Path, journal: P
     return journals.Journal.model_validate_json(journal.read_text())
 
 
-def recover(state_dir: Path, run_id: str | None) -> subprocess.CompletedProcess[str]:
+def recover(state_dir: Path, run_id: str | None, *, sweep: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CHAOSKIT_STATE_DIR": str(state_dir)}
     if has_command("recover"):
         argv = [sys.executable, "-m", "chaoskit", "recover", *([run_id] if run_id else [])]
+        argv += ["--sweep"] if sweep else []
     else:
         argv = [sys.executable, "-m", "tests.k8s.running", "recover", *([run_id] if run_id else [])]
     return subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)

@@ -4,6 +4,7 @@ user runs them, and what they did is checked in the cluster and in the journal."
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -125,9 +126,12 @@ def test_zone_outage_drains_the_zone_and_the_deployment_is_whole_in_the_others(
             )
 
 
+@pytest.mark.parametrize("ledger", ["kept", "lost"])
 def test_sigkill_of_the_runner_mid_drain_then_recover_uncordons(
-    cluster: Cluster, namespace: str, tmp_path: Path
+    cluster: Cluster, namespace: str, tmp_path: Path, ledger: str
 ) -> None:
+    """With the ledger, ``chaoskit recover`` reverts from it; with the ledger lost (the laptop is
+    gone), ``chaoskit recover --sweep RUN_ID`` finds the node by chaoskit's label instead."""
     selector = cluster.deployment(namespace, "web", replicas=3)
     node = node_of_some_pod(cluster, namespace, selector)
     # A budget that allows no disruption keeps the drain retrying: the runner is mid-drain.
@@ -158,9 +162,16 @@ def test_sigkill_of_the_runner_mid_drain_then_recover_uncordons(
         runner.wait(timeout=30)
         assert cluster.node(node)["spec"].get("unschedulable") is True
 
-        done = running.recover(state, None)
+        if ledger == "kept":
+            done = running.recover(state, None)
+        else:
+            shutil.rmtree(state)
+            run_id = (cluster.node(node)["metadata"].get("annotations") or {})[marks.RUN_ID]
+            done = running.recover(state, run_id, sweep=True)
 
         assert done.returncode == 0, done.stdout + done.stderr
+        if ledger == "lost":
+            assert f"uncordoned node {node}" in done.stdout
         restored = cluster.node(node)
         assert not restored["spec"].get("unschedulable"), done.stdout
         assert marks.RUN_ID not in (restored["metadata"].get("labels") or {})
