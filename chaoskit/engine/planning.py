@@ -6,7 +6,7 @@ Every problem is collected (with the file position of the step) and raised as on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +98,13 @@ class Plan:
     guards: tuple[PlannedStep, ...] = ()
     rollbacks: tuple[PlannedStep, ...] = ()
     teardown: tuple[PlannedStep, ...] = ()
+    locate: Callable[[PathParts, str], errors.Problem] | None = field(default=None, compare=False, repr=False)
+    """Turns a path and a message into a problem at its file position (for run-time templates)."""
+
+    def problem(self, path_parts: PathParts, message: str) -> errors.Problem:
+        if self.locate is not None:
+            return self.locate(path_parts, message)
+        return errors.Problem(self.source, 0, 0, render_path(path_parts), message)
 
     def faults(self) -> list[PlannedStep]:
         return [s for s in (*self.setup, *self.method, *self.rollbacks, *self.teardown) if s.kind == "fault"]
@@ -162,6 +169,7 @@ def plan(
     result = Plan(
         experiment=experiment,
         source=source.name,
+        locate=source.problem,
         setup=section("setup", experiment.setup, journals.Phase.SETUP),
         steady_state=section("steady_state", experiment.steady_state, journals.Phase.BEFORE),
         method=section("method", experiment.method, journals.Phase.METHOD),

@@ -303,13 +303,12 @@ class Runner:
         try:
             raw = templates.render(step.raw_args, templates.RunScope(self.outputs, self.secrets))
         except errors.ChaoskitError as e:
-            where = planning.render_path((*step.path, "with"))
-            raise errors.SpecError([errors.Problem(self.plan.source, 0, 0, where, e.message)]) from e
+            raise errors.SpecError([self.plan.problem((*step.path, "with"), e.message)]) from e
         try:
             return step.activity.args.model_validate(raw)
         except ValidationError as e:
             problems = [
-                errors.Problem(self.plan.source, 0, 0, planning.render_path((*step.path, "with", *loc)), msg)
+                self.plan.problem((*step.path, "with", *loc), msg)
                 for loc, msg in planning.validation_messages(e)
             ]
             raise errors.SpecError(problems) from e

@@ -527,3 +527,20 @@ def test_an_action_that_times_out_is_an_error() -> None:
     assert (journal.verdict, journal.exit_code) == (Verdict.ERROR, 4)
     assert "timed out after 5s" in journal.reason
     assert [c for c in fake.calls if c[0] == "inject"] == []
+
+
+def test_run_time_arguments_are_checked_when_the_step_runs_with_the_file_position() -> None:
+    fake = testing.FakeDriver()
+    doc = """\
+title: run-time args
+setup:
+  - id: made
+    action: fake.do
+    with: {output: {name: 42}}
+method:
+  - fault: fake.break
+    with: {targets: "${steps.made.output.name}"}
+"""
+    journal = testing.run_experiment(doc, drivers=[fake.driver()], clock=fake.clock)
+    assert journal.verdict is Verdict.ERROR
+    assert "<experiment>:8:" in journal.reason and "method[0].with.targets" in journal.reason
