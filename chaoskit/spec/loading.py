@@ -99,12 +99,14 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _index(node: yaml.Node, at: Location, parsed: _Parsed, stack: frozenset[int] = frozenset()) -> None:
+def _index(node: yaml.Node, at: Location, parsed: _Parsed, seen: set[int] | None = None) -> None:
     """Record every node's position, and report duplicate keys, which YAML would silently drop."""
-    if id(node) in stack:
-        return
-    stack = stack | {id(node)}
+    seen = set() if seen is None else seen
     parsed.positions.setdefault(at, _mark(node))
+    if id(node) in seen:
+        # An alias: its inside was indexed where the anchor is; walking it again could go on forever.
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
@@ -125,10 +127,10 @@ def _index(node: yaml.Node, at: Location, parsed: _Parsed, stack: frozenset[int]
                 continue
             first[key] = key_node
             parsed.positions[(*at, key)] = _mark(key_node)
-            _index(value_node, (*at, key), parsed, stack)
+            _index(value_node, (*at, key), parsed, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index(item, (*at, i), parsed, stack)
+            _index(item, (*at, i), parsed, seen)
 
 
 def _yaml_problem(e: yaml.YAMLError) -> tuple[Location, int, int, str]:
@@ -180,17 +182,38 @@ def _parse(text: str, name: str) -> _Parsed:
     return parsed
 
 
+MAX_VALUES = 100_000
+"""YAML aliases can make a small file expand into a huge document; past this many values, stop."""
+
+
 def _to_json(value: object, at: Location, issues: list[tuple[Location, str]]) -> JsonValue:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list):
-        return [_to_json(item, (*at, i), issues) for i, item in enumerate(value)]
-    if isinstance(value, dict):
-        return {str(k): _to_json(v, (*at, str(k)), issues) for k, v in value.items()}
-    issues.append(
-        (at, f"unsupported value of type {type(value).__name__}; use text, numbers, lists or mappings")
-    )
-    return None
+    """``value`` as plain JSON data; recursive aliases and non-JSON types become issues."""
+    budget = [MAX_VALUES]
+
+    def convert(value: object, at: Location, stack: frozenset[int]) -> JsonValue:
+        budget[0] -= 1
+        if budget[0] == 0:
+            issues.append(((), f"the document expands to more than {MAX_VALUES} values (YAML aliases?)"))
+        if budget[0] <= 0:
+            return None
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if id(value) in stack:
+            issues.append(
+                (at, "a YAML alias refers to the mapping or list that contains it; remove the loop")
+            )
+            return None
+        inner = stack | {id(value)}
+        if isinstance(value, list):
+            return [convert(item, (*at, i), inner) for i, item in enumerate(value)]
+        if isinstance(value, dict):
+            return {str(k): convert(v, (*at, str(k)), inner) for k, v in value.items()}
+        issues.append(
+            (at, f"unsupported value of type {type(value).__name__}; use text, numbers, lists or mappings")
+        )
+        return None
+
+    return convert(value, at, frozenset())
 
 
 # --- loading --------------------------------------------------------------------------------
@@ -297,6 +320,8 @@ def load_text(
         locator = _Locator(name, parsed.positions, conversion.origins)
     else:
         problems.extend(_native_only(raw, locator))
+        # x- keys are a place for YAML anchors (as in Compose files); they mean nothing to chaoskit.
+        raw = {key: value for key, value in raw.items() if not key.startswith("x-")}
 
     document, template_spots = _substitute(
         raw,

@@ -253,6 +253,10 @@ class SecretRef(Model):
 
 
 class Experiment(Model):
+    """One experiment file. Top-level keys starting with ``x-`` are ignored: a place for YAML anchors."""
+
+    model_config = ConfigDict(**Model.model_config, json_schema_extra={"patternProperties": {"^x-": {}}})
+
     title: str
     description: str | None = None
     tags: list[str] = Field(default_factory=list)

@@ -279,3 +279,36 @@ def test_step_outputs_and_secrets_are_only_filled_in_with() -> None:
         "exp.yaml:7:14: method[1].expect.equals: ${steps...} can only be used in a step's with: "
         "(it is filled in when the step runs)",
     ]
+
+
+def test_yaml_anchors_and_merge_keys_work() -> None:
+    text = textwrap.dedent(
+        """\
+        title: t
+        x-probe: &health {probe: http.request, with: {url: "http://127.0.0.1:1/"}}
+        steady_state:
+          - <<: *health
+            name: first
+          - *health
+        """
+    )
+    loaded = loading.load_text(text, name="exp.yaml")
+    assert [s.name for s in loaded.experiment.steady_state] == ["first", None]
+    assert [s.probe for s in loaded.experiment.steady_state] == ["http.request", "http.request"]
+    assert "x-probe" not in loaded.document
+    # Other unknown top-level keys are still refused.
+    assert problems(text.replace("x-probe", "probe_defaults")) == [
+        "exp.yaml:2:1: unknown key 'probe_defaults'"
+    ]
+
+
+def test_alias_loops_and_alias_bombs_are_problems_not_hangs() -> None:
+    assert problems("title: t\nconfig: {a: &x [*x]}\n") == [
+        "exp.yaml:2:13: config.a[0]: a YAML alias refers to the mapping or list that contains it; "
+        "remove the loop"
+    ]
+    lines = ["title: t", "config:", "  a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    assert problems("\n".join(lines)) == [
+        f"exp.yaml:1:1: the document expands to more than {loading.MAX_VALUES} values (YAML aliases?)"
+    ]
