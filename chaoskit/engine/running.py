@@ -653,7 +653,9 @@ class Runner:
             args = self._args(step)
             ctx = self._step_ctx(step)
             value = await self._call(functools.partial(probe.run, args, ctx), step.timeout)
-        except errors.ComponentMissing as e:
+        except (errors.ComponentMissing, errors.SpecError) as e:
+            # Not what the system looks like: the driver is missing, or the step's run-time
+            # arguments are wrong. Either way the run can't say anything about the system.
             error = e.render()
             self._error(phase, step.label, f"{probe.name}: {error}")
         except (errors.ChaoskitError, _StepTimeout) as e:
