@@ -72,10 +72,11 @@ class StartArgs(contract.Args):
     env: dict[str, Arg] = Field(default_factory=dict)
     """Variables added to (or replacing ones in) chaoskit's environment; never journaled."""
     stdout: str | None = None
-    """A file to append standard output to; default: discarded."""
+    """A file to append standard output to (relative to chaoskit's working directory), or
+    ``discard``; default: discarded."""
     stderr: str | None = None
-    """A file to append standard error to; default: kept in an anonymous temporary file so that a
-    failed start can show its last lines."""
+    """A file to append standard error to, or ``discard``; default: kept in an anonymous temporary
+    file so that a failed start can show its last lines."""
     wait_for: WaitFor | None = None
     """Wait until the process is ready before the next step; default: don't wait."""
     timeout: Duration = 30.0
@@ -87,8 +88,10 @@ class StartArgs(contract.Args):
 
 
 def _open(path: str | None, *, fallback: str) -> IO[bytes] | int:
+    if path == "discard" or (path is None and fallback == "discard"):
+        return subprocess.DEVNULL
     if path is None:
-        return subprocess.DEVNULL if fallback == "discard" else tempfile.TemporaryFile()
+        return tempfile.TemporaryFile()
     try:
         return open(path, "ab")  # handed to the child, closed right after
     except OSError as e:
@@ -191,9 +194,10 @@ class Start(contract.Action[StartArgs]):
             code = child.poll()
             if code is not None:
                 tail = _tail(stderr)
+                quiet = "discarded" if isinstance(stderr, int) else "empty"
                 raise DriverError(
                     f"process.start: {program} exited with code {code} before it was ready"
-                    + (f"; last lines of its stderr:\n{tail}" if tail else " (its stderr was empty)")
+                    + (f"; last lines of its stderr:\n{tail}" if tail else f" (its stderr was {quiet})")
                 )
             if _ready(args.wait_for):
                 return

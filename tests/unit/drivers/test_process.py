@@ -369,6 +369,20 @@ def test_start_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
     assert wait_until(lambda: RUNNING.run(RUNNING.args(cmdline=marker), ctx())["count"] == 0)  # type: ignore[index]
 
 
+def test_start_can_discard_stderr(tmp_path: Path) -> None:
+    args = START.args(
+        argv=[sys.executable, "-c", "import sys; sys.stderr.write('noise\\n'); sys.exit(5)"],
+        stderr="discard",
+        cwd=str(tmp_path),
+        wait_for={"file": str(tmp_path / "never")},
+    )
+    with pytest.raises(
+        errors.DriverError, match=r"exited with code 5 before it was ready \(its stderr was discarded\)"
+    ):
+        START.run(args, ctx())
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_start_of_a_missing_program_is_a_clear_error() -> None:
     with pytest.raises(errors.DriverError, match="can't run 'no-such-program-ck'"):
         START.run(START.args(argv=["no-such-program-ck"]), ctx())
