@@ -201,6 +201,9 @@ def parse_var(text: str) -> tuple[str, JsonValue]:
         value = yaml.load(raw, Loader=TextDatesLoader)
     except yaml.YAMLError:
         return name, raw
+    if isinstance(value, dict | list) and not raw.strip().startswith(("{", "[")):
+        # "a: b" or "- x" read as YAML block structure is surprising on a command line: keep the text.
+        return name, raw
     try:
         return name, _json_value(value)
     except TypeError:

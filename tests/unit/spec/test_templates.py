@@ -136,6 +136,9 @@ def test_a_template_problem_is_not_reported_twice_as_a_type_error() -> None:
         ("day=2024-01-02", ("day", "2024-01-02")),
         ("empty=", ("empty", "")),
         ("odd=[unclosed", ("odd", "[unclosed")),
+        ("msg=hello: world", ("msg", "hello: world")),
+        ("map={a: 1}", ("map", {"a": 1})),
+        ("x=a=b", ("x", "a=b")),
     ],
 )
 def test_parse_var_reads_the_value_as_yaml(text: str, parsed: tuple[str, Any]) -> None:
