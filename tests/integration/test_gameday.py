@@ -217,6 +217,18 @@ def test_the_daemon_runs_on_schedule_and_records_the_fire(tmp_path: Path, server
     assert all(gap >= 1 for gap in gaps)
 
 
+def read_until(process: subprocess.Popen[str], marker: str, seconds: float = 90) -> str:
+    assert process.stdout is not None
+    seen = ""
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + seconds
+    while marker not in seen and time.monotonic() < deadline and process.poll() is None:
+        if selector.select(timeout=1):
+            seen += process.stdout.readline()
+    return seen
+
+
 def test_sigterm_stops_the_waiting_daemon_cleanly(tmp_path: Path, server: Server) -> None:
     plan = write_plan(tmp_path, server, extra="schedule: {cron: '0 3 1 1 *', timezone: Europe/Berlin}\n")
     env = {**os.environ, "CHAOSKIT_STATE_DIR": str(tmp_path / "state")}
@@ -228,14 +240,7 @@ def test_sigterm_stops_the_waiting_daemon_cleanly(tmp_path: Path, server: Server
         env=env,
     )
     try:
-        assert process.stdout is not None
-        seen = ""
-        selector = selectors.DefaultSelector()
-        selector.register(process.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 60
-        while "next run of integration at" not in seen and time.monotonic() < deadline:
-            if selector.select(timeout=1):
-                seen += process.stdout.readline()
+        seen = read_until(process, "next run of integration at")
         assert "next run of integration at" in seen and "-01-01T03:00:00+01:00" in seen, seen
         process.send_signal(signal.SIGTERM)
         rest, _ = process.communicate(timeout=60)
@@ -246,6 +251,52 @@ def test_sigterm_stops_the_waiting_daemon_cleanly(tmp_path: Path, server: Server
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+def test_sigterm_during_a_run_interrupts_it_records_it_and_exits_0(tmp_path: Path, server: Server) -> None:
+    plan = write_plan(
+        tmp_path,
+        server,
+        extra="schedule: {random: {mean: 2s, min_interval: 1s}}\n",
+        experiments="  - file: answers.yaml\n  - {file: answers.yaml, name: never runs}\n",
+    )
+    (tmp_path / "answers.yaml").write_text(
+        EXPERIMENT.replace("pause: 200ms", "pause: 300s"), encoding="utf-8"
+    )
+    env = {**os.environ, "CHAOSKIT_STATE_DIR": str(tmp_path / "state"), "HOOK_TOKEN": "x"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chaoskit",
+            "gameday",
+            "schedule",
+            str(plan),
+            "--journal-dir",
+            str(tmp_path / "j"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        seen = read_until(process, "running answers 200")
+        assert "running answers 200" in seen, seen
+        time.sleep(1)  # let the experiment get into its pause
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=90)
+        assert process.returncode == 0, seen + rest
+        assert "run of integration finished: interrupted" in rest
+        assert "skipping never runs" in rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+    (journal,) = (tmp_path / "j").glob("*.json")
+    assert json.loads(journal.read_text(encoding="utf-8"))["verdict"] == "interrupted"
+    with sqlite3.connect(tmp_path / "state" / "schedules.sqlite3") as db:
+        assert db.execute("SELECT status, verdict FROM fires").fetchall() == [("finished", "interrupted")]
 
 
 def test_next_prints_the_fire_times_the_daemon_will_use(tmp_path: Path, server: Server) -> None:
