@@ -49,7 +49,9 @@ class Mechanism(contract.Args):
 
 
 def _mechanism_data(args: Mechanism) -> contract.RevertData:
-    return {"mechanism": args.mechanism.value, "helper_image": args.helper_image}
+    # The image is resolved now, so that a later `chaoskit recover` without the same environment
+    # still reverts with the image that injected.
+    return {"mechanism": args.mechanism.value, "helper_image": namespacing.helper_image(args.helper_image)}
 
 
 def _run(
