@@ -13,7 +13,7 @@ Names follow Prometheus conventions: ``chaoskit_`` prefix, ``_total`` counters, 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +162,11 @@ class Metrics:
             self.last_run.labels(self._experiment).set(event.at.timestamp())
             self.last_exit.labels(self._experiment).set(event.exit_code)
 
+    @property
+    def experiment(self) -> str:
+        """The title of the run being (or last) observed."""
+        return self._experiment
+
     def text(self) -> str:
         """The metrics in the Prometheus text format."""
         return bytes(self._client.generate_latest(self.registry)).decode("utf-8")
@@ -195,3 +200,39 @@ class Metrics:
             )
         except OSError as e:
             raise MetricsError(f"can't push metrics to the Pushgateway at {gateway}: {e}") from e
+
+
+@dataclass
+class Telemetry:
+    """Metrics wired to one run's bus, optionally served and pushed: what ``--metrics-port`` and
+    ``--pushgateway`` set up. ``finish`` after the run pushes and stops serving."""
+
+    metrics: Metrics
+    serving: Serving | None = None
+    pushgateway: str | None = None
+    job: str = "chaoskit"
+
+    def finish(self, warn: Callable[[str], None]) -> None:
+        """Push (grouped by experiment, so runs of different experiments don't overwrite each other)
+        and stop serving. A failure is a warning: the run's verdict stands."""
+        try:
+            if self.pushgateway:
+                experiment = self.metrics.experiment
+                self.metrics.push(
+                    self.pushgateway, self.job, {"experiment": experiment} if experiment else None
+                )
+        except MetricsError as e:
+            warn(f"warning: {e.render()}")
+        finally:
+            if self.serving is not None:
+                self.serving.stop()
+
+
+def attach(
+    bus: events.Bus, *, port: int | None = None, pushgateway: str | None = None, job: str = "chaoskit"
+) -> Telemetry:
+    """Subscribe fresh metrics to ``bus``; serve them on 127.0.0.1:``port`` when given."""
+    metrics = Metrics()
+    bus.subscribe(metrics.observe)
+    serving = metrics.serve(port) if port is not None else None
+    return Telemetry(metrics=metrics, serving=serving, pushgateway=pushgateway, job=job)

@@ -133,3 +133,35 @@ def test_push_to_nowhere_is_a_clear_error() -> None:
         metrics.MetricsError, match=r"can't push metrics to the Pushgateway at http://127.0.0.1:1"
     ):
         m.push("http://127.0.0.1:1", timeout=2)
+
+
+def test_attach_serves_during_the_run_then_pushes_grouped_by_experiment_and_stops(gateway: str) -> None:
+    from chaoskit.engine import events
+
+    bus = events.Bus()
+    telemetry = metrics.attach(bus, port=0, pushgateway=gateway)
+    assert telemetry.serving is not None
+    url = telemetry.serving.url
+    assert httpx.get(url, timeout=10).status_code == 200
+    fake = testing.FakeDriver()
+    testing.run_experiment(EXPERIMENT, drivers=[fake.driver()], clock=fake.clock, subscribers=bus.subscribers)
+    assert 'verdict="completed"} 1.0' in httpx.get(url, timeout=10).text
+    warnings: list[str] = []
+    telemetry.finish(warnings.append)
+    assert warnings == []
+    [(_, path, body)] = _Recorder.received
+    # prometheus_client base64-encodes a grouping value with a space, as the Pushgateway expects.
+    assert path == "/metrics/job/chaoskit/experiment@base64/Y2hlY2tvdXQgc3Vydml2ZXM="
+    assert b"chaoskit_runs_total" in body
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url, timeout=5)
+
+
+def test_a_failed_push_is_a_warning_not_a_failure() -> None:
+    from chaoskit.engine import events
+
+    telemetry = metrics.attach(events.Bus(), pushgateway="http://127.0.0.1:1")
+    warnings: list[str] = []
+    telemetry.finish(warnings.append)
+    assert len(warnings) == 1
+    assert warnings[0].startswith("warning: can't push metrics to the Pushgateway at http://127.0.0.1:1")
