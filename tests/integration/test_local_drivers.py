@@ -17,6 +17,9 @@ import pytest
 from chaoskit.drivers.process import processes
 
 ROOT = Path(__file__).resolve().parents[2]
+# The demo's p99 budget is a user's SLO; on a CI machine shared by many builds one scheduling
+# hiccup would breach it, and this test is about the flow, so it runs with a roomier budget.
+BUDGET = "p99_ms=3000"
 
 
 def free_port() -> int:
@@ -59,7 +62,15 @@ def test_the_process_http_demo_completes(tmp_path: Path) -> None:
     port = free_port()
     journal = tmp_path / "journal.json"
     done = chaoskit(
-        "run", experiment, "--var", f"port={port}", "--journal", str(journal), state=tmp_path / "state"
+        "run",
+        experiment,
+        "--var",
+        f"port={port}",
+        "--var",
+        BUDGET,
+        "--journal",
+        str(journal),
+        state=tmp_path / "state",
     )
     assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
 
@@ -88,7 +99,18 @@ def test_recover_continues_and_stops_the_server_of_a_killed_run(tmp_path: Path) 
     path.write_text(experiment)
     runner = subprocess.Popen(
         [
-            *(sys.executable, "-m", "chaoskit", "run", str(path), "--var", f"port={port}", "-q"),
+            *(
+                sys.executable,
+                "-m",
+                "chaoskit",
+                "run",
+                str(path),
+                "--var",
+                f"port={port}",
+                "--var",
+                BUDGET,
+                "-q",
+            ),
             *("--journal", str(tmp_path / "j.json"), "--state-dir", str(state)),
         ],
         cwd=ROOT,
