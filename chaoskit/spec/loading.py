@@ -332,6 +332,8 @@ def load_text(
         problems=problems,
     )
     problems.extend(_references(document, locator))
+    if path is not None:
+        document = _secret_files_beside(document, path.parent)
 
     experiment: models.Experiment | None = None
     try:
@@ -351,6 +353,26 @@ def load_text(
         document=_without_inline_secrets(document),
         _locator=locator,
     )
+
+
+def _secret_files_beside(document: dict[str, JsonValue], directory: Path) -> dict[str, JsonValue]:
+    """Relative ``file:`` secrets are read beside the experiment, wherever chaoskit is run from."""
+    secrets = document.get("secrets")
+    if not isinstance(secrets, dict):
+        return document
+    moved: dict[str, JsonValue] = {}
+    for name, ref in secrets.items():
+        file = ref.get("file") if isinstance(ref, dict) else None
+        if (
+            isinstance(ref, dict)
+            and isinstance(file, str)
+            and file
+            and not Path(file).expanduser().is_absolute()
+        ):
+            moved[name] = {**ref, "file": str(directory / file)}
+        else:
+            moved[name] = ref
+    return {**document, "secrets": moved}
 
 
 def _without_inline_secrets(document: dict[str, JsonValue]) -> dict[str, JsonValue]:

@@ -258,3 +258,17 @@ def test_a_template_problem_does_not_hide_other_problems_of_its_step() -> None:
     with pytest.raises(errors.SpecError) as caught:
         loading.load_text('title: t\nmethod:\n  - prob: p\n    with: {a: "${nope}"}\n', name="t.yaml", env={})
     assert [p.path for p in caught.value.problems] == ["method[0]", "method[0].with.a"]
+
+
+def test_relative_secret_files_are_read_beside_the_experiment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "token.txt").write_text("beside\n")
+    experiment = tmp_path / "exp.yaml"
+    experiment.write_text("title: t\nsecrets: {token: {file: token.txt}, abs: {file: /etc/hostname}}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    loaded = loading.load(experiment, env={})
+    assert loaded.experiment.secrets["abs"].file == "/etc/hostname"
+    assert templates.resolve_secrets(loaded.experiment, {}, names=["token"]) == {"token": "beside"}
