@@ -22,7 +22,12 @@ def _connect(args: connecting.ClusterArgs, ctx: contract.RunContext) -> connecti
     return connecting.api(ctx, connecting.resolve(args))
 
 
-class PodsReadyArgs(selecting.NamespacedArgs):
+class ReadArgs(selecting.NamespacedArgs):
+    allow_protected: bool = True
+    """Reading changes nothing, so probes may look into kube-system and the like."""
+
+
+class PodsReadyArgs(ReadArgs):
     label_selector: str | None = None
     field_selector: str | None = None
     min_ready: int | None = Field(default=None, ge=0)
@@ -66,7 +71,7 @@ class PodsReady(contract.Probe[PodsReadyArgs]):
         }
 
 
-class WorkloadArgs(selecting.NamespacedArgs):
+class WorkloadArgs(ReadArgs):
     name: str
 
 
@@ -96,7 +101,7 @@ class DeploymentAvailable(contract.Probe[WorkloadArgs]):
         }
 
 
-class RolloutArgs(selecting.NamespacedArgs):
+class RolloutArgs(ReadArgs):
     kind: Literal["deployment", "statefulset"] = "deployment"
     name: str
     wait: Duration = 0.0
@@ -196,7 +201,7 @@ class Resource(contract.Probe[ResourceArgs]):
         return {"items": items, "count": len(items)}
 
 
-class EventsArgs(selecting.NamespacedArgs):
+class EventsArgs(ReadArgs):
     kind: str | None = None
     """Only events about objects of this kind (``Pod``, ``Deployment``...)."""
     name: str | None = None

@@ -332,3 +332,11 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
     )
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     assert connecting.resolve(None).in_cluster
+
+
+def test_probes_may_read_protected_namespaces() -> None:
+    args = probes.PodsReadyArgs.model_validate(
+        {"namespace": "kube-system", "label_selector": "k8s-app=kube-dns"}
+    )
+    assert args.allow_protected
+    assert probes.EventsArgs.model_validate({"namespace": "kube-system"}).namespace == "kube-system"
