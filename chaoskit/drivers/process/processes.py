@@ -42,13 +42,17 @@ def read(pid: int) -> Info | None:
     try:
         stat = (PROC / str(pid) / "stat").read_text()
         raw_cmdline = (PROC / str(pid) / "cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+    except OSError:  # gone (ENOENT, ESRCH) or not ours to read
         return None
-    # comm may itself contain spaces and parentheses, so split at the last ')'.
-    open_paren, close_paren = stat.index("("), stat.rindex(")")
-    name = stat[open_paren + 1 : close_paren]
-    fields = stat[close_paren + 2 :].split()
-    # fields[0] is field 3 of proc(5) (state); field N is fields[N - 3].
+    try:
+        # comm may itself contain spaces and parentheses, so split at the last ')'.
+        open_paren, close_paren = stat.index("("), stat.rindex(")")
+        name = stat[open_paren + 1 : close_paren]
+        fields = stat[close_paren + 2 :].split()
+        # fields[0] is field 3 of proc(5) (state); field N is fields[N - 3].
+        starttime = int(fields[19])
+    except (ValueError, IndexError):  # read while the process was being torn down
+        return None
     return Info(
         pid=pid,
         name=name,
@@ -57,7 +61,7 @@ def read(pid: int) -> Info | None:
         ppid=int(fields[1]),
         pgid=int(fields[2]),
         sid=int(fields[3]),
-        starttime=int(fields[19]),
+        starttime=starttime,
     )
 
 
