@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag, field_validator
 
 from chaoskit import errors
 from chaoskit.durations import Duration
@@ -69,13 +69,21 @@ class StopOn(enum.StrEnum):
 class Webhook(Model):
     """Where the GameDay's JSON summary is POSTed when it ends."""
 
-    url: str = Field(pattern=r"^https?://")
+    url: str
+    """``http://`` or ``https://``."""
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, models.SecretRef] = Field(default_factory=dict)
     """Header values read from the environment or a file (tokens); never logged."""
     timeout: Duration = 10.0
     attempts: int = Field(default=3, ge=1, le=10)
     """Tries before giving up (the GameDay's verdict does not depend on it)."""
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"a webhook url starts with http:// or https:// and a host, got {value!r}")
+        return value
 
 
 class Notify(Model):
@@ -84,7 +92,7 @@ class Notify(Model):
 
 class Plan(Model):
     title: str
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = None
     """Identifies the plan in history and schedule state; the file name without extension by default."""
     description: str | None = None
     vars: dict[str, JsonValue] = Field(default_factory=dict)
@@ -95,6 +103,13 @@ class Plan(Model):
     notify: Notify = Field(default_factory=Notify)
     schedule: schedules.Schedule | None = None
     """For ``chaoskit gameday schedule`` (and the operator's ChaosSchedule)."""
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_.-]+", value):
+            raise ValueError(f"use letters, digits, '.', '_' and '-' only in a plan name, got {value!r}")
+        return value
 
     def groups(self) -> Iterator[list[ExperimentRef]]:
         """Stages in order: a single experiment is a group of one."""

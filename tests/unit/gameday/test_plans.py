@@ -98,3 +98,14 @@ def test_malformed_yaml_and_missing_keys(tmp_path: Path) -> None:
     found = problems_of(empty)
     assert any("missing required key 'title'" in p for p in found)
     assert any("missing required key 'experiments'" in p for p in found)
+
+
+def test_webhook_url_and_plan_name_errors_say_what_is_allowed(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "title: x\nname: my plan\nexperiments: [{file: a.yaml}]\n"
+        "notify: {webhook: {url: hooks.example.com}}\n",
+    )
+    found = problems_of(path)
+    assert any(":2:1: name: use letters, digits" in p for p in found)
+    assert any("notify.webhook.url: a webhook url starts with http:// or https://" in p for p in found)
