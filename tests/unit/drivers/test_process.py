@@ -7,6 +7,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -145,6 +146,22 @@ def test_chaoskit_and_its_parents_are_never_targets() -> None:
         assert "no processes matched" in e.message
         picked = set()
     assert not picked & {str(p) for p in processes.protected()}
+
+
+def test_a_process_name_with_spaces_and_parentheses_is_read_right(tmp_path: Path) -> None:
+    program = tmp_path / "a b) (c"
+    shutil.copy("/bin/sleep", program)
+    with subprocess.Popen([str(program), "60"]) as proc:
+        try:
+            assert wait_until(
+                lambda: (info := processes.read(proc.pid)) is not None and info.name == "a b) (c"
+            )
+            info = processes.read(proc.pid)
+            assert info is not None and info.ppid == os.getpid() and info.starttime > 0
+            (target,) = STOP.targets(STOP.args(name=r"^a b\) \(c$"), ctx())
+            assert target.id == str(proc.pid)
+        finally:
+            proc.kill()
 
 
 def test_missing_targets_are_clear_errors(tmp_path: Path) -> None:
