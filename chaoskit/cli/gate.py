@@ -35,7 +35,12 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option(
     "--min-score", type=click.FloatRange(0, 100), help="Fail a run whose resilience score is lower."
 )
-@click.option("--max-recovery", callback=_duration, help="Fail a run that recovered slower, e.g. 30s.")
+@click.option(
+    "--max-recovery",
+    metavar="DURATION",
+    callback=_duration,
+    help="Fail a run that recovered slower, e.g. 30s.",
+)
 @click.option(
     "--allow",
     "allowed",
