@@ -166,13 +166,11 @@ def call(conn: Connection, ctx: contract.RunContext, doing: str, request: Callab
         ) from e
     except requests.Timeout as e:
         raise DriverError(
-            f"prometheus: {doing}: {conn.url} did not answer within {conn.timeout:g}s "
-            f"({conn.retries + 1} attempts)"
+            f"prometheus: {doing}: {conn.url} did not answer within {conn.timeout:g}s ({_attempts(conn)})"
         ) from e
     except requests.ConnectionError as e:
         raise DriverError(
-            f"prometheus: {doing}: can't reach Prometheus at {conn.url} ({conn.retries + 1} attempts): "
-            f"{_root_cause(e)}"
+            f"prometheus: {doing}: can't reach Prometheus at {conn.url} ({_attempts(conn)}): {_root_cause(e)}"
         ) from e
     except PrometheusApiClientException as e:
         status, message = _api_error(e)
@@ -188,6 +186,10 @@ def call(conn: Connection, ctx: contract.RunContext, doing: str, request: Callab
             f"prometheus: {doing}: {conn.url} did not answer like the Prometheus API "
             f"({type(e).__name__}: {e}); is the url the server's base URL?"
         ) from e
+
+
+def _attempts(conn: Connection) -> str:
+    return "1 attempt" if conn.retries == 0 else f"{conn.retries + 1} attempts"
 
 
 def _wait(ctx: contract.RunContext, seconds: float) -> None:

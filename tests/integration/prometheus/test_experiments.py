@@ -205,3 +205,27 @@ def test_a_promql_typo_is_refused_at_validation_with_prometheus_own_message(setu
     assert "steady_state[0].with" in result.stderr
     assert "parse error" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+UNREACHABLE = """\
+title: Prometheus is away
+steady_state:
+  - name: error rate
+    probe: prometheus.query
+    with: {url: "http://127.0.0.1:PORT", query: 'sum(rate(http_requests_total[1m]))', retries: 0}
+    expect: {path: value, below: 1}
+method:
+  - {name: freeze, fault: process.stop, with: {pidfile: /nonexistent/chaoskit-test.pid}}
+"""
+
+
+def test_an_unreachable_prometheus_passes_validation_and_fails_the_run_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "unreachable.yaml"
+    path.write_text(UNREACHABLE.replace("PORT", str(free_port())), encoding="utf-8")
+    checked = _chaoskit("validate", str(path), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    ran = _chaoskit("run", str(path), "--state-dir", str(tmp_path / "state"), "--quiet", cwd=tmp_path)
+    assert ran.returncode == 3, ran.stdout + ran.stderr  # not steady: nothing was injected
+    journal = json.loads((tmp_path / "chaoskit-journal.json").read_text())
+    assert journal["faults"] == []
+    assert "can't reach Prometheus at http://127.0.0.1:" in journal["checks"][0]["message"]
