@@ -136,7 +136,10 @@ class Stop(contract.Fault[StopArgs]):
     def prepare(
         self, args: StopArgs, target: contract.Target, ctx: contract.RunContext
     ) -> contract.RevertData:
-        return _prepare(target)
+        data = _prepare(target)
+        info = processes.read(int(target.id))
+        # Someone else's freeze is not ours to lift: the revert leaves such a process stopped.
+        return {**data, "was_stopped": info is not None and info.state == "T"}
 
     def inject(
         self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
@@ -159,8 +162,9 @@ class Stop(contract.Fault[StopArgs]):
         if not isinstance(pid, int) or not isinstance(starttime, int):
             raise DriverError(f"process.stop revert data lacks pid/starttime: {revert!r}")
         info = processes.same(pid, starttime)
-        if info is None:
-            # Gone, or the pid now belongs to another process: nothing of ours to continue.
+        if info is None or revert.get("was_stopped") is True:
+            # Gone, or the pid now belongs to another process, or it was stopped before we came:
+            # nothing of ours to continue.
             return contract.RevertOutcome.ALREADY_CLEAN
         try:
             # Sent even when /proc does not show "T" yet: a SIGSTOP still in flight must not win.

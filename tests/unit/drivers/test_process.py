@@ -237,6 +237,20 @@ def test_revert_never_signals_a_process_that_reused_the_pid(sleepers) -> None:
     assert wait_until(lambda: state(proc.pid) != "T")
 
 
+def test_a_process_stopped_before_the_fault_stays_stopped_after_the_revert(sleepers) -> None:
+    _, (proc,) = sleepers(1)
+    os.kill(proc.pid, signal.SIGSTOP)  # someone else's freeze
+    assert wait_until(lambda: state(proc.pid) == "T")
+    c = ctx()
+    args = STOP.args(pid=proc.pid)
+    (target,) = STOP.targets(args, c)
+    data = STOP.inject(args, target, STOP.prepare(args, target, c), c)
+    assert data["was_stopped"] is True
+    assert STOP.revert(data, c) is contract.RevertOutcome.ALREADY_CLEAN
+    time.sleep(0.2)
+    assert state(proc.pid) == "T"
+
+
 def test_revert_after_the_process_exited_is_already_clean(sleepers) -> None:
     _, (proc,) = sleepers(1)
     c = ctx()
