@@ -43,6 +43,12 @@ from chaoskit.spec import templates
 )
 @click.option("--seed", type=int, default=None, help="Seed for random target choices (journaled).")
 @click.option(
+    "--run-id",
+    envvar="CHAOSKIT_RUN_ID",
+    default=None,
+    help="Use this run id instead of a new one (the operator gives each resource a fixed one).",
+)
+@click.option(
     "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML."
 )
 @click.option(
@@ -63,6 +69,7 @@ def command(
     quiet: bool,
     output: str,
     seed: int | None,
+    run_id: str | None,
     junit_path: Path | None,
     report_path: Path | None,
     state_dir: Path | None,
@@ -96,7 +103,7 @@ def command(
         tags=list(loaded.experiment.tags),
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
     )
-    settings = running.Settings(state_dir=root, seed=seed, experiment=info, secrets=secrets)
+    settings = running.Settings(state_dir=root, seed=seed, experiment=info, secrets=secrets, run_id=run_id)
     bus = events.Bus()
     runner = running.Runner(plan, settings, bus=bus)
     live = rendering.LiveConsole(console) if not quiet else None
