@@ -21,6 +21,8 @@ from chaoskit.durations import Duration
 DEFAULT_REQUESTS = 100
 DURATION_ONLY_CAP = 1_000_000
 """With only a duration, the count bound: a safety net, not a target."""
+TIME_CAP = 300.0
+"""Without a duration, no request starts after this many seconds: a safety net, not a target."""
 
 
 class LoadArgs(requesting.RequestArgs):
@@ -33,7 +35,7 @@ class LoadArgs(requesting.RequestArgs):
     """Start requests at this many per second; latency then counts from each request's scheduled
     start, so a stalled server shows up as latency rather than as fewer requests."""
     duration: Duration | None = None
-    """Stop starting requests after this long."""
+    """Stop starting requests after this long; without it, after 5 minutes at most (a safety net)."""
     expect_status: int | list[int] | None = None
     """Statuses that count as success; default any 2xx or 3xx."""
 
@@ -116,7 +118,7 @@ class LoadProbe(contract.Probe[LoadArgs]):
         tally = _Tally()
         limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
         started = time.perf_counter()
-        stop_at = started + args.duration if args.duration is not None else math.inf
+        stop_at = started + (args.duration if args.duration is not None else TIME_CAP)
         with httpx.Client(
             verify=requesting.tls(args.verify, ctx), follow_redirects=args.follow_redirects, limits=limits
         ) as client:

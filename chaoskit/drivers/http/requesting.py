@@ -167,7 +167,7 @@ class RequestProbe(contract.Probe[RequestArgs]):
                     timeout=args.timeout,
                     **args.content(),
                 ) as response:
-                    raw, complete = _read(response)
+                    raw, complete = _read(response, started + args.timeout)
             except (httpx.HTTPError, httpx.InvalidURL, ValueError, TypeError) as e:
                 error, chain = failure(args, e)
                 raise error from (e if chain else None)
@@ -175,10 +175,16 @@ class RequestProbe(contract.Probe[RequestArgs]):
         return answer(response, raw, complete, elapsed_ms)
 
 
-def _read(response: httpx.Response) -> tuple[bytes, bool]:
+def _read(response: httpx.Response, deadline: float) -> tuple[bytes, bool]:
+    """The body, at most ``READ_LIMIT`` bytes, and whether that is all of it. ``deadline`` bounds
+    the whole read: httpx's timeout is per socket read, which a trickling server never trips."""
+    import httpx
+
     chunks: list[bytes] = []
     size = 0
     for chunk in response.iter_bytes():
+        if time.perf_counter() > deadline:
+            raise httpx.ReadTimeout("the whole answer did not arrive in time", request=response.request)
         chunks.append(chunk)
         size += len(chunk)
         if size > READ_LIMIT:

@@ -29,7 +29,7 @@ SECRET = "Bearer s3cr3t-token-value"
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes: /status/N, /json, /delay/MS, /redirect, /echo, /big, /flaky (every 4th is a 503)."""
+    """Routes: /status/N, /json, /delay/MS, /redirect, /echo, /big, /trickle, /flaky (every 4th is a 503)."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are written apart; don't wait for delayed ACKs
@@ -75,6 +75,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, json.dumps(echo).encode(), "application/json")
         elif parts[0] == "big":
             self.send(200, b"y" * (requesting.BODY_LIMIT + 100))
+        elif parts[0] == "trickle":
+            self.send_response(200)
+            self.send_header("Content-Length", "40")
+            self.end_headers()
+            for _ in range(40):
+                self.wfile.write(b".")
+                time.sleep(0.1)
         elif parts[0] == "flaky":
             with Handler.lock:
                 Handler.counter += 1
@@ -185,6 +192,12 @@ def test_connection_refused_names_the_url_and_not_the_headers() -> None:
 def test_timeout_is_a_driver_error_naming_the_url(server: str) -> None:
     with pytest.raises(errors.DriverError, match=r"GET .*/delay/3000: no answer within 0\.2s"):
         request(url=f"{server}/delay/3000", timeout="200ms", headers={"Authorization": SECRET})
+
+
+def test_a_trickling_answer_still_times_out(server: str) -> None:
+    # Every byte comes well within the timeout; the whole answer (4 s) does not.
+    with pytest.raises(errors.DriverError, match=r"/trickle: no answer within 0\.5s"):
+        request(url=f"{server}/trickle", timeout="500ms")
 
 
 def test_a_header_value_that_breaks_the_request_is_never_shown(server: str) -> None:
