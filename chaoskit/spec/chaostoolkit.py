@@ -265,7 +265,7 @@ class _Translator:
             return []
         if "ref" in entry:
             ref = entry["ref"]
-            if ref not in self.named:
+            if not isinstance(ref, str) or ref not in self.named:
                 names = ", ".join(sorted(self.named)) or "none"
                 self.issue((*at, "ref"), f"no activity is named {ref!r} (named activities: {names})")
                 return []
@@ -387,9 +387,10 @@ class _Translator:
             if body.get("arguments") is not None:
                 args["params" if method == "GET" else "json"] = body["arguments"]
             timeout = body.get("timeout")
-            if isinstance(timeout, list) and timeout:
+            numbers = [t for t in timeout if isinstance(t, int | float)] if isinstance(timeout, list) else []
+            if numbers:
                 # (connect, read): chaoskit has one timeout; the longer one keeps CTK's patience.
-                timeout = max(t for t in timeout if isinstance(t, int | float))
+                timeout = max(numbers)
             if timeout is not None:
                 args["timeout"] = timeout
             if "verify_tls" in body:

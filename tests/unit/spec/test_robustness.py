@@ -61,3 +61,44 @@ def test_any_document_shape_gives_an_experiment_or_a_spec_error(document: Any) -
 @given(st.text(max_size=200))
 def test_any_text_gives_an_experiment_or_a_spec_error(text: str) -> None:
     outcome(text, "fuzz.yaml")
+
+
+CTK_KEYS = [
+    "type", "name", "provider", "tolerance", "module", "func", "path", "url", "arguments", "timeout", "key",
+    "default", "range", "pattern", "target", "expect", "count", "ref", "pauses", "before", "after",
+    "background", "secrets", "controls", "headers", "method",
+]  # fmt: skip
+CTK_VALUES = st.recursive(
+    scalars | st.sampled_from(["python", "process", "http", "env", "vault", "probe", "action"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(CTK_KEYS), inner, max_size=5),
+    max_leaves=20,
+)
+activities = st.fixed_dictionaries(
+    {"type": st.sampled_from(["action", "probe"]), "name": st.sampled_from(["a", "b"])},
+    optional={
+        "provider": CTK_VALUES,
+        "tolerance": CTK_VALUES,
+        "pauses": CTK_VALUES,
+        "background": CTK_VALUES,
+        "ref": CTK_VALUES,
+    },
+)
+ctk_documents = st.fixed_dictionaries(
+    {"title": st.just("t"), "method": st.lists(activities | CTK_VALUES, max_size=4)},
+    optional={
+        "steady-state-hypothesis": st.fixed_dictionaries(
+            {}, optional={"probes": st.lists(activities, max_size=3)}
+        )
+        | CTK_VALUES,
+        "configuration": CTK_VALUES,
+        "secrets": CTK_VALUES,
+        "rollbacks": CTK_VALUES,
+        "controls": CTK_VALUES,
+    },
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ctk_documents)
+def test_any_chaos_toolkit_shape_gives_an_experiment_or_a_spec_error(document: Any) -> None:
+    outcome(json.dumps(document), "fuzz.json")
