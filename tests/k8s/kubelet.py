@@ -37,7 +37,9 @@ class SimulatedKubelet:
         for name, zone in self.zones.items():
             labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone, SIM_LABEL: "true"}
             body = {"metadata": {"name": name, "labels": labels}, "spec": {}}
-            self._call(self.core.create_node, body, ok=(409,))
+            if self._call(self.core.create_node, body, ok=(409,)) is None:
+                # Left by an earlier session that was killed: start it schedulable again.
+                self._call(self.core.patch_node, name, {"spec": {"unschedulable": False}})
         self._beat()
         self._thread.start()
         return self
