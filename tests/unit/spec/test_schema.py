@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,22 @@ def test_a_generated_experiment_dumped_to_yaml_loads_back_equal(document: dict[s
     assert loaded.experiment == experiment
     as_json = json.dumps(experiment.model_dump(mode="json", by_alias=True, exclude_unset=True))
     assert loading.load_text(as_json, name="generated.json", env={}).experiment == experiment
+
+
+def test_the_format_reference_documents_every_key() -> None:
+    reference = (ROOT / "docs" / "experiment-format.md").read_text()
+    documented = set(re.findall(r"`([a-z_]+)(?::|`| )", reference))
+    for model in (
+        models.Experiment,
+        models.ProbeStep,
+        models.FaultStep,
+        models.ActionStep,
+        models.PauseStep,
+        models.Guard,
+        models.Recovery,
+        models.SecretRef,
+        models.Expect,
+    ):
+        for name, info in model.model_fields.items():
+            key = info.alias or name
+            assert key in documented, f"docs/experiment-format.md does not mention {model.__name__}.{key}"
