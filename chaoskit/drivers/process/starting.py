@@ -13,14 +13,17 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Annotated, Any, Self
+from typing import IO, TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.process import processes
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
+
+if TYPE_CHECKING:
+    import httpx
 
 STDERR_TAIL_LINES = 20
 
@@ -46,6 +49,13 @@ class WaitFor(contract.Args):
     """The host for ``port``."""
     file: str | None = None
     """Ready when this file exists."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> Self:
@@ -108,23 +118,41 @@ def _tail(stream: IO[bytes] | int) -> str:
     return ""
 
 
-def _ready(wait_for: WaitFor) -> bool:
-    if wait_for.file is not None:
-        return Path(wait_for.file).exists()
-    if wait_for.port is not None:
-        try:
-            with socket.create_connection((wait_for.host, wait_for.port), timeout=1.0):
-                return True
-        except OSError:
-            return False
-    import httpx
+class _Readiness:
+    """Asks, again and again, whether ``wait_for`` holds; one HTTP client for all the asking."""
 
-    assert wait_for.url is not None
-    try:
-        httpx.get(wait_for.url, timeout=1.0, verify=False)
-    except httpx.HTTPError:
-        return False
-    return True
+    def __init__(self, wait_for: WaitFor) -> None:
+        self.wait_for = wait_for
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+
+    def ready(self) -> bool:
+        wait_for = self.wait_for
+        if wait_for.file is not None:
+            return Path(wait_for.file).exists()
+        if wait_for.port is not None:
+            try:
+                with socket.create_connection((wait_for.host, wait_for.port), timeout=1.0):
+                    return True
+            except OSError:
+                return False
+        import httpx
+
+        assert wait_for.url is not None
+        if self._client is None:
+            # Any answer means it is up, so the certificate does not matter here.
+            self._client = httpx.Client(verify=False, timeout=1.0)
+        try:
+            self._client.get(wait_for.url)
+        except httpx.HTTPError:
+            return False
+        return True
 
 
 class Start(contract.Action[StartArgs]):
@@ -188,30 +216,44 @@ class Start(contract.Action[StartArgs]):
         ctx: contract.RunContext,
     ) -> None:
         assert args.wait_for is not None
-        program = args.argv[0]
         deadline = time.monotonic() + args.timeout
-        while True:
-            code = child.poll()
-            if code is not None:
-                tail = _tail(stderr)
-                quiet = "discarded" if isinstance(stderr, int) else "empty"
-                raise DriverError(
-                    f"process.start: {program} exited with code {code} before it was ready"
-                    + (f"; last lines of its stderr:\n{tail}" if tail else f" (its stderr was {quiet})")
-                )
-            if _ready(args.wait_for):
-                return
-            if ctx.cancel.is_set() or time.monotonic() >= deadline:
-                _stop(undo)
-                tail = _tail(stderr)
-                why = "the run was cancelled" if ctx.cancel.is_set() else f"within {args.timeout:g}s"
-                raise DriverError(
-                    f"process.start: {program} (pid {child.pid}) was not ready {why}: "
-                    f"no sign of {args.wait_for.describe()}; stopped it"
-                    + (f"; last lines of its stderr:\n{tail}" if tail else ""),
-                    hint="check the command and the wait_for target, or raise timeout",
-                )
-            ctx.sleep(0.1)
+        with _Readiness(args.wait_for) as readiness:
+            while not readiness.ready():
+                self._check(child, args, undo, stderr, ctx, deadline=deadline)
+                ctx.sleep(0.1)
+
+    def _check(
+        self,
+        child: subprocess.Popen[bytes],
+        args: StartArgs,
+        undo: contract.RevertData,
+        stderr: IO[bytes] | int,
+        ctx: contract.RunContext,
+        *,
+        deadline: float,
+    ) -> None:
+        """Raise when waiting is pointless: it exited, took too long, or the run is stopping."""
+        assert args.wait_for is not None
+        program = args.argv[0]
+        code = child.poll()
+        if code is not None:
+            _stop(undo)  # what it may have left behind in its group
+            tail = _tail(stderr)
+            quiet = "discarded" if isinstance(stderr, int) else "empty"
+            raise DriverError(
+                f"process.start: {program} exited with code {code} before it was ready"
+                + (f"; last lines of its stderr:\n{tail}" if tail else f" (its stderr was {quiet})")
+            )
+        if ctx.cancel.is_set() or time.monotonic() >= deadline:
+            _stop(undo)
+            tail = _tail(stderr)
+            why = "the run was cancelled" if ctx.cancel.is_set() else f"within {args.timeout:g}s"
+            raise DriverError(
+                f"process.start: {program} (pid {child.pid}) was not ready {why}: "
+                f"no sign of {args.wait_for.describe()}; stopped it"
+                + (f"; last lines of its stderr:\n{tail}" if tail else ""),
+                hint="check the command and the wait_for target, or raise timeout",
+            )
 
     def undo(self, data: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
         return _stop(data)

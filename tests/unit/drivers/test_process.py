@@ -388,6 +388,22 @@ def test_start_that_exits_early_shows_exit_code_and_stderr(tmp_path: Path) -> No
         START.run(args, ctx())
 
 
+def test_start_that_exits_early_leaves_nothing_of_its_group_behind(tmp_path: Path) -> None:
+    marker = f"ck-left-behind-{uuid.uuid4().hex[:8]}"
+    script = f"{sys.executable} -c 'import time; time.sleep(120)' {marker} & exit 7"
+    args = START.args(argv=["/bin/sh", "-c", script], wait_for={"file": str(tmp_path / "never")})
+    with pytest.raises(errors.DriverError, match=r"exited with code 7"):
+        START.run(args, ctx())
+    assert wait_until(lambda: RUNNING.run(RUNNING.args(cmdline=marker), ctx())["count"] == 0)  # type: ignore[index]
+
+
+def test_wait_for_needs_exactly_one_http_url_port_or_file() -> None:
+    with pytest.raises(pydantic.ValidationError, match="http:// or https://"):
+        START.args(argv=["x"], wait_for={"url": "localhost:8080"})
+    with pytest.raises(pydantic.ValidationError, match="exactly one"):
+        START.args(argv=["x"], wait_for={"port": 80, "file": "/tmp/x"})
+
+
 def test_start_that_never_gets_ready_is_stopped(tmp_path: Path) -> None:
     marker = f"ck-never-ready-{uuid.uuid4().hex[:8]}"
     args = START.args(
