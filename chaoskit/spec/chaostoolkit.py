@@ -126,14 +126,7 @@ class _Translator:
                 "controls are not supported by chaoskit; remove the 'controls' block "
                 "or run it with Chaos Toolkit",
             )
-        runtime = doc.get("runtime")
-        if isinstance(runtime, Mapping) and runtime:
-            self.issue(
-                ("runtime",),
-                "runtime strategies (hypothesis/rollbacks strategy) are not supported by chaoskit; "
-                "remove the 'runtime' block (chaoskit checks the hypothesis before and after, and always "
-                "runs rollbacks)",
-            )
+        self.runtime()
         self.configuration()
         self.secrets()
         self.index_names()
@@ -152,6 +145,28 @@ class _Translator:
                 steps.extend(self.activity(entry, (section, i), (section, len(steps)), in_hypothesis=False))
             out[section] = steps
         return self.out
+
+    def runtime(self) -> None:
+        """Only the strategies chaoskit follows anyway are accepted: anything else changes the run."""
+        runtime = self.doc.get("runtime")
+        if runtime is None:
+            return
+        if not isinstance(runtime, Mapping):
+            self.issue(
+                ("runtime",), "expected runtime: {hypothesis: {strategy: ...}, rollbacks: {strategy: ...}}"
+            )
+            return
+        same = {"hypothesis": ("default",), "rollbacks": ("default", "always")}
+        for part, value in runtime.items():
+            strategy = value.get("strategy", "default") if isinstance(value, Mapping) else value
+            if part in same and strategy in same[part]:
+                continue
+            self.issue(
+                ("runtime", part),
+                f"the runtime {part} strategy {strategy!r} is not supported by chaoskit, which checks the "
+                "hypothesis before and after the method and always runs rollbacks; remove it or run the "
+                "experiment with Chaos Toolkit",
+            )
 
     # --- configuration and secrets
 

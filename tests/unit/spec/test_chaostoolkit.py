@@ -433,3 +433,29 @@ def test_the_api_file_scopes_secrets_and_maps_every_tolerance() -> None:
         models.Expect(call="tests.unit.spec.checkers:at_least", arguments={"minimum": 0})
     ]
     assert isinstance(again, models.ProbeStep) and again.name == "orders-endpoint-answers"
+
+
+def test_runtime_strategies_chaoskit_follows_are_accepted_and_others_refused() -> None:
+    same = {
+        **SERVICE,
+        "runtime": {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "always"}},
+    }
+    assert load(same).kind == "chaostoolkit"
+    other = {
+        **SERVICE,
+        "runtime": {"hypothesis": {"strategy": "continuously"}, "rollbacks": {"strategy": "never"}},
+    }
+    with pytest.raises(errors.SpecError) as caught:
+        load(other)
+    assert [(p.path, p.message.split(";")[0]) for p in caught.value.problems] == [
+        (
+            "runtime.hypothesis",
+            "the runtime hypothesis strategy 'continuously' is not supported by chaoskit, which checks the "
+            "hypothesis before and after the method and always runs rollbacks",
+        ),
+        (
+            "runtime.rollbacks",
+            "the runtime rollbacks strategy 'never' is not supported by chaoskit, which checks the "
+            "hypothesis before and after the method and always runs rollbacks",
+        ),
+    ]
