@@ -3,6 +3,8 @@ revert, as the engine calls them) against a real API server and controllers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -16,7 +18,6 @@ from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import connecting, evicting, faults, marks, probes, sweeping
 from chaoskit.engine import planning
 from chaoskit.spec import loading
-from tests.k8s import running
 from tests.k8s.conftest import Cluster, wait_until
 
 pytestmark = pytest.mark.k8s
@@ -386,24 +387,21 @@ method:
     )
     planned = planning.plan(loading.load(experiment), registry.load())
     touches = planning.dry_run(planned, ctx)
+    shown = subprocess.run(
+        [sys.executable, "-m", "chaoskit", "run", str(experiment), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     assert {t.id for t in touches[0].targets} == pods
     assert [t.id for t in touches[1].targets] == [node]
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert all(pod.split("/")[1] in shown.stdout for pod in pods), shown.stdout
+    assert node in shown.stdout
     assert len(cluster.ready_pods(namespace, selector)) == 3
     assert not cluster.node(node)["spec"].get("unschedulable")
-    if running.has_command("run"):
-        import subprocess
-        import sys
-
-        shown = subprocess.run(
-            [sys.executable, "-m", "chaoskit", "run", str(experiment), "--dry-run"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert all(pod.split("/")[1] in shown.stdout for pod in pods), shown.stdout + shown.stderr
-        assert node in shown.stdout
 
 
 def test_deleting_many_pods_is_one_list_then_one_delete_each(
