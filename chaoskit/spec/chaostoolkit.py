@@ -156,7 +156,7 @@ class _Translator:
                 ("runtime",), "expected runtime: {hypothesis: {strategy: ...}, rollbacks: {strategy: ...}}"
             )
             return
-        same = {"hypothesis": ("default",), "rollbacks": ("default", "always")}
+        same = {"hypothesis": ("default",), "rollbacks": ("default",)}
         for part, value in runtime.items():
             strategy = value.get("strategy", "default") if isinstance(value, Mapping) else value
             if part in same and strategy in same[part]:
@@ -164,8 +164,8 @@ class _Translator:
             self.issue(
                 ("runtime", part),
                 f"the runtime {part} strategy {strategy!r} is not supported by chaoskit, which checks the "
-                "hypothesis before and after the method and always runs rollbacks; remove it or run the "
-                "experiment with Chaos Toolkit",
+                "hypothesis before and after the method and runs rollbacks once the method started; "
+                "remove it or run the experiment with Chaos Toolkit",
             )
 
     # --- configuration and secrets

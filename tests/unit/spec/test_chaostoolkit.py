@@ -438,7 +438,7 @@ def test_the_api_file_scopes_secrets_and_maps_every_tolerance() -> None:
 def test_runtime_strategies_chaoskit_follows_are_accepted_and_others_refused() -> None:
     same = {
         **SERVICE,
-        "runtime": {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "always"}},
+        "runtime": {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "default"}},
     }
     assert load(same).kind == "chaostoolkit"
     other = {
@@ -451,11 +451,11 @@ def test_runtime_strategies_chaoskit_follows_are_accepted_and_others_refused() -
         (
             "runtime.hypothesis",
             "the runtime hypothesis strategy 'continuously' is not supported by chaoskit, which checks the "
-            "hypothesis before and after the method and always runs rollbacks",
+            "hypothesis before and after the method and runs rollbacks once the method started",
         ),
         (
             "runtime.rollbacks",
             "the runtime rollbacks strategy 'never' is not supported by chaoskit, which checks the "
-            "hypothesis before and after the method and always runs rollbacks",
+            "hypothesis before and after the method and runs rollbacks once the method started",
         ),
     ]
