@@ -229,3 +229,32 @@ def test_an_unreachable_prometheus_passes_validation_and_fails_the_run_clearly(t
     journal = json.loads((tmp_path / "chaoskit-journal.json").read_text())
     assert journal["faults"] == []
     assert "can't reach Prometheus at http://127.0.0.1:" in journal["checks"][0]["message"]
+
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_the_shipped_demo_experiment_judged_by_prometheus(
+    exporter: Exporter, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    home = tmp_path_factory.mktemp("demo")
+    ports = {name: free_port() for name in ("port", "backend_port", "proxy_port", "proxy_api")}
+    with running_prometheus(home, {"demo": ports["port"]}, exporter, wait_for_targets=False) as prometheus:
+        variables = [f"{name}={port}" for name, port in ports.items()] + [f"prometheus={prometheus.url}"]
+        result = _chaoskit(
+            "run",
+            str(ROOT / "experiments" / "prometheus-demo.yaml"),
+            *(arg for v in variables for arg in ("--var", v)),
+            "--journal",
+            str(home / "journal.json"),
+            "--state-dir",
+            str(home / "state"),
+            "--quiet",
+            cwd=home,
+        )
+        journal = json.loads((home / "journal.json").read_text())
+    assert (journal["verdict"], result.returncode) == ("completed", 0), result.stdout + result.stderr
+    saw = next(c for c in journal["checks"] if c["step"] == "Prometheus saw the errors during the outage")
+    assert saw["ok"] and saw["value"]["value"] > 0
+    assert journal["guard_trips"] == []
+    assert journal["recovery"]["met"] and journal["recovery"]["measured"] > 0
