@@ -4,7 +4,6 @@ that is both the system under test (GET) and the notification webhook (POST)."""
 from __future__ import annotations
 
 import http.server
-import itertools
 import json
 import os
 import selectors
@@ -23,7 +22,7 @@ from zoneinfo import ZoneInfo
 import junitparser
 import pytest
 
-from chaoskit.gameday import scheduling
+from chaoskit.gameday import plans, schedules, scheduling
 
 
 @dataclass
@@ -204,17 +203,21 @@ def test_the_daemon_runs_on_schedule_and_records_the_fire(tmp_path: Path, server
         rows = db.execute("SELECT status, verdict FROM fires WHERE key = 'integration'").fetchall()
     assert rows == [("finished", "completed")]
     assert len(server.hooks) == 1
-    # Random mode continues from the daemon's last fire, so `next` is stable from call to call.
-    first = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "3", "--output", "json")
-    again = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "3", "--output", "json")
-    assert first.returncode == 0, first.stderr
-    fires = json.loads(first.stdout)
-    assert len(fires) == 3 and fires == json.loads(again.stdout)
-    gaps = [
-        (datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"])).total_seconds()
-        for a, b in itertools.pairwise(fires)
+    # Random mode continues from the daemon's last fire: `next` prints the daemon's own chain of draws.
+    shown = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "3", "--output", "json")
+    assert shown.returncode == 0, shown.stderr
+    fires = [datetime.fromisoformat(f["at"]) for f in json.loads(shown.stdout)]
+    loaded = plans.load(plan)
+    assert loaded.plan.schedule is not None
+    with sqlite3.connect(tmp_path / "state" / "schedules.sqlite3") as db:
+        (last,) = db.execute("SELECT max(nominal) FROM fires").fetchone()
+    chain = [
+        f.at
+        for f in schedules.upcoming(loaded.plan.schedule, datetime.fromisoformat(last), "integration", 500)
     ]
-    assert all(gap >= 1 for gap in gaps)
+    assert len(fires) == 3 and fires[0] in chain
+    start = chain.index(fires[0])
+    assert fires == chain[start : start + 3]
 
 
 def read_until(process: subprocess.Popen[str], marker: str, seconds: float = 90) -> str:
@@ -319,6 +322,8 @@ def test_next_prints_the_fire_times_the_daemon_will_use(tmp_path: Path, server: 
         local = datetime.fromisoformat(fire["at"]).astimezone(ZoneInfo("America/New_York"))
         assert local.weekday() < 5 and local.hour == 9 and 30 <= local.minute <= 40
     again = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "4", "--output", "json")
-    assert json.loads(again.stdout) == fires, "jitter is reproducible"
+    later = json.loads(again.stdout)
+    # Jitter is reproducible (the second call may start one fire later if one just went by).
+    assert later[:3] in (fires[:3], fires[1:4]), (fires, later)
     text = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "2")
     assert text.stdout.count("\n") == 2 and ("EST" in text.stdout or "EDT" in text.stdout)
