@@ -187,7 +187,8 @@ def find(name: str, search_paths: Sequence[Path] = ()) -> Definition:
                         ]
                     )
                 return definition
-    known = [d.name for d in list_catalog(search_paths)]
+    # Suggestions come from file names, so that a broken file elsewhere does not hide this error.
+    known = sorted({p.stem for directory in _dirs(search_paths) for p in _files(directory)})
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
     suggestion = f" (did you mean {close[0]!r}?)" if close else ""
     searched = ", ".join(str(d) for d in search_paths) or "none"
