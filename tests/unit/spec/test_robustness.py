@@ -98,7 +98,7 @@ ctk_documents = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ctk_documents)
 def test_any_chaos_toolkit_shape_gives_an_experiment_or_a_spec_error(document: Any) -> None:
     outcome(json.dumps(document), "fuzz.json")
