@@ -125,47 +125,22 @@ class Metrics:
         self.guard_trips = prometheus_client.Counter(
             "chaoskit_guard_trips", "Guards that tripped and aborted a run", ["experiment"], registry=reg
         )
-        self._experiment = ""
         self._lock = threading.Lock()
+        self._default = _RunObserver(self)
 
     def observe(self, event: events.Event) -> None:
-        """Update the metrics from one run event (subscribe this to the run's bus)."""
-        with self._lock:
-            self._observe(event)
+        """Update the metrics from one run event: subscribe this to a run's bus. For runs that go
+        on at the same time (a GameDay stage), subscribe a fresh ``observer()`` to each run's bus."""
+        self._default(event)
 
-    def _observe(self, event: events.Event) -> None:
-        if isinstance(event, events.RunStarted):
-            self._experiment = event.title
-            self.running.labels(self._experiment).inc()
-        elif isinstance(event, events.FaultInjected):
-            self.injected.labels(event.activity).inc()
-            self.active.labels(event.activity).inc()
-        elif isinstance(event, events.FaultReverted):
-            self.reverted.labels(event.activity, event.status.value).inc()
-            if event.status is not journals.RevertStatus.FAILED:
-                self.active.labels(event.activity).dec()
-        elif isinstance(event, events.CheckDone):
-            check = event.record
-            self.probe_seconds.labels(check.activity, check.phase.value).observe(check.elapsed)
-            self.checks.labels(check.activity, check.phase.value, str(check.ok).lower()).inc()
-        elif isinstance(event, events.GuardTripped):
-            self.guard_trips.labels(self._experiment).inc()
-        elif isinstance(event, events.RecoveryDone):
-            recovery = event.record
-            self.recovery_deadline.labels(self._experiment).set(recovery.required)
-            self.recovery_met.labels(self._experiment).set(1 if recovery.met else 0)
-            if recovery.measured is not None:
-                self.recovery.labels(self._experiment).set(recovery.measured)
-        elif isinstance(event, events.VerdictReached):
-            self.runs.labels(self._experiment, event.verdict.value).inc()
-            self.running.labels(self._experiment).dec()
-            self.last_run.labels(self._experiment).set(event.at.timestamp())
-            self.last_exit.labels(self._experiment).set(event.exit_code)
+    def observer(self) -> Callable[[events.Event], None]:
+        """A subscriber for one run's bus, which remembers that run's experiment."""
+        return _RunObserver(self)
 
     @property
     def experiment(self) -> str:
-        """The title of the run being (or last) observed."""
-        return self._experiment
+        """The title of the run ``observe`` sees (or saw last)."""
+        return self._default.experiment
 
     def text(self) -> str:
         """The metrics in the Prometheus text format."""
@@ -236,3 +211,42 @@ def attach(
     bus.subscribe(metrics.observe)
     serving = metrics.serve(port) if port is not None else None
     return Telemetry(metrics=metrics, serving=serving, pushgateway=pushgateway, job=job)
+
+
+class _RunObserver:
+    """Feeds one run's events into shared metrics, labelled with that run's experiment."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.experiment = ""
+
+    def __call__(self, event: events.Event) -> None:
+        m = self.metrics
+        with m._lock:
+            if isinstance(event, events.RunStarted):
+                self.experiment = event.title
+                m.running.labels(self.experiment).inc()
+            elif isinstance(event, events.FaultInjected):
+                m.injected.labels(event.activity).inc()
+                m.active.labels(event.activity).inc()
+            elif isinstance(event, events.FaultReverted):
+                m.reverted.labels(event.activity, event.status.value).inc()
+                if event.status is not journals.RevertStatus.FAILED:
+                    m.active.labels(event.activity).dec()
+            elif isinstance(event, events.CheckDone):
+                check = event.record
+                m.probe_seconds.labels(check.activity, check.phase.value).observe(check.elapsed)
+                m.checks.labels(check.activity, check.phase.value, str(check.ok).lower()).inc()
+            elif isinstance(event, events.GuardTripped):
+                m.guard_trips.labels(self.experiment).inc()
+            elif isinstance(event, events.RecoveryDone):
+                recovery = event.record
+                m.recovery_deadline.labels(self.experiment).set(recovery.required)
+                m.recovery_met.labels(self.experiment).set(1 if recovery.met else 0)
+                if recovery.measured is not None:
+                    m.recovery.labels(self.experiment).set(recovery.measured)
+            elif isinstance(event, events.VerdictReached):
+                m.runs.labels(self.experiment, event.verdict.value).inc()
+                m.running.labels(self.experiment).dec()
+                m.last_run.labels(self.experiment).set(event.at.timestamp())
+                m.last_exit.labels(self.experiment).set(event.exit_code)

@@ -165,3 +165,24 @@ def test_a_failed_push_is_a_warning_not_a_failure() -> None:
     telemetry.finish(warnings.append)
     assert len(warnings) == 1
     assert warnings[0].startswith("warning: can't push metrics to the Pushgateway at http://127.0.0.1:1")
+
+
+def test_runs_at_the_same_time_keep_their_own_experiment_label() -> None:
+    recorded: dict[str, list[object]] = {"a": [], "b": []}
+    for key, delay in (("a", 4.0), ("b", 60.0)):
+        fake = testing.FakeDriver(recovery_delay=delay)
+        experiment = {**EXPERIMENT, "title": f"experiment {key}"}
+        testing.run_experiment(
+            experiment, drivers=[fake.driver()], clock=fake.clock, subscribers=[recorded[key].append]
+        )
+    m = metrics.Metrics()
+    first, second = m.observer(), m.observer()
+    # Replay the two runs' real events interleaved, as a GameDay stage running both would emit them.
+    for i in range(max(len(recorded["a"]), len(recorded["b"]))):
+        for observer, events in ((first, recorded["a"]), (second, recorded["b"])):
+            if i < len(events):
+                observer(events[i])  # type: ignore[arg-type]
+    samples = _samples(m.text())
+    assert samples[("chaoskit_runs_total", (("experiment", "experiment a"), ("verdict", "completed")))] == 1
+    assert samples[("chaoskit_runs_total", (("experiment", "experiment b"), ("verdict", "deviated")))] == 1
+    assert samples[("chaoskit_recovery_met", (("experiment", "experiment b"),))] == 0
