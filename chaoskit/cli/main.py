@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "gameday": "chaoskit.cli.gameday:command",
     "gate": "chaoskit.cli.gate:command",
     "history": "chaoskit.cli.history:command",
+    "operator": "chaoskit.cli.operator:command",
     "probes": "chaoskit.cli.probes:command",
     "proxy": "chaoskit.cli.proxy:command",
     "recover": "chaoskit.cli.recover:command",

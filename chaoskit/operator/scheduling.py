@@ -1,0 +1,158 @@
+"""What a ChaosSchedule should do now: which run is due, what concurrency and history limits
+ask to delete. Pure: the reconciler lists the schedule's runs, calls ``plan`` and applies it.
+
+Restarts never duplicate a run: a fire's run has a name fixed by its nominal time, and
+``lastScheduleTime`` in the schedule's status says which fires were handled. A fire missed
+while the controller was down still starts if it is at most ``misfire_grace`` late; of several
+missed fires only the latest starts (as a CronJob does).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+
+from chaoskit.gameday import schedules
+from chaoskit.operator import resources, statuses
+
+JSON = resources.JSON
+
+
+def iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
+
+
+def run_name(schedule_name: str, fire: schedules.Fire) -> str:
+    """The fire's ChaosExperiment name: the schedule's name and the fire's minute (as CronJob)."""
+    suffix = str(int(fire.nominal.timestamp()) // 60)
+    name = f"{schedule_name}-{suffix}"
+    if len(name) <= 63:
+        return name
+    digest = hashlib.sha256(schedule_name.encode()).hexdigest()[:8]
+    return f"{schedule_name[: 63 - len(suffix) - 10].rstrip('-.')}-{digest}-{suffix}"
+
+
+def due(
+    schedule: schedules.Schedule, handled_until: dt.datetime, now: dt.datetime, key: str
+) -> schedules.Fire | None:
+    """The latest fire whose nominal time is after ``handled_until``, that has started by
+    ``now`` and is at most ``misfire_grace`` late; None when there is none."""
+    earliest = now - dt.timedelta(seconds=schedule.misfire_grace + schedule.jitter)
+    cursor = max(handled_until, earliest - dt.timedelta(seconds=1))
+    latest: schedules.Fire | None = None
+    for _ in range(10_000):  # a grace of days on a per-minute cron is a few thousand fires
+        fire = schedules.next_fire(schedule, cursor, key)
+        if fire.at > now:
+            break
+        if (now - fire.at).total_seconds() <= schedule.misfire_grace:
+            latest = fire
+        cursor = fire.nominal
+    return latest
+
+
+@dataclass
+class Plan:
+    create: str | None = None
+    """The name of the run (ChaosExperiment) to create now."""
+    fire: schedules.Fire | None = None
+    delete: list[str] = field(default_factory=list)
+    """Runs to delete: replaced, or beyond the history limits (oldest first)."""
+    skipped: str | None = None
+    """Why a due fire was not run (Forbid while a run is active)."""
+    status: JSON = field(default_factory=dict)
+    """The schedule's new status."""
+
+
+def _fire_time(run: JSON) -> str:
+    meta = run.get("metadata") or {}
+    return str((meta.get("annotations") or {}).get(resources.SCHEDULED_AT) or meta.get("creationTimestamp"))
+
+
+def plan(obj: JSON, spec: resources.ScheduleSpec, runs: list[JSON], now: dt.datetime) -> Plan:
+    """What to do for schedule ``obj`` whose existing runs are ``runs``, at ``now``."""
+    meta, previous = obj["metadata"], dict(obj.get("status") or {})
+    key = f"{meta['namespace']}/{meta['name']}"
+    handled = parse(previous.get("lastScheduleTime")) or parse(meta.get("creationTimestamp")) or now
+    result = Plan(status=previous)
+    names = {r["metadata"]["name"] for r in runs}
+    live = [r for r in runs if not (r["metadata"].get("deletionTimestamp"))]
+    active = [r for r in live if not statuses.finished(r.get("status") or {})]
+
+    fire = None if spec.suspend else due(spec.schedule, handled, now, key)
+    if fire is not None:
+        name = run_name(meta["name"], fire)
+        result.status["lastScheduleTime"] = iso(fire.nominal)
+        if name in names:
+            pass  # made before a restart: the status update was lost, the run was not
+        elif active and spec.concurrency_policy is resources.ConcurrencyPolicy.FORBID:
+            result.skipped = (
+                f"skipped the run due at {iso(fire.at)}: "
+                f"{', '.join(sorted(r['metadata']['name'] for r in active))} still running (Forbid)"
+            )
+            result.status["lastSkipped"] = {"time": iso(fire.nominal), "reason": result.skipped}
+        else:
+            if spec.concurrency_policy is resources.ConcurrencyPolicy.REPLACE:
+                result.delete += sorted(r["metadata"]["name"] for r in active)
+            result.create, result.fire = name, fire
+            active = [r for r in active if r["metadata"]["name"] not in result.delete]
+
+    done = sorted((r for r in live if statuses.finished(r.get("status") or {})), key=_fire_time)
+    good = [r for r in done if statuses.succeeded(r["status"])]
+    bad = [r for r in done if not statuses.succeeded(r["status"])]
+    for kept, limit in ((good, spec.successful_runs_history_limit), (bad, spec.failed_runs_history_limit)):
+        result.delete += [r["metadata"]["name"] for r in kept[: max(0, len(kept) - limit)]]
+
+    result.status["active"] = sorted(
+        [r["metadata"]["name"] for r in active] + ([result.create] if result.create else [])
+    )
+    if done:
+        last = done[-1]
+        result.status["lastRun"] = {
+            "name": last["metadata"]["name"],
+            "verdict": last["status"].get("verdict"),
+            "score": last["status"].get("score"),
+        }
+    if not spec.suspend:
+        after = max(now, fire.nominal) if fire is not None else now
+        try:
+            result.status["nextScheduleTime"] = iso(schedules.next_fire(spec.schedule, after, key).at)
+        except Exception:  # never fires again (windows/blackouts): nothing to show
+            result.status.pop("nextScheduleTime", None)
+    return result
+
+
+def experiment(obj: JSON, spec: resources.ScheduleSpec, name: str, fire: schedules.Fire) -> JSON:
+    """The ChaosExperiment of one fire, owned by the schedule (deleting it deletes its runs,
+    each through its own finalizer)."""
+    meta = obj["metadata"]
+    template_meta = spec.template.metadata
+    labels = {**(template_meta.get("labels") or {}), resources.SCHEDULE_LABEL: meta["name"]}
+    annotations = {**(template_meta.get("annotations") or {}), resources.SCHEDULED_AT: iso(fire.nominal)}
+    return {
+        "apiVersion": resources.API_VERSION,
+        "kind": resources.EXPERIMENT_KIND,
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": resources.API_VERSION,
+                    "kind": resources.SCHEDULE_KIND,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec.template.spec.model_dump(by_alias=True, exclude_none=True, mode="json"),
+    }
