@@ -164,3 +164,21 @@ def test_assert_steady_state_evaluates_once_without_within() -> None:
     assert calls["n"] == 1
     with pytest.raises(ValueError, match="at least one check"):
         assert_steady_state()
+
+
+def test_every_fault_helper_adds_its_toxic_and_revert_all_takes_them_back() -> None:
+    from chaoskit.pytest_plugin import FaultSet
+
+    with ProxyServer() as server, clients.Client(server.url) as api:
+        api.create_proxy("db", upstream="127.0.0.1:9", listen="127.0.0.1:0")
+        faults = FaultSet(server.url)
+        faults.latency("db", "100ms", jitter="10ms")
+        faults.bandwidth("db", 64)
+        faults.timeout("db", "1s")
+        faults.reset_peer("db", "2s", stream="upstream")
+        faults.toxic("db", "slicer", {"average_size": 8, "size_variation": 2, "delay": 10})
+        kinds = sorted(t["type"] for t in api.toxics("db"))
+        assert kinds == ["bandwidth", "latency", "reset_peer", "slicer", "timeout"]
+        faults.revert_all()
+        assert api.toxics("db") == []
+        faults.revert_all()  # idempotent
