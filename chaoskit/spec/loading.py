@@ -121,7 +121,7 @@ def _index(node: yaml.Node, at: Location, parsed: _Parsed, seen: set[int] | None
                         line,
                         col,
                         f"duplicate key '{key}' (first at line {_mark(first[key])[0]}); "
-                        "keep one, YAML would silently use the last",
+                        "keep one (otherwise only the last one would count)",
                     )
                 )
                 continue

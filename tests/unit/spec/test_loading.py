@@ -154,7 +154,14 @@ def test_json_files_load_with_positions() -> None:
 
 def test_duplicate_keys_are_problems_not_silently_dropped() -> None:
     assert problems("title: a\nmethod: []\ntitle: b\n") == [
-        "exp.yaml:3:1: duplicate key 'title' (first at line 1); keep one, YAML would silently use the last"
+        "exp.yaml:3:1: duplicate key 'title' (first at line 1); "
+        "keep one (otherwise only the last one would count)"
+    ]
+    with pytest.raises(errors.SpecError) as caught:
+        loading.load_text('{"title": "a",\n "config": {"x": 1,\n  "x": 2}}', name="exp.json")
+    assert [p.render() for p in caught.value.problems] == [
+        "exp.json:3:3: config: duplicate key 'x' (first at line 2); "
+        "keep one (otherwise only the last one would count)"
     ]
 
 
