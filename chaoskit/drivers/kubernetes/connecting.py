@@ -29,7 +29,7 @@ class ClusterArgs(contract.Args):
     kubeconfig: str | None = None
     """Path of a kubeconfig; default ``$KUBECONFIG``, then ``~/.kube/config``, then in-cluster."""
     context: str | None = None
-    """A context of that kubeconfig; default its current context."""
+    """A context of that kubeconfig; default ``$CHAOSKIT_KUBE_CONTEXT``, then its current context."""
     in_cluster: bool = False
     """Use the pod's service account (chaoskit running inside the cluster)."""
 
@@ -72,7 +72,7 @@ def resolve(args: ClusterArgs | None = None) -> Connection:
         env = os.environ.get("KUBECONFIG", "")
         candidates.extend(p for p in env.split(os.pathsep) if p)
         candidates.append(str(Path.home() / ".kube" / "config"))
-    context = args.context if args is not None else None
+    context = (args.context if args is not None else None) or os.environ.get("CHAOSKIT_KUBE_CONTEXT") or None
     for candidate in candidates:
         path = Path(candidate).expanduser()
         if path.is_file():

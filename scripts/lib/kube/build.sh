@@ -23,6 +23,14 @@ if cached; then
   echo "kube binaries cached in $BIN"
   exit 0
 fi
+# Two test runs starting on a cold cache build once: the second waits, then finds the binaries.
+mkdir -p "$KUBE_CACHE"
+exec 9>"$KUBE_CACHE/build.lock"
+flock 9
+if cached; then
+  echo "kube binaries cached in $BIN (built by a concurrent run)"
+  exit 0
+fi
 
 BUILD_PACKAGES=(golang-1.19-go rsync make golang-github-modern-go-reflect2-dev ca-certificates)
 missing=()

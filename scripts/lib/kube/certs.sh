@@ -33,6 +33,7 @@ fi
 if [ ! -s admin.token ]; then
   head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > admin.token
 fi
+printf 'Authorization: Bearer %s\n' "$(cat admin.token)" > auth.header
 # token,user,uid,"groups"
 printf '%s,admin,admin,"system:masters"\n' "$(cat admin.token)" > tokens.csv
 chmod 644 ca.crt

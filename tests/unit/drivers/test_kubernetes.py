@@ -340,3 +340,17 @@ def test_probes_may_read_protected_namespaces() -> None:
     )
     assert args.allow_protected
     assert probes.EventsArgs.model_validate({"namespace": "kube-system"}).namespace == "kube-system"
+
+
+def test_the_context_comes_from_the_step_then_chaoskit_kube_context(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("CHAOSKIT_KUBE_CONTEXT", "staging")
+    assert connecting.resolve(None).context == "staging"
+    assert connecting.resolve(connecting.ClusterArgs(context="prod")).context == "prod"
+    recorded = connecting.resolve(None).to_json()
+    assert recorded == {"kubeconfig": str(kubeconfig.resolve()), "context": "staging", "in_cluster": False}
+    assert connecting.Connection.from_json(recorded) == connecting.resolve(None)
