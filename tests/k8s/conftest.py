@@ -26,8 +26,6 @@ HOW = "run scripts/test (it runs scripts/kube-up), or point KUBECONFIG at a disp
 SIM_NODES = {"sim-a1": "zone-a", "sim-a2": "zone-a", "sim-b1": "zone-b", "sim-c1": "zone-c"}
 PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
 
-pytestmark = pytest.mark.k8s
-
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0, interval: float = 0.3) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
