@@ -89,9 +89,11 @@ class Expect(Model):
         return value
 
     @model_validator(mode="after")
-    def _count_needs_jsonpath(self) -> Self:
+    def _parts_need_their_check(self) -> Self:
         if self.count is not None and self.jsonpath is None:
             raise ValueError("count: needs jsonpath: (it counts the JSONPath's matches)")
+        if self.arguments and self.call is None:
+            raise ValueError("arguments: needs call: (they are passed to that function)")
         return self
 
     @model_validator(mode="after")

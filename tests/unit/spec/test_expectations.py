@@ -116,6 +116,8 @@ def test_an_expect_needs_a_check_and_valid_parts() -> None:
         expect(jsonpath="$.items[?(@.ok)]")
     with pytest.raises(ValueError, match=r"count: needs jsonpath:"):
         expect(count=1)
+    with pytest.raises(ValueError, match=r"arguments: needs call:"):
+        expect(equals=1, arguments={"a": 1})
 
 
 numbers = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12) | st.integers(
