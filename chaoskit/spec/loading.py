@@ -168,9 +168,11 @@ def _parse(text: str, name: str) -> _Parsed:
         except json.JSONDecodeError as e:
             parsed.problems.append(((), e.lineno, e.colno, f"not valid JSON: {e.msg}"))
             return parsed
-        # Positions are a bonus for JSON: YAML 1.1 reads nearly all JSON, but not all of it.
+        # Positions are a bonus for JSON: YAML 1.1 reads nearly all JSON, but not all of it. A raw
+        # tab in valid JSON is whitespace between tokens (never inside a string), and YAML refuses
+        # it there: a space in its place keeps every line and column.
         try:
-            _compose(text, parsed, construct=False)
+            _compose(text.replace("\t", " "), parsed, construct=False)
         except yaml.YAMLError:
             parsed.positions.clear()
             parsed.problems.clear()
