@@ -38,9 +38,10 @@ RevertData: TypeAlias = dict[str, JSONValue]
 
 
 class Args(BaseModel):
-    """Base of every activity's ``with:`` arguments: frozen, unknown keys refused."""
+    """Base of every activity's ``with:`` arguments: frozen, unknown keys refused; the docstring
+    under each field is its description (``chaoskit drivers`` prints it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 A = TypeVar("A", bound=Args)
