@@ -29,7 +29,10 @@ ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
   fi
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || ! "$VENV/bin/python" -c "import chaoskit" 2>/dev/null; then
+  # Editable installs point at one checkout: reinstall when the venv imports chaoskit from elsewhere.
+  local here
+  here=$(cd /tmp && "$VENV/bin/python" -c "import chaoskit, os; print(os.path.dirname(os.path.dirname(os.path.realpath(chaoskit.__file__))))" 2>/dev/null || true)
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ] || [ "$here" != "$(pwd -P)" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -e ".[test]"
     echo "$want" > "$stamp"
