@@ -1,6 +1,7 @@
 """A simulated kubelet (like kwok) for a control plane that has none: keeps a few fake Nodes Ready
 (with zone labels and lease heartbeats), binds Pending pods to them through the binding
-subresource (it is the scheduler too), marks bound pods Running and Ready, and finalises pods
+subresource (it is the scheduler too), marks bound pods Running and Ready (leaving pods a test
+marked Succeeded or Failed as they are), and finalises pods
 that have a deletionTimestamp. Runs in a thread; ``stop()`` ends it within one tick."""
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ class SimulatedKubelet:
                 target = next(n for n in self._next if n in schedulable)
                 binding = {"metadata": {"name": name}, "target": {"kind": "Node", "name": target}}
                 self._call(self.core.create_namespaced_binding, ns, binding)
-            elif node in self.zones and status.get("phase") != "Running":
+            elif node in self.zones and status.get("phase") not in ("Running", "Succeeded", "Failed"):
                 now = _now()
                 conditions = [
                     {"type": t, "status": "True", "lastTransitionTime": now}
