@@ -133,9 +133,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def measure(name: str, port: int, size: int, rounds: int) -> dict[str, Any]:
+    # Round trips first: right after moving GiBs the machine (direct path included) is noisier.
+    rtt = ping_pong(port, rounds)
     up = upload(port, size)
     down = download(port, size)
-    rtt = ping_pong(port, rounds)
     return {
         "path": name,
         "upload_bytes_per_s": up,

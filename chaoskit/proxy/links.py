@@ -36,7 +36,8 @@ class Owner(Protocol):
     toxics: dict[str, list[toxics.Toxic]]
     rng: random.Random
 
-    def connection_closed(self, connection: Connection) -> None: ...
+    def connection_closed(self, connection: object, counts: dict[str, tuple[int, int]]) -> None:
+        """``connection`` is gone; ``counts`` are its (received, sent) bytes per direction."""
 
 
 class Closing(Exception):
@@ -408,6 +409,33 @@ class Connection:
             # Hold the client's bytes until the upstream is dialled.
             transport.pause_reading()
 
+    async def attach(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        counts: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        """Take over two connected sockets (from the accept loop or the splice path) and pipe them.
+
+        ``counts`` carries the bytes a previous path already moved, for the metrics."""
+        loop = asyncio.get_running_loop()
+        for direction, (received, sent) in (counts or {}).items():
+            self.links[direction].received += received
+            self.links[direction].sent += sent
+        try:
+            await loop.connect_accepted_socket(lambda: self.client, client)
+            await loop.connect_accepted_socket(lambda: self.server, upstream)
+        except OSError:
+            for sock in (client, upstream):
+                sock.close()
+            self.close()
+            return
+        if self.closed:
+            self.closed = False  # closed while attaching: close what is attached now
+            self.close()
+            return
+        self.start()
+
     def start(self) -> None:
         """Both sockets are connected: begin piping."""
         for link in self.links.values():
@@ -443,4 +471,6 @@ class Connection:
                     side.transport.abort()
                 else:
                     side.transport.close()
-        self.owner.connection_closed(self)
+        self.owner.connection_closed(
+            self, {direction: (link.received, link.sent) for direction, link in self.links.items()}
+        )

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskit.proxy import links, toxics
+from chaoskit.proxy import links, splicing, toxics
 
 DIAL_TIMEOUT = 30.0
 """Seconds to wait for the upstream to accept; the client is closed if it doesn't."""
@@ -113,16 +113,21 @@ class Proxy:
         self.enabled = False
         self.rng = rng
         self.counters = counters
+        self.splice = True
+        """Pipe toxic-free connections with splice(2) (Linux); the benchmark compares both paths."""
         self.toxics: dict[str, list[toxics.Toxic]] = {"upstream": [], "downstream": []}
-        self.connections: set[links.Connection] = set()
+        self.connections: set[links.Connection | splicing.SplicedConnection] = set()
+        self.accepted = 0
+        """Clients accepted so far (including those still waiting for their upstream)."""
         self._address: Address | None = None
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
+        self._accepting: asyncio.Task[None] | None = None
         self._dials: set[asyncio.Task[None]] = set()
 
     # -- lifecycle
 
     async def start(self) -> None:
-        if self._server is not None:
+        if self._listener is not None:
             return
         address = self._address or await resolve(self.listen)
         sock = socket.socket(address.family, socket.SOCK_STREAM)
@@ -140,57 +145,100 @@ class Proxy:
         bound = sock.getsockname()
         self._address = Address(str(bound[0]), int(bound[1]), address.family)
         self.listen = str(self._address)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._accept, sock=sock, backlog=1024)
+        self._listener = sock
+        self._accepting = asyncio.get_running_loop().create_task(self._accept(sock))
         self.enabled = True
 
     def stop(self) -> None:
         """Stop listening and close every connection (clients see EOF)."""
         self.enabled = False
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._accepting is not None:
+            self._accepting.cancel()
+            self._accepting = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         for task in list(self._dials):
             task.cancel()
         for connection in list(self.connections):
             connection.close()
 
-    def _accept(self) -> links.Side:
-        reset_capable = any(t.type == "reset_peer" for ts in self.toxics.values() for t in ts)
-        connection = links.Connection(owner=self, reset_capable=reset_capable)
-        self.connections.add(connection)
-        task = asyncio.get_running_loop().create_task(self._dial(connection))
-        self._dials.add(task)
-        task.add_done_callback(self._dials.discard)
-        return connection.client
-
-    async def _dial(self, connection: links.Connection) -> None:
-        # Dialled in its own task, so a slow upstream never holds up other accepts.
+    async def _accept(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        while True:
+            try:
+                client, _ = await loop.sock_accept(listener)
+            except OSError as e:
+                if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    await asyncio.sleep(0.1)  # out of descriptors: let connections close first
+                    continue
+                if e.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            self.accepted += 1
+            client.setblocking(False)
+            task = loop.create_task(self._dial(client))
+            self._dials.add(task)
+            task.add_done_callback(self._dials.discard)
+
+    async def _dial(self, client: socket.socket) -> None:
+        # Each dial is its own task, so a slow upstream never holds up other accepts.
+        loop = asyncio.get_running_loop()
+        upstream: socket.socket | None = None
         try:
             host, port = split(self.upstream, "upstream")
-            await asyncio.wait_for(
-                loop.create_connection(lambda: connection.server, host or "127.0.0.1", port), DIAL_TIMEOUT
-            )
-        except (OSError, TimeoutError, RequestError):
-            connection.close()
+            infos = await loop.getaddrinfo(host or "127.0.0.1", port, type=socket.SOCK_STREAM)
+            family, _, _, _, address = infos[0]
+            upstream = socket.socket(family, socket.SOCK_STREAM)
+            upstream.setblocking(False)
+            await asyncio.wait_for(loop.sock_connect(upstream, address), DIAL_TIMEOUT)
+        except (OSError, TimeoutError, RequestError, asyncio.CancelledError) as e:
+            client.close()
+            if upstream is not None:
+                upstream.close()
+            if isinstance(e, asyncio.CancelledError):
+                raise
             return
-        except asyncio.CancelledError:
-            connection.close()
-            raise
-        if connection.closed or connection.client.transport is None:
-            connection.closed = False
-            connection.close()
+        for sock in (client, upstream):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if splicing.AVAILABLE and self.splice and not self.toxic_list():
+            spliced = splicing.SplicedConnection(client, upstream, self._splice_finished)
+            self.connections.add(spliced)
+            spliced.start()
             return
-        connection.start()
+        await self._attach(
+            client, upstream, reset_capable=any(t.type == "reset_peer" for t in self.toxic_list())
+        )
 
-    def connection_closed(self, connection: links.Connection) -> None:
+    async def _attach(
+        self,
+        client: socket.socket,
+        upstream: socket.socket,
+        reset_capable: bool,
+        counts: dict[str, tuple[int, int]] | None = None,
+    ) -> None:
+        connection = links.Connection(owner=self, reset_capable=reset_capable)
+        self.connections.add(connection)
+        await connection.attach(client, upstream, counts)
+
+    def _splice_finished(self, spliced: splicing.SplicedConnection) -> None:
+        if spliced.closed:
+            self.connection_closed(spliced, spliced.counts())
+            return
+        # A toxic arrived: the event loop takes the sockets over and runs the toxics.
+        self.connections.discard(spliced)
+        task = asyncio.get_running_loop().create_task(
+            self._attach(spliced.client, spliced.upstream, reset_capable=False, counts=spliced.counts())
+        )
+        self._dials.add(task)
+        task.add_done_callback(self._dials.discard)
+
+    def connection_closed(self, connection: object, counts: dict[str, tuple[int, int]]) -> None:
         if connection in self.connections:
             self.connections.discard(connection)
-            for direction, link in connection.links.items():
-                self.counters.add(
-                    (direction, self.name, self.listen, self.upstream), link.received, link.sent
-                )
+            for direction, (received, sent) in counts.items():
+                self.counters.add((direction, self.name, self.listen, self.upstream), received, sent)
 
     # -- toxics
 
@@ -222,7 +270,11 @@ class Proxy:
 
     def _notify(self, toxic: toxics.Toxic, removed: bool) -> None:
         for connection in list(self.connections):
-            connection.toxic_changed(toxic, removed)
+            if isinstance(connection, splicing.SplicedConnection):
+                if not removed:
+                    connection.move()
+            else:
+                connection.toxic_changed(toxic, removed)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -13,6 +13,7 @@ import asyncio
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -94,7 +95,11 @@ class Running:
         self.server.close()
         self.table.close()
         self.handler.close_connections()
-        # Let the transports finish closing so their file descriptors are released.
+        # Wait (boundedly) until every connection has really closed - splice threads included -
+        # so that no socket outlives the server.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(p.connections for p in self.table.proxies.values()):
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.01)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -274,10 +275,10 @@ def test_a_slow_upstream_dial_does_not_block_other_accepts(
         listen = make_proxy(api, f"127.0.0.1:{stuck.getsockname()[1]}")
         clients = [upstreams.connect(listen) for _ in range(3)]
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and len(server.table.proxies["p"].connections) < 3:
+        while time.monotonic() < deadline and server.table.proxies["p"].accepted < 3:
             time.sleep(0.05)
         # All three were accepted although the first one's dial is still hanging.
-        assert len(server.table.proxies["p"].connections) == 3
+        assert server.table.proxies["p"].accepted == 3
         for client in clients:
             client.close()
     finally:
@@ -306,6 +307,40 @@ def test_a_thousand_concurrent_connections_and_fds_back_to_baseline(
     finally:
         for sock in socks:
             sock.close()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _fd_count() > baseline:
+        time.sleep(0.1)
+    assert _fd_count() <= baseline
+
+
+def test_adding_a_toxic_mid_stream_moves_the_connection_without_losing_a_byte(
+    api: httpx.Client, echo: upstreams.Upstream
+) -> None:
+    # A toxic-free connection is piped by the kernel (splice); a toxic moves it to the event loop.
+    listen = make_proxy(api, echo.address)
+    payload = os.urandom(8_000_000)
+    baseline = _fd_count()
+    received = bytearray()
+    with upstreams.connect(listen, timeout=60) as sock:
+
+        def send() -> None:
+            for start in range(0, len(payload), 32_768):
+                sock.sendall(payload[start : start + 32_768])
+            sock.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send)
+        sender.start()
+        toxics = [
+            (1_000_000, {"type": "latency", "attributes": {"latency": 1}}),
+            (3_000_000, {"type": "slicer", "attributes": {"average_size": 4096}}),
+        ]
+        while chunk := sock.recv(65536):
+            received += chunk
+            if toxics and len(received) >= toxics[0][0]:
+                assert api.post("/proxies/p/toxics", json=toxics.pop(0)[1]).status_code == 200
+        sender.join(60)
+    assert not toxics  # both were added while bytes were flowing
+    assert bytes(received) == payload
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and _fd_count() > baseline:
         time.sleep(0.1)
