@@ -371,7 +371,7 @@ def test_the_dry_run_lists_exactly_the_pods_and_nodes_and_touches_nothing(
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=3)
     pods = {f"{namespace}/{p['metadata']['name']}" for p in cluster.ready_pods(namespace, selector)}
-    node = sorted(n["metadata"]["name"] for n in cluster.schedulable_nodes())[0]
+    node = sorted(p["spec"]["nodeName"] for p in cluster.ready_pods(namespace, selector))[0]
     experiment = tmp_path / "dry.yaml"
     experiment.write_text(
         f"""
@@ -382,6 +382,9 @@ method:
     with: {{namespace: {namespace}, label_selector: "{selector}", all: true}}
   - name: cordon one
     fault: kubernetes.node.cordon
+    with: {{names: [{node}]}}
+  - name: drain it
+    fault: kubernetes.node.drain
     with: {{names: [{node}]}}
 """
     )
@@ -397,11 +400,23 @@ method:
 
     assert {t.id for t in touches[0].targets} == pods
     assert [t.id for t in touches[1].targets] == [node]
+    on_node = {p for p in pods if p.split("/")[1] in node_pods(cluster, namespace, selector, node)}
+    (drained,) = touches[2].targets
+    evicts = {ref for ref in drained.detail["evicts"].split(",") if ref.startswith(f"{namespace}/")}
+    assert on_node and evicts == on_node  # exactly our pods on that node
     assert shown.returncode == 0, shown.stdout + shown.stderr
     assert all(pod.split("/")[1] in shown.stdout for pod in pods), shown.stdout
     assert node in shown.stdout
     assert len(cluster.ready_pods(namespace, selector)) == 3
     assert not cluster.node(node)["spec"].get("unschedulable")
+
+
+def node_pods(cluster: Cluster, namespace: str, selector: str, node: str) -> set[str]:
+    return {
+        p["metadata"]["name"]
+        for p in cluster.ready_pods(namespace, selector)
+        if p["spec"]["nodeName"] == node
+    }
 
 
 def test_deleting_many_pods_is_one_list_then_one_delete_each(

@@ -317,6 +317,9 @@ class ZoneArgs(connecting.ClusterArgs, targeting.Selection, Marked, DrainOptions
 
 
 class _NodeFault(contract.Fault[Any]):
+    evicts: ClassVar[bool] = False
+    """Drains: each target's detail lists the pods that would be evicted, for the dry run."""
+
     def candidates(self, args: Any, api: connecting.Api) -> list[JSON]:
         nodes = selecting.list_nodes(api, label_selector=args.label_selector)
         if args.names:
@@ -329,7 +332,15 @@ class _NodeFault(contract.Fault[Any]):
         chosen = targeting.choose(
             [self.node_target(n) for n in self.candidates(args, api)], args, ctx.rng, what="nodes"
         )
-        return chosen
+        if not self.evicts:
+            return chosen
+        drained = []
+        for target in chosen:
+            plan = evicting.plan_drain(evicting.pods_on(api, target.name), args.allow_protected)
+            refs = [f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in plan.evict]
+            detail = {**target.detail, "evicts": ",".join(sorted(refs)) or "-"}
+            drained.append(Target(kind=target.kind, id=target.id, name=target.name, detail=detail))
+        return drained
 
     def node_target(self, node: JSON) -> Target:
         target = selecting.node_target(node)
@@ -389,6 +400,7 @@ class NodeCordon(_NodeFault):
 
 
 class NodeDrain(_NodeFault):
+    evicts = True
     name = "kubernetes.node.drain"
     summary = "Cordon nodes and evict their pods (PDBs honoured, DaemonSet pods stay); reverted by uncordon."
     args = DrainArgs
@@ -400,6 +412,7 @@ class NodeDrain(_NodeFault):
 
 
 class ZoneOutage(_NodeFault):
+    evicts = True
     name = "kubernetes.zone.outage"
     summary = "Cordon and drain every node of a topology.kubernetes.io/zone; reverted by uncordon."
     args = ZoneArgs
