@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -182,3 +184,35 @@ def test_every_fault_helper_adds_its_toxic_and_revert_all_takes_them_back() -> N
         faults.revert_all()
         assert api.toxics("db") == []
         faults.revert_all()  # idempotent
+
+
+BLOCKED_SESSION = """
+import sys, pytest
+
+class Block:
+    # Stand-in for an install without the optional pieces: these imports fail.
+    names = ("httpx", "pydantic", "prometheus_client", "prometheus_api_client", "chaoskit.proxy",
+             "chaoskit.probes", "chaoskit.drivers", "docker", "kubernetes")
+
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in self.names):
+            raise ImportError(f"{name} is blocked")
+        return None
+
+sys.meta_path.insert(0, Block())
+sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *sys.argv[1:]]))
+"""
+
+
+def test_a_session_without_the_optional_pieces_still_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The subprocess must load this checkout's plugin, whatever the environment has installed.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[2]))
+    test_file = pytester.makepyfile("def test_plain():\n    assert True\n")
+    script = pytester.makepyfile(blocked_session=BLOCKED_SESSION)
+    result = pytester.run(sys.executable, str(script), str(test_file), timeout=120)
+    assert result.ret == 0, result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*1 passed*"])
+    plugins = pytester.run(sys.executable, str(script), "--trace-config", str(test_file), timeout=120)
+    plugins.stdout.fnmatch_lines(["*chaoskit.pytest_plugin*"])

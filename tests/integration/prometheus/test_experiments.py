@@ -21,6 +21,8 @@ from tests.integration.prometheus.conftest import RULES, Exporter, Prometheus, f
 
 pytestmark = pytest.mark.prometheus
 
+ROOT = Path(__file__).resolve().parents[3]
+
 WORKER_RULES = (
     RULES
     + """\
@@ -93,7 +95,8 @@ def _chaoskit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=240,
-        env={**os.environ, "NO_COLOR": "1"},
+        # This checkout's chaoskit, whatever the environment has installed.
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT)},
     )
 
 
@@ -229,9 +232,6 @@ def test_an_unreachable_prometheus_passes_validation_and_fails_the_run_clearly(t
     journal = json.loads((tmp_path / "chaoskit-journal.json").read_text())
     assert journal["faults"] == []
     assert "can't reach Prometheus at http://127.0.0.1:" in journal["checks"][0]["message"]
-
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_shipped_demo_experiment_judged_by_prometheus(
