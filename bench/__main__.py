@@ -14,6 +14,7 @@ BENCHES: dict[str, str] = {
     "engine": "bench.engine",
     "http_load": "bench.http_load",
     "k8s": "bench.k8s",
+    "prometheus": "bench.prometheus",
     "proxy": "bench.proxy",
 }
 
