@@ -319,3 +319,11 @@ def test_alias_loops_and_alias_bombs_are_problems_not_hangs() -> None:
     assert problems("\n".join(lines)) == [
         f"exp.yaml:1:1: the document expands to more than {loading.MAX_VALUES} values (YAML aliases?)"
     ]
+
+
+def test_json_indented_with_tabs_keeps_its_positions() -> None:
+    with pytest.raises(errors.SpecError) as caught:
+        loading.load_text('{\n\t"title": "t",\n\t"method": [{"pause": "-1s"}]\n}\n', name="exp.json")
+    assert [p.render() for p in caught.value.problems] == [
+        "exp.json:3:14: method[0].pause: a duration can't be negative, got '-1s'"
+    ]
