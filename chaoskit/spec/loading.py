@@ -32,7 +32,7 @@ _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
-class _Locator:
+class Locator:
     """File positions of the nodes of a document, and (for converted files) where each node came from."""
 
     name: str
@@ -41,6 +41,7 @@ class _Locator:
     """Converted path → path in the original Chaos Toolkit document."""
 
     def original(self, at: Sequence[paths.Segment]) -> Location:
+        """``at`` as the file spells it (for a translated Chaos Toolkit file, the CTK path)."""
         at = tuple(at)
         if self.origins is None:
             return at
@@ -50,6 +51,7 @@ class _Locator:
         return at
 
     def locate(self, at: Sequence[paths.Segment]) -> tuple[int, int]:
+        """1-based (line, col) of ``at``, else of its nearest parent with a position, else (0, 0)."""
         source = self.original(at)
         for cut in range(len(source), -1, -1):
             position = self.positions.get(source[:cut])
@@ -74,7 +76,7 @@ class Loaded:
     kind: Literal["chaoskit", "chaostoolkit"]
     document: Mapping[str, Any]
     """The raw document after conversion and variable substitution (``with:`` keys and all)."""
-    _locator: _Locator = field(repr=False, compare=False)
+    _locator: Locator = field(repr=False, compare=False)
 
     def locate(self, path: Sequence[str | int]) -> tuple[int, int]:
         """1-based (line, col) of the node at ``path``, else of its nearest existing parent, else (0, 0)."""
@@ -89,7 +91,9 @@ class Loaded:
 
 
 @dataclass
-class _Parsed:
+class Parsed:
+    """A parsed file: its data, the position of every node, and (location, line, col, message) problems."""
+
     data: object = None
     positions: dict[Location, tuple[int, int]] = field(default_factory=dict)
     problems: list[tuple[Location, int, int, str]] = field(default_factory=list)
@@ -99,7 +103,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _index(node: yaml.Node, at: Location, parsed: _Parsed, seen: set[int] | None = None) -> None:
+def _index(node: yaml.Node, at: Location, parsed: Parsed, seen: set[int] | None = None) -> None:
     """Record every node's position, and report duplicate keys, which YAML would silently drop."""
     seen = set() if seen is None else seen
     parsed.positions.setdefault(at, _mark(node))
@@ -143,7 +147,7 @@ def _yaml_problem(e: yaml.YAMLError) -> tuple[Location, int, int, str]:
     return ((), 0, 0, f"not valid YAML: {e}")
 
 
-def _compose(text: str, parsed: _Parsed, *, construct: bool) -> None:
+def _compose(text: str, parsed: Parsed, *, construct: bool) -> None:
     loader = templates.TextDatesLoader(text)
     try:
         node = loader.get_single_node()
@@ -160,8 +164,9 @@ def _looks_like_json(text: str, name: str) -> bool:
     return name.lower().endswith(".json") or text.lstrip().startswith(("{", "["))
 
 
-def _parse(text: str, name: str) -> _Parsed:
-    parsed = _Parsed()
+def parse(text: str, name: str) -> Parsed:
+    """YAML or JSON text as data, with node positions and the parse problems (never raises)."""
+    parsed = Parsed()
     if _looks_like_json(text, name):
         try:
             parsed.data = json.loads(text)
@@ -259,13 +264,13 @@ def _var_file(path: Path, problems: list[errors.Problem]) -> dict[str, JsonValue
     except errors.SpecError as e:
         problems.extend(e.problems)
         return {}
-    parsed = _parse(text, name)
+    parsed = parse(text, name)
     problems.extend(
         errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
     )
     if parsed.problems:
         return {}
-    locator = _Locator(name, parsed.positions)
+    locator = Locator(name, parsed.positions)
     if parsed.data is None:
         return {}
     if not isinstance(parsed.data, dict):
@@ -289,12 +294,12 @@ def load_text(
 ) -> Loaded:
     """Like ``load``, from text; ``name`` is what messages call it (``<stdin>``, a test name)."""
     environ: Mapping[str, str] = os.environ if env is None else env
-    parsed = _parse(text, name)
+    parsed = parse(text, name)
     if parsed.problems and parsed.data is None:
         raise errors.SpecError(
             errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
         )
-    source = _Locator(name, parsed.positions)
+    source = Locator(name, parsed.positions)
     problems: list[errors.Problem] = [
         errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
     ]
@@ -319,7 +324,7 @@ def load_text(
         conversion = chaostoolkit.translate(raw)
         problems.extend(source.problem(at, m) for at, m in conversion.issues)
         raw = conversion.document
-        locator = _Locator(name, parsed.positions, conversion.origins)
+        locator = Locator(name, parsed.positions, conversion.origins)
     else:
         problems.extend(_native_only(raw, locator))
         # x- keys are a place for YAML anchors (as in Compose files); they mean nothing to chaoskit.
@@ -395,8 +400,8 @@ def read_chaostoolkit(path: Path) -> dict[str, JsonValue]:
     Variables stay as templates; raises ``errors.SpecError`` with positions in the original file.
     """
     name = str(path)
-    parsed = _parse(_read(path, name), name)
-    source = _Locator(name, parsed.positions)
+    parsed = parse(_read(path, name), name)
+    source = Locator(name, parsed.positions)
     if parsed.problems:
         raise errors.SpecError(
             errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
@@ -432,7 +437,7 @@ def _covered(at: Location, spots: set[Location]) -> bool:
     return any(at[: len(spot)] == spot for spot in spots if spot)
 
 
-def _native_only(raw: dict[str, JsonValue], locator: _Locator) -> list[errors.Problem]:
+def _native_only(raw: dict[str, JsonValue], locator: Locator) -> list[errors.Problem]:
     found: list[errors.Problem] = []
     secrets = raw.get("secrets")
     if isinstance(secrets, dict):
@@ -454,7 +459,7 @@ def _substitute(
     overrides: Mapping[str, JsonValue],
     var_files: Sequence[Path],
     env: Mapping[str, str],
-    locator: _Locator,
+    locator: Locator,
     problems: list[errors.Problem],
 ) -> tuple[dict[str, JsonValue], set[Location]]:
     config = raw.get("config")
@@ -485,7 +490,7 @@ def _steps(document: Mapping[str, JsonValue], section: str) -> list[tuple[Locati
     return [((section, i), step) for i, step in enumerate(items) if isinstance(step, dict)]
 
 
-def _references(document: dict[str, JsonValue], locator: _Locator) -> list[errors.Problem]:
+def _references(document: dict[str, JsonValue], locator: Locator) -> list[errors.Problem]:
     """Step ids are unique; ``${steps.<id>...}`` names an earlier step; ``${secrets.x}`` a declared one."""
     found: list[errors.Problem] = []
     order = ["setup", "steady_state", "guards", "method", "rollbacks", "teardown"]
@@ -549,7 +554,7 @@ def _references(document: dict[str, JsonValue], locator: _Locator) -> list[error
 STEP_SECTIONS = ("setup", "steady_state", "guards", "method", "rollbacks", "teardown")
 
 
-def _misplaced_runtime_refs(key: str, value: JsonValue, locator: _Locator) -> list[errors.Problem]:
+def _misplaced_runtime_refs(key: str, value: JsonValue, locator: Locator) -> list[errors.Problem]:
     """Step outputs and secrets are filled in only in a step's ``with:``, just before it runs."""
     found: list[errors.Problem] = []
     refs = [(rel, "steps") for rel, _ in templates.step_refs(value)]
@@ -573,7 +578,7 @@ def _check_step_ref(
     own_id: JsonValue,
     visible: set[str],
     where: Mapping[str, Location],
-    locator: _Locator,
+    locator: Locator,
 ) -> list[errors.Problem]:
     if not ref:
         return [locator.problem(at, "write a step output reference as ${steps.<id>.output.<path>}")]
@@ -714,7 +719,7 @@ _EXPECTED = {
 
 
 def _problem_from(
-    err: Any, document: Mapping[str, Any], locator: _Locator
+    err: Any, document: Mapping[str, Any], locator: Locator
 ) -> tuple[Location, str, errors.Problem | None] | None:
     """(path, message, or a ready problem when its position differs from its path) for one error."""
     kind: str = err["type"]
@@ -783,3 +788,9 @@ def _step_kind_message(value: Any) -> str:
         if hint and key not in STEP_KINDS:
             return f"{base}; unknown key '{key}'{hint}"
     return base
+
+
+# Earlier names, kept for callers that used them (the GameDay plan loader).
+_Locator = Locator
+_Parsed = Parsed
+_parse = parse
