@@ -3,6 +3,7 @@ revert, as the engine calls them) against a real API server and controllers."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import time
@@ -317,6 +318,12 @@ def test_protected_namespaces_are_refused_unless_allowed(
         fault.targets(allowed, ctx)
 
 
+def sweep(run_id: str | None) -> list[str]:
+    """What ``chaoskit recover --sweep`` does for this driver, in a context of its own."""
+    with contextlib.closing(contract.RunContext(run_id=run_id or "recover")) as recover_ctx:
+        return sweeping.sweep(run_id, recover_ctx)
+
+
 def test_sweep_reverts_a_vanished_runs_leftovers_without_the_ledger(
     cluster: Cluster, namespace: str, ctx: contract.RunContext
 ) -> None:
@@ -325,16 +332,17 @@ def test_sweep_reverts_a_vanished_runs_leftovers_without_the_ledger(
     try:
         inject(faults.NetworkPartition(), {"namespace": namespace, "label_selector": selector}, ctx)
         other = contract.RunContext(run_id=f"other-{uuid.uuid4().hex[:8]}")
-        inject(faults.NetworkPartition(), {"namespace": namespace, "label_selector": selector}, other)
+        with contextlib.closing(other):
+            inject(faults.NetworkPartition(), {"namespace": namespace, "label_selector": selector}, other)
         inject(faults.NodeCordon(), {"names": [node]}, ctx)
         inject(faults.DeploymentScale(), {"namespace": namespace, "name": "web", "replicas": 0}, ctx)
 
         # Without a run id only expired marks are swept: these expire in an hour.
-        kept = sweeping.sweep(None, contract.RunContext(run_id="recover"))
+        kept = sweep(None)
         assert any(f"left node {node} alone" in line for line in kept)
         assert cluster.node(node)["spec"].get("unschedulable") is True
 
-        done = sweeping.sweep(ctx.run_id, contract.RunContext(run_id="recover"))
+        done = sweep(ctx.run_id)
 
         assert f"uncordoned node {node}" in done
         assert any(line.startswith(f"restored Deployment {namespace}/web to 2") for line in done)
@@ -345,7 +353,6 @@ def test_sweep_reverts_a_vanished_runs_leftovers_without_the_ledger(
             f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies", what="t"
         )
         assert [p["metadata"]["labels"][marks.RUN_ID] for p in policies] == [other.run_id]  # not ours: kept
-        other.close()
     finally:
         cluster.api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": False}}, what="test cleanup")
 
@@ -359,7 +366,7 @@ def test_sweep_without_a_run_id_reverts_what_has_expired(
         {"namespace": namespace, "label_selector": selector, "expires_after": "0s"},
         ctx,
     )
-    done = sweeping.sweep(None, contract.RunContext(run_id="recover"))
+    done = sweep(None)
     assert any(line.startswith(f"deleted NetworkPolicy {namespace}/chaoskit-partition-") for line in done)
     assert (
         cluster.api.list(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies", what="t") == []
