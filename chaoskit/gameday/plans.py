@@ -182,8 +182,8 @@ def load(path: Path) -> Loaded:
         raise errors.SpecError(
             [errors.Problem(name, 0, 0, "", f"can't read the plan: {e.strerror or e}")]
         ) from e
-    parsed = loading._parse(text, name)
-    locator = loading._Locator(name, parsed.positions)
+    parsed = loading.parse(text, name)
+    locator = loading.Locator(name, parsed.positions)
     problems = [errors.Problem(name, line, col, _render(at), m) for at, line, col, m in parsed.problems]
     if problems:
         raise errors.SpecError(problems)

@@ -11,4 +11,5 @@ def driver() -> contract.Driver:
         name="http",
         summary="HTTP endpoints and TCP ports: status, body, latency percentiles under load, connects.",
         probes=[requesting.RequestProbe(), loading.LoadProbe(), connecting.ConnectProbe()],
+        actions=[requesting.RequestAction()],
     )

@@ -219,3 +219,14 @@ def answer(response: httpx.Response, raw: bytes, complete: bool, elapsed_ms: flo
         "json": parsed,
         "elapsed_ms": round(elapsed_ms, 3),
     }
+
+
+class RequestAction(contract.Action[RequestArgs]):
+    """The same request as a one-shot change (a Chaos Toolkit http *action*, a webhook, an admin call)."""
+
+    name = "http.request"
+    summary = "One HTTP request as an action: {status, headers, body, json, elapsed_ms}."
+    args = RequestArgs
+
+    def run(self, args: RequestArgs, ctx: contract.RunContext) -> contract.ActionResult:
+        return contract.ActionResult(output=RequestProbe().run(args, ctx))

@@ -167,3 +167,33 @@ def test_http_probes_and_their_tolerances_run_against_a_real_server(health_url: 
     assert run(doc, drivers) == ("completed", errors.ExitCode.COMPLETED)
     doc["steady-state-hypothesis"]["probes"][0]["tolerance"] = [500, 503]
     assert run(doc, drivers) == ("not_steady", errors.ExitCode.NOT_STEADY)
+
+
+def test_an_http_action_runs_and_a_failing_one_is_an_error(health_url: str) -> None:
+    loaded = registry.load()
+    doc = {
+        "title": "poke the admin endpoint",
+        "configuration": {"url": health_url},
+        "steady-state-hypothesis": {
+            "title": "healthy",
+            "probes": [
+                {
+                    "type": "probe",
+                    "name": "up",
+                    "tolerance": 200,
+                    "provider": {"type": "http", "url": "${url}"},
+                }
+            ],
+        },
+        "method": [
+            {
+                "type": "action",
+                "name": "poke",
+                "provider": {"type": "http", "url": "${url}", "method": "GET", "timeout": 5},
+            }
+        ],
+    }
+    drivers = [loaded.drivers["http"]]
+    assert run(doc, drivers) == ("completed", errors.ExitCode.COMPLETED)
+    doc["method"][0]["provider"]["url"] = "http://127.0.0.1:9/refused"
+    assert run(doc, drivers) == ("error", errors.ExitCode.ERROR)
