@@ -80,7 +80,7 @@ def job(obj: JSON, spec: resources.ExperimentSpec, default_image: str) -> JSON:
     else:
         source = {"name": configmap_name(obj)}
     args = ["operator", "execute", "--termination-log", TERMINATION_LOG, "--"]
-    args += [f"{MOUNT}/{resources.EXPERIMENT_FILE}", "--journal", f"{WORK}/journal.json", "--quiet"]
+    args += [f"{MOUNT}/{resources.EXPERIMENT_FILE}", "--journal", f"{WORK}/journal.json"]
     for name, value in sorted(spec.variables.items()):
         args += ["--var", f"{name}={value}"]
     pod_spec: JSON = {

@@ -33,7 +33,7 @@ def serve(
     kubernetes = registry.load().drivers.get("kubernetes")
     if kubernetes is None or kubernetes.sweep is None:
         raise errors.ComponentMissing(
-            "the kubernetes driver is not installed", hint="pip install 'chaoskit[kubernetes,operator]'"
+            "the kubernetes driver is not installed", hint="pip install 'chaoskit[operator]'"
         )
     sweep = kubernetes.sweep
     connection = connecting.resolve(

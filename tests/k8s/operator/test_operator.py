@@ -94,6 +94,23 @@ def sweep(run_id: str) -> list[str]:
 
 
 @pytest.fixture
+def finalized(cluster: Cluster, namespace: str, crds: None) -> Iterator[None]:
+    """After the test, its resources deleted through the finalizer path, so the namespace can go
+    (a finalizer left behind would keep it Terminating)."""
+    yield
+    ctl = reconciling.Controller(api=cluster.api, revert=sweep, image="chaoskit:test", namespace=namespace)
+    for plural in (resources.SCHEDULES, resources.EXPERIMENTS):
+        for item in cluster.api.list(f"{BASE}/namespaces/{namespace}/{plural}", what="test: cleanup"):
+            cluster.api.delete(f"{BASE}/namespaces/{namespace}/{plural}/{item['metadata']['name']}", what="t")
+
+    def gone() -> bool:
+        ctl.reconcile_once()
+        return not cluster.api.list(f"{BASE}/namespaces/{namespace}/{resources.EXPERIMENTS}", what="t")
+
+    wait_until("the test's ChaosExperiments finalized", gone, interval=1.0)
+
+
+@pytest.fixture
 def controller(cluster: Cluster, namespace: str, crds: None) -> Iterator[reconciling.Controller]:
     """The controller watching the test's namespace, running its watch loop in a thread."""
     ctl = reconciling.Controller(api=cluster.api, revert=sweep, image="chaoskit:test", namespace=namespace)
@@ -183,6 +200,29 @@ def events(cluster: Cluster, namespace: str, name: str) -> list[str]:
     return [e["reason"] for e in items if e["involvedObject"].get("name") == name]
 
 
+def test_operator_run_once_out_of_cluster_starts_runs_and_marks_bad_specs_invalid(
+    cluster: Cluster, namespace: str, crds: None, finalized: None
+) -> None:
+    create_experiment(cluster, namespace, "good", {"experiment": EXPERIMENT})
+    both = {"experiment": EXPERIMENT, "experimentRef": {"name": "elsewhere"}}
+    create_experiment(cluster, namespace, "both", both)
+    done = subprocess.run(
+        [sys.executable, "-m", "chaoskit", "operator", "run", "--once", "--namespace", namespace,
+         "--kubeconfig", cluster.api.connection.kubeconfig or "", "--image", "example.org/chaoskit:1"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job = get(cluster, f"/apis/batch/v1/namespaces/{namespace}/jobs/good-run")
+    assert (
+        job is not None
+        and job["spec"]["template"]["spec"]["containers"][0]["image"] == "example.org/chaoskit:1"
+    )
+    status = cluster.api.get(f"{BASE}/namespaces/{namespace}/chaosexperiments/both", what="t")["status"]
+    assert status["phase"] == "Invalid" and "exactly one of spec.experiment" in status["reason"]
+    assert get(cluster, f"/apis/batch/v1/namespaces/{namespace}/jobs/both-run") is None
+    assert "Invalid" in events(cluster, namespace, "both")
+
+
 def test_every_manifest_passes_a_server_side_dry_run(cluster: Cluster, namespace: str, crds: None) -> None:
     # The controller's namespace must exist for its namespaced objects to be judged.
     if get(cluster, "/api/v1/namespaces/chaoskit-system") is None:
@@ -212,7 +252,7 @@ def test_every_manifest_passes_a_server_side_dry_run(cluster: Cluster, namespace
 
 
 def test_an_experiment_runs_as_a_job_and_its_verdict_lands_in_the_status(
-    cluster: Cluster, namespace: str, controller: reconciling.Controller, tmp_path: Path
+    cluster: Cluster, namespace: str, controller: reconciling.Controller, tmp_path: Path, finalized: None
 ) -> None:
     obj = create_experiment(
         cluster, namespace, "true-holds", {"experiment": EXPERIMENT, "variables": {"a": "1"}}
@@ -268,7 +308,7 @@ def test_an_experiment_runs_as_a_job_and_its_verdict_lands_in_the_status(
 
 
 def test_deleting_a_running_experiment_stops_its_job_and_reverts_its_faults_first(
-    cluster: Cluster, namespace: str, controller: reconciling.Controller
+    cluster: Cluster, namespace: str, controller: reconciling.Controller, finalized: None
 ) -> None:
     obj = create_experiment(cluster, namespace, "cordons", {"experiment": EXPERIMENT})
     run_id = f"k8s-{obj['metadata']['uid']}"
@@ -306,7 +346,7 @@ def test_deleting_a_running_experiment_stops_its_job_and_reverts_its_faults_firs
 
 
 def test_a_schedule_creates_its_runs_on_time_and_a_restarted_controller_does_not_repeat_them(
-    cluster: Cluster, namespace: str, crds: None
+    cluster: Cluster, namespace: str, crds: None, finalized: None
 ) -> None:
     body = {
         "apiVersion": resources.API_VERSION,
