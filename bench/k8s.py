@@ -47,6 +47,8 @@ def _pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "nodeSelector": {"chaoskit.io/bench": "nowhere"},
+            # No token: older servers refuse pods until the namespace's token secret exists.
+            "automountServiceAccountToken": False,
             "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.9"}],
         },
     }
