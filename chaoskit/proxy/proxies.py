@@ -205,8 +205,9 @@ class Proxy:
         if splicing.AVAILABLE and self.splice and not self.toxic_list():
             spliced = splicing.SplicedConnection(client, upstream, self._splice_finished)
             self.connections.add(spliced)
-            spliced.start()
-            return
+            if spliced.start():
+                return
+            self.connections.discard(spliced)
         await self._attach(
             client, upstream, reset_capable=any(t.type == "reset_peer" for t in self.toxic_list())
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import select
 import socket
@@ -21,7 +20,7 @@ from collections.abc import Callable
 CHUNK = 1 << 20
 """Bytes asked of one splice; the pipe's capacity bounds what really moves."""
 PIPE_SIZE = 256 * 1024
-F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+F_SETPIPE_SZ = 1031
 
 _FLAGS = getattr(os, "SPLICE_F_MOVE", 1) | getattr(os, "SPLICE_F_NONBLOCK", 2)
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -48,7 +47,9 @@ class Pump:
 
     def run(self) -> None:
         read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ImportError):
+            import fcntl
+
             # Fewer, larger moves; refused (and harmless) past the user's pipe-buffer allowance.
             fcntl.fcntl(write_end, F_SETPIPE_SZ, PIPE_SIZE)
         readable = select.poll()
@@ -116,11 +117,25 @@ class SplicedConnection:
         for socket_ in (client, upstream):
             socket_.setblocking(False)
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Start both pumps; False if none could start (the caller then uses the event loop)."""
+        started = 0
         for direction, pump in self.pumps.items():
             thread = threading.Thread(target=self._pump, args=(pump,), name=f"chaoskit-splice-{direction}")
             thread.daemon = True
-            thread.start()
+            try:
+                thread.start()
+            except RuntimeError:  # out of threads: this connection goes through the event loop
+                break
+            started += 1
+        if started == len(self.pumps):
+            return True
+        self._running = started
+        if not started:
+            os.close(self._wake)
+            return False
+        self.move()  # the one pump that runs stops, and the event loop takes both sockets
+        return True
 
     def _pump(self, pump: Pump) -> None:
         pump.run()

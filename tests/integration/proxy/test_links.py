@@ -84,17 +84,45 @@ def test_every_data_passing_toxic_is_byte_exact(
         api.delete(f"/proxies/exact-{kind}")
 
 
-@settings(max_examples=25, deadline=None)
-@given(payload=st.binary(min_size=1, max_size=300_000), writes=st.lists(st.integers(1, 100_000), min_size=1))
+@pytest.mark.parametrize("splice", [True, False], ids=["splice", "event-loop"])
 def test_without_toxics_bytes_come_back_in_order(
-    shared: tuple[servers.ProxyServer, upstreams.Upstream], payload: bytes, writes: list[int]
+    shared: tuple[servers.ProxyServer, upstreams.Upstream], splice: bool
 ) -> None:
     server, echo = shared
-    name = "plain"
-    if name not in server.table.proxies:
-        with httpx.Client(base_url=server.url) as api:
-            make_proxy(api, echo.address, name)
-    assert exchange(server.table.proxies[name].listen, payload, writes) == payload
+    name = f"plain-{splice}"
+    with httpx.Client(base_url=server.url) as api:
+        listen = make_proxy(api, echo.address, name)
+    server.table.proxies[name].splice = splice  # both no-toxic paths: kernel splice and event loop
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        payload=st.binary(min_size=1, max_size=300_000), writes=st.lists(st.integers(1, 100_000), min_size=1)
+    )
+    def check(payload: bytes, writes: list[int]) -> None:
+        assert exchange(listen, payload, writes) == payload
+
+    check()
+
+
+def test_when_no_thread_can_start_connections_take_the_event_loop(
+    api: httpx.Client, echo: upstreams.Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Simulated: running out of threads can't safely be done for real on a shared machine.
+    started: list[int] = []
+    real_start = threading.Thread.start
+
+    def second_fails(thread: threading.Thread) -> None:
+        if thread.name.startswith("chaoskit-splice-"):
+            started.append(1)
+            if len(started) % 2 == 0:
+                raise RuntimeError("can't start new thread")
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", second_fails)
+    listen = make_proxy(api, echo.address)
+    payload = os.urandom(200_000)
+    assert exchange(listen, payload, [4096]) == payload
+    assert len(started) == 2  # one pump ran, the second could not: moved to the event loop
 
 
 def test_limit_data_passes_exactly_the_first_bytes(api: httpx.Client, echo: upstreams.Upstream) -> None:
