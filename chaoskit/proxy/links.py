@@ -86,13 +86,7 @@ class Side(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if exc is not None:
-            self.connection.close()
-            return
-        # A clean close can come while bytes this side sent are still in the toxics on their way to
-        # the other side (uvloop closes a transport once both directions saw EOF): let that link
-        # finish them and pass the EOF on, instead of dropping them with the connection.
-        self.connection.reading(self).feed_eof()
+        self.connection.close()
 
     def pause_writing(self) -> None:
         self.write_paused = True
