@@ -182,8 +182,14 @@ class Controller:
         # Reverted now (not only once the pod is gone): a pod that can't stop must not keep a
         # fault applied. It is reverted again when the pod is gone, in case it injected since.
         done = self.revert(run_id)
-        if pods:
+        stuck = [p["metadata"]["name"] for p in pods if not self._past_grace(p)]
+        if stuck:
             return  # next pass: once the pod is gone, sweep once more and let go
+        if pods:
+            # Its node is gone or unreachable: the kubelet will never confirm. The sweep above
+            # ran after the grace period, when a live pod would have been killed.
+            names = ", ".join(p["metadata"]["name"] for p in pods)
+            self.event(obj, statuses.Event("Warning", "PodNotConfirmedGone", f"{names} still terminating"))
         self.event(
             obj,
             statuses.Event(
@@ -196,6 +202,12 @@ class Controller:
             {"metadata": {"finalizers": finalizers, "resourceVersion": meta["resourceVersion"]}},
             what=f"removing the finalizer of {resources.describe(obj)}",
         )
+
+    def _past_grace(self, pod: JSON) -> bool:
+        """Whether a deleted pod has had its grace period and a minute more to go (the API server
+        sets ``deletionTimestamp`` to the end of the grace period)."""
+        until = scheduling.parse(pod["metadata"].get("deletionTimestamp"))
+        return until is not None and self.clock() >= until + dt.timedelta(seconds=60)
 
     # ---- schedules
 

@@ -306,6 +306,11 @@ def test_an_experiment_runs_as_a_job_and_its_verdict_lands_in_the_status(
     printed = kubectl("get", "-n", namespace, "chaosexperiments")
     assert printed.returncode == 0 and "completed" in printed.stdout and "VERDICT" in printed.stdout
 
+    # ttlSecondsAfterFinished: the finished resource goes, and its Job and ConfigMap with it.
+    cluster.api.patch(path, {"spec": {"ttlSecondsAfterFinished": 0}}, what="test: ttl")
+    wait_until("the resource deleted after its TTL", lambda: get(cluster, path) is None)
+    wait_until("its Job garbage-collected", lambda: get(cluster, job_path) is None)
+
 
 def test_deleting_a_running_experiment_stops_its_job_and_reverts_its_faults_first(
     cluster: Cluster, namespace: str, controller: reconciling.Controller, finalized: None
@@ -409,3 +414,86 @@ def test_a_schedule_creates_its_runs_on_time_and_a_restarted_controller_does_not
     controller().reconcile_once()
     assert runs() == [first]
     assert {"RunCreated", "RunSkipped"} <= set(events(cluster, namespace, "hourly"))
+
+
+OPERATOR_SA = "system:serviceaccount:chaoskit-system:chaoskit-operator"
+
+
+def test_the_controllers_own_clusterrole_is_enough_for_a_run_and_its_revert(
+    cluster: Cluster, namespace: str, crds: None, finalized: None, tmp_path: Path
+) -> None:
+    """Every API call of a whole run and its deletion made as the controller's ServiceAccount
+    (impersonated), bound only to operators/rbac/controller.yaml."""
+    if get(cluster, "/api/v1/namespaces/chaoskit-system") is None:
+        cluster.api.post("/api/v1/namespaces", {"metadata": {"name": "chaoskit-system"}}, what="test")
+    applied = kubectl("apply", "-f", str(OPERATORS / "rbac" / "controller.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    wait_until(
+        "the ClusterRoleBinding in effect",
+        lambda: (
+            kubectl(
+                "auth", "can-i", "create", "jobs.batch", "-n", namespace, "--as", OPERATOR_SA
+            ).stdout.strip()
+            == "yes"
+        ),
+    )
+    # Least privilege: it can't read Secrets or delete nodes.
+    for verb, what in (("get", "secrets"), ("delete", "nodes"), ("create", "pods")):
+        assert (
+            kubectl("auth", "can-i", verb, what, "-n", namespace, "--as", OPERATOR_SA).stdout.strip() == "no"
+        )
+
+    restricted = connecting.open_api(cluster.api.connection)
+    restricted.client.set_default_header("Impersonate-User", OPERATOR_SA)
+
+    def revert(run_id: str) -> list[str]:
+        driver = registry.load().drivers["kubernetes"]
+        assert driver.sweep is not None
+        ctx = contract.RunContext(run_id=run_id)
+        try:
+            # The sweep's shared Api for this cluster is the impersonating one.
+            ctx.resource(connecting.resolve().key, lambda: restricted)
+            return list(driver.sweep(run_id, ctx))
+        finally:
+            ctx.close()
+
+    ctl = reconciling.Controller(api=restricted, revert=revert, image="chaoskit:test", namespace=namespace)
+
+    def reconciled() -> None:
+        ctl.reconcile_once()
+        assert ctl.failures == []
+
+    node = f"ck-operator-{uuid.uuid4().hex[:6]}"
+    cluster.api.post("/api/v1/nodes", {"metadata": {"name": node}}, what="test: node")
+    try:
+        obj = create_experiment(cluster, namespace, "as-operator", {"experiment": EXPERIMENT})
+        run_id = f"k8s-{obj['metadata']['uid']}"
+        path = f"{BASE}/namespaces/{namespace}/chaosexperiments/as-operator"
+        reconciled()
+        pod = run_pod(cluster, namespace, "as-operator-run")
+        reconciled()
+        ctx = contract.RunContext(run_id=run_id)
+        cordon = {
+            "metadata": marks.metadata(ctx, "kubernetes.node.cordon", 3600),
+            "spec": {"unschedulable": True},
+        }
+        ctx.close()
+        cluster.api.patch(f"/api/v1/nodes/{node}", cordon, what="test: cordon")
+        finish_pod(cluster, pod, 0, summary_of_a_real_run(tmp_path, run_id))
+
+        def verdict() -> str | None:
+            reconciled()
+            return str(((get(cluster, path) or {}).get("status") or {}).get("verdict") or "") or None
+
+        assert wait_until("the verdict", verdict) == "completed"
+        cluster.api.delete(path, what="test: delete")
+
+        def gone() -> bool:
+            reconciled()
+            return get(cluster, path) is None
+
+        wait_until("the resource finalized", gone, interval=1.0)
+        assert not cluster.node(node)["spec"].get("unschedulable")
+    finally:
+        restricted.client.close()
+        cluster.api.delete(f"/api/v1/nodes/{node}", what="test: node cleanup")
