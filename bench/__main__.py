@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "k8s": "bench.k8s",
     "prometheus": "bench.prometheus",
     "proxy": "bench.proxy",
+    "soak": "bench.soak",
 }
 
 
