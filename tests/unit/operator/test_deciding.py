@@ -310,3 +310,40 @@ def test_execute_of_a_bad_file_exits_2_and_still_leaves_a_summary(tmp_path: Path
     assert done.returncode == 2, done.stderr
     summary = summaries.parse(message.read_text())
     assert summary is not None and (summary["verdict"], summary["exitCode"]) == ("invalid", 2)
+
+
+# ---- the example resources
+
+
+def example_experiments() -> list[tuple[str, dict[str, Any]]]:
+    """Every experiment in operators/examples: inline in a ChaosExperiment or in a ConfigMap."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for path in sorted((Path(__file__).resolve().parents[3] / "operators" / "examples").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc.get("kind") == "ChaosExperiment" and "experiment" in doc["spec"]:
+                found.append((f"{path.name}:{doc['metadata']['name']}", doc["spec"]["experiment"]))
+            if doc.get("kind") == "ConfigMap":
+                for key, text in doc["data"].items():
+                    found.append((f"{path.name}:{key}", yaml.safe_load(text)))
+    return found
+
+
+@pytest.mark.parametrize(("where", "experiment"), example_experiments())
+def test_the_examples_experiments_are_valid(where: str, experiment: dict[str, Any], tmp_path: Path) -> None:
+    file = tmp_path / "experiment.yaml"
+    file.write_text(yaml.safe_dump(experiment))
+    done = subprocess.run(
+        [sys.executable, "-m", "chaoskit", "validate", str(file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"{where}: {done.stdout}{done.stderr}"
+
+
+def test_the_example_schedule_is_a_valid_schedule() -> None:
+    path = Path(__file__).resolve().parents[3] / "operators" / "examples" / "schedule.yaml"
+    obj = yaml.safe_load(path.read_text())
+    spec = resources.schedule_spec(obj | {"metadata": {**obj["metadata"], "namespace": "shop", "uid": "u"}})
+    assert spec.schedule.cron == "0 10 * * mon-fri" and len(spec.schedule.blackouts) == 2
