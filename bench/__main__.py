@@ -12,6 +12,7 @@ import sys
 BENCHES: dict[str, str] = {
     # name: module, kept sorted
     "engine": "bench.engine",
+    "fuzz": "bench.fuzz",
     "http_load": "bench.http_load",
     "k8s": "bench.k8s",
     "prometheus": "bench.prometheus",
