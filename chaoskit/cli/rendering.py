@@ -230,6 +230,10 @@ def show_plan(console: Console, plan: planning.Plan, touches: list[planning.Touc
             if touch is not None:
                 for target in touch.targets:
                     console.print(f"           → {escape(str(target))}", highlight=False)
+                    for key, value in sorted(target.detail.items()):
+                        console.print(
+                            f"               [dim]{escape(key)}: {escape(value)}[/]", highlight=False
+                        )
                 if touch.note:
                     console.print(f"           [yellow]{escape(touch.note)}[/]", highlight=False)
     recovery = plan.experiment.recovery

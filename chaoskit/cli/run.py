@@ -57,6 +57,13 @@ from chaoskit.spec import templates
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write an HTML report.",
 )
+@click.option(
+    "--context",
+    "kube_context",
+    envvar="CHAOSKIT_KUBE_CONTEXT",
+    default=None,
+    help="The kubeconfig context for kubernetes.* steps that don't name one (default: the current one).",
+)
 @options.state_dir
 @options.probes_path
 def command(
@@ -74,11 +81,15 @@ def command(
     report_path: Path | None,
     state_dir: Path | None,
     probes_path: tuple[Path, ...],
+    kube_context: str | None,
 ) -> None:
     """Run the experiment in FILE (chaoskit or Chaos Toolkit format).
 
     Exit codes: 0 completed, 1 deviated, 2 invalid, 3 not steady before, 4 error, 130 interrupted.
     """
+    if kube_context:
+        # The kubernetes driver reads its default context from here; steps may still name their own.
+        os.environ["CHAOSKIT_KUBE_CONTEXT"] = kube_context
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
     if not dry_run:
         _check_writable(journal_path)

@@ -194,6 +194,8 @@ def test_dry_run_prints_targets_and_stops_nothing(
     result = _invoke("run", str(path), "--dry-run")
     assert result.exit_code == 0, result.output
     assert str(sleeper.pid) in result.output and "freeze" in result.output
+    # Each target's details are listed too (here the command line the process driver matched).
+    assert "cmdline: sleep" in result.output
     assert _state_of(sleeper.pid) != "T"
     assert not ledgers.directory(state).exists()
 
@@ -316,3 +318,33 @@ def test_bad_input_exits_2_with_a_location_no_traceback_and_nothing_run(
     assert "Traceback" not in result.output
     assert not ledgers.directory(state).exists()
     assert not (tmp_path / "j.json").exists()
+
+
+def test_context_flag_chooses_the_kubeconfig_context(
+    tmp_path: Path, state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the kubeconfig is read (no API server is needed to see which context was asked for).
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: only-one\n"
+        "clusters: [{name: c1, cluster: {server: 'https://127.0.0.1:1'}}]\n"
+        "contexts: [{name: only-one, context: {cluster: c1, user: u1}}]\n"
+        "users: [{name: u1, user: {token: abc}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(config))
+    # The flag sets the variable in this process: setenv first so that monkeypatch restores it after.
+    monkeypatch.setenv("CHAOSKIT_KUBE_CONTEXT", "")
+    monkeypatch.delenv("CHAOSKIT_KUBE_CONTEXT")
+    path = _write(
+        tmp_path,
+        """
+        title: k
+        method:
+          - name: kill
+            fault: kubernetes.pods.delete
+            with: {namespace: default, label_selector: app=x}
+        """,
+    )
+    result = _invoke("run", str(path), "--dry-run", "--context", "staging-eu")
+    assert result.exit_code == 0, result.output
+    assert "context 'staging-eu'" in result.output
