@@ -11,6 +11,7 @@ import sys
 
 BENCHES: dict[str, str] = {
     # name: module, kept sorted
+    "chaostoolkit": "bench.chaostoolkit",
     "engine": "bench.engine",
     "fuzz": "bench.fuzz",
     "http_load": "bench.http_load",
