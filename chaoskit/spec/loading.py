@@ -305,7 +305,8 @@ def load_text(
     ]
     if parsed.data is None:
         raise errors.SpecError(
-            [source.problem((), "the file is empty; an experiment needs title: and method:")]
+            # Line 1, column 1: where the missing content belongs, so the message has a place too.
+            [errors.Problem(name, 1, 1, "", "the file is empty; an experiment needs title: and method:")]
         )
     if not isinstance(parsed.data, dict):
         kind_of = "a list" if isinstance(parsed.data, list) else f"{_show(parsed.data)}"
