@@ -18,6 +18,7 @@ BENCHES: dict[str, str] = {
     "k8s": "bench.k8s",
     "prometheus": "bench.prometheus",
     "proxy": "bench.proxy",
+    "revert": "bench.revert",
     "soak": "bench.soak",
 }
 
