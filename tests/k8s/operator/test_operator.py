@@ -8,6 +8,7 @@ completes the Job, and the operator must turn that into the resource's status.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import shutil
 import subprocess
@@ -497,3 +498,102 @@ def test_the_controllers_own_clusterrole_is_enough_for_a_run_and_its_revert(
     finally:
         restricted.client.close()
         cluster.api.delete(f"/api/v1/nodes/{node}", what="test: node cleanup")
+
+
+def test_a_run_with_only_the_pods_driver_role_deletes_pods_and_is_refused_a_node(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """``chaoskit run`` as a ServiceAccount bound (in its namespace) to chaoskit-run-pods: the
+    pod-delete example experiment completes; cordoning a node is refused (exit 4, 403 named)."""
+    applied = kubectl("apply", "-f", str(OPERATORS / "rbac" / "drivers" / "pods.yaml"))
+    assert applied.returncode == 0, applied.stderr
+    cluster.api.post(
+        f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": "runner"}}, what="t"
+    )
+    binding = {
+        "metadata": {"name": "runner-pods"},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "ClusterRole",
+            "name": "chaoskit-run-pods",
+        },
+        "subjects": [{"kind": "ServiceAccount", "name": "runner", "namespace": namespace}],
+    }
+    cluster.api.post(
+        f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}/rolebindings", binding, what="t"
+    )
+
+    def token() -> str | None:
+        secrets = cluster.api.list(f"/api/v1/namespaces/{namespace}/secrets", what="t")
+        for secret in secrets:
+            annotations = secret["metadata"].get("annotations") or {}
+            if annotations.get("kubernetes.io/service-account.name") == "runner" and "token" in secret.get(
+                "data", {}
+            ):
+                return base64.b64decode(secret["data"]["token"]).decode()
+        return None
+
+    # The token controller makes the ServiceAccount's token Secret (Kubernetes before 1.24).
+    # Newer clusters (kind) hand out tokens through the TokenRequest API instead.
+    secret_token = (
+        wait_until("the ServiceAccount's token", token) if not _token_request_only(cluster) else None
+    )
+    if secret_token is None:
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {"expirationSeconds": 3600},
+        }
+        answer = cluster.api.post(
+            f"/api/v1/namespaces/{namespace}/serviceaccounts/runner/token", request, what="test: token"
+        )
+        secret_token = str(answer["status"]["token"])
+    admin = yaml.safe_load(Path(cluster.api.connection.kubeconfig or "").read_text())
+    current = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+    server = next(c for c in admin["clusters"] if c["name"] == current["cluster"])["cluster"]
+    kubeconfig = tmp_path / "runner.kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "current-context": "runner",
+            "clusters": [{"name": "c", "cluster": server}],
+            "users": [{"name": "runner", "user": {"token": secret_token}}],
+            "contexts": [{"name": "runner", "context": {"cluster": "c", "user": "runner"}}],
+        })
+    )  # fmt: skip
+    kubeconfig.chmod(0o600)
+    selector = cluster.deployment(namespace, "web", replicas=3)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "KUBECONFIG": str(kubeconfig)}
+
+    def run(file: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "chaoskit", "run", str(file), "--journal", str(tmp_path / "j.json"),
+             "--state-dir", str(tmp_path / "state"), "-q", *args],
+            env=env, capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+
+    allowed = run(
+        ROOT / "experiments" / "k8s-pod-delete.yaml",
+        "--var",
+        f"namespace={namespace}",
+        "--var",
+        f"selector={selector}",
+    )
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+    cordon = tmp_path / "cordon.yaml"
+    cordon.write_text(
+        yaml.safe_dump({
+            "title": "cordon a node",
+            "method": [{"name": "cordon", "fault": "kubernetes.node.cordon", "with": {"names": ["sim-a1"]}}],
+        })
+    )  # fmt: skip
+    refused = run(cordon)
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "403" in refused.stdout + refused.stderr
+    assert not cluster.node("sim-a1")["spec"].get("unschedulable")
+
+
+def _token_request_only(cluster: Cluster) -> bool:
+    """Kubernetes 1.24 and later no longer make token Secrets for ServiceAccounts."""
+    version = cluster.api.get("/version", what="test: version")
+    return (int(version["major"]), int(str(version["minor"]).rstrip("+"))) >= (1, 24)
