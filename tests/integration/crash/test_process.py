@@ -7,6 +7,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from chaoskit.drivers.process import processes
 from tests.integration.crash import killing
 
@@ -27,7 +29,8 @@ def _state(pid: int) -> str:
     return info.state if info else "gone"
 
 
-def test_process_stop_is_recovered_after_a_sigkill_at_any_moment(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fault", ["process.stop"])
+def test_process_fault_is_recovered_after_a_sigkill_at_any_moment(fault: str, tmp_path: Path) -> None:
     def moment(index: int, delay: float) -> None:
         folder = tmp_path / f"m{index}"
         folder.mkdir()
@@ -40,7 +43,7 @@ def test_process_stop_is_recovered_after_a_sigkill_at_any_moment(tmp_path: Path)
                     folder,
                     f"title: freeze then crash\n"
                     f"method:\n"
-                    f"  - fault: process.stop\n"
+                    f"  - fault: {fault}\n"
                     f"    with: {{pid: {ticker.pid}}}\n"
                     f"    duration: 1h\n",
                     delay,
@@ -53,4 +56,4 @@ def test_process_stop_is_recovered_after_a_sigkill_at_any_moment(tmp_path: Path)
                 ticker.kill()
                 ticker.wait(timeout=30)
 
-    killing.each_moment(killing.moments("process.stop"), moment)
+    killing.each_moment(killing.moments(fault), moment)
