@@ -121,6 +121,13 @@ class Controller:
         job = self._get(
             f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs/{quote(job_name)}", "the run's Job"
         )
+        if job is None and previous.get("job"):
+            # Deleted by someone while the run was on: never start it again (that would inject
+            # again), take back what it may have left, and say so.
+            done = self.revert(resources.run_id(obj))
+            status, events = statuses.vanished(previous, job_name, done, now)
+            self._write_status(obj, status, events)
+            return
         if job is None:
             configmap = jobs.configmap(obj, spec)
             if configmap is not None:

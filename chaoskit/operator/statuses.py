@@ -140,6 +140,21 @@ def _finished(summary: dict[str, Any], job: JSON, now: str) -> JSON:
     }
 
 
+def vanished(previous: JSON, job_name: str, reverted: list[str], now: str) -> tuple[JSON, list[Event]]:
+    """The status of a run whose Job was deleted by someone else before it finished."""
+    reason = f"Job {job_name} was deleted before the run finished; its faults were swept by run id"
+    summary = summaries.without_journal(4, reason)
+    status = {**previous, **summary, "phase": Phase.FINISHED, "completionTime": now, "summary": summary}
+    conditions = _set_condition(
+        list(previous.get("conditions") or []), "Running", False, reason="JobDeleted", message=reason, now=now
+    )
+    status["conditions"] = _set_condition(
+        conditions, "Completed", False, reason="Error", message=reason, now=now
+    )
+    swept = "; ".join(reverted) if reverted else "nothing was left applied"
+    return status, [Event("Warning", "JobDeleted", f"{reason}: {swept}"[:1000])]
+
+
 def invalid(previous: JSON, message: str, now: str) -> tuple[JSON, list[Event]]:
     """The status of a resource whose spec the controller refused (one Warning Event, once)."""
     if previous.get("phase") == Phase.INVALID and previous.get("reason") == message:

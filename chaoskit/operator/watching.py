@@ -19,9 +19,12 @@ WATCH_SECONDS = 20
 
 
 class Watcher:
-    def __init__(self, controller: reconciling.Controller, interval: float = 5.0) -> None:
+    def __init__(
+        self, controller: reconciling.Controller, interval: float = 5.0, watch_seconds: int = WATCH_SECONDS
+    ) -> None:
         self.controller = controller
         self.interval = interval
+        self.watch_seconds = watch_seconds
         self.stop = threading.Event()
         self.wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -44,7 +47,7 @@ class Watcher:
             try:
                 query: dict[str, Any] = {
                     "watch": True,
-                    "timeoutSeconds": WATCH_SECONDS,
+                    "timeoutSeconds": self.watch_seconds,
                     "labelSelector": selector,
                 }
                 serialized = api.client.param_serialize(
@@ -56,7 +59,7 @@ class Watcher:
                     header_params={"Accept": "application/json"},
                     auth_settings=["BearerToken"],
                 )
-                response = api.client.call_api(*serialized, _request_timeout=WATCH_SECONDS + 10)
+                response = api.client.call_api(*serialized, _request_timeout=self.watch_seconds + 10)
                 for line in response.response.stream(amt=None, decode_content=True):
                     if line:
                         self.wake.set()
@@ -69,7 +72,8 @@ class Watcher:
 
     def serve(self, passes: int | None = None) -> None:
         """Reconcile until ``stop`` is set (or ``passes`` passes were made)."""
-        for path in self._paths():
+        # A bounded number of passes (``--once``) is over before a watch could wake anything.
+        for path in self._paths() if passes is None else []:
             thread = threading.Thread(target=self._watch, args=(path,), name=f"watch {path}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -88,4 +92,4 @@ class Watcher:
         finally:
             self.stop.set()
             for thread in self._threads:
-                thread.join(timeout=WATCH_SECONDS + 15)
+                thread.join(timeout=self.watch_seconds + 15)

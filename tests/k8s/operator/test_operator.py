@@ -115,7 +115,7 @@ def finalized(cluster: Cluster, namespace: str, crds: None) -> Iterator[None]:
 def controller(cluster: Cluster, namespace: str, crds: None) -> Iterator[reconciling.Controller]:
     """The controller watching the test's namespace, running its watch loop in a thread."""
     ctl = reconciling.Controller(api=cluster.api, revert=sweep, image="chaoskit:test", namespace=namespace)
-    watcher = watching.Watcher(ctl, interval=1.0)
+    watcher = watching.Watcher(ctl, interval=1.0, watch_seconds=3)
     thread = threading.Thread(target=watcher.serve, name="operator", daemon=True)
     thread.start()
     yield ctl
@@ -620,3 +620,28 @@ def _token_request_only(cluster: Cluster) -> bool:
     """Kubernetes 1.24 and later no longer make token Secrets for ServiceAccounts."""
     version = cluster.api.get("/version", what="test: version")
     return (int(version["major"]), int(str(version["minor"]).rstrip("+"))) >= (1, 24)
+
+
+def test_a_job_deleted_behind_the_operators_back_is_not_started_again(
+    cluster: Cluster, namespace: str, controller: reconciling.Controller, finalized: None
+) -> None:
+    create_experiment(cluster, namespace, "orphaned", {"experiment": EXPERIMENT})
+    path = f"{BASE}/namespaces/{namespace}/chaosexperiments/orphaned"
+    job_path = f"/apis/batch/v1/namespaces/{namespace}/jobs/orphaned-run"
+    first = wait_until("the run's Job", lambda: get(cluster, job_path))
+    wait_until(
+        "phase Running", lambda: ((get(cluster, path) or {}).get("status") or {}).get("phase") == "Running"
+    )
+    cluster.api.delete(job_path, what="test: delete the Job", body={"propagationPolicy": "Background"})
+    status = wait_until(
+        "the run marked ended",
+        lambda: (
+            ((get(cluster, path) or {}).get("status") or {}).get("phase") == "Finished"
+            and get(cluster, path)["status"]
+        ),  # type: ignore[index]
+    )
+    assert (status["verdict"], status["exitCode"]) == ("error", 4)
+    assert "deleted before the run finished" in status["reason"]
+    assert "JobDeleted" in events(cluster, namespace, "orphaned")
+    again = get(cluster, job_path)
+    assert again is None or again["metadata"]["uid"] == first["metadata"]["uid"]  # not a new run

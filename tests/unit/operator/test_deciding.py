@@ -162,6 +162,15 @@ def test_a_run_that_left_no_summary_gets_the_verdict_of_its_exit_code() -> None:
     assert "deadline" in status["reason"]
 
 
+def test_a_job_deleted_by_someone_else_ends_the_run_in_error() -> None:
+    running = {"phase": "Running", "job": "j", "runId": "r", "conditions": []}
+    status, events = statuses.vanished(running, "j", ["uncordoned node n1"], "2030-01-01T00:00:00Z")
+    assert (status["phase"], status["verdict"], status["exitCode"]) == ("Finished", "error", 4)
+    assert statuses.finished(status) and not statuses.succeeded(status)
+    assert [(e.type, e.reason) for e in events] == [("Warning", "JobDeleted")]
+    assert "uncordoned node n1" in events[0].message
+
+
 def test_summaries_fit_the_termination_message_limit() -> None:
     summary = summaries.without_journal(1, "x" * 10_000)
     summary["errors"] = ["e" * 3000, "f" * 3000]
