@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from chaoskit.errors import ChaoskitError, ExitCode
-
-if TYPE_CHECKING:
-    from chaoskit import faults, probes, testing
 
 __version__ = "0.1.0"
 
@@ -24,6 +20,8 @@ _LAZY = {"faults", "probes", "testing"}
 
 
 def __getattr__(name: str) -> ModuleType:
+    # No import of these modules here, not even under TYPE_CHECKING: the probes pull in every
+    # driver, and the layer contract (.importlinter) must see the package root import nothing heavy.
     if name in _LAZY:
         return importlib.import_module(f"chaoskit.{name}")
     raise AttributeError(f"module 'chaoskit' has no attribute {name!r}")
