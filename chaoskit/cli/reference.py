@@ -1,0 +1,41 @@
+"""The CLI reference (docs/cli-reference.md), generated from the click commands so it never drifts.
+
+``python -m chaoskit.cli.reference > docs/cli-reference.md`` rewrites it; a unit test compares.
+"""
+
+from __future__ import annotations
+
+import click
+
+from chaoskit.cli import main
+
+HEADER = """# chaoskit command reference
+
+Generated from the commands themselves by `python -m chaoskit.cli.reference > docs/cli-reference.md`
+(a test fails when it is out of date). The exit codes and the ideas behind the commands are in
+[cli.md](cli.md).
+"""
+
+
+def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
+    found = [(path, command)]
+    if isinstance(command, click.Group):
+        ctx = click.Context(command, info_name=path[-1])
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                found += _walk(sub, [*path, name])
+    return found
+
+
+def render() -> str:
+    parts = [HEADER]
+    for path, command in _walk(main.cli, ["chaoskit"]):
+        with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
+            text = command.get_help(ctx)
+        parts.append(f"## `{' '.join(path)}`\n\n```\n{text}\n```\n")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    click.echo(render(), nl=False)
