@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from typing import Any, TypedDict, cast
-
-import httpx
-import tenacity
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from chaoskit import errors
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8474"
 TIMEOUT = 10.0
@@ -52,9 +52,6 @@ class Unreachable(errors.DriverError):
     """The server could not be reached at all."""
 
 
-_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
-
-
 def _q(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
@@ -65,6 +62,10 @@ class Client:
     def __init__(self, url: str = DEFAULT_URL, timeout: float = TIMEOUT, attempts: int = ATTEMPTS) -> None:
         self.url = url.rstrip("/")
         self._attempts = attempts
+        # httpx (and through it rich and pygments) is imported only when a client is made: loading
+        # the driver for `chaoskit validate` or `--help` of an experiment without toxics stays fast.
+        import httpx
+
         # Toxiproxy answers 403 to browser user agents; httpx's default is fine, but be explicit.
         self._http = httpx.Client(
             base_url=self.url, timeout=timeout, headers={"User-Agent": "chaoskit-toxiproxy-client"}
@@ -81,10 +82,14 @@ class Client:
 
     def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         """One call; ``ApiError`` for an error status, ``Unreachable`` if the server can't be reached."""
+        import httpx
+        import tenacity
+
+        retryable = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self._attempts),
             wait=tenacity.wait_exponential(multiplier=0.2, max=2.0),
-            retry=tenacity.retry_if_exception_type(_RETRYABLE),
+            retry=tenacity.retry_if_exception_type(retryable),
             reraise=True,
         )
         try:
