@@ -190,6 +190,8 @@ class Link:
         self.update_reading()
 
     def feed_eof(self) -> None:
+        if self.done:
+            return  # the splice path already passed this EOF on (see Connection.attach)
         self._buffer.append(_EOF)
         self._wake.set()
 
@@ -209,6 +211,8 @@ class Link:
     # -- the toxic pipeline (a task)
 
     async def run(self) -> None:
+        if self.done:
+            return
         try:
             while True:
                 chunk = await self._next()
@@ -414,14 +418,19 @@ class Connection:
         client: socket.socket,
         upstream: socket.socket,
         counts: dict[str, tuple[int, int]] | None = None,
+        ended: frozenset[str] = frozenset(),
     ) -> None:
         """Take over two connected sockets (from the accept loop or the splice path) and pipe them.
 
-        ``counts`` carries the bytes a previous path already moved, for the metrics."""
+        ``counts`` carries the bytes a previous path already moved, for the metrics; ``ended`` the
+        directions whose EOF it already passed on (shutting the destination's write side again
+        would fail and take the connection down)."""
         loop = asyncio.get_running_loop()
         for direction, (received, sent) in (counts or {}).items():
             self.links[direction].received += received
             self.links[direction].sent += sent
+        for direction in ended:
+            self.links[direction].done = True
         try:
             await loop.connect_accepted_socket(lambda: self.client, client)
             await loop.connect_accepted_socket(lambda: self.server, upstream)

@@ -218,10 +218,11 @@ class Proxy:
         upstream: socket.socket,
         reset_capable: bool,
         counts: dict[str, tuple[int, int]] | None = None,
+        ended: frozenset[str] = frozenset(),
     ) -> None:
         connection = links.Connection(owner=self, reset_capable=reset_capable)
         self.connections.add(connection)
-        await connection.attach(client, upstream, counts)
+        await connection.attach(client, upstream, counts, ended)
 
     def _splice_finished(self, spliced: splicing.SplicedConnection) -> None:
         if spliced.closed:
@@ -230,7 +231,13 @@ class Proxy:
         # A toxic arrived: the event loop takes the sockets over and runs the toxics.
         self.connections.discard(spliced)
         task = asyncio.get_running_loop().create_task(
-            self._attach(spliced.client, spliced.upstream, reset_capable=False, counts=spliced.counts())
+            self._attach(
+                spliced.client,
+                spliced.upstream,
+                reset_capable=False,
+                counts=spliced.counts(),
+                ended=spliced.ended(),
+            )
         )
         self._dials.add(task)
         task.add_done_callback(self._dials.discard)

@@ -182,3 +182,7 @@ class SplicedConnection:
 
     def counts(self) -> dict[str, tuple[int, int]]:
         return {d: (p.received, p.sent) for d, p in self.pumps.items()}
+
+    def ended(self) -> frozenset[str]:
+        """The directions whose EOF has been passed on (their destination's write side is shut)."""
+        return frozenset(d for d, p in self.pumps.items() if p.eof)

@@ -374,3 +374,29 @@ def test_adding_a_toxic_mid_stream_moves_the_connection_without_losing_a_byte(
     while time.monotonic() < deadline and _fd_count() > baseline:
         time.sleep(0.1)
     assert _fd_count() <= baseline
+
+
+def test_a_connection_half_closed_on_the_splice_path_keeps_its_reply_after_the_move(
+    api: httpx.Client,
+) -> None:
+    reply = os.urandom(2_000_000)
+
+    def answer_then_close(conn: socket.socket) -> None:
+        while conn.recv(65536):
+            pass
+        conn.sendall(reply)
+        conn.shutdown(socket.SHUT_WR)
+
+    with upstreams.Upstream(answer_then_close) as upstream:
+        listen = make_proxy(api, upstream.address)
+        host, _, port = listen.rpartition(":")
+        with socket.socket() as sock:
+            # A small receive buffer keeps most of the reply, and the upstream's EOF, in the proxy.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(60)
+            sock.connect((host, int(port)))
+            sock.sendall(b"request")
+            sock.shutdown(socket.SHUT_WR)  # passed on by the splice path: no toxic exists yet
+            time.sleep(0.3)
+            assert api.post("/proxies/p/toxics", json={"type": "noop"}).status_code == 200
+            assert upstreams.recv_all(sock) == reply
