@@ -6,7 +6,7 @@ Built in a function, never at import time; built-in drivers load the same way as
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -51,11 +51,14 @@ def build(drivers: Iterable[contract.Driver]) -> Registry:
     return Registry(drivers=by_name, faults=faults, probes=probes, actions=actions)
 
 
-def load(extra: Iterable[contract.Driver] = ()) -> Registry:
-    """Every installed driver from the entry points, then ``extra`` (tests, the fake driver)."""
+def load(extra: Iterable[contract.Driver] = (), only: Collection[str] | None = None) -> Registry:
+    """Every installed driver from the entry points (or ``only`` those named), then ``extra`` (tests,
+    the fake driver)."""
     loaded: list[contract.Driver] = []
     broken: dict[str, str] = {}
     for entry in sorted(metadata.entry_points(group=GROUP), key=lambda e: e.name):
+        if only is not None and entry.name not in only:
+            continue
         try:
             factory: Callable[[], contract.Driver] = entry.load()
             loaded.append(factory())
