@@ -400,3 +400,30 @@ def test_a_connection_half_closed_on_the_splice_path_keeps_its_reply_after_the_m
             time.sleep(0.3)
             assert api.post("/proxies/p/toxics", json={"type": "noop"}).status_code == 200
             assert upstreams.recv_all(sock) == reply
+
+
+def test_bytes_held_by_a_toxic_still_arrive_after_the_other_side_half_closed(api: httpx.Client) -> None:
+    got: list[int] = []
+    done = threading.Event()
+
+    def reply_early_then_read(conn: socket.socket) -> None:
+        total = len(conn.recv(65536))
+        conn.sendall(b"hello")
+        conn.shutdown(socket.SHUT_WR)  # done talking, still listening
+        while data := conn.recv(65536):
+            total += len(data)
+        got.append(total)
+        done.set()
+
+    with upstreams.Upstream(reply_early_then_read) as upstream:
+        listen = make_proxy(api, upstream.address)
+        body = {"type": "latency", "stream": "upstream", "attributes": {"latency": 300}}
+        assert api.post("/proxies/p/toxics", json=body).status_code == 200
+        with upstreams.connect(listen) as sock:
+            sock.sendall(b"first")
+            time.sleep(0.1)
+            sock.sendall(b"x" * 99_995)  # still held by the latency when the upstream half-closes
+            sock.shutdown(socket.SHUT_WR)
+            assert upstreams.recv_all(sock) == b"hello"
+            assert done.wait(30)
+    assert got == [100_000]
