@@ -17,6 +17,9 @@ from typing import Any
 
 from chaoskit.proxy import links, splicing, toxics
 
+MAX_SPLICED = 256
+"""Connections per proxy piped by splice threads (two threads each); more take the event loop."""
+
 DIAL_TIMEOUT = 30.0
 """Seconds to wait for the upstream to accept; the client is closed if it doesn't."""
 
@@ -123,6 +126,7 @@ class Proxy:
         self._listener: socket.socket | None = None
         self._accepting: asyncio.Task[None] | None = None
         self._dials: set[asyncio.Task[None]] = set()
+        self._spliced = 0
 
     # -- lifecycle
 
@@ -202,11 +206,13 @@ class Proxy:
         for sock in (client, upstream):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if splicing.AVAILABLE and self.splice and not self.toxic_list():
+        if splicing.AVAILABLE and self.splice and not self.toxic_list() and self._spliced < MAX_SPLICED:
             spliced = splicing.SplicedConnection(client, upstream, self._splice_finished)
             self.connections.add(spliced)
+            self._spliced += 1
             if spliced.start():
                 return
+            self._spliced -= 1
             self.connections.discard(spliced)
         await self._attach(
             client, upstream, reset_capable=any(t.type == "reset_peer" for t in self.toxic_list())
@@ -225,6 +231,7 @@ class Proxy:
         await connection.attach(client, upstream, counts, ended)
 
     def _splice_finished(self, spliced: splicing.SplicedConnection) -> None:
+        self._spliced -= 1
         if spliced.closed:
             self.connection_closed(spliced, spliced.counts())
             return

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaoskit.proxy import servers
+from chaoskit.proxy import proxies, servers, splicing
 from tests.integration.proxy import upstreams
 
 
@@ -322,7 +322,7 @@ def _fd_count() -> int:
 
 @pytest.mark.slow
 def test_a_thousand_concurrent_connections_and_fds_back_to_baseline(
-    api: httpx.Client, echo: upstreams.Upstream
+    server: servers.ProxyServer, api: httpx.Client, echo: upstreams.Upstream
 ) -> None:
     listen = make_proxy(api, echo.address)
     time.sleep(0.2)
@@ -333,6 +333,14 @@ def test_a_thousand_concurrent_connections_and_fds_back_to_baseline(
             sock.sendall(i.to_bytes(4, "big"))
         for i, sock in enumerate(socks):
             assert upstreams.recv_exactly(sock, 4) == i.to_bytes(4, "big")
+
+        async def paths() -> tuple[int, int]:
+            connections = server.table.proxies["p"].connections
+            spliced = sum(isinstance(c, splicing.SplicedConnection) for c in connections)
+            return spliced, len(connections)
+
+        # Both data paths carried traffic: the kernel-spliced ones up to their cap, the rest on the loop.
+        assert server.call(paths) == (proxies.MAX_SPLICED if splicing.AVAILABLE else 0, 1000)
     finally:
         for sock in socks:
             sock.close()
