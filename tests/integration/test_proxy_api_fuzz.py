@@ -148,7 +148,8 @@ def _still_serves(client: httpx.Client, echo: upstreams.Upstream, name: str) -> 
     assert client.delete(f"/proxies/{name}").status_code == 204
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The same requests on every CI run: a new finding must not turn someone else's change red.
+@settings(max_examples=600, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(method=methods, path=paths, body=bodies, with_echo=st.booleans())
 def test_random_requests_never_crash_the_api(
     client: httpx.Client, echo: upstreams.Upstream, method: str, path: str, body: str, with_echo: bool

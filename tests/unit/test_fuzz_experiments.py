@@ -214,7 +214,11 @@ def folder() -> Iterator[Path]:
         yield Path(tmp)
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# The same cases on every CI run (a new finding must not turn someone else's change red);
+# `python -m bench fuzz` explores further with its own seeds.
+FUZZ = settings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @FUZZ
