@@ -33,7 +33,7 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
     done: list[str] = []
     label = f"{connecting.RUN_LABEL}={run_id}" if run_id else connecting.RUN_LABEL
     try:
-        helpers = client.containers.list(all=True, filters={"label": label})
+        helpers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
     except Exception as e:
         connecting.fail("listing helper containers at", connecting.where(), e)
     for helper in helpers:
@@ -45,8 +45,8 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
             if not connecting.is_not_found(e):
                 connecting.fail("removing helper container", str(helper.name), e)
     try:
-        running = client.containers.list(filters={"status": "running"})
-        running += client.containers.list(filters={"status": "paused"})
+        running = client.containers.list(filters={"status": "running"}, ignore_removed=True)
+        running += client.containers.list(filters={"status": "paused"}, ignore_removed=True)
     except Exception as e:
         connecting.fail("listing containers at", connecting.where(), e)
     for container in running:

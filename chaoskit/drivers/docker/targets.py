@@ -110,7 +110,8 @@ def find(match: Match, ctx: contract.RunContext, *, include_stopped: bool) -> li
     """The containers ``match`` selects, as SDK objects."""
     client = connecting.client(ctx)
     try:
-        containers = client.containers.list(all=include_stopped)
+        # The SDK inspects each listed container; one removed in between is simply not a candidate.
+        containers = client.containers.list(all=include_stopped, ignore_removed=True)
     except Exception as e:
         connecting.fail("listing containers at", connecting.where(), e)
     return [c for c in containers if _matches(match, c)]

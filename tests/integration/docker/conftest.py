@@ -24,6 +24,7 @@ HELPER_IMAGE = os.environ.get("CHAOSKIT_DOCKER_HELPER_IMAGE", "chaoskit-test/net
 
 
 def _engine() -> Any | None:
+    client = None
     try:
         import docker
 
@@ -32,6 +33,8 @@ def _engine() -> Any | None:
         client.images.get(HTTP_IMAGE)
         client.images.get(HELPER_IMAGE)
     except Exception:
+        if client is not None:
+            client.close()
         return None
     return client
 

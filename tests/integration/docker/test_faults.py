@@ -3,7 +3,9 @@ port failing during the fault and passing after it is reverted, and by inspectin
 
 from __future__ import annotations
 
+import contextlib
 import random
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from chaoskit.drivers import contract
 from chaoskit.errors import ComponentMissing, TargetError
 from tests.integration.docker import faulting
-from tests.integration.docker.conftest import Web, iptables_rules, wait_until
+from tests.integration.docker.conftest import HTTP_IMAGE, TEST_LABEL, Web, iptables_rules, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -213,3 +215,44 @@ def test_probes_healthy_and_exec(web: Callable[..., Web], ctx: contract.RunConte
     assert result == {"exit_code": 0, "output": "chaoskit test target\n"}
     failed = faulting.probe("docker.container.exec", {"name": site.name, "command": "exit 3"}, ctx)
     assert failed["exit_code"] == 3
+
+
+def test_targets_resolve_while_containers_come_and_go(engine: Any) -> None:
+    # Containers are removed by another thread while targets are listed: the SDK inspects each listed
+    # container, and one that is gone by then must simply not be a candidate (it used to fail the run).
+    import threading
+    import time
+
+    from chaoskit.drivers.docker import targets
+
+    tag = f"churn-{uuid.uuid4().hex[:8]}"
+    labels = {TEST_LABEL: "1", "chaoskit.churn": tag}
+    started = [engine.containers.run(HTTP_IMAGE, detach=True, labels=labels) for _ in range(12)]
+    selector = targets.Selector(labels={"chaoskit.churn": tag})
+    ctx = contract.RunContext(run_id="churn-test")
+
+    def remove_all() -> None:
+        import docker
+
+        client = docker.from_env()  # its own client: a docker client is not shared by threads
+        try:
+            for container in started:
+                with contextlib.suppress(Exception):
+                    client.containers.get(container.id).remove(force=True)
+        finally:
+            client.close()
+
+    remover = threading.Thread(target=remove_all)
+    try:
+        remover.start()
+        deadline = time.monotonic() + 60
+        rounds = 0
+        while remover.is_alive() and time.monotonic() < deadline and rounds < 2000:
+            found = targets.find(selector, ctx, include_stopped=True)
+            assert all(c.labels.get("chaoskit.churn") == tag for c in found)
+            rounds += 1
+        assert rounds > 0
+    finally:
+        remover.join(timeout=60)
+        ctx.close()
+        remove_all()
