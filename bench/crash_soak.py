@@ -76,8 +76,10 @@ def main(argv: list[str]) -> int:
     took = time.monotonic() - started
     print(f"\n{'fault':<34} {'moments':>7} {'seconds':>8}  outcome")
     for case in cases:
-        test = str(case["test"])
-        name = test[test.index("[") + 1 : -1] if "[" in test else f"{case['module']}::{test}"[:34]
+        test, module = str(case["test"]), str(case["module"]).removeprefix("test_")
+        param = test[test.index("[") + 1 : -1] if "[" in test else ""
+        slug = test.removeprefix("test_").split("_is_recovered")[0]
+        name = param if "." in param else f"{module} {param or slug}"
         print(f"{name:<34} {args.moments:>7} {case['seconds']:>8.1f}  {case['outcome']} {case['detail']}")
     ran = [c for c in cases if c["outcome"] != "skipped"]
     print(f"{len(ran)} fault tests x {args.moments} moments in {took:.0f} s, seed {args.seed}")
