@@ -64,6 +64,16 @@ from chaoskit.spec import templates
     default=None,
     help="The kubeconfig context for kubernetes.* steps that don't name one (default: the current one).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve chaoskit's own metrics on 127.0.0.1:PORT/metrics while the run lasts.",
+)
+@click.option(
+    "--pushgateway", metavar="URL", help="Push chaoskit's own metrics to this Pushgateway at the end."
+)
 @options.state_dir
 @options.probes_path
 def command(
@@ -82,6 +92,8 @@ def command(
     state_dir: Path | None,
     probes_path: tuple[Path, ...],
     kube_context: str | None,
+    metrics_port: int | None,
+    pushgateway: str | None,
 ) -> None:
     """Run the experiment in FILE (chaoskit or Chaos Toolkit format).
 
@@ -124,8 +136,15 @@ def command(
         bus.subscribe(
             lambda e: rendering.show_still_applied(console, e) if isinstance(e, events.StillApplied) else None
         )
+    telemetry = None
+    if metrics_port is not None or pushgateway:
+        from chaoskit import metrics  # prometheus_client only when asked for
+
+        telemetry = metrics.attach(bus, port=metrics_port, pushgateway=pushgateway)
     with live or contextlib.nullcontext():
         journal = asyncio.run(_run(runner))
+    if telemetry is not None:
+        telemetry.finish(warn=lambda message: console.print(message, highlight=False, markup=False))
     try:
         journals.write(journal, journal_path)
     except OSError as e:

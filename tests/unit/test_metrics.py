@@ -5,8 +5,10 @@ arrives; a Pushgateway is not installable here)."""
 from __future__ import annotations
 
 import http.server
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -186,3 +188,55 @@ def test_runs_at_the_same_time_keep_their_own_experiment_label() -> None:
     assert samples[("chaoskit_runs_total", (("experiment", "experiment a"), ("verdict", "completed")))] == 1
     assert samples[("chaoskit_runs_total", (("experiment", "experiment b"), ("verdict", "deviated")))] == 1
     assert samples[("chaoskit_recovery_met", (("experiment", "experiment b"),))] == 0
+
+
+RUN_EXPERIMENT = """\
+title: metrics from the command line
+steady_state:
+  - {name: port open, probe: tcp.connect, with: {port: PORT}, expect: {path: connected, equals: true}}
+method:
+  - pause: 4s
+"""
+
+
+def test_chaoskit_run_serves_metrics_while_it_runs_and_pushes_them_at_the_end(
+    gateway: str, tmp_path: Path
+) -> None:
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as listener, socket.socket() as probe_port:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        probe_port.bind(("127.0.0.1", 0))
+        metrics_port = probe_port.getsockname()[1]
+        probe_port.close()
+        experiment = tmp_path / "e.yaml"
+        experiment.write_text(
+            RUN_EXPERIMENT.replace("PORT", str(listener.getsockname()[1])), encoding="utf-8"
+        )
+        command = [sys.executable, "-m", "chaoskit", "run", str(experiment), "--quiet",
+                   "--journal", str(tmp_path / "j.json"), "--state-dir", str(tmp_path / "state"),
+                   "--metrics-port", str(metrics_port), "--pushgateway", gateway]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as run:
+            scraped = ""
+            deadline = time.monotonic() + 60
+            while run.poll() is None and time.monotonic() < deadline:
+                try:
+                    scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+                    continue
+                if 'chaoskit_runs_in_progress{experiment="metrics from the command line"} 1.0' in scraped:
+                    break
+                time.sleep(0.1)
+            output, _ = run.communicate(timeout=60)
+    assert run.returncode == 0, output.decode()
+    assert 'chaoskit_runs_in_progress{experiment="metrics from the command line"} 1.0' in scraped
+    [(method, path, body)] = _Recorder.received
+    assert method == "PUT" and path.startswith("/metrics/job/chaoskit/experiment@base64/")
+    assert b'chaoskit_runs_total{experiment="metrics from the command line",verdict="completed"} 1.0' in body
