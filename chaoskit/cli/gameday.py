@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from chaoskit import errors
+from chaoskit import errors, metrics
 from chaoskit.engine import ledgers
 from chaoskit.gameday import plans, running, schedules, scheduling, webhooks
 from chaoskit.report import html, junit, markdown, scores
@@ -33,6 +33,13 @@ REPORT = click.option(
     "--report", type=click.Path(path_type=Path), help="Write the combined HTML report here."
 )
 MARKDOWN = click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown report here.")
+METRICS_PORT = click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve chaoskit's Prometheus metrics (runs, verdicts, active faults, recovery) on "
+    "127.0.0.1:PORT while this command runs.",
+)
 JUNIT = click.option(
     "--junit", type=click.Path(path_type=Path), help="Write JUnit XML (one suite per run) here."
 )
@@ -67,9 +74,15 @@ def _execute(
     stop: threading.Event,
     outputs: dict[str, Path | None],
     say: Any,
+    telemetry: metrics.Metrics | None = None,
 ) -> running.Result:
     result = running.run(
-        loaded, state_dir=state_dir, journal_dir=journal_dir or state_dir / "journals", stop=stop, log=say
+        loaded,
+        state_dir=state_dir,
+        journal_dir=journal_dir or state_dir / "journals",
+        stop=stop,
+        log=say,
+        observers=telemetry.observer if telemetry is not None else None,
     )
     runs = [o.journal for o in result.outcomes]
     summary = f"verdict {result.verdict.value}; skipped: {', '.join(result.skipped) or 'none'}"
@@ -93,6 +106,16 @@ def _execute(
     return result
 
 
+def _serve_metrics(port: int | None, say: Any) -> tuple[metrics.Metrics | None, metrics.Serving | None]:
+    """chaoskit's metrics for every run this command makes, served for as long as it runs."""
+    if port is None:
+        return None, None
+    telemetry = metrics.Metrics()
+    serving = telemetry.serve(port)
+    say(f"metrics on http://127.0.0.1:{serving.port}/metrics")
+    return telemetry, serving
+
+
 @click.group(name="gameday")
 def command() -> None:
     """GameDays: several experiments as one event, with one report and score, now or on a schedule."""
@@ -105,6 +128,7 @@ def command() -> None:
 @REPORT
 @MARKDOWN
 @JUNIT
+@METRICS_PORT
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def run_command(  # noqa: PLR0917 - click passes options positionally
     plan: Path,
@@ -113,6 +137,7 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
     report: Path | None,
     markdown: Path | None,
     junit: Path | None,
+    metrics_port: int | None,
     output: str,
 ) -> None:
     """Run the plan's experiments now; exit with the worst verdict's code (0 when all completed)."""
@@ -124,6 +149,11 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
         click.echo(line, err=output == "json")
 
     root = ledgers.state_dir(state_dir)
+    try:
+        telemetry, serving = _serve_metrics(metrics_port, say)
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
     try:
         with scheduling.holding(root, loaded.key) as locked:
             if not locked:
@@ -139,10 +169,14 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
                 stop=stop,
                 outputs={"report": report, "markdown": markdown, "junit": junit},
                 say=say,
+                telemetry=telemetry,
             )
     except errors.ChaoskitError as e:
         _fail(e)
         return
+    finally:
+        if serving is not None:
+            serving.stop()
     if output == "json":
         click.echo(json.dumps(result.summary(), indent=2))
     else:
@@ -163,6 +197,7 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
 @REPORT
 @MARKDOWN
 @JUNIT
+@METRICS_PORT
 @click.option(
     "--max-runs", type=click.IntRange(1), help="Exit after this many fires (for tests and cron-like use)."
 )
@@ -173,6 +208,7 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     report: Path | None,
     markdown: Path | None,
     junit: Path | None,
+    metrics_port: int | None,
     max_runs: int | None,
 ) -> None:
     """Run the plan on its schedule: a foreground daemon for systemd, logging to stdout.
@@ -198,9 +234,21 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     root = ledgers.state_dir(state_dir)
     outputs = {"report": report, "markdown": markdown, "junit": junit}
 
+    try:
+        telemetry, serving = _serve_metrics(metrics_port, log.info)
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
+
     def fire(due: schedules.Fire) -> scheduling.Outcome:
         result = _execute(
-            loaded, state_dir=root, journal_dir=journal_dir, stop=stop, outputs=outputs, say=log.info
+            loaded,
+            state_dir=root,
+            journal_dir=journal_dir,
+            stop=stop,
+            outputs=outputs,
+            say=log.info,
+            telemetry=telemetry,
         )
         return scheduling.Outcome(verdict=result.verdict.value, score=result.score)
 
@@ -209,6 +257,9 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
         scheduling.Scheduler(schedule, loaded.key, root, fire, stop=stop).serve(max_fires=max_runs)
     except errors.ChaoskitError as e:
         _fail(e)
+    finally:
+        if serving is not None:
+            serving.stop()
 
 
 @command.command(name="next")

@@ -156,12 +156,16 @@ async def _run_stage(
     state_dir: Path,
     stop: threading.Event,
     subscribe: Callable[[events.Event], None] | None,
+    observers: Callable[[], Callable[[events.Event], None]] | None = None,
 ) -> list[journals.Journal]:
     runners = []
     for item in stage:
         bus = events.Bus()
         if subscribe is not None:
             bus.subscribe(subscribe)
+        if observers is not None:
+            # One subscriber per run: runs of a parallel group must not share per-run state.
+            bus.subscribe(observers())
         settings = running.Settings(state_dir=state_dir, experiment=_info(item), secrets=dict(item.secrets))
         runners.append(running.Runner(item.plan, settings, bus=bus))
 
@@ -187,9 +191,13 @@ def run(
     drivers: registry_module.Registry | None = None,
     stop: threading.Event | None = None,
     subscribe: Callable[[events.Event], None] | None = None,
+    observers: Callable[[], Callable[[events.Event], None]] | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> Result:
-    """Run the plan's experiments; raises ``SpecError`` (nothing run) when a file is invalid."""
+    """Run the plan's experiments; raises ``SpecError`` (nothing run) when a file is invalid.
+
+    ``subscribe`` sees every run's events; ``observers`` makes a fresh subscriber for each run
+    (chaoskit's metrics use it to label each run with its own experiment)."""
     stop = stop or threading.Event()
     stages = prepare(loaded, drivers or registry_module.load())
     result = Result(
@@ -200,7 +208,7 @@ def run(
     number = 0
     for index, stage in enumerate(stages):
         log(f"running {', '.join(item.label for item in stage)}")
-        completed = asyncio.run(_run_stage(stage, state_dir, stop, subscribe))
+        completed = asyncio.run(_run_stage(stage, state_dir, stop, subscribe, observers))
         for item, journal in zip(stage, completed, strict=True):
             number += 1
             path = journal_dir / f"{loaded.key}-{stamp}-{number:02d}-{item.path.stem}.json"

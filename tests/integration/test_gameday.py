@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import selectors
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -327,3 +329,48 @@ def test_next_prints_the_fire_times_the_daemon_will_use(tmp_path: Path, server: 
     assert later[:3] in (fires[:3], fires[1:4]), (fires, later)
     text = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "2")
     assert text.stdout.count("\n") == 2 and ("EST" in text.stdout or "EDT" in text.stdout)
+
+
+def test_the_daemon_serves_chaoskit_metrics_for_its_runs(tmp_path: Path, server: Server) -> None:
+    both = (
+        "  - parallel:\n      - {file: answers.yaml, name: left}\n      - {file: answers.yaml, name: right}\n"
+    )
+    plan = write_plan(
+        tmp_path, server, extra="schedule: {random: {mean: 2s, min_interval: 1s}}\n", experiments=both
+    )
+    env = {**os.environ, "CHAOSKIT_STATE_DIR": str(tmp_path / "state"), "HOOK_TOKEN": "Bearer t0ken"}
+    command = ["gameday", "schedule", str(plan), "--metrics-port", "0", "--max-runs", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chaoskit", *command],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    completed = re.compile(
+        r'^chaoskit_runs_total\{experiment="answers 200",verdict="completed"\} (\S+)$', re.M
+    )
+    try:
+        seen = read_until(process, "metrics on http://127.0.0.1:")
+        assert "metrics on http://127.0.0.1:" in seen, seen
+        url = seen.split("metrics on ", 1)[1].split()[0]
+        # Scrape while the daemon runs (bounded): after a fire, both parallel runs are counted, each
+        # labelled with its own experiment; the endpoint closes when the daemon exits.
+        counted = 0.0
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline and counted < 2:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    found = completed.search(answer.read().decode())
+            except OSError:
+                break
+            counted = float(found.group(1)) if found else 0.0
+            time.sleep(0.2)
+        rest, _ = process.communicate(timeout=180)
+        assert process.returncode == 0, seen + rest
+        assert counted >= 2, seen + rest
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
