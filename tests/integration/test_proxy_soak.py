@@ -13,10 +13,9 @@ from bench import soak
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_thousand_connections_keep_every_byte_in_order_while_toxics_churn() -> None:
-    # Clients close instead of half-closing: a half-close that reaches a connection on the splice
-    # path before a toxic moves it to the event loop loses the echo (proxy bug, reported; shown by
-    # `python -m bench soak`). Switch to half_close=True once the handover keeps the EOF state.
-    result = soak.run(connections=1000, size=64 * 1024, seed=9, timeout=240, half_close=False)
+    # Half-close: each client shuts down its writes and waits for the echo's EOF, so connections
+    # still on the splice path when a toxic moves them carry an EOF across the move.
+    result = soak.run(connections=1000, size=64 * 1024, seed=9, timeout=240, half_close=True)
     assert result.toxic_changes >= 6, "the toxics never went through a whole add/change/remove cycle"
     assert not result.toxic_errors, result.toxic_errors[:5]
     assert not result.broken, f"{len(result.broken)} connections broken, e.g. {result.broken[:5]}"
