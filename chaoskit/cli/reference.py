@@ -17,23 +17,27 @@ Generated from the commands themselves by `python -m chaoskit.cli.reference > do
 """
 
 
-def _walk(command: click.Command, path: list[str]) -> list[tuple[list[str], click.Command]]:
-    found = [(path, command)]
+def _walk(
+    command: click.Command, path: list[str], parent: click.Context | None
+) -> list[tuple[list[str], click.Context]]:
+    # Contexts chained the way click chains them when the command runs (settings such as
+    # ``-h`` for help are inherited from the group), so the text is what ``--help`` prints.
+    ctx = click.Context(
+        command, info_name=path[-1], parent=parent, terminal_width=100, **command.context_settings
+    )
+    found = [(path, ctx)]
     if isinstance(command, click.Group):
-        ctx = click.Context(command, info_name=path[-1])
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                found += _walk(sub, [*path, name])
+                found += _walk(sub, [*path, name], ctx)
     return found
 
 
 def render() -> str:
     parts = [HEADER]
-    for path, command in _walk(main.cli, ["chaoskit"]):
-        with click.Context(command, info_name=" ".join(path), terminal_width=100) as ctx:
-            text = command.get_help(ctx)
-        parts.append(f"## `{' '.join(path)}`\n\n```\n{text}\n```\n")
+    for path, ctx in _walk(main.cli, ["chaoskit"], None):
+        parts.append(f"## `{' '.join(path)}`\n\n```\n{ctx.command.get_help(ctx)}\n```\n")
     return "\n".join(parts)
 
 
