@@ -9,11 +9,13 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from chaoskit import describing
 from chaoskit.drivers import contract, registry
 
 
 def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
     try:
+        describing.describe(args)
         schema = args.model_json_schema()
     except Exception as e:  # a driver's model that pydantic can't describe must not hide the rest
         return [{"name": "?", "type": "?", "required": False, "default": None, "description": str(e)}]

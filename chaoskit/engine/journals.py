@@ -17,6 +17,8 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from chaoskit import describing
+
 SCHEMA_VERSION: Literal[1] = 1
 REDACTED = "***"
 
@@ -73,7 +75,7 @@ class RevertStatus(enum.StrEnum):
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ExperimentInfo(Record):
@@ -208,6 +210,7 @@ class Journal(Record):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the journal, as committed in ``schemas/journal.schema.json``."""
+    describing.describe(Journal)
     schema = Journal.model_json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://chaoskit.dev/schemas/journal.schema.json"

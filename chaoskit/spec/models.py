@@ -29,9 +29,7 @@ CHECKS = ("equals", "below", "above", "between", "in", "matches", "jsonpath", "c
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
-    )
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class Expect(Model):

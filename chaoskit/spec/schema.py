@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from chaoskit import describing
 from chaoskit.spec import models
 
 ID = "https://chaoskit.dev/schemas/experiment.schema.json"
@@ -15,6 +16,7 @@ ID = "https://chaoskit.dev/schemas/experiment.schema.json"
 
 def json_schema() -> dict[str, Any]:
     """The schema of an experiment file, keys as users write them (``with``, ``in``)."""
+    describing.describe(models.Experiment)
     schema = models.Experiment.model_json_schema(by_alias=True)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -8,7 +8,7 @@ import time
 import urllib.request
 from typing import Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from chaoskit import durations
 from chaoskit.drivers import contract
@@ -17,8 +17,6 @@ from chaoskit.errors import DriverError
 
 
 class RunArgs(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     image: str
     """The image to run; it must already be on the engine (chaoskit does not pull)."""
     name: str | None = None

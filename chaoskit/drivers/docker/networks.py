@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from chaoskit import durations
 from chaoskit.drivers import contract
@@ -40,8 +40,6 @@ def _running(target: contract.Target, ctx: contract.RunContext) -> Any:
 
 
 class Mechanism(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     mechanism: namespacing.Mechanism = namespacing.Mechanism.AUTO
     """``nsenter`` (root on the Docker host), ``helper`` (a helper container), or ``auto``."""
     helper_image: str | None = None

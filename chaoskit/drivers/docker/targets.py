@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Self
 
-from pydantic import ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.docker import connecting
@@ -20,8 +20,6 @@ COMPOSE_SERVICE = "com.docker.compose.service"
 
 class Match(contract.Args):
     """Which containers to consider. Every criterion given must hold."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
 
     name: str | None = None
     """A container name (or an id prefix of at least 12 characters)."""

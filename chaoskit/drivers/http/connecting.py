@@ -5,15 +5,13 @@ from __future__ import annotations
 import socket
 import time
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from chaoskit.drivers import contract
 from chaoskit.durations import Duration
 
 
 class ConnectArgs(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     host: str = "127.0.0.1"
     """The host name or address."""
     port: int = Field(ge=1, le=65535)

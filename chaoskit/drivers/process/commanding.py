@@ -10,7 +10,7 @@ import subprocess
 import time
 from typing import Self
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.process import starting
@@ -28,8 +28,6 @@ def truncate(text: str, limit: int = OUTPUT_LIMIT) -> str:
 
 
 class CommandArgs(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     argv: list[starting.Arg] | None = Field(default=None, min_length=1)
     """The program and its arguments, run without a shell, e.g. ``[curl, -fsS, http://...]``."""
     command: str | None = None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Self
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.process import processes
@@ -18,8 +18,6 @@ from chaoskit.errors import TargetError
 
 class Selector(contract.Args):
     """Give ``pid``, ``pidfile``, or ``name`` and/or ``cmdline``."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
 
     pid: int | None = Field(default=None, ge=1)
     """This process id."""

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.process import processes
@@ -38,8 +38,6 @@ Arg = Annotated[str, BeforeValidator(_text)]
 
 class WaitFor(contract.Args):
     """What "ready" means; give exactly one of url, port or file."""
-
-    model_config = ConfigDict(use_attribute_docstrings=True)
 
     url: str | None = None
     """Ready when an HTTP GET of this URL gets an answer, whatever its status."""
@@ -73,8 +71,6 @@ class WaitFor(contract.Args):
 
 
 class StartArgs(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     argv: list[Arg] = Field(min_length=1)
     """The program and its arguments, e.g. ``[python3, -m, http.server, "8000"]``; no shell."""
     cwd: str | None = None

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ConfigDict, Field, JsonValue, field_validator
+from pydantic import Field, JsonValue, field_validator
 
 from chaoskit.drivers import contract
 from chaoskit.errors import DriverError
@@ -25,8 +25,6 @@ _SHAPE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]
 
 
 class CallArgs(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     function: str
     """What to call, as ``package.module:function`` (or ``module:Class.method``)."""
     arguments: dict[str, JsonValue] = Field(default_factory=dict)

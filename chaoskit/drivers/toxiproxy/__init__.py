@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import functools
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.toxiproxy import clients, toxics
 
 
 class ProxySpec(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     name: str = Field(min_length=1)
     """The proxy's name, e.g. ``backend``."""
     upstream: str = Field(min_length=1)
@@ -54,8 +52,6 @@ class ProxyAction(contract.Action[ProxySpec]):
 
 
 class ProxyRead(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     name: str = Field(min_length=1)
     """The proxy's name."""
     url: str = clients.DEFAULT_URL

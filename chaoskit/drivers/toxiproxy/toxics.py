@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from chaoskit import errors
 from chaoskit.drivers import contract
@@ -34,8 +34,6 @@ def toxic_name(run_id: str, kind: str) -> str:
 
 
 class ProxyArgs(contract.Args):
-    model_config = ConfigDict(use_attribute_docstrings=True)
-
     proxy: str = Field(min_length=1)
     """The proxy's name on the server, e.g. ``backend``."""
     url: str = clients.DEFAULT_URL
