@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -172,6 +173,25 @@ def test_redirects_are_answers_unless_followed(server: str) -> None:
     assert request(url=f"{server}/redirect")["status"] == 302
     followed = request(url=f"{server}/redirect", follow_redirects=True)
     assert followed["status"] == 200 and followed["json"] == {"ok": True, "items": [1, 2, 3]}
+
+
+def test_only_a_request_that_can_reach_tls_loads_the_ca_bundle(
+    server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def context(**kwargs: object) -> ssl.SSLContext:
+        return requesting.tls_for(requesting.RequestArgs.model_validate(kwargs), ctx())
+
+    plain = context(url=server)
+    # Never used for plain http; if it ever were, it would trust no certificate at all.
+    assert plain.cert_store_stats()["x509_ca"] == 0 and plain.verify_mode == ssl.CERT_REQUIRED
+    assert request(url=f"{server}/status/200")["status"] == 200
+    assert context(url="https://127.0.0.1:1/").cert_store_stats()["x509_ca"] > 0
+    assert context(url=server, follow_redirects=True).cert_store_stats()["x509_ca"] > 0
+    monkeypatch.setenv("HTTP_PROXY", "https://127.0.0.1:1")
+    assert context(url=server).cert_store_stats()["x509_ca"] > 0
 
 
 def test_long_bodies_are_truncated_with_a_marker(server: str) -> None:
