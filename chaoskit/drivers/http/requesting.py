@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import ssl
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Annotated, Any, Self
@@ -21,6 +20,9 @@ from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
 
 if TYPE_CHECKING:
+    # ssl costs ~19 ms to import, and validate never makes a request: imported where one is made.
+    import ssl
+
     import httpx
 
 BODY_LIMIT = 64 * 1024
@@ -152,6 +154,7 @@ def tls_for(args: RequestArgs, ctx: contract.RunContext) -> ssl.SSLContext:
     """The TLS context for one request. Loading the CA bundle costs ~20 ms, more than a whole
     local probe; a plain ``http://`` request that follows no redirect through no proxy never uses
     TLS, so it gets an empty context, which would refuse every certificate if it ever were used."""
+    import ssl
     import urllib.request
 
     if (
