@@ -8,8 +8,17 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Property tests check behaviour, not speed: no per-example deadline and no "too slow" health check
+# (a loaded 2-core CI machine with coverage on is slow). In CI the examples are derandomized, so a
+# run is reproducible; locally Hypothesis explores.
+settings.register_profile(
+    "chaoskit", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=IN_CI
+)
+settings.load_profile("chaoskit")
 
 
 def require(component: str, available: bool, how: str) -> None:
