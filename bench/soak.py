@@ -53,6 +53,7 @@ class Soak:
     toxic_errors: list[str] = field(default_factory=list)
     fds_baseline: int = 0
     fds_peak: int = 0
+    """Open descriptors when every connection was open at once (the start barrier), or the most seen."""
     fds_after: int = 0
 
     @property
@@ -82,10 +83,21 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         await writer.wait_closed()
 
 
-async def _connection(index: int, host: str, port: int, size: int, soak: Soak, half_close: bool) -> None:
+async def _connection(
+    index: int, host: str, port: int, size: int, soak: Soak, half_close: bool, start: _Start
+) -> None:
     pattern = random.Random(index).randbytes(CHUNK)
     chunks = size // CHUNK
-    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError as e:
+        soak.broken.append(f"connection {index}: could not connect: {e}")
+        start.arrive(soak)
+        return
+    # No byte moves until every connection is open: they really are concurrent, whatever the
+    # machine's speed, and the descriptors are counted at that moment.
+    start.arrive(soak)
+    await start.released.wait()
 
     async def send() -> None:
         for sequence in range(chunks):
@@ -118,6 +130,20 @@ async def _connection(index: int, host: str, port: int, size: int, soak: Soak, h
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
+
+
+class _Start:
+    """The start barrier: released when every connection is open (or failed to open)."""
+
+    def __init__(self, connections: int) -> None:
+        self.waiting = connections
+        self.released = asyncio.Event()
+
+    def arrive(self, soak: Soak) -> None:
+        self.waiting -= 1
+        if self.waiting == 0:
+            soak.fds_peak = max(soak.fds_peak, _fds())
+            self.released.set()
 
 
 async def _churn(api: str, proxy: str, done: asyncio.Event, soak: Soak, seed: int) -> None:
@@ -160,12 +186,16 @@ async def _soak(connections: int, size: int, seed: int, timeout: float, half_clo
         await asyncio.sleep(0.2)
         soak.fds_baseline = _fds()
         done = asyncio.Event()
+        start = _Start(connections)
         churn = asyncio.create_task(_churn(server.url, "soak", done, soak, seed))
         started = time.monotonic()
         try:
             await asyncio.wait_for(
                 asyncio.gather(
-                    *(_connection(i, host, int(port), size, soak, half_close) for i in range(connections))
+                    *(
+                        _connection(i, host, int(port), size, soak, half_close, start)
+                        for i in range(connections)
+                    )
                 ),
                 timeout,
             )

@@ -17,8 +17,9 @@ import pytest
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import connecting, evicting, faults, marks, probes, sweeping
-from chaoskit.engine import planning
+from chaoskit.engine import journals, planning
 from chaoskit.spec import loading
+from tests.k8s import running
 from tests.k8s.conftest import Cluster, wait_until
 
 pytestmark = pytest.mark.k8s
@@ -41,25 +42,38 @@ def probe(p: contract.Probe[Any], with_: dict[str, Any], ctx: contract.RunContex
 
 
 def test_a_pdb_makes_eviction_refuse_with_a_clear_message_per_pod(
-    cluster: Cluster, namespace: str, ctx: contract.RunContext
+    cluster: Cluster, namespace: str, ctx: contract.RunContext, tmp_path: Path
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=2)
     cluster.pdb(namespace, "web", {"app": "web"}, min_available=2)
     fault = faults.PodsEvict()
     args = fault.args.model_validate({"namespace": namespace, "label_selector": selector})
-    refused = []
-    for target in fault.targets(args, ctx):
-        with pytest.raises(evicting.EvictionRefused) as caught:
-            fault.inject(args, target, fault.prepare(args, target, ctx), ctx)
-        refused.append(caught.value)
-    assert len(refused) == 2
-    for error, pod in zip(
-        refused, sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)), strict=False
-    ):
+    pods = sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector))
+
+    # Every chosen pod is judged (a server-side dry run) before any is evicted: all refusals, one each.
+    with pytest.raises(evicting.EvictionRefused) as caught:
+        fault.targets(args, ctx)
+    error = caught.value
+    assert "2 of 2 chosen pods can't be evicted now; nothing was evicted" in error.message
+    for pod in pods:
         assert f"pod {namespace}/{pod}: eviction refused (429" in error.message
-        assert "disruption budget" in error.message
-        assert "PodDisruptionBudget" in (error.hint or "")
-    assert len(cluster.ready_pods(namespace, selector)) == 2  # nothing was evicted
+    assert error.message.count("disruption budget") == 2
+    assert "PodDisruptionBudget" in (error.hint or "")
+
+    # The same through `chaoskit run`: an error naming both pods, and nothing evicted.
+    experiment = tmp_path / "evict.yaml"
+    experiment.write_text(
+        "title: evict behind a budget\n"
+        "method:\n"
+        "  - name: evict web\n"
+        "    fault: kubernetes.pods.evict\n"
+        f"    with: {{namespace: {namespace}, label_selector: '{selector}'}}\n"
+    )
+    journal = running.run(experiment, {}, tmp_path / "state", tmp_path / "journal.json")
+    assert journal.verdict is journals.Verdict.ERROR
+    text = journal.model_dump_json()
+    assert all(f"pod {namespace}/{pod}: eviction refused" in text for pod in pods), text
+    assert sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)) == pods
 
 
 def test_a_drain_blocked_by_a_pdb_names_the_pod_and_leaves_the_node_cordoned_for_revert(

@@ -25,8 +25,16 @@ def pod_path(namespace: str, name: str) -> str:
     return f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(name)}"
 
 
-def evict(api: connecting.Api, namespace: str, name: str, grace_period: int | None = None) -> bool:
-    """Ask to evict one pod; False when it is already gone. Raises ``EvictionRefused`` on 429."""
+def evict(
+    api: connecting.Api,
+    namespace: str,
+    name: str,
+    grace_period: int | None = None,
+    *,
+    dry_run: bool = False,
+) -> bool:
+    """Ask to evict one pod; False when it is already gone. Raises ``EvictionRefused`` on 429.
+    With ``dry_run`` the API server only judges the eviction (PDBs included) and evicts nothing."""
     # policy/v1 Evictions exist from Kubernetes 1.22; older servers only take v1beta1.
     version = "v1" if "v1" in api.versions("policy") else "v1beta1"
     body: JSON = {
@@ -37,7 +45,13 @@ def evict(api: connecting.Api, namespace: str, name: str, grace_period: int | No
     if grace_period is not None:
         body["deleteOptions"] = {"gracePeriodSeconds": grace_period}
     try:
-        api.post(f"{pod_path(namespace, name)}/eviction", body, what=f"evicting pod {namespace}/{name}")
+        api.request(
+            "POST",
+            f"{pod_path(namespace, name)}/eviction",
+            what=f"evicting pod {namespace}/{name}" + (" (dry run)" if dry_run else ""),
+            query={"dryRun": "All"} if dry_run else None,
+            body=body,
+        )
     except connecting.ApiError as e:
         if e.status == 404:
             return False

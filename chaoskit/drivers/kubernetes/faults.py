@@ -99,6 +99,26 @@ class PodsEvict(_PodFault):
     name = "kubernetes.pods.evict"
     summary = "Evict pods through the eviction API, so PodDisruptionBudgets are respected (429: refused)."
 
+    def targets(self, args: PodsArgs, ctx: contract.RunContext) -> Sequence[Target]:
+        chosen = super().targets(args, ctx)
+        # Ask the API server to judge every chosen eviction first (dryRun=All evicts nothing), so
+        # that each pod a PodDisruptionBudget protects is named - in the dry run too - before any
+        # pod is evicted, instead of the run stopping at the first refusal with the rest unknown.
+        api = _connect(args, ctx)
+        refused = []
+        for target in chosen:
+            try:
+                evicting.evict(api, target.detail["namespace"], target.name, args.grace_period, dry_run=True)
+            except evicting.EvictionRefused as e:
+                refused.append(e.message)
+        if refused:
+            raise evicting.EvictionRefused(
+                f"{len(refused)} of {len(chosen)} chosen pods can't be evicted now; nothing was evicted:\n  "
+                + "\n  ".join(refused),
+                hint=evicting.PDB_HINT,
+            )
+        return chosen
+
     def inject(
         self, args: PodsArgs, target: Target, revert: RevertData, ctx: contract.RunContext
     ) -> RevertData:
