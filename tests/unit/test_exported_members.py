@@ -35,3 +35,18 @@ def test_importing_chaoskit_loads_no_library_face_or_heavy_client() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_readme_lists_exactly_the_registered_faults_probes_and_actions() -> None:
+    from chaoskit.drivers import registry
+
+    loaded = registry.load()
+    section = README.read_text(encoding="utf-8").split("## What it can do", 1)[1].split("\n\n", 2)[1]
+    kinds: dict[str, set[str]] = {"faults": set(), "probes": set(), "actions": set()}
+    for row in section.splitlines()[2:]:
+        cells = row.split("|")[2:5]
+        for kind, cell in zip(kinds, cells, strict=True):
+            kinds[kind] |= set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+)`", cell))
+    assert kinds["faults"] == set(loaded.faults)
+    assert kinds["probes"] == set(loaded.probes)
+    assert kinds["actions"] == set(loaded.actions)
