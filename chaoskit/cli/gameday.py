@@ -106,6 +106,17 @@ def _execute(
     return result
 
 
+def _schedule_of(loaded: plans.Loaded, plan: Path) -> schedules.Schedule | None:
+    """The plan's schedule; without one, says how to add it (exit 2) and gives None."""
+    if loaded.plan.schedule is None:
+        _fail(
+            errors.UsageError(
+                f"{plan}: the plan has no schedule:", hint="add schedule: {cron: '0 10 * * mon-fri'}"
+            )
+        )
+    return loaded.plan.schedule
+
+
 def _serve_metrics(port: int | None, say: Any) -> tuple[metrics.Metrics | None, metrics.Serving | None]:
     """chaoskit's metrics for every run this command makes, served for as long as it runs."""
     if port is None:
@@ -217,13 +228,8 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     interrupted (their faults reverted, journals written) and then it exits.
     """
     loaded = _load(plan)
-    schedule = loaded.plan.schedule
+    schedule = _schedule_of(loaded, plan)
     if schedule is None:
-        _fail(
-            errors.UsageError(
-                f"{plan}: the plan has no schedule:", hint="add schedule: {cron: '0 10 * * mon-fri'}"
-            )
-        )
         return
     logging.basicConfig(
         stream=sys.stdout, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
@@ -274,13 +280,8 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
     ran the plan, the times shown start from now and change from call to call.
     """
     loaded = _load(plan)
-    schedule = loaded.plan.schedule
+    schedule = _schedule_of(loaded, plan)
     if schedule is None:
-        _fail(
-            errors.UsageError(
-                f"{plan}: the plan has no schedule:", hint="add schedule: {cron: '0 10 * * mon-fri'}"
-            )
-        )
         return
     now = dt.datetime.now(dt.UTC)
     root = ledgers.state_dir(state_dir)

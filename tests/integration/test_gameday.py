@@ -374,3 +374,11 @@ def test_the_daemon_serves_chaoskit_metrics_for_its_runs(tmp_path: Path, server:
         if process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("command", ["schedule", "next"])
+def test_a_plan_without_a_schedule_says_how_to_add_one(tmp_path: Path, server: Server, command: str) -> None:
+    plan = write_plan(tmp_path, server)
+    done = chaoskit(tmp_path, "gameday", command, str(plan), timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "the plan has no schedule" in done.stderr and "add schedule: {cron:" in done.stderr

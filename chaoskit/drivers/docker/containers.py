@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal as signals
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
@@ -24,6 +24,19 @@ def _container(target: contract.Target, ctx: contract.RunContext) -> Any:
     if container is None:
         connecting.fail("finding", f"container {target.name}", LookupError("it no longer exists"))
     return container
+
+
+S = TypeVar("S", bound=targets.Selector)
+
+
+class _ContainerFault(contract.Fault[S]):
+    """A fault on running containers chosen by a selector; revert finds them again by id."""
+
+    def targets(self, args: S, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return targets.resolve(args, ctx)
+
+    def prepare(self, args: S, target: contract.Target, ctx: contract.RunContext) -> contract.RevertData:
+        return _revert_base(target)
 
 
 class KillArgs(targets.Selector):
@@ -92,18 +105,10 @@ class StopArgs(targets.Selector):
     """Seconds between SIGTERM and SIGKILL."""
 
 
-class Stop(contract.Fault[StopArgs]):
+class Stop(_ContainerFault[StopArgs]):
     name = "docker.container.stop"
     summary = "Stop containers; reverted by starting them unless they came back by themselves."
     args = StopArgs
-
-    def targets(self, args: StopArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
-
-    def prepare(
-        self, args: StopArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return _revert_base(target)
 
     def inject(
         self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
@@ -130,18 +135,10 @@ class PauseArgs(targets.Selector):
     """Which containers to pause."""
 
 
-class Pause(contract.Fault[PauseArgs]):
+class Pause(_ContainerFault[PauseArgs]):
     name = "docker.container.pause"
     summary = "Freeze every process of containers (cgroup freezer); reverted by unpausing."
     args = PauseArgs
-
-    def targets(self, args: PauseArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
-
-    def prepare(
-        self, args: PauseArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return _revert_base(target)
 
     def inject(
         self,
@@ -168,19 +165,11 @@ class Pause(contract.Fault[PauseArgs]):
         return contract.RevertOutcome.REVERTED
 
 
-class Restart(contract.Fault[StopArgs]):
+class Restart(_ContainerFault[StopArgs]):
     name = "docker.container.restart"
     summary = "Restart containers (stop with a grace period, then start)."
     args = StopArgs
     reversibility = contract.Reversibility.SELF_HEALING
-
-    def targets(self, args: StopArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
-
-    def prepare(
-        self, args: StopArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return _revert_base(target)
 
     def inject(
         self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
