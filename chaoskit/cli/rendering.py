@@ -13,15 +13,15 @@ from rich.markup import escape
 from rich.text import Text
 
 from chaoskit import durations
-from chaoskit.engine import events, journals, planning
+from chaoskit.engine import events, journals, phases, planning
 
 PHASES = {
-    journals.Phase.SETUP: "setup",
-    journals.Phase.BEFORE: "steady state before",
-    journals.Phase.METHOD: "method",
-    journals.Phase.AFTER: "steady state after (recovery)",
-    journals.Phase.ROLLBACKS: "rollbacks",
-    journals.Phase.TEARDOWN: "teardown",
+    phases.Phase.SETUP: "setup",
+    phases.Phase.BEFORE: "steady state before",
+    phases.Phase.METHOD: "method",
+    phases.Phase.AFTER: "steady state after (recovery)",
+    phases.Phase.ROLLBACKS: "rollbacks",
+    phases.Phase.TEARDOWN: "teardown",
 }
 VERDICT_STYLE = {
     journals.Verdict.COMPLETED: "bold green",
@@ -164,7 +164,7 @@ class LiveConsole:
                 pass
 
     def _step(self, record: journals.StepRecord) -> None:
-        if record.kind is journals.StepKind.PROBE:
+        if record.kind is phases.StepKind.PROBE:
             return  # its check line says it all
         took = durations.format((record.ended - record.started).total_seconds())
         marks = {
@@ -180,12 +180,12 @@ class LiveConsole:
         self._print(f"  {marks[record.status]} {what}{background} [dim]{took}[/]{status}{error}")
 
     def _check(self, record: journals.CheckRecord) -> None:
-        if record.phase in {journals.Phase.GUARD, journals.Phase.AFTER} and record.ok:
+        if record.phase in {phases.Phase.GUARD, phases.Phase.AFTER} and record.ok:
             return  # guard and recovery polls are summarised; only failures are worth a line
-        if record.phase is journals.Phase.AFTER and (record.poll or 0) > 0:
+        if record.phase is phases.Phase.AFTER and (record.poll or 0) > 0:
             return
         mark = "[green]✓[/]" if record.ok else "[red]✗[/]"
-        guard = "guard " if record.phase is journals.Phase.GUARD else ""
+        guard = "guard " if record.phase is phases.Phase.GUARD else ""
         detail = escape(record.message) if not record.ok else escape(_short(record.value))
         self._print(f"  {mark} {guard}{escape(record.step)} [dim]{record.activity}[/]  {detail}")
 
@@ -218,7 +218,7 @@ def show_plan(console: Console, plan: planning.Plan, touches: list[planning.Touc
         console.rule(f"[bold]{title}[/]", align="left", style="dim")
         for step in steps:
             extra = ""
-            if step.kind is journals.StepKind.FAULT:
+            if step.kind is phases.StepKind.FAULT:
                 spec = step.step
                 duration = getattr(spec, "duration", None)
                 extra = f" for {durations.format(duration)}" if duration else " until the method ends"

@@ -41,7 +41,7 @@ class Args(BaseModel):
     """Base of every activity's ``with:`` arguments: frozen, unknown keys refused; the docstring
     under each field is its description (``chaoskit drivers`` prints it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 A = TypeVar("A", bound=Args)

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 from chaoskit.drivers import contract
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 
-Phase = journals.Phase
+Phase = phases.Phase
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class StepStarted:
     phase: Phase
     index: int
     name: str
-    kind: journals.StepKind
+    kind: phases.StepKind
     activity: str
     background: bool
     at: datetime

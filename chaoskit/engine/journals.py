@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from chaoskit import describing
+from chaoskit.engine.phases import Phase, StepKind
 
 SCHEMA_VERSION: Literal[1] = 1
 REDACTED = "***"
@@ -32,26 +33,6 @@ class Verdict(enum.StrEnum):
     NOT_STEADY = "not_steady"
     ERROR = "error"
     INTERRUPTED = "interrupted"
-
-
-class Phase(enum.StrEnum):
-    SETUP = "setup"
-    BEFORE = "before"
-    """The steady-state hypothesis before anything is injected."""
-    METHOD = "method"
-    GUARD = "guard"
-    """A guard poll while the method runs."""
-    AFTER = "after"
-    """The steady-state hypothesis after the last revert, polled until it holds."""
-    ROLLBACKS = "rollbacks"
-    TEARDOWN = "teardown"
-
-
-class StepKind(enum.StrEnum):
-    PROBE = "probe"
-    FAULT = "fault"
-    ACTION = "action"
-    PAUSE = "pause"
 
 
 class StepStatus(enum.StrEnum):
@@ -75,7 +56,7 @@ class RevertStatus(enum.StrEnum):
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class ExperimentInfo(Record):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.engine import journals
+from chaoskit.engine import phases
 from chaoskit.spec import catalogs, models, templates
 
 PathParts = Sequence[str | int]
@@ -57,7 +57,7 @@ AnyStep = models.ProbeStep | models.FaultStep | models.ActionStep | models.Pause
 
 @dataclass(frozen=True)
 class PlannedStep:
-    phase: journals.Phase
+    phase: phases.Phase
     index: int
     step: AnyStep
     path: tuple[str | int, ...]
@@ -68,8 +68,8 @@ class PlannedStep:
     """Validated at plan time; None when ``with:`` has run-time templates (validated when run)."""
 
     @property
-    def kind(self) -> journals.StepKind:
-        return journals.StepKind(kind_of(self.step))
+    def kind(self) -> phases.StepKind:
+        return phases.StepKind(kind_of(self.step))
 
     @property
     def label(self) -> str:
@@ -148,7 +148,7 @@ def plan(
     experiment = source.experiment
     problems: list[errors.Problem] = []
 
-    def section(name: str, steps: Sequence[AnyStep], phase: journals.Phase) -> tuple[PlannedStep, ...]:
+    def section(name: str, steps: Sequence[AnyStep], phase: phases.Phase) -> tuple[PlannedStep, ...]:
         planned = []
         for index, step in enumerate(steps):
             resolved = _resolve(
@@ -170,12 +170,12 @@ def plan(
         experiment=experiment,
         source=source.name,
         locate=source.problem,
-        setup=section("setup", experiment.setup, journals.Phase.SETUP),
-        steady_state=section("steady_state", experiment.steady_state, journals.Phase.BEFORE),
-        method=section("method", experiment.method, journals.Phase.METHOD),
-        guards=section("guards", experiment.guards, journals.Phase.GUARD),
-        rollbacks=section("rollbacks", experiment.rollbacks, journals.Phase.ROLLBACKS),
-        teardown=section("teardown", experiment.teardown, journals.Phase.TEARDOWN),
+        setup=section("setup", experiment.setup, phases.Phase.SETUP),
+        steady_state=section("steady_state", experiment.steady_state, phases.Phase.BEFORE),
+        method=section("method", experiment.method, phases.Phase.METHOD),
+        guards=section("guards", experiment.guards, phases.Phase.GUARD),
+        rollbacks=section("rollbacks", experiment.rollbacks, phases.Phase.ROLLBACKS),
+        teardown=section("teardown", experiment.teardown, phases.Phase.TEARDOWN),
     )
     if problems:
         raise errors.SpecError(problems)
@@ -188,7 +188,7 @@ def _resolve(
     step: AnyStep,
     where: tuple[str | int, ...],
     *,
-    phase: journals.Phase,
+    phase: phases.Phase,
     index: int,
     probes_path: Sequence[Path],
     problems: list[errors.Problem],
@@ -267,7 +267,7 @@ class Touch:
     """One fault step of the dry run: what it would hit, or why that can't be known yet."""
 
     step: str
-    phase: journals.Phase
+    phase: phases.Phase
     activity: str
     targets: list[contract.Target] = field(default_factory=list)
     note: str | None = None

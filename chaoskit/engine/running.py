@@ -31,11 +31,11 @@ from pydantic import ValidationError
 import chaoskit
 from chaoskit import durations, errors
 from chaoskit.drivers import contract
-from chaoskit.engine import events, journals, ledgers, planning
+from chaoskit.engine import events, journals, ledgers, phases, planning
 from chaoskit.spec import expectations, models, templates
 
 T = TypeVar("T")
-Phase = journals.Phase
+Phase = phases.Phase
 Verdict = journals.Verdict
 
 EXIT_CODES: Mapping[Verdict, errors.ExitCode] = {

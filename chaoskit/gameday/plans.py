@@ -24,7 +24,7 @@ from chaoskit.spec import loading, models, suggestions
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class ExperimentRef(Model):

@@ -27,7 +27,7 @@ HORIZON = dt.timedelta(days=3 * 366)
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Weekday(enum.StrEnum):

@@ -43,7 +43,7 @@ class InvalidResource(errors.UsageError):
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class ConfigMapRef(Model):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chaoskit import durations
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 
 
 class Kind(enum.StrEnum):
@@ -115,11 +115,11 @@ def _by_step(records: list[journals.CheckRecord]) -> dict[str, list[journals.Che
 def from_journal(journal: journals.Journal) -> list[Check]:
     """The run's checks, in the order the run met them."""
     result: list[Check] = []
-    of = {phase: [c for c in journal.checks if c.phase is phase] for phase in journals.Phase}
-    result.extend(_from_record(Kind.BEFORE, r) for r in of[journals.Phase.BEFORE])
-    result.extend(_from_record(Kind.METHOD, r) for r in of[journals.Phase.METHOD])
+    of = {phase: [c for c in journal.checks if c.phase is phase] for phase in phases.Phase}
+    result.extend(_from_record(Kind.BEFORE, r) for r in of[phases.Phase.BEFORE])
+    result.extend(_from_record(Kind.METHOD, r) for r in of[phases.Phase.METHOD])
     trips = {t.guard: t for t in journal.guard_trips}
-    for name, polls in _by_step(of[journals.Phase.GUARD]).items():
+    for name, polls in _by_step(of[phases.Phase.GUARD]).items():
         trip = trips.pop(name, None)
         last = polls[-1]
         failed = sum(not p.ok for p in polls)
@@ -157,7 +157,7 @@ def from_journal(journal: journals.Journal) -> list[Check]:
                 at=trip.at,
             )
         )
-    for polls in _by_step(of[journals.Phase.AFTER]).values():
+    for polls in _by_step(of[phases.Phase.AFTER]).values():
         result.append(_from_record(Kind.AFTER, polls[-1], polls=len(polls)))
     if journal.recovery is not None:
         result.append(recovery_check(journal.recovery, journal))

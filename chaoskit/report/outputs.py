@@ -9,7 +9,7 @@ from pathlib import Path
 
 from chaoskit import errors
 from chaoskit.engine import journals
-from chaoskit.report import history, html, junit
+from chaoskit.report import history
 
 
 def after_run(
@@ -27,9 +27,14 @@ def after_run(
         history.record(journal, state_dir, journal_path=journal_path)
     except errors.ChaoskitError as e:
         warn(f"warning: the run was not recorded in the history: {e.render()}")
+    # The report modules are imported only when asked for: most runs write neither.
     if junit_path is not None:
+        from chaoskit.report import junit
+
         _guarded(junit_path, lambda: junit.write([journal], junit_path), warn)
     if report_path is not None:
+        from chaoskit.report import html
+
         _guarded(report_path, lambda: html.write(journal, report_path), warn)
 
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 
 WIDTH = 1000
 LANE = 70
@@ -74,10 +74,10 @@ def render(journal: journals.Journal) -> str:
     lanes: dict[str, list[Point]] = {}
     for record in journal.checks:
         if record.phase not in {
-            journals.Phase.BEFORE,
-            journals.Phase.METHOD,
-            journals.Phase.GUARD,
-            journals.Phase.AFTER,
+            phases.Phase.BEFORE,
+            phases.Phase.METHOD,
+            phases.Phase.GUARD,
+            phases.Phase.AFTER,
         }:
             continue
         key = f"{record.step}"

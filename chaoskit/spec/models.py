@@ -29,7 +29,7 @@ CHECKS = ("equals", "below", "above", "between", "in", "matches", "jsonpath", "c
 
 
 class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class Expect(Model):

@@ -18,7 +18,7 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 from tests.conftest import require
 
 EXPERIMENT = """
@@ -131,7 +131,7 @@ def test_run_writes_junit_with_one_passing_testcase_per_check(completed_run: dic
     journal = journals.load(completed_run["journal"])
     suite = next(iter(junitparser.JUnitXml.fromfile(str(completed_run["junit"]))))
     names = [case.name for case in suite]
-    steady = [c.step for c in journal.checks if c.phase is journals.Phase.BEFORE]
+    steady = [c.step for c in journal.checks if c.phase is phases.Phase.BEFORE]
     assert [n for n in names if n.startswith("before: ")] == [f"before: {s}" for s in steady]
     assert sum(n.startswith("after: ") for n in names) == len(steady)
     assert "recovery: recovery time" in names

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chaoskit.drivers.kubernetes import marks
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 from tests.k8s import running
 from tests.k8s.conftest import Cluster, wait_until
 
@@ -63,7 +63,7 @@ def test_a_drained_node_loses_its_pods_to_other_nodes_and_is_uncordoned_after(
         assert journal.verdict == journals.Verdict.COMPLETED, journal.reason
         assert [f.target.name for f in journal.faults] == [node]
         assert all(f.revert == journals.RevertStatus.REVERTED for f in journal.faults)
-        during = [c for c in journal.checks if c.phase == journals.Phase.METHOD]
+        during = [c for c in journal.checks if c.phase == phases.Phase.METHOD]
         assert during and all(c.ok for c in during), [c.message for c in during]
         pods = cluster.ready_pods(namespace, selector)
         assert len(pods) == 3 and all(p["spec"]["nodeName"] != node for p in pods)
@@ -87,7 +87,7 @@ def test_the_partition_policy_exists_during_the_fault_and_is_gone_after(
     )
 
     assert journal.verdict == journals.Verdict.COMPLETED, journal.reason
-    during = [c for c in journal.checks if c.phase == journals.Phase.METHOD]
+    during = [c for c in journal.checks if c.phase == phases.Phase.METHOD]
     assert [c.ok for c in during] == [True]  # the probe saw exactly one chaoskit policy
     assert [f.revert for f in journal.faults] == [journals.RevertStatus.REVERTED]
     left = cluster.api.list(f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies", what="test")
@@ -115,7 +115,7 @@ def test_zone_outage_drains_the_zone_and_the_deployment_is_whole_in_the_others(
         )
         assert journal.verdict == journals.Verdict.COMPLETED, journal.reason
         assert {f.target.name for f in journal.faults} == zones[zone]
-        during = [c for c in journal.checks if c.phase == journals.Phase.METHOD]
+        during = [c for c in journal.checks if c.phase == phases.Phase.METHOD]
         assert during and all(c.ok for c in during)
         for name in zones[zone]:
             assert not cluster.node(name)["spec"].get("unschedulable")

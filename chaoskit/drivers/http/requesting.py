@@ -44,7 +44,7 @@ Text = Annotated[str, BeforeValidator(_text)]
 class RequestArgs(contract.Args):
     """One request: where, how, and with what."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     url: str
     """The URL, ``http://`` or ``https://``."""

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from chaoskit import errors, testing
-from chaoskit.engine import events, journals, ledgers, planning, running
+from chaoskit.engine import events, journals, ledgers, phases, planning, running
 
 Verdict = journals.Verdict
 
@@ -45,7 +45,7 @@ def test_a_healthy_run_completes_with_exit_0_and_every_fault_reverted() -> None:
     assert [f.target.id for f in journal.faults] == ["a", "b"]
     assert all(f.revert is journals.RevertStatus.REVERTED for f in journal.faults)
     assert fake.applied == set()
-    assert [c.phase for c in journal.checks] == [journals.Phase.BEFORE, journals.Phase.AFTER]
+    assert [c.phase for c in journal.checks] == [phases.Phase.BEFORE, phases.Phase.AFTER]
 
 
 def test_not_steady_before_injects_nothing_and_exits_3() -> None:
@@ -70,7 +70,7 @@ def test_a_failed_method_probe_deviates_but_the_run_goes_on() -> None:
     assert (journal.verdict, journal.exit_code) == (Verdict.DEVIATED, 1)
     assert "still up?" in journal.reason
     assert [s.status for s in journal.steps] == ["ok", "failed", "ok"]
-    method_checks = [c for c in journal.checks if c.phase is journals.Phase.METHOD]
+    method_checks = [c for c in journal.checks if c.phase is phases.Phase.METHOD]
     assert method_checks[0].message == "expected status equals 200, got 503"
 
 
@@ -81,7 +81,7 @@ def test_recovery_time_is_measured_from_the_last_revert() -> None:
     assert journal.recovery is not None
     assert journal.recovery.measured == pytest.approx(4.0)
     assert journal.recovery.met
-    after = [c for c in journal.checks if c.phase is journals.Phase.AFTER]
+    after = [c for c in journal.checks if c.phase is phases.Phase.AFTER]
     assert [c.ok for c in after] == [False, False, False, False, True]  # every poll is kept
 
 
@@ -151,7 +151,7 @@ def test_guard_failures_in_a_row() -> None:
     journal = _run(doc, fake)
     [trip] = journal.guard_trips
     assert trip.failures == 3
-    assert [c.ok for c in journal.checks if c.phase is journals.Phase.GUARD] == [
+    assert [c.ok for c in journal.checks if c.phase is phases.Phase.GUARD] == [
         False,
         True,
         False,

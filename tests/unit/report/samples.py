@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 
 T0 = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
 
@@ -15,7 +15,7 @@ def at(seconds: float) -> datetime:
 
 
 def check(
-    phase: journals.Phase,
+    phase: phases.Phase,
     step: str,
     seconds: float,
     value: journals.JsonValue,
@@ -53,7 +53,7 @@ def journal(
     after_ok: bool = True,
     method_ok: bool = False,
 ) -> journals.Journal:
-    P = journals.Phase
+    P = phases.Phase
     checks = [
         check(P.BEFORE, "health ok", 0.5, {"status": 200, "elapsed": 0.01}, True),
         check(P.GUARD, "not on fire", 2.0, {"status": 200}, True, poll=0),
@@ -120,7 +120,7 @@ def not_steady() -> journals.Journal:
         exit_code=3,
         reason="the steady state did not hold before: health ok",
         seed=1,
-        checks=[check(journals.Phase.BEFORE, "health ok", 0.5, None, False, error="connection refused")],
+        checks=[check(phases.Phase.BEFORE, "health ok", 0.5, None, False, error="connection refused")],
     )
 
 
@@ -135,10 +135,10 @@ def errored() -> journals.Journal:
         exit_code=4,
         reason="process.stop could not be injected",
         seed=1,
-        checks=[check(journals.Phase.BEFORE, "health ok", 0.5, {"status": 200}, True)],
+        checks=[check(phases.Phase.BEFORE, "health ok", 0.5, {"status": 200}, True)],
         errors=[
             journals.ErrorRecord(
-                phase=journals.Phase.METHOD, step="stop worker", message="no such process 4242"
+                phase=phases.Phase.METHOD, step="stop worker", message="no such process 4242"
             )
         ],
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chaoskit.engine import journals
+from chaoskit.engine import journals, phases
 from chaoskit.report import checks, scores
 from tests.unit.report import samples
 
@@ -49,7 +49,7 @@ def test_missed_recovery_earns_nothing() -> None:
 
 
 def test_probe_error_counts_as_failure_and_no_data_as_half() -> None:
-    P = journals.Phase
+    P = phases.Phase
     error = samples.check(P.BEFORE, "a", 0, None, False, error="timeout")
     no_data = samples.check(P.BEFORE, "b", 0, None, False)
     held = samples.check(P.BEFORE, "c", 0, 200, True)
