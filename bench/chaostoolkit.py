@@ -38,11 +38,12 @@ VENV = CACHE / "bench" / "ctk-venv"
 OURS = CACHE / "bench" / "ck-venv"
 ROOT = Path(__file__).resolve().parent.parent
 
+_MODELS = "from pydantic import BaseModel, Field"
 FLOORS = {
     # command: the libraries it is built on, imported as a whole program does
     "--help": "import click",
-    "validate": "import click, yaml, pydantic.main",
-    "run": "import click, yaml, pydantic.main, asyncio, rich.console, httpx, httpcore, subprocess",
+    "validate": f"import click, yaml; {_MODELS}",
+    "run": f"import click, yaml, asyncio, rich.console, httpx, httpcore; {_MODELS}",
 }
 
 

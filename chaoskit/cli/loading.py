@@ -22,7 +22,13 @@ def load_and_plan(
 ) -> tuple[loading.Loaded, registry.Registry, planning.Plan]:
     """The experiment, the installed drivers and the plan; raises ``SpecError``/``UsageError``."""
     values: dict[str, JsonValue] = dict(templates.parse_var(v) for v in variables)
-    loaded = loading.load(path, variables=values, var_files=var_files)
+    try:
+        loaded = loading.load(path, variables=values, var_files=var_files)
+    except loading.InvalidExperiment as e:
+        if e.partial is None:
+            raise
+        # The planner checks the valid steps too: every problem now, not its own after a fix.
+        raise e.together_with(_planning_problems(e.partial, probes_path)) from None
     # Only the drivers the steps name are loaded: importing all of them costs more than the rest
     # of a small run. If planning then finds a problem, it plans again with every driver, so that
     # "did you mean" hints and third-party drivers named unlike their activities are all there.
@@ -39,6 +45,17 @@ def load_and_plan(
         return loaded, drivers, planning.plan(loaded, drivers, probes_path=probes_path, live=ctx)
     finally:
         ctx.close()
+
+
+def _planning_problems(partial: loading.Loaded, probes_path: Sequence[Path]) -> list[errors.Problem]:
+    ctx = contract.RunContext(run_id="validate", dry_run=True)
+    try:
+        planning.plan(partial, registry.load(), probes_path=probes_path, live=ctx)
+    except errors.SpecError as e:
+        return list(e.problems)
+    finally:
+        ctx.close()
+    return []
 
 
 def _driver_names(document: Mapping[str, Any]) -> set[str] | None:

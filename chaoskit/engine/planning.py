@@ -125,7 +125,8 @@ def validation_messages(error: ValidationError) -> list[tuple[tuple[str | int, .
     out: list[tuple[tuple[str | int, ...], str]] = []
     for item in error.errors(include_url=False):
         loc = tuple(p for p in item["loc"] if isinstance(p, str | int))
-        message = item["msg"]
+        # A validator's own words, without pydantic's "Value error, " in front (as the loader does).
+        message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if item["type"] == "extra_forbidden":
             message = "unknown argument"
         elif item["type"] == "missing":

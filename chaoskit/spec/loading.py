@@ -12,7 +12,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -352,7 +352,10 @@ def load_text(
             if problem is not None and not _covered(problem[0], template_spots):
                 problems.append(locator.problem(problem[0], problem[1]) if problem[2] is None else problem[2])
     if problems or experiment is None:
-        raise errors.SpecError(_ordered(problems))
+        partial = None
+        if kind == "chaoskit":
+            partial = _partial(document, problems, name=name, path=path, locator=locator)
+        raise InvalidExperiment(_ordered(problems), partial=partial)
     return Loaded(
         experiment=experiment,
         path=path,
@@ -360,6 +363,62 @@ def load_text(
         kind=kind,
         document=_without_inline_secrets(document),
         _locator=locator,
+    )
+
+
+class InvalidExperiment(errors.SpecError):
+    """The experiment has problems of format. ``partial`` is what the planner can still check (see
+    ``_partial``), so that a user sees every problem at once, not the planner's only after the
+    format's are fixed."""
+
+    def __init__(self, problems: Iterable[errors.Problem], partial: Loaded | None = None) -> None:
+        super().__init__(problems)
+        self.partial = partial
+
+    def together_with(self, more: Iterable[errors.Problem]) -> errors.SpecError:
+        """One error with these problems and ``more``, in the file's order."""
+        return errors.SpecError(_ordered([*self.problems, *more]))
+
+
+_NO_OP: dict[str, JsonValue] = {"pause": "0s"}
+
+
+def _partial(
+    document: Mapping[str, JsonValue],
+    problems: Sequence[errors.Problem],
+    *,
+    name: str,
+    path: Path | None,
+    locator: Locator,
+) -> Loaded | None:
+    """The steps of an invalid document that are valid, each in its place: a step with a problem
+    becomes a no-op pause, so the planner's messages still point at the right step. Top-level keys
+    other than the step lists are left out (their problems are already reported). None when even
+    that does not validate."""
+    bad_steps: set[tuple[str, int]] = set()
+    bad_sections: set[str] = set()
+    for problem in problems:
+        try:
+            at = paths.parse(problem.path) if problem.path else []
+        except ValueError:
+            return None
+        if at and at[0] in STEP_SECTIONS:
+            if len(at) >= 2 and isinstance(at[1], int):
+                bad_steps.add((str(at[0]), at[1]))
+            else:
+                bad_sections.add(str(at[0]))
+    steps: dict[str, JsonValue] = {}
+    for section in STEP_SECTIONS:
+        listed = document.get(section)
+        if section in bad_sections or not isinstance(listed, list):
+            continue
+        steps[section] = [_NO_OP if (section, i) in bad_steps else step for i, step in enumerate(listed)]
+    try:
+        experiment = models.Experiment.model_validate({"title": "(partial)", **steps})
+    except pydantic.ValidationError:
+        return None
+    return Loaded(
+        experiment=experiment, path=path, name=name, kind="chaoskit", document=steps, _locator=locator
     )
 
 

@@ -86,6 +86,43 @@ def test_validate_lists_every_problem_with_position_and_exits_2(tmp_path: Path) 
     assert "Traceback" not in result.output
 
 
+def test_validate_shows_format_and_planner_problems_in_one_go(tmp_path: Path) -> None:
+    # Format problems (an unknown key, a bad duration) and problems only the planner finds (an
+    # unknown probe or fault, a wrong argument) in one file: all of them on the first run.
+    path = _write(
+        tmp_path,
+        """
+        title: both kinds
+        colour: red
+        steady_state:
+          - probe: http.request
+            with: {url: "http://127.0.0.1:1/", timeout: 5 parsecs}
+          - probe: http.reqest
+            with: {url: "http://127.0.0.1:1/"}
+        method:
+          - fault: process.stop
+            with: {pid: 1, colour: red}
+          - pause: forever
+          - fault: process.stpo
+            with: {pid: 1}
+        """,
+    )
+    result = _invoke("validate", str(path))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith(str(path))]
+    assert lines == [
+        f"{path}:3:1: unknown key 'colour'",
+        f"{path}:6:40: steady_state[0].with.timeout: not a duration: '5 parsecs'; "
+        "write a duration like 250ms, 30s, 5m, 1h or 1m30s",
+        f"{path}:7:5: steady_state[1].probe: unknown probe 'http.reqest' (did you mean 'http.request'?)",
+        f"{path}:11:20: method[0].with.colour: unknown argument",
+        f"{path}:12:5: method[1].pause: not a duration: 'forever'; "
+        "write a duration like 250ms, 30s, 5m, 1h or 1m30s",
+        f"{path}:13:5: method[2].fault: unknown fault 'process.stpo' (did you mean 'process.stop'?)",
+    ]
+    assert "6 problems found" in result.output and "Traceback" not in result.output
+
+
 def test_an_unreadable_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
     result = _invoke("run", str(tmp_path / "missing.yaml"))
     assert result.exit_code == 2
