@@ -3,7 +3,6 @@ that is both the system under test (GET) and the notification webhook (POST)."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import re
@@ -12,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import junitparser
 import pytest
 
 from chaoskit.gameday import plans, schedules, scheduling
+from tests import servers
 
 
 @dataclass
@@ -38,7 +37,7 @@ class Server:
 def server() -> Iterator[Server]:
     state = Server()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(servers.Quiet):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("content-length", "2")
@@ -52,19 +51,9 @@ def server() -> Iterator[Server]:
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with servers.serving(Handler) as url:
+        state.port = int(url.rsplit(":", 1)[1])
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
 
 
 EXPERIMENT = """

@@ -4,18 +4,18 @@ server. ``uses:`` steps (setup-python, upload-artifact) belong to GitHub and are
 
 from __future__ import annotations
 
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests import servers
 
 REPO = Path(__file__).resolve().parents[2]
 ACTION = REPO / ".github" / "actions" / "chaoskit" / "action.yml"
@@ -37,24 +37,14 @@ recovery: {within: 30s, interval: 250ms}
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(servers.Quiet):
         def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with servers.serving(Handler) as base:
+        yield f"{base}/"
 
 
 def run_action(tmp_path: Path, **given: str) -> tuple[dict[str, int], dict[str, str], str]:

@@ -4,9 +4,7 @@ arrives; a Pushgateway is not installable here)."""
 
 from __future__ import annotations
 
-import http.server
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chaoskit import metrics, testing
+from tests import servers
 
 EXPERIMENT = {
     "title": "checkout survives",
@@ -92,7 +91,7 @@ def test_serving_on_a_busy_port_says_so() -> None:
         serving.stop()
 
 
-class _Recorder(http.server.BaseHTTPRequestHandler):
+class _Recorder(servers.Quiet):
     received: list[tuple[str, str, bytes]] = []
 
     def do_PUT(self) -> None:
@@ -102,22 +101,12 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def gateway() -> Iterator[str]:
     _Recorder.received = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with servers.serving(_Recorder) as url:
+        yield url
 
 
 def test_push_sends_every_metric_to_the_gateway(gateway: str) -> None:

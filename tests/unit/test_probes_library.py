@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import http.server
 import re
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chaoskit import errors, probes
+from tests import servers
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "library.md"
 
@@ -25,7 +24,7 @@ def test_the_public_api_is_what_docs_library_md_documents() -> None:
         assert getattr(probes, name).__doc__, f"{name} has no docstring"
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
+class _Handler(servers.Quiet):
     status = 200
 
     def do_GET(self) -> None:
@@ -36,22 +35,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def server() -> Iterator[str]:
     _Handler.status = 200
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with servers.serving(_Handler) as url:
+        yield url
 
 
 def test_http_request_checks_the_status_by_default_path(server: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 import time
 from collections.abc import Iterator
 
@@ -13,6 +11,7 @@ import pytest
 from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.drivers.prometheus import probes, querying
+from tests import servers
 from tests.integration.prometheus.conftest import Prometheus, free_port
 
 pytestmark = pytest.mark.prometheus
@@ -180,7 +179,7 @@ def test_slo_objective_must_be_a_fraction() -> None:
         probes.SloArgs.model_validate({"total": "x", "errors": "y", "objective": 99.9})
 
 
-class _AuthProxy(http.server.BaseHTTPRequestHandler):
+class _AuthProxy(servers.Quiet):
     """Forwards to the real Prometheus only with the right bearer token (Prometheus itself has no
     bearer-token auth to turn on), recording the headers it saw."""
 
@@ -201,23 +200,13 @@ class _AuthProxy(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def auth_proxy(prometheus: Prometheus) -> Iterator[str]:
     _AuthProxy.upstream = prometheus.url
     _AuthProxy.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AuthProxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with servers.serving(_AuthProxy) as url:
+        yield url
 
 
 def test_bearer_token_and_headers_are_sent_and_never_shown(auth_proxy: str) -> None:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -14,6 +12,7 @@ from pydantic import JsonValue
 
 from chaoskit import errors
 from chaoskit.gameday import plans, webhooks
+from tests import servers
 
 
 @dataclass
@@ -29,7 +28,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(servers.Quiet):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             state.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
@@ -38,19 +37,9 @@ def receiver() -> Iterator[Receiver]:
             self.send_header("content-length", "0")
             self.end_headers()
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with servers.serving(Handler) as url:
+        state.port = int(url.rsplit(":", 1)[1])
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 SUMMARY: dict[str, JsonValue] = {

@@ -5,10 +5,8 @@ stricter table."""
 from __future__ import annotations
 
 import copy
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +14,7 @@ import pytest
 
 from chaoskit import errors, testing
 from chaoskit.drivers import registry
+from tests import servers
 
 EXPERIMENT: dict[str, Any] = {
     "version": "1.0.0",
@@ -102,7 +101,7 @@ def test_a_failed_check_during_the_method_exits_1_where_chaos_toolkit_exits_0(dr
     assert run(doc, drivers) == ("deviated", errors.ExitCode.DEVIATED)
 
 
-class _Health(http.server.BaseHTTPRequestHandler):
+class _Health(servers.Quiet):
     def do_GET(self) -> None:
         body = json.dumps({"status": "ok", "items": [{"name": "a"}, {"name": "b"}]}).encode()
         self.send_response(200)
@@ -111,21 +110,11 @@ class _Health(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
 
 @pytest.fixture
 def health_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/health"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with servers.serving(_Health) as url:
+        yield f"{url}/health"
 
 
 def test_http_probes_and_their_tolerances_run_against_a_real_server(health_url: str) -> None:
