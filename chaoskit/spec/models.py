@@ -8,7 +8,6 @@ as text until the engine renders a step's arguments just before calling the driv
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from chaoskit.durations import Duration
+from chaoskit.patterns import Regex
 from chaoskit.spec import paths
 
 CHECKS = ("equals", "below", "above", "between", "in", "matches", "jsonpath", "count", "call")
@@ -42,7 +42,7 @@ class Expect(Model):
     above: float | None = None
     between: tuple[float, float] | None = None
     in_: list[JsonValue] | None = Field(default=None, alias="in")
-    matches: str | None = None
+    matches: Regex | None = None
     """A regular expression searched in the value's text."""
     jsonpath: str | None = None
     """A JSONPath (``$.items[*].status``) into the value at ``path``; the other checks then apply
@@ -54,16 +54,6 @@ class Expect(Model):
     (Chaos Toolkit's ``probe`` tolerance)."""
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
     """Extra keyword arguments for ``call``."""
-
-    @field_validator("matches")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
-        return value
 
     @field_validator("jsonpath")
     @classmethod

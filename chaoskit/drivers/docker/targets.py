@@ -7,11 +7,12 @@ import re
 from collections.abc import Sequence
 from typing import Any, Self
 
-from pydantic import field_validator, model_validator
+from pydantic import model_validator
 
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.docker import connecting
 from chaoskit.errors import TargetError
+from chaoskit.patterns import Regex
 
 KIND = "container"
 COMPOSE_PROJECT = "com.docker.compose.project"
@@ -31,18 +32,8 @@ class Match(contract.Args):
     """Containers of this docker compose project."""
     compose_service: str | None = None
     """Containers of this docker compose service."""
-    regex: str | None = None
+    regex: Regex | None = None
     """A regular expression searched in the container name."""
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
-        return value
 
     @model_validator(mode="after")
     def _something(self) -> Self:

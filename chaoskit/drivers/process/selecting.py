@@ -9,11 +9,12 @@ from __future__ import annotations
 import re
 from typing import Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.process import processes
 from chaoskit.errors import TargetError
+from chaoskit.patterns import Regex
 
 
 class Selector(contract.Args):
@@ -23,21 +24,11 @@ class Selector(contract.Args):
     """This process id."""
     pidfile: str | None = None
     """The process whose id is written in this file."""
-    name: str | None = None
+    name: Regex | None = None
     """A regular expression searched in the process name (the kernel's ``comm``, or the base name
     of the program); anchor it (``^nginx$``) for an exact match."""
-    cmdline: str | None = None
+    cmdline: Regex | None = None
     """A regular expression searched in the full command line (arguments joined by spaces)."""
-
-    @field_validator("name", "cmdline")
-    @classmethod
-    def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as e:
-                raise ValueError(f"not a valid regular expression: {e}") from None
-        return value
 
     @model_validator(mode="after")
     def _one_way(self) -> Self:

@@ -254,6 +254,14 @@ def test_shape_mistakes_in_steps_and_expects_say_what_is_wanted() -> None:
     ]
 
 
+def test_a_matches_pattern_that_does_not_compile_is_refused_at_its_place() -> None:
+    found = problems("title: t\nmethod:\n  - probe: p\n    expect: {path: body, matches: 'ok('}\n")
+    assert found == [
+        "exp.yaml:4:26: method[0].expect.matches: not a valid regular expression: "
+        "missing ), unterminated subpattern at position 2"
+    ]
+
+
 def test_top_level_typos_get_a_suggestion() -> None:
     assert problems("title: t\nstedy_state: []\nmethdo: []\n") == [
         "exp.yaml:2:1: unknown key 'stedy_state' (did you mean 'steady_state'?)",
