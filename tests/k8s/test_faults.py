@@ -20,7 +20,7 @@ from chaoskit.drivers.kubernetes import connecting, evicting, faults, marks, pro
 from chaoskit.engine import journals, planning
 from chaoskit.spec import loading
 from tests.k8s import running
-from tests.k8s.conftest import Cluster, wait_until
+from tests.k8s.clusters import Cluster, wait_until
 
 pytestmark = pytest.mark.k8s
 
@@ -74,6 +74,33 @@ def test_a_pdb_makes_eviction_refuse_with_a_clear_message_per_pod(
     text = journal.model_dump_json()
     assert all(f"pod {namespace}/{pod}: eviction refused" in text for pod in pods), text
     assert sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)) == pods
+
+
+def test_evictions_that_use_up_a_budget_wait_for_it_to_return_as_drain_does(
+    cluster: Cluster, namespace: str, ctx: contract.RunContext
+) -> None:
+    selector = cluster.deployment(namespace, "web", replicas=2)
+    pdb = cluster.pdb(namespace, "web", {"app": "web"}, min_available=1)  # one disruption at a time
+
+    def budget() -> int:
+        return int((cluster.api.get(pdb, what="test").get("status") or {}).get("disruptionsAllowed", 0))
+
+    def ready() -> set[str]:
+        return {p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)}
+
+    # Each eviction alone is allowed, so both pass the judging; the first then uses up the budget.
+    # With timeout 0s the second is refused at once, named, and saying it did not wait.
+    first = ready()
+    with pytest.raises(evicting.EvictionRefused, match=r"eviction refused \(429.*still refused after 0s"):
+        inject(faults.PodsEvict(), {"namespace": namespace, "label_selector": selector, "timeout": "0s"}, ctx)
+    assert len(first - ready()) == 1  # exactly one was evicted
+
+    # By default it waits until the first replacement is ready and the budget is back, like drain.
+    wait_until("two ready pods and a budget of one again", lambda: len(ready()) == 2 and budget() == 1)
+    second = ready()
+    applied = inject(faults.PodsEvict(), {"namespace": namespace, "label_selector": selector}, ctx)
+    assert len(applied) == 2
+    wait_until("two new ready pods", lambda: len(now := ready()) == 2 and not now & second)
 
 
 def test_a_drain_blocked_by_a_pdb_names_the_pod_and_leaves_the_node_cordoned_for_revert(
@@ -177,6 +204,12 @@ def test_rollout_restart_replaces_every_pod_and_the_rollout_probe_sees_it_comple
     selector = cluster.deployment(namespace, "web", replicas=2)
     before = {p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)}
     inject(faults.DeploymentRestart(), {"namespace": namespace, "name": "web"}, ctx)
+    # Never reverted, so no chaoskit marks that only a sweep would remove; kubectl's annotation only.
+    deployment = cluster.api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web", what="test")
+    meta = deployment["metadata"]
+    assert not set(marks.ALL) & {*(meta.get("labels") or {}), *(meta.get("annotations") or {})}
+    template = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert "kubectl.kubernetes.io/restartedAt" in template
 
     done = probe(probes.RolloutComplete(), {"namespace": namespace, "name": "web", "wait": "90s"}, ctx)
 

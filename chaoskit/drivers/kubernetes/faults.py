@@ -8,9 +8,10 @@ path and context, never a token), and everything changed carries the marks of ``
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import quote
 
 from pydantic import Field, model_validator
@@ -53,16 +54,18 @@ class PodsArgs(selecting.SelectedPodArgs):
     """Seconds the pod gets to stop; default the pod's own terminationGracePeriodSeconds."""
 
 
-class _PodFault(contract.Fault[PodsArgs]):
-    args = PodsArgs
+P = TypeVar("P", bound=PodsArgs)
+
+
+class _PodFault(contract.Fault[P]):
     reversibility = contract.Reversibility.SELF_HEALING
 
-    def targets(self, args: PodsArgs, ctx: contract.RunContext) -> Sequence[Target]:
+    def targets(self, args: P, ctx: contract.RunContext) -> Sequence[Target]:
         api = _connect(args, ctx)
         candidates = [selecting.pod_target(p) for p in selecting.candidate_pods(args, api)]
         return targeting.choose(candidates, args, ctx.rng, what="pods")
 
-    def prepare(self, args: PodsArgs, target: Target, ctx: contract.RunContext) -> RevertData:
+    def prepare(self, args: P, target: Target, ctx: contract.RunContext) -> RevertData:
         return {
             "connection": connecting.resolve(args).to_json(),
             "namespace": target.detail["namespace"],
@@ -71,9 +74,10 @@ class _PodFault(contract.Fault[PodsArgs]):
         }
 
 
-class PodsDelete(_PodFault):
+class PodsDelete(_PodFault[PodsArgs]):
     name = "kubernetes.pods.delete"
     summary = "Delete pods chosen by label/field selector or name; their controllers replace them."
+    args = PodsArgs
 
     def inject(
         self, args: PodsArgs, target: Target, revert: RevertData, ctx: contract.RunContext
@@ -95,11 +99,19 @@ class PodsDelete(_PodFault):
         return revert
 
 
-class PodsEvict(_PodFault):
+class EvictArgs(PodsArgs):
+    timeout: Duration = 60.0
+    """How long to keep retrying an eviction that a PodDisruptionBudget refuses because an earlier
+    eviction of the step used up its budget (it allows more once the replacement is ready), as
+    ``kubectl drain`` does; ``0s``: refuse at once."""
+
+
+class PodsEvict(_PodFault[EvictArgs]):
     name = "kubernetes.pods.evict"
     summary = "Evict pods through the eviction API, so PodDisruptionBudgets are respected (429: refused)."
+    args = EvictArgs
 
-    def targets(self, args: PodsArgs, ctx: contract.RunContext) -> Sequence[Target]:
+    def targets(self, args: EvictArgs, ctx: contract.RunContext) -> Sequence[Target]:
         chosen = super().targets(args, ctx)
         # Ask the API server to judge every chosen eviction first (dryRun=All evicts nothing), so
         # that each pod a PodDisruptionBudget protects is named - in the dry run too - before any
@@ -120,18 +132,30 @@ class PodsEvict(_PodFault):
         return chosen
 
     def inject(
-        self, args: PodsArgs, target: Target, revert: RevertData, ctx: contract.RunContext
+        self, args: EvictArgs, target: Target, revert: RevertData, ctx: contract.RunContext
     ) -> RevertData:
         api = _connect(args, ctx)
-        if not evicting.evict(api, target.detail["namespace"], target.name, args.grace_period):
-            ctx.log(f"pod {target.id} was already gone")
-        return revert
+        namespace = target.detail["namespace"]
+        deadline = time.monotonic() + args.timeout
+        while True:
+            try:
+                if not evicting.evict(api, namespace, target.name, args.grace_period):
+                    ctx.log(f"pod {target.id} was already gone")
+                return revert
+            except evicting.EvictionRefused as e:
+                # Every eviction was judged allowed before the first; a refusal now means this
+                # step's own evictions used up the budget until their replacements are ready.
+                if time.monotonic() >= deadline or ctx.cancel.is_set():
+                    raise evicting.EvictionRefused(
+                        f"{e.message} (still refused after {args.timeout:g}s)", hint=evicting.PDB_HINT
+                    ) from e
+            ctx.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
 
 
 # --- workloads ----------------------------------------------------------------------------------
 
 
-class WorkloadArgs(selecting.NamespacedArgs, targeting.Selection, Marked):
+class WorkloadArgs(selecting.NamespacedArgs, targeting.Selection):
     name: str | None = None
     """The workload's name; or select by label_selector."""
     label_selector: str | None = None
@@ -143,7 +167,7 @@ class WorkloadArgs(selecting.NamespacedArgs, targeting.Selection, Marked):
         return self
 
 
-class ScaleArgs(WorkloadArgs):
+class ScaleArgs(WorkloadArgs, Marked):
     replicas: int = Field(ge=0)
     """The replica count during the fault; the previous one is restored on revert."""
 
@@ -245,6 +269,10 @@ class RestartArgs(WorkloadArgs):
 
 
 class WorkloadRestart(_WorkloadFault):
+    """Self-healing: the new pods are the recovery, and nothing is ever reverted, so it leaves no
+    chaoskit marks (which only a sweep would remove), only the template annotation that
+    ``kubectl rollout restart`` sets too."""
+
     args = RestartArgs
     reversibility = contract.Reversibility.SELF_HEALING
 
@@ -256,27 +284,10 @@ class WorkloadRestart(_WorkloadFault):
         template = {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
         api.patch(
             self.path(target.detail["namespace"], target.name),
-            # The same template annotation `kubectl rollout restart` sets, so tools recognise it.
-            {"metadata": marks.metadata(ctx, self.name, args.expires_after), "spec": {"template": template}},
+            {"spec": {"template": template}},
             what=f"restarting the rollout of {self.kind} {target.id}",
         )
         return revert
-
-    def revert(self, revert: RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        """Nothing to undo but chaoskit's marks: the new pods are the recovery."""
-        api = _reconnect(revert, ctx)
-        namespace, name = _str(revert, "namespace"), _str(revert, "name")
-        try:
-            api.patch(
-                self.path(namespace, name),
-                {"metadata": marks.removal()},
-                what=f"unmarking {namespace}/{name}",
-            )
-        except connecting.ApiError as e:
-            if e.status == 404:
-                return contract.RevertOutcome.ALREADY_CLEAN
-            raise
-        return contract.RevertOutcome.ALREADY_CLEAN
 
 
 class DeploymentScale(WorkloadScale):
