@@ -12,6 +12,9 @@ from hypothesis import HealthCheck, settings
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
+# Fixtures more than one suite uses, each defined once (one instance per session).
+pytest_plugins = ["tests.k8s.clusters"]
+
 # Property tests check behaviour, not speed: no per-example deadline and no "too slow" health check
 # (a loaded 2-core CI machine with coverage on is slow). In CI the examples are derandomized, so a
 # run is reproducible; locally Hypothesis explores.

@@ -8,7 +8,7 @@ import pytest
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.kubernetes import executing
-from tests.k8s.conftest import Cluster
+from tests.k8s.clusters import Cluster
 
 pytestmark = [pytest.mark.k8s, pytest.mark.real_cluster]
 

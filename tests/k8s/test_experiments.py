@@ -15,7 +15,7 @@ import pytest
 from chaoskit.drivers.kubernetes import marks
 from chaoskit.engine import journals, phases
 from tests.k8s import running
-from tests.k8s.conftest import Cluster, wait_until
+from tests.k8s.clusters import Cluster, wait_until
 
 pytestmark = pytest.mark.k8s
 EXPERIMENTS = running.ROOT / "experiments"

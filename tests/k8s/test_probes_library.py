@@ -7,7 +7,7 @@ import time
 import pytest
 
 from chaoskit import probes
-from tests.k8s.conftest import Cluster
+from tests.k8s.clusters import Cluster
 
 pytestmark = pytest.mark.k8s
 

@@ -1,6 +1,6 @@
-"""The crash matrix reuses the real-component fixtures of the suites that own them."""
+"""The crash matrix reuses the real-component fixtures of the suites that own them (``cluster``
+and ``namespace`` come from the ``tests.k8s.clusters`` plugin)."""
 
 from tests.integration.docker.conftest import engine, network, web
-from tests.k8s.conftest import cluster, namespace
 
-__all__ = ["cluster", "engine", "namespace", "network", "web"]
+__all__ = ["engine", "network", "web"]

@@ -16,7 +16,7 @@ import pytest
 from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import marks
 from tests.integration.crash import killing
-from tests.k8s.conftest import Cluster, wait_until
+from tests.k8s.clusters import Cluster, wait_until
 from tests.k8s.test_faults import statefulset
 
 pytestmark = pytest.mark.k8s

@@ -25,7 +25,7 @@ import yaml
 from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import connecting, marks
 from chaoskit.operator import reconciling, resources, scheduling, watching
-from tests.k8s.conftest import Cluster, wait_until
+from tests.k8s.clusters import Cluster, wait_until
 
 pytestmark = pytest.mark.k8s
 ROOT = Path(__file__).resolve().parents[3]
