@@ -31,6 +31,12 @@ def command() -> None:
 @click.option("--interval", type=float, default=5.0, show_default=True,
               help="Seconds between passes when no watch event wakes the controller earlier.")  # fmt: skip
 @click.option("--once", is_flag=True, help="Make one reconcile pass and exit.")
+@click.option("--leader-elect/--no-leader-elect", default=True, show_default=True,
+              help="Act only while holding the Lease chaoskit-operator; others wait.")  # fmt: skip
+@click.option("--lease-namespace", default=None,
+              help="The Lease's namespace (default: the one it runs in, else the context's).")  # fmt: skip
+@click.option("--lease-duration", type=click.FloatRange(1), default=15.0, show_default=True,
+              help="Seconds a silent leader keeps the Lease before another replica takes over.")  # fmt: skip
 def run(  # noqa: PLR0917 (click passes options positionally)
     namespace: str | None,
     kubeconfig: Path | None,
@@ -38,15 +44,28 @@ def run(  # noqa: PLR0917 (click passes options positionally)
     image: str,
     interval: float,
     once: bool,
+    leader_elect: bool,
+    lease_namespace: str | None,
+    lease_duration: float,
 ) -> None:
-    """Watch ChaosExperiments and ChaosSchedules and run them, until SIGTERM or Ctrl-C."""
+    """Watch ChaosExperiments and ChaosSchedules and run them, until SIGTERM or Ctrl-C.
+
+    With several replicas, one leads (a coordination.k8s.io Lease) and the others wait to take over.
+    """
     from chaoskit.operator import serving
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     where = f"namespace {namespace}" if namespace else "every namespace"
     click.echo(f"chaoskit operator: watching {where}; runs use image {image}", err=True)
+    election = serving.Election(namespace=lease_namespace, duration=lease_duration) if leader_elect else None
     failures = serving.serve(
-        namespace=namespace, kubeconfig=kubeconfig, context=context, image=image, interval=interval, once=once
+        namespace=namespace,
+        kubeconfig=kubeconfig,
+        context=context,
+        image=image,
+        interval=interval,
+        once=once,
+        election=election,
     )
     if once and failures:
         for failure in failures:

@@ -1,16 +1,29 @@
-"""Starting the controller: connect, find the kubernetes driver's sweep, watch until stopped."""
+"""Starting the controller: connect, find the kubernetes driver's sweep, lead (when elected), watch
+until stopped."""
 
 from __future__ import annotations
 
 import os
 import signal
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import connecting
-from chaoskit.operator import reconciling, watching
+from chaoskit.operator import leading, reconciling, watching
+
+
+@dataclass(frozen=True)
+class Election:
+    """Leader election settings (``chaoskit operator run --leader-elect``)."""
+
+    namespace: str | None = None
+    """Where the Lease lives; default the namespace the controller runs in (in a cluster), else the
+    kubeconfig context's."""
+    duration: float = 15.0
 
 
 def serve(
@@ -21,8 +34,12 @@ def serve(
     image: str,
     interval: float,
     once: bool,
+    election: Election | None = None,
 ) -> list[str]:
-    """Run the controller until SIGTERM/SIGINT (or one pass with ``once``); the last pass's failures."""
+    """Run the controller until SIGTERM/SIGINT (or one pass with ``once``); the last pass's failures.
+
+    With ``election``, act only while this replica holds the Lease; raises ``DriverError`` when the
+    Lease is lost, so that the process exits and its pod restarts as a follower."""
     if kubeconfig is not None:
         if not kubeconfig.is_file():
             raise errors.UsageError(
@@ -57,8 +74,34 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    elector: leading.Elector | None = None
+    lost = threading.Event()
     try:
+        if election is not None and not once:
+            # Its own client: renewals must not queue behind a long reconcile pass's requests.
+            lease_api = connecting.open_api(connection)
+            elector = leading.Elector(
+                api=lease_api,
+                namespace=election.namespace or lease_api.default_namespace,
+                duration=election.duration,
+                renew_deadline=election.duration * 2 / 3,
+                retry_period=max(0.5, election.duration / 7.5),
+            )
+            if not elector.acquire(watcher.stop):
+                return controller.failures  # stopped while waiting to lead
+            keeper = threading.Thread(target=elector.keep, args=(watcher.stop, lost), daemon=True)
+            keeper.start()
         watcher.serve(passes=1 if once else None)
     finally:
+        if elector is not None:
+            if not lost.is_set():
+                elector.release()
+            elector.api.client.close()
         api.client.close()
+    if lost.is_set():
+        assert elector is not None
+        raise errors.DriverError(
+            f"lost the {elector.where}; stopped acting so that another replica can",
+            hint="the pod restarts and waits to lead again; check the API server's health",
+        )
     return controller.failures

@@ -465,6 +465,13 @@ def test_the_controllers_own_clusterrole_is_enough_for_a_run_and_its_revert(
         assert (
             kubectl("auth", "can-i", verb, what, "-n", namespace, "--as", OPERATOR_SA).stdout.strip() == "no"
         )
+    # Leader election: its own Lease in its own namespace, and no other.
+    for what, answer in (("leases.coordination.k8s.io/chaoskit-operator", "yes"), ("leases/other", "no")):
+        for verb in ("get", "update"):
+            asked = kubectl("auth", "can-i", verb, what, "-n", "chaoskit-system", "--as", OPERATOR_SA)
+            assert asked.stdout.strip() == answer, (verb, what)
+    elsewhere = kubectl("auth", "can-i", "update", "leases", "-n", namespace, "--as", OPERATOR_SA)
+    assert elsewhere.stdout.strip() == "no"
 
     restricted = connecting.open_api(cluster.api.connection)
     restricted.client.set_default_header("Impersonate-User", OPERATOR_SA)
