@@ -367,9 +367,9 @@ def load_text(
 
 
 class InvalidExperiment(errors.SpecError):
-    """The experiment has problems of format. ``partial`` is what the planner can still check (see
-    ``_partial``), so that a user sees every problem at once, not the planner's only after the
-    format's are fixed."""
+    """The experiment has problems of format. ``partial`` is what the planner can still check (its
+    steps without a problem, see ``_partial``), so that a user sees every problem at once, not the
+    planner's only after the format's are fixed."""
 
     def __init__(self, problems: Iterable[errors.Problem], partial: Loaded | None = None) -> None:
         super().__init__(problems)
@@ -380,9 +380,6 @@ class InvalidExperiment(errors.SpecError):
         return errors.SpecError(_ordered([*self.problems, *more]))
 
 
-_NO_OP: dict[str, JsonValue] = {"pause": "0s"}
-
-
 def _partial(
     document: Mapping[str, JsonValue],
     problems: Sequence[errors.Problem],
@@ -391,10 +388,10 @@ def _partial(
     path: Path | None,
     locator: Locator,
 ) -> Loaded | None:
-    """The steps of an invalid document that are valid, each in its place: a step with a problem
-    becomes a no-op pause, so the planner's messages still point at the right step. Top-level keys
-    other than the step lists are left out (their problems are already reported). None when even
-    that does not validate."""
+    """The steps of an invalid document that have no problem, for the planner to check. The
+    others are left out, and the locator maps each kept step back to its place in the file, so the
+    planner's messages point at the right step. Top-level keys other than the step lists are left
+    out too (their problems are already reported). None when even that does not validate."""
     bad_steps: set[tuple[str, int]] = set()
     bad_sections: set[str] = set()
     for problem in problems:
@@ -408,17 +405,24 @@ def _partial(
             else:
                 bad_sections.add(str(at[0]))
     steps: dict[str, JsonValue] = {}
+    origins: dict[Location, Location] = {}
     for section in STEP_SECTIONS:
         listed = document.get(section)
         if section in bad_sections or not isinstance(listed, list):
             continue
-        steps[section] = [_NO_OP if (section, i) in bad_steps else step for i, step in enumerate(listed)]
+        kept: list[JsonValue] = []
+        for index, step in enumerate(listed):
+            if (section, index) not in bad_steps:
+                origins[(section, len(kept))] = (section, index)
+                kept.append(step)
+        steps[section] = kept
     try:
         experiment = models.Experiment.model_validate({"title": "(partial)", **steps})
     except pydantic.ValidationError:
         return None
+    shifted = Locator(name, locator.positions, origins)
     return Loaded(
-        experiment=experiment, path=path, name=name, kind="chaoskit", document=steps, _locator=locator
+        experiment=experiment, path=path, name=name, kind="chaoskit", document=steps, _locator=shifted
     )
 
 

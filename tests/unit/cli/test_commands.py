@@ -123,6 +123,37 @@ def test_validate_shows_format_and_planner_problems_in_one_go(tmp_path: Path) ->
     assert "6 problems found" in result.output and "Traceback" not in result.output
 
 
+def test_a_step_with_a_format_problem_is_left_out_of_planning_and_the_rest_still_planned(
+    tmp_path: Path,
+) -> None:
+    # steady_state holds probes only, so the bad step can't become a placeholder: it is left out,
+    # and the planner's message about a later step still names that step's own place.
+    path = _write(
+        tmp_path,
+        """
+        title: t
+        steady_state:
+          - probe: process.command
+            with: {argv: ["true"]}
+            colour: red
+          - probe: process.comand
+            with: {argv: ["true"]}
+        method:
+          - fault: process.stpo
+            with: {pid: 1}
+        """,
+    )
+    result = _invoke("validate", str(path))
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith(str(path))]
+    assert lines == [
+        f"{path}:6:5: steady_state[0]: unknown key 'colour'",
+        f"{path}:7:5: steady_state[1].probe: unknown probe 'process.comand' "
+        "(did you mean 'process.command'?)",
+        f"{path}:10:5: method[0].fault: unknown fault 'process.stpo' (did you mean 'process.stop'?)",
+    ]
+
+
 def test_an_unreadable_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
     result = _invoke("run", str(tmp_path / "missing.yaml"))
     assert result.exit_code == 2
