@@ -91,5 +91,8 @@ class Watcher:
                 self.stop.wait(0.2)
         finally:
             self.stop.set()
+            # Watches only wake the loop. One still inside its request (up to watch_seconds) ends
+            # by itself (a daemon thread that sees stop); stopping, and handing the leader Lease
+            # over, does not wait for it.
             for thread in self._threads:
-                thread.join(timeout=self.watch_seconds + 15)
+                thread.join(timeout=1)
