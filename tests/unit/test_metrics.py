@@ -184,7 +184,9 @@ title: metrics from the command line
 steady_state:
   - {name: port open, probe: tcp.connect, with: {port: PORT}, expect: {path: connected, equals: true}}
 method:
-  - pause: 4s
+  # In progress until the test, having scraped, lets it end (bounded: 10 s at the most).
+  - action: process.command
+    with: {argv: [sh, -c, 'for i in $(seq 200); do [ -e "$0" ] && exit 0; sleep 0.05; done; exit 1', GO]}
 """
 
 
@@ -204,8 +206,10 @@ def test_chaoskit_run_serves_metrics_while_it_runs_and_pushes_them_at_the_end(
         metrics_port = probe_port.getsockname()[1]
         probe_port.close()
         experiment = tmp_path / "e.yaml"
+        go = tmp_path / "go"
         experiment.write_text(
-            RUN_EXPERIMENT.replace("PORT", str(listener.getsockname()[1])), encoding="utf-8"
+            RUN_EXPERIMENT.replace("PORT", str(listener.getsockname()[1])).replace("GO", str(go)),
+            encoding="utf-8",
         )
         command = [sys.executable, "-m", "chaoskit", "run", str(experiment), "--quiet",
                    "--journal", str(tmp_path / "j.json"), "--state-dir", str(tmp_path / "state"),
@@ -223,6 +227,7 @@ def test_chaoskit_run_serves_metrics_while_it_runs_and_pushes_them_at_the_end(
                 if 'chaoskit_runs_in_progress{experiment="metrics from the command line"} 1.0' in scraped:
                     break
                 time.sleep(0.1)
+            go.touch()
             output, _ = run.communicate(timeout=60)
     assert run.returncode == 0, output.decode()
     assert 'chaoskit_runs_in_progress{experiment="metrics from the command line"} 1.0' in scraped
