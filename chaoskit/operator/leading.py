@@ -2,7 +2,8 @@
 package does it: several controller replicas can run, and exactly one acts.
 
 The leader renews the Lease every ``retry_period``; the others try as often and take the Lease
-over once it was not renewed for ``duration``. Every write carries the Lease's resourceVersion,
+over once they have seen it unchanged for ``duration`` (by their own clock, as client-go does, so
+clocks that disagree between nodes don't matter). Every write carries the Lease's resourceVersion,
 so two replicas taking over at once can't both win: the API server refuses the second (409). A
 leader that can't renew for ``renew_deadline`` stops acting (``serving`` then exits, and its pod
 restarts); one that stops cleanly gives the Lease up, so another takes over at once.
@@ -13,10 +14,11 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import quote
 
 from chaoskit import errors
@@ -56,6 +58,10 @@ class Elector:
     """A leader that could not renew for this long stops acting."""
     retry_period: float = 2.0
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], float] = time.monotonic
+    _seen: tuple[str, str] | None = field(default=None, init=False)
+    """The other holder's record (identity, renewTime) last seen, and when it last changed."""
+    _seen_at: float = field(default=0.0, init=False)
 
     @property
     def path(self) -> str:
@@ -93,9 +99,11 @@ class Elector:
         holder = str(spec.get("holderIdentity") or "")
         mine = holder == self.identity
         if holder and not mine:
-            renewed = _time(spec.get("renewTime"))
-            held_for = timedelta(seconds=float(spec.get("leaseDurationSeconds") or self.duration))
-            if renewed is not None and now < renewed + held_for:
+            record = (holder, str(spec.get("renewTime")))
+            if record != self._seen:
+                self._seen, self._seen_at = record, self.clock()
+            held_for = float(spec.get("leaseDurationSeconds") or self.duration)
+            if self.clock() < self._seen_at + held_for:
                 return False
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)
         acquired = (_time(spec.get("acquireTime")) if mine else None) or now
@@ -127,16 +135,16 @@ class Elector:
     def keep(self, stop: threading.Event, lost: threading.Event) -> None:
         """Renew every ``retry_period`` until ``stop``; set ``lost`` (and ``stop``) when the Lease is
         gone to another replica or could not be renewed for ``renew_deadline``."""
-        renewed = self.now()
+        renewed = self.clock()
         while not stop.wait(self.retry_period):
             try:
                 if self.try_acquire_or_renew():
-                    renewed = self.now()
+                    renewed = self.clock()
                     continue
                 why = "another replica holds it"
             except errors.ChaoskitError as e:
                 why = e.render()
-                if self.now() - renewed < timedelta(seconds=self.renew_deadline):
+                if self.clock() - renewed < self.renew_deadline:
                     log.warning("renewing %s failed, will retry: %s", self.where, why)
                     continue
             log.error("lost %s: %s; stopping", self.where, why)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ def test_one_lease_one_leader_and_a_takeover_when_it_expires_or_is_given_up(
     b = leading.Elector(api=cluster.api, namespace=namespace, identity="b", duration=2)
 
     assert a.try_acquire_or_renew() and not b.try_acquire_or_renew()
-    assert a.try_acquire_or_renew()  # a renewal
+    assert a.try_acquire_or_renew()  # a renewal, which b sees on its next try
+    assert not b.try_acquire_or_renew()
     assert lease(cluster, namespace)["holderIdentity"] == "a"
     assert lease(cluster, namespace)["leaseTransitions"] == 0
 
@@ -53,6 +55,25 @@ def test_one_lease_one_leader_and_a_takeover_when_it_expires_or_is_given_up(
     assert lease(cluster, namespace)["holderIdentity"] == "a"
     b.release()  # not b's any more: leaves it alone
     assert lease(cluster, namespace)["holderIdentity"] == "a"
+
+
+def test_expiry_is_judged_by_the_followers_own_clock_not_the_leaders_timestamps(
+    cluster: Cluster, namespace: str
+) -> None:
+    # The leader's clock runs an hour behind: its renewTime looks long expired to anyone comparing
+    # timestamps. A follower that sees the record change (a renewal) must still wait.
+    behind = leading.Elector(
+        api=cluster.api, namespace=namespace, identity="behind", duration=2,
+        now=lambda: datetime.now(UTC) - timedelta(hours=1),
+    )  # fmt: skip
+    follower = leading.Elector(api=cluster.api, namespace=namespace, identity="follower", duration=2)
+    assert behind.try_acquire_or_renew()
+    assert not follower.try_acquire_or_renew()
+    for _ in range(3):  # renewing within the duration, as a live leader does
+        time.sleep(1)
+        assert behind.try_acquire_or_renew()
+        assert not follower.try_acquire_or_renew()
+    assert lease(cluster, namespace)["holderIdentity"] == "behind"
 
 
 class _RacingApi:
@@ -73,10 +94,11 @@ class _RacingApi:
 def test_two_replicas_taking_over_at_once_can_not_both_win(cluster: Cluster, namespace: str) -> None:
     old = leading.Elector(api=cluster.api, namespace=namespace, identity="old", duration=1)
     assert old.try_acquire_or_renew()
-    time.sleep(1.3)  # expired: both others may take it over
     winner = leading.Elector(api=cluster.api, namespace=namespace, identity="winner", duration=15)
-    racing: Any = _RacingApi(cluster.api, winner)
-    loser = leading.Elector(api=racing, namespace=namespace, identity="loser", duration=15)
+    loser = leading.Elector(api=cluster.api, namespace=namespace, identity="loser", duration=15)
+    assert not winner.try_acquire_or_renew() and not loser.try_acquire_or_renew()  # both see old
+    time.sleep(1.3)  # old is silent for longer than its duration: both may take over
+    loser.api = _RacingApi(cluster.api, winner)  # type: ignore[assignment]
 
     # loser read the expired Lease, winner wrote in between: the server refuses loser's write (409).
     assert not loser.try_acquire_or_renew()
