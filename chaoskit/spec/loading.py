@@ -352,9 +352,7 @@ def load_text(
             if problem is not None and not _covered(problem[0], template_spots):
                 problems.append(locator.problem(problem[0], problem[1]) if problem[2] is None else problem[2])
     if problems or experiment is None:
-        partial = None
-        if kind == "chaoskit":
-            partial = _partial(document, problems, name=name, path=path, locator=locator)
+        partial = _partial(document, problems, kind=kind, name=name, path=path, locator=locator)
         raise InvalidExperiment(_ordered(problems), partial=partial)
     return Loaded(
         experiment=experiment,
@@ -384,26 +382,37 @@ def _partial(
     document: Mapping[str, JsonValue],
     problems: Sequence[errors.Problem],
     *,
+    kind: Literal["chaoskit", "chaostoolkit"],
     name: str,
     path: Path | None,
     locator: Locator,
 ) -> Loaded | None:
     """The steps of an invalid document that have no problem, for the planner to check. The
-    others are left out, and the locator maps each kept step back to its place in the file, so the
-    planner's messages point at the right step. Top-level keys other than the step lists are left
-    out too (their problems are already reported). None when even that does not validate."""
+    others are left out, and the locator maps each kept step back to its place in the file (through
+    the Chaos Toolkit translation, for such a file), so the planner's messages point at the right
+    step. Top-level keys other than the step lists are left out too (their problems are already
+    reported). None when even that does not validate."""
+    # Problems name places as the file spells them: find the step (or step list) each is in.
+    step_at: dict[Location, tuple[str, int]] = {}
+    section_at: dict[Location, str] = {}
+    for section in STEP_SECTIONS:
+        section_at[locator.original((section,))] = section
+        listed = document.get(section)
+        for index in range(len(listed) if isinstance(listed, list) else 0):
+            step_at[locator.original((section, index))] = (section, index)
     bad_steps: set[tuple[str, int]] = set()
     bad_sections: set[str] = set()
     for problem in problems:
         try:
-            at = paths.parse(problem.path) if problem.path else []
+            at = tuple(paths.parse(problem.path)) if problem.path else ()
         except ValueError:
             return None
-        if at and at[0] in STEP_SECTIONS:
-            if len(at) >= 2 and isinstance(at[1], int):
-                bad_steps.add((str(at[0]), at[1]))
-            else:
-                bad_sections.add(str(at[0]))
+        if at in section_at:  # the list itself (not a list, say)
+            bad_sections.add(section_at[at])
+        for cut in range(len(at), 0, -1):  # the innermost step that holds the place, if any
+            if at[:cut] in step_at:
+                bad_steps.add(step_at[at[:cut]])
+                break
     steps: dict[str, JsonValue] = {}
     origins: dict[Location, Location] = {}
     for section in STEP_SECTIONS:
@@ -412,18 +421,20 @@ def _partial(
             continue
         kept: list[JsonValue] = []
         for index, step in enumerate(listed):
-            if (section, index) not in bad_steps:
-                origins[(section, len(kept))] = (section, index)
-                kept.append(step)
+            if (section, index) in bad_steps:
+                continue
+            origins[(section, len(kept))] = locator.original((section, index))
+            for inner, original in (locator.origins or {}).items():  # places inside the step
+                if inner[:2] == (section, index) and len(inner) > 2:
+                    origins[(section, len(kept), *inner[2:])] = original
+            kept.append(step)
         steps[section] = kept
     try:
         experiment = models.Experiment.model_validate({"title": "(partial)", **steps})
     except pydantic.ValidationError:
         return None
     shifted = Locator(name, locator.positions, origins)
-    return Loaded(
-        experiment=experiment, path=path, name=name, kind="chaoskit", document=steps, _locator=shifted
-    )
+    return Loaded(experiment=experiment, path=path, name=name, kind=kind, document=steps, _locator=shifted)
 
 
 def _secret_files_beside(document: dict[str, JsonValue], directory: Path) -> dict[str, JsonValue]:

@@ -154,6 +154,40 @@ def test_a_step_with_a_format_problem_is_left_out_of_planning_and_the_rest_still
     ]
 
 
+def test_a_chaos_toolkit_file_gets_its_planner_problems_in_the_same_pass_at_its_own_places(
+    tmp_path: Path,
+) -> None:
+    ctk = {
+        "title": "t",
+        "description": "d",
+        "steady-state-hypothesis": {
+            "title": "ok",
+            "probes": [
+                {"type": "probe", "name": "a", "tolerance": 200,
+                 "provider": {"type": "http", "url": "http://127.0.0.1:1/", "timeout": "soon"}},
+                {"type": "probe", "name": "b", "tolerance": 200,
+                 "provider": {"type": "htp", "url": "http://127.0.0.1:1/"}},
+            ],
+        },
+        "method": [
+            {"type": "action", "name": "t",
+             "provider": {"type": "process", "path": "true", "timeout": "later"}}
+        ],
+    }  # fmt: skip
+    path = tmp_path / "ctk.json"
+    path.write_text(json.dumps(ctk, indent=2), encoding="utf-8")
+    result = _invoke("validate", str(path))
+    assert result.exit_code == 2
+    found = [line.split(": ", 2)[1:] for line in result.output.splitlines() if line.startswith(str(path))]
+    assert [where for where, _ in found] == [
+        "steady-state-hypothesis.probes[0].provider.timeout",  # the planner's, in Chaos Toolkit's words
+        "steady-state-hypothesis.probes[1].provider.type",  # the format's
+        "method[0].provider.timeout",  # the planner's
+    ]
+    assert found[0][1].startswith("not a duration: 'soon'")
+    assert found[2][1].startswith("not a duration: 'later'")
+
+
 def test_an_unreadable_file_is_exit_2_without_traceback(tmp_path: Path) -> None:
     result = _invoke("run", str(tmp_path / "missing.yaml"))
     assert result.exit_code == 2
