@@ -132,9 +132,12 @@ class Elector:
             stop.wait(self.retry_period)
         return False
 
-    def keep(self, stop: threading.Event, lost: threading.Event) -> None:
-        """Renew every ``retry_period`` until ``stop``; set ``lost`` (and ``stop``) when the Lease is
-        gone to another replica or could not be renewed for ``renew_deadline``."""
+    def keep(
+        self, stop: threading.Event, lost: threading.Event, wake: Callable[[], None] = lambda: None
+    ) -> None:
+        """Renew every ``retry_period`` until ``stop``; set ``lost`` and ``stop``, and call ``wake``
+        (so that a controller waiting for work sees it now), when the Lease is gone to another
+        replica or could not be renewed for ``renew_deadline``."""
         renewed = self.clock()
         while not stop.wait(self.retry_period):
             try:
@@ -150,6 +153,7 @@ class Elector:
             log.error("lost %s: %s; stopping", self.where, why)
             lost.set()
             stop.set()
+            wake()
             return
 
     def release(self) -> None:

@@ -89,7 +89,9 @@ def serve(
             )
             if not elector.acquire(watcher.stop):
                 return controller.failures  # stopped while waiting to lead
-            keeper = threading.Thread(target=elector.keep, args=(watcher.stop, lost), daemon=True)
+            keeper = threading.Thread(
+                target=elector.keep, args=(watcher.stop, lost, watcher.wake.set), daemon=True
+            )
             keeper.start()
         watcher.serve(passes=1 if once else None)
     finally:
