@@ -109,20 +109,25 @@ Operator = tuple["subprocess.Popen[bytes]", Path]
 """A running `chaoskit operator run` and the file its output goes to."""
 
 
+def start_operator(cluster: Cluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
+    """`chaoskit operator run` watching ``namespace`` and electing in it (a 3 s Lease), its output
+    going to ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "chaoskit", "operator", "run", "--namespace", namespace,
+             "--kubeconfig", cluster.api.connection.kubeconfig or "", "--image", "chaoskit:test",
+             "--lease-namespace", namespace, "--lease-duration", "3", "--interval", "1"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+
+
 @pytest.fixture
 def operators(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[list[Operator]]:
     """Two `chaoskit operator run` processes watching ``namespace``, electing in it (3 s Lease)."""
     started: list[Operator] = []
     for n in (1, 2):
         log = tmp_path / f"operator-{n}.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "chaoskit", "operator", "run", "--namespace", namespace,
-                 "--kubeconfig", cluster.api.connection.kubeconfig or "", "--image", "chaoskit:test",
-                 "--lease-namespace", namespace, "--lease-duration", "3", "--interval", "1"],
-                stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )  # fmt: skip
-        started.append((process, log))
+        started.append((start_operator(cluster, namespace, log), log))
     try:
         yield started
     finally:
@@ -176,13 +181,7 @@ def test_a_leader_whose_lease_was_taken_stops_acting_and_exits_4(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "operator.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "chaoskit", "operator", "run", "--namespace", namespace,
-             "--kubeconfig", cluster.api.connection.kubeconfig or "", "--image", "chaoskit:test",
-             "--lease-namespace", namespace, "--lease-duration", "3", "--interval", "1"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
+    process = start_operator(cluster, namespace, log)
     try:
         wait_until("it leading", lambda: "leading:" in log.read_text())
         # Another replica took the Lease (as one would after this one was cut off for too long).
