@@ -184,10 +184,19 @@ class LiveConsole:
             return  # guard and recovery polls are summarised; only failures are worth a line
         if record.phase is phases.Phase.AFTER and (record.poll or 0) > 0:
             return
+        polling = ""
+        if record.poll is not None and record.phase not in {phases.Phase.GUARD, phases.Phase.AFTER}:
+            # A probe with until: its first miss, then how it ends (a hold here, a log line if not).
+            if not record.ok:
+                if record.poll > 0:
+                    return
+                polling = "  [dim](polling until it holds)[/]"
+            elif record.poll > 0:
+                polling = f"  [dim](held at poll {record.poll + 1})[/]"
         mark = "[green]✓[/]" if record.ok else "[red]✗[/]"
         guard = "guard " if record.phase is phases.Phase.GUARD else ""
         detail = escape(record.message) if not record.ok else escape(_short(record.value))
-        self._print(f"  {mark} {guard}{escape(record.step)} [dim]{record.activity}[/]  {detail}")
+        self._print(f"  {mark} {guard}{escape(record.step)} [dim]{record.activity}[/]  {detail}{polling}")
 
 
 def show_still_applied(console: Console, event: events.StillApplied) -> None:

@@ -97,7 +97,7 @@ class CheckRecord(Record):
     error: str | None = None
     """The probe raised or timed out; the check then is not ok."""
     poll: int | None = None
-    """For ``after`` and ``guard`` checks: which poll round (0-based)."""
+    """For ``after`` and ``guard`` checks and probes with ``until``: which poll round (0-based)."""
 
 
 class StepRecord(Record):

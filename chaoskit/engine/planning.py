@@ -135,6 +135,17 @@ def validation_messages(error: ValidationError) -> list[tuple[tuple[str | int, .
     return out
 
 
+_UNTIL_ELSEWHERE = {
+    phases.Phase.BEFORE: (
+        "until: is not for the steady state, which is judged as it stands before the method and "
+        "polled after it (set recovery: {within, interval}); to wait for the system first, put a "
+        "probe with until: in setup"
+    ),
+    phases.Phase.GUARD: "until: is not for guards, which are polled already (set interval: and failures:)",
+}
+_JUDGED_AS_IT_STANDS = frozenset(_UNTIL_ELSEWHERE)
+
+
 def plan(
     source: Source,
     drivers: registry.Registry,
@@ -152,6 +163,8 @@ def plan(
     def section(name: str, steps: Sequence[AnyStep], phase: phases.Phase) -> tuple[PlannedStep, ...]:
         planned = []
         for index, step in enumerate(steps):
+            if phase in _JUDGED_AS_IT_STANDS and isinstance(step, models.ProbeStep) and step.until:
+                problems.append(source.problem((name, index, "until"), _UNTIL_ELSEWHERE[phase]))
             resolved = _resolve(
                 source,
                 drivers,

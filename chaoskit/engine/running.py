@@ -616,7 +616,10 @@ class Runner:
             await self.clock.sleep(spec.pause)
             return None, journals.StepStatus.OK
         if isinstance(spec, models.ProbeStep):
-            record = await self._probe(step, step.phase)
+            if spec.until is None:
+                record = await self._probe(step, step.phase)
+            else:
+                record = await self._probe_until(step, spec.until)
             if spec.id:
                 self.outputs[spec.id] = record.value
             if not record.ok and step.phase is Phase.METHOD:
@@ -638,9 +641,39 @@ class Runner:
         self._error(step.phase, step.label, message)
         return _Abort(message)
 
+    async def _probe_until(self, step: planning.PlannedStep, until: models.Until) -> journals.CheckRecord:
+        """Poll ``step`` every ``until.interval`` until it holds; after ``until.within`` (or an
+        error that polling can't cure, such as a missing component) its last poll decides."""
+        began = self.clock.now()
+        poll = 0
+        while True:
+            polled_at = self.clock.now()
+            record, cured_by_waiting = await self._check(step, step.phase, poll)
+            poll += 1
+            if record.ok or not cured_by_waiting:
+                return record
+            next_poll = polled_at + until.interval  # a steady cadence, however long the probe takes
+            if next_poll - began > until.within:
+                self.bus.emit(
+                    events.Log(
+                        f"{record.step}: did not hold within {durations.format(until.within)} ({poll} polls)",
+                        self._at(),
+                    )
+                )
+                return record
+            await self.clock.sleep(max(0.0, next_poll - self.clock.now()))
+
     async def _probe(
         self, step: planning.PlannedStep, phase: Phase, poll: int | None = None
     ) -> journals.CheckRecord:
+        record, _ = await self._check(step, phase, poll)
+        return record
+
+    async def _check(
+        self, step: planning.PlannedStep, phase: Phase, poll: int | None
+    ) -> tuple[journals.CheckRecord, bool]:
+        """Run the probe once and judge it: the record, and whether asking again could change it
+        (not when the driver is missing, the arguments are wrong or the driver is broken)."""
         probe = step.activity
         assert isinstance(probe, contract.Probe)
         spec = step.step
@@ -649,6 +682,7 @@ class Runner:
         began = self.clock.now()
         value: Any = None
         error: str | None = None
+        cured_by_waiting = True
         try:
             args = self._args(step)
             ctx = self._step_ctx(step)
@@ -657,12 +691,14 @@ class Runner:
             # Not what the system looks like: the driver is missing, or the step's run-time
             # arguments are wrong. Either way the run can't say anything about the system.
             error = e.render()
+            cured_by_waiting = False
             self._error(phase, step.label, f"{probe.name}: {error}")
         except (errors.ChaoskitError, _StepTimeout) as e:
             error = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
         except Exception as e:
             # A probe that raises something else is a driver bug: say so, and fail the run.
             error = f"{type(e).__name__}: {e}"
+            cured_by_waiting = False
             self._error(phase, step.label, f"{probe.name} raised {error}")
         expected: list[str] = []
         messages: list[str] = []
@@ -688,7 +724,7 @@ class Runner:
             poll=poll,
         )
         self.bus.emit(events.CheckDone(record))
-        return record
+        return record, cured_by_waiting
 
     async def _action(self, step: planning.PlannedStep) -> Any:
         action = step.activity

@@ -112,12 +112,26 @@ def _by_step(records: list[journals.CheckRecord]) -> dict[str, list[journals.Che
     return grouped
 
 
+def _method_checks(records: list[journals.CheckRecord]) -> list[Check]:
+    """One check per method probe; a probe with ``until`` is one check, decided by its last poll."""
+    rounds: list[list[journals.CheckRecord]] = []
+    polling: dict[str, list[journals.CheckRecord]] = {}  # step → its polls so far (steps may overlap)
+    for record in records:
+        if record.poll is None or record.poll == 0 or record.step not in polling:
+            rounds.append([record])
+            if record.poll is not None:
+                polling[record.step] = rounds[-1]
+        else:
+            polling[record.step].append(record)
+    return [_from_record(Kind.METHOD, polls[-1], polls=len(polls)) for polls in rounds]
+
+
 def from_journal(journal: journals.Journal) -> list[Check]:
     """The run's checks, in the order the run met them."""
     result: list[Check] = []
     of = {phase: [c for c in journal.checks if c.phase is phase] for phase in phases.Phase}
     result.extend(_from_record(Kind.BEFORE, r) for r in of[phases.Phase.BEFORE])
-    result.extend(_from_record(Kind.METHOD, r) for r in of[phases.Phase.METHOD])
+    result.extend(_method_checks(of[phases.Phase.METHOD]))
     trips = {t.guard: t for t in journal.guard_trips}
     for name, polls in _by_step(of[phases.Phase.GUARD]).items():
         trip = trips.pop(name, None)

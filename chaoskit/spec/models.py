@@ -102,6 +102,15 @@ class StepBase(Model):
     """Give up on the step after this long (a probe then fails, an action errors)."""
 
 
+class Until(Model):
+    """Poll a probe until it holds, instead of judging its first answer."""
+
+    within: Duration
+    """Give up (the step then fails) when the probe has not held after this long."""
+    interval: Duration = 1.0
+    """How often the probe is polled meanwhile."""
+
+
 class ProbeStep(StepBase):
     """Reads the system; ``expect`` decides whether it holds."""
 
@@ -119,6 +128,10 @@ class ProbeStep(StepBase):
         | None
     ) = None
     """Without ``expect`` a probe holds when it does not error; a list means every item must hold."""
+    until: Until | None = None
+    """Poll until the probe holds, e.g. until Prometheus scrapes what ``setup`` started. Only in
+    setup, method, rollbacks and teardown: the steady state is judged as it stands, and is polled
+    after the method by ``recovery``."""
 
     @model_validator(mode="after")
     def _probe_or_use(self) -> Self:

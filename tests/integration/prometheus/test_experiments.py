@@ -254,6 +254,10 @@ def test_the_shipped_demo_experiment_judged_by_prometheus(
         )
         journal = json.loads((home / "journal.json").read_text())
     assert (journal["verdict"], result.returncode) == ("completed", 0), result.stdout + result.stderr
+    # Setup waited (until:) for Prometheus to scrape the fresh demo; however many polls that took,
+    # the last one held.
+    waited = [c for c in journal["checks"] if c["step"] == "Prometheus has scraped the counters"]
+    assert waited[-1]["ok"] and [c["poll"] for c in waited] == list(range(len(waited)))
     saw = next(c for c in journal["checks"] if c["step"] == "Prometheus saw the errors during the outage")
     assert saw["ok"] and saw["value"]["value"] > 0
     assert journal["guard_trips"] == []

@@ -60,3 +60,43 @@ def test_a_failed_check_says_expected_and_got() -> None:
     text = out.getvalue()
     assert "✗ up fake.status  expected status equals 200, got 503" in text
     assert "not_steady (exit 3)" in text
+
+
+def test_a_probe_with_until_shows_its_first_miss_then_how_it_ended() -> None:
+    console, out = _console()
+    fake = testing.FakeDriver()
+    fake.script("seen", lambda t: t >= 3)
+    fake.script("never", lambda t: False)
+    polled = {"within": "5s", "interval": "1s"}
+    doc = {
+        "title": "waits",
+        "setup": [
+            {
+                "name": "seen",
+                "probe": "fake.value",
+                "with": {"key": "seen"},
+                "expect": {"equals": True},
+                "until": polled,
+            },
+            {
+                "name": "never",
+                "probe": "fake.value",
+                "with": {"key": "never"},
+                "expect": {"equals": True},
+                "until": polled,
+            },
+        ],
+    }
+    with rendering.LiveConsole(console, live=False) as live:
+        testing.run_experiment(doc, drivers=[fake.driver()], clock=fake.clock, subscribers=[live])
+    lines = out.getvalue().splitlines()
+    seen = [line for line in lines if "seen fake.value" in line]
+    assert seen == [
+        "  ✗ seen fake.value  expected output equals true, got false  (polling until it holds)",
+        "  ✓ seen fake.value  true  (held at poll 4)",
+    ]
+    never = [line for line in lines if "never" in line]
+    assert never == [
+        "  ✗ never fake.value  expected output equals true, got false  (polling until it holds)",
+        "  never: did not hold within 5s (6 polls)",
+    ]

@@ -544,3 +544,86 @@ method:
     journal = testing.run_experiment(doc, drivers=[fake.driver()], clock=fake.clock)
     assert journal.verdict is Verdict.ERROR
     assert "<experiment>:8:" in journal.reason and "method[0].with.targets" in journal.reason
+
+
+def test_a_setup_probe_with_until_waits_until_it_holds_and_the_run_goes_on() -> None:
+    fake = testing.FakeDriver()
+    fake.script("scraped", lambda t: 1 if t >= 6.5 else None)  # a target seen only from 6.5 s on
+    doc = _doc(
+        setup=[
+            {
+                "id": "seen",
+                "name": "scraped",
+                "probe": "fake.value",
+                "with": {"key": "scraped"},
+                "expect": {"equals": 1},
+                "until": {"within": "30s", "interval": "2s"},
+            }
+        ]
+    )
+    journal = _run(doc, fake)
+    assert journal.verdict is Verdict.COMPLETED
+    polls = [c for c in journal.checks if c.phase is phases.Phase.SETUP]
+    assert [(c.poll, c.ok) for c in polls] == [(0, False), (1, False), (2, False), (3, False), (4, True)]
+    assert [_seconds(journal, c.at) for c in polls] == pytest.approx([0, 2, 4, 6, 8])
+    [step] = [s for s in journal.steps if s.phase is phases.Phase.SETUP]
+    assert (step.status, step.output) == (journals.StepStatus.OK, 1)
+    before = next(c for c in journal.checks if c.phase is phases.Phase.BEFORE)
+    assert _seconds(journal, before.at) == pytest.approx(8)
+
+
+def test_a_method_probe_with_until_that_never_holds_deviates_once_after_within() -> None:
+    fake = testing.FakeDriver()
+    fake.script("lag", lambda t: 50)
+    doc = _doc(
+        method=[
+            {"name": "break", "fault": "fake.break", "with": {"targets": ["a"]}},
+            {
+                "name": "lag drains",
+                "probe": "fake.value",
+                "with": {"key": "lag"},
+                "expect": {"below": 10},
+                "until": {"within": "5s", "interval": "1s"},
+            },
+        ]
+    )
+    seen: list[events.Event] = []
+    journal = _run(doc, fake, subscribers=[seen.append])
+    assert (journal.verdict, journal.exit_code) == (Verdict.DEVIATED, 1)
+    polls = [c for c in journal.checks if c.phase is phases.Phase.METHOD]
+    assert [c.poll for c in polls] == [0, 1, 2, 3, 4, 5]  # 0 s … 5 s, then the 6 s poll would be late
+    assert journal.reason.count("lag drains") == 1
+    assert any(
+        isinstance(e, events.Log) and e.message == "lag drains: did not hold within 5s (6 polls)"
+        for e in seen
+    )
+    assert fake.applied == set()
+
+
+def test_until_stops_polling_at_a_driver_bug_which_asking_again_cannot_cure() -> None:
+    fake = testing.FakeDriver()
+    fake.script("broken", lambda t: 1 // 0)  # the probe raises ZeroDivisionError: a driver bug
+    doc = _doc(
+        setup=[
+            {"probe": "fake.value", "with": {"key": "broken"}, "until": {"within": "1m", "interval": "1s"}}
+        ]
+    )
+    journal = _run(doc, fake)
+    assert [c.poll for c in journal.checks if c.phase is phases.Phase.SETUP] == [0]
+    assert journal.exit_code == 4
+    assert "fake.value raised ZeroDivisionError" in journal.errors[0].message
+
+
+def test_until_is_refused_on_the_steady_state_and_guards_with_where_it_belongs() -> None:
+    fake = testing.FakeDriver()
+    until = {"within": "10s"}
+    doc = _doc(
+        steady_state=[{"name": "up", "probe": "fake.status", "until": until}],
+        guards=[{"probe": "fake.status", "until": until}],
+    )
+    with pytest.raises(errors.SpecError) as info:
+        planning.plan(testing.source(doc, "x.yaml"), fake.registry())
+    text = info.value.render()
+    assert "steady_state[0].until: until: is not for the steady state" in text
+    assert "put a probe with until: in setup" in text
+    assert "guards[0].until: until: is not for guards" in text

@@ -68,3 +68,39 @@ def test_not_steady_and_error_runs_score_low_and_an_empty_run_has_no_score() -> 
 def test_gameday_score_is_the_mean_of_experiment_scores() -> None:
     assert scores.of_gameday([80.0, 60.0, None]) == pytest.approx(70.0)
     assert scores.of_gameday([None]) is None
+
+
+def test_a_method_probe_with_until_is_one_check_its_last_poll_decides() -> None:
+    from chaoskit import testing
+
+    fake = testing.FakeDriver()
+    fake.script("lag", lambda t: 50 if t < 2.5 else 0)
+    until = {"within": "10s", "interval": "1s"}
+    doc = {
+        "title": "lag drains",
+        "method": [
+            {
+                "name": "drains",
+                "probe": "fake.value",
+                "with": {"key": "lag"},
+                "expect": {"below": 10},
+                "until": until,
+            },
+            {"name": "once", "probe": "fake.value", "with": {"key": "lag"}, "expect": {"below": 10}},
+            {
+                "name": "drains",
+                "probe": "fake.value",
+                "with": {"key": "lag"},
+                "expect": {"below": 10},
+                "until": until,
+            },
+        ],
+    }
+    journal = testing.run_experiment(doc, drivers=[fake.driver()], clock=fake.clock)
+    items = [c for c in checks.from_journal(journal) if c.kind is checks.Kind.METHOD]
+    assert [(c.name, c.ok, c.polls) for c in items] == [
+        ("drains", True, 4),
+        ("once", True, 1),
+        ("drains", True, 1),
+    ]
+    assert journal.verdict == "completed"
