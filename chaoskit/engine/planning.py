@@ -143,7 +143,14 @@ _UNTIL_ELSEWHERE = {
     ),
     phases.Phase.GUARD: "until: is not for guards, which are polled already (set interval: and failures:)",
 }
-_JUDGED_AS_IT_STANDS = frozenset(_UNTIL_ELSEWHERE)
+_SCHEDULED_BY_THE_ENGINE = frozenset(_UNTIL_ELSEWHERE)  # when, and how often, is chaoskit's
+_BACKGROUND_ELSEWHERE = {
+    phases.Phase.BEFORE: (
+        "background: is not for the steady state, whose probes are judged in order, before and after "
+        "the method"
+    ),
+    phases.Phase.GUARD: "background: is not for guards, which are polled beside the method already",
+}
 
 
 def plan(
@@ -163,8 +170,10 @@ def plan(
     def section(name: str, steps: Sequence[AnyStep], phase: phases.Phase) -> tuple[PlannedStep, ...]:
         planned = []
         for index, step in enumerate(steps):
-            if phase in _JUDGED_AS_IT_STANDS and isinstance(step, models.ProbeStep) and step.until:
+            if phase in _SCHEDULED_BY_THE_ENGINE and isinstance(step, models.ProbeStep) and step.until:
                 problems.append(source.problem((name, index, "until"), _UNTIL_ELSEWHERE[phase]))
+            if phase in _SCHEDULED_BY_THE_ENGINE and isinstance(step, models.ProbeStep) and step.background:
+                problems.append(source.problem((name, index, "background"), _BACKGROUND_ELSEWHERE[phase]))
             resolved = _resolve(
                 source,
                 drivers,

@@ -456,12 +456,31 @@ class Runner:
         if not steps:
             return
         self.bus.emit(events.PhaseStarted(phase, self._at()))
-        for step in steps:
-            try:
-                await self._step(step)
-            except _Abort:
-                if not keep_going:
-                    raise
+        beside: list[asyncio.Future[None]] = []  # background steps; the section waits for them
+        aborted: _Abort | None = None
+        try:
+            for step in steps:
+                if step.background:
+                    beside.append(asyncio.ensure_future(self._step(step)))
+                    continue
+                try:
+                    await self._step(step)
+                except _Abort as e:
+                    if not keep_going:
+                        aborted = e
+                        break
+        except asyncio.CancelledError:
+            for task in beside:
+                task.cancel()
+            await asyncio.gather(*beside, return_exceptions=True)
+            raise
+        for outcome in await asyncio.gather(*beside, return_exceptions=True):
+            if isinstance(outcome, _Abort):
+                aborted = aborted or outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        if aborted is not None and not keep_going:
+            raise aborted
 
     async def _method(self) -> None:
         self.bus.emit(events.PhaseStarted(Phase.METHOD, self._at()))

@@ -97,7 +97,8 @@ class StepBase(Model):
     """Lets later steps use ``${steps.<id>.output.<path>}``."""
     name: str | None = None
     background: bool = False
-    """Run concurrently with the steps after it; the method waits for it at its end."""
+    """Run concurrently with the steps after it; its section (setup, method, rollbacks, teardown)
+    waits for it at its end. Not on the steady state or guards."""
     timeout: Duration | None = None
     """Give up on the step after this long (a probe then fails, an action errors)."""
 

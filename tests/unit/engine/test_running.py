@@ -627,3 +627,79 @@ def test_until_is_refused_on_the_steady_state_and_guards_with_where_it_belongs()
     assert "steady_state[0].until: until: is not for the steady state" in text
     assert "put a probe with until: in setup" in text
     assert "guards[0].until: until: is not for guards" in text
+
+
+def test_a_background_setup_step_runs_beside_the_next_and_setup_waits_for_it() -> None:
+    fake = testing.FakeDriver()
+    fake.script("warm", lambda t: t >= 3)
+    doc = _doc(
+        setup=[
+            {
+                "name": "cache warm",
+                "probe": "fake.value",
+                "with": {"key": "warm"},
+                "expect": {"equals": True},
+                "until": {"within": "10s"},
+                "background": True,
+            },
+            {"name": "fg", "action": "fake.do", "with": {"output": "fg"}},
+        ]
+    )
+    journal = _run(doc, fake)
+    assert journal.verdict is Verdict.COMPLETED
+    fg = next(s for s in journal.steps if s.name == "fg")
+    assert _seconds(journal, fg.started) == pytest.approx(0)
+    before = next(c for c in journal.checks if c.phase is phases.Phase.BEFORE)
+    assert _seconds(journal, before.at) == pytest.approx(3)
+
+
+def test_an_error_in_a_background_setup_step_stops_the_run_before_the_method() -> None:
+    fake = testing.FakeDriver()
+    doc = _doc(
+        setup=[
+            {"name": "bg", "action": "fake.do", "with": {"output": "bg", "fail": True}, "background": True}
+        ]
+    )
+    journal = _run(doc, fake)
+    assert journal.verdict is Verdict.ERROR
+    assert [e.step for e in journal.errors] == ["bg"]
+    assert not [c for c in fake.calls if c[0] == "inject"]
+
+
+def test_background_rollbacks_run_beside_the_others_and_all_are_awaited() -> None:
+    fake = testing.FakeDriver()
+    fake.script("drained", lambda t: t >= 2)
+    doc = _doc(
+        rollbacks=[
+            {
+                "name": "drained",
+                "probe": "fake.value",
+                "with": {"key": "drained"},
+                "expect": {"equals": True},
+                "until": {"within": "10s"},
+                "background": True,
+            },
+            {"name": "r2", "action": "fake.do", "with": {"output": "r2", "fail": True}},
+            {"name": "r3", "action": "fake.do", "with": {"output": "r3"}},
+        ]
+    )
+    journal = _run(doc, fake)
+    assert [(r.name, r.status) for r in journal.rollbacks] == [
+        ("r2", "error"),
+        ("r3", "ok"),
+        ("drained", "ok"),
+    ]
+    assert [e.step for e in journal.errors] == ["r2"]
+
+
+def test_background_is_refused_on_the_steady_state_and_guards() -> None:
+    fake = testing.FakeDriver()
+    doc = _doc(
+        steady_state=[{"name": "up", "probe": "fake.status", "background": True}],
+        guards=[{"probe": "fake.status", "background": True}],
+    )
+    with pytest.raises(errors.SpecError) as info:
+        planning.plan(testing.source(doc, "x.yaml"), fake.registry())
+    text = info.value.render()
+    assert "steady_state[0].background: background: is not for the steady state" in text
+    assert "guards[0].background: background: is not for guards" in text
