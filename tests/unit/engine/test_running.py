@@ -38,6 +38,23 @@ def _seconds(journal: journals.Journal, when: Any) -> float:
     return (when - journal.started).total_seconds()
 
 
+def _waits_for(
+    name: str, key: str, expect: Any, within: str, interval: str = "1s", **step: Any
+) -> dict[str, Any]:
+    """A probe step polling the scripted value ``key`` until it equals ``expect`` (or ``expect``
+    is a whole check mapping)."""
+    check = expect if isinstance(expect, dict) else {"equals": expect}
+    until = {"within": within, "interval": interval}
+    return {
+        "name": name,
+        "probe": "fake.value",
+        "with": {"key": key},
+        "expect": check,
+        "until": until,
+        **step,
+    }
+
+
 def test_a_healthy_run_completes_with_exit_0_and_every_fault_reverted() -> None:
     fake = testing.FakeDriver()
     journal = _run(_doc(), fake)
@@ -551,14 +568,7 @@ def test_a_setup_probe_with_until_waits_until_it_holds_and_the_run_goes_on() -> 
     fake.script("scraped", lambda t: 1 if t >= 6.5 else None)  # a target seen only from 6.5 s on
     doc = _doc(
         setup=[
-            {
-                "id": "seen",
-                "name": "scraped",
-                "probe": "fake.value",
-                "with": {"key": "scraped"},
-                "expect": {"equals": 1},
-                "until": {"within": "30s", "interval": "2s"},
-            }
+            _waits_for("scraped", "scraped", 1, within="30s", interval="2s", id="seen"),
         ]
     )
     journal = _run(doc, fake)
@@ -578,13 +588,7 @@ def test_a_method_probe_with_until_that_never_holds_deviates_once_after_within()
     doc = _doc(
         method=[
             {"name": "break", "fault": "fake.break", "with": {"targets": ["a"]}},
-            {
-                "name": "lag drains",
-                "probe": "fake.value",
-                "with": {"key": "lag"},
-                "expect": {"below": 10},
-                "until": {"within": "5s", "interval": "1s"},
-            },
+            _waits_for("lag drains", "lag", {"below": 10}, within="5s"),
         ]
     )
     seen: list[events.Event] = []
@@ -614,34 +618,12 @@ def test_until_stops_polling_at_a_driver_bug_which_asking_again_cannot_cure() ->
     assert "fake.value raised ZeroDivisionError" in journal.errors[0].message
 
 
-def test_until_is_refused_on_the_steady_state_and_guards_with_where_it_belongs() -> None:
-    fake = testing.FakeDriver()
-    until = {"within": "10s"}
-    doc = _doc(
-        steady_state=[{"name": "up", "probe": "fake.status", "until": until}],
-        guards=[{"probe": "fake.status", "until": until}],
-    )
-    with pytest.raises(errors.SpecError) as info:
-        planning.plan(testing.source(doc, "x.yaml"), fake.registry())
-    text = info.value.render()
-    assert "steady_state[0].until: until: is not for the steady state" in text
-    assert "put a probe with until: in setup" in text
-    assert "guards[0].until: until: is not for guards" in text
-
-
 def test_a_background_setup_step_runs_beside_the_next_and_setup_waits_for_it() -> None:
     fake = testing.FakeDriver()
     fake.script("warm", lambda t: t >= 3)
     doc = _doc(
         setup=[
-            {
-                "name": "cache warm",
-                "probe": "fake.value",
-                "with": {"key": "warm"},
-                "expect": {"equals": True},
-                "until": {"within": "10s"},
-                "background": True,
-            },
+            _waits_for("cache warm", "warm", True, within="10s", background=True),
             {"name": "fg", "action": "fake.do", "with": {"output": "fg"}},
         ]
     )
@@ -671,14 +653,7 @@ def test_background_rollbacks_run_beside_the_others_and_all_are_awaited() -> Non
     fake.script("drained", lambda t: t >= 2)
     doc = _doc(
         rollbacks=[
-            {
-                "name": "drained",
-                "probe": "fake.value",
-                "with": {"key": "drained"},
-                "expect": {"equals": True},
-                "until": {"within": "10s"},
-                "background": True,
-            },
+            _waits_for("drained", "drained", True, within="10s", background=True),
             {"name": "r2", "action": "fake.do", "with": {"output": "r2", "fail": True}},
             {"name": "r3", "action": "fake.do", "with": {"output": "r3"}},
         ]
@@ -692,14 +667,24 @@ def test_background_rollbacks_run_beside_the_others_and_all_are_awaited() -> Non
     assert [e.step for e in journal.errors] == ["r2"]
 
 
-def test_background_is_refused_on_the_steady_state_and_guards() -> None:
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("until", {"within": "10s"}, "put a probe with until: in setup"),
+        ("background", True, "judged in order, before and after the method"),
+    ],
+)
+def test_until_and_background_are_refused_on_the_steady_state_and_guards(
+    key: str, value: Any, hint: str
+) -> None:
     fake = testing.FakeDriver()
     doc = _doc(
-        steady_state=[{"name": "up", "probe": "fake.status", "background": True}],
-        guards=[{"probe": "fake.status", "background": True}],
+        steady_state=[{"name": "up", "probe": "fake.status", key: value}],
+        guards=[{"probe": "fake.status", key: value}],
     )
     with pytest.raises(errors.SpecError) as info:
         planning.plan(testing.source(doc, "x.yaml"), fake.registry())
     text = info.value.render()
-    assert "steady_state[0].background: background: is not for the steady state" in text
-    assert "guards[0].background: background: is not for guards" in text
+    assert f"steady_state[0].{key}: {key}: is not for the steady state" in text
+    assert hint in text
+    assert f"guards[0].{key}: {key}: is not for guards" in text
