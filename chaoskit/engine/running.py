@@ -443,6 +443,8 @@ class Runner:
         failed = []
         for step in self.plan.steady_state:
             record = await self._probe(step, Phase.BEFORE)
+            if isinstance(step.step, models.ProbeStep) and step.step.id:
+                self.outputs[step.step.id] = record.value  # the baseline, for the steps after it
             if not record.ok:
                 failed.append(f"{record.step}: {record.error or record.message}")
         if failed:

@@ -688,3 +688,20 @@ def test_until_and_background_are_refused_on_the_steady_state_and_guards(
     assert f"steady_state[0].{key}: {key}: is not for the steady state" in text
     assert hint in text
     assert f"guards[0].{key}: {key}: is not for guards" in text
+
+
+def test_a_steady_state_probe_with_an_id_gives_later_steps_its_value_before_the_method() -> None:
+    fake = testing.FakeDriver()
+    fake.script("depth", lambda t: 7 if t < 1 else 99)
+    doc = _doc(
+        steady_state=[
+            {"id": "baseline", "name": "queue depth", "probe": "fake.value", "with": {"key": "depth"}}
+        ],
+        method=[
+            {"pause": "2s"},
+            {"name": "compare", "action": "fake.do", "with": {"output": "${steps.baseline.output}"}},
+        ],
+    )
+    journal = _run(doc, fake)
+    assert journal.verdict is Verdict.COMPLETED, journal.reason
+    assert ("action", "7") in fake.calls  # the value before (7), not the one during the method (99)
