@@ -8,6 +8,7 @@ import hashlib
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -148,10 +149,17 @@ def command(
     try:
         journals.write(journal, journal_path)
     except OSError as e:
-        # The run is over and its faults are reverted; CI must still not mistake this for a pass.
+        # The run is over and its faults are reverted; CI must still not mistake this for a pass,
+        # and the journal is not thrown away: it goes to the state directory instead.
+        rescued = _rescue(journal, root)
+        saved = f"; saved it as {rescued} instead" if rescued else ""
         console.print(
-            f"error: can't write the journal {journal_path}: {e.strerror}", highlight=False, markup=False
+            f"error: can't write the journal {journal_path}: {e.strerror or e}{saved}",
+            highlight=False,
+            markup=False,
         )
+        if rescued is not None:
+            outputs.after_run(journal, state_dir=root, journal_path=rescued)
         sys.exit(int(errors.ExitCode.ERROR))
     outputs.after_run(
         journal,
@@ -177,10 +185,25 @@ def _check_writable(path: Path) -> None:
     folder = path.expanduser().absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent  # missing directories are created when the journal is written
-    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+    try:
+        # Asking the file system, not os.access: root passes access() where a write still fails.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
         raise errors.UsageError(
-            f"--journal {path}: can't write in {folder}", hint="pick a path in a writable directory"
-        )
+            f"--journal {path}: can't write in {folder} ({e.strerror or e})",
+            hint="pick a path in a writable directory",
+        ) from None
+
+
+def _rescue(journal: journals.Journal, state_dir: Path) -> Path | None:
+    """Write the journal under the state directory; None when that fails too."""
+    path = state_dir / "journals" / f"{journal.run_id}.json"
+    try:
+        journals.write(journal, path)
+    except OSError:
+        return None
+    return path
 
 
 async def _run(runner: running.Runner) -> journals.Journal:

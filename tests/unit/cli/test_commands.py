@@ -377,13 +377,42 @@ def test_a_bug_is_a_traceback_and_exit_4_and_a_user_error_is_one_message() -> No
     assert mistake.output == "error: bad flag --x\n  hint: use --y\n"
 
 
-def test_an_unwritable_journal_path_is_refused_before_anything_runs(tmp_path: Path, state: Path) -> None:
+@pytest.mark.parametrize("where", ["under a file", "in /proc"])
+def test_an_unwritable_journal_path_is_refused_before_anything_runs(
+    tmp_path: Path, state: Path, where: str
+) -> None:
     (tmp_path / "a-file").write_text("")
-    journal = tmp_path / "a-file" / "j.json"  # under a file: no directory can be made there
+    # Under a file no directory can be made; /proc passes access(2) for root but takes no files.
+    journal = tmp_path / "a-file" / "j.json" if where == "under a file" else Path("/proc/chaoskit/j.json")
     result = _invoke("run", str(_write(tmp_path, HOLDS)), "--journal", str(journal))
     assert result.exit_code == 2
     assert "--journal" in result.output and "can't write" in result.output
     assert not ledgers.directory(state).exists()
+
+
+def test_a_journal_that_cant_be_written_at_the_end_is_saved_in_the_state_dir_and_exits_4(
+    tmp_path: Path, state: Path
+) -> None:
+    out = tmp_path / "out"  # missing at the start (fine: it would be made), then a file takes its name
+    experiment = _write(
+        tmp_path,
+        HOLDS
+        + f"""
+method:
+  - name: something takes the journal's directory name
+    action: process.command
+    with: {{argv: ["touch", "{out}"]}}
+""",
+    )
+    result = _invoke("run", str(experiment), "--journal", str(out / "j.json"), "--quiet")
+    assert result.exit_code == 4, result.output
+    assert f"can't write the journal {out / 'j.json'}" in result.output
+    [saved] = (state / "journals").glob("*.json")
+    assert f"saved it as {saved} instead" in result.output.replace("\n", "")
+    journal = json.loads(saved.read_text())
+    assert journal["verdict"] == "completed"
+    [row] = json.loads(_invoke("history", "--output", "json").output)
+    assert row["journal"] == str(saved)  # the history points at the saved copy
 
 
 def test_missing_journal_directories_are_created(tmp_path: Path, state: Path) -> None:
