@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from chaoskit import errors, metrics
+from chaoskit.cli import options
 from chaoskit.engine import ledgers
 from chaoskit.gameday import plans, running, schedules, scheduling, webhooks
 from chaoskit.report import html, junit, markdown, scores
@@ -93,9 +94,13 @@ def _execute(
     }
     for kind, path in outputs.items():
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(writers[kind](), encoding="utf-8")
-            say(f"wrote {kind} {path}")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(writers[kind](), encoding="utf-8")
+            except OSError as e:  # checked before the GameDay; a daemon's folder can still vanish
+                say(f"warning: can't write the {kind} {path}: {e.strerror or e}")
+            else:
+                say(f"wrote {kind} {path}")
     webhook = loaded.plan.notify.webhook
     if webhook is not None:
         delivery = webhooks.send(webhook, result.summary())
@@ -104,6 +109,13 @@ def _execute(
         else:
             say(f"warning: webhook not delivered after {delivery.attempts} attempt(s): {delivery.error}")
     return result
+
+
+def _check_outputs(journal_dir: Path | None, outputs: dict[str, Path | None]) -> None:
+    """Refuse (exit 2) output paths that can't be written, before the first experiment runs."""
+    options.check_writable("--journal-dir", journal_dir, directory=True)
+    for kind, path in outputs.items():
+        options.check_writable(f"--{kind}", path)
 
 
 def _schedule_of(loaded: plans.Loaded, plan: Path) -> schedules.Schedule | None:
@@ -153,6 +165,11 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Run the plan's experiments now; exit with the worst verdict's code (0 when all completed)."""
     loaded = _load(plan)
+    try:
+        _check_outputs(journal_dir, {"report": report, "markdown": markdown, "junit": junit})
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
     stop = threading.Event()
     _on_signals(stop)
 
@@ -239,6 +256,11 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     _on_signals(stop)
     root = ledgers.state_dir(state_dir)
     outputs = {"report": report, "markdown": markdown, "junit": junit}
+    try:
+        _check_outputs(journal_dir, outputs)
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
 
     try:
         telemetry, serving = _serve_metrics(metrics_port, log.info)

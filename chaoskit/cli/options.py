@@ -1,13 +1,16 @@
 """Options shared by several commands (``--state-dir``, ``--var``, ``--probes-path``), so that
-they are spelled and documented the same everywhere."""
+they are spelled and documented the same everywhere, and the check of output paths."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from chaoskit import errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,3 +49,24 @@ def probes_path(function: F) -> F:
         type=click.Path(file_okay=False, path_type=Path),
         help="A directory of catalog probes for `use:` steps (repeatable; searched first).",
     )(function)
+
+
+def check_writable(option: str, path: Path | None, *, directory: bool = False) -> None:
+    """Refuse (exit 2) an output path that can't be written, before anything runs rather than after:
+    ``path`` is a file to write, or with ``directory`` a folder to write files in. Missing folders are
+    fine (they are made when writing); the nearest one that exists must take a file."""
+    if path is None:
+        return
+    folder = path.expanduser().absolute()
+    folder = folder if directory else folder.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        # Asking the file system, not access(2): root passes access() where a write still fails.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise errors.UsageError(
+            f"{option} {path}: can't write in {folder} ({e.strerror or e})",
+            hint="pick a path in a writable directory",
+        ) from None

@@ -8,7 +8,6 @@ import hashlib
 import os
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
 import click
@@ -105,7 +104,9 @@ def command(
         os.environ["CHAOSKIT_KUBE_CONTEXT"] = kube_context
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
     if not dry_run:
-        _check_writable(journal_path)
+        options.check_writable("--journal", journal_path)
+        options.check_writable("--junit", junit_path)
+        options.check_writable("--report", report_path)
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     root = ledgers.state_dir(state_dir)
     if dry_run:
@@ -178,22 +179,6 @@ def command(
     elif not quiet:
         console.print(f"[dim]journal: {journal_path} · run {journal.run_id}[/]", highlight=False)
     sys.exit(journal.exit_code)
-
-
-def _check_writable(path: Path) -> None:
-    """Refuse a journal path that can't be written before anything is injected, not after."""
-    folder = path.expanduser().absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent  # missing directories are created when the journal is written
-    try:
-        # Asking the file system, not os.access: root passes access() where a write still fails.
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise errors.UsageError(
-            f"--journal {path}: can't write in {folder} ({e.strerror or e})",
-            hint="pick a path in a writable directory",
-        ) from None
 
 
 def _rescue(journal: journals.Journal, state_dir: Path) -> Path | None:

@@ -47,8 +47,11 @@ class Outcome:
     label: str
     file: str
     journal: journals.Journal
-    journal_path: Path
+    journal_path: Path | None
+    """Where the journal was written: in the journal folder, else under the state directory."""
     score: float | None
+    journal_moved: bool = False
+    """The journal folder did not take it (see ``journal_path``)."""
 
 
 @dataclass
@@ -76,7 +79,12 @@ class Result:
 
     @property
     def exit_code(self) -> int:
-        return SEVERITY[self.verdict]
+        """The worst verdict's code; at least 4 (error) when a journal is not where it was asked for,
+        so that CI does not take the GameDay for a pass."""
+        code = SEVERITY[self.verdict]
+        if any(o.journal_moved or o.journal_path is None for o in self.outcomes):
+            code = max(code, SEVERITY[journals.Verdict.ERROR])
+        return code
 
     def summary(self) -> dict[str, JsonValue]:
         """The JSON the webhook receives."""
@@ -98,7 +106,7 @@ class Result:
                     "reason": o.journal.reason,
                     "score": o.score,
                     "recovery_seconds": o.journal.recovery.measured if o.journal.recovery else None,
-                    "journal": str(o.journal_path),
+                    "journal": str(o.journal_path) if o.journal_path is not None else None,
                 }
                 for o in self.outcomes
             ],
@@ -183,6 +191,29 @@ async def _run_stage(
         watcher.cancel()
 
 
+def _write_journal(
+    journal: journals.Journal, journal_dir: Path, state_dir: Path, name: str, log: Callable[[str], None]
+) -> Path | None:
+    """Write the run's journal into ``journal_dir``; if that fails (a daemon's folder can vanish),
+    into ``<state dir>/journals`` instead. The path written, or None when neither took it."""
+    path = journal_dir / name
+    try:
+        journals.write(journal, path)
+    except OSError as e:
+        rescue = state_dir / "journals" / name
+        problem = f"can't write the journal {path}: {e.strerror or e}"
+        try:
+            if rescue == path:
+                raise
+            journals.write(journal, rescue)
+        except OSError:
+            log(f"error: {problem}; it is lost")
+            return None
+        log(f"error: {problem}; saved it as {rescue} instead")
+        return rescue
+    return path
+
+
 def run(
     loaded: plans.Loaded,
     *,
@@ -211,10 +242,11 @@ def run(
         completed = asyncio.run(_run_stage(stage, state_dir, stop, subscribe, observers))
         for item, journal in zip(stage, completed, strict=True):
             number += 1
-            path = journal_dir / f"{loaded.key}-{stamp}-{number:02d}-{item.path.stem}.json"
-            journals.write(journal, path)
+            name = f"{loaded.key}-{stamp}-{number:02d}-{item.path.stem}.json"
+            path = _write_journal(journal, journal_dir, state_dir, name, log)
             score = history.record(journal, state_dir, journal_path=path, gameday=loaded.key)
-            result.outcomes.append(Outcome(item.label, str(item.path), journal, path, score))
+            moved = path != journal_dir / name
+            result.outcomes.append(Outcome(item.label, str(item.path), journal, path, score, moved))
             log(f"{item.label}: {journal.verdict.value}, score {scores.show(score)} ({path})")
         worst = max(SEVERITY[j.verdict] for j in completed)
         interrupted = stop.is_set() or any(j.verdict is journals.Verdict.INTERRUPTED for j in completed)

@@ -371,3 +371,21 @@ def test_a_plan_without_a_schedule_says_how_to_add_one(tmp_path: Path, server: S
     done = chaoskit(tmp_path, "gameday", command, str(plan), timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert "the plan has no schedule" in done.stderr and "add schedule: {cron:" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("run", "--journal-dir"), ("run", "--report"), ("schedule", "--junit"), ("schedule", "--markdown")],
+)
+def test_an_output_path_that_cant_be_written_is_refused_before_anything_runs(
+    tmp_path: Path, server: Server, command: str, option: str
+) -> None:
+    plan = write_plan(tmp_path, server, extra="schedule: {random: {mean: 2s, min_interval: 1s}}\n")
+    (tmp_path / "a-file").write_text("")
+    where = tmp_path / "a-file" / "out"  # under a file: nothing can be made there
+    once = ["--max-runs", "1"] if command == "schedule" else []
+    done = chaoskit(tmp_path, "gameday", command, str(plan), option, str(where), *once)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{option} {where}: can't write in {tmp_path / 'a-file'}" in done.stderr
+    assert "Traceback" not in done.stderr and server.hooks == []
+    assert not (tmp_path / "state" / "history.sqlite3").exists()

@@ -479,3 +479,14 @@ def test_context_flag_chooses_the_kubeconfig_context(
     result = _invoke("run", str(path), "--dry-run", "--context", "staging-eu")
     assert result.exit_code == 0, result.output
     assert "context 'staging-eu'" in result.output
+
+
+@pytest.mark.parametrize("option", ["--junit", "--report"])
+def test_an_unwritable_report_path_is_refused_before_anything_runs(
+    tmp_path: Path, state: Path, option: str
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = _invoke("run", str(_write(tmp_path, HOLDS)), option, str(tmp_path / "a-file" / "out"))
+    assert result.exit_code == 2
+    assert f"{option} {tmp_path / 'a-file' / 'out'}: can't write in {tmp_path / 'a-file'}" in result.output
+    assert not ledgers.directory(state).exists()

@@ -143,3 +143,24 @@ def test_a_stop_request_interrupts_the_running_stage_and_skips_the_rest(tmp_path
     assert [o.journal.verdict for o in result.outcomes] == [journals.Verdict.INTERRUPTED]
     assert result.skipped == ["holds"]
     assert fake.applied == set()
+
+
+def test_a_journal_folder_that_takes_no_files_moves_the_journals_to_the_state_dir_and_exits_4(
+    tmp_path: Path,
+) -> None:
+    blocked = tmp_path / "journals"
+    blocked.write_text("a file where the folder should be")  # a daemon's folder can go bad mid-way
+    said: list[str] = []
+    loaded = make_plan(tmp_path, "title: t\nname: t\nexperiments: [{file: holds.yaml}]\n")
+    fake = FakeDriver()
+    result = running.run(
+        loaded, state_dir=tmp_path / "state", journal_dir=blocked, drivers=fake.registry(), log=said.append
+    )
+    [outcome] = result.outcomes
+    assert outcome.journal.verdict is journals.Verdict.COMPLETED
+    assert outcome.journal_moved and outcome.journal_path is not None
+    assert outcome.journal_path.parent == tmp_path / "state" / "journals"
+    assert journals.load(outcome.journal_path).run_id == outcome.journal.run_id
+    assert any(f"saved it as {outcome.journal_path} instead" in line for line in said)
+    assert result.exit_code == 4  # completed, but the journal is not where CI looks for it
+    assert result.summary()["experiments"][0]["journal"] == str(outcome.journal_path)  # type: ignore[index]
