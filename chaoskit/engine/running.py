@@ -471,7 +471,7 @@ class Runner:
                     if not keep_going:
                         aborted = e
                         break
-        except asyncio.CancelledError:
+        except BaseException:  # interrupted, or a chaoskit bug: no background step is left behind
             for task in beside:
                 task.cancel()
             await asyncio.gather(*beside, return_exceptions=True)

@@ -705,3 +705,41 @@ def test_a_steady_state_probe_with_an_id_gives_later_steps_its_value_before_the_
     journal = _run(doc, fake)
     assert journal.verdict is Verdict.COMPLETED, journal.reason
     assert ("action", "7") in fake.calls  # the value before (7), not the one during the method (99)
+
+
+def test_an_interrupt_in_setup_cancels_its_background_steps_and_leaves_nothing_running(
+    tmp_path: Path,
+) -> None:
+    fake = testing.FakeDriver()
+    fake.script("never", lambda t: False)
+    doc = _doc(
+        setup=[
+            _waits_for("waits long", "never", True, within="1h", background=True),
+            {"name": "marker", "action": "fake.do", "with": {"output": "started"}},
+            {"pause": "1h"},
+        ]
+    )
+    planned = planning.plan(testing.source(doc), fake.registry())
+    runner = running.Runner(planned, running.Settings(state_dir=tmp_path, seed=1), clock=fake.clock)
+
+    async def interrupted_run() -> tuple[journals.Journal, set[asyncio.Task[Any]]]:
+        runner.bus.subscribe(
+            lambda e: (
+                runner.interrupt() if isinstance(e, events.StepEnded) and e.record.name == "marker" else None
+            )
+        )
+        journal = await runner.run()
+        mine = asyncio.current_task()
+        # Every task still alive but this one and the fake clock's (it lives as long as the loop).
+        return journal, {
+            t
+            for t in asyncio.all_tasks()
+            if t is not mine and not t.done() and t.get_coro().__qualname__ != "FakeClock._advance"  # type: ignore[union-attr]
+        }
+
+    journal, left = asyncio.run(interrupted_run())
+    assert (journal.verdict, journal.exit_code) == (Verdict.INTERRUPTED, 130)
+    assert left == set()
+    waited = next(s for s in journal.steps if s.name == "waits long")
+    assert waited.status is journals.StepStatus.CANCELLED
+    assert _seconds(journal, journal.ended) < 60  # neither the 1 h wait nor the 1 h pause ran out
