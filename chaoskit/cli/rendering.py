@@ -14,6 +14,7 @@ from rich.text import Text
 
 from chaoskit import durations
 from chaoskit.engine import events, journals, phases, planning
+from chaoskit.spec import models
 
 PHASES = {
     phases.Phase.SETUP: "setup",
@@ -209,6 +210,25 @@ def show_still_applied(console: Console, event: events.StillApplied) -> None:
     )
 
 
+def _planned(step: planning.PlannedStep) -> str:
+    """One step of the dry run: its name, activity and when it ends."""
+    spec = step.step
+    if isinstance(spec, models.PauseStep):
+        pause = durations.format(spec.pause)
+        return f"{escape(spec.name)} [dim]{pause}[/]" if spec.name else pause
+    extra = ""
+    if isinstance(spec, models.FaultStep):
+        extra = f" for {durations.format(spec.duration)}" if spec.duration else " until the method ends"
+    if isinstance(spec, models.ProbeStep) and spec.until is not None:
+        extra = (
+            f", polled every {durations.format(spec.until.interval)} until it holds "
+            f"(up to {durations.format(spec.until.within)})"
+        )
+    if spec.background:
+        extra += ", in the background"
+    return f"{escape(step.label)} [dim]{spec.activity}{extra}[/]"
+
+
 def show_plan(console: Console, plan: planning.Plan, touches: list[planning.Touch]) -> None:
     """The dry run: every step in order, and what each fault would hit."""
     console.print(f"[bold]{escape(plan.experiment.title)}[/] [dim](dry run: nothing is injected)[/]")
@@ -226,15 +246,7 @@ def show_plan(console: Console, plan: planning.Plan, touches: list[planning.Touc
             continue
         console.rule(f"[bold]{title}[/]", align="left", style="dim")
         for step in steps:
-            extra = ""
-            if step.kind is phases.StepKind.FAULT:
-                spec = step.step
-                duration = getattr(spec, "duration", None)
-                extra = f" for {durations.format(duration)}" if duration else " until the method ends"
-            console.print(
-                f"  {step.kind.value:6} {escape(step.label)} [dim]{step.step.activity}{extra}[/]",
-                highlight=False,
-            )
+            console.print(f"  {step.kind.value:6} {_planned(step)}", highlight=False)
             touch = by_step.get((step.phase, step.label))
             if touch is not None:
                 for target in touch.targets:

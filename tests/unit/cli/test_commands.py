@@ -302,6 +302,36 @@ def test_dry_run_prints_targets_and_stops_nothing(
     assert not ledgers.directory(state).exists()
 
 
+def test_dry_run_says_how_long_pauses_waits_and_faults_last(tmp_path: Path, state: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+        title: dry
+        setup:
+          - name: port open
+            probe: process.command
+            with: {argv: ["true"]}
+            until: {within: 30s, interval: 2s}
+        method:
+          - {name: load, probe: process.command, with: {argv: ["true"]}, background: true}
+          - pause: 3s
+          - {pause: 1m, name: let it settle}
+          - {name: freeze, fault: process.stop, with: {pidfile: /nonexistent/x.pid}}
+        """,
+    )
+    result = _invoke("run", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = [line.rstrip() for line in result.output.splitlines()]
+    for expected in (
+        "  probe  port open process.command, polled every 2s until it holds (up to 30s)",
+        "  probe  load process.command, in the background",
+        "  pause  3s",
+        "  pause  let it settle 1m",
+        "  fault  freeze process.stop until the method ends",
+    ):
+        assert expected in lines, f"{expected!r} not in:\n{result.output}"
+
+
 def test_status_is_clean_then_lists_outstanding_and_recover_takes_it_back(
     state: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
