@@ -113,9 +113,12 @@ def _execute(
 
 def _check_outputs(journal_dir: Path | None, outputs: dict[str, Path | None]) -> None:
     """Refuse (exit 2) output paths that can't be written, before the first experiment runs."""
-    options.check_writable("--journal-dir", journal_dir, directory=True)
-    for kind, path in outputs.items():
-        options.check_writable(f"--{kind}", path)
+    try:
+        options.check_writable("--journal-dir", journal_dir, directory=True)
+        for kind, path in outputs.items():
+            options.check_writable(f"--{kind}", path)
+    except errors.ChaoskitError as e:
+        _fail(e)
 
 
 def _schedule_of(loaded: plans.Loaded, plan: Path) -> schedules.Schedule | None:
@@ -165,11 +168,7 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
 ) -> None:
     """Run the plan's experiments now; exit with the worst verdict's code (0 when all completed)."""
     loaded = _load(plan)
-    try:
-        _check_outputs(journal_dir, {"report": report, "markdown": markdown, "junit": junit})
-    except errors.ChaoskitError as e:
-        _fail(e)
-        return
+    _check_outputs(journal_dir, {"report": report, "markdown": markdown, "junit": junit})
     stop = threading.Event()
     _on_signals(stop)
 
@@ -256,11 +255,7 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     _on_signals(stop)
     root = ledgers.state_dir(state_dir)
     outputs = {"report": report, "markdown": markdown, "junit": junit}
-    try:
-        _check_outputs(journal_dir, outputs)
-    except errors.ChaoskitError as e:
-        _fail(e)
-        return
+    _check_outputs(journal_dir, outputs)
 
     try:
         telemetry, serving = _serve_metrics(metrics_port, log.info)
