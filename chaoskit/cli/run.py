@@ -145,30 +145,30 @@ def command(
         telemetry = metrics.attach(bus, port=metrics_port, pushgateway=pushgateway)
     with live or contextlib.nullcontext():
         journal = asyncio.run(_run(runner))
+
+    def warn(message: str) -> None:
+        console.print(message, highlight=False, markup=False)
+
     if telemetry is not None:
-        telemetry.finish(warn=lambda message: console.print(message, highlight=False, markup=False))
+        telemetry.finish(warn=warn)
+    exit_code = journal.exit_code
+    written: Path | None = journal_path
     try:
         journals.write(journal, journal_path)
     except OSError as e:
         # The run is over and its faults are reverted; CI must still not mistake this for a pass,
         # and the journal is not thrown away: it goes to the state directory instead.
-        rescued = _rescue(journal, root)
-        saved = f"; saved it as {rescued} instead" if rescued else ""
-        console.print(
-            f"error: can't write the journal {journal_path}: {e.strerror or e}{saved}",
-            highlight=False,
-            markup=False,
-        )
-        if rescued is not None:
-            outputs.after_run(journal, state_dir=root, journal_path=rescued)
-        sys.exit(int(errors.ExitCode.ERROR))
+        written = _rescue(journal, root)
+        saved = f"; saved it as {written} instead" if written else ""
+        warn(f"error: can't write the journal {journal_path}: {e.strerror or e}{saved}")
+        exit_code = int(errors.ExitCode.ERROR)
     outputs.after_run(
         journal,
         state_dir=root,
-        journal_path=journal_path,
+        journal_path=written,
         junit_path=junit_path,
         report_path=report_path,
-        warn=lambda message: console.print(message, highlight=False, markup=False),
+        warn=warn,
     )
     if quiet:
         console.print(
@@ -176,9 +176,9 @@ def command(
         )
     if output == "json":
         sys.stdout.write(journals.dumps(journal))
-    elif not quiet:
-        console.print(f"[dim]journal: {journal_path} · run {journal.run_id}[/]", highlight=False)
-    sys.exit(journal.exit_code)
+    elif not quiet and written is not None:
+        console.print(f"[dim]journal: {written} · run {journal.run_id}[/]", highlight=False)
+    sys.exit(exit_code)
 
 
 def _rescue(journal: journals.Journal, state_dir: Path) -> Path | None:

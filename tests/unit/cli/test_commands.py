@@ -434,8 +434,12 @@ method:
     with: {{argv: ["touch", "{out}"]}}
 """,
     )
-    result = _invoke("run", str(experiment), "--journal", str(out / "j.json"), "--quiet")
+    junit = tmp_path / "junit.xml"
+    result = _invoke(
+        "run", str(experiment), "--journal", str(out / "j.json"), "--quiet", "--junit", str(junit)
+    )
     assert result.exit_code == 4, result.output
+    assert junit.exists()  # the other outputs are still written
     assert f"can't write the journal {out / 'j.json'}" in result.output
     [saved] = (state / "journals").glob("*.json")
     assert f"saved it as {saved} instead" in result.output.replace("\n", "")
