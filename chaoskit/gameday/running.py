@@ -51,7 +51,7 @@ class Outcome:
     """Where the journal was written: in the journal folder, else under the state directory."""
     score: float | None
     journal_moved: bool = False
-    """The journal folder did not take it (see ``journal_path``)."""
+    """The journal folder did not take it: it is under the state directory, or (None) nowhere."""
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Result:
         """The worst verdict's code; at least 4 (error) when a journal is not where it was asked for,
         so that CI does not take the GameDay for a pass."""
         code = SEVERITY[self.verdict]
-        if any(o.journal_moved or o.journal_path is None for o in self.outcomes):
+        if any(o.journal_moved for o in self.outcomes):
             code = max(code, SEVERITY[journals.Verdict.ERROR])
         return code
 
@@ -200,17 +200,18 @@ def _write_journal(
     try:
         journals.write(journal, path)
     except OSError as e:
-        rescue = state_dir / "journals" / name
         problem = f"can't write the journal {path}: {e.strerror or e}"
-        try:
-            if rescue == path:
-                raise
-            journals.write(journal, rescue)
-        except OSError:
-            log(f"error: {problem}; it is lost")
-            return None
-        log(f"error: {problem}; saved it as {rescue} instead")
-        return rescue
+        rescue = state_dir / "journals" / name
+        if rescue != path:
+            try:
+                journals.write(journal, rescue)
+            except OSError:
+                pass
+            else:
+                log(f"error: {problem}; saved it as {rescue} instead")
+                return rescue
+        log(f"error: {problem}; it is lost")
+        return None
     return path
 
 
