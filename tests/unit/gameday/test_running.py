@@ -164,3 +164,24 @@ def test_a_journal_folder_that_takes_no_files_moves_the_journals_to_the_state_di
     assert any(f"saved it as {outcome.journal_path} instead" in line for line in said)
     assert result.exit_code == 4  # completed, but the journal is not where CI looks for it
     assert result.summary()["experiments"][0]["journal"] == str(outcome.journal_path)  # type: ignore[index]
+
+
+def test_a_journal_nowhere_will_take_is_said_to_be_lost_and_the_summary_has_null(tmp_path: Path) -> None:
+    blocked = tmp_path / "journals"
+    blocked.write_text("a file")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "journals").write_text("a file too")
+    said: list[str] = []
+    loaded = make_plan(tmp_path, "title: t\nname: t\nexperiments: [{file: holds.yaml}]\n")
+    result = running.run(
+        loaded,
+        state_dir=tmp_path / "state",
+        journal_dir=blocked,
+        drivers=FakeDriver().registry(),
+        log=said.append,
+    )
+    [outcome] = result.outcomes
+    assert outcome.journal_path is None and outcome.journal_moved
+    assert any(line.endswith("; it is lost") for line in said)
+    assert result.exit_code == 4
+    assert result.summary()["experiments"][0]["journal"] is None  # type: ignore[index]
