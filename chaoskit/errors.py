@@ -5,7 +5,9 @@
     ├── SpecError                 exit 2  an experiment, plan or catalog file is invalid
     ├── DriverError               exit 4  a driver could not do what it was asked
     │   ├── ComponentMissing      exit 4  an optional library, server or kernel feature is not there
-    │   └── TargetError           exit 4  target selection found nothing, or found too much at run time
+    │   ├── TargetError           exit 4  target selection found nothing, or found too much at run time
+    │   │   └── LeaseHeld         exit 4  another applied fault already holds that target (leases)
+    │   └── Unreachable           exit 4  the server that holds a fault (or would) can't be reached
     ├── LedgerError               exit 4  the fault ledger could not be written or read
     └── Interrupted               exit 130 SIGINT or SIGTERM
 
@@ -102,6 +104,15 @@ class ComponentMissing(DriverError):
 
 class TargetError(DriverError):
     """Target selection found nothing to act on, or more than the blast radius allows."""
+
+
+class LeaseHeld(TargetError):
+    """A fault of the same kind on the same target is already applied (by this or another live
+    run, or by a dead one not yet recovered): stacking it would lose the state to restore."""
+
+
+class Unreachable(DriverError):
+    """The server that holds a fault (a proxy's API, a Docker engine) can't be reached."""
 
 
 class LedgerError(ChaoskitError):

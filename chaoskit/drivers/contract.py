@@ -6,11 +6,14 @@ offers three kinds of activity, each a small class with a typed ``Args`` model:
 
 * ``Probe``  - reads the system, returns a JSON value that ``expect`` checks.
 * ``Fault``  - changes the system reversibly. The engine asks ``prepare`` for the data that
-  undoes it, writes that to the ledger *before* calling ``inject``, and later calls ``revert``
-  with it - in this process or, after a crash, in ``chaoskit recover``. ``revert`` must be
-  idempotent and must work from the recorded data alone.
+  undoes it (a typed, versioned ``Revert`` model), writes that to the ledger *before* calling
+  ``inject``, and later calls ``revert`` with it - in this process or, after a crash, in
+  ``chaoskit recover``, which validates it against the same model when reading it back.
+  ``revert`` must be idempotent and must work from the recorded data alone.
 * ``Action`` - a one-shot change (run a command, create a proxy). It may hand back ``undo``
-  data, which the engine ledgers and undoes after teardown (e.g. a background process).
+  data, which the engine ledgers and undoes after teardown (e.g. a background process). An
+  action that leaves something behind *while* it runs (a spawned process) says so in
+  ``prepare``: that data is ledgered before ``run`` is called, so a crash mid-run is recoverable.
 
 Driver code is synchronous; the engine runs it in worker threads and asks it to stop through
 ``RunContext.cancel``. Heavy client libraries are imported inside methods, never at module
@@ -44,7 +47,22 @@ class Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
+class Revert(BaseModel):
+    """Base of every fault's revert data: frozen, unknown keys refused, versioned.
+
+    It is written to the ledger (as JSON, with ``"v": version``) before the fault is injected and
+    validated again when ``recover`` reads it back, so it deserves the strictest types in the
+    codebase. A secret in it (a URL with a password) is stored in the ledger as a reference
+    (``${secrets.<name>}``) and resolved again from the same source when recovering.
+    Bump ``version`` when a field changes meaning; a ledger with another version is refused with a
+    message, never half-read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    version: ClassVar[int] = 1
+
+
 A = TypeVar("A", bound=Args)
+R = TypeVar("R", bound=Revert)
 T = TypeVar("T")
 
 
@@ -104,6 +122,9 @@ class RunContext:
     """Seeded by the engine per step; the seed is recorded in the journal."""
     cancel: threading.Event = field(default_factory=threading.Event)
     """Set when the run is stopping; long probes and waits must return soon after."""
+    entry: str = ""
+    """The ledger entry id of the fault or action being run (set per activity by the engine): a
+    process started for it can carry it in its environment as a mark that survives any crash."""
     started_at: float = field(default_factory=time.time)
     """Wall-clock (epoch seconds) start of the run."""
     marks: dict[str, float] = field(default_factory=dict)
@@ -170,37 +191,90 @@ class Action(ABC, Generic[A]):
     summary: ClassVar[str]
     args: ClassVar[type[Args]]
 
+    def prepare(self, args: A, ctx: RunContext) -> RevertData | None:
+        """Undo data known *before* ``run`` (e.g. the mark a spawned process will carry), for an
+        action that leaves something behind while it runs. The engine ledgers it before calling
+        ``run``; if the run dies inside ``run``, ``recover`` calls ``undo`` with this data, which
+        must then find what ``run`` left (by its mark). None (the default): nothing to write ahead."""
+        return None
+
     @abstractmethod
     def run(self, args: A, ctx: RunContext) -> ActionResult: ...
 
     def undo(self, data: RevertData, ctx: RunContext) -> RevertOutcome:
-        """Undo what ``run`` left behind; only called when ``run`` returned ``undo`` data."""
+        """Undo what ``run`` left behind; called with ``run``'s ``undo`` data, or with ``prepare``'s
+        when ``run`` never returned. Idempotent."""
         return RevertOutcome.ALREADY_CLEAN
 
+    def serves(self, data: RevertData, ctx: RunContext) -> Sequence[str]:
+        """The ``host:port`` endpoints that what this action started listens on now (asked just
+        before ``undo``). A fault whose ``endpoint`` is among them went with its host when the
+        undo stopped it (``gone-with-host``), instead of failing to revert forever."""
+        return ()
 
-class Fault(ABC, Generic[A]):
+
+class Fault(ABC, Generic[A, R]):
     """A change to the system that the engine records, injects and takes back."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
     args: ClassVar[type[Args]]
+    revert_type: ClassVar[type[Revert]]
+    """The model of this fault's revert data (``R``)."""
     reversibility: ClassVar[Reversibility] = Reversibility.REVERSIBLE
+    captures_state: ClassVar[bool] = True
+    """True when ``revert`` restores a state that ``prepare`` read (a proxy's ``enabled``, a
+    deployment's replicas): overlapping faults on one lease then hand the *first* one's state to
+    the last one out, so the original comes back whatever order they end in. False when each
+    injection is its own object that its own revert removes (a named toxic)."""
+
+    def lease(self, args: A, target: Target) -> str | None:
+        """The key of what this fault holds on ``target`` while applied. A second fault with the
+        same key (in this or another live run) is refused unless its step says
+        ``allow_overlap: true``. None: nothing is held. Default: this fault's name on the target."""
+        return f"{self.name}@{target.kind}:{target.id}"
+
+    def endpoint(self, revert: R) -> str | None:
+        """``host:port`` of the server that holds this fault (a proxy's API), when it is one a run
+        may have started itself; see ``Action.serves``. None: not applicable."""
+        return None
 
     @abstractmethod
     def targets(self, args: A, ctx: RunContext) -> Sequence[Target]:
         """Resolve what this fault would hit; the dry run prints exactly this."""
 
     @abstractmethod
-    def prepare(self, args: A, target: Target, ctx: RunContext) -> RevertData:
+    def prepare(self, args: A, target: Target, ctx: RunContext) -> R:
         """Everything ``revert`` will need, computed *before* injecting (written to the ledger)."""
 
     @abstractmethod
-    def inject(self, args: A, target: Target, revert: RevertData, ctx: RunContext) -> RevertData:
+    def inject(self, args: A, target: Target, revert: R, ctx: RunContext) -> R:
         """Apply the fault to one target; return the revert data (``revert`` itself, or enriched)."""
 
-    def revert(self, revert: RevertData, ctx: RunContext) -> RevertOutcome:
+    def revert(self, revert: R, ctx: RunContext) -> RevertOutcome:
         """Take the fault back. Idempotent; works from the recorded data alone."""
         return RevertOutcome.ALREADY_CLEAN
+
+
+def dump_revert(revert: Revert) -> dict[str, JSONValue]:
+    """Revert data as the ledger stores it: the model's JSON with its version as ``"v"``."""
+    data: dict[str, JSONValue] = revert.model_dump(mode="json")
+    return {"v": type(revert).version, **data}
+
+
+def load_revert(fault: Fault[Any, Any], data: Mapping[str, Any]) -> Revert:
+    """Revert data read back from a ledger, validated against the fault's model and version.
+    Raises ``ValueError`` (with what is wrong) when it does not fit: a newer or older chaoskit
+    wrote it, or the file was damaged."""
+    model = fault.revert_type
+    body = dict(data)
+    version = body.pop("v", None)
+    if version != model.version:
+        raise ValueError(
+            f"revert data of {fault.name} has version {version!r}; this chaoskit reads version "
+            f"{model.version}"
+        )
+    return model.model_validate(body)
 
 
 Sweep: TypeAlias = Callable[[str | None, RunContext], Sequence[str]]

@@ -160,6 +160,10 @@ class FaultStep(StepBase):
     """Revert after this long, concurrently with later steps; else at the end of the method."""
     irreversible: Literal["ok"] | None = None
     """Required, as ``irreversible: ok``, for a fault that can't be undone."""
+    allow_overlap: bool = False
+    """Allow this fault on a target that another applied fault of the same kind already holds
+    (refused by default: stacking loses the state to restore). The original state still comes
+    back, whatever order the two end in."""
 
     @property
     def activity(self) -> str:

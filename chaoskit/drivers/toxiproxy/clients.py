@@ -48,7 +48,7 @@ class ApiError(errors.DriverError):
         self.answer = answer
 
 
-class Unreachable(errors.DriverError):
+class Unreachable(errors.Unreachable):
     """The server could not be reached at all."""
 
 
