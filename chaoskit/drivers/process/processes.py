@@ -100,6 +100,31 @@ def group_members(pgid: int) -> list[Info]:
     return [p for p in all_live() if p.pgid == pgid]
 
 
+def environ(pid: int) -> dict[str, str] | None:
+    """The environment ``pid`` was started with (``/proc/PID/environ``: what it had at exec, which
+    its children inherit), or None when it is gone or not ours to read."""
+    try:
+        raw = (PROC / str(pid) / "environ").read_bytes()
+    except OSError:
+        return None
+    variables: dict[str, str] = {}
+    for item in raw.split(b"\0"):
+        key, sep, value = item.partition(b"=")
+        if sep:
+            variables[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
+    return variables
+
+
+def carrying(key: str, value: str) -> list[Info]:
+    """The live processes whose environment has ``key=value`` exactly (those we may read)."""
+    found = []
+    for info in all_live():
+        variables = environ(info.pid)
+        if variables is not None and variables.get(key) == value:
+            found.append(info)
+    return found
+
+
 def read_pidfile(path: str) -> int | None:
     """The pid written in ``path``, or None when the file is missing, unreadable or not a pid."""
     with contextlib.suppress(OSError, ValueError):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.process import processes, selecting
@@ -68,24 +68,50 @@ def _choose(args: Targets, ctx: contract.RunContext) -> list[contract.Target]:
     return chosen
 
 
-def _prepare(target: contract.Target) -> contract.RevertData:
+class ProcessRevert(contract.Revert):
+    """One process, named for good: a pid and the start time it had when the fault was prepared."""
+
+    model_config = ConfigDict(strict=True)
+    pid: int = Field(gt=0)
+    """The process id."""
+    starttime: int = Field(ge=0)
+    """Clock ticks after boot when it started (``/proc/PID/stat`` field 22); a revert acts only on
+    the process with this pid *and* this start time, never on one that reused the pid."""
+    name: str
+    """The kernel's name for it (``comm``), for the messages."""
+
+
+class KillRevert(ProcessRevert):
+    """What ``process.kill`` hit; there is nothing to undo (it is self-healing)."""
+
+    signal: str = Field(min_length=1)
+    """The name of the signal sent, e.g. ``SIGTERM``."""
+
+
+class StopRevert(ProcessRevert):
+    """What ``process.stop`` froze, and whether it was frozen before."""
+
+    was_stopped: bool
+    """It was already stopped (someone else's freeze) when the fault was prepared: the revert
+    leaves it stopped."""
+
+
+def _identify(target: contract.Target) -> processes.Info:
     info = processes.read(int(target.id))
     if info is None or info.state in {"Z", "X"}:
         raise DriverError(f"process {target} exited before the fault could be injected")
     recorded = target.detail.get("starttime")
     if recorded is not None and int(recorded) != info.starttime:
         raise DriverError(f"process {target} exited and its pid was reused before the fault was injected")
-    return {"pid": info.pid, "starttime": info.starttime, "name": info.name}
+    return info
 
 
-def _send(revert: contract.RevertData, signum: int, target: object) -> processes.Info:
-    pid, starttime = revert["pid"], revert["starttime"]
-    assert isinstance(pid, int) and isinstance(starttime, int)
-    info = processes.same(pid, starttime)
+def _send(revert: ProcessRevert, signum: int, target: object) -> processes.Info:
+    info = processes.same(revert.pid, revert.starttime)
     if info is None:
         raise DriverError(f"process {target} exited before it could be sent {signal.Signals(signum).name}")
     try:
-        os.kill(pid, signum)
+        os.kill(revert.pid, signum)
     except ProcessLookupError as e:
         raise DriverError(
             f"process {target} exited before it could be sent {signal.Signals(signum).name}"
@@ -98,23 +124,25 @@ def _send(revert: contract.RevertData, signum: int, target: object) -> processes
     return info
 
 
-class Kill(contract.Fault[KillArgs]):
+class Kill(contract.Fault[KillArgs, KillRevert]):
     name = "process.kill"
     summary = "Send a signal (default SIGTERM) to matching processes; whatever supervises them restarts them."
     args = KillArgs
+    revert_type = KillRevert
     reversibility = contract.Reversibility.SELF_HEALING
 
     def targets(self, args: KillArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return _choose(args, ctx)
 
-    def prepare(
-        self, args: KillArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return {**_prepare(target), "signal": signal.Signals(args.signal).name}
+    def prepare(self, args: KillArgs, target: contract.Target, ctx: contract.RunContext) -> KillRevert:
+        info = _identify(target)
+        return KillRevert(
+            pid=info.pid, starttime=info.starttime, name=info.name, signal=signal.Signals(args.signal).name
+        )
 
     def inject(
-        self, args: KillArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: KillArgs, target: contract.Target, revert: KillRevert, ctx: contract.RunContext
+    ) -> KillRevert:
         _send(revert, args.signal, target)
         ctx.log(f"sent {signal.Signals(args.signal).name} to {target}")
         return revert
@@ -124,26 +152,26 @@ class StopArgs(Targets):
     pass
 
 
-class Stop(contract.Fault[StopArgs]):
+class Stop(contract.Fault[StopArgs, StopRevert]):
     name = "process.stop"
     summary = "Freeze matching processes with SIGSTOP; the revert continues them with SIGCONT."
     args = StopArgs
+    revert_type = StopRevert
     reversibility = contract.Reversibility.REVERSIBLE
 
     def targets(self, args: StopArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return _choose(args, ctx)
 
-    def prepare(
-        self, args: StopArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        data = _prepare(target)
-        info = processes.read(int(target.id))
+    def prepare(self, args: StopArgs, target: contract.Target, ctx: contract.RunContext) -> StopRevert:
+        info = _identify(target)
         # Someone else's freeze is not ours to lift: the revert leaves such a process stopped.
-        return {**data, "was_stopped": info is not None and info.state == "T"}
+        return StopRevert(
+            pid=info.pid, starttime=info.starttime, name=info.name, was_stopped=info.state == "T"
+        )
 
     def inject(
-        self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: StopArgs, target: contract.Target, revert: StopRevert, ctx: contract.RunContext
+    ) -> StopRevert:
         info = _send(revert, signal.SIGSTOP, target)
         # The signal is delivered when the process is next scheduled; wait until it is really
         # stopped so that what the experiment measures next happens under the fault.
@@ -157,12 +185,10 @@ class Stop(contract.Fault[StopArgs]):
         ctx.log(f"stopped {target}")
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        pid, starttime = revert.get("pid"), revert.get("starttime")
-        if not isinstance(pid, int) or not isinstance(starttime, int):
-            raise DriverError(f"process.stop revert data lacks pid/starttime: {revert!r}")
-        info = processes.same(pid, starttime)
-        if info is None or revert.get("was_stopped") is True:
+    def revert(self, revert: StopRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        pid = revert.pid
+        info = processes.same(pid, revert.starttime)
+        if info is None or revert.was_stopped:
             # Gone, or the pid now belongs to another process, or it was stopped before we came:
             # nothing of ours to continue.
             return contract.RevertOutcome.ALREADY_CLEAN

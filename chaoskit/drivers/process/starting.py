@@ -1,6 +1,12 @@
 """The ``process.start`` action: start a background process for the experiment, wait until it is
 ready, and hand the engine what it needs to stop it again (the whole process group) - in this
-process after teardown, or from ``chaoskit recover`` after a crash."""
+process after teardown, or from ``chaoskit recover`` after a crash.
+
+The child carries a mark in its environment, ``CHAOSKIT_ENTRY=<run id>/<ledger entry>`` (its
+children inherit it). ``prepare`` returns undo data with only that mark, which the engine ledgers
+before the process is spawned: if the runner dies before ``run`` returns, ``undo`` finds the
+processes by their mark. ``run``'s own undo data adds the pid, process group and start time.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +21,10 @@ import time
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.process import processes
+from chaoskit.drivers.process import processes, sockets
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
 
@@ -26,6 +32,10 @@ if TYPE_CHECKING:
     import httpx
 
 STDERR_TAIL_LINES = 20
+RUN_ID = "CHAOSKIT_RUN_ID"
+"""The variable a started process carries with the id of the run that started it."""
+ENTRY = "CHAOSKIT_ENTRY"
+"""The variable a started process carries with its mark, ``<run id>/<ledger entry>``."""
 
 
 def _text(value: Any) -> Any:
@@ -93,6 +103,44 @@ class StartArgs(contract.Args):
     """When stopping it: how long after SIGTERM to wait before SIGKILL."""
 
 
+class Undo(BaseModel):
+    """``process.start``'s undo data, as ledgered: from ``prepare`` (the mark only) or from ``run``
+    (the mark and the process it started). Read through this model, never by hand."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    program: str
+    """The program started (``argv[0]``), for the messages."""
+    argv: list[str] = Field(default_factory=list)
+    """The whole command, for the messages."""
+    mark: str | None = None
+    """The value of ``CHAOSKIT_ENTRY`` in the process's environment: finds it (and what it started)
+    when no pid was recorded, and tells it from a process that reused the pid. None in data that
+    chaoskit wrote before marks existed."""
+    stop_timeout: float = Field(default=10.0, ge=0)
+    """When stopping it: seconds after SIGTERM before SIGKILL."""
+    pid: int | None = Field(default=None, gt=0)
+    """The process started; None while it is (or was, at a crash) being started."""
+    pgid: int | None = Field(default=None, gt=0)
+    """Its process group (its own: it is started as a session leader)."""
+    starttime: int | None = Field(default=None, ge=0)
+    """Its start time in clock ticks after boot; with ``pid`` it names the process for good."""
+
+    @model_validator(mode="after")
+    def _findable(self) -> Self:
+        if self.mark is None and (self.pid is None or self.pgid is None):
+            raise ValueError("process.start undo data needs a mark, or a pid and a pgid")
+        return self
+
+    def dump(self) -> contract.RevertData:
+        data: contract.RevertData = self.model_dump(mode="json", exclude_none=True)
+        return data
+
+
+def mark(ctx: contract.RunContext) -> str | None:
+    """The mark for the process the current activity starts; None when the engine gave no entry."""
+    return f"{ctx.run_id}/{ctx.entry}" if ctx.entry else None
+
+
 def _open(path: str | None, *, fallback: str) -> IO[bytes] | int:
     if path == "discard" or (path is None and fallback == "discard"):
         return subprocess.DEVNULL
@@ -158,8 +206,19 @@ class Start(contract.Action[StartArgs]):
     )
     args = StartArgs
 
+    def prepare(self, args: StartArgs, ctx: contract.RunContext) -> contract.RevertData | None:
+        entry_mark = mark(ctx)
+        if entry_mark is None:
+            # Without a ledger entry there is no mark unique to this start to find it by later.
+            return None
+        return Undo(
+            program=args.argv[0], argv=args.argv, mark=entry_mark, stop_timeout=args.stop_timeout
+        ).dump()
+
     def run(self, args: StartArgs, ctx: contract.RunContext) -> contract.ActionResult:
         program = args.argv[0]
+        # Outside an engine run (no entry) the mark is still unique, so undo can trust it.
+        entry_mark = mark(ctx) or f"{ctx.run_id}/{os.urandom(6).hex()}"
         stdout = _open(args.stdout, fallback="discard")
         stderr = _open(args.stderr, fallback="temporary")
         try:
@@ -167,7 +226,7 @@ class Start(contract.Action[StartArgs]):
                 child = subprocess.Popen(
                     args.argv,
                     cwd=args.cwd,
-                    env={**os.environ, **args.env},
+                    env={**os.environ, **args.env, RUN_ID: ctx.run_id, ENTRY: entry_mark},
                     stdin=subprocess.DEVNULL,
                     stdout=stdout,
                     stderr=stderr,
@@ -179,13 +238,15 @@ class Start(contract.Action[StartArgs]):
             # Reap it the moment it exits, so it never lingers as a zombie that looks alive.
             threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()
             info = processes.read(child.pid)
-            undo: contract.RevertData = {
-                "pid": child.pid,
-                "pgid": child.pid,
-                "starttime": info.starttime if info is not None else None,
-                "program": program,
-                "stop_timeout": args.stop_timeout,
-            }
+            undo = Undo(
+                program=program,
+                argv=args.argv,
+                mark=entry_mark,
+                stop_timeout=args.stop_timeout,
+                pid=child.pid,
+                pgid=child.pid,
+                starttime=info.starttime if info is not None else None,
+            )
             if args.wait_for is not None:
                 self._wait(child, args, undo, stderr, ctx)
             if args.pidfile is not None:
@@ -201,13 +262,13 @@ class Start(contract.Action[StartArgs]):
                 if not isinstance(stream, int):
                     stream.close()
         ctx.log(f"started {program} as pid {child.pid}")
-        return contract.ActionResult(output={"pid": child.pid}, undo=undo)
+        return contract.ActionResult(output={"pid": child.pid}, undo=undo.dump())
 
     def _wait(
         self,
         child: subprocess.Popen[bytes],
         args: StartArgs,
-        undo: contract.RevertData,
+        undo: Undo,
         stderr: IO[bytes] | int,
         ctx: contract.RunContext,
     ) -> None:
@@ -222,7 +283,7 @@ class Start(contract.Action[StartArgs]):
         self,
         child: subprocess.Popen[bytes],
         args: StartArgs,
-        undo: contract.RevertData,
+        undo: Undo,
         stderr: IO[bytes] | int,
         ctx: contract.RunContext,
         *,
@@ -236,8 +297,9 @@ class Start(contract.Action[StartArgs]):
             _stop(undo)  # what it may have left behind in its group
             tail = _tail(stderr)
             quiet = "discarded" if isinstance(stderr, int) else "empty"
+            how = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
             raise DriverError(
-                f"process.start: {program} exited with code {code} before it was ready"
+                f"process.start: {program} {how} before it was ready"
                 + (f"; last lines of its stderr:\n{tail}" if tail else f" (its stderr was {quiet})")
             )
         if ctx.cancel.is_set() or time.monotonic() >= deadline:
@@ -252,45 +314,93 @@ class Start(contract.Action[StartArgs]):
             )
 
     def undo(self, data: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        return _stop(data)
+        return _stop(_read(data))
+
+    def serves(self, data: contract.RevertData, ctx: contract.RunContext) -> list[str]:
+        return sockets.endpoints(p.pid for p in _members(_read(data)))
 
 
-def _group_alive(pgid: int) -> bool:
-    return bool(processes.group_members(pgid))
-
-
-def _stop(data: contract.RevertData) -> contract.RevertOutcome:
-    """SIGTERM the process group, then SIGKILL what is left after ``stop_timeout``."""
-    pid, pgid, starttime = data.get("pid"), data.get("pgid"), data.get("starttime")
-    if not isinstance(pid, int) or not isinstance(pgid, int):
-        raise DriverError(f"process.start undo data lacks pid/pgid: {data!r}")
-    stop_timeout = data.get("stop_timeout", 10.0)
-    assert isinstance(stop_timeout, int | float)
-    leader = processes.read(pid)
-    if leader is not None and isinstance(starttime, int) and leader.starttime != starttime:
-        # The pid belongs to a newer process, so our group (whose id the kernel keeps from reuse
-        # while any member lives) is gone entirely.
-        return contract.RevertOutcome.ALREADY_CLEAN
-    if not _group_alive(pgid):
-        return contract.RevertOutcome.ALREADY_CLEAN
+def _read(data: contract.RevertData) -> Undo:
     try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
+        return Undo.model_validate(data)
+    except ValueError as e:
+        raise DriverError(f"process.start undo data is damaged: {e}") from e
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _ours(info: processes.Info, undo: Undo) -> bool:
+    """Whether ``info`` carries ``undo``'s mark, or can't be asked (not ours to read, or no mark)."""
+    if undo.mark is None:
+        return True
+    variables = processes.environ(info.pid)
+    return variables is None or variables.get(ENTRY) == undo.mark
+
+
+def _groups(undo: Undo) -> set[int]:
+    """The process groups that hold what ``undo`` started: its own, if it still lives, and that of
+    every process carrying its mark (one that left the group, or all of them when no pid was
+    recorded because the runner died while starting it)."""
+    groups: set[int] = set()
+    protected = processes.protected()
+    if undo.pid is not None and undo.pgid is not None:
+        leader = processes.read(undo.pid)
+        # A newer process with our pid means our group is gone entirely: the kernel does not give
+        # out a pid still used as a group id.
+        reused = leader is not None and (
+            (undo.starttime is not None and leader.starttime != undo.starttime) or not _ours(leader, undo)
+        )
+        members = [] if reused else processes.group_members(undo.pgid)
+        if any(_ours(m, undo) for m in members):
+            groups.add(undo.pgid)
+    if undo.mark is not None:
+        groups.update(p.pgid for p in processes.carrying(ENTRY, undo.mark) if p.pid not in protected)
+    # Never chaoskit's own group (a chaoskit run that a process.start started carries the mark).
+    own = {info.pgid for info in map(processes.read, protected) if info is not None}
+    return groups - own
+
+
+def _members(undo: Undo) -> list[processes.Info]:
+    groups = _groups(undo)
+    return [p for p in processes.all_live() if p.pgid in groups]
+
+
+def _alive(groups: set[int]) -> set[int]:
+    return {p.pgid for p in processes.all_live() if p.pgid in groups}
+
+
+def _signal(groups: set[int], signum: int, undo: Undo) -> None:
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signum)
+        except ProcessLookupError:
+            continue
+        except PermissionError as e:
+            raise DriverError(
+                f"not permitted to stop process group {pgid} ({undo.program}): {e.strerror}",
+                hint="run chaoskit recover as the process's user, or as root",
+            ) from e
+
+
+def _stop(undo: Undo) -> contract.RevertOutcome:
+    """SIGTERM the process groups, then SIGKILL what is left after ``stop_timeout``."""
+    groups = _groups(undo)
+    if not groups:
         return contract.RevertOutcome.ALREADY_CLEAN
-    except PermissionError as e:
-        raise DriverError(
-            f"not permitted to stop process group {pgid} ({data.get('program')}): {e.strerror}"
-        ) from e
-    # A stopped process can't act on SIGTERM until it is continued; it may also be gone already.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGCONT)
-    deadline = time.monotonic() + float(stop_timeout)
-    while _group_alive(pgid) and time.monotonic() < deadline:
+    _signal(groups, signal.SIGTERM, undo)
+    # A stopped process can't act on SIGTERM until it is continued.
+    _signal(groups, signal.SIGCONT, undo)
+    deadline = time.monotonic() + undo.stop_timeout
+    while (left := _alive(groups)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    if _group_alive(pgid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
+    if left:
+        _signal(left, signal.SIGKILL, undo)
         deadline = time.monotonic() + 5.0
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        while _alive(left) and time.monotonic() < deadline:
             time.sleep(0.05)
     return contract.RevertOutcome.REVERTED

@@ -74,8 +74,10 @@ def sleepers() -> Iterator[Callable[[int], tuple[str, list[subprocess.Popen[byte
         p.wait(timeout=30)
 
 
-def revert_in_fresh_process(fault: str, data: contract.RevertData) -> str:
-    """Revert as `chaoskit recover` would: in another process, from the recorded data alone."""
+def revert_in_fresh_process(fault: str, data: contract.RevertData | contract.Revert) -> str:
+    """Revert as `chaoskit recover` would: in another process, from the ledgered JSON alone."""
+    if isinstance(data, contract.Revert):
+        data = contract.dump_revert(data)
     code = (
         "import json, sys\n"
         "from chaoskit.drivers import contract, process\n"
@@ -88,7 +90,7 @@ def revert_in_fresh_process(fault: str, data: contract.RevertData) -> str:
         "    print(a.undo(data, ctx).value)\n"
         "else:\n"
         "    f = next(f for f in d.faults if f.name == kind)\n"
-        "    print(f.revert(data, ctx).value)\n"
+        "    print(f.revert(contract.load_revert(f, data), ctx).value)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, json.dumps(data)], capture_output=True, text=True, timeout=60, check=True
@@ -209,8 +211,7 @@ def test_stop_freezes_and_revert_continues_and_a_fresh_process_can_revert_twice(
     args = STOP.args(cmdline=marker)
     (target,) = STOP.targets(args, c)
     data = STOP.prepare(args, target, c)
-    assert data["pid"] == proc.pid and isinstance(data["starttime"], int)
-    json.dumps(data)  # must survive the ledger
+    assert data.pid == proc.pid and data.starttime > 0 and data.was_stopped is False
     data = STOP.inject(args, target, data, c)
     assert wait_until(lambda: state(proc.pid) == "T")
 
@@ -229,7 +230,7 @@ def test_revert_never_signals_a_process_that_reused_the_pid(sleepers) -> None:
     assert wait_until(lambda: state(proc.pid) == "T")
     # The ledger says another process (same pid, other start time) was stopped: as after a reboot
     # or pid wrap-around. That is not this one, so it must stay as it is.
-    stale = {**data, "starttime": int(data["starttime"]) - 1}  # type: ignore[arg-type]
+    stale = data.model_copy(update={"starttime": data.starttime - 1})
     assert STOP.revert(stale, c) is contract.RevertOutcome.ALREADY_CLEAN
     time.sleep(0.2)
     assert wait_until(lambda: state(proc.pid) == "T")
@@ -245,7 +246,7 @@ def test_a_process_stopped_before_the_fault_stays_stopped_after_the_revert(sleep
     args = STOP.args(pid=proc.pid)
     (target,) = STOP.targets(args, c)
     data = STOP.inject(args, target, STOP.prepare(args, target, c), c)
-    assert data["was_stopped"] is True
+    assert data.was_stopped is True
     assert STOP.revert(data, c) is contract.RevertOutcome.ALREADY_CLEAN
     time.sleep(0.2)
     assert state(proc.pid) == "T"
@@ -271,7 +272,7 @@ def test_kill_sends_the_signal_and_is_self_healing(sleepers) -> None:
     args = KILL.args(cmdline=marker, count=1, signal="SIGKILL")
     (target,) = KILL.targets(args, c)
     data = KILL.prepare(args, target, c)
-    assert data["signal"] == "SIGKILL"
+    assert data.signal == "SIGKILL"
     KILL.inject(args, target, data, c)
     victim = next(p for p in procs if str(p.pid) == target.id)
     survivor = next(p for p in procs if p is not victim)
