@@ -5,25 +5,23 @@
 
 Each one adds a toxic (or disables the proxy) on entry and takes it back on exit, also when the
 block raises. They talk to a Toxiproxy API: chaoskit's embedded server by default
-(``http://127.0.0.1:8474``, e.g. ``chaoskit proxy serve``), or ``url=`` any other.
+(``http://127.0.0.1:8474``, e.g. ``chaoskit proxy serve``), or ``url=`` any other. Attributes are
+checked and converted (ms, µs) by the same code as the ``toxiproxy.*`` faults of experiments, and
+``down`` restores the proxy's ``enabled`` the way ``toxiproxy.down``'s revert does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping
+from typing import Literal
 
-from chaoskit import durations
-from chaoskit.drivers.toxiproxy import clients
+from chaoskit.drivers.toxiproxy import clients, toxics
 
 DEFAULT_URL = clients.DEFAULT_URL
 Duration = str | float
 """``"300ms"``, ``"2s"``, or seconds as a number."""
-
-
-def _ms(value: Duration) -> int:
-    return round(durations.parse(value) * 1000)
+Stream = Literal["upstream", "downstream"]
 
 
 @contextlib.contextmanager
@@ -38,7 +36,7 @@ def toxic(
     name: str | None = None,
 ) -> Iterator[clients.ToxicInfo]:
     """Any toxic, with the server's own attribute names and units (ms; µs for slicer ``delay``)."""
-    toxic_name = name or f"chaoskit-lib-{os.urandom(3).hex()}-{type}"
+    toxic_name = name or toxics.toxic_name("lib", type)
     with clients.Client(url) as api:
         added = api.add_toxic(
             proxy, type, dict(attributes or {}), name=toxic_name, stream=stream, toxicity=toxicity
@@ -49,32 +47,54 @@ def toxic(
             api.remove_toxic(proxy, toxic_name)
 
 
+def _apply(
+    fault: toxics.ToxicFault[toxics.TA], args: toxics.TA
+) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
+    return toxic(
+        args.proxy,
+        fault.toxic_type(args),
+        fault.attributes(args),
+        url=args.url,
+        stream=args.stream,
+        toxicity=args.toxicity,
+    )
+
+
 def latency(
     proxy: str,
     latency: Duration,
     jitter: Duration = 0,
     *,
     url: str = DEFAULT_URL,
-    stream: str = "downstream",
+    stream: Stream = "downstream",
     toxicity: float = 1.0,
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Delay data by ``latency`` (± ``jitter``)."""
-    attributes = {"latency": _ms(latency), "jitter": _ms(jitter)}
-    return toxic(proxy, "latency", attributes, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.LatencyArgs(
+        proxy=proxy, url=url, stream=stream, toxicity=toxicity, latency=latency, jitter=jitter
+    )
+    return _apply(toxics.Latency(), args)
 
 
 def bandwidth(
-    proxy: str, rate: int, *, url: str = DEFAULT_URL, stream: str = "downstream", toxicity: float = 1.0
+    proxy: str, rate: int, *, url: str = DEFAULT_URL, stream: Stream = "downstream", toxicity: float = 1.0
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Limit throughput to ``rate`` KB/s (1 KB = 1000 bytes)."""
-    return toxic(proxy, "bandwidth", {"rate": rate}, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.BandwidthArgs(proxy=proxy, url=url, stream=stream, toxicity=toxicity, rate=rate)
+    return _apply(toxics.Bandwidth(), args)
 
 
 def slow_close(
-    proxy: str, delay: Duration, *, url: str = DEFAULT_URL, stream: str = "downstream", toxicity: float = 1.0
+    proxy: str,
+    delay: Duration,
+    *,
+    url: str = DEFAULT_URL,
+    stream: Stream = "downstream",
+    toxicity: float = 1.0,
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Hold back connection closes by ``delay``."""
-    return toxic(proxy, "slow_close", {"delay": _ms(delay)}, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.SlowCloseArgs(proxy=proxy, url=url, stream=stream, toxicity=toxicity, delay=delay)
+    return _apply(toxics.SlowClose(), args)
 
 
 def timeout(
@@ -82,11 +102,12 @@ def timeout(
     timeout: Duration = 0,
     *,
     url: str = DEFAULT_URL,
-    stream: str = "downstream",
+    stream: Stream = "downstream",
     toxicity: float = 1.0,
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Drop all data; close connections idle for ``timeout`` (0: never). Leaving closes them."""
-    return toxic(proxy, "timeout", {"timeout": _ms(timeout)}, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.TimeoutArgs(proxy=proxy, url=url, stream=stream, toxicity=toxicity, timeout=timeout)
+    return _apply(toxics.Timeout(), args)
 
 
 def reset_peer(
@@ -94,11 +115,12 @@ def reset_peer(
     timeout: Duration = 0,
     *,
     url: str = DEFAULT_URL,
-    stream: str = "downstream",
+    stream: Stream = "downstream",
     toxicity: float = 1.0,
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Reset connections ``timeout`` after data arrives."""
-    return toxic(proxy, "reset_peer", {"timeout": _ms(timeout)}, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.ResetPeerArgs(proxy=proxy, url=url, stream=stream, toxicity=toxicity, timeout=timeout)
+    return _apply(toxics.ResetPeer(), args)
 
 
 def slicer(
@@ -108,33 +130,38 @@ def slicer(
     delay: Duration = 0,
     *,
     url: str = DEFAULT_URL,
-    stream: str = "downstream",
+    stream: Stream = "downstream",
     toxicity: float = 1.0,
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Cut data into slices of about ``average_size`` bytes, ``delay`` apart."""
-    attributes = {
-        "average_size": average_size,
-        "size_variation": size_variation,
-        "delay": round(durations.parse(delay) * 1_000_000),
-    }
-    return toxic(proxy, "slicer", attributes, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.SlicerArgs(
+        proxy=proxy,
+        url=url,
+        stream=stream,
+        toxicity=toxicity,
+        average_size=average_size,
+        size_variation=size_variation,
+        delay=delay,
+    )
+    return _apply(toxics.Slicer(), args)
 
 
 def limit_data(
-    proxy: str, bytes: int, *, url: str = DEFAULT_URL, stream: str = "downstream", toxicity: float = 1.0
+    proxy: str, bytes: int, *, url: str = DEFAULT_URL, stream: Stream = "downstream", toxicity: float = 1.0
 ) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
     """Close connections once ``bytes`` bytes have passed."""
-    return toxic(proxy, "limit_data", {"bytes": bytes}, url=url, stream=stream, toxicity=toxicity)
+    args = toxics.LimitDataArgs(proxy=proxy, url=url, stream=stream, toxicity=toxicity, bytes=bytes)
+    return _apply(toxics.LimitData(), args)
 
 
 @contextlib.contextmanager
 def down(proxy: str, *, url: str = DEFAULT_URL) -> Iterator[clients.ProxyInfo]:
-    """Disable the proxy (connections close, new ones are refused); re-enable it on exit."""
+    """Disable the proxy (connections close, new ones are refused); on exit put its ``enabled``
+    back to what it was on entry."""
     with clients.Client(url) as api:
         was_enabled = api.proxy(proxy)["enabled"]
         disabled = api.update_proxy(proxy, enabled=False)
         try:
             yield disabled
         finally:
-            if was_enabled:
-                api.update_proxy(proxy, enabled=True)
+            toxics.set_enabled(api, proxy, was_enabled)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import functools
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.drivers.toxiproxy import clients, toxics
 
@@ -25,6 +26,16 @@ class ProxySpec(contract.Args):
     """Leave a proxy this action created in place after teardown (default: delete it)."""
 
 
+class Created(BaseModel):
+    """``toxiproxy.proxy``'s undo data: a proxy it created, which the undo deletes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    url: str
+    """The Toxiproxy API."""
+    proxy: str
+    """The proxy's name."""
+
+
 class ProxyAction(contract.Action[ProxySpec]):
     name = "toxiproxy.proxy"
     summary = "Create a proxy (or update the one with that name); outputs it, incl. its listen address."
@@ -38,7 +49,9 @@ class ProxyAction(contract.Action[ProxySpec]):
             if e.status != 404:
                 raise
             created = api.create_proxy(args.name, args.upstream, args.listen, args.enabled)
-            undo: contract.RevertData | None = None if args.keep else {"url": args.url, "proxy": args.name}
+            undo: contract.RevertData | None = None
+            if not args.keep:
+                undo = {"url": args.url, "proxy": args.name}
             return contract.ActionResult(output=dict(created), undo=undo)  # type: ignore[arg-type]
         fields: dict[str, object] = {"upstream": args.upstream, "enabled": args.enabled}
         if args.listen:
@@ -47,7 +60,11 @@ class ProxyAction(contract.Action[ProxySpec]):
         return contract.ActionResult(output=dict(updated))  # type: ignore[arg-type]
 
     def undo(self, data: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        deleted = toxics.client(str(data["url"]), ctx).delete_proxy(str(data["proxy"]))
+        try:
+            created = Created.model_validate(data)
+        except ValueError as e:
+            raise errors.DriverError(f"toxiproxy.proxy undo data is damaged: {e}") from e
+        deleted = toxics.client(created.url, ctx).delete_proxy(created.proxy)
         return contract.RevertOutcome.REVERTED if deleted else contract.RevertOutcome.ALREADY_CLEAN
 
 

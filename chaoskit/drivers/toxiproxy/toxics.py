@@ -1,16 +1,21 @@
-"""The toxiproxy faults: one toxic on one proxy, named after the run so leftovers can be found.
+"""The toxiproxy faults: one toxic on one proxy, named after the run so leftovers can be found;
+and ``toxiproxy.down``, which disables a proxy.
 
 A toxic is named ``chaoskit-<run id>-<random>-<type>``; ``prepare`` records the server URL, the
 proxy and that name, so ``revert`` (here or in ``chaoskit recover``) deletes exactly it, and
-``sweep`` finds any a crashed run left behind without its ledger.
+``sweep`` finds any a crashed run left behind without its ledger. Each toxic is its own object,
+so toxic faults capture no state; ``toxiproxy.down`` records whether the proxy was enabled and
+its revert restores exactly that.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar, Literal
+import urllib.parse
+from abc import abstractmethod
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from chaoskit import errors
 from chaoskit.drivers import contract
@@ -31,6 +36,74 @@ def ms(seconds: float) -> int:
 
 def toxic_name(run_id: str, kind: str) -> str:
     return f"{PREFIX}{run_id}-{os.urandom(3).hex()}-{kind}"
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def endpoint(url: str) -> str:
+    """``host:port`` of the Toxiproxy API at ``url``, as ``Action.serves`` names a listener:
+    ``localhost`` is 127.0.0.1, IPv6 is in brackets, a missing port is the scheme's default."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    host = (parts.hostname or "127.0.0.1").lower()
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
+    except ValueError:  # a port that is not a number: the client will say so when it is used
+        return f"{host}:{parts.netloc.rpartition(':')[2]}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def server_key(url: str) -> str:
+    """The API at ``url`` in lease keys: one server written two ways (``localhost``,
+    ``127.0.0.1:8474/``) is one key."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    return f"{parts.scheme or 'http'}://{endpoint(url)}{parts.path.rstrip('/')}"
+
+
+def set_enabled(api: clients.Client, proxy: str, enabled: bool) -> contract.RevertOutcome:
+    """Put the proxy's ``enabled`` back to ``enabled``: REVERTED if that changed it, ALREADY_CLEAN
+    if it already was so or the proxy is gone. ``Unreachable`` propagates: the revert is not done."""
+    try:
+        current = api.proxy(proxy)
+    except clients.ApiError as e:
+        if e.status == 404:
+            return contract.RevertOutcome.ALREADY_CLEAN
+        raise
+    if current["enabled"] is enabled:
+        return contract.RevertOutcome.ALREADY_CLEAN
+    try:
+        api.update_proxy(proxy, enabled=enabled)
+    except clients.ApiError as e:
+        if e.status == 404:  # deleted in between
+            return contract.RevertOutcome.ALREADY_CLEAN
+        raise
+    return contract.RevertOutcome.REVERTED
+
+
+class ProxyRevert(contract.Revert):
+    """A proxy on one Toxiproxy server."""
+
+    model_config = ConfigDict(strict=True)
+    url: str = Field(min_length=1)
+    """The Toxiproxy API the fault was made through."""
+    proxy: str = Field(min_length=1)
+    """The proxy's name on that server."""
+
+
+class ToxicRevert(ProxyRevert):
+    """One toxic, which the revert deletes."""
+
+    toxic: str = Field(min_length=1)
+    """The toxic's name, ``chaoskit-<run id>-<random>-<type>``."""
+
+
+class DownRevert(ProxyRevert):
+    """A disabled proxy, and the state to put back."""
+
+    was_enabled: bool
+    """Whether the proxy was enabled before the fault: the revert sets exactly this again."""
 
 
 class ProxyArgs(contract.Args):
@@ -95,44 +168,63 @@ class GenericToxicArgs(ToxicArgs):
     """Its attributes, as the server takes them (times in ms, slicer delay in µs)."""
 
 
-class ToxicFault(contract.Fault[Any]):
+TA = TypeVar("TA", bound=ToxicArgs)
+
+
+def _target(args: ProxyArgs, ctx: contract.RunContext) -> contract.Target:
+    if not ctx.dry_run:
+        find_proxy(args.url, args.proxy, ctx)
+    return contract.Target(
+        kind="toxiproxy proxy", id=f"{args.url}#{args.proxy}", name=args.proxy, detail={"url": args.url}
+    )
+
+
+class ToxicFault(contract.Fault[TA, ToxicRevert], Generic[TA]):
     """Adds one toxic; reverting deletes it."""
 
     kind: ClassVar[str]
+    revert_type = ToxicRevert
+    # Each toxic is its own named object, removed by its own revert: nothing to hand over.
+    captures_state = False
 
-    def attributes(self, args: Any) -> dict[str, int]:
-        raise NotImplementedError
+    @abstractmethod
+    def attributes(self, args: TA) -> dict[str, int]:
+        """The toxic's attributes as the server takes them."""
 
-    def toxic_type(self, args: Any) -> str:
+    def toxic_type(self, args: TA) -> str:
         return self.kind
 
-    def targets(self, args: Any, ctx: contract.RunContext) -> list[contract.Target]:
-        target = contract.Target(
-            kind="toxiproxy proxy", id=f"{args.url}#{args.proxy}", name=args.proxy, detail={"url": args.url}
-        )
-        if not ctx.dry_run:
-            find_proxy(args.url, args.proxy, ctx)
-        return [target]
+    def lease(self, args: TA, target: contract.Target) -> str:
+        return f"toxiproxy.{self.toxic_type(args)}@{server_key(args.url)}#{args.proxy}/{args.stream}"
 
-    def prepare(self, args: Any, target: contract.Target, ctx: contract.RunContext) -> contract.RevertData:
-        return {"url": args.url, "proxy": args.proxy, "toxic": toxic_name(ctx.run_id, self.toxic_type(args))}
+    def endpoint(self, revert: ToxicRevert) -> str:
+        return endpoint(revert.url)
+
+    def targets(self, args: TA, ctx: contract.RunContext) -> list[contract.Target]:
+        return [_target(args, ctx)]
+
+    def prepare(self, args: TA, target: contract.Target, ctx: contract.RunContext) -> ToxicRevert:
+        return ToxicRevert(
+            url=args.url, proxy=args.proxy, toxic=toxic_name(ctx.run_id, self.toxic_type(args))
+        )
 
     def inject(
-        self, args: Any, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: TA, target: contract.Target, revert: ToxicRevert, ctx: contract.RunContext
+    ) -> ToxicRevert:
         client(args.url, ctx).add_toxic(
             args.proxy,
             self.toxic_type(args),
             self.attributes(args),
-            name=str(revert["toxic"]),
+            name=revert.toxic,
             stream=args.stream,
             toxicity=args.toxicity,
         )
-        ctx.log(f"toxic {revert['toxic']} added to proxy {args.proxy} at {args.url}")
+        ctx.log(f"toxic {revert.toxic} added to proxy {args.proxy} at {args.url}")
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        removed = client(str(revert["url"]), ctx).remove_toxic(str(revert["proxy"]), str(revert["toxic"]))
+    def revert(self, revert: ToxicRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        # A 404 (toxic or proxy gone) is already clean; an unreachable server is not: it propagates.
+        removed = client(revert.url, ctx).remove_toxic(revert.proxy, revert.toxic)
         return contract.RevertOutcome.REVERTED if removed else contract.RevertOutcome.ALREADY_CLEAN
 
 
@@ -149,7 +241,7 @@ def find_proxy(url: str, proxy: str, ctx: contract.RunContext) -> clients.ProxyI
         ) from e
 
 
-class Latency(ToxicFault):
+class Latency(ToxicFault[LatencyArgs]):
     name = "toxiproxy.latency"
     summary = "Delay data through a proxy (latency ± jitter)."
     args = LatencyArgs
@@ -159,7 +251,7 @@ class Latency(ToxicFault):
         return {"latency": ms(args.latency), "jitter": ms(args.jitter)}
 
 
-class Bandwidth(ToxicFault):
+class Bandwidth(ToxicFault[BandwidthArgs]):
     name = "toxiproxy.bandwidth"
     summary = "Limit a proxy's throughput to `rate` KB/s."
     args = BandwidthArgs
@@ -169,7 +261,7 @@ class Bandwidth(ToxicFault):
         return {"rate": args.rate}
 
 
-class SlowClose(ToxicFault):
+class SlowClose(ToxicFault[SlowCloseArgs]):
     name = "toxiproxy.slow_close"
     summary = "Hold back connection closes by `delay`."
     args = SlowCloseArgs
@@ -179,7 +271,7 @@ class SlowClose(ToxicFault):
         return {"delay": ms(args.delay)}
 
 
-class Timeout(ToxicFault):
+class Timeout(ToxicFault[TimeoutArgs]):
     name = "toxiproxy.timeout"
     summary = "Black-hole data; close idle connections after `timeout` (0: never)."
     args = TimeoutArgs
@@ -189,7 +281,7 @@ class Timeout(ToxicFault):
         return {"timeout": ms(args.timeout)}
 
 
-class ResetPeer(ToxicFault):
+class ResetPeer(ToxicFault[ResetPeerArgs]):
     name = "toxiproxy.reset_peer"
     summary = "Reset connections (TCP RST) `timeout` after data arrives."
     args = ResetPeerArgs
@@ -199,7 +291,7 @@ class ResetPeer(ToxicFault):
         return {"timeout": ms(args.timeout)}
 
 
-class Slicer(ToxicFault):
+class Slicer(ToxicFault[SlicerArgs]):
     name = "toxiproxy.slicer"
     summary = "Cut data into small slices, with a delay between them."
     args = SlicerArgs
@@ -213,7 +305,7 @@ class Slicer(ToxicFault):
         }
 
 
-class LimitData(ToxicFault):
+class LimitData(ToxicFault[LimitDataArgs]):
     name = "toxiproxy.limit_data"
     summary = "Close connections after `bytes` bytes."
     args = LimitDataArgs
@@ -223,7 +315,7 @@ class LimitData(ToxicFault):
         return {"bytes": args.bytes}
 
 
-class Toxic(ToxicFault):
+class Toxic(ToxicFault[GenericToxicArgs]):
     name = "toxiproxy.toxic"
     summary = "Any toxic by type and raw attributes."
     args = GenericToxicArgs
@@ -236,52 +328,42 @@ class Toxic(ToxicFault):
         return dict(args.attributes)
 
 
-class Down(contract.Fault[ProxyArgs]):
+class Down(contract.Fault[ProxyArgs, DownRevert]):
     name = "toxiproxy.down"
     summary = "Disable a proxy: open connections close, new ones are refused."
     args = ProxyArgs
+    revert_type = DownRevert
+    # ``enabled`` is one state per proxy: overlapping downs (allowed explicitly) hand the first
+    # one's ``was_enabled`` to the last one out.
+    captures_state = True
+
+    def lease(self, args: ProxyArgs, target: contract.Target) -> str:
+        return f"{self.name}@{server_key(args.url)}#{args.proxy}"
+
+    def endpoint(self, revert: DownRevert) -> str:
+        return endpoint(revert.url)
 
     def targets(self, args: ProxyArgs, ctx: contract.RunContext) -> list[contract.Target]:
-        if not ctx.dry_run:
-            find_proxy(args.url, args.proxy, ctx)
-        return [
-            contract.Target(
-                kind="toxiproxy proxy",
-                id=f"{args.url}#{args.proxy}",
-                name=args.proxy,
-                detail={"url": args.url},
-            )
-        ]
+        return [_target(args, ctx)]
 
-    def prepare(
-        self, args: ProxyArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
+    def prepare(self, args: ProxyArgs, target: contract.Target, ctx: contract.RunContext) -> DownRevert:
         was_enabled = find_proxy(args.url, args.proxy, ctx)["enabled"]
-        return {"url": args.url, "proxy": args.proxy, "was_enabled": was_enabled}
+        return DownRevert(url=args.url, proxy=args.proxy, was_enabled=was_enabled)
 
     def inject(
-        self, args: ProxyArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: ProxyArgs, target: contract.Target, revert: DownRevert, ctx: contract.RunContext
+    ) -> DownRevert:
         client(args.url, ctx).update_proxy(args.proxy, enabled=False)
+        ctx.log(f"proxy {args.proxy} at {args.url} disabled")
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        if not revert.get("was_enabled", True):
-            return contract.RevertOutcome.ALREADY_CLEAN
-        api = client(str(revert["url"]), ctx)
-        try:
-            current = api.proxy(str(revert["proxy"]))
-        except clients.ApiError as e:
-            if e.status == 404:
-                return contract.RevertOutcome.ALREADY_CLEAN
-            raise
-        if current["enabled"]:
-            return contract.RevertOutcome.ALREADY_CLEAN
-        api.update_proxy(str(revert["proxy"]), enabled=True)
-        return contract.RevertOutcome.REVERTED
+    def revert(self, revert: DownRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        # Exactly the recorded state, whatever the proxy shows now: which record reaches the last
+        # revert of overlapping downs is the engine's hand-over (captures_state), not ours to guess.
+        return set_enabled(client(revert.url, ctx), revert.proxy, revert.was_enabled)
 
 
-FAULTS: list[contract.Fault[Any]] = [
+FAULTS: list[contract.Fault[Any, Any]] = [
     Latency(),
     Bandwidth(),
     SlowClose(),

@@ -41,10 +41,15 @@ def rtt(sock: socket.socket) -> float:
     return time.monotonic() - started
 
 
-def apply(fault: contract.Fault[Any], args: contract.Args, ctx: contract.RunContext) -> contract.RevertData:
+def ledgered(fault: contract.Fault[Any, Any], revert: contract.Revert) -> contract.Revert:
+    """``revert`` as `chaoskit recover` reads it back: through the ledger's JSON and the model."""
+    return contract.load_revert(fault, json.loads(json.dumps(contract.dump_revert(revert))))
+
+
+def apply(fault: contract.Fault[Any, Any], args: contract.Args, ctx: contract.RunContext) -> contract.Revert:
     (target,) = fault.targets(args, ctx)
     revert = fault.prepare(args, target, ctx)
-    json.dumps(revert)  # must survive the ledger
+    assert ledgered(fault, revert) == revert  # must survive the ledger
     return fault.inject(args, target, revert, ctx)
 
 
@@ -75,13 +80,14 @@ def test_latency_fault_slows_traffic_and_reverts_from_ledger_data_alone(
         assert rtt(sock) < 0.5
         revert = apply(fault, args, ctx)
         (toxic,) = api.get("/proxies/backend/toxics").json()
-        assert toxic["name"].startswith("chaoskit-run42-") and toxic["name"] == revert["toxic"]
+        assert isinstance(revert, toxics.ToxicRevert)
+        assert toxic["name"].startswith("chaoskit-run42-") and toxic["name"] == revert.toxic
         assert toxic["attributes"] == {"latency": 1000, "jitter": 0}
         assert rtt(sock) >= 0.99
         # A fresh process (chaoskit recover) has only the ledger's JSON.
         fresh = contract.RunContext(run_id="recover")
         try:
-            restored = json.loads(json.dumps(revert))
+            restored = ledgered(fault, revert)
             assert fault.revert(restored, fresh) is contract.RevertOutcome.REVERTED
             assert fault.revert(restored, fresh) is contract.RevertOutcome.ALREADY_CLEAN
         finally:
@@ -112,7 +118,7 @@ def test_each_toxic_fault_adds_its_toxic_and_reverts(
     api: httpx.Client,
     listen: str,
     ctx: contract.RunContext,
-    fault: contract.Fault[Any],
+    fault: contract.Fault[Any, Any],
     args: dict[str, Any],
     kind: str,
     attributes: dict[str, int],
