@@ -16,6 +16,7 @@ import click
 
 from chaoskit import errors, metrics
 from chaoskit.cli import options
+from chaoskit.drivers import registry
 from chaoskit.engine import ledgers
 from chaoskit.gameday import plans, running, schedules, scheduling, webhooks
 from chaoskit.report import html, junit, markdown, scores
@@ -283,6 +284,22 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     finally:
         if serving is not None:
             serving.stop()
+
+
+@command.command(name="validate")
+@click.argument("plan", type=click.Path(path_type=Path))
+def validate_command(plan: Path) -> None:
+    """Check PLAN and every experiment it names (with the plan's vars) without running anything.
+    Exit 0 when all are valid, 2 with every problem listed."""
+    loaded = _load(plan)
+    try:
+        stages = running.prepare(loaded, registry.load())
+    except errors.ChaoskitError as e:
+        _fail(e)
+        return
+    count = sum(len(stage) for stage in stages)
+    schedule = "a schedule" if loaded.plan.schedule is not None else "no schedule"
+    click.echo(f"{plan}: valid ({count} experiments in {len(stages)} stages, {schedule})")
 
 
 @command.command(name="next")

@@ -3,6 +3,7 @@ they are spelled and documented the same everywhere, and the check of output pat
 
 from __future__ import annotations
 
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +58,8 @@ def check_writable(option: str, path: Path | None, *, directory: bool = False) -
     fine (they are made when writing); the nearest one that exists must take a file."""
     if path is None:
         return
+    if not directory:
+        refuse_special(option, path)
     folder = path.expanduser().absolute()
     folder = folder if directory else folder.parent
     while not folder.exists() and folder != folder.parent:
@@ -70,3 +73,22 @@ def check_writable(option: str, path: Path | None, *, directory: bool = False) -
             f"{option} {path}: can't write in {folder} ({e.strerror or e})",
             hint="pick a path in a writable directory",
         ) from None
+
+
+def refuse_special(option: str, path: Path) -> None:
+    """Refuse (exit 2) an output path that exists and is not a regular file: a device such as
+    /dev/stdout, a FIFO, a directory, or a symlink to one. Outputs are written to a temporary file
+    and renamed over the path, which would replace the device or pipe itself (as root, /dev/stdout)."""
+    try:
+        mode = path.expanduser().stat().st_mode
+    except OSError:
+        return  # missing (or unreadable): the write check says what is wrong
+    if stat.S_ISREG(mode):
+        return
+    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
+    hint = "give the path of a file to write"
+    if option == "--journal":
+        hint = "to print the journal on stdout, use --output json (the journal file still goes to --journal)"
+    elif option in ("-o", "--output"):
+        hint = "omit -o to print on stdout, or give the path of a file to write"
+    raise errors.UsageError(f"{option} {path}: {kind}; chaoskit writes its outputs as files", hint=hint)

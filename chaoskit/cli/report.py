@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from chaoskit import errors
+from chaoskit.cli import options
 from chaoskit.report import html, journal_files, junit, markdown
 
 
@@ -30,6 +31,7 @@ from chaoskit.report import html, journal_files, junit, markdown
 def command(journal_paths: tuple[Path, ...], fmt: str, output: Path | None, title: str) -> None:
     """Render the journal(s) of finished runs as HTML, Markdown or JUnit XML."""
     try:
+        options.check_writable("-o", output)
         runs = [journal_files.read(p) for p in journal_paths]
     except errors.ChaoskitError as e:
         click.echo(f"chaoskit report: {e.render()}", err=True)

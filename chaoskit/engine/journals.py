@@ -53,6 +53,11 @@ class RevertStatus(enum.StrEnum):
     """Revert raised: the fault may still be in place; ``chaoskit recover`` retries it."""
     NOT_NEEDED = "not-needed"
     """A self-healing fault: nothing to take back."""
+    HANDED_OVER = "handed-over"
+    """Another applied fault holds the same lease (``allow_overlap``): the last one out restores
+    the original state."""
+    GONE_WITH_HOST = "gone-with-host"
+    """The server that held it was a process this run started and has stopped: it went with it."""
 
 
 class Record(BaseModel):
@@ -240,8 +245,14 @@ def load(path: Path) -> Journal:
 
 
 def write(journal: Journal, path: Path) -> None:
-    """Write atomically: a reader (CI, the gate) sees the old file or the whole new one."""
+    """Write atomically: a reader (CI, the gate) sees the old file or the whole new one.
+
+    Raises ``OSError`` when ``path`` exists and is not a regular file (a device such as
+    /dev/stdout, a FIFO, a directory): renaming over it would replace the device itself."""
     path = path.expanduser()
+    if path.exists() and not path.is_file():
+        # Callers show ``e.strerror or e``: this message, then say where the journal went instead.
+        raise FileExistsError("it exists and is not a regular file (a device, pipe or folder)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

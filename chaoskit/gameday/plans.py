@@ -81,7 +81,7 @@ class Webhook(Model):
     @field_validator("url")
     @classmethod
     def _http(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
+        if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
             raise ValueError(f"a webhook url starts with http:// or https:// and a host, got {value!r}")
         return value
 
@@ -130,7 +130,7 @@ class Loaded(BaseModel):
         return path if path.is_absolute() else self.path.parent / path
 
 
-_NOISE = re.compile(r"^(experiment|parallel|Blackout|date|function-.*|[\w-]+\[.*\])$")
+_NOISE = re.compile(r"experiment|parallel|Blackout|date|function-.*|[\w-]+\[.*\]")
 
 
 def _clean(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
@@ -138,7 +138,7 @@ def _clean(loc: tuple[int | str, ...], data: Any) -> tuple[int | str, ...]:
     node = data
     for segment in loc:
         is_key = isinstance(node, dict) and segment in node
-        if isinstance(segment, str) and not is_key and _NOISE.match(segment):
+        if isinstance(segment, str) and not is_key and _NOISE.fullmatch(segment):
             continue
         out.append(segment)
         if isinstance(node, dict):
@@ -182,6 +182,8 @@ def load(path: Path) -> Loaded:
         raise errors.SpecError(
             [errors.Problem(name, 0, 0, "", f"can't read the plan: {e.strerror or e}")]
         ) from e
+    except UnicodeDecodeError as e:
+        raise errors.SpecError([loading.not_utf8(name, e)]) from e
     parsed = loading.parse(text, name)
     locator = loading.Locator(name, parsed.positions)
     problems = [errors.Problem(name, line, col, _render(at), m) for at, line, col, m in parsed.problems]

@@ -23,10 +23,23 @@ def read(path: Path) -> journals.Journal:
             f"{path}: can't read the journal: {e.strerror or e}",
             hint="pass the file `chaoskit run --journal PATH` wrote (default ./chaoskit-journal.json)",
         ) from e
+    except UnicodeDecodeError as e:
+        raise BadJournal(
+            f"{path}: not a chaoskit journal: not UTF-8 text (byte 0x{e.object[e.start]:02x} at "
+            f"offset {e.start})",
+            hint="pass the file `chaoskit run --journal PATH` wrote (journals are UTF-8 JSON)",
+        ) from e
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise BadJournal(f"{path}:{e.lineno}:{e.colno}: not JSON: {e.msg}") from e
+    except (RecursionError, ValueError) as e:
+        # Nesting deeper than the parser's stack, or an integer of thousands of digits: not a
+        # journal either way (json.loads raises these for input no journal has).
+        raise BadJournal(
+            f"{path}: not a chaoskit journal ({'nested too deeply' if isinstance(e, RecursionError) else e})",
+            hint="pass the file `chaoskit run --journal PATH` wrote",
+        ) from None
     if not isinstance(data, dict) or "run_id" not in data or "verdict" not in data:
         raise BadJournal(
             f"{path}: not a chaoskit journal (no run_id/verdict)",

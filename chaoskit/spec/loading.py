@@ -8,6 +8,7 @@ composed rather than just loaded.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import types
@@ -27,8 +28,8 @@ from chaoskit.spec import chaostoolkit, models, paths, suggestions, templates
 Location = tuple[paths.Segment, ...]
 STEP_LISTS = ("setup", "method", "rollbacks", "teardown")
 STEP_KINDS = ("probe", "use", "fault", "action", "pause")
-_SCHEMA_NOISE = re.compile(r"^[\w-]+\[.*\]$")
-_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_SCHEMA_NOISE = re.compile(r"[\w-]+\[.*\]")
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,13 @@ def parse(text: str, name: str) -> Parsed:
     """YAML or JSON text as data, with node positions and the parse problems (never raises)."""
     parsed = Parsed()
     if _looks_like_json(text, name):
+        too_deep = _json_too_deep(text)
+        if too_deep is not None:
+            line, col = too_deep
+            parsed.problems.append(((), line, col, _TOO_DEEP))
+            return parsed
         try:
-            parsed.data = json.loads(text)
+            parsed.data = json.loads(text, parse_int=_json_int)
         except json.JSONDecodeError as e:
             parsed.problems.append(((), e.lineno, e.colno, f"not valid JSON: {e.msg}"))
             return parsed
@@ -189,6 +195,34 @@ def parse(text: str, name: str) -> Parsed:
     return parsed
 
 
+_TOO_DEEP = f"nested more than {templates.MAX_DEPTH} levels deep; flatten the document"
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _json_too_deep(text: str) -> tuple[int, int] | None:
+    """(line, col) where JSON text nests deeper than ``MAX_DEPTH``, else None. Checked before
+    parsing: the parser (and everything after it) would otherwise run out of stack."""
+    depth = 0
+    for match in _JSON_NESTING.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > templates.MAX_DEPTH:
+                line = text.count("\n", 0, match.start()) + 1
+                return line, match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _json_int(digits: str) -> int | float:
+    try:
+        return int(digits)
+    except ValueError:
+        # More digits than int() converts: as in YAML, an infinity that the field then refuses.
+        return -math.inf if digits.startswith("-") else math.inf
+
+
 MAX_VALUES = 100_000
 """YAML aliases can make a small file expand into a huge document; past this many values, stop."""
 
@@ -205,6 +239,10 @@ def _to_json(value: object, at: Location, issues: list[tuple[Location, str]]) ->
             return None
         if value is None or isinstance(value, bool | int | float | str):
             return value
+        if len(at) >= templates.MAX_DEPTH:
+            # The file nests within the limit, but aliases of aliases can stack it deeper.
+            issues.append((at[:1], f"{_TOO_DEEP} (YAML aliases that nest other aliases?)"))
+            return None
         if id(value) in stack:
             issues.append(
                 (at, "a YAML alias refers to the mapping or list that contains it; remove the loop")
@@ -252,9 +290,17 @@ def _read(path: Path, name: str) -> str:
             [errors.Problem(name, 0, 0, "", f"can't read the file: {reason}{hint}")]
         ) from e
     except UnicodeDecodeError as e:
-        raise errors.SpecError(
-            [errors.Problem(name, 0, 0, "", f"not UTF-8 text (byte {e.start}); save it as UTF-8")]
-        ) from e
+        raise errors.SpecError([not_utf8(name, e)]) from e
+
+
+def not_utf8(name: str, e: UnicodeDecodeError) -> errors.Problem:
+    """The problem for a file that is not UTF-8, placed at the first bad byte as an editor counts
+    (its line, and the character in that line)."""
+    before = e.object[: e.start]
+    line = before.count(b"\n") + 1
+    col = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+    message = f"not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}); save the file as UTF-8"
+    return errors.Problem(name, line, col, "", message)
 
 
 def _var_file(path: Path, problems: list[errors.Problem]) -> dict[str, JsonValue]:
@@ -573,7 +619,7 @@ def _references(document: dict[str, JsonValue], locator: Locator) -> list[errors
     for section in order:
         for at, step in _steps(document, section):
             step_id = step.get("id")
-            if isinstance(step_id, str) and _ID.match(step_id):
+            if isinstance(step_id, str) and _ID.fullmatch(step_id):
                 if step_id in where:
                     found.append(
                         locator.problem(
@@ -687,7 +733,7 @@ def _clean(loc: Sequence[int | str], document: Mapping[str, Any]) -> Location:
             if out and out[-1] == "expect" and segment in ("one", "many"):
                 continue
             is_key = isinstance(node, dict) and segment in node
-            if not is_key and _SCHEMA_NOISE.match(segment):
+            if not is_key and _SCHEMA_NOISE.fullmatch(segment):
                 continue
         out.append(segment)
         if isinstance(node, dict):

@@ -13,7 +13,7 @@ from pydantic import JsonValue
 
 Segment = str | int
 _TOKEN = re.compile(r"""\.?([^.\[\]]+)|\[(-?\d+)\]|\[["']([^"']*)["']\]""")
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][\w-]*$")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
 
 
 class PathError(ValueError):
@@ -44,7 +44,7 @@ def render(segments: Sequence[Segment]) -> str:
     for segment in segments:
         if isinstance(segment, int):
             out += f"[{segment}]"
-        elif _PLAIN_KEY.match(segment):
+        elif _PLAIN_KEY.fullmatch(segment):
             out += f".{segment}" if out else segment
         else:
             out += f"[{segment!r}]"

@@ -8,6 +8,7 @@ value is formatted as text. ``$${`` is a literal ``${``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,11 +23,11 @@ from chaoskit.spec import models, paths, suggestions
 
 _TOKEN = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
 _WHOLE = re.compile(r"\$\{([^{}]*)\}")
-_ENV = re.compile(r"^env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?$", re.DOTALL)
-_NAME = re.compile(r"^[A-Za-z_][\w-]*$")
-_HEAD = re.compile(r"^([A-Za-z_][\w-]*)((?:[.\[].*)?)$", re.DOTALL)
-_STEP = re.compile(r"^steps\.([A-Za-z_][\w-]*)(\.output(?:[.\[].*)?)?$")
-_SECRET = re.compile(r"^secrets\.([A-Za-z_][\w-]*)$")
+_ENV = re.compile(r"env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)
+_NAME = re.compile(r"[A-Za-z_][\w-]*")
+_HEAD = re.compile(r"([A-Za-z_][\w-]*)((?:[.\[].*)?)", re.DOTALL)
+_STEP = re.compile(r"steps\.([A-Za-z_][\w-]*)(\.output(?:[.\[].*)?)?")
+_SECRET = re.compile(r"secrets\.([A-Za-z_][\w-]*)")
 _RUNTIME_PREFIXES = ("steps.", "secrets.")
 FORMS = "${name}, ${env:NAME}, ${env:NAME:-default}, ${steps.<id>.output.<path>} or ${secrets.<name>}"
 
@@ -110,7 +111,7 @@ class _Substituter:
         return _TOKEN.sub(replace, text)
 
     def expression(self, expression: str, at: Location) -> JsonValue:
-        env = _ENV.match(expression)
+        env = _ENV.fullmatch(expression)
         if env:
             name, default = env.groups()
             if name in self.env:
@@ -125,7 +126,7 @@ class _Substituter:
                 )
             )
             return f"${{{expression}}}"
-        split = _HEAD.match(expression)
+        split = _HEAD.fullmatch(expression)
         head, rest = (split.group(1), split.group(2).removeprefix(".")) if split else ("", "")
         if not split or (rest and not _valid_path(rest)):
             self.issues.append(Issue(at, f"not a valid template '${{{expression}}}'; write {FORMS}"))
@@ -191,7 +192,7 @@ def parse_var(text: str) -> tuple[str, JsonValue]:
     name = name.strip()
     if not sep:
         raise errors.UsageError(f"--var {text!r}: expected name=value, e.g. --var url=http://127.0.0.1:8080")
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise errors.UsageError(
             f"--var {text!r}: {name!r} is not a variable name; use letters, digits, '_' and '-'"
         )
@@ -210,8 +211,28 @@ def parse_var(text: str) -> tuple[str, JsonValue]:
         return name, raw
 
 
+MAX_DEPTH = 100
+"""How deeply lists and mappings may nest in a file. Real experiments use about ten levels; a file
+nested hundreds deep is a mistake or an attack, and would exhaust Python's stack while being read."""
+
+
 class TextDatesLoader(yaml.SafeLoader):
-    """Safe YAML where dates stay text: JSON, and so the experiment model, has no date type."""
+    """Safe YAML where dates stay text (JSON, and so the experiment model, has no date type), and
+    nesting deeper than ``MAX_DEPTH`` is a located YAML error rather than a ``RecursionError``."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep; flatten the document", mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _timestamp_as_text(loader: TextDatesLoader, node: yaml.Node) -> str:
@@ -219,7 +240,18 @@ def _timestamp_as_text(loader: TextDatesLoader, node: yaml.Node) -> str:
     return str(loader.construct_scalar(node))
 
 
+def _int_or_infinite(loader: TextDatesLoader, node: yaml.Node) -> int | float:
+    assert isinstance(node, yaml.ScalarNode)
+    try:
+        return loader.construct_yaml_int(node)
+    except ValueError:
+        # More digits than int() converts (4300): no field takes such a number; as an infinity it
+        # is refused by the field with its path (a duration "at most 30d"), never a traceback.
+        return -math.inf if str(node.value).startswith("-") else math.inf
+
+
 TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
+TextDatesLoader.add_constructor("tag:yaml.org,2002:int", _int_or_infinite)
 
 
 def _json_value(value: object) -> JsonValue:
@@ -241,7 +273,7 @@ def step_refs(value: JsonValue) -> list[tuple[Location, str]]:
     for at, text in _strings(value):
         for expression in _expressions(text):
             if expression.startswith("steps."):
-                match = _STEP.match(expression)
+                match = _STEP.fullmatch(expression)
                 found.append((at, match.group(1) if match and match.group(2) else ""))
     return found
 
@@ -251,7 +283,7 @@ def secret_names(value: JsonValue) -> set[str]:
     names: set[str] = set()
     for _, text in _strings(value):
         for expression in _expressions(text):
-            match = _SECRET.match(expression)
+            match = _SECRET.fullmatch(expression)
             if match:
                 names.add(match.group(1))
     return names
@@ -263,7 +295,7 @@ def secret_refs(value: JsonValue) -> list[tuple[Location, str]]:
     for at, text in _strings(value):
         for expression in _expressions(text):
             if expression.startswith("secrets."):
-                match = _SECRET.match(expression)
+                match = _SECRET.fullmatch(expression)
                 found.append((at, match.group(1) if match else ""))
     return found
 
@@ -318,13 +350,13 @@ def _render_text(text: str, scope: RunScope) -> JsonValue:
 
 
 def _runtime_value(expression: str, scope: RunScope) -> JsonValue:
-    secret = _SECRET.match(expression)
+    secret = _SECRET.fullmatch(expression)
     if secret:
         name = secret.group(1)
         if name not in scope.secrets:
             raise TemplateError(f"'${{{expression}}}': secret {name!r} was not resolved for this run")
         return scope.secrets[name]
-    step = _STEP.match(expression)
+    step = _STEP.fullmatch(expression)
     if not step or not step.group(2):
         raise TemplateError(f"'${{{expression}}}' is not a valid template; write {FORMS}")
     step_id, rest = step.group(1), step.group(2)[len(".output") :]

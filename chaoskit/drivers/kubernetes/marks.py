@@ -25,12 +25,12 @@ FAULT = "chaoskit.io/fault"
 """Annotation: which fault made the change."""
 
 ALL = (RUN_ID, EXPIRES_AT, PREVIOUS_REPLICAS, WAS_UNSCHEDULABLE, FAULT)
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 
 
 def label_value(run_id: str) -> str:
     """``run_id`` as a valid label value (63 characters, alphanumeric ends); hashed when it isn't one."""
-    if _LABEL_VALUE.match(run_id):
+    if _LABEL_VALUE.fullmatch(run_id):
         return run_id
     cleaned = re.sub(r"[^-A-Za-z0-9_.]", "-", run_id).strip("-_.")[:50].strip("-_.")
     digest = hashlib.sha256(run_id.encode()).hexdigest()[:10]

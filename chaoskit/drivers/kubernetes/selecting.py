@@ -175,9 +175,9 @@ def list_nodes(api: connecting.Api, *, label_selector: str | None = None) -> lis
 
 
 _REQUIREMENT = re.compile(
-    r"^\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
+    r"\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
     r"(?:(?P<op>==|=|!=)\s*(?P<value>[-A-Za-z0-9_.]*)"
-    r"|\s(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?\s*$"
+    r"|\s(?P<setop>in|notin)\s*\((?P<values>[^)]*)\))?\s*"
 )
 
 
@@ -206,7 +206,7 @@ def label_selector_object(selector: str | None) -> JSON:
     match_labels: dict[str, str] = {}
     expressions: list[JSON] = []
     for part in _split_requirements(selector):
-        m = _REQUIREMENT.match(part)
+        m = _REQUIREMENT.fullmatch(part)
         if not m or (m.group("neg") and (m.group("op") or m.group("setop"))):
             raise DriverError(
                 f"label selector {selector!r}: can't read {part.strip()!r}",
