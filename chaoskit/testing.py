@@ -218,10 +218,27 @@ class _Status(contract.Probe[StatusArgs]):
         return {"status": 200 if self.fake.healthy() else 503}
 
 
-class _Break(contract.Fault[BreakArgs]):
+class BreakRevert(contract.Revert):
+    """What undoes ``fake.break`` (and ``fake.kill``, ``fake.destroy``) on one target."""
+
+    target: str
+    """The id of the fake target that was broken."""
+    fail_revert: bool = False
+    """Make the revert raise (the step's ``fail_revert``), to test a revert that fails."""
+
+
+class MarkerRevert(contract.Revert):
+    """What undoes ``fake.marker``."""
+
+    path: str
+    """The file inject created, removed on revert."""
+
+
+class _Break(contract.Fault[BreakArgs, BreakRevert]):
     name = "fake.break"
     summary = "marks targets broken until reverted"
     args = BreakArgs
+    revert_type = BreakRevert
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake
@@ -232,24 +249,22 @@ class _Break(contract.Fault[BreakArgs]):
             return found
         return targeting.choose(found, targeting.Selection(count=args.count), ctx.rng)
 
-    def prepare(
-        self, args: BreakArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return {"target": target.id, "fail_revert": args.fail_revert}
+    def prepare(self, args: BreakArgs, target: contract.Target, ctx: contract.RunContext) -> BreakRevert:
+        return BreakRevert(target=target.id, fail_revert=args.fail_revert)
 
     def inject(
-        self, args: BreakArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: BreakArgs, target: contract.Target, revert: BreakRevert, ctx: contract.RunContext
+    ) -> BreakRevert:
         self.fake.calls.append(("inject", target.id))
         if args.fail_inject:
             raise errors.DriverError(f"fake.break on {target.id}: the fake was told to fail")
         self.fake.applied.add(target.id)
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        target = str(revert["target"])
+    def revert(self, revert: BreakRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        target = revert.target
         self.fake.calls.append(("revert", target))
-        if revert.get("fail_revert"):
+        if revert.fail_revert:
             raise errors.DriverError(f"fake.break on {target}: revert told to fail")
         if target not in self.fake.applied:
             return contract.RevertOutcome.ALREADY_CLEAN
@@ -258,10 +273,11 @@ class _Break(contract.Fault[BreakArgs]):
         return contract.RevertOutcome.REVERTED
 
 
-class _Marker(contract.Fault[MarkerArgs]):
+class _Marker(contract.Fault[MarkerArgs, MarkerRevert]):
     name = "fake.marker"
     summary = "creates a file, removed on revert"
     args = MarkerArgs
+    revert_type = MarkerRevert
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake
@@ -269,20 +285,18 @@ class _Marker(contract.Fault[MarkerArgs]):
     def targets(self, args: MarkerArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return [contract.Target(kind="file", id=args.path, name=args.path)]
 
-    def prepare(
-        self, args: MarkerArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return {"path": args.path}
+    def prepare(self, args: MarkerArgs, target: contract.Target, ctx: contract.RunContext) -> MarkerRevert:
+        return MarkerRevert(path=args.path)
 
     def inject(
-        self, args: MarkerArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        self.fake.calls.append(("inject", args.path))
-        Path(args.path).write_text(ctx.run_id)
+        self, args: MarkerArgs, target: contract.Target, revert: MarkerRevert, ctx: contract.RunContext
+    ) -> MarkerRevert:
+        self.fake.calls.append(("inject", revert.path))
+        Path(revert.path).write_text(ctx.run_id)
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        path = Path(str(revert["path"]))
+    def revert(self, revert: MarkerRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        path = Path(revert.path)
         self.fake.calls.append(("revert", str(path)))
         if not path.exists():
             return contract.RevertOutcome.ALREADY_CLEAN

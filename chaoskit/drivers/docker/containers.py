@@ -15,10 +15,6 @@ from chaoskit.drivers.docker import connecting, namespacing, targets
 from chaoskit.errors import DriverError
 
 
-def _revert_base(target: contract.Target) -> contract.RevertData:
-    return {"container_id": target.id, "name": target.name}
-
-
 def _container(target: contract.Target, ctx: contract.RunContext) -> Any:
     container = targets.get(target.id, ctx)
     if container is None:
@@ -26,17 +22,38 @@ def _container(target: contract.Target, ctx: contract.RunContext) -> Any:
     return container
 
 
+STATE_LEASE = "docker.container.state"
+"""The lease every fault on a container's life holds. Kill, stop, pause, restart and remove all
+change whether the container's processes run, and any of them silently undoes another: a restart
+or a kill (restart policy) of a paused container resumes it, so the pause's revert then finds
+nothing to do and the experiment measured something else than it says; a pause of a stopped
+container fails half-way. So one of them at a time per container, unless a step says
+``allow_overlap: true``."""
+
+
+def _state_lease(target: contract.Target) -> str:
+    return f"{STATE_LEASE}@{target.kind}:{target.id}"
+
+
+ContainerRevert = targets.ContainerRevert
+# (A name of this module's own: inside the fault classes, ``targets`` is their method.)
+
 S = TypeVar("S", bound=targets.Selector)
 
 
-class _ContainerFault(contract.Fault[S]):
+class _ContainerFault(contract.Fault[S, ContainerRevert]):
     """A fault on running containers chosen by a selector; revert finds them again by id."""
+
+    revert_type = ContainerRevert
+
+    def lease(self, args: S, target: contract.Target) -> str:
+        return _state_lease(target)
 
     def targets(self, args: S, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx)
 
-    def prepare(self, args: S, target: contract.Target, ctx: contract.RunContext) -> contract.RevertData:
-        return _revert_base(target)
+    def prepare(self, args: S, target: contract.Target, ctx: contract.RunContext) -> ContainerRevert:
+        return ContainerRevert(container_id=target.id, name=target.name)
 
 
 class KillArgs(targets.Selector):
@@ -61,25 +78,39 @@ def _signal_number(signal: str | int) -> int:
         ) from None
 
 
-class Kill(contract.Fault[KillArgs]):
+class KillRevert(targets.ContainerRevert):
+    """What a kill did: nothing to undo (the restart policy is the recovery), kept for the journal."""
+
+    signal: int = Field(ge=1)
+    """The signal's number, resolved when preparing so that the record says what was sent."""
+    via: Literal["process", "api"] | None = None
+    """How it was sent: to the main process from the host, or through the Engine API; None until
+    injected."""
+    pid: int | None = Field(default=None, ge=1)
+    """The host pid that was signalled (``via: process``)."""
+
+
+class Kill(contract.Fault[KillArgs, KillRevert]):
     name = "docker.container.kill"
     summary = "Crash containers with a signal (default SIGKILL); their restart policy brings them back."
     args = KillArgs
+    revert_type = KillRevert
     reversibility = contract.Reversibility.SELF_HEALING
+    captures_state = False  # nothing is restored: the container's restart policy brings it back
+
+    def lease(self, args: KillArgs, target: contract.Target) -> str:
+        return _state_lease(target)
 
     def targets(self, args: KillArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx)
 
-    def prepare(
-        self, args: KillArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return {**_revert_base(target), "signal": _signal_number(args.signal)}
+    def prepare(self, args: KillArgs, target: contract.Target, ctx: contract.RunContext) -> KillRevert:
+        return KillRevert(container_id=target.id, name=target.name, signal=_signal_number(args.signal))
 
     def inject(
-        self, args: KillArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: KillArgs, target: contract.Target, revert: KillRevert, ctx: contract.RunContext
+    ) -> KillRevert:
         container = _container(target, ctx)
-        number = _signal_number(args.signal)
         pid = namespacing.local_pid(container) if args.via != "api" else None
         if args.via == "process" and pid is None:
             raise DriverError(
@@ -89,15 +120,15 @@ class Kill(contract.Fault[KillArgs]):
         if pid is not None:
             # The engine sees the main process die as a crash, so the restart policy applies.
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, number)
-            return {**revert, "via": "process", "pid": pid}
+                os.kill(pid, revert.signal)
+            return KillRevert.model_validate({**revert.model_dump(), "via": "process", "pid": pid})
         if args.via == "auto":
             ctx.log(f"docker: killing {target.name} through the Engine API; its restart policy won't apply")
         try:
-            container.kill(signal=number)
+            container.kill(signal=revert.signal)
         except Exception as e:
-            connecting.fail(f"sending signal {number} to", f"container {target.name}", e)
-        return {**revert, "via": "api"}
+            connecting.fail(f"sending signal {revert.signal} to", f"container {target.name}", e)
+        return KillRevert.model_validate({**revert.model_dump(), "via": "api"})
 
 
 class StopArgs(targets.Selector):
@@ -111,8 +142,12 @@ class Stop(_ContainerFault[StopArgs]):
     args = StopArgs
 
     def inject(
-        self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self,
+        args: StopArgs,
+        target: contract.Target,
+        revert: ContainerRevert,
+        ctx: contract.RunContext,
+    ) -> ContainerRevert:
         container = _container(target, ctx)
         try:
             container.stop(timeout=args.grace)
@@ -120,14 +155,14 @@ class Stop(_ContainerFault[StopArgs]):
             connecting.fail("stopping", f"container {target.name}", e)
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        container = targets.get(str(revert["container_id"]), ctx)
+    def revert(self, revert: ContainerRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = targets.get(revert.container_id, ctx)
         if container is None or container.status in {"running", "restarting"}:
             return contract.RevertOutcome.ALREADY_CLEAN
         try:
             container.start()
         except Exception as e:
-            connecting.fail("starting", f"container {revert['name']}", e)
+            connecting.fail("starting", f"container {revert.name}", e)
         return contract.RevertOutcome.REVERTED
 
 
@@ -144,9 +179,9 @@ class Pause(_ContainerFault[PauseArgs]):
         self,
         args: PauseArgs,
         target: contract.Target,
-        revert: contract.RevertData,
+        revert: ContainerRevert,
         ctx: contract.RunContext,
-    ) -> contract.RevertData:
+    ) -> ContainerRevert:
         container = _container(target, ctx)
         try:
             container.pause()
@@ -154,14 +189,14 @@ class Pause(_ContainerFault[PauseArgs]):
             connecting.fail("pausing", f"container {target.name}", e)
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        container = targets.get(str(revert["container_id"]), ctx)
+    def revert(self, revert: ContainerRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        container = targets.get(revert.container_id, ctx)
         if container is None or container.status != "paused":
             return contract.RevertOutcome.ALREADY_CLEAN
         try:
             container.unpause()
         except Exception as e:
-            connecting.fail("unpausing", f"container {revert['name']}", e)
+            connecting.fail("unpausing", f"container {revert.name}", e)
         return contract.RevertOutcome.REVERTED
 
 
@@ -170,10 +205,15 @@ class Restart(_ContainerFault[StopArgs]):
     summary = "Restart containers (stop with a grace period, then start)."
     args = StopArgs
     reversibility = contract.Reversibility.SELF_HEALING
+    captures_state = False  # nothing is restored: the restart is over when inject returns
 
     def inject(
-        self, args: StopArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self,
+        args: StopArgs,
+        target: contract.Target,
+        revert: ContainerRevert,
+        ctx: contract.RunContext,
+    ) -> ContainerRevert:
         container = _container(target, ctx)
         try:
             container.restart(timeout=args.grace)
@@ -187,24 +227,33 @@ class RemoveArgs(targets.Selector):
     """Also remove the container's anonymous volumes."""
 
 
-class Remove(contract.Fault[RemoveArgs]):
+class RemoveRevert(targets.ContainerRevert):
+    """Nothing can bring a removed container back; this says in the journal what was lost."""
+
+    image: str
+    """The image it ran (empty when the engine did not say)."""
+
+
+class Remove(contract.Fault[RemoveArgs, RemoveRevert]):
     name = "docker.container.remove"
     summary = "Force-remove containers. Irreversible: the step must say `irreversible: ok`."
     args = RemoveArgs
+    revert_type = RemoveRevert
     reversibility: ClassVar[contract.Reversibility] = contract.Reversibility.IRREVERSIBLE
+    captures_state = False  # nothing can be restored
+
+    def lease(self, args: RemoveArgs, target: contract.Target) -> str:
+        return _state_lease(target)
 
     def targets(self, args: RemoveArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx, include_stopped=True)
 
-    def prepare(
-        self, args: RemoveArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        # Nothing can bring it back; record what it was so the journal says what was lost.
-        return {**_revert_base(target), "image": target.detail.get("image", "")}
+    def prepare(self, args: RemoveArgs, target: contract.Target, ctx: contract.RunContext) -> RemoveRevert:
+        return RemoveRevert(container_id=target.id, name=target.name, image=target.detail.get("image", ""))
 
     def inject(
-        self, args: RemoveArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: RemoveArgs, target: contract.Target, revert: RemoveRevert, ctx: contract.RunContext
+    ) -> RemoveRevert:
         container = _container(target, ctx)
         try:
             container.remove(force=True, v=args.volumes)

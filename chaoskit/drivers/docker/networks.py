@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import Field, model_validator
 
@@ -26,8 +27,8 @@ def comment_for(run_id: str) -> str:
     return COMMENT_PREFIX + re.sub(r"[^A-Za-z0-9_.:-]", "_", run_id)[:200]
 
 
-def _container(revert: contract.RevertData, ctx: contract.RunContext) -> Any | None:
-    return targets.get(str(revert["container_id"]), ctx)
+def _container(revert: targets.ContainerRevert, ctx: contract.RunContext) -> Any | None:
+    return targets.get(revert.container_id, ctx)
 
 
 def _running(target: contract.Target, ctx: contract.RunContext) -> Any:
@@ -46,33 +47,41 @@ class Mechanism(contract.Args):
     """Image with sh, iptables and tc for the helper; default ``$CHAOSKIT_DOCKER_HELPER_IMAGE``."""
 
 
-def _mechanism_data(args: Mechanism) -> contract.RevertData:
-    # The image is resolved now, so that a later `chaoskit recover` without the same environment
-    # still reverts with the image that injected.
-    return {"mechanism": args.mechanism.value, "helper_image": namespacing.helper_image(args.helper_image)}
+class InNamespaceRevert(targets.ContainerRevert):
+    """A change made inside a container's network namespace, and how to get in there again."""
+
+    mechanism: namespacing.Mechanism
+    """How the change was made (``auto``, ``nsenter`` or ``helper``); the revert uses the same."""
+    helper_image: str
+    """The helper image, resolved when preparing, so that a later ``chaoskit recover`` without the
+    same environment still reverts with the image that injected."""
+
+
+def _in_namespace(args: Mechanism, target: contract.Target) -> dict[str, object]:
+    return {
+        "container_id": target.id,
+        "name": target.name,
+        "mechanism": args.mechanism,
+        "helper_image": namespacing.helper_image(args.helper_image),
+    }
 
 
 def _run(
     container: Any,
     commands: Sequence[Sequence[str]],
-    revert: contract.RevertData,
+    revert: InNamespaceRevert,
     ctx: contract.RunContext,
     *,
     stop_on_error: bool = False,
 ) -> list[namespacing.Result]:
-    image = revert.get("helper_image")
     return namespacing.run(
         container,
         commands,
         ctx,
-        mechanism=namespacing.Mechanism(str(revert.get("mechanism") or "auto")),
-        image=str(image) if image else None,
+        mechanism=revert.mechanism,
+        image=revert.helper_image,
         stop_on_error=stop_on_error,
     )
-
-
-def _list(value: contract.JSONValue) -> list[contract.JSONValue]:
-    return value if isinstance(value, list) else []
 
 
 # --- disconnect -------------------------------------------------------------------------------
@@ -83,17 +92,46 @@ class DisconnectArgs(targets.Selector):
     """The network (name or id) to disconnect the containers from."""
 
 
-class Disconnect(contract.Fault[DisconnectArgs]):
+class DisconnectRevert(targets.ContainerRevert):
+    """The container's endpoint on the network as it was, to reconnect it the same way."""
+
+    network_id: str
+    """The network's id; revert finds it by this (a network re-created under the name is another)."""
+    network_name: str
+    """Its name, for messages."""
+    aliases: tuple[str, ...]
+    """The endpoint's aliases, without the short container id Docker adds by itself."""
+    ipv4_address: str | None
+    """The IPv4 address to pin again (None on the default bridge, which takes no fixed address)."""
+    ipv6_address: str | None
+    """The IPv6 address to pin again, likewise."""
+    links: tuple[str, ...]
+    """Legacy links, as ``container:alias``."""
+    driver_opt: dict[str, str]
+    """The endpoint's driver options."""
+    ip_seen: str
+    """The address the container had (empty if none), so the journal says it even on the default
+    bridge, where it is not pinned again."""
+
+
+class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
     name = "docker.network.disconnect"
     summary = "Disconnect containers from a network; reverted by reconnecting with the same aliases and IPs."
     args = DisconnectArgs
+    revert_type = DisconnectRevert
+
+    def lease(self, args: DisconnectArgs, target: contract.Target) -> str:
+        # Per network: disconnecting one container from two networks are two independent faults.
+        # (A network named once by name and once by id gets two keys; reconnecting twice then fails
+        # loudly, it does not stack silently.)
+        return f"{self.name}@{target.kind}:{target.id}/network:{args.network}"
 
     def targets(self, args: DisconnectArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx)
 
     def prepare(
         self, args: DisconnectArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
+    ) -> DisconnectRevert:
         container = _running(target, ctx)
         client = connecting.client(ctx)
         try:
@@ -117,77 +155,77 @@ class Disconnect(contract.Fault[DisconnectArgs]):
         user_defined = network.name != "bridge"
         ipv4 = ipam.get("IPv4Address") or (endpoint.get("IPAddress") if user_defined else None)
         ipv6 = ipam.get("IPv6Address") or (endpoint.get("GlobalIPv6Address") if user_defined else None)
-        return {
-            "container_id": target.id,
-            "name": target.name,
-            "network_id": str(network.id),
-            "network_name": str(network.name),
-            "aliases": aliases,
-            "ipv4_address": ipv4 or None,
-            "ipv6_address": ipv6 or None,
-            "links": list(endpoint.get("Links") or []),
-            "driver_opt": dict(endpoint.get("DriverOpts") or {}),
-            "ip_seen": str(endpoint.get("IPAddress") or ""),
-        }
+        # Validated, not constructed: what the engine API answered is checked like a ledger read.
+        return DisconnectRevert.model_validate(
+            {
+                "container_id": target.id,
+                "name": target.name,
+                "network_id": network.id,
+                "network_name": network.name,
+                "aliases": aliases,
+                "ipv4_address": ipv4 or None,
+                "ipv6_address": ipv6 or None,
+                "links": endpoint.get("Links") or [],
+                "driver_opt": endpoint.get("DriverOpts") or {},
+                "ip_seen": endpoint.get("IPAddress") or "",
+            }
+        )
 
     def inject(
         self,
         args: DisconnectArgs,
         target: contract.Target,
-        revert: contract.RevertData,
+        revert: DisconnectRevert,
         ctx: contract.RunContext,
-    ) -> contract.RevertData:
+    ) -> DisconnectRevert:
         client = connecting.client(ctx)
         try:
-            client.networks.get(str(revert["network_id"])).disconnect(target.id, force=True)
+            client.networks.get(revert.network_id).disconnect(target.id, force=True)
         except Exception as e:
             connecting.fail(
-                f"disconnecting from network {revert['network_name']}", f"container {target.name}", e
+                f"disconnecting from network {revert.network_name}", f"container {target.name}", e
             )
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+    def revert(self, revert: DisconnectRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
         container = _container(revert, ctx)
         if container is None:
             return contract.RevertOutcome.ALREADY_CLEAN
         attached = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
-        if any(ep.get("NetworkID") == revert["network_id"] for ep in attached.values()):
+        if any(ep.get("NetworkID") == revert.network_id for ep in attached.values()):
             return contract.RevertOutcome.ALREADY_CLEAN
         client = connecting.client(ctx)
-        aliases = [str(a) for a in _list(revert.get("aliases"))]
-        links = [tuple(str(link).split(":", 1)) for link in _list(revert.get("links"))]
-        driver_opt = revert.get("driver_opt") or {}
         try:
-            network = client.networks.get(str(revert["network_id"]))
+            network = client.networks.get(revert.network_id)
         except Exception as e:
             if connecting.is_not_found(e):
                 return contract.RevertOutcome.ALREADY_CLEAN
-            connecting.fail("looking up network", str(revert["network_name"]), e)
+            connecting.fail("looking up network", revert.network_name, e)
         options: dict[str, Any] = {
-            "aliases": aliases or None,
-            "ipv4_address": revert.get("ipv4_address") or None,
-            "ipv6_address": revert.get("ipv6_address") or None,
-            "links": links or None,
-            "driver_opt": driver_opt or None,
+            "aliases": list(revert.aliases) or None,
+            "ipv4_address": revert.ipv4_address,
+            "ipv6_address": revert.ipv6_address,
+            "links": [tuple(link.split(":", 1)) for link in revert.links] or None,
+            "driver_opt": dict(revert.driver_opt) or None,
         }
         try:
             try:
-                network.connect(str(revert["container_id"]), **options)
+                network.connect(revert.container_id, **options)
             except Exception as e:
                 # Only networks created with an explicit subnet accept a fixed address.
                 if "user configured subnets" not in str(getattr(e, "explanation", "")):
                     raise
                 ctx.log(
-                    f"docker: network {revert['network_name']} has no configured subnet, so container "
-                    f"{revert['name']} is reconnected without pinning {revert.get('ipv4_address')}"
+                    f"docker: network {revert.network_name} has no configured subnet, so container "
+                    f"{revert.name} is reconnected without pinning {revert.ipv4_address}"
                 )
                 network.connect(
-                    str(revert["container_id"]), **{**options, "ipv4_address": None, "ipv6_address": None}
+                    revert.container_id, **{**options, "ipv4_address": None, "ipv6_address": None}
                 )
         except Exception as e:
             connecting.fail(
-                f"reconnecting to network {revert['network_name']} (ip {revert.get('ipv4_address')})",
-                f"container {revert['name']}",
+                f"reconnecting to network {revert.network_name} (ip {revert.ipv4_address})",
+                f"container {revert.name}",
                 e,
             )
         return contract.RevertOutcome.REVERTED
@@ -258,7 +296,7 @@ def partition_rules(args: PartitionArgs, cidrs: Sequence[str], comment: str) -> 
 
 
 def _delete_rules(
-    container: Any, rules: Sequence[Sequence[str]], revert: contract.RevertData, ctx: contract.RunContext
+    container: Any, rules: Sequence[Sequence[str]], revert: InNamespaceRevert, ctx: contract.RunContext
 ) -> int:
     """Delete every rule (each as often as it is there); how many were deleted."""
     deleted = 0
@@ -272,35 +310,42 @@ def _delete_rules(
     return deleted
 
 
-class Partition(contract.Fault[PartitionArgs]):
+class PartitionRevert(InNamespaceRevert):
+    """The iptables rules a partition added, to delete exactly those."""
+
+    rules: tuple[tuple[str, ...], ...] = Field(min_length=1)
+    """Each rule's spec, chain first (``INPUT -s 10.0.0.5/32 ... -j DROP``), as ``iptables -D`` takes it."""
+
+
+class Partition(contract.Fault[PartitionArgs, PartitionRevert]):
     name = "docker.network.partition"
     summary = "Drop traffic between containers and peers (or everything) with iptables in their namespace."
     args = PartitionArgs
+    revert_type = PartitionRevert
+    # Its own rules, deleted by its own revert: there is no earlier state to hand on. (Two steps of one
+    # run that add the very same rules to one container share them: the first revert deletes every
+    # copy. The default lease refuses that overlap unless a step allows it.)
+    captures_state = False
 
     def targets(self, args: PartitionArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx)
 
     def prepare(
         self, args: PartitionArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
+    ) -> PartitionRevert:
         cidrs = _peer_cidrs(args.peers, ctx)
         rules = partition_rules(args, cidrs, comment_for(ctx.run_id))
-        return {
-            "container_id": target.id,
-            "name": target.name,
-            "rules": [list[contract.JSONValue](r) for r in rules],
-            **_mechanism_data(args),
-        }
+        return PartitionRevert.model_validate({**_in_namespace(args, target), "rules": rules})
 
     def inject(
         self,
         args: PartitionArgs,
         target: contract.Target,
-        revert: contract.RevertData,
+        revert: PartitionRevert,
         ctx: contract.RunContext,
-    ) -> contract.RevertData:
+    ) -> PartitionRevert:
         container = _running(target, ctx)
-        rules = _rules(revert)
+        rules = revert.rules
         results = _run(
             container, [["iptables", "-w", "-I", *rule] for rule in rules], revert, ctx, stop_on_error=True
         )
@@ -319,20 +364,13 @@ class Partition(contract.Fault[PartitionArgs]):
             )
         return revert
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+    def revert(self, revert: PartitionRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
         container = _container(revert, ctx)
         # A stopped or removed container's namespace, and its rules, are gone with it.
         if container is None or container.status not in {"running", "paused"}:
             return contract.RevertOutcome.ALREADY_CLEAN
-        deleted = _delete_rules(container, _rules(revert), revert, ctx)
+        deleted = _delete_rules(container, revert.rules, revert, ctx)
         return contract.RevertOutcome.REVERTED if deleted else contract.RevertOutcome.ALREADY_CLEAN
-
-
-def _rules(revert: contract.RevertData) -> list[list[str]]:
-    raw = revert.get("rules")
-    if not isinstance(raw, list):
-        raise DriverError("docker.network.partition: the revert record has no rule list")
-    return [[str(part) for part in rule] for rule in raw if isinstance(rule, list)]
 
 
 # --- netem ------------------------------------------------------------------------------------
@@ -359,30 +397,45 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
-class _Netem(contract.Fault[Any]):
-    def targets(self, args: NetemArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+class NetemRevert(InNamespaceRevert):
+    """The netem qdisc a delay or loss put on an interface."""
+
+    interface: str
+    """The interface whose root qdisc (handle ``4c4b:``) is removed again."""
+    netem: tuple[str, ...]
+    """The netem parameters that were applied (``delay 100ms``), for the journal."""
+
+
+N = TypeVar("N", bound=NetemArgs)
+
+
+class _Netem(contract.Fault[N, NetemRevert]):
+    revert_type = NetemRevert
+    # Its own qdisc, removed by its own revert; a second one on the interface is refused by tc.
+    captures_state = False
+
+    def lease(self, args: N, target: contract.Target) -> str:
+        # Delay and loss both own the interface's root qdisc: one of them at a time per interface.
+        return f"docker.network.netem@{target.kind}:{target.id}/{args.interface}"
+
+    def targets(self, args: N, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx)
 
-    def netem(self, args: Any) -> list[str]:
-        raise NotImplementedError
+    @abstractmethod
+    def netem(self, args: N) -> list[str]:
+        """The ``tc qdisc ... netem`` parameters for ``args``."""
 
-    def prepare(
-        self, args: NetemArgs, target: contract.Target, ctx: contract.RunContext
-    ) -> contract.RevertData:
-        return {
-            "container_id": target.id,
-            "name": target.name,
-            "interface": args.interface,
-            "netem": list[contract.JSONValue](self.netem(args)),
-            **_mechanism_data(args),
-        }
+    def prepare(self, args: N, target: contract.Target, ctx: contract.RunContext) -> NetemRevert:
+        return NetemRevert.model_validate(
+            {**_in_namespace(args, target), "interface": args.interface, "netem": self.netem(args)}
+        )
 
     def inject(
-        self, args: NetemArgs, target: contract.Target, revert: contract.RevertData, ctx: contract.RunContext
-    ) -> contract.RevertData:
+        self, args: N, target: contract.Target, revert: NetemRevert, ctx: contract.RunContext
+    ) -> NetemRevert:
         container = _running(target, ctx)
-        iface = args.interface
-        add = ["tc", "qdisc", "add", "dev", iface, "root", "handle", NETEM_HANDLE, "netem", *self.netem(args)]
+        iface = revert.interface
+        add = ["tc", "qdisc", "add", "dev", iface, "root", "handle", NETEM_HANDLE, "netem", *revert.netem]
         (result,) = _run(container, [add], revert, ctx)
         if result.ok:
             return revert
@@ -400,11 +453,11 @@ class _Netem(contract.Fault[Any]):
             )
         raise DriverError(f"docker: tc on {iface} of container {target.name} failed: {result.output}")
 
-    def revert(self, revert: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+    def revert(self, revert: NetemRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
         container = _container(revert, ctx)
         if container is None or container.status not in {"running", "paused"}:
             return contract.RevertOutcome.ALREADY_CLEAN
-        iface = str(revert["interface"])
+        iface = revert.interface
         (shown,) = _run(container, [["tc", "qdisc", "show", "dev", iface]], revert, ctx)
         if f"netem {NETEM_HANDLE}" not in shown.output:
             return contract.RevertOutcome.ALREADY_CLEAN
@@ -413,12 +466,12 @@ class _Netem(contract.Fault[Any]):
         )
         if not deleted.ok:
             raise DriverError(
-                f"docker: removing netem from {iface} of container {revert['name']} failed: {deleted.output}"
+                f"docker: removing netem from {iface} of container {revert.name} failed: {deleted.output}"
             )
         return contract.RevertOutcome.REVERTED
 
 
-class Delay(_Netem):
+class Delay(_Netem[DelayArgs]):
     name = "docker.network.delay"
     summary = "Add latency (tc netem) to a container's interface."
     args = DelayArgs
@@ -427,7 +480,7 @@ class Delay(_Netem):
         return ["delay", _ms(args.delay), *([_ms(args.jitter)] if args.jitter else [])]
 
 
-class Loss(_Netem):
+class Loss(_Netem[LossArgs]):
     name = "docker.network.loss"
     summary = "Drop a share of a container's packets (tc netem)."
     args = LossArgs

@@ -55,6 +55,16 @@ class Selector(Match, targeting.Selection):
     """Containers to consider, then how many of them to hit."""
 
 
+class ContainerRevert(contract.Revert):
+    """Which container to find again when reverting, by the id that stays its own."""
+
+    container_id: str
+    """The container's full id; revert looks it up by this (a new container with the same name is
+    another container)."""
+    name: str
+    """Its name, for messages."""
+
+
 def _name(container: Any) -> str:
     return str(container.name).lstrip("/")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+
+from pydantic import BaseModel, ConfigDict
 
 from chaoskit.drivers import contract
 from chaoskit.errors import ComponentMissing, DriverError
@@ -34,27 +35,18 @@ class ClusterArgs(contract.Args):
     """Use the pod's service account (chaoskit running inside the cluster)."""
 
 
-@dataclass(frozen=True)
-class Connection:
-    """Where a cluster is, in a form that survives in the ledger (no secrets: only a path)."""
+class Connection(BaseModel):
+    """Where a cluster is, in a form that survives in the ledger (no secrets: only a path). Part of
+    every kubernetes fault's revert data, so that ``recover`` reaches the same cluster."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kubeconfig: str | None
+    """The kubeconfig's absolute path (None in-cluster)."""
     context: str | None
+    """The context of that kubeconfig (None: its current context)."""
     in_cluster: bool
-
-    def to_json(self) -> dict[str, contract.JSONValue]:
-        return {"kubeconfig": self.kubeconfig, "context": self.context, "in_cluster": self.in_cluster}
-
-    @classmethod
-    def from_json(cls, data: object) -> Connection:
-        if not isinstance(data, dict):
-            raise DriverError(f"recorded kubernetes connection is not an object: {data!r}")
-        kubeconfig, context = data.get("kubeconfig"), data.get("context")
-        return cls(
-            kubeconfig=str(kubeconfig) if kubeconfig is not None else None,
-            context=str(context) if context is not None else None,
-            in_cluster=bool(data.get("in_cluster")),
-        )
+    """The pod's service account (chaoskit running inside the cluster)."""
 
     @property
     def key(self) -> str:

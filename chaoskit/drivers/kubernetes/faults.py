@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self, TypeVar
@@ -19,10 +20,9 @@ from pydantic import Field, model_validator
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.kubernetes import connecting, evicting, marks, selecting
 from chaoskit.durations import Duration
-from chaoskit.errors import DriverError, TargetError
+from chaoskit.errors import TargetError
 
 JSON = connecting.JSON
-RevertData = contract.RevertData
 Target = contract.Target
 
 
@@ -31,19 +31,19 @@ class Marked(contract.Args):
     """How long the change may outlive a vanished run before a sweep (``chaoskit recover``) reverts it."""
 
 
+class ClusterRevert(contract.Revert):
+    """Base of the kubernetes faults' revert data: which cluster the change was made in."""
+
+    connection: connecting.Connection
+    """The kubeconfig path and context (never a token), so that ``recover`` reconnects there."""
+
+
 def _connect(args: connecting.ClusterArgs, ctx: contract.RunContext) -> connecting.Api:
     return connecting.api(ctx, connecting.resolve(args))
 
 
-def _reconnect(revert: RevertData, ctx: contract.RunContext) -> connecting.Api:
-    return connecting.api(ctx, connecting.Connection.from_json(revert.get("connection")))
-
-
-def _str(revert: RevertData, key: str) -> str:
-    value = revert.get(key)
-    if not isinstance(value, str):
-        raise DriverError(f"recorded revert data lacks {key!r}: {revert!r}")
-    return value
+def _reconnect(revert: ClusterRevert, ctx: contract.RunContext) -> connecting.Api:
+    return connecting.api(ctx, revert.connection)
 
 
 # --- pods -------------------------------------------------------------------------------------
@@ -54,24 +54,45 @@ class PodsArgs(selecting.SelectedPodArgs):
     """Seconds the pod gets to stop; default the pod's own terminationGracePeriodSeconds."""
 
 
+class PodRevert(ClusterRevert):
+    """Which pod was deleted or evicted. Nothing is undone (its controller replaces it); kept so the
+    journal and ``recover`` say exactly which pod it was."""
+
+    namespace: str
+    """The pod's namespace."""
+    name: str
+    """The pod's name."""
+    uid: str | None
+    """The pod's uid (None when the API server did not give one): a newer pod that took the name
+    (StatefulSets reuse names) is another pod."""
+
+
 P = TypeVar("P", bound=PodsArgs)
 
 
-class _PodFault(contract.Fault[P]):
+class _PodFault(contract.Fault[P, PodRevert]):
+    revert_type = PodRevert
     reversibility = contract.Reversibility.SELF_HEALING
+    captures_state = False  # nothing is restored: the pod's controller replaces it
+
+    def lease(self, args: P, target: Target) -> None:
+        # A deleted pod holds nothing that another fault could undo or stack on: it is gone, and
+        # its replacement is a new pod with a new uid. Refusing a second delete of "the same" pod
+        # would only get in the way of steps that delete pods again and again.
+        return None
 
     def targets(self, args: P, ctx: contract.RunContext) -> Sequence[Target]:
         api = _connect(args, ctx)
         candidates = [selecting.pod_target(p) for p in selecting.candidate_pods(args, api)]
         return targeting.choose(candidates, args, ctx.rng, what="pods")
 
-    def prepare(self, args: P, target: Target, ctx: contract.RunContext) -> RevertData:
-        return {
-            "connection": connecting.resolve(args).to_json(),
-            "namespace": target.detail["namespace"],
-            "name": target.name,
-            "uid": target.detail.get("uid", ""),
-        }
+    def prepare(self, args: P, target: Target, ctx: contract.RunContext) -> PodRevert:
+        return PodRevert(
+            connection=connecting.resolve(args),
+            namespace=target.detail["namespace"],
+            name=target.name,
+            uid=target.detail.get("uid") or None,
+        )
 
 
 class PodsDelete(_PodFault[PodsArgs]):
@@ -80,16 +101,16 @@ class PodsDelete(_PodFault[PodsArgs]):
     args = PodsArgs
 
     def inject(
-        self, args: PodsArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
+        self, args: PodsArgs, target: Target, revert: PodRevert, ctx: contract.RunContext
+    ) -> PodRevert:
         api = _connect(args, ctx)
-        namespace, name = target.detail["namespace"], target.name
+        namespace, name = revert.namespace, revert.name
         body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if args.grace_period is not None:
             body["gracePeriodSeconds"] = args.grace_period
-        if target.detail.get("uid"):
+        if revert.uid is not None:
             # Never delete a newer pod that took the chosen one's name (StatefulSets reuse names).
-            body["preconditions"] = {"uid": target.detail["uid"]}
+            body["preconditions"] = {"uid": revert.uid}
         try:
             api.delete(evicting.pod_path(namespace, name), what=f"deleting pod {namespace}/{name}", body=body)
         except connecting.ApiError as e:
@@ -132,10 +153,10 @@ class PodsEvict(_PodFault[EvictArgs]):
         return chosen
 
     def inject(
-        self, args: EvictArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
+        self, args: EvictArgs, target: Target, revert: PodRevert, ctx: contract.RunContext
+    ) -> PodRevert:
         api = _connect(args, ctx)
-        namespace = target.detail["namespace"]
+        namespace = revert.namespace
         deadline = time.monotonic() + args.timeout
         while True:
             try:
@@ -172,16 +193,41 @@ class ScaleArgs(WorkloadArgs, Marked):
     """The replica count during the fault; the previous one is restored on revert."""
 
 
-class _WorkloadFault(contract.Fault[Any]):
-    kind: ClassVar[str]
-    """``Deployment`` or ``StatefulSet``."""
+WorkloadKind = Literal["Deployment", "StatefulSet"]
+
+
+class WorkloadRevert(ClusterRevert):
+    """Which workload a fault changed."""
+
+    kind: WorkloadKind
+    """The workload's kind."""
+    namespace: str
+    """Its namespace."""
+    name: str
+    """Its name."""
+
+
+class ScaleRevert(WorkloadRevert):
+    """A scaled workload, and the replica count to scale it back to."""
+
+    replicas: int = Field(ge=0)
+    """The replica count before the fault (or, for a leftover of a vanished run, the one that run
+    recorded in the workload's annotation); revert restores it."""
+
+
+W = TypeVar("W", bound=WorkloadArgs)
+R = TypeVar("R", bound=WorkloadRevert)
+
+
+class _WorkloadFault(contract.Fault[W, R]):
+    kind: ClassVar[WorkloadKind]
     plural: ClassVar[str]
 
     def path(self, namespace: str, name: str | None = None) -> str:
         base = f"/apis/apps/v1/namespaces/{quote(namespace)}/{self.plural}"
         return f"{base}/{quote(name)}" if name else base
 
-    def targets(self, args: WorkloadArgs, ctx: contract.RunContext) -> Sequence[Target]:
+    def targets(self, args: W, ctx: contract.RunContext) -> Sequence[Target]:
         api = _connect(args, ctx)
         found: list[JSON] = []
         for namespace in args.resolved_namespaces(api):
@@ -216,37 +262,38 @@ class _WorkloadFault(contract.Fault[Any]):
             detail={"namespace": str(meta.get("namespace")), "replicas": previous},
         )
 
-    def prepare(self, args: WorkloadArgs, target: Target, ctx: contract.RunContext) -> RevertData:
-        return {
-            "connection": connecting.resolve(args).to_json(),
-            "kind": self.kind,
-            "namespace": target.detail["namespace"],
-            "name": target.name,
-            "replicas": int(target.detail["replicas"]),
-        }
 
-
-class WorkloadScale(_WorkloadFault):
+class WorkloadScale(_WorkloadFault[ScaleArgs, ScaleRevert]):
     args = ScaleArgs
+    revert_type = ScaleRevert
+    # captures_state (the default): the replica count read before is what comes back.
+
+    def prepare(self, args: ScaleArgs, target: Target, ctx: contract.RunContext) -> ScaleRevert:
+        return ScaleRevert(
+            connection=connecting.resolve(args),
+            kind=self.kind,
+            namespace=target.detail["namespace"],
+            name=target.name,
+            replicas=int(target.detail["replicas"]),
+        )
 
     def inject(
-        self, args: ScaleArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
+        self, args: ScaleArgs, target: Target, revert: ScaleRevert, ctx: contract.RunContext
+    ) -> ScaleRevert:
         api = _connect(args, ctx)
         meta = marks.metadata(
-            ctx, self.name, args.expires_after, {marks.PREVIOUS_REPLICAS: str(revert["replicas"])}
+            ctx, self.name, args.expires_after, {marks.PREVIOUS_REPLICAS: str(revert.replicas)}
         )
         api.patch(
-            self.path(target.detail["namespace"], target.name),
+            self.path(revert.namespace, revert.name),
             {"metadata": meta, "spec": {"replicas": args.replicas}},
             what=f"scaling {self.kind} {target.id} to {args.replicas}",
         )
         return revert
 
-    def revert(self, revert: RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+    def revert(self, revert: ScaleRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
         api = _reconnect(revert, ctx)
-        namespace, name = _str(revert, "namespace"), _str(revert, "name")
-        replicas = revert.get("replicas")
+        namespace, name, replicas = revert.namespace, revert.name, revert.replicas
         try:
             current = api.get(self.path(namespace, name), what=f"reading {self.kind} {namespace}/{name}")
         except connecting.ApiError as e:
@@ -268,17 +315,27 @@ class RestartArgs(WorkloadArgs):
     pass
 
 
-class WorkloadRestart(_WorkloadFault):
+class WorkloadRestart(_WorkloadFault[RestartArgs, WorkloadRevert]):
     """Self-healing: the new pods are the recovery, and nothing is ever reverted, so it leaves no
     chaoskit marks (which only a sweep would remove), only the template annotation that
     ``kubectl rollout restart`` sets too."""
 
     args = RestartArgs
+    revert_type = WorkloadRevert
     reversibility = contract.Reversibility.SELF_HEALING
+    captures_state = False  # nothing is restored: the new pods are the recovery
+
+    def prepare(self, args: RestartArgs, target: Target, ctx: contract.RunContext) -> WorkloadRevert:
+        return WorkloadRevert(
+            connection=connecting.resolve(args),
+            kind=self.kind,
+            namespace=target.detail["namespace"],
+            name=target.name,
+        )
 
     def inject(
-        self, args: RestartArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
+        self, args: RestartArgs, target: Target, revert: WorkloadRevert, ctx: contract.RunContext
+    ) -> WorkloadRevert:
         api = _connect(args, ctx)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         template = {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
@@ -317,7 +374,11 @@ class StatefulSetRestart(WorkloadRestart):
 # --- nodes ----------------------------------------------------------------------------------
 
 
-class NodeArgs(connecting.ClusterArgs, targeting.Selection, Marked):
+class NodeSelecting(connecting.ClusterArgs, targeting.Selection, Marked):
+    """What every node fault's ``with:`` has: the cluster, how many of the nodes, the marks' expiry."""
+
+
+class NodeArgs(NodeSelecting):
     names: list[str] | None = None
     label_selector: str | None = None
 
@@ -338,33 +399,100 @@ class DrainOptions(contract.Args):
     """Wait until the evicted pods are gone."""
 
 
-class DrainArgs(NodeArgs, DrainOptions):
+class DrainingArgs(NodeSelecting, DrainOptions):
+    """Nodes, and how to drain them."""
+
+
+class DrainArgs(NodeArgs, DrainingArgs):
     pass
 
 
-class ZoneArgs(connecting.ClusterArgs, targeting.Selection, Marked, DrainOptions):
+class ZoneArgs(DrainingArgs):
     zone: str
     """The value of the nodes' ``topology.kubernetes.io/zone`` label."""
 
 
-class _NodeFault(contract.Fault[Any]):
-    evicts: ClassVar[bool] = False
-    """Drains: each target's detail lists the pods that would be evicted, for the dry run."""
+class NodeRevert(ClusterRevert):
+    """A cordoned (and maybe drained) node, and whether it was cordoned before."""
 
-    def candidates(self, args: Any, api: connecting.Api) -> list[JSON]:
-        nodes = selecting.list_nodes(api, label_selector=args.label_selector)
-        if args.names:
-            wanted = set(args.names)
-            nodes = [n for n in nodes if n["metadata"]["name"] in wanted]
-        return nodes
+    node: str
+    """The node's name."""
+    was_unschedulable: bool
+    """True when it was cordoned before chaoskit touched it: revert then leaves it cordoned and
+    only takes chaoskit's marks off."""
 
-    def targets(self, args: Any, ctx: contract.RunContext) -> Sequence[Target]:
+
+NODE_LEASE = "kubernetes.node.unschedulable"
+"""The lease every node fault holds: cordon, drain and zone outage all set the node's
+``spec.unschedulable``. Sharing one key means a drain of a node a cordon already holds is refused
+instead of stacked, unless a step allows the overlap; then the first one's ``was_unschedulable``
+is the state that comes back, whichever ends last."""
+
+N = TypeVar("N", bound=NodeSelecting)
+
+
+class _NodeFault(contract.Fault[N, NodeRevert]):
+    revert_type = NodeRevert
+    # captures_state (the default): whether the node was schedulable before is what comes back.
+
+    def lease(self, args: N, target: Target) -> str:
+        return f"{NODE_LEASE}@{target.kind}:{target.id}"
+
+    @abstractmethod
+    def candidates(self, args: N, api: connecting.Api) -> list[JSON]:
+        """The nodes ``args`` select, before choosing how many."""
+
+    def targets(self, args: N, ctx: contract.RunContext) -> Sequence[Target]:
         api = _connect(args, ctx)
         chosen = targeting.choose(
             [self.node_target(n) for n in self.candidates(args, api)], args, ctx.rng, what="nodes"
         )
-        if not self.evicts:
-            return chosen
+        return self.detailed(args, api, chosen)
+
+    def detailed(self, args: N, api: connecting.Api, chosen: Sequence[Target]) -> Sequence[Target]:
+        """The chosen targets with what the dry run should show of them."""
+        return chosen
+
+    def node_target(self, node: JSON) -> Target:
+        target = selecting.node_target(node)
+        detail = {**target.detail, "was_unschedulable": str(evicting.was_unschedulable(node)).lower()}
+        return Target(kind=target.kind, id=target.id, name=target.name, detail=detail)
+
+    def prepare(self, args: N, target: Target, ctx: contract.RunContext) -> NodeRevert:
+        return NodeRevert(
+            connection=connecting.resolve(args),
+            node=target.name,
+            was_unschedulable=target.detail.get("was_unschedulable") == "true",
+        )
+
+    def revert(self, revert: NodeRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        api = _reconnect(revert, ctx)
+        return evicting.uncordon(api, revert.node, revert.was_unschedulable)
+
+    def cordon(self, args: N, revert: NodeRevert, ctx: contract.RunContext) -> connecting.Api:
+        api = _connect(args, ctx)
+        evicting.cordon(
+            api, revert.node, revert.was_unschedulable, ctx=ctx, fault=self.name, ttl=args.expires_after
+        )
+        return api
+
+
+def _named_nodes(args: NodeArgs, api: connecting.Api) -> list[JSON]:
+    nodes = selecting.list_nodes(api, label_selector=args.label_selector)
+    if args.names:
+        wanted = set(args.names)
+        nodes = [n for n in nodes if n["metadata"]["name"] in wanted]
+    return nodes
+
+
+D = TypeVar("D", bound=DrainingArgs)
+
+
+class _DrainFault(_NodeFault[D]):
+    """Cordon, then evict the node's pods; reverted by uncordoning."""
+
+    def detailed(self, args: D, api: connecting.Api, chosen: Sequence[Target]) -> Sequence[Target]:
+        # Each target lists the pods that would be evicted, for the dry run.
         drained = []
         for target in chosen:
             plan = evicting.plan_drain(evicting.pods_on(api, target.name), args.allow_protected)
@@ -373,41 +501,11 @@ class _NodeFault(contract.Fault[Any]):
             drained.append(Target(kind=target.kind, id=target.id, name=target.name, detail=detail))
         return drained
 
-    def node_target(self, node: JSON) -> Target:
-        target = selecting.node_target(node)
-        detail = {**target.detail, "was_unschedulable": str(evicting.was_unschedulable(node)).lower()}
-        return Target(kind=target.kind, id=target.id, name=target.name, detail=detail)
-
-    def prepare(self, args: Any, target: Target, ctx: contract.RunContext) -> RevertData:
-        return {
-            "connection": connecting.resolve(args).to_json(),
-            "node": target.name,
-            "was_unschedulable": target.detail.get("was_unschedulable") == "true",
-        }
-
-    def revert(self, revert: RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
-        api = _reconnect(revert, ctx)
-        return evicting.uncordon(api, _str(revert, "node"), bool(revert.get("was_unschedulable")))
-
-    def cordon(
-        self, args: Any, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> connecting.Api:
-        api = _connect(args, ctx)
-        evicting.cordon(
-            api,
-            target.name,
-            bool(revert.get("was_unschedulable")),
-            ctx=ctx,
-            fault=self.name,
-            ttl=args.expires_after,
-        )
-        return api
-
-    def drain(self, args: Any, target: Target, revert: RevertData, ctx: contract.RunContext) -> RevertData:
-        api = self.cordon(args, target, revert, ctx)
+    def inject(self, args: D, target: Target, revert: NodeRevert, ctx: contract.RunContext) -> NodeRevert:
+        api = self.cordon(args, revert, ctx)
         for line in evicting.drain(
             api,
-            target.name,
+            revert.node,
             ctx,
             timeout=args.timeout,
             grace_period=args.grace_period,
@@ -418,37 +516,36 @@ class _NodeFault(contract.Fault[Any]):
         return revert
 
 
-class NodeCordon(_NodeFault):
+class NodeCordon(_NodeFault[NodeArgs]):
     name = "kubernetes.node.cordon"
     summary = "Mark nodes unschedulable; reverted by uncordoning them."
     args = NodeArgs
 
+    def candidates(self, args: NodeArgs, api: connecting.Api) -> list[JSON]:
+        return _named_nodes(args, api)
+
     def inject(
-        self, args: NodeArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
-        self.cordon(args, target, revert, ctx)
+        self, args: NodeArgs, target: Target, revert: NodeRevert, ctx: contract.RunContext
+    ) -> NodeRevert:
+        self.cordon(args, revert, ctx)
         return revert
 
 
-class NodeDrain(_NodeFault):
-    evicts = True
+class NodeDrain(_DrainFault[DrainArgs]):
     name = "kubernetes.node.drain"
     summary = "Cordon nodes and evict their pods (PDBs honoured, DaemonSet pods stay); reverted by uncordon."
     args = DrainArgs
 
-    def inject(
-        self, args: DrainArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
-        return self.drain(args, target, revert, ctx)
+    def candidates(self, args: DrainArgs, api: connecting.Api) -> list[JSON]:
+        return _named_nodes(args, api)
 
 
-class ZoneOutage(_NodeFault):
-    evicts = True
+class ZoneOutage(_DrainFault[ZoneArgs]):
     name = "kubernetes.zone.outage"
     summary = "Cordon and drain every node of a topology.kubernetes.io/zone; reverted by uncordon."
     args = ZoneArgs
 
-    def candidates(self, args: Any, api: connecting.Api) -> list[JSON]:
+    def candidates(self, args: ZoneArgs, api: connecting.Api) -> list[JSON]:
         nodes = selecting.list_nodes(api, label_selector=f"{selecting.ZONE_LABEL}={args.zone}")
         if not nodes:
             raise TargetError(
@@ -456,11 +553,6 @@ class ZoneOutage(_NodeFault):
                 hint="check the zone name: kubectl get nodes -L topology.kubernetes.io/zone",
             )
         return nodes
-
-    def inject(
-        self, args: ZoneArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
-        return self.drain(args, target, revert, ctx)
 
 
 # --- network ----------------------------------------------------------------------------------
@@ -502,10 +594,24 @@ class PartitionArgs(selecting.NamespacedArgs, Marked):
     """Refuse when more pods than this would be cut off."""
 
 
-class NetworkPartition(contract.Fault[PartitionArgs]):
+class PolicyRevert(ClusterRevert):
+    """The NetworkPolicy a partition created, to delete it again."""
+
+    namespace: str
+    """The policy's namespace."""
+    name: str
+    """The policy's name (``chaoskit-partition-<run>-<digest of selector and direction>``)."""
+
+
+class NetworkPartition(contract.Fault[PartitionArgs, PolicyRevert]):
     name = "kubernetes.network.partition"
     summary = "Cut pods off with a deny-all NetworkPolicy (ingress, egress or both); reverted by deleting it."
     args = PartitionArgs
+    revert_type = PolicyRevert
+    # captures_state (the default), although the policy is an object of its own: its name comes from
+    # the run, the selector and the direction, so two overlapping steps of one run that cut off the
+    # same pods share one policy (the second inject finds it there). Only the last one out may
+    # delete it, which is what handing on the state gives.
 
     def policy_name(self, args: PartitionArgs, ctx: contract.RunContext) -> str:
         digest = hashlib.sha256(f"{args.label_selector}|{args.direction}".encode()).hexdigest()[:8]
@@ -535,18 +641,16 @@ class NetworkPartition(contract.Fault[PartitionArgs]):
             )
         return targets
 
-    def prepare(self, args: PartitionArgs, target: Target, ctx: contract.RunContext) -> RevertData:
-        return {
-            "connection": connecting.resolve(args).to_json(),
-            "namespace": target.detail["namespace"],
-            "name": target.name,
-        }
+    def prepare(self, args: PartitionArgs, target: Target, ctx: contract.RunContext) -> PolicyRevert:
+        return PolicyRevert(
+            connection=connecting.resolve(args), namespace=target.detail["namespace"], name=target.name
+        )
 
     def inject(
-        self, args: PartitionArgs, target: Target, revert: RevertData, ctx: contract.RunContext
-    ) -> RevertData:
+        self, args: PartitionArgs, target: Target, revert: PolicyRevert, ctx: contract.RunContext
+    ) -> PolicyRevert:
         api = _connect(args, ctx)
-        namespace = target.detail["namespace"]
+        namespace = revert.namespace
         types = {"ingress": ["Ingress"], "egress": ["Egress"], "both": ["Ingress", "Egress"]}[args.direction]
         peers = [p.to_json() for p in args.allow]
         spec: JSON = {
@@ -561,7 +665,7 @@ class NetworkPartition(contract.Fault[PartitionArgs]):
             "apiVersion": "networking.k8s.io/v1",
             "kind": "NetworkPolicy",
             "metadata": {
-                "name": target.name,
+                "name": revert.name,
                 "namespace": namespace,
                 **marks.metadata(ctx, self.name, args.expires_after),
             },
@@ -571,16 +675,16 @@ class NetworkPartition(contract.Fault[PartitionArgs]):
             api.post(
                 f"/apis/networking.k8s.io/v1/namespaces/{quote(namespace)}/networkpolicies",
                 body,
-                what=f"creating NetworkPolicy {namespace}/{target.name}",
+                what=f"creating NetworkPolicy {namespace}/{revert.name}",
             )
         except connecting.ApiError as e:
             if e.status != 409:  # already there: a retried inject of this same run
                 raise
         return revert
 
-    def revert(self, revert: RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
+    def revert(self, revert: PolicyRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
         api = _reconnect(revert, ctx)
-        return delete_policy(api, _str(revert, "namespace"), _str(revert, "name"))
+        return delete_policy(api, revert.namespace, revert.name)
 
 
 def delete_policy(api: connecting.Api, namespace: str, name: str) -> contract.RevertOutcome:
@@ -596,7 +700,7 @@ def delete_policy(api: connecting.Api, namespace: str, name: str) -> contract.Re
     return contract.RevertOutcome.REVERTED
 
 
-def all_faults() -> list[contract.Fault[Any]]:
+def all_faults() -> list[contract.Fault[Any, Any]]:
     return [
         PodsDelete(),
         PodsEvict(),

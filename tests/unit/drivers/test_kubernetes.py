@@ -326,10 +326,14 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
     assert "set KUBECONFIG" in (caught.value.hint or "")
     with pytest.raises(errors.ComponentMissing, match="kubeconfig '/x/y' does not exist"):
         connecting.resolve(connecting.ClusterArgs(kubeconfig="/x/y"))
-    assert (
-        faults.PodsDelete().revert({}, contract.RunContext(run_id="r"))
-        is contract.RevertOutcome.ALREADY_CLEAN
+    # A self-healing fault's revert needs no cluster at all.
+    gone = faults.PodRevert(
+        connection=connecting.Connection(kubeconfig="/x/y", context=None, in_cluster=False),
+        namespace="shop",
+        name="web-1",
+        uid=None,
     )
+    assert faults.PodsDelete().revert(gone, contract.RunContext(run_id="r")) is contract.RevertOutcome.ALREADY_CLEAN
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     assert connecting.resolve(None).in_cluster
 
@@ -351,6 +355,6 @@ def test_the_context_comes_from_the_step_then_chaoskit_kube_context(
     monkeypatch.setenv("CHAOSKIT_KUBE_CONTEXT", "staging")
     assert connecting.resolve(None).context == "staging"
     assert connecting.resolve(connecting.ClusterArgs(context="prod")).context == "prod"
-    recorded = connecting.resolve(None).to_json()
+    recorded = connecting.resolve(None).model_dump(mode="json")
     assert recorded == {"kubeconfig": str(kubeconfig.resolve()), "context": "staging", "in_cluster": False}
-    assert connecting.Connection.from_json(recorded) == connecting.resolve(None)
+    assert connecting.Connection.model_validate(recorded) == connecting.resolve(None)
