@@ -2,5 +2,6 @@
 and ``namespace`` come from the ``tests.k8s.clusters`` plugin)."""
 
 from tests.integration.docker.conftest import engine, network, web
+from tests.integration.prometheus.conftest import exporter
 
-__all__ = ["engine", "network", "web"]
+__all__ = ["engine", "exporter", "network", "web"]
