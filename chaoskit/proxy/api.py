@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import re
 import urllib.parse
@@ -23,8 +24,32 @@ VERSION = "2.12.0"
 """The Toxiproxy API version this server implements (clients pick PATCH over POST from it)."""
 
 MAX_BODY = 16 * 1024 * 1024
-REQUEST_TIMEOUT = 60.0
-"""Seconds an idle keep-alive connection may wait for its next request."""
+MAX_LINE = 64 * 1024
+"""Bytes in one request line, header line or chunk-size line (the stream reader's limit)."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Bytes in the header section (or the trailers) of one request."""
+MAX_HEADERS = 100
+"""Header lines in one request."""
+IDLE_TIMEOUT = 60.0
+"""Seconds an open connection may wait for the first byte of its next request."""
+READ_TIMEOUT = 15.0
+"""Seconds from a request's first byte to the end of its body (Toxiproxy's ReadTimeout): a client
+that trickles its headers or never sends all of its body gets a 408 and is cut off."""
+WRITE_TIMEOUT = 30.0
+"""Seconds an answer may take to be sent to a client that doesn't read it."""
+LINGER_BYTES = 256 * 1024
+LINGER_TIMEOUT = 1.0
+"""After refusing a request, what the client is still sending is read and dropped - at most this
+much, for at most this long - so that the close doesn't reset the connection before the client
+has read the answer."""
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_CONTENT_LENGTH = re.compile(r"[0-9]+")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_STRAY_LINES = 8
+
+log = logging.getLogger(__name__)
 
 _REASONS = {
     200: "OK",
@@ -34,8 +59,11 @@ _REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    408: "Request Timeout",
     409: "Conflict",
     413: "Payload Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
     500: "Internal Server Error",
 }
 
@@ -61,6 +89,8 @@ class Request:
             return json.loads(self.body)
         except (ValueError, UnicodeDecodeError) as e:
             raise proxies.RequestError(f"bad request body: {e}") from None
+        except RecursionError:
+            raise proxies.RequestError("bad request body: nested too deeply") from None
 
 
 def ok(value: Any, status: int = 200) -> Response:
@@ -88,14 +118,16 @@ class Api:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
         self.writers: set[asyncio.StreamWriter] = set()
-        self.routes: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-            (re.compile(r"/proxies"), {"GET": self.list_proxies, "POST": self.create_proxy}),
-            (re.compile(r"/populate"), {"POST": self.populate}),
-            (re.compile(r"/reset"), {"POST": self.reset}),
-            (re.compile(r"/version"), {"GET": self.version}),
-            (re.compile(r"/metrics"), {"*": self.metrics}),
+        # Routes match path segments, each percent-decoded on its own: a name may contain "/"
+        # when its client encodes it as "%2F" (gorilla/mux, which decodes first, can't do that).
+        self.routes: list[tuple[tuple[str | None, ...], dict[str, Handler]]] = [
+            (("proxies",), {"GET": self.list_proxies, "POST": self.create_proxy}),
+            (("populate",), {"POST": self.populate}),
+            (("reset",), {"POST": self.reset}),
+            (("version",), {"GET": self.version}),
+            (("metrics",), {"*": self.metrics}),
             (
-                re.compile(r"/proxies/([^/]+)"),
+                ("proxies", None),
                 {
                     "GET": self.get_proxy,
                     "POST": self.update_proxy,
@@ -103,9 +135,9 @@ class Api:
                     "DELETE": self.delete_proxy,
                 },
             ),
-            (re.compile(r"/proxies/([^/]+)/toxics"), {"GET": self.list_toxics, "POST": self.create_toxic}),
+            (("proxies", None, "toxics"), {"GET": self.list_toxics, "POST": self.create_toxic}),
             (
-                re.compile(r"/proxies/([^/]+)/toxics/([^/]+)"),
+                ("proxies", None, "toxics", None),
                 {
                     "GET": self.get_toxic,
                     "POST": self.update_toxic,
@@ -115,27 +147,50 @@ class Api:
             ),
         ]
 
-    async def handle(self, request: Request) -> Response:
-        path = urllib.parse.unquote(request.path.split("?", 1)[0])
+    def route(self, target: str) -> tuple[dict[str, Handler], list[str]] | None:
+        """The handlers for ``target``'s path and the names in it, or None (404)."""
+        try:
+            segments = [
+                urllib.parse.unquote(part, errors="strict") for part in target.split("?", 1)[0].split("/")[1:]
+            ]
+        except UnicodeDecodeError:
+            return None  # not UTF-8 once decoded: no name can be spelled like that
         for pattern, methods in self.routes:
-            match = pattern.fullmatch(path)
-            if match is None:
+            if len(pattern) != len(segments):
                 continue
-            headers = {"X-Toxiproxy-Request-Id": f"{self._prefix}{next(self._ids):010d}"}
-            if request.headers.get("user-agent", "").startswith("Mozilla/"):
-                response = Response(
-                    403, b"User agent not allowed\n", {"Content-Type": "text/plain; charset=utf-8"}
-                )
-            elif (handler := methods.get(request.method) or methods.get("*")) is None:
-                response = Response(405)
+            names: list[str] = []
+            for want, got in zip(pattern, segments, strict=True):
+                if want is None and got:
+                    names.append(got)
+                elif want != got:
+                    break
             else:
-                try:
-                    response = await handler(request, list(match.groups()))
-                except proxies.RequestError as e:
-                    response = error(e.message, e.status)
-            response.headers.update(headers)
-            return response
-        return Response(404, b"404 page not found\n", {"Content-Type": "text/plain; charset=utf-8"})
+                return methods, names
+        return None
+
+    async def handle(self, request: Request) -> Response:
+        found = self.route(request.path)
+        if found is None:
+            return Response(404, b"404 page not found\n", {"Content-Type": "text/plain; charset=utf-8"})
+        methods, names = found
+        headers = {"X-Toxiproxy-Request-Id": f"{self._prefix}{next(self._ids):010d}"}
+        if request.headers.get("user-agent", "").startswith("Mozilla/"):
+            response = Response(
+                403, b"User agent not allowed\n", {"Content-Type": "text/plain; charset=utf-8"}
+            )
+        elif (handler := methods.get(request.method) or methods.get("*")) is None:
+            response = Response(405)
+        else:
+            try:
+                response = await handler(request, names)
+            except proxies.RequestError as e:
+                response = error(e.message, e.status)
+            except Exception:
+                # A bug, not the client's fault: say so, keep serving, and leave the traceback.
+                log.exception("chaoskit proxy: %s %s failed", request.method, request.path[:200])
+                response = error("internal error (a bug in chaoskit's proxy; see its log)", 500)
+        response.headers.update(headers)
+        return response
 
     # -- handlers
 
@@ -178,7 +233,7 @@ class Api:
         return ok(proxy.to_json())
 
     async def delete_proxy(self, request: Request, names: list[str]) -> Response:
-        self.table.delete(names[0])
+        await self.table.delete(names[0])
         return Response(204)
 
     async def list_toxics(self, request: Request, names: list[str]) -> Response:
@@ -212,20 +267,20 @@ class Api:
         try:
             while True:
                 try:
-                    request, keep_alive = await asyncio.wait_for(read_request(reader), REQUEST_TIMEOUT)
-                except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
-                    return
+                    read = await read_request(reader)
                 except BadRequest as e:
-                    writer.write(render(Response(e.status, f"{e}\n".encode()), keep_alive=False))
-                    await writer.drain()
+                    await refuse(reader, writer, e)
                     return
+                if read is None:
+                    return
+                request, keep_alive = read
                 response = await self.handle(request)
                 head_only = request.method == "HEAD"
                 writer.write(render(response, keep_alive=keep_alive, head_only=head_only))
-                await writer.drain()
+                await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
                 if not keep_alive:
                     return
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError, TimeoutError):
             return
         finally:
             self.writers.discard(writer)
@@ -235,60 +290,135 @@ class Api:
 
 
 class BadRequest(Exception):
+    """The request can't be read; ``status`` is the answer, and the connection is closed after it."""
+
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
 
 
-async def read_request(reader: asyncio.StreamReader) -> tuple[Request, bool]:
-    """One request from the stream, and whether the connection stays open after it."""
-    line = await reader.readuntil(b"\r\n")
-    while line == b"\r\n":  # tolerate stray CRLF between requests (RFC 9112 §2.2)
-        line = await reader.readuntil(b"\r\n")
-    parts = line.decode("latin-1").split()
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise BadRequest("malformed request line")
-    method, target, version = parts
-    headers: dict[str, str] = {}
-    while True:
-        raw = await reader.readuntil(b"\r\n")
-        if raw == b"\r\n":
+async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, e: BadRequest) -> None:
+    """Answer ``e`` and close, reading (and dropping) a bounded amount of what is still coming."""
+    body = f"{e}\n".encode()
+    writer.write(
+        render(Response(e.status, body, {"Content-Type": "text/plain; charset=utf-8"}), keep_alive=False)
+    )
+    with contextlib.suppress(ConnectionError, OSError, RuntimeError, TimeoutError):
+        await asyncio.wait_for(writer.drain(), WRITE_TIMEOUT)
+        if writer.can_write_eof():
+            writer.write_eof()
+        async with asyncio.timeout(LINGER_TIMEOUT):
+            dropped = 0
+            while dropped < LINGER_BYTES and (chunk := await reader.read(65536)):
+                dropped += len(chunk)
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[Request, bool] | None:
+    """One request from the stream and whether the connection stays open after it; None when the
+    client closed, or stayed idle too long, between requests."""
+    loop = asyncio.get_running_loop()
+    started = False
+    try:
+        async with asyncio.timeout(IDLE_TIMEOUT) as deadline:
+            first = await reader.readexactly(1)
+            started = True
+            deadline.reschedule(loop.time() + READ_TIMEOUT)
+            return await _read_rest(reader, first)
+    except asyncio.IncompleteReadError:
+        if not started:
+            return None
+        raise BadRequest("the connection was closed in the middle of the request") from None
+    except TimeoutError:
+        if not started:
+            return None
+        raise BadRequest(f"the request was not received within {READ_TIMEOUT:g}s", 408) from None
+
+
+async def _line(reader: asyncio.StreamReader, status: int, what: str) -> bytes:
+    """One CRLF-terminated line; a longer one than the reader's limit is refused with ``status``."""
+    try:
+        return await reader.readuntil(b"\r\n")
+    except asyncio.LimitOverrunError:
+        raise BadRequest(f"{what} longer than {MAX_LINE} bytes", status) from None
+
+
+async def _read_rest(reader: asyncio.StreamReader, first: bytes) -> tuple[Request, bool]:
+    line = first + await _line(reader, 414, "request line")
+    for _ in range(_STRAY_LINES):  # tolerate stray CRLF between requests (RFC 9112 §2.2)
+        if line != b"\r\n":
             break
-        name, sep, value = raw.decode("latin-1").partition(":")
-        if not sep:
-            raise BadRequest("malformed header line")
-        headers[name.strip().lower()] = value.strip()
-    if "chunked" in headers.get("transfer-encoding", "").lower():
+        line = await _line(reader, 414, "request line")
+    parts = line[:-2].split(b" ")
+    if (
+        len(parts) != 3
+        or not _TOKEN.fullmatch(parts[0])
+        or not _TARGET.fullmatch(parts[1])
+        or parts[2] not in (b"HTTP/1.1", b"HTTP/1.0")
+    ):
+        raise BadRequest("malformed request line: expected METHOD /path HTTP/1.1")
+    method, version = parts[0].decode("ascii"), parts[2].decode("ascii")
+    target = parts[1].decode("ascii")
+    if target.startswith(("http://", "https://")):  # absolute form (RFC 9112 §3.2.2)
+        split = urllib.parse.urlsplit(target)
+        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+    if not target.startswith("/"):
+        raise BadRequest("malformed request line: the path must start with /")
+    headers = await _read_fields(reader, "header")
+    if "transfer-encoding" in headers:
+        if headers["transfer-encoding"].strip().lower() != "chunked":
+            raise BadRequest("unsupported Transfer-Encoding: only chunked is understood")
         body = await read_chunked(reader)
     else:
-        length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
-            raise BadRequest("bad Content-Length")
+        length_text = headers.get("content-length", "0").strip()
+        if not _CONTENT_LENGTH.fullmatch(length_text):
+            raise BadRequest("bad Content-Length: expected one non-negative integer")
+        if len(length_text) > len(str(MAX_BODY)) or int(length_text) > MAX_BODY:
+            raise BadRequest(f"request body too large (at most {MAX_BODY} bytes)", 413)
         length = int(length_text)
-        if length > MAX_BODY:
-            raise BadRequest("request body too large", 413)
         body = await reader.readexactly(length) if length else b""
     connection = headers.get("connection", "").lower()
     keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
     return Request(method, target, headers, body), keep_alive
 
 
+async def _read_fields(reader: asyncio.StreamReader, what: str) -> dict[str, str]:
+    """A header (or trailer) section, bounded in lines and bytes; repeated fields are joined."""
+    fields: dict[str, str] = {}
+    size = 0
+    for _ in range(MAX_HEADERS + 1):
+        raw = await _line(reader, 431, f"a {what} line")
+        if raw == b"\r\n":
+            return fields
+        size += len(raw)
+        if size > MAX_HEADER_BYTES:
+            break
+        name, sep, value = raw[:-2].partition(b":")
+        if not sep or not _TOKEN.fullmatch(name):
+            raise BadRequest(f"malformed {what} line: expected Name: value")
+        key = name.decode("ascii").lower()
+        text = value.strip(b" \t").decode("latin-1")
+        # Joined as HTTP lists are, so two different Content-Lengths make an invalid one (400).
+        fields[key] = f"{fields[key]}, {text}" if key in fields else text
+    raise BadRequest(
+        f"request {what} fields too large (at most {MAX_HEADERS} lines, {MAX_HEADER_BYTES} bytes)", 431
+    )
+
+
 async def read_chunked(reader: asyncio.StreamReader) -> bytes:
     body = bytearray()
     while True:
-        size_line = (await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip()
-        try:
-            size = int(size_line, 16)
-        except ValueError:
-            raise BadRequest("bad chunk size") from None
+        size_line = (await _line(reader, 400, "a chunk size line")).split(b";", 1)[0].strip()
+        if not _CHUNK_SIZE.fullmatch(size_line):
+            raise BadRequest("bad chunk size")
+        size = int(size_line, 16)
         if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":  # trailers
-                pass
+            await _read_fields(reader, "trailer")
             return bytes(body)
         if len(body) + size > MAX_BODY:
-            raise BadRequest("request body too large", 413)
+            raise BadRequest(f"request body too large (at most {MAX_BODY} bytes)", 413)
         body += await reader.readexactly(size)
-        await reader.readexactly(2)
+        if await reader.readexactly(2) != b"\r\n":
+            raise BadRequest("a chunk is not followed by CRLF")
 
 
 def render(response: Response, keep_alive: bool, head_only: bool = False) -> bytes:

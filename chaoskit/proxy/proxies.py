@@ -37,9 +37,11 @@ class Address:
 
 
 def split(hostport: str, what: str) -> tuple[str, int]:
+    """``(host, port)`` of ``host:port``; a malformed one is the client's mistake (400)."""
     host, sep, port = hostport.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise RequestError(f"{what} {hostport!r} is not host:port (e.g. 127.0.0.1:8080)", status=500)
+    # Not str.isdigit(): it accepts '²', which int() refuses, and any number of digits.
+    if not sep or not (port.isascii() and port.isdigit()) or len(port) > 5 or int(port) > 65535:
+        raise RequestError(f"{what} {hostport[:80]!r} is not host:port (e.g. 127.0.0.1:8080)")
     return host.strip("[]"), int(port)
 
 
@@ -314,13 +316,16 @@ def _fields(body: object, index: int | None = None) -> tuple[str, str, str, bool
     )
     for field, value in (("name", name), ("listen", listen), ("upstream", upstream)):
         if value is not None and not isinstance(value, str):
-            raise RequestError(f"bad request body: {field} must be a string, got {value!r}")
+            raise RequestError(f"bad request body: {field} must be a string, got {toxics.shown(value)}")
     if enabled is not None and not isinstance(enabled, bool):
-        raise RequestError(f"bad request body: enabled must be true or false, got {enabled!r}")
+        raise RequestError(f"bad request body: enabled must be true or false, got {toxics.shown(enabled)}")
     if not name:
         raise RequestError(f"missing required field: name{at}")
     if not upstream:
         raise RequestError(f"missing required field: upstream{at}")
+    toxics.check_name(name, f"proxy name{at}")
+    if listen:
+        split(listen, f"listen{at}")
     return str(name), str(listen or ""), str(upstream), True if enabled is None else bool(enabled)
 
 
@@ -331,6 +336,10 @@ class Table:
         self.proxies: dict[str, Proxy] = {}
         self.counters = Counters()
         self.rng = random.Random(seed)
+        self.changing = asyncio.Lock()
+        """Held by every change that awaits (a resolve, a bind) so that no other change of the
+        table interleaves with it: two creates of one name would both bind, and one listener
+        would be orphaned; a delete in the middle of an update would be undone by its bind."""
 
     def get(self, name: str) -> Proxy:
         try:
@@ -340,9 +349,10 @@ class Table:
 
     async def create(self, body: object) -> Proxy:
         name, listen, upstream, enabled = _fields(body)
-        if name in self.proxies:
-            raise RequestError("proxy already exists", status=409)
-        return await self._add(name, listen, upstream, enabled)
+        async with self.changing:
+            if name in self.proxies:
+                raise RequestError("proxy already exists", status=409)
+            return await self._add(name, listen, upstream, enabled)
 
     async def _add(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
         proxy = Proxy(name, listen or "127.0.0.1:0", upstream, self.rng, self.counters)
@@ -356,6 +366,12 @@ class Table:
         if not isinstance(body, list):
             raise RequestError("bad request body: expected a JSON array of proxies")
         entries = [_fields(entry, i) for i, entry in enumerate(body, start=1)]
+        async with self.changing:
+            return await self._populate(entries)
+
+    async def _populate(
+        self, entries: list[tuple[str, str, str, bool]]
+    ) -> tuple[list[Proxy], RequestError | None]:
         done: list[Proxy] = []
         for name, listen, upstream, enabled in entries:
             try:
@@ -381,16 +397,21 @@ class Table:
             return False
 
     async def update(self, name: str, body: object) -> Proxy:
+        async with self.changing:
+            return await self._update(name, body)
+
+    async def _update(self, name: str, body: object) -> Proxy:
         proxy = self.get(name)
         if not isinstance(body, Mapping):
             raise RequestError("bad request body: expected a JSON object")
         listen, upstream, enabled = body.get("listen"), body.get("upstream"), body.get("enabled")
-        if listen is not None and not isinstance(listen, str):
-            raise RequestError(f"bad request body: listen must be a string, got {listen!r}")
-        if upstream is not None and not isinstance(upstream, str):
-            raise RequestError(f"bad request body: upstream must be a string, got {upstream!r}")
+        for field, value in (("listen", listen), ("upstream", upstream)):
+            if value is not None and not isinstance(value, str):
+                raise RequestError(f"bad request body: {field} must be a string, got {toxics.shown(value)}")
         if enabled is not None and not isinstance(enabled, bool):
-            raise RequestError(f"bad request body: enabled must be true or false, got {enabled!r}")
+            raise RequestError(
+                f"bad request body: enabled must be true or false, got {toxics.shown(enabled)}"
+            )
         new_address = None
         if listen and listen != proxy.listen:
             new_address = await resolve(listen)  # unresolvable: 500 and nothing changes
@@ -411,11 +432,16 @@ class Table:
             proxy.stop()
         return proxy
 
-    def delete(self, name: str) -> None:
-        self.get(name).stop()
-        del self.proxies[name]
+    async def delete(self, name: str) -> None:
+        async with self.changing:
+            self.get(name).stop()
+            del self.proxies[name]
 
     async def reset(self) -> None:
+        async with self.changing:
+            await self._reset()
+
+    async def _reset(self) -> None:
         for proxy in list(self.proxies.values()):
             if not proxy.enabled:
                 await proxy.start()

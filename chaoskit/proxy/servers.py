@@ -77,7 +77,9 @@ class Running:
         table = proxies.Table(seed)
         handler = api.Api(table)
         try:
-            server = await asyncio.start_server(handler.serve_connection, host, port, reuse_address=True)
+            server = await asyncio.start_server(
+                handler.serve_connection, host, port, reuse_address=True, limit=api.MAX_LINE
+            )
         except OSError as e:
             raise errors.UsageError(
                 f"can't listen on {host}:{port} for the proxy API: {e.strerror or e}",
