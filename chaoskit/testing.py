@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import Field, JsonValue
+from pydantic import Field, JsonValue, StrictBool
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry, targeting
@@ -223,7 +223,7 @@ class BreakRevert(contract.Revert):
 
     target: str
     """The id of the fake target that was broken."""
-    fail_revert: bool = False
+    fail_revert: StrictBool = False
     """Make the revert raise (the step's ``fail_revert``), to test a revert that fails."""
 
 

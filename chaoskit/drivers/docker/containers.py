@@ -8,7 +8,7 @@ import signal as signals
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import connecting, namespacing, targets
@@ -81,12 +81,12 @@ def _signal_number(signal: str | int) -> int:
 class KillRevert(targets.ContainerRevert):
     """What a kill did: nothing to undo (the restart policy is the recovery), kept for the journal."""
 
-    signal: int = Field(ge=1)
+    signal: StrictInt = Field(ge=1)
     """The signal's number, resolved when preparing so that the record says what was sent."""
     via: Literal["process", "api"] | None = None
     """How it was sent: to the main process from the host, or through the Engine API; None until
     injected."""
-    pid: int | None = Field(default=None, ge=1)
+    pid: StrictInt | None = Field(default=None, ge=1)
     """The host pid that was signalled (``via: process``)."""
 
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from chaoskit.drivers import contract
 from chaoskit.errors import ComponentMissing, DriverError
@@ -45,7 +45,7 @@ class Connection(BaseModel):
     """The kubeconfig's absolute path (None in-cluster)."""
     context: str | None
     """The context of that kubeconfig (None: its current context)."""
-    in_cluster: bool
+    in_cluster: StrictBool
     """The pod's service account (chaoskit running inside the cluster)."""
 
     @property

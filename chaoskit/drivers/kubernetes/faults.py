@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self, TypeVar
 from urllib.parse import quote
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.kubernetes import connecting, evicting, marks, selecting
@@ -210,7 +210,7 @@ class WorkloadRevert(ClusterRevert):
 class ScaleRevert(WorkloadRevert):
     """A scaled workload, and the replica count to scale it back to."""
 
-    replicas: int = Field(ge=0)
+    replicas: StrictInt = Field(ge=0)
     """The replica count before the fault (or, for a leftover of a vanished run, the one that run
     recorded in the workload's annotation); revert restores it."""
 
@@ -417,7 +417,7 @@ class NodeRevert(ClusterRevert):
 
     node: str
     """The node's name."""
-    was_unschedulable: bool
+    was_unschedulable: StrictBool
     """True when it was cordoned before chaoskit touched it: revert then leaves it cordoned and
     only takes chaoskit's marks off."""
 

@@ -21,7 +21,8 @@ WEB = contract.Target(kind="container", id="4f" * 32, name="web", detail={"image
 def _prepared(name: str, args: dict[str, Any]) -> contract.Revert:
     """What ``prepare`` writes ahead, for the faults whose prepare needs no engine."""
     fault = FAULTS[name]
-    return fault.prepare(fault.args.model_validate({"name": "web", **args}), WEB, CTX)
+    prepared: contract.Revert = fault.prepare(fault.args.model_validate({"name": "web", **args}), WEB, CTX)
+    return prepared
 
 
 def samples() -> dict[str, contract.Revert]:
@@ -92,26 +93,31 @@ def test_what_prepare_records_is_typed_not_stringly() -> None:
     assert delay.netem == ("delay", "100ms", "10ms")
 
 
-def _names(field: str) -> str:
+def names_field(field: str) -> str:
     """Matches a validation error's line for ``field`` (or a part of it: ``connection.context``)."""
     return rf"\n{re.escape(field)}(\.\S+)?\n"
 
 
-def _damaged() -> list[Any]:
+def damaged_records(samples: dict[str, contract.Revert]) -> list[Any]:
+    """``(fault name, record, what the error must name)``: every field of the wrong type, every
+    required field missing, an unknown key, another version, no version. Shared by the other
+    drivers' revert tests."""
     cases = []
-    for name, sample in SAMPLES.items():
+    for name, sample in samples.items():
         written = contract.dump_revert(sample)
         fields = type(sample).model_fields
         for field in fields:
             # A value no field of any of these models takes: wrong for a str, an int, a tuple, ...
             cases.append(
-                pytest.param(name, {**written, field: {"x": []}}, _names(field), id=f"{name}-{field}-type")
+                pytest.param(
+                    name, {**written, field: {"x": []}}, names_field(field), id=f"{name}-{field}-type"
+                )
             )
             if fields[field].is_required():
                 missing = {k: v for k, v in written.items() if k != field}
-                cases.append(pytest.param(name, missing, _names(field), id=f"{name}-{field}-missing"))
+                cases.append(pytest.param(name, missing, names_field(field), id=f"{name}-{field}-missing"))
         cases.append(
-            pytest.param(name, {**written, "colour": "red"}, _names("colour"), id=f"{name}-unknown-key")
+            pytest.param(name, {**written, "colour": "red"}, names_field("colour"), id=f"{name}-unknown-key")
         )
         cases.append(pytest.param(name, {**written, "v": 2}, "version 2", id=f"{name}-version"))
         unversioned = {k: v for k, v in written.items() if k != "v"}
@@ -119,7 +125,7 @@ def _damaged() -> list[Any]:
     return cases
 
 
-@pytest.mark.parametrize(("name", "record", "named"), _damaged())
+@pytest.mark.parametrize(("name", "record", "named"), damaged_records(SAMPLES))
 def test_a_damaged_record_is_refused_naming_what_is_wrong(
     name: str, record: dict[str, Any], named: str
 ) -> None:
@@ -132,7 +138,9 @@ def test_a_damaged_record_is_refused_naming_what_is_wrong(
     [
         ("docker.container.kill", "signal", "SIGKILL"),  # the number is recorded, not a name
         ("docker.container.kill", "via", "helper"),
+        ("docker.container.kill", "signal", "9"),
         ("docker.container.kill", "pid", 0),
+        ("docker.container.kill", "pid", 4711.0),
         ("docker.network.partition", "rules", []),  # a partition without rules undoes nothing
         ("docker.network.partition", "mechanism", "ssh"),
         ("docker.network.disconnect", "aliases", "api"),
@@ -142,7 +150,7 @@ def test_values_of_the_right_json_type_but_wrong_meaning_are_refused(
     name: str, field: str, value: object
 ) -> None:
     written = contract.dump_revert(SAMPLES[name])
-    with pytest.raises(ValueError, match=_names(field)):
+    with pytest.raises(ValueError, match=names_field(field)):
         _through_the_ledger(name, {**written, field: value})
 
 
