@@ -264,3 +264,105 @@ def test_library_context_managers_revert_on_exit_and_on_errors(
         with manager:
             assert len(api.get("/proxies/backend/toxics").json()) == 1
         assert api.get("/proxies/backend/toxics").json() == []
+
+
+def enabled(api: httpx.Client, proxy: str = "backend") -> bool:
+    return bool(api.get(f"/proxies/{proxy}").json()["enabled"])
+
+
+@pytest.mark.parametrize("initially", [True, False])
+def test_down_revert_restores_enabled_exactly_and_is_idempotent(
+    server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext, initially: bool
+) -> None:
+    api.post("/proxies/backend", json={"enabled": initially})
+    fault = toxics.Down()
+    revert = apply(fault, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    assert isinstance(revert, toxics.DownRevert) and revert.was_enabled is initially
+    assert enabled(api) is False
+    first = fault.revert(ledgered(fault, revert), ctx)
+    assert first is (contract.RevertOutcome.REVERTED if initially else contract.RevertOutcome.ALREADY_CLEAN)
+    assert enabled(api) is initially
+    assert fault.revert(ledgered(fault, revert), ctx) is contract.RevertOutcome.ALREADY_CLEAN
+    assert enabled(api) is initially
+
+
+def test_down_revert_puts_back_the_recorded_state_whatever_it_finds(
+    server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext
+) -> None:
+    # Disabled before the fault; something enabled it while the fault was applied. The revert
+    # restores what was recorded, instead of calling the proxy "already clean".
+    api.post("/proxies/backend", json={"enabled": False})
+    fault = toxics.Down()
+    revert = apply(fault, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    api.post("/proxies/backend", json={"enabled": True})
+    assert fault.revert(revert, ctx) is contract.RevertOutcome.REVERTED
+    assert enabled(api) is False
+
+
+def test_the_same_proxy_down_twice_comes_back_when_the_first_record_is_reverted_last(
+    server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext
+) -> None:
+    # Two overlapping downs (allow_overlap): the second records the first's "disabled". The engine
+    # hands the first record to the last revert (captures_state); the driver must then re-enable,
+    # whichever of the two ends first.
+    fault = toxics.Down()
+    assert fault.captures_state is True
+    args = toxics.ProxyArgs(proxy="backend", url=server.url)
+    first = apply(fault, args, ctx)
+    second = apply(fault, args, ctx)
+    assert isinstance(first, toxics.DownRevert) and isinstance(second, toxics.DownRevert)
+    assert (first.was_enabled, second.was_enabled) == (True, False)
+    (target,) = fault.targets(args, ctx)
+    assert fault.lease(args, target) == fault.lease(
+        toxics.ProxyArgs(proxy="backend", url=server.url + "/"), target
+    )
+    assert fault.revert(second, ctx) is contract.RevertOutcome.ALREADY_CLEAN  # first out: still down
+    assert enabled(api) is False
+    assert fault.revert(ledgered(fault, first), ctx) is contract.RevertOutcome.REVERTED
+    assert enabled(api) is True
+    with upstreams.connect(listen) as sock:
+        assert rtt(sock) < 1
+
+
+def test_reverts_against_an_unreachable_server_raise_and_a_vanished_proxy_is_already_clean(
+    server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext
+) -> None:
+    latency, down = toxics.Latency(), toxics.Down()
+    toxic = apply(latency, toxics.LatencyArgs(proxy="backend", url=server.url, latency=1), ctx)
+    disabled = apply(down, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    elsewhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    closed.close()
+    for fault, revert in ((latency, toxic), (down, disabled)):
+        moved = revert.model_copy(update={"url": elsewhere})
+        with pytest.raises(errors.Unreachable, match=elsewhere):
+            fault.revert(moved, ctx)
+        assert fault.endpoint(moved) == elsewhere.removeprefix("http://")
+    # Nothing was reverted on the real server by the failed attempts.
+    assert len(api.get("/proxies/backend/toxics").json()) == 1 and enabled(api) is False
+    # A proxy that is really gone (404) holds no fault any more.
+    assert api.delete("/proxies/backend").status_code == 204
+    assert latency.revert(toxic, ctx) is contract.RevertOutcome.ALREADY_CLEAN
+    assert down.revert(disabled, ctx) is contract.RevertOutcome.ALREADY_CLEAN
+
+
+def test_toxic_leases_are_per_proxy_stream_and_type_and_toxics_capture_no_state(
+    server: servers.ProxyServer, listen: str, ctx: contract.RunContext
+) -> None:
+    fault = toxics.Latency()
+    assert fault.captures_state is False
+    args = toxics.LatencyArgs(proxy="backend", url=server.url, latency=1)
+    (target,) = fault.targets(args, ctx)
+    host_port = server.url.removeprefix("http://")
+    assert fault.lease(args, target) == f"toxiproxy.latency@http://{host_port}#backend/downstream"
+    upstream = args.model_copy(update={"stream": "upstream"})
+    assert fault.lease(upstream, target) != fault.lease(args, target)
+    generic = toxics.GenericToxicArgs(proxy="backend", url=server.url, type="latency")
+    assert toxics.Toxic().lease(generic, target) == fault.lease(args, target)
+    # Two overlapping toxics (allow_overlap) are two objects: each revert removes only its own.
+    one, two = apply(fault, args, ctx), apply(fault, args, ctx)
+    assert isinstance(two, toxics.ToxicRevert)
+    assert fault.revert(one, ctx) is contract.RevertOutcome.REVERTED
+    with clients.Client(server.url) as client:
+        assert [t["name"] for t in client.toxics("backend")] == [two.toxic]

@@ -12,10 +12,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest
@@ -499,3 +501,186 @@ def test_command_action_fails_on_non_zero_exit_unless_told_not_to() -> None:
 def test_argv_numbers_become_text() -> None:
     assert starting.StartArgs(argv=["sleep", 5]).argv == ["sleep", "5"]
     assert signalling.KillArgs(pid=1).signal == signal.SIGTERM
+
+
+# -- revert data through the ledger ------------------------------------------------------------------
+
+REVERTS: list[tuple[contract.Fault[Any, Any], dict[str, object]]] = [
+    (KILL, {"pid": 4242, "starttime": 123456, "name": "web", "signal": "SIGTERM"}),
+    (STOP, {"pid": 4242, "starttime": 123456, "name": "web", "was_stopped": False}),
+]
+
+
+@pytest.mark.parametrize(("fault", "fields"), REVERTS, ids=[f.name for f, _ in REVERTS])
+def test_revert_models_round_trip_and_damaged_records_are_refused_naming_the_field(
+    fault: contract.Fault[Any, Any], fields: dict[str, object]
+) -> None:
+    revert = fault.revert_type(**fields)
+    record = json.loads(json.dumps(contract.dump_revert(revert)))
+    assert record == {"v": 1, **fields}
+    assert contract.load_revert(fault, record) == revert
+    damaged = [
+        ({**record, "pid": "4242"}, "pid"),  # text where a number belongs: not coerced
+        ({**record, "starttime": 1.5}, "starttime"),
+        ({**record, "pid": 0}, "pid"),
+        ({**record, "extra": 1}, "extra"),
+        ({k: v for k, v in record.items() if k != "starttime"}, "starttime"),
+        ({**record, "v": 0}, "version"),
+    ]
+    for data, named in damaged:
+        with pytest.raises(ValueError, match=named):
+            contract.load_revert(fault, data)
+
+
+# -- process.start: marks, write-ahead undo, endpoints ----------------------------------------------
+
+
+def entry_ctx(entry: str | None = None) -> contract.RunContext:
+    return contract.RunContext(run_id="test", entry=entry or f"e-{uuid.uuid4().hex[:8]}")
+
+
+def marked(mark: str) -> list[processes.Info]:
+    return processes.carrying(starting.ENTRY, mark)
+
+
+def test_start_writes_ahead_the_mark_its_child_carries() -> None:
+    c = entry_ctx("0007")
+    args = START.args(argv=[sys.executable, "-c", "import time; time.sleep(120)"], stop_timeout="3s")
+    prepared = START.prepare(args, c)
+    assert prepared == {
+        "program": sys.executable,
+        "argv": [sys.executable, "-c", "import time; time.sleep(120)"],
+        "mark": "test/0007",
+        "stop_timeout": 3.0,
+    }
+    assert START.prepare(args, contract.RunContext(run_id="test")) is None  # no entry, no mark
+    result = START.run(args, c)
+    assert result.undo is not None
+    try:
+        pid = result.undo["pid"]
+        env = processes.environ(pid)  # type: ignore[arg-type]
+        assert env is not None
+        assert env["CHAOSKIT_RUN_ID"] == "test" and env["CHAOSKIT_ENTRY"] == "test/0007"
+        assert {k: result.undo[k] for k in ("mark", "program", "pgid")} == {
+            "mark": "test/0007",
+            "program": sys.executable,
+            "pgid": pid,
+        }
+    finally:
+        assert START.undo(result.undo, c) is contract.RevertOutcome.REVERTED
+
+
+def test_undo_from_the_prepared_data_finds_the_child_by_its_mark_while_run_still_waits(
+    tmp_path: Path,
+) -> None:
+    # As after a crash inside run(): only prepare's data is in the ledger, no pid.
+    c = entry_ctx()
+    # A shell with a child of its own, so that undo must reach the whole group.
+    args = START.args(
+        argv=["/bin/sh", "-c", f"sleep 300 & exec {sys.executable} -c 'import time; time.sleep(300)'"],
+        wait_for={"port": free_port()},  # never opens
+        timeout="100s",
+        stop_timeout="5s",
+    )
+    prepared = START.prepare(args, c)
+    assert prepared is not None and "pid" not in prepared
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            START.run(args, c)
+        except BaseException as e:
+            failure.append(e)
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    try:
+        assert wait_until(lambda: len(marked(str(prepared["mark"]))) == 2), "the child never started"
+        (pgid,) = {p.pgid for p in marked(str(prepared["mark"]))}
+        assert revert_in_fresh_process("process.start", prepared) == "reverted"
+        assert processes.group_members(pgid) == []
+        runner.join(timeout=30)
+        assert not runner.is_alive(), "run kept waiting for a process that is gone"
+        (error,) = failure
+        assert isinstance(error, errors.DriverError)
+        assert "killed by SIGTERM before it was ready" in error.message
+        assert START.undo(prepared, c) is contract.RevertOutcome.ALREADY_CLEAN
+    finally:
+        c.cancel.set()
+        runner.join(timeout=30)
+
+
+def test_undo_after_the_process_exited_is_already_clean() -> None:
+    c = entry_ctx()
+    args = START.args(argv=[sys.executable, "-c", "import time; time.sleep(120)"])
+    prepared = START.prepare(args, c)
+    assert prepared is not None
+    result = START.run(args, c)
+    assert result.undo is not None
+    os.kill(int(result.undo["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    assert wait_until(lambda: not marked(str(prepared["mark"])))
+    assert START.undo(result.undo, c) is contract.RevertOutcome.ALREADY_CLEAN
+    assert START.undo(prepared, c) is contract.RevertOutcome.ALREADY_CLEAN
+
+
+def test_undo_never_touches_a_process_with_another_mark_or_one_that_reused_the_pid() -> None:
+    c = entry_ctx()
+    args = START.args(argv=[sys.executable, "-c", "import time; time.sleep(120)"], stop_timeout="3s")
+    prepared = START.prepare(args, c)
+    assert prepared is not None
+    # Another run's process, started by the test: same run id, another entry.
+    stranger = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, "CHAOSKIT_RUN_ID": "test", "CHAOSKIT_ENTRY": f"{prepared['mark']}0"},
+        start_new_session=True,
+    )
+    try:
+        result = START.run(args, c)
+        assert result.undo is not None
+        # A record whose process is gone and whose pid now belongs to another process with another
+        # mark (its start time unknown, as when /proc could not be read at start).
+        impostor = {
+            **result.undo,
+            "mark": "test/long-gone",
+            "pid": stranger.pid,
+            "pgid": stranger.pid,
+            "starttime": None,
+        }
+        assert START.undo(impostor, c) is contract.RevertOutcome.ALREADY_CLEAN
+        assert START.undo(result.undo, c) is contract.RevertOutcome.REVERTED
+        assert START.undo(prepared, c) is contract.RevertOutcome.ALREADY_CLEAN
+        time.sleep(0.2)
+        assert stranger.poll() is None, "a process with another mark was stopped"
+    finally:
+        stranger.kill()
+        stranger.wait(timeout=30)
+
+
+def test_damaged_start_undo_data_is_a_clear_error() -> None:
+    with pytest.raises(errors.DriverError, match="needs a mark, or a pid and a pgid"):
+        START.undo({"program": "x"}, ctx())
+    with pytest.raises(errors.DriverError, match="pid"):
+        START.undo({"program": "x", "mark": "r/e", "pid": "12"}, ctx())
+
+
+def test_serves_names_the_ports_the_process_group_listens_on() -> None:
+    port, other = free_port(), free_port()
+    c = entry_ctx()
+    # The group's leader listens on 127.0.0.1, its child on every IPv6 (and IPv4) address.
+    script = (
+        f"{sys.executable} -c 'import socket, time; s = socket.socket(socket.AF_INET6); "
+        f's.bind(("::", {other})); s.listen(); time.sleep(120)\' & '
+        f"exec {sys.executable} -m http.server {port} --bind 127.0.0.1"
+    )
+    args = START.args(argv=["/bin/sh", "-c", script], wait_for={"url": f"http://127.0.0.1:{port}/"})
+    prepared = START.prepare(args, c)
+    assert prepared is not None
+    result = START.run(args, c)
+    assert result.undo is not None
+    try:
+        expected = [f"127.0.0.1:{port}", f"127.0.0.1:{other}", f"[::1]:{other}", f"[::]:{other}"]
+        assert wait_until(lambda: sorted(START.serves(result.undo, c)) == sorted(expected))  # type: ignore[arg-type]
+        assert sorted(START.serves(prepared, c)) == sorted(expected)  # found by the mark alone
+    finally:
+        START.undo(result.undo, c)
+    assert START.serves(result.undo, c) == []
