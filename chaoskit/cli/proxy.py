@@ -37,4 +37,4 @@ def serve(host: str, port: int, config: Path | None) -> None:
 
     # ChaoskitErrors (a bad config, a busy port) reach the CLI group, which prints them.
     with asyncio.Runner(loop_factory=servers.new_loop) as runner:
-        runner.run(servers.serve(host, port, proxies, ready))
+        runner.run(servers.serve(host, port, proxies, ready, source=str(config)))

@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from chaoskit import errors
-from chaoskit.proxy import api, proxies
+from chaoskit.proxy import api, proxies, toxics
 
 T = TypeVar("T")
 
@@ -40,22 +40,100 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 def read_config(path: Path) -> list[Any]:
-    """The proxies of a ``--config`` file: the same JSON array ``POST /populate`` takes."""
+    """The proxies of a ``--config`` file: the same JSON array ``POST /populate`` takes.
+
+    Every entry is checked before anything starts; all problems are reported at once, each as
+    ``FILE: [i].field: what is wrong`` (``i`` counts from 0).
+    """
     try:
-        data = json.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
     except OSError as e:
         raise errors.UsageError(f"{path}: can't read the proxy config: {e.strerror}") from e
-    except ValueError as e:
-        raise errors.UsageError(
-            f"{path}: not valid JSON: {e}",
-            hint=_EXAMPLE,
+    except UnicodeDecodeError as e:
+        raise errors.SpecError(
+            [errors.Problem(str(path), 0, 0, "", f"not UTF-8 (byte {e.start}: {e.reason}); {_EXAMPLE}")]
+        ) from e
+    try:
+        data = json.loads(text)
+    except ValueError as e:  # JSONDecodeError, or an integer too long to convert
+        line, col = (e.lineno, e.colno) if isinstance(e, json.JSONDecodeError) else (0, 0)
+        reason = e.msg if isinstance(e, json.JSONDecodeError) else str(e)
+        raise errors.SpecError(
+            [errors.Problem(str(path), line, col, "", f"not valid JSON: {reason}; {_EXAMPLE}")]
+        ) from e
+    except RecursionError as e:
+        raise errors.SpecError(
+            [errors.Problem(str(path), 0, 0, "", f"not valid JSON: nested too deeply; {_EXAMPLE}")]
         ) from e
     if not isinstance(data, list):
-        raise errors.UsageError(
-            f"{path}: the proxy config must be a JSON array of proxies, got {type(data).__name__}",
-            hint=_EXAMPLE,
+        raise errors.SpecError(
+            [
+                errors.Problem(
+                    str(path),
+                    0,
+                    0,
+                    "",
+                    f"the proxy config must be a JSON array of proxies, got {_kind(data)}; {_EXAMPLE}",
+                )
+            ]
         )
+    found = [errors.Problem(str(path), 0, 0, where, message) for where, message in _entry_problems(data)]
+    if found:
+        raise errors.SpecError(found)
     return data
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), "a number" if isinstance(value, int | float) else "null"
+    )
+
+
+def _value_problem(field: str, value: str) -> str | None:
+    if field == "listen" and not value:
+        return None  # 127.0.0.1 on a free port
+    if not value:
+        return "can't be empty"
+    try:
+        if field == "name":
+            toxics.check_name(value, "the name")
+        else:
+            proxies.split(value, "")
+    except proxies.RequestError as e:
+        return e.message.strip()
+    return None
+
+
+def _entry_problems(entries: list[Any]) -> list[tuple[str, str]]:
+    """``(path, message)`` for every thing wrong with the entries of a config."""
+    found: list[tuple[str, str]] = []
+    first: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            found.append(
+                (f"[{i}]", f'must be an object like {{"name": ..., "upstream": ...}}, got {_kind(entry)}')
+            )
+            continue
+        for field in ("name", "upstream"):
+            if field not in entry:
+                found.append((f"[{i}].{field}", "missing; every proxy needs a name and an upstream"))
+        for field in ("name", "listen", "upstream"):
+            if field not in entry:
+                continue
+            value = entry[field]
+            if not isinstance(value, str):
+                found.append((f"[{i}].{field}", f"must be a string, got {_kind(value)}"))
+            elif problem := _value_problem(field, value):
+                found.append((f"[{i}].{field}", problem))
+        if "enabled" in entry and not isinstance(entry["enabled"], bool):
+            found.append((f"[{i}].enabled", f"must be true or false, got {_kind(entry['enabled'])}"))
+        name = entry.get("name")
+        if isinstance(name, str) and name:
+            if name in first:
+                found.append((f"[{i}].name", f"{name[:80]!r} is also the name of [{first[name]}]"))
+            else:
+                first[name] = i
+    return found
 
 
 class Running:
@@ -71,8 +149,14 @@ class Running:
 
     @classmethod
     async def start(
-        cls, host: str, port: int, config: list[Any] | None = None, seed: int | None = None
+        cls,
+        host: str,
+        port: int,
+        config: list[Any] | None = None,
+        seed: int | None = None,
+        source: str = "proxy config",
     ) -> Running:
+        """Listen and create the proxies of ``config``; ``source`` names it (a file) in errors."""
         proxies.raise_nofile_limit()
         table = proxies.Table(seed)
         handler = api.Api(table)
@@ -86,11 +170,16 @@ class Running:
                 hint="pick another --port, or stop what is using it",
             ) from e
         if config:
-            _, failure = await table.populate(config)
+            try:
+                done, failure = await table.populate(config)
+            except proxies.RequestError as e:  # only when read_config didn't check the list
+                done, failure = [], e
             if failure is not None:
                 table.close()
                 server.close()
-                raise errors.UsageError(f"proxy config: {failure.message}")
+                # populate stops at the first entry it can't apply: the one after those done.
+                where = f"[{len(done)}].listen: " if failure.status == 500 else ""
+                raise errors.UsageError(f"{source}: {where}{failure.message}")
         return cls(table, handler, server)
 
     async def stop(self) -> None:
@@ -110,9 +199,10 @@ async def serve(
     port: int,
     config: list[Any] | None = None,
     ready: Callable[[Running], None] = lambda running: None,
+    source: str = "proxy config",
 ) -> None:
     """Serve until SIGINT or SIGTERM, then close every proxy and connection."""
-    running = await Running.start(host, port, config)
+    running = await Running.start(host, port, config, source=source)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -136,3 +136,57 @@ def test_demo_serves_rides_out_latency_and_exports_metrics() -> None:
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b'[{"name": "db", "upstream": "127.0.0.1:1"}, {"name": "x", "upstream": "h:1", "listen": 5}]',
+         ": [1].listen: must be a string"),
+        (b'[{"name": "db"}]', ": [0].upstream: missing"),
+        (b"[[]]", ": [0]: must be an object"),
+        (b'[{"name": "\xff", "upstream": "h:1"}]', ": not UTF-8"),
+        (b"[{", ":1:3: not valid JSON"),
+    ],
+)  # fmt: skip
+def test_serve_refuses_a_config_of_wrong_types_naming_the_file_and_entry(
+    tmp_path: Path, content: bytes, expected: str
+) -> None:
+    config = tmp_path / "proxies.json"
+    config.write_bytes(content)
+    result = subprocess.run(
+        chaoskit("proxy", "serve", "--port", "0", "--config", str(config)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"{config}{expected}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_names_the_entry_whose_listen_is_busy(tmp_path: Path, echo: upstreams.Upstream) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = f"127.0.0.1:{busy.getsockname()[1]}"
+        config = tmp_path / "proxies.json"
+        config.write_text(
+            json.dumps(
+                [
+                    {"name": "ok", "listen": "127.0.0.1:0", "upstream": echo.address},
+                    {"name": "db", "listen": taken, "upstream": echo.address},
+                ]
+            )
+        )
+        result = subprocess.run(
+            chaoskit("proxy", "serve", "--port", "0", "--config", str(config)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"{config}: [1].listen: listen tcp {taken}: bind: address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
