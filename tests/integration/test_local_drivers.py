@@ -1,5 +1,6 @@
-"""The process/HTTP demo experiment end to end through ``chaoskit run`` in a subprocess, and a
-runner killed mid-fault whose server is continued and stopped by ``chaoskit recover``."""
+"""The process/HTTP demo experiment end to end through ``chaoskit run`` in a subprocess; a
+runner killed mid-fault whose server is continued and stopped by ``chaoskit recover``; and one
+killed while a process was starting, whose process recover finds by its mark."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -137,5 +139,51 @@ def test_recover_continues_and_stops_the_server_of_a_killed_run(tmp_path: Path) 
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     # A second recover has nothing left to do.
+    again = chaoskit("recover", state=state)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_recover_stops_a_process_whose_runner_died_while_it_was_starting(tmp_path: Path) -> None:
+    # The runner is killed inside process.start (waiting for a port that never opens), so the only
+    # record is the write-ahead one: the mark in the child's environment, no pid.
+    marker = f"ck-never-ready-{uuid.uuid4().hex[:8]}"
+    state = tmp_path / "state"
+    path = tmp_path / "never-ready.yaml"
+    path.write_text(
+        "title: a server that never gets ready\n"
+        "setup:\n"
+        "  - id: server\n"
+        "    action: process.start\n"
+        "    with:\n"
+        f"      argv: [{sys.executable}, -c, 'import time; time.sleep(300)', {marker}]\n"
+        f"      wait_for: {{port: {free_port()}}}\n"
+        "      timeout: 200s\n"
+        "method:\n"
+        "  - pause: 1s\n"
+    )
+
+    def started() -> list[processes.Info]:
+        return [p for p in processes.all_live() if p.cmdline.endswith(f" {marker}")]
+
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "chaoskit", "run", str(path), "-q", "--state-dir", str(state)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert wait_until(lambda: bool(started()), 120), "the process was never started"
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait(timeout=30)
+    (child,) = started()
+    environ = processes.environ(child.pid)
+    assert environ is not None and environ["CHAOSKIT_ENTRY"].startswith(environ["CHAOSKIT_RUN_ID"] + "/")
+    time.sleep(0.5)
+    assert processes.same(child.pid, child.starttime) is not None, "nobody should have stopped it yet"
+
+    done = chaoskit("recover", state=state)
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert wait_until(lambda: not started(), 30), "recover left the half-started process running"
     again = chaoskit("recover", state=state)
     assert again.returncode == 0, again.stdout + again.stderr
