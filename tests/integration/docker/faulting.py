@@ -1,5 +1,6 @@
 """Drive faults through the driver contract the way the engine does: resolve targets, prepare (the
-revert data a ledger would hold), inject; revert from that data alone."""
+revert data a ledger would hold), inject; revert from that data alone, read back as ``recover``
+reads it."""
 
 from __future__ import annotations
 
@@ -15,19 +16,23 @@ FAULTS = {f.name: f for f in DRIVER.faults}
 PROBES = {p.name: p for p in DRIVER.probes}
 
 
-def apply(name: str, args: Mapping[str, Any], ctx: contract.RunContext) -> list[contract.RevertData]:
+def _ledgered(fault: contract.Fault[Any, Any], revert: contract.Revert) -> contract.Revert:
+    """``revert`` as it comes back from the ledger: dumped, through JSON text, validated again."""
+    return contract.load_revert(fault, json.loads(json.dumps(contract.dump_revert(revert))))
+
+
+def apply(name: str, args: Mapping[str, Any], ctx: contract.RunContext) -> list[contract.Revert]:
     fault = FAULTS[name]
     parsed = fault.args.model_validate(dict(args))
-    records: list[contract.RevertData] = []
+    records: list[contract.Revert] = []
     for target in fault.targets(parsed, ctx):
-        record = fault.prepare(parsed, target, ctx)
-        # What the ledger stores is JSON: prove the record survives it.
-        record = json.loads(json.dumps(record))
-        records.append(fault.inject(parsed, target, record, ctx))
+        # What the ledger stores is JSON: inject and revert get the record that survived it.
+        record = _ledgered(fault, fault.prepare(parsed, target, ctx))
+        records.append(_ledgered(fault, fault.inject(parsed, target, record, ctx)))
     return records
 
 
-def revert(name: str, records: list[contract.RevertData], ctx: contract.RunContext) -> list[str]:
+def revert(name: str, records: list[contract.Revert], ctx: contract.RunContext) -> list[str]:
     return [FAULTS[name].revert(record, ctx).value for record in records]
 
 

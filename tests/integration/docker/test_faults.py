@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
+from chaoskit.drivers.docker import containers
 from chaoskit.errors import ComponentMissing, TargetError
 from tests.integration.docker import faulting
 from tests.integration.docker.conftest import HTTP_IMAGE, TEST_LABEL, Web, iptables_rules, wait_until
@@ -112,8 +113,12 @@ def test_kill_with_restart_policy_comes_back_and_restarts_are_counted(
 ) -> None:
     site = web(restart="always")
     assert faulting.probe("docker.container.restarts", {"name": site.name}, ctx)["restarts"] == 0
-    faulting.apply("docker.container.kill", {"name": site.name}, ctx)
+    (killed,) = faulting.apply("docker.container.kill", {"name": site.name}, ctx)
     assert faulting.FAULTS["docker.container.kill"].reversibility is contract.Reversibility.SELF_HEALING
+    # The record says how the signal went, after the ledger's round trip.
+    assert isinstance(killed, containers.KillRevert)
+    assert (killed.signal, killed.via) in {(9, "process"), (9, "api")}
+    assert (killed.pid is not None) == (killed.via == "process")
     assert wait_until(
         lambda: faulting.probe("docker.container.restarts", {"name": site.name}, ctx)["restarts"] >= 1
     )
