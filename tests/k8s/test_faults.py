@@ -4,13 +4,14 @@ revert, as the engine calls them) against a real API server and controllers."""
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -25,15 +26,26 @@ from tests.k8s.clusters import Cluster, wait_until
 pytestmark = pytest.mark.k8s
 
 
+R = TypeVar("R", bound=contract.Revert)
+
+
+def ledgered(fault: contract.Fault[Any, R], revert: R) -> R:
+    """``revert`` as ``recover`` reads it back from the ledger: dumped, JSON text, validated."""
+    back = contract.load_revert(fault, json.loads(json.dumps(contract.dump_revert(revert))))
+    assert isinstance(back, fault.revert_type) and back == revert
+    return back
+
+
 def inject(
-    fault: contract.Fault[Any], with_: dict[str, Any], ctx: contract.RunContext
-) -> list[tuple[contract.Target, contract.RevertData]]:
-    """What the engine does for one fault step: validate, resolve targets, prepare, inject."""
+    fault: contract.Fault[Any, R], with_: dict[str, Any], ctx: contract.RunContext
+) -> list[tuple[contract.Target, R]]:
+    """What the engine does for one fault step: validate, resolve targets, prepare (written ahead),
+    inject; the revert data returned is what the ledger gives back."""
     args = fault.args.model_validate(with_)
     applied = []
     for target in fault.targets(args, ctx):
-        data = fault.prepare(args, target, ctx)
-        applied.append((target, fault.inject(args, target, data, ctx)))
+        data = ledgered(fault, fault.prepare(args, target, ctx))
+        applied.append((target, ledgered(fault, fault.inject(args, target, data, ctx))))
     return applied
 
 
@@ -112,7 +124,7 @@ def test_a_drain_blocked_by_a_pdb_names_the_pod_and_leaves_the_node_cordoned_for
     fault = faults.NodeDrain()
     args = fault.args.model_validate({"names": [node], "timeout": "3s"})
     (target,) = fault.targets(args, ctx)
-    data = fault.prepare(args, target, ctx)
+    data = ledgered(fault, fault.prepare(args, target, ctx))
     try:
         with pytest.raises(
             evicting.EvictionRefused, match=rf"drain of node {node}: \d pod\(s\) still refused"
@@ -133,7 +145,7 @@ def test_cordon_keeps_a_node_cordoned_that_was_cordoned_before(
     cluster.api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}}, what="test: pre-cordon")
     try:
         ((_target, data),) = inject(faults.NodeCordon(), {"names": [node]}, ctx)
-        assert data["was_unschedulable"] is True
+        assert data.was_unschedulable is True
         labels = cluster.node(node)["metadata"]["labels"]
         assert labels[marks.RUN_ID] == marks.label_value(ctx.run_id)
         faults.NodeCordon().revert(data, ctx)
@@ -157,7 +169,7 @@ def test_scale_reverts_to_the_replica_count_recorded_before(
     name = "web" if kind == "deployment" else "db"
     path = f"/apis/apps/v1/namespaces/{namespace}/{kind}s/{name}"
     ((_, data),) = inject(fault, {"namespace": namespace, "name": name, "replicas": 1}, ctx)
-    assert data["replicas"] == 3
+    assert data.replicas == 3
     scaled = cluster.api.get(path, what="test")
     assert scaled["spec"]["replicas"] == 1
     assert scaled["metadata"]["annotations"][marks.PREVIOUS_REPLICAS] == "3"
