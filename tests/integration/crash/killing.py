@@ -239,6 +239,19 @@ class Run:
         return data
 
 
+STARTED: list[str] = []
+"""Every run id ``running`` used, so that a failed test's leftovers can be cleaned after it."""
+
+
+def clean_up(run_ids: Sequence[str]) -> None:
+    """Kill (by pid) what these runs started and recover did not stop: after a failure only, so
+    that one failed moment does not leave servers on a shared machine."""
+    for run_id in run_ids:
+        for pid in processes_marked(run_id):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 @contextlib.contextmanager
 def running(
     folder: Path,
@@ -274,6 +287,7 @@ def running(
             env=environment(run_id),
             start_new_session=True,
         )
+    STARTED.append(run_id)
     run = Run(run_id, folder, state, journal, log_path, process)
     try:
         yield run
@@ -430,3 +444,27 @@ def process_state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
         return "gone"
+
+
+@contextlib.contextmanager
+def sleepers(count: int) -> Iterator[list[int]]:
+    """``count`` real processes to freeze; killed (by pid) on the way out."""
+    started = [subprocess.Popen(["sleep", "300"]) for _ in range(count)]
+    try:
+        yield [p.pid for p in started]
+    finally:
+        for process in started:
+            process.kill()
+            process.wait(timeout=30)
+
+
+def crashed(folder: Path, pid: int, state: Path) -> Run:
+    """A run SIGKILLed while ``pid`` is frozen: its ledger says applied, the process is stopped."""
+    step = f"{{name: freeze, fault: process.stop, with: {{pid: {pid}}}, duration: 1h}}"
+    experiment = f"title: freeze\nmethod:\n  - {step}\n"
+    with running(folder, experiment, state=state) as run:
+        assert run.until(lambda: run.lines("applied"), timeout=60), run.log()
+        run.signal(signal.SIGKILL)
+        run.finish(timeout=30)
+    assert process_state(pid) == "T"
+    return run
