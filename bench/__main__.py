@@ -12,6 +12,7 @@ import sys
 BENCHES: dict[str, str] = {
     # name: module, kept sorted
     "chaostoolkit": "bench.chaostoolkit",
+    "crash": "bench.crash",
     "crash_soak": "bench.crash_soak",
     "engine": "bench.engine",
     "fuzz": "bench.fuzz",
