@@ -128,7 +128,20 @@ def command(
         tags=list(loaded.experiment.tags),
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
     )
-    settings = running.Settings(state_dir=root, seed=seed, experiment=info, secrets=secrets, run_id=run_id)
+    sources = {
+        name: {"env": ref.env} if ref.env is not None else {"file": ref.file} if ref.file is not None else {}
+        for name, ref in loaded.experiment.secrets.items()
+    }
+    settings = running.Settings(
+        state_dir=root,
+        seed=seed,
+        experiment=info,
+        secrets=secrets,
+        secret_sources={
+            name: {k: v for k, v in source.items() if v is not None} for name, source in sources.items()
+        },
+        run_id=run_id,
+    )
     bus = events.Bus()
     runner = running.Runner(plan, settings, bus=bus)
     live = rendering.LiveConsole(console) if not quiet else None
@@ -145,6 +158,9 @@ def command(
         telemetry = metrics.attach(bus, port=metrics_port, pushgateway=pushgateway)
     with live or contextlib.nullcontext():
         journal = asyncio.run(_run(runner))
+    # The run is over and everything is taken back; a late signal must not cut the journal short.
+    for sig in TERMINATING:
+        signal.signal(sig, signal.SIG_IGN)
 
     def warn(message: str) -> None:
         console.print(message, highlight=False, markup=False)
@@ -191,28 +207,32 @@ def _rescue(journal: journals.Journal, state_dir: Path) -> Path | None:
     return path
 
 
+TERMINATING = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+"""Every signal that would otherwise end chaoskit with faults applied: each stops the run the same
+way (revert, rollbacks, journal; exit 130)."""
+
+
 async def _run(runner: running.Runner) -> journals.Journal:
     loop = asyncio.get_running_loop()
-    signals = 0
 
-    def on_signal() -> None:
-        nonlocal signals
-        signals += 1
-        if signals <= 2:
-            runner.interrupt()  # the first stops the run; the second says what is still applied
-            return
-        # A third: the user wants out now. The ledger still has what is applied.
-        print(
-            f"\nexiting; take back what is still applied with: chaoskit recover {runner.run_id}",
-            file=sys.stderr,
-        )
-        os._exit(int(errors.ExitCode.INTERRUPTED))
+    def on_signal(sig: signal.Signals) -> None:
+        # The first stops the run; later ones say what is still applied. None of them skips the
+        # revert, the rollbacks or the journal: `kill -9` is the way out that skips them, and the
+        # ledger covers it (chaoskit recover).
+        runner.interrupt(sig.name)
 
-    # Ctrl-C and SIGTERM become a cancellation event in the runner, never an exception mid-revert.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
+    # Signals become a cancellation event in the runner, never an exception mid-revert.
+    for sig in TERMINATING:
+        loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await runner.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in TERMINATING:
             loop.remove_signal_handler(sig)

@@ -17,8 +17,14 @@ CLEAN = "No outstanding faults."
 @options.state_dir
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def command(state_dir: Path | None, output: str) -> None:
-    """List outstanding faults (and leftovers) of every run; prints "No outstanding faults." when clean."""
-    left = ledgers.outstanding(ledgers.state_dir(state_dir))
+    """List outstanding faults (and leftovers) of every run, and whether each run is live; prints
+    "No outstanding faults." when clean."""
+    root = ledgers.state_dir(state_dir)
+    found = ledgers.survey(root, set_aside=False)
+    for problem in found.problems:
+        click.echo(f"warning: {problem}", err=True)
+    left = list(found.outstanding())
+    live = {run.run_id: ledgers.is_live(run.path) for run, _ in left}
     if output == "json":
         data = [
             {
@@ -29,16 +35,20 @@ def command(state_dir: Path | None, output: str) -> None:
                 "step": e.step,
                 "state": e.state,
                 "target": e.target,
+                "live": live[run.run_id],
             }
-            for e in left
+            for run, e in left
         ]
         click.echo(json.dumps(data, indent=2))
         return
     if not left:
         click.echo(CLEAN)
         return
-    runs = sorted({e.run_id for e in left})
-    for entry in left:
+    for _, entry in left:
         click.echo(f"{entry.run_id}: {entry.describe()}")
-    for run in runs:
-        click.echo(f"take back: chaoskit recover {run}" + (f" --state-dir {state_dir}" if state_dir else ""))
+    flag = f" --state-dir {state_dir}" if state_dir else ""
+    for run_id in dict.fromkeys(run.run_id for run, _ in left):
+        if live[run_id]:
+            click.echo(f"{run_id} is live: it takes back its own faults when it ends")
+        else:
+            click.echo(f"{run_id} is dead; take back: chaoskit recover {run_id}{flag}")

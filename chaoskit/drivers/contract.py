@@ -288,7 +288,7 @@ class Driver:
 
     name: str
     summary: str
-    faults: Sequence[Fault[Any]] = ()
+    faults: Sequence[Fault[Any, Any]] = ()
     probes: Sequence[Probe[Any]] = ()
     actions: Sequence[Action[Any]] = ()
     sweep: Sweep | None = None

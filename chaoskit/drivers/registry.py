@@ -19,7 +19,7 @@ GROUP = "chaoskit.drivers"
 @dataclass(frozen=True)
 class Registry:
     drivers: Mapping[str, contract.Driver]
-    faults: Mapping[str, contract.Fault[Any]]
+    faults: Mapping[str, contract.Fault[Any, Any]]
     probes: Mapping[str, contract.Probe[Any]]
     actions: Mapping[str, contract.Action[Any]]
     broken: Mapping[str, str] = field(default_factory=dict)
@@ -40,7 +40,7 @@ class Registry:
 def build(drivers: Iterable[contract.Driver]) -> Registry:
     """A registry of the given drivers; later names win (so tests can override a built-in)."""
     by_name: dict[str, contract.Driver] = {}
-    faults: dict[str, contract.Fault[Any]] = {}
+    faults: dict[str, contract.Fault[Any, Any]] = {}
     probes: dict[str, contract.Probe[Any]] = {}
     actions: dict[str, contract.Action[Any]] = {}
     for driver in drivers:

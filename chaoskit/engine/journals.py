@@ -53,6 +53,11 @@ class RevertStatus(enum.StrEnum):
     """Revert raised: the fault may still be in place; ``chaoskit recover`` retries it."""
     NOT_NEEDED = "not-needed"
     """A self-healing fault: nothing to take back."""
+    HANDED_OVER = "handed-over"
+    """Another applied fault holds the same lease (``allow_overlap``): the last one out restores
+    the original state."""
+    GONE_WITH_HOST = "gone-with-host"
+    """The server that held it was a process this run started and has stopped: it went with it."""
 
 
 class Record(BaseModel):

@@ -62,7 +62,7 @@ class PlannedStep:
     step: AnyStep
     path: tuple[str | int, ...]
     """Where the step is in the file, e.g. ``("method", 2)``."""
-    activity: contract.Fault[Any] | contract.Probe[Any] | contract.Action[Any] | None
+    activity: contract.Fault[Any, Any] | contract.Probe[Any] | contract.Action[Any] | None
     """None for a pause."""
     args: contract.Args | None
     """Validated at plan time; None when ``with:`` has run-time templates (validated when run)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import enum
 import functools
 import random
 import secrets as secrets_module
@@ -31,21 +30,14 @@ from pydantic import ValidationError
 import chaoskit
 from chaoskit import durations, errors
 from chaoskit.drivers import contract
-from chaoskit.engine import events, journals, ledgers, phases, planning
+from chaoskit.engine import events, faultbooks, journals, ledgers, phases, planning, verdicts
 from chaoskit.spec import expectations, models, templates
 
 T = TypeVar("T")
 Phase = phases.Phase
 Verdict = journals.Verdict
 
-EXIT_CODES: Mapping[Verdict, errors.ExitCode] = {
-    Verdict.COMPLETED: errors.ExitCode.COMPLETED,
-    Verdict.DEVIATED: errors.ExitCode.DEVIATED,
-    Verdict.INVALID: errors.ExitCode.INVALID,
-    Verdict.NOT_STEADY: errors.ExitCode.NOT_STEADY,
-    Verdict.ERROR: errors.ExitCode.ERROR,
-    Verdict.INTERRUPTED: errors.ExitCode.INTERRUPTED,
-}
+EXIT_CODES = verdicts.EXIT_CODES
 
 
 class Clock(Protocol):
@@ -98,43 +90,11 @@ class RealClock:
         return await future
 
 
-class _Abort(Exception):
-    """Internal: stop the current phase; the reason is already recorded."""
+_Abort = faultbooks.StepFailed
+"""Stop the current phase; the reason is already recorded."""
 
 
-class _StepTimeout(Exception):
-    pass
-
-
-class FaultState(enum.Enum):
-    INTENT = "intent"
-    APPLIED = "applied"
-    REVERTED = "reverted"
-
-
-@dataclass
-class AppliedFault:
-    entry: str
-    step: planning.PlannedStep
-    fault: contract.Fault[Any]
-    target: contract.Target
-    revert: contract.RevertData
-    ctx: contract.RunContext
-    state: FaultState = FaultState.INTENT
-    injected_at: datetime | None = None
-    reverting: asyncio.Task[None] | None = None
-
-    def describe(self) -> str:
-        return f"{self.fault.name} on {self.target} (step {self.step.label!r})"
-
-
-@dataclass
-class Leftover:
-    entry: str
-    step: planning.PlannedStep
-    action: contract.Action[Any]
-    data: contract.RevertData
-    ctx: contract.RunContext
+_StepTimeout = faultbooks.StepTimeout
 
 
 def _utc(epoch: float) -> datetime:
@@ -157,6 +117,9 @@ class Settings:
     """Title, file, sha256 for the journal; the plan's title when None."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Resolved secret values: name → value. Used in ``${secrets.<name>}``, redacted everywhere."""
+    secret_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Where each secret comes from (``{"env": NAME}`` or ``{"file": PATH}``): the ledger keeps
+    references, never values, and ``recover`` resolves them again from here."""
 
 
 class JournalBuilder:
@@ -233,25 +196,32 @@ class Runner:
         self.bus.secrets = tuple(v for v in self.secrets.values() if v)
         self.journal = JournalBuilder()
         self.bus.subscribe(self.journal)
-        self.run_id = self.settings.run_id or new_run_id()
+        self.run_id = ledgers.check_run_id(self.settings.run_id) if self.settings.run_id else new_run_id()
         self.seed = self.settings.seed if self.settings.seed is not None else secrets_module.randbelow(2**31)
-        self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.bus.secrets)
+        self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.secrets)
         self.ctx = contract.RunContext(run_id=self.run_id, state_dir=self.settings.state_dir, log=self._log)
-        self.applied: list[AppliedFault] = []
-        self.leftovers: list[Leftover] = []
+        self.findings = verdicts.Findings()
+        self.book = faultbooks.FaultBook(
+            self.ledger,
+            state_dir=self.settings.state_dir,
+            bus=self.bus,
+            call=self._call,
+            cleanup=self._cleanup,
+            error=self._error,
+            at=self._at,
+            now=self.clock.now,
+            wall=self.clock.wall,
+            marks=self.ctx.marks,
+            on_broken=self._ledger_broken,
+            sleep=self.clock.sleep,
+        )
         self.outputs: dict[str, Any] = {}
-        self._entries = 0
         self._stopping = asyncio.Event()
         self._cleanup_cancel = threading.Event()
         self._interrupts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._last_revert: float | None = None
         self._method_started = False
-        self._failed = False
-        self._deviations: list[str] = []
-        self._not_steady: str | None = None
         self._background: set[asyncio.Task[Any]] = set()
-        self._timers: set[asyncio.Task[None]] = set()
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -268,7 +238,7 @@ class Runner:
             loop.call_soon_threadsafe(self.bus.emit, event)
 
     def _error(self, phase: Phase | None, step: str | None, message: str) -> None:
-        self._failed = True
+        self.findings.errors.append(message)
         self.bus.emit(events.ErrorRaised(journals.ErrorRecord(phase=phase, step=step, message=message)))
 
     def _step_ctx(self, step: planning.PlannedStep) -> contract.RunContext:
@@ -315,22 +285,35 @@ class Runner:
 
     # ---- public ---------------------------------------------------------------------------
 
-    def interrupt(self) -> None:
-        """SIGINT/SIGTERM. The first stops the run (faults revert, rollbacks run); later ones say
-        what is still applied and how to take it back by hand."""
+    def interrupt(self, signal_name: str = "SIGINT") -> None:
+        """A terminating signal. The first stops the run (faults revert, rollbacks run, the journal
+        is written); later ones only say what is still applied - they never cut that short."""
         self._interrupts += 1
         if self._interrupts == 1:
-            self._stopping.set()
-            self.ctx.cancel.set()
+            self.findings.interrupted_by = signal_name
+            self._stop()
             return
-        still = [f.describe() for f in self.applied if f.state is not FaultState.REVERTED]
-        still += [f"undo of {left.action.name} (step {left.step.label!r})" for left in self.leftovers]
         self.bus.emit(
             events.StillApplied(
-                faults=still,
+                faults=self.book.still_applied(),
                 command=f"chaoskit recover {self.run_id} --state-dir {self.settings.state_dir}",
             )
         )
+
+    def _stop(self) -> None:
+        self._stopping.set()
+        self.ctx.cancel.set()
+
+    def _ledger_broken(self, why: str) -> None:
+        """The ledger can't be written: inject nothing more, and take back what is applied."""
+        if self.findings.ledger is None:
+            self.findings.ledger = why
+            self.bus.emit(
+                events.Log(
+                    f"the fault ledger can't be written ({why}): stopping, reverting from memory", self._at()
+                )
+            )
+            self._stop()
 
     @property
     def interrupted(self) -> bool:
@@ -338,6 +321,12 @@ class Runner:
 
     async def run(self) -> journals.Journal:
         self._loop = asyncio.get_running_loop()
+        try:
+            return await self._run()
+        finally:
+            self.ledger.close()
+
+    async def _run(self) -> journals.Journal:
         info = self.settings.experiment or journals.ExperimentInfo(
             title=self.plan.experiment.title, tags=list(self.plan.experiment.tags)
         )
@@ -352,24 +341,25 @@ class Runner:
                 at=started,
             )
         )
-        self.ledger.start(info.title, info.file)
+        self.ledger.start(info.title, info.file, self.settings.secret_sources)
         try:
             await self._until_stopped(self._body())
-            await self._revert_all()
-            if self._method_started and not self._failed and not self.interrupted:
+            await self.book.revert_all()
+            if self._method_started and not self.findings.failed and not self.interrupted:
                 await self._until_stopped(self._after())
             if self._method_started:
                 await self._section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
             await self._section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
-            await self._undo_all()
+            await self.book.undo_all()
         finally:
             # Even on a chaoskit bug: nothing stays applied that we can take back.
-            await self._revert_all()
+            await self.book.revert_all()
             self.ctx.close()
         for failure in list(self.bus.failures):
             self._error(None, None, f"an event subscriber failed: {failure}")
-        verdict, reason = self._verdict()
-        self.ledger.end(verdict.value)
+        verdict, reason = self.findings.decide()
+        with contextlib.suppress(errors.LedgerError):
+            self.ledger.end(verdict.value)  # a ledger that can't be written is in the verdict already
         ended = self._at()
         self.bus.emit(events.VerdictReached(verdict, int(EXIT_CODES[verdict]), reason, ended))
         return self._journal(info, started, ended, verdict, reason)
@@ -406,18 +396,6 @@ class Runner:
         )
         return journals.redact(journal, self.bus.secrets)
 
-    def _verdict(self) -> tuple[Verdict, str]:
-        if self.interrupted:
-            return Verdict.INTERRUPTED, "interrupted (SIGINT/SIGTERM): faults were reverted"
-        if self._failed:
-            first = self.journal.errors[0].message if self.journal.errors else "a driver failed"
-            return Verdict.ERROR, first
-        if self._not_steady is not None:
-            return Verdict.NOT_STEADY, self._not_steady
-        if self._deviations:
-            return Verdict.DEVIATED, "; ".join(self._deviations)
-        return Verdict.COMPLETED, "the steady state held before and after, recovery within the deadline"
-
     async def _until_stopped(self, work: Awaitable[None]) -> None:
         """Run ``work`` unless or until the run is interrupted; then cancel it and return."""
         task = asyncio.ensure_future(work)
@@ -448,7 +426,7 @@ class Runner:
             if not record.ok:
                 failed.append(f"{record.step}: {record.error or record.message}")
         if failed:
-            self._not_steady = "the steady state did not hold before: " + "; ".join(failed)
+            self.findings.not_steady = "the steady state did not hold before: " + "; ".join(failed)
             return
         await self._method()
 
@@ -515,8 +493,8 @@ class Runner:
             if self._background:
                 await asyncio.gather(*self._background)
             # A fault's duration is honoured even when the steps after it finish sooner.
-            if self._timers:
-                await asyncio.gather(*[asyncio.shield(t) for t in list(self._timers)])
+            if timers := self.book.timers:
+                await asyncio.gather(*[asyncio.shield(t) for t in timers])
         finally:
             pending = [t for t in self._background if not t.done()]
             for task in pending:
@@ -550,7 +528,7 @@ class Runner:
                         )
                     )
                 )
-                self._deviations.append(message)
+                self.findings.deviations.append(message)
                 stop.set()
                 return
             await self.clock.sleep(guard.interval)
@@ -558,7 +536,7 @@ class Runner:
     async def _after(self) -> None:
         self.bus.emit(events.PhaseStarted(Phase.AFTER, self._at()))
         recovery = self.plan.experiment.recovery
-        base = self._last_revert if self._last_revert is not None else self.clock.now()
+        base = self.book.last_revert if self.book.last_revert is not None else self.clock.now()
         poll = 0
         while True:
             polled_at = self.clock.now()
@@ -572,7 +550,7 @@ class Runner:
             if held:
                 met = elapsed <= recovery.within
                 if not met:
-                    self._deviations.append(
+                    self.findings.deviations.append(
                         f"recovered in {durations.format(elapsed)}, more than recovery.within "
                         f"{durations.format(recovery.within)}"
                     )
@@ -580,7 +558,7 @@ class Runner:
                 return
             next_poll = polled_at + recovery.interval  # a steady cadence, however long probes take
             if next_poll - base > recovery.within:
-                self._deviations.append(
+                self.findings.deviations.append(
                     f"the steady state did not hold again within {durations.format(recovery.within)}"
                 )
                 self._recovery(recovery.within, None, False, poll)
@@ -644,7 +622,9 @@ class Runner:
             if spec.id:
                 self.outputs[spec.id] = record.value
             if not record.ok and step.phase is Phase.METHOD:
-                self._deviations.append(f"method probe {record.step!r}: {record.error or record.message}")
+                self.findings.deviations.append(
+                    f"method probe {record.step!r}: {record.error or record.message}"
+                )
             status = journals.StepStatus.OK if record.ok else journals.StepStatus.FAILED
             return record.value, status
         if isinstance(spec, models.ActionStep):
@@ -753,18 +733,9 @@ class Runner:
         ctx = self._step_ctx(step)
         try:
             args = self._args(step)
-            result = await self._call(functools.partial(action.run, args, ctx), step.timeout)
-        except (errors.ChaoskitError, _StepTimeout) as e:
-            text = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
-            raise self._fail(step, f"{action.name} failed: {text}") from e
-        except Exception as e:
-            raise self._fail(step, f"{action.name} raised {type(e).__name__}: {e}") from e
-        if result.undo is not None:
-            self._entries += 1
-            entry = f"u{self._entries}"
-            self.ledger.undo(entry, action.name, step.label, result.undo)
-            self.leftovers.append(Leftover(entry, step, action, dict(result.undo), ctx))
-        return result.output
+        except errors.ChaoskitError as e:
+            raise self._fail(step, f"{action.name} failed: {e.render()}") from e
+        return await self.book.act(step, action, args, ctx)
 
     async def _inject(self, step: planning.PlannedStep) -> list[contract.Target]:
         fault = step.activity
@@ -780,174 +751,10 @@ class Runner:
         except Exception as e:
             raise self._fail(step, f"{fault.name} raised {type(e).__name__}: {e}") from e
         for target in targets:
-            await self._inject_one(step, fault, args, target, ctx=ctx, duration=spec.duration)
+            await self.book.inject(
+                step, fault, args, target, ctx=ctx, duration=spec.duration, allow_overlap=spec.allow_overlap
+            )
         return targets
-
-    async def _inject_one(
-        self,
-        step: planning.PlannedStep,
-        fault: contract.Fault[Any],
-        args: contract.Args,
-        target: contract.Target,
-        *,
-        ctx: contract.RunContext,
-        duration: float | None,
-    ) -> None:
-        try:
-            revert = await self._call(functools.partial(fault.prepare, args, target, ctx), step.timeout)
-        except Exception as e:
-            text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
-            raise self._fail(step, f"{fault.name} on {target}: can't prepare: {text}") from e
-        self._entries += 1
-        applied = AppliedFault(f"f{self._entries}", step, fault, target, dict(revert), ctx)
-        try:
-            self.ledger.intent(applied.entry, fault.name, step.label, target, applied.revert)
-        except errors.LedgerError as e:
-            raise self._fail(step, f"{fault.name} on {target} not injected: {e.message}") from e
-        except (TypeError, ValueError) as e:
-            # A driver bug: what can't be ledgered can't be recovered, so it is not injected.
-            raise self._fail(
-                step, f"{fault.name} on {target} not injected: revert data is not JSON: {e}"
-            ) from e
-        self.applied.append(applied)
-        # No step timeout here: an injection abandoned half-way could land after its revert.
-        work = asyncio.ensure_future(
-            self._call(functools.partial(fault.inject, args, target, applied.revert, ctx))
-        )
-        try:
-            # Shielded: if the run is stopped mid-inject, wait for the driver to finish, so that the
-            # revert can't overtake an injection still in flight.
-            final = await asyncio.shield(work)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                final = await work
-                self._applied(applied, final, duration=None)
-            raise
-        except Exception as e:
-            text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
-            raise self._fail(step, f"{fault.name} on {target}: inject failed: {text}") from e
-        self._applied(applied, final, duration)
-
-    def _applied(self, applied: AppliedFault, final: contract.RevertData, duration: float | None) -> None:
-        applied.revert = dict(final)
-        applied.state = FaultState.APPLIED
-        applied.injected_at = self._at()
-        self.ledger.applied(applied.entry, applied.revert)
-        self.ctx.marks.setdefault("first_inject", self.clock.wall())
-        spec = applied.step.step
-        assert isinstance(spec, models.FaultStep)
-        self.bus.emit(
-            events.FaultInjected(
-                applied.step.label, applied.fault.name, applied.target, duration, applied.injected_at
-            )
-        )
-        if applied.fault.reversibility is not contract.Reversibility.REVERSIBLE:
-            # Nothing to take back; the ledger says so, so that recover leaves it alone.
-            applied.state = FaultState.REVERTED
-            self.ledger.reverted(applied.entry, journals.RevertStatus.NOT_NEEDED.value)
-            self.bus.emit(
-                events.FaultReverted(
-                    applied.step.label,
-                    applied.fault.name,
-                    applied.target,
-                    journals.RevertStatus.NOT_NEEDED,
-                    self._at(),
-                )
-            )
-            return
-        if duration is not None:
-            timer = asyncio.ensure_future(self._revert_after(applied, duration))
-            self._timers.add(timer)
-            timer.add_done_callback(self._timers.discard)
-
-    async def _revert_after(self, applied: AppliedFault, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-        await self._revert(applied)
-
-    async def _revert(self, applied: AppliedFault) -> None:
-        if applied.state is FaultState.REVERTED:
-            return
-        if applied.reverting is None or applied.reverting.done():
-            applied.reverting = asyncio.ensure_future(self._do_revert(applied))
-        # Shielded: a cancelled duration timer must not cancel a revert half-way.
-        await asyncio.shield(applied.reverting)
-
-    async def _do_revert(self, applied: AppliedFault) -> None:
-        was = applied.state
-        try:
-            revert = functools.partial(applied.fault.revert, applied.revert, self._cleanup(applied.ctx))
-            outcome = await self._call(revert)
-        except Exception as e:
-            text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
-            message = f"{applied.fault.name} on {applied.target}: revert failed: {text}"
-            if was is FaultState.APPLIED:
-                self._error(Phase.METHOD, applied.step.label, message)
-                self.bus.emit(
-                    events.FaultReverted(
-                        applied.step.label,
-                        applied.fault.name,
-                        applied.target,
-                        journals.RevertStatus.FAILED,
-                        self._at(),
-                        error=text,
-                    )
-                )
-            else:
-                self._log(f"best-effort revert after a failed inject: {message}")
-            return
-        applied.state = FaultState.REVERTED
-        self.ledger.reverted(applied.entry, outcome.value)
-        if was is FaultState.APPLIED:
-            self._last_revert = self.clock.now()
-            self.ctx.marks["last_revert"] = self.clock.wall()
-            self.bus.emit(
-                events.FaultReverted(
-                    applied.step.label,
-                    applied.fault.name,
-                    applied.target,
-                    journals.RevertStatus(outcome.value),
-                    self._at(),
-                )
-            )
-
-    async def _revert_all(self) -> None:
-        for timer in list(self._timers):
-            timer.cancel()
-        # Newest first: a later fault may sit on top of an earlier one.
-        for applied in reversed(self.applied):
-            if applied.state is not FaultState.REVERTED and (
-                applied.reverting is None or applied.reverting.done()
-            ):
-                applied.reverting = None
-            await self._revert(applied)
-
-    async def _undo_all(self) -> None:
-        remaining: list[Leftover] = []
-        for left in reversed(self.leftovers):
-            error: str | None
-            try:
-                undo = functools.partial(left.action.undo, left.data, self._cleanup(left.ctx))
-                outcome = await self._call(undo)
-            except Exception as e:
-                text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
-                self._error(Phase.TEARDOWN, left.step.label, f"undo of {left.action.name} failed: {text}")
-                status, error = journals.RevertStatus.FAILED, text
-                remaining.append(left)
-            else:
-                self.ledger.reverted(left.entry, outcome.value)
-                status, error = journals.RevertStatus(outcome.value), None
-            self.bus.emit(
-                events.UndoDone(
-                    journals.UndoRecord(
-                        step=left.step.label,
-                        activity=left.action.name,
-                        outcome=status,
-                        at=self._at(),
-                        error=error,
-                    )
-                )
-            )
-        self.leftovers = remaining
 
 
 def _jsonable(value: Any) -> Any:

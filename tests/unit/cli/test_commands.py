@@ -344,10 +344,11 @@ def test_status_is_clean_then_lists_outstanding_and_recover_takes_it_back(
     starttime = int(stat[19])
     ledger = ledgers.Ledger.create(state, "dead-run")
     target = contract.Target(kind="process", id=str(sleeper.pid), name="sleep")
-    revert: contract.RevertData = {"pid": sleeper.pid, "starttime": starttime}
+    revert: contract.RevertData = {"v": 1, "pid": sleeper.pid, "starttime": starttime, "was_stopped": False}
     ledger.intent("f1", "process.stop", "freeze", target, revert)
     os.kill(sleeper.pid, signal.SIGSTOP)
     ledger.applied("f1", revert)
+    ledger.close()  # the run died: its lock is gone with it
 
     status = _invoke("status").output
     assert "dead-run: process.stop on process sleep" in status

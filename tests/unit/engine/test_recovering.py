@@ -77,7 +77,8 @@ def test_intent_without_applied_is_reverted_best_effort(tmp_path: Path) -> None:
     from chaoskit.drivers import contract
 
     target = contract.Target(kind="file", id=str(marker), name=str(marker))
-    ledger.intent("f1", "fake.marker", "mark", target, {"path": str(marker)})
+    ledger.intent("f1", "fake.marker", "mark", target, {"v": 1, "path": str(marker)})
+    ledger.close()
     [entry] = ledgers.outstanding(tmp_path, "r2")
     assert entry.state == "intent"
     report = recovering.recover(tmp_path, testing.FakeDriver().registry(), "r2")
@@ -97,12 +98,13 @@ def test_a_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert entry.state == "applied"
 
 
-def test_a_garbled_middle_line_is_an_error_naming_the_line(tmp_path: Path) -> None:
+def test_a_garbled_middle_line_is_skipped_and_named(tmp_path: Path) -> None:
     path = ledgers.path_of(tmp_path, "r4")
     path.parent.mkdir(parents=True)
     path.write_text('{"type": "run-start"}\nnot json\n{"type": "run-end"}\n')
-    with pytest.raises(errors.LedgerError, match=r"r4.jsonl:2: not a ledger line"):
-        ledgers.outstanding(tmp_path)
+    assert ledgers.outstanding(tmp_path) == []
+    [problem] = ledgers.survey(tmp_path, set_aside=False).problems
+    assert "r4.jsonl:2: not a ledger line" in problem
 
 
 def test_unknown_activity_is_reported_not_dropped(tmp_path: Path) -> None:
@@ -111,6 +113,7 @@ def test_unknown_activity_is_reported_not_dropped(tmp_path: Path) -> None:
 
     ledger.intent("f1", "gone.fault", "s", contract.Target("x", "1", "1"), {})
     ledger.applied("f1", {})
+    ledger.close()
     report = recovering.recover(tmp_path, testing.FakeDriver().registry())
     assert [o.status for o in report.outcomes] == ["unknown-activity"]
     assert not report.ok

@@ -309,10 +309,13 @@ def test_the_ledger_says_intent_then_applied_then_reverted(tmp_path: Path) -> No
     lines = [json.loads(line) for line in ledgers.path_of(tmp_path, "run-1").read_text().splitlines()]
     kinds = [(line["type"], line.get("id")) for line in lines]
     assert kinds[0] == ("run-start", None) and kinds[-1] == ("run-end", None)
-    for entry in ("f1", "f2"):
+    entries = list(dict.fromkeys(i for _, i in kinds if i is not None))
+    assert [e.split("-")[0] for e in entries] == ["f1", "f2"]
+    assert len({e.split("-")[1] for e in entries}) == 1, "one token per run: entry ids are unique across runs"
+    for entry in entries:
         order = [k for k, i in kinds if i == entry]
         assert order == ["intent", "applied", "reverted"]
-    assert lines[1]["revert"] == {"target": "a", "fail_revert": False}
+    assert lines[1]["revert"] == {"v": 1, "target": "a", "fail_revert": False}
     assert ledgers.outstanding(tmp_path) == []
     assert journal.ledger == str(ledgers.path_of(tmp_path, "run-1"))
 
