@@ -131,6 +131,11 @@ class Kill(contract.Fault[KillArgs, KillRevert]):
     revert_type = KillRevert
     reversibility = contract.Reversibility.SELF_HEALING
 
+    def lease(self, args: KillArgs, target: contract.Target) -> None:
+        # A signal is sent and done: nothing is held, so SIGTERM then SIGKILL to one process in
+        # two steps is not an overlap.
+        return None
+
     def targets(self, args: KillArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return _choose(args, ctx)
 

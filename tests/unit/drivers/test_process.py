@@ -282,6 +282,9 @@ def test_kill_sends_the_signal_and_is_self_healing(sleepers) -> None:
     assert survivor.poll() is None
     assert KILL.reversibility is contract.Reversibility.SELF_HEALING
     assert KILL.revert(data, c) is contract.RevertOutcome.ALREADY_CLEAN
+    # A kill holds nothing, so a second one on the same process is no overlap; a freeze is held.
+    assert KILL.lease(args, target) is None
+    assert STOP.lease(STOP.args(pid=int(target.id)), target) == f"process.stop@process:{target.id}"
 
 
 def test_kill_refuses_when_the_target_exited_between_prepare_and_inject(sleepers) -> None:
@@ -664,6 +667,10 @@ def test_damaged_start_undo_data_is_a_clear_error() -> None:
 
 
 def test_serves_names_the_ports_the_process_group_listens_on() -> None:
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 sockets on this machine")
     port, other = free_port(), free_port()
     c = entry_ctx()
     # The group's leader listens on 127.0.0.1, its child on every IPv6 (and IPv4) address.
