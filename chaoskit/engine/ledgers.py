@@ -206,8 +206,12 @@ class Ledger:
         run_id = path.name.removesuffix(SUFFIX)
         try:
             fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as e:
-            raise errors.LedgerError(f"can't open the fault ledger {path}: {e.strerror}") from e
+        except OSError:
+            # A read-only state dir: the faults can still be taken back, only not recorded.
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            except OSError as e:
+                raise errors.LedgerError(f"can't open the fault ledger {path}: {e.strerror}") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError:
@@ -271,17 +275,27 @@ class Ledger:
             return f"{kind}{self._count}-{self._token}"
 
     def _write(self, data: bytes) -> None:
+        """All of ``data``, then fsync. A full disk gets the reserved space back once, and the
+        write goes on where it stopped; anything else raises ``OSError`` with the line torn."""
         assert self._fd is not None
-        view = memoryview(data)
+        view = memoryview((b"\n" if self._torn else b"") + data)
         while view:
-            written = os.write(self._fd, view)
+            try:
+                written = os.write(self._fd, view)
+            except OSError as e:
+                if e.errno not in {errno.ENOSPC, errno.EDQUOT} or not self._release_reserve():
+                    raise
+                # The run must stop injecting, but this line (and the lines that take the faults
+                # back) can still be written in the space the run set aside.
+                self.broken = self.broken or errors.LedgerError(
+                    f"the disk holding the fault ledger {self.path} is full"
+                )
+                continue
             if written <= 0:
                 raise OSError(errno.EIO, "the file system accepted no bytes")
             view = view[written:]
-            if view:
-                self._torn = True  # if the rest fails, the next line must start on a new line
+            self._torn = bool(view)  # if the rest fails, the next line must start on a new line
         os.fsync(self._fd)
-        self._torn = False
 
     def _append(self, record: dict[str, Any]) -> None:
         record = {"type": record.pop("type"), "run_id": self.run_id, "at": _now(), **record}
@@ -291,19 +305,8 @@ class Ledger:
                 error = errors.LedgerError(f"the fault ledger {self.path} is closed")
                 self.broken = self.broken or error
                 raise error
-            data = line.encode("utf-8")
             try:
-                try:
-                    self._write((b"\n" if self._torn else b"") + data)
-                except OSError as e:
-                    # A full disk: give back the reserved space, so that this line (and the lines
-                    # that take the faults back) can still be written; the run stops injecting.
-                    if e.errno not in {errno.ENOSPC, errno.EDQUOT} or not self._release_reserve():
-                        raise
-                    self._write((b"\n" if self._torn else b"") + data)
-                    self.broken = self.broken or errors.LedgerError(
-                        f"the disk holding the fault ledger {self.path} is full"
-                    )
+                self._write(line.encode("utf-8"))
             except OSError as e:
                 error = errors.LedgerError(
                     f"can't write the fault ledger {self.path}: {e.strerror or e}",
@@ -463,7 +466,7 @@ def load(path: Path) -> RunLedger:
             if not isinstance(record, dict):
                 raise ValueError("not a JSON object")
             _apply(record, found, ledger, number)
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:
             if number == len(lines):
                 continue  # the torn last line of a crash mid-write (or of a line being written now)
             ledger.problems.append(f"{path}:{number}: not a ledger line ({e}); skipped")

@@ -336,18 +336,18 @@ def test_status_is_clean_then_lists_outstanding_and_recover_takes_it_back(
     state: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
     assert _invoke("status").output.strip() == "No outstanding faults."
-    # A run that died after stopping the process: its ledger, and the process really stopped.
-    import os
-    import signal
+    # A run that died after stopping the process: its ledger, and the process really stopped,
+    # written the way the engine writes them (the driver's own prepare and inject).
+    from chaoskit.drivers import registry
 
-    stat = Path(f"/proc/{sleeper.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    starttime = int(stat[19])
+    stop = registry.load(only=["process"]).faults["process.stop"]
+    ctx = contract.RunContext(run_id="dead-run", state_dir=state)
+    args = stop.args.model_validate({"pid": sleeper.pid})
+    [target] = stop.targets(args, ctx)
     ledger = ledgers.Ledger.create(state, "dead-run")
-    target = contract.Target(kind="process", id=str(sleeper.pid), name="sleep")
-    revert: contract.RevertData = {"v": 1, "pid": sleeper.pid, "starttime": starttime, "was_stopped": False}
-    ledger.intent("f1", "process.stop", "freeze", target, revert)
-    os.kill(sleeper.pid, signal.SIGSTOP)
-    ledger.applied("f1", revert)
+    revert = stop.prepare(args, target, ctx)
+    ledger.intent("f1", "process.stop", "freeze", target, contract.dump_revert(revert))
+    ledger.applied("f1", contract.dump_revert(stop.inject(args, target, revert, ctx)))
     ledger.close()  # the run died: its lock is gone with it
 
     status = _invoke("status").output
