@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -273,7 +274,7 @@ def running(
     run_id = run_id or f"t{random.randrange(16**8):08x}"
     state = state or folder / "state"
     journal = journal or folder / "journal.json"
-    log_path = folder / f"{run_id}.log"
+    log_path = folder / f"runner-{re.sub(r'[^A-Za-z0-9_-]', '_', run_id)}.log"  # even for a bad run id
     argv = [sys.executable, "-m", "chaoskit", "run", str(experiment), "--state-dir", str(state)]
     argv += ["--run-id", run_id, "--journal", str(journal), "--seed", str(SEED)]
     for name, value in (variables or {}).items():

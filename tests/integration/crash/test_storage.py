@@ -185,3 +185,31 @@ def test_garbage_in_another_runs_ledger_is_set_aside_and_every_other_run_recover
         running_again(one, two)
         assert "garbage" in output, f"the unreadable ledger is not named:\n{output}"
         assert killing.outstanding(state) == killing.CLEAN, output
+
+
+@pytest.mark.parametrize("run_id", ["../x", "a/b", ".hidden", "-dash", "a" * 65, "sp ace"])
+def test_a_bad_run_id_is_refused_before_anything_runs_and_nothing_is_created(
+    run_id: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "run"
+    with killing.running(folder, "title: nothing\nmethod:\n  - pause: 10ms\n", run_id=run_id) as run:
+        code = run.finish(timeout=60)
+    assert code == 2, f"exit {code}:\n{run.log()}"
+    made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*")} - {Path("run"), Path("run/experiment.yaml")}
+    made -= {run.log_path.relative_to(tmp_path)}
+    made -= {Path("run/state"), Path("run/state/ledgers")}  # empty folders, at most
+    assert not made, f"created for a refused run id: {sorted(map(str, made))}"
+
+
+def test_a_run_id_with_outstanding_faults_is_refused_naming_recover(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with killing.sleepers(1) as (pid,):
+        crashed_run = killing.crashed(tmp_path / "one", pid, state)
+        experiment = "title: again\nmethod:\n  - pause: 10ms\n"
+        with killing.running(tmp_path / "two", experiment, run_id=crashed_run.run_id, state=state) as run:
+            code = run.finish(timeout=60)
+        assert code == 2, f"exit {code}:\n{run.log()}"
+        assert "chaoskit recover" in run.log(), run.log()
+        assert killing.process_state(pid) == "T", "the refused run touched the crashed run's fault"
+        killing.recover_all(state)
+        running_again(pid)
