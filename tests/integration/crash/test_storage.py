@@ -23,7 +23,7 @@ from tests.integration.crash import killing
 
 
 @contextlib.contextmanager
-def tmpfs(folder: Path, size: str = "512k") -> Iterator[Path]:
+def tmpfs(folder: Path, size: str = "4m") -> Iterator[Path]:
     """A tmpfs of ``size`` mounted on ``folder``, unmounted on the way out whatever happened."""
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
