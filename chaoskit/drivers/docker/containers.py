@@ -8,7 +8,7 @@ import signal as signals
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import Field, StrictInt
+from pydantic import Field
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import connecting, namespacing, targets
@@ -24,11 +24,16 @@ def _container(target: contract.Target, ctx: contract.RunContext) -> Any:
 
 STATE_LEASE = "docker.container.state"
 """The lease every fault on a container's life holds. Kill, stop, pause, restart and remove all
-change whether the container's processes run, and any of them silently undoes another: a restart
-or a kill (restart policy) of a paused container resumes it, so the pause's revert then finds
-nothing to do and the experiment measured something else than it says; a pause of a stopped
-container fails half-way. So one of them at a time per container, unless a step says
-``allow_overlap: true``."""
+change whether the container's processes run, and one silently undoes another: a restart, or a
+kill its restart policy answers, resumes a paused container, so the pause's revert finds nothing
+to do and the experiment measured something else than it says; a stop of a paused container
+leaves the pause's revert nothing to unpause. So one of them at a time per container, unless a
+step says ``allow_overlap: true``.
+
+Only stop and pause hold it until reverted (kill, restart and remove are not reversible: the
+engine releases their lease once injected). When a stop and a pause overlap, the last one out
+restores the first one's state, which both read the same way - running - so all five share one
+revert model, and ``Stop.revert`` restores running from paused as well as from stopped."""
 
 
 def _state_lease(target: contract.Target) -> str:
@@ -42,7 +47,8 @@ S = TypeVar("S", bound=targets.Selector)
 
 
 class _ContainerFault(contract.Fault[S, ContainerRevert]):
-    """A fault on running containers chosen by a selector; revert finds them again by id."""
+    """A fault on containers chosen by a selector, holding the state lease; revert finds them again
+    by id."""
 
     revert_type = ContainerRevert
 
@@ -78,39 +84,22 @@ def _signal_number(signal: str | int) -> int:
         ) from None
 
 
-class KillRevert(targets.ContainerRevert):
-    """What a kill did: nothing to undo (the restart policy is the recovery), kept for the journal."""
-
-    signal: StrictInt = Field(ge=1)
-    """The signal's number, resolved when preparing so that the record says what was sent."""
-    via: Literal["process", "api"] | None = None
-    """How it was sent: to the main process from the host, or through the Engine API; None until
-    injected."""
-    pid: StrictInt | None = Field(default=None, ge=1)
-    """The host pid that was signalled (``via: process``)."""
-
-
-class Kill(contract.Fault[KillArgs, KillRevert]):
+class Kill(_ContainerFault[KillArgs]):
     name = "docker.container.kill"
     summary = "Crash containers with a signal (default SIGKILL); their restart policy brings them back."
     args = KillArgs
-    revert_type = KillRevert
     reversibility = contract.Reversibility.SELF_HEALING
     captures_state = False  # nothing is restored: the container's restart policy brings it back
 
-    def lease(self, args: KillArgs, target: contract.Target) -> str:
-        return _state_lease(target)
-
-    def targets(self, args: KillArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
-
-    def prepare(self, args: KillArgs, target: contract.Target, ctx: contract.RunContext) -> KillRevert:
-        return KillRevert(container_id=target.id, name=target.name, signal=_signal_number(args.signal))
+    def prepare(self, args: KillArgs, target: contract.Target, ctx: contract.RunContext) -> ContainerRevert:
+        _signal_number(args.signal)  # an unknown signal name fails before anything is written
+        return super().prepare(args, target, ctx)
 
     def inject(
-        self, args: KillArgs, target: contract.Target, revert: KillRevert, ctx: contract.RunContext
-    ) -> KillRevert:
+        self, args: KillArgs, target: contract.Target, revert: ContainerRevert, ctx: contract.RunContext
+    ) -> ContainerRevert:
         container = _container(target, ctx)
+        number = _signal_number(args.signal)
         pid = namespacing.local_pid(container) if args.via != "api" else None
         if args.via == "process" and pid is None:
             raise DriverError(
@@ -120,15 +109,15 @@ class Kill(contract.Fault[KillArgs, KillRevert]):
         if pid is not None:
             # The engine sees the main process die as a crash, so the restart policy applies.
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, revert.signal)
-            return KillRevert.model_validate({**revert.model_dump(), "via": "process", "pid": pid})
+                os.kill(pid, number)
+            return revert
         if args.via == "auto":
             ctx.log(f"docker: killing {target.name} through the Engine API; its restart policy won't apply")
         try:
-            container.kill(signal=revert.signal)
+            container.kill(signal=number)
         except Exception as e:
-            connecting.fail(f"sending signal {revert.signal} to", f"container {target.name}", e)
-        return KillRevert.model_validate({**revert.model_dump(), "via": "api"})
+            connecting.fail(f"sending signal {number} to", f"container {target.name}", e)
+        return revert
 
 
 class StopArgs(targets.Selector):
@@ -159,6 +148,10 @@ class Stop(_ContainerFault[StopArgs]):
         container = targets.get(revert.container_id, ctx)
         if container is None or container.status in {"running", "restarting"}:
             return contract.RevertOutcome.ALREADY_CLEAN
+        if container.status == "paused":
+            # Handed a pause's state (a stop and a pause overlapped, this one ended last): running
+            # is what both found, so unpause too.
+            return _unpause(container, revert)
         try:
             container.start()
         except Exception as e:
@@ -193,11 +186,15 @@ class Pause(_ContainerFault[PauseArgs]):
         container = targets.get(revert.container_id, ctx)
         if container is None or container.status != "paused":
             return contract.RevertOutcome.ALREADY_CLEAN
-        try:
-            container.unpause()
-        except Exception as e:
-            connecting.fail("unpausing", f"container {revert.name}", e)
-        return contract.RevertOutcome.REVERTED
+        return _unpause(container, revert)
+
+
+def _unpause(container: Any, revert: ContainerRevert) -> contract.RevertOutcome:
+    try:
+        container.unpause()
+    except Exception as e:
+        connecting.fail("unpausing", f"container {revert.name}", e)
+    return contract.RevertOutcome.REVERTED
 
 
 class Restart(_ContainerFault[StopArgs]):
@@ -227,33 +224,20 @@ class RemoveArgs(targets.Selector):
     """Also remove the container's anonymous volumes."""
 
 
-class RemoveRevert(targets.ContainerRevert):
-    """Nothing can bring a removed container back; this says in the journal what was lost."""
-
-    image: str
-    """The image it ran (empty when the engine did not say)."""
-
-
-class Remove(contract.Fault[RemoveArgs, RemoveRevert]):
+class Remove(_ContainerFault[RemoveArgs]):
+    # Nothing can bring it back; the ledger's target (with its image) says what was lost.
     name = "docker.container.remove"
     summary = "Force-remove containers. Irreversible: the step must say `irreversible: ok`."
     args = RemoveArgs
-    revert_type = RemoveRevert
     reversibility: ClassVar[contract.Reversibility] = contract.Reversibility.IRREVERSIBLE
     captures_state = False  # nothing can be restored
-
-    def lease(self, args: RemoveArgs, target: contract.Target) -> str:
-        return _state_lease(target)
 
     def targets(self, args: RemoveArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
         return targets.resolve(args, ctx, include_stopped=True)
 
-    def prepare(self, args: RemoveArgs, target: contract.Target, ctx: contract.RunContext) -> RemoveRevert:
-        return RemoveRevert(container_id=target.id, name=target.name, image=target.detail.get("image", ""))
-
     def inject(
-        self, args: RemoveArgs, target: contract.Target, revert: RemoveRevert, ctx: contract.RunContext
-    ) -> RemoveRevert:
+        self, args: RemoveArgs, target: contract.Target, revert: ContainerRevert, ctx: contract.RunContext
+    ) -> ContainerRevert:
         container = _container(target, ctx)
         try:
             container.remove(force=True, v=args.volumes)

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import containers
 from chaoskit.errors import ComponentMissing, TargetError
 from tests.integration.docker import faulting
 from tests.integration.docker.conftest import HTTP_IMAGE, TEST_LABEL, Web, iptables_rules, wait_until
@@ -30,6 +29,20 @@ def test_pause_freezes_traffic_and_revert_unpauses(web: Callable[..., Web], ctx:
     assert wait_until(site.ok, 20)
     # Idempotent: a second revert finds nothing to do.
     assert faulting.revert("docker.container.pause", records, ctx) == ["already-clean"]
+
+
+def test_a_stop_handed_a_pauses_state_restores_running(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    # A pause and a stop overlapped on one container (they share a lease); the stop ended last, so
+    # the engine hands it the pause's record: running is what both found, so it unpauses.
+    site = web()
+    records = faulting.apply("docker.container.pause", {"name": site.name}, ctx)
+    assert site.reload().status == "paused"
+    assert faulting.revert("docker.container.stop", records, ctx) == ["reverted"]
+    assert site.reload().status == "running"
+    assert wait_until(site.ok, 20)
+    assert faulting.revert("docker.container.stop", records, ctx) == ["already-clean"]
 
 
 @pytest.mark.parametrize("mechanism", ["nsenter", "helper"])
@@ -113,12 +126,8 @@ def test_kill_with_restart_policy_comes_back_and_restarts_are_counted(
 ) -> None:
     site = web(restart="always")
     assert faulting.probe("docker.container.restarts", {"name": site.name}, ctx)["restarts"] == 0
-    (killed,) = faulting.apply("docker.container.kill", {"name": site.name}, ctx)
+    faulting.apply("docker.container.kill", {"name": site.name}, ctx)
     assert faulting.FAULTS["docker.container.kill"].reversibility is contract.Reversibility.SELF_HEALING
-    # The record says how the signal went, after the ledger's round trip.
-    assert isinstance(killed, containers.KillRevert)
-    assert (killed.signal, killed.via) in {(9, "process"), (9, "api")}
-    assert (killed.pid is not None) == (killed.via == "process")
     assert wait_until(
         lambda: faulting.probe("docker.container.restarts", {"name": site.name}, ctx)["restarts"] >= 1
     )
