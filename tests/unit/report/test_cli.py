@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from datetime import timedelta
@@ -159,3 +161,44 @@ def test_history_records_runs_and_shows_them_over_time(tmp_path: Path) -> None:
     assert "not_steady" in text.output and "score trend:" in text.output
     empty = CliRunner().invoke(cli, ["history"], env={"CHAOSKIT_STATE_DIR": str(tmp_path / "empty")})
     assert empty.exit_code == 0 and "no runs recorded" in empty.output
+
+
+@pytest.mark.parametrize("command", ["gate", "report"])
+@pytest.mark.parametrize(
+    ("content", "byte"),
+    [('{"run_id": "caf\u00e9"}'.encode("latin-1"), "0xe9"), (bytes(range(256)), "0x80")],
+    ids=["latin-1", "random-bytes"],
+)
+def test_a_journal_that_is_not_utf8_exits_2_naming_the_file(
+    tmp_path: Path, command: str, content: bytes, byte: str
+) -> None:
+    path = tmp_path / "journal.json"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"chaoskit {command}: {path}: not a chaoskit journal: not UTF-8 text (byte {byte}" in result.stderr
+    assert "hint: pass the file `chaoskit run --journal PATH` wrote" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["gate", "report"])
+def test_a_journal_nested_thousands_deep_exits_2_naming_the_file(tmp_path: Path, command: str) -> None:
+    path = tmp_path / "journal.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    result = CliRunner().invoke(cli, [command, str(path)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert f"{path}: not a chaoskit journal (nested too deeply)" in result.stderr
+
+
+def test_report_refuses_to_write_over_a_pipe_or_device(tmp_path: Path) -> None:
+    journal = save(tmp_path, samples.journal(V.COMPLETED, method_ok=True))
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    null = tmp_path / "null"
+    null.symlink_to("/dev/null")
+    for target in (fifo, null, tmp_path):
+        result = CliRunner().invoke(cli, ["report", str(journal), "-o", str(target)])
+        assert result.exit_code == 2, result.output
+        assert f"-o {target}: " in result.stderr and "omit -o to print on stdout" in result.stderr
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and null.resolve() == Path("/dev/null")
