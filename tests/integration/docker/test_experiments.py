@@ -248,6 +248,30 @@ def test_remove_is_refused_without_irreversible_ok(
     assert site.name not in {c.name for c in engine.containers.list(all=True)}
 
 
+def test_a_kill_of_a_container_a_pause_holds_is_refused_and_the_pause_still_reverts(
+    web: Callable[..., Web], tmp_path: Path
+) -> None:
+    # A kill its restart policy answers would resume the paused container behind the pause's back.
+    site = web(restart="always")
+    started = site.reload().attrs["State"]["StartedAt"]
+    experiment = tmp_path / "stack.yaml"
+    experiment.write_text(
+        "title: pause, then kill the same container\n"
+        "method:\n"
+        f"  - {{name: freeze, fault: docker.container.pause, with: {{name: {site.name}}}}}\n"
+        f"  - {{name: crash, fault: docker.container.kill, with: {{name: {site.name}}}}}\n"
+    )
+    run = chaoskit("run", experiment, "--journal", tmp_path / "j.json", state=tmp_path)
+    journal = json.loads((tmp_path / "j.json").read_text())
+    assert run.returncode == 4, run.stdout + run.stderr
+    (error,) = journal["errors"]
+    assert error["step"] == "crash"
+    assert "not injected" in error["message"] and "already held by an earlier step" in error["message"]
+    assert site.reload().status == "running"
+    assert site.reload().attrs["State"]["StartedAt"] == started  # never killed
+    assert wait_until(site.ok, 20)
+
+
 def test_a_docker_context_is_honoured_when_docker_host_is_unset(
     web: Callable[..., Web], tmp_path: Path
 ) -> None:
