@@ -173,11 +173,13 @@ class FaultBook:
             raise self._fail(step, f"{action.name} not run: the fault ledger can't be written")
         try:
             result = await self._call(functools.partial(action.run, args, ctx), step.timeout)
-        except Exception as e:
+        except BaseException as e:
             if ahead is not None:
-                # Whatever it may have left (a process spawned just before the timeout) is found by
-                # its mark and undone at the end, as recover would.
+                # Whatever it may have left (a process spawned before a timeout or an interrupt) is
+                # found by its mark and undone at the end, as recover would.
                 self.leftovers.append(Leftover(entry, step, action, dict(ahead), ctx))
+            if not isinstance(e, Exception):
+                raise  # cancelled: the run is stopping
             raise self._fail(step, f"{action.name} failed: {describe_error(e)}") from e
         if result.undo is not None:
             self._write(lambda: self.ledger.undo(entry, action.name, step.label, result.undo))

@@ -6,6 +6,7 @@ Every problem is collected (with the file position of the step) and raised as on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,9 +201,38 @@ def plan(
         rollbacks=section("rollbacks", experiment.rollbacks, phases.Phase.ROLLBACKS),
         teardown=section("teardown", experiment.teardown, phases.Phase.TEARDOWN),
     )
+    problems += _stacked(result, source)
     if problems:
         raise errors.SpecError(problems)
     return result
+
+
+def _stacked(plan: Plan, source: Source) -> list[errors.Problem]:
+    """Faults that would stack on what an earlier step of the same run holds, where that can be
+    seen in the file: the same reversible fault with the same arguments. (Where only the targets
+    tell, the lease refuses it when it is injected.)"""
+    problems: list[errors.Problem] = []
+    first: dict[tuple[str, str], PlannedStep] = {}
+    for planned in plan.faults():
+        fault, step = planned.activity, planned.step
+        if not isinstance(fault, contract.Fault) or not isinstance(step, models.FaultStep):
+            continue
+        if fault.reversibility is not contract.Reversibility.REVERSIBLE:
+            continue
+        key = (fault.name, json.dumps(planned.raw_args, sort_keys=True, default=str))
+        if key not in first:
+            first[key] = planned
+        elif not step.allow_overlap:
+            earlier = render_path(first[key].path)
+            problems.append(
+                source.problem(
+                    planned.path,
+                    f"{fault.name} with the same arguments as {earlier} would stack on the target that "
+                    "step holds (its revert would record the faulted state as the one to restore); "
+                    "remove one, or say allow_overlap: true on this step",
+                )
+            )
+    return problems
 
 
 def _resolve(

@@ -380,13 +380,30 @@ def _run(doc: dict[str, Any], fake: testing.FakeDriver, state: Path, run_id: str
     return testing.run_experiment(doc, [fake.driver()], state_dir=state, run_id=run_id)
 
 
-def test_the_same_target_faulted_twice_in_one_run_is_refused(tmp_path: Path) -> None:
-    fake = testing.FakeDriver()
+def test_the_same_fault_twice_in_one_file_is_refused_at_validation(tmp_path: Path) -> None:
     doc = {
         "title": "twice",
         "method": [
             {"name": "a", "fault": "fake.break", "with": {"targets": ["t1"]}, "duration": "5s"},
             {"name": "b", "fault": "fake.break", "with": {"targets": ["t1"]}, "duration": "10s"},
+        ],
+    }
+    with pytest.raises(
+        errors.SpecError, match=r"method\[1\]: fake.break with the same arguments as method\[0\]"
+    ):
+        _run(doc, testing.FakeDriver(), tmp_path, "twice")
+    doc["method"][1]["allow_overlap"] = True
+    assert _run(doc, testing.FakeDriver(), tmp_path, "twice").verdict.value == "completed"
+
+
+def test_the_same_target_faulted_twice_in_one_run_is_refused_when_injected(tmp_path: Path) -> None:
+    fake = testing.FakeDriver()
+    doc = {
+        "title": "twice",
+        "method": [
+            {"name": "a", "fault": "fake.break", "with": {"targets": ["t1"]}, "duration": "5s"},
+            # Other arguments, the same target: only the lease can see it.
+            {"name": "b", "fault": "fake.break", "with": {"targets": ["t1"], "count": 1}, "duration": "10s"},
         ],
     }
     journal = _run(doc, fake, tmp_path, "twice")
