@@ -87,8 +87,12 @@ class Request:
             raise proxies.RequestError("bad request body: EOF")
         try:
             return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as e:
+        except json.JSONDecodeError as e:
             raise proxies.RequestError(f"bad request body: {e}") from None
+        except UnicodeDecodeError as e:
+            raise proxies.RequestError(f"bad request body: not UTF-8 (byte {e.start})") from None
+        except ValueError:  # Python's limit on the digits of an integer
+            raise proxies.RequestError("bad request body: a number of more than 4300 digits") from None
         except RecursionError:
             raise proxies.RequestError("bad request body: nested too deeply") from None
 

@@ -427,3 +427,12 @@ def test_every_field_of_every_body_with_the_wrong_type_gets_4xx(
             api.delete(f"/proxies/{name}")
             api.delete(f"/proxies/w/toxics/{name}")
     assert api.get("/version").status_code == 200
+
+
+def test_a_number_too_long_to_parse_is_a_400_without_python_advice(
+    api: httpx.Client, echo: upstreams.Upstream
+) -> None:
+    api.post("/proxies", json={"name": "n", "upstream": echo.address, "listen": "127.0.0.1:0"})
+    response = api.post("/proxies/n/toxics", content='{"type": "latency", "toxicity": ' + "9" * 5000 + "}")
+    assert response.status_code == 400
+    assert "digits" in response.json()["error"] and "sys." not in response.json()["error"]

@@ -86,3 +86,36 @@ def test_slices_cover_the_chunk_in_order_within_the_size_bound(
     assert pieces[0][0] == 0 and pieces[-1][1] == length
     assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
     assert all(0 < end - start <= max(average + variation, 1) for start, end in pieces)
+
+
+json_numbers = st.one_of(
+    st.integers(-(10**400), 10**400),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([10**400, -(10**400), 2**63, 2**63 - 1, toxics.DAY_MS, toxics.DAY_MS + 1]),
+)
+json_values = st.one_of(st.none(), st.booleans(), st.text(max_size=5), json_numbers, st.just([]), st.just({}))
+
+
+@given(
+    kind=st.sampled_from(sorted(toxics.ATTRIBUTES)),
+    toxicity=json_values,
+    attributes=st.dictionaries(st.sampled_from(["latency", "jitter", "rate", "delay", "timeout",
+                                                "average_size", "size_variation", "bytes"]), json_values),
+)  # fmt: skip
+def test_any_number_is_accepted_within_its_bounds_or_refused_with_400_naming_it(
+    kind: str, toxicity: object, attributes: dict[str, object]
+) -> None:
+    body = {"type": kind, "toxicity": toxicity, "attributes": attributes}
+    try:
+        toxic = toxics.build(body, set())
+    except toxics.RequestError as e:
+        assert e.status == 400
+        named = [k for k in ("toxicity", *toxics.ATTRIBUTES[kind], *attributes) if k in e.message]
+        assert named, e.message
+        assert len(e.message) < 400  # a 400-digit number is described, not echoed
+        return
+    assert 0 <= toxic.toxicity <= 1
+    for name, value in toxic.attributes.items():
+        assert 0 <= value <= toxics.MAXIMUM.get((kind, name), toxics.MAX_INT64)
+        if "delay" not in name or kind != "slicer":
+            assert value / 1000 < float("inf")  # every wait converts to a finite number of seconds
