@@ -16,11 +16,11 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 pytest_plugins = ["tests.k8s.clusters"]
 
 # Property tests check behaviour, not speed: no per-example deadline and no "too slow" health check
-# (a loaded 2-core CI machine with coverage on is slow). In CI the examples are derandomized, so a
-# run is reproducible; locally Hypothesis explores.
-settings.register_profile(
-    "chaoskit", deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=IN_CI
-)
+# (a loaded 2-core CI machine with coverage on is slow). Examples are random everywhere, CI too:
+# derandomized runs test the same few cases forever (a trailing-newline bug in an anchored regex
+# hid that way). scripts/test prints the seed it passes (`hypothesis seed: N`); a failure in CI is
+# replayed with `HYPOTHESIS_SEED=N scripts/test --unit`, or `pytest --hypothesis-seed=N ...`.
+settings.register_profile("chaoskit", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("chaoskit")
 
 
