@@ -156,6 +156,28 @@ def test_cordon_keeps_a_node_cordoned_that_was_cordoned_before(
         cluster.api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": False}}, what="test cleanup")
 
 
+def test_a_drain_of_a_node_a_cordon_holds_is_refused_and_the_cordon_still_reverts(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # Both set spec.unschedulable: stacked, the drain would record "was cordoned" and keep it so.
+    node = sorted(n["metadata"]["name"] for n in cluster.schedulable_nodes())[0]
+    experiment = tmp_path / "stack.yaml"
+    experiment.write_text(
+        "title: cordon, then drain the same node\n"
+        "method:\n"
+        f"  - {{name: cordon, fault: kubernetes.node.cordon, with: {{names: [{node}]}}}}\n"
+        f"  - {{name: drain, fault: kubernetes.node.drain, with: {{names: [{node}]}}}}\n"
+    )
+    try:
+        journal = running.run(experiment, {}, tmp_path / "state", tmp_path / "journal.json")
+        assert journal.verdict is journals.Verdict.ERROR
+        (error,) = journal.errors
+        assert error.step == "drain" and "already held by an earlier step" in error.message
+        assert not cluster.node(node)["spec"].get("unschedulable")
+    finally:
+        cluster.api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": False}}, what="test cleanup")
+
+
 @pytest.mark.parametrize("kind", ["deployment", "statefulset"])
 def test_scale_reverts_to_the_replica_count_recorded_before(
     cluster: Cluster, namespace: str, ctx: contract.RunContext, kind: str
