@@ -333,7 +333,10 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
         name="web-1",
         uid=None,
     )
-    assert faults.PodsDelete().revert(gone, contract.RunContext(run_id="r")) is contract.RevertOutcome.ALREADY_CLEAN
+    assert (
+        faults.PodsDelete().revert(gone, contract.RunContext(run_id="r"))
+        is contract.RevertOutcome.ALREADY_CLEAN
+    )
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     assert connecting.resolve(None).in_cluster
 
