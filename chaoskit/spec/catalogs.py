@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from chaoskit import durations
 from chaoskit.errors import ChaoskitError, ExitCode, Problem, SpecError
-from chaoskit.spec import models
+from chaoskit.spec import loading, models, templates
 
 ParameterType = Literal["string", "number", "integer", "boolean", "duration", "list", "object", "any"]
 
@@ -100,13 +100,15 @@ def load_definition(path: Path) -> Definition:
     """Read and check one definition file; a broken one is a ``SpecError`` naming the file."""
     where = str(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        # The loader of experiment files: it bounds nesting, which safe_load would recurse through.
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=templates.TextDatesLoader)
     except OSError as e:
         raise SpecError([Problem(where, 0, 0, "", f"can't read the catalog file: {e.strerror}")]) from e
+    except UnicodeDecodeError as e:
+        raise SpecError([loading.not_utf8(where, e)]) from e
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
-        raise SpecError([Problem(where, line, col, "", f"not valid YAML: {e}")]) from e
+        _, line, col, message = loading.yaml_problem(e)
+        raise SpecError([Problem(where, line, col, "", message)]) from e
     if not isinstance(raw, dict):
         raise SpecError(
             [Problem(where, 0, 0, "", "a catalog file holds one mapping: name, description, ...")]

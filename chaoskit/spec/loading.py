@@ -138,7 +138,7 @@ def _index(node: yaml.Node, at: Location, parsed: Parsed, seen: set[int] | None 
             _index(item, (*at, i), parsed, seen)
 
 
-def _yaml_problem(e: yaml.YAMLError) -> tuple[Location, int, int, str]:
+def yaml_problem(e: yaml.YAMLError) -> tuple[Location, int, int, str]:
     if isinstance(e, yaml.MarkedYAMLError):
         mark = e.problem_mark or e.context_mark
         what = " ".join(part for part in (e.problem, f"({e.context})" if e.context else None) if part)
@@ -191,7 +191,7 @@ def parse(text: str, name: str) -> Parsed:
     try:
         _compose(text, parsed, construct=True)
     except yaml.YAMLError as e:
-        parsed.problems.append(_yaml_problem(e))
+        parsed.problems.append(yaml_problem(e))
     return parsed
 
 

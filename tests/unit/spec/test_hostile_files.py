@@ -213,3 +213,20 @@ def test_a_var_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
     result = invoke("run", str(experiment), "--var-file", str(var_file), "--dry-run")
     [(line, col, message)] = problems(result, var_file)
     assert (line, col) == (1, 7) and "not UTF-8" in message
+
+
+def test_catalog_probe_files_deep_or_not_utf8_are_located_problems(tmp_path: Path) -> None:
+    probes = tmp_path / "probes"
+    probes.mkdir()
+    (probes / "latin.yaml").write_bytes(b"name: x\ndescription: caf\xe9\n")
+    result = invoke("probes", "--probes-path", str(probes))
+    [(line, col, message)] = problems(result, probes / "latin.yaml")
+    assert (line, col) == (2, 17) and message.startswith("not UTF-8 text")
+    (probes / "latin.yaml").unlink()
+    (probes / "deep.yaml").write_text(
+        f"name: y\ndescription: d\nprobe: {{probe: x, with: {{a: {'[' * DEEP}{']' * DEEP}}}}}\n",
+        encoding="utf-8",
+    )
+    result = invoke("probes", "--probes-path", str(probes))
+    [(line, _, message)] = problems(result, probes / "deep.yaml")
+    assert line == 3 and message == "not valid YAML: nested more than 100 levels deep; flatten the document"
