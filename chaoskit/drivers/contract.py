@@ -266,7 +266,9 @@ def load_revert(fault: Fault[Any, Any], data: Mapping[str, Any]) -> Revert:
     """Revert data read back from a ledger, validated against the fault's model and version.
     Raises ``ValueError`` (with what is wrong) when it does not fit: a newer or older chaoskit
     wrote it, or the file was damaged."""
-    model = fault.revert_type
+    model: type[Revert] | None = getattr(fault, "revert_type", None)
+    if model is None:
+        raise ValueError(f"{fault.name} declares no revert_type, so its revert data can't be checked")
     body = dict(data)
     version = body.pop("v", None)
     if version != model.version:

@@ -14,7 +14,7 @@ import contextlib
 import dataclasses
 import enum
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -76,8 +76,6 @@ def dump(revert: Any) -> dict[str, Any]:
     """Revert data as the ledger stores it; ``TypeError``/``ValueError`` when it can't be."""
     if isinstance(revert, contract.Revert):
         return contract.dump_revert(revert)
-    if isinstance(revert, Mapping):
-        return dict(revert)  # TODO(transition): every built-in fault returns a Revert model
     raise TypeError(f"revert data must be a contract.Revert model, not {type(revert).__name__}")
 
 

@@ -614,11 +614,9 @@ def outstanding(root: Path, run_id: str | None = None) -> list[Entry]:
     return [entry for _, entry in survey(root, run_id, set_aside=False).outstanding()]
 
 
-def revert_model(fault: contract.Fault[Any, Any], data: Mapping[str, Any]) -> Any:
+def revert_model(fault: contract.Fault[Any, Any], data: Mapping[str, Any]) -> contract.Revert:
     """Revert data read back from a ledger, as the fault's typed model; ``LedgerError`` saying what
     is wrong when it does not fit (another chaoskit version wrote it, or the file was edited)."""
-    if getattr(fault, "revert_type", None) is None:
-        return dict(data)  # TODO(transition): every built-in fault declares revert_type
     try:
         return contract.load_revert(fault, data)
     except ValueError as e:

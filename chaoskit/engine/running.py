@@ -30,8 +30,8 @@ from pydantic import ValidationError
 import chaoskit
 from chaoskit import durations, errors
 from chaoskit.drivers import contract
-from chaoskit.engine import events, faultbooks, journals, ledgers, phases, planning, verdicts
-from chaoskit.spec import expectations, models, templates
+from chaoskit.engine import checking, events, faultbooks, journals, ledgers, phases, planning, verdicts
+from chaoskit.spec import models, templates
 
 T = TypeVar("T")
 Phase = phases.Phase
@@ -214,6 +214,16 @@ class Runner:
             marks=self.ctx.marks,
             on_broken=self._ledger_broken,
             sleep=self.clock.sleep,
+        )
+        self.checks = checking.Checks(
+            bus=self.bus,
+            clock=self.clock,
+            findings=self.findings,
+            call=self._call,
+            arguments=self._args,
+            step_ctx=self._step_ctx,
+            error=self._error,
+            at=self._at,
         )
         self.outputs: dict[str, Any] = {}
         self._stopping = asyncio.Event()
@@ -420,7 +430,7 @@ class Runner:
         self.bus.emit(events.PhaseStarted(Phase.BEFORE, self._at()))
         failed = []
         for step in self.plan.steady_state:
-            record = await self._probe(step, Phase.BEFORE)
+            record = await self.checks.once(step, Phase.BEFORE)
             if isinstance(step.step, models.ProbeStep) and step.step.id:
                 self.outputs[step.step.id] = record.value  # the baseline, for the steps after it
             if not record.ok:
@@ -467,7 +477,7 @@ class Runner:
         self._method_started = True
         self.ctx.marks["method_start"] = self.clock.wall()
         stop = asyncio.Event()
-        guards = [asyncio.ensure_future(self._guard(g, stop)) for g in self.plan.guards]
+        guards = [asyncio.ensure_future(self.checks.guard(g, stop)) for g in self.plan.guards]
         steps = asyncio.ensure_future(self._method_steps(stop))
         stopped = asyncio.ensure_future(stop.wait())
         try:
@@ -508,66 +518,13 @@ class Runner:
         except _Abort:
             stop.set()  # an error in a background step stops the method like one in the foreground
 
-    async def _guard(self, planned: planning.PlannedStep, stop: asyncio.Event) -> None:
-        guard = planned.step
-        assert isinstance(guard, models.Guard)
-        in_a_row = 0
-        poll = 0
-        while True:
-            record = await self._probe(planned, Phase.GUARD, poll=poll)
-            poll += 1
-            in_a_row = 0 if record.ok else in_a_row + 1
-            if in_a_row >= guard.failures:
-                message = f"guard {record.step!r} failed {in_a_row} time(s) in a row: " + (
-                    record.error or record.message
-                )
-                self.bus.emit(
-                    events.GuardTripped(
-                        journals.GuardTrip(
-                            guard=record.step, at=self._at(), failures=in_a_row, message=message
-                        )
-                    )
-                )
-                self.findings.deviations.append(message)
-                stop.set()
-                return
-            await self.clock.sleep(guard.interval)
-
     async def _after(self) -> None:
-        self.bus.emit(events.PhaseStarted(Phase.AFTER, self._at()))
-        recovery = self.plan.experiment.recovery
-        base = self.book.last_revert if self.book.last_revert is not None else self.clock.now()
-        poll = 0
-        while True:
-            polled_at = self.clock.now()
-            held = True
-            for step in self.plan.steady_state:
-                record = await self._probe(step, Phase.AFTER, poll=poll)
-                held = held and record.ok
-            elapsed = max(0.0, polled_at - base)
-            self.bus.emit(events.RecoveryPolled(poll=poll, held=held, elapsed=elapsed, at=self._at()))
-            poll += 1
-            if held:
-                met = elapsed <= recovery.within
-                if not met:
-                    self.findings.deviations.append(
-                        f"recovered in {durations.format(elapsed)}, more than recovery.within "
-                        f"{durations.format(recovery.within)}"
-                    )
-                self._recovery(recovery.within, elapsed, met, poll)
-                return
-            next_poll = polled_at + recovery.interval  # a steady cadence, however long probes take
-            if next_poll - base > recovery.within:
-                self.findings.deviations.append(
-                    f"the steady state did not hold again within {durations.format(recovery.within)}"
-                )
-                self._recovery(recovery.within, None, False, poll)
-                return
-            await self.clock.sleep(next_poll - self.clock.now())
-
-    def _recovery(self, within: float, measured: float | None, met: bool, polls: int) -> None:
-        record = journals.RecoveryRecord(required=within, measured=measured, met=met, polls=polls)
-        self.bus.emit(events.RecoveryDone(record))
+        last = self.book.last_revert
+        await self.checks.recovery(
+            self.plan.steady_state,
+            self.plan.experiment.recovery,
+            last if last is not None else self.clock.now(),
+        )
 
     # ---- steps ----------------------------------------------------------------------------
 
@@ -603,7 +560,7 @@ class Runner:
                         started=started,
                         ended=self._at(),
                         background=step.background,
-                        output=journals.redact(_jsonable(output), self.bus.secrets),
+                        output=journals.redact(checking.jsonable(output), self.bus.secrets),
                         error=error,
                     )
                 )
@@ -616,9 +573,9 @@ class Runner:
             return None, journals.StepStatus.OK
         if isinstance(spec, models.ProbeStep):
             if spec.until is None:
-                record = await self._probe(step, step.phase)
+                record = await self.checks.once(step, step.phase)
             else:
-                record = await self._probe_until(step, spec.until)
+                record = await self.checks.until(step, spec.until)
             if spec.id:
                 self.outputs[spec.id] = record.value
             if not record.ok and step.phase is Phase.METHOD:
@@ -641,91 +598,6 @@ class Runner:
     def _fail(self, step: planning.PlannedStep, message: str) -> _Abort:
         self._error(step.phase, step.label, message)
         return _Abort(message)
-
-    async def _probe_until(self, step: planning.PlannedStep, until: models.Until) -> journals.CheckRecord:
-        """Poll ``step`` every ``until.interval`` until it holds; after ``until.within`` (or an
-        error that polling can't cure, such as a missing component) its last poll decides."""
-        began = self.clock.now()
-        poll = 0
-        while True:
-            polled_at = self.clock.now()
-            record, cured_by_waiting = await self._check(step, step.phase, poll)
-            poll += 1
-            if record.ok or not cured_by_waiting:
-                return record
-            next_poll = polled_at + until.interval  # a steady cadence, however long the probe takes
-            if next_poll - began > until.within:
-                self.bus.emit(
-                    events.Log(
-                        f"{record.step}: did not hold within {durations.format(until.within)} ({poll} polls)",
-                        self._at(),
-                    )
-                )
-                return record
-            await self.clock.sleep(max(0.0, next_poll - self.clock.now()))
-
-    async def _probe(
-        self, step: planning.PlannedStep, phase: Phase, poll: int | None = None
-    ) -> journals.CheckRecord:
-        record, _ = await self._check(step, phase, poll)
-        return record
-
-    async def _check(
-        self, step: planning.PlannedStep, phase: Phase, poll: int | None
-    ) -> tuple[journals.CheckRecord, bool]:
-        """Run the probe once and judge it: the record, and whether asking again could change it
-        (not when the driver is missing, the arguments are wrong or the driver is broken)."""
-        probe = step.activity
-        assert isinstance(probe, contract.Probe)
-        spec = step.step
-        assert isinstance(spec, models.ProbeStep)
-        at = self._at()
-        began = self.clock.now()
-        value: Any = None
-        error: str | None = None
-        cured_by_waiting = True
-        try:
-            args = self._args(step)
-            ctx = self._step_ctx(step)
-            value = await self._call(functools.partial(probe.run, args, ctx), step.timeout)
-        except (errors.ComponentMissing, errors.SpecError) as e:
-            # Not what the system looks like: the driver is missing, or the step's run-time
-            # arguments are wrong. Either way the run can't say anything about the system.
-            error = e.render()
-            cured_by_waiting = False
-            self._error(phase, step.label, f"{probe.name}: {error}")
-        except (errors.ChaoskitError, _StepTimeout) as e:
-            error = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
-        except Exception as e:
-            # A probe that raises something else is a driver bug: say so, and fail the run.
-            error = f"{type(e).__name__}: {e}"
-            cured_by_waiting = False
-            self._error(phase, step.label, f"{probe.name} raised {error}")
-        expected: list[str] = []
-        messages: list[str] = []
-        ok = error is None
-        if error is None:
-            for expect in spec.expects:
-                outcome = expectations.check(expect, value)
-                expected.append(outcome.expected)
-                if not outcome.ok:
-                    ok = False
-                    messages.append(outcome.message)
-        record = journals.CheckRecord(
-            phase=phase,
-            step=step.label,
-            activity=probe.name,
-            value=journals.redact(_jsonable(value), self.bus.secrets),
-            expected=expected,
-            ok=ok,
-            message="; ".join(messages) if messages else (error or ""),
-            elapsed=max(0.0, self.clock.now() - began),
-            at=at,
-            error=error,
-            poll=poll,
-        )
-        self.bus.emit(events.CheckDone(record))
-        return record, cured_by_waiting
 
     async def _action(self, step: planning.PlannedStep) -> Any:
         action = step.activity
@@ -755,14 +627,3 @@ class Runner:
                 step, fault, args, target, ctx=ctx, duration=spec.duration, allow_overlap=spec.allow_overlap
             )
         return targets
-
-
-def _jsonable(value: Any) -> Any:
-    """Probe and action outputs as JSON values (drivers should return JSON; be lenient)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return str(value)
