@@ -131,6 +131,10 @@ class RunContext:
     """Wall-clock epochs of phases: ``method_start``, ``first_inject``, ``last_revert``, ``method_end``."""
     state_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "state" / "chaoskit")
     dry_run: bool = False
+    run_state: Callable[[str], str] = field(default=lambda run_id: "unknown")
+    """What the engine knows of run ``run_id`` on this machine: ``live`` (its runner holds its
+    ledger), ``dead`` (a ledger nobody holds) or ``unknown`` (no ledger here). A sweep acts only
+    on leftovers of runs that are not live."""
     log: Callable[[str], None] = field(default=lambda message: None)
     """Driver messages for the console and journal; the engine redacts secrets from them."""
     _resources: dict[str, object] = field(default_factory=dict, repr=False)

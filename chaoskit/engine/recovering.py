@@ -17,6 +17,7 @@ leftovers in the same reverse order; say what was done.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,7 +93,9 @@ def recover(
         if run.problems and not ledgers.is_live(run.path):
             _set_aside_if_done(run.path, report)
     if sweep:
-        ctx = contract.RunContext(run_id=run_id or "recover", state_dir=state_dir)
+        ctx = contract.RunContext(
+            run_id=run_id or "recover", state_dir=state_dir, run_state=functools.partial(run_state, state_dir)
+        )
         try:
             for name, driver in sorted(drivers.drivers.items()):
                 if driver.sweep is None or driver.missing() is not None:
@@ -104,6 +107,17 @@ def recover(
         finally:
             ctx.close()
     return report
+
+
+def run_state(state_dir: Path, run_id: str) -> str:
+    """``live``, ``dead`` or ``unknown`` (no ledger for it here): what a sweep may touch."""
+    try:
+        path = ledgers.path_of(state_dir, run_id)
+    except errors.UsageError:
+        return "unknown"
+    if not path.exists():
+        return "unknown"
+    return "live" if ledgers.is_live(path) else "dead"
 
 
 def _set_aside_if_done(path: Path, report: RecoveryReport) -> None:

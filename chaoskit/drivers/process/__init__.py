@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.process import commanding, selecting, signalling, starting
+from chaoskit.drivers.process import commanding, selecting, signalling, starting, sweeping
 
 
 class Running(contract.Probe[selecting.Selector]):
@@ -23,4 +23,5 @@ def driver() -> contract.Driver:
         faults=[signalling.Kill(), signalling.Stop()],
         probes=[Running(), commanding.CommandProbe()],
         actions=[starting.Start(), commanding.CommandAction()],
+        sweep=sweeping.sweep,
     )

@@ -384,19 +384,39 @@ def sweep_urls() -> list[str]:
     return list(dict.fromkeys(urls))
 
 
+def owner_of(toxic: str) -> str | None:
+    """The run id in a toxic name ``chaoskit-<run id>-<hex>-<type>``, or None for another name."""
+    if not toxic.startswith(PREFIX):
+        return None
+    parts = toxic[len(PREFIX) :].rsplit("-", 2)
+    return parts[0] if len(parts) == 3 and parts[0] else None
+
+
 def sweep(run_id: str | None, ctx: contract.RunContext, urls: list[str] | None = None) -> list[str]:
-    """Delete toxics named for ``run_id`` (any chaoskit run when None) on every known server."""
-    prefix = f"{PREFIX}{run_id}-" if run_id else PREFIX
+    """Delete toxics named for ``run_id`` on every known server; without a run id, those of runs
+    whose ledger here is dead. A live run's toxics are its own; a run with no ledger here is named,
+    with the command that sweeps it."""
     done: list[str] = []
+    skipped: dict[str, str] = {}
     for url in urls or sweep_urls():
         api = clients.Client(url, attempts=1)
         try:
             for proxy in api.proxies().values():
                 for toxic in proxy.get("toxics") or []:
-                    if toxic["name"].startswith(prefix) and api.remove_toxic(proxy["name"], toxic["name"]):
+                    owner = owner_of(toxic["name"])
+                    if owner is None or (run_id is not None and owner != run_id):
+                        continue
+                    state = ctx.run_state(owner)
+                    if state == "live" or (state == "unknown" and run_id is None):
+                        skipped[owner] = state
+                        continue
+                    if api.remove_toxic(proxy["name"], toxic["name"]):
                         done.append(f"removed toxic {toxic['name']} from proxy {proxy['name']} at {url}")
         except clients.Unreachable:
             continue
         finally:
             api.close()
+    for owner, state in sorted(skipped.items()):
+        why = "it is live" if state == "live" else f"no ledger for it here (chaoskit recover {owner} --sweep)"
+        done.append(f"skipped the toxics of run {owner}: {why}")
     return done

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import time
@@ -212,7 +213,17 @@ def test_sweep_removes_only_the_runs_leftovers(
         "other",
         "own",
     ]
-    assert len(toxics.sweep(None, ctx, urls=[server.url])) == 1  # any chaoskit run: "other"
+    # Without a run id, only runs known to be dead are swept: not a live one, not an unknown one.
+    states = {"other": "live"}
+    scoped = dataclasses.replace(ctx, run_state=lambda run_id: states.get(run_id, "unknown"))
+    assert toxics.sweep(None, scoped, urls=[server.url]) == ["skipped the toxics of run other: it is live"]
+    states["other"] = "unknown"
+    [said] = toxics.sweep(None, scoped, urls=[server.url])
+    assert "no ledger for it here (chaoskit recover other --sweep)" in said
+    assert len(api.get("/proxies/backend/toxics").json()) == 2
+    states["other"] = "dead"
+    [removed] = toxics.sweep(None, scoped, urls=[server.url])
+    assert "chaoskit-other-" in removed
     assert [t["name"] for t in api.get("/proxies/backend/toxics").json()] == ["users-own"]
 
 
