@@ -3,6 +3,7 @@ they are spelled and documented the same everywhere, and the check of output pat
 
 from __future__ import annotations
 
+import os
 import stat
 import tempfile
 from collections.abc import Callable
@@ -76,19 +77,24 @@ def check_writable(option: str, path: Path | None, *, directory: bool = False) -
 
 
 def refuse_special(option: str, path: Path) -> None:
-    """Refuse (exit 2) an output path that exists and is not a regular file: a device such as
-    /dev/stdout, a FIFO, a directory, or a symlink to one. Outputs are written to a temporary file
-    and renamed over the path, which would replace the device or pipe itself (as root, /dev/stdout)."""
-    try:
-        mode = path.expanduser().stat().st_mode
-    except OSError:
-        return  # missing (or unreadable): the write check says what is wrong
-    if stat.S_ISREG(mode):
-        return
-    kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
-    hint = "give the path of a file to write"
+    """Refuse (exit 2) an output path that is a symlink, or exists and is not a regular file (a
+    device, a FIFO, a directory). Outputs are written to a temporary file renamed over the path,
+    which replaces a link or device itself: /dev/stdout is a symlink (to a regular file when stdout
+    is redirected to one), and as root the rename would replace it for the whole machine."""
+    path = path.expanduser()
+    if path.is_symlink():
+        kind = f"a symlink (to {os.readlink(path)})"
+    else:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            return  # missing (or unreadable): the write check says what is wrong
+        if stat.S_ISREG(mode):
+            return
+        kind = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, pipe or socket)"
+    hint = "give the path of a regular file to write (not a link to one)"
     if option == "--journal":
         hint = "to print the journal on stdout, use --output json (the journal file still goes to --journal)"
     elif option in ("-o", "--output"):
-        hint = "omit -o to print on stdout, or give the path of a file to write"
+        hint = "omit -o to print on stdout, or give the path of a regular file to write"
     raise errors.UsageError(f"{option} {path}: {kind}; chaoskit writes its outputs as files", hint=hint)

@@ -247,12 +247,15 @@ def load(path: Path) -> Journal:
 def write(journal: Journal, path: Path) -> None:
     """Write atomically: a reader (CI, the gate) sees the old file or the whole new one.
 
-    Raises ``OSError`` when ``path`` exists and is not a regular file (a device such as
-    /dev/stdout, a FIFO, a directory): renaming over it would replace the device itself."""
+    Raises ``OSError`` when ``path`` is a symlink or exists and is not a regular file (a device,
+    a FIFO, a directory): the rename would replace the link or device itself. /dev/stdout is a
+    symlink, to a regular file when stdout is redirected to one, and root may replace it."""
     path = path.expanduser()
-    if path.exists() and not path.is_file():
+    if path.is_symlink() or (path.exists() and not path.is_file()):
         # Callers show ``e.strerror or e``: this message, then say where the journal went instead.
-        raise FileExistsError("it exists and is not a regular file (a device, pipe or folder)")
+        raise FileExistsError(
+            "it is a symlink, or exists and is not a regular file; a journal won't replace it"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
