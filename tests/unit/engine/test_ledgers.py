@@ -500,3 +500,68 @@ def test_recover_on_a_read_only_state_dir_tries_every_entry(tmp_path: Path) -> N
         assert sorted(o.status for o in report.outcomes) == ["reverted", "reverted"]
         assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
         assert not report.ok and all("not recorded" in o.message for o in report.outcomes)
+
+
+class _FillArgs(contract.Args):
+    folder: str
+    """The state dir's file system, filled to the last byte by inject."""
+
+
+class _FillRevert(contract.Revert):
+    folder: str
+    """Where the filler is."""
+
+
+class _Filler(contract.Fault[_FillArgs, _FillRevert]):
+    """Fills the disk under the ledger, reserve included (as another program might), and records
+    its revert in memory only: a revert from memory is all that is left once the ledger is dead."""
+
+    name = "disk.fill"
+    summary = "fill the state dir's disk"
+    args = _FillArgs
+    revert_type = _FillRevert
+    reverted: list[str] = []
+
+    def targets(self, args: _FillArgs, ctx: contract.RunContext) -> list[contract.Target]:
+        return [contract.Target(kind="disk", id=args.folder, name=args.folder)]
+
+    def prepare(self, args: _FillArgs, target: contract.Target, ctx: contract.RunContext) -> _FillRevert:
+        return _FillRevert(folder=args.folder)
+
+    def inject(
+        self, args: _FillArgs, target: contract.Target, revert: _FillRevert, ctx: contract.RunContext
+    ) -> _FillRevert:
+        for reserve in Path(args.folder).rglob(f"*{ledgers.RESERVE_SUFFIX}"):
+            reserve.unlink()
+        _fill(Path(args.folder))
+        for ledger in Path(args.folder).rglob(f"*{ledgers.SUFFIX}"):
+            # Blank lines up to the page boundary (readers skip them): the next line needs a block.
+            with contextlib.suppress(OSError), ledger.open("a") as f:
+                f.write("\n" * (-ledger.stat().st_size % 4096))
+        return revert
+
+    def revert(self, revert: _FillRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        self.reverted.append(revert.folder)
+        return contract.RevertOutcome.REVERTED
+
+
+def test_a_ledger_that_cannot_be_written_stops_injecting_and_reverts_from_memory(tmp_path: Path) -> None:
+    filler = _Filler()
+    disk_driver = contract.Driver(name="disk", summary="test", faults=[filler])
+    fake = testing.FakeDriver()
+    with _tmpfs(tmp_path / "disk", "4m") as disk:
+        doc = {
+            "title": "the disk fills",
+            "method": [
+                {"name": "break t1", "fault": "fake.break", "with": {"targets": ["t1"]}},
+                {"name": "fill", "fault": "disk.fill", "with": {"folder": str(disk)}},
+                {"name": "break t2", "fault": "fake.break", "with": {"targets": ["t2"]}},
+            ],
+        }
+        journal = testing.run_experiment(doc, [fake.driver(), disk_driver], state_dir=disk, run_id="full")
+        assert journal.verdict.value == "error" and journal.exit_code == 4
+        assert "the fault ledger could not be written" in journal.reason
+        assert "reverted from memory" in journal.reason
+        assert ("inject", "t2") not in fake.calls, "a fault was injected after the ledger failed"
+        assert fake.applied == set() and ("revert", "t1") in fake.calls
+        assert filler.reverted == [str(disk)]
