@@ -128,18 +128,11 @@ def command(
         tags=list(loaded.experiment.tags),
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
     )
-    sources = {
-        name: {"env": ref.env} if ref.env is not None else {"file": ref.file} if ref.file is not None else {}
-        for name, ref in loaded.experiment.secrets.items()
-    }
     settings = running.Settings(
         state_dir=root,
         seed=seed,
         experiment=info,
         secrets=secrets,
-        secret_sources={
-            name: {k: v for k, v in source.items() if v is not None} for name, source in sources.items()
-        },
         run_id=run_id,
     )
     bus = events.Bus()

@@ -97,6 +97,20 @@ _Abort = faultbooks.StepFailed
 _StepTimeout = faultbooks.StepTimeout
 
 
+def secret_sources(experiment: models.Experiment) -> dict[str, dict[str, str]]:
+    """Where each of the experiment's secrets comes from, as the ledger records it (never a
+    value): ``{"env": NAME}`` or ``{"file": PATH}``; ``{}`` for one given inline."""
+    sources: dict[str, dict[str, str]] = {}
+    for name, ref in experiment.secrets.items():
+        if ref.env is not None:
+            sources[name] = {"env": ref.env}
+        elif ref.file is not None:
+            sources[name] = {"file": ref.file}
+        else:
+            sources[name] = {}
+    return sources
+
+
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
@@ -351,7 +365,8 @@ class Runner:
                 at=started,
             )
         )
-        self.ledger.start(info.title, info.file, self.settings.secret_sources)
+        sources = self.settings.secret_sources or secret_sources(self.plan.experiment)
+        self.ledger.start(info.title, info.file, sources)
         try:
             await self._until_stopped(self._body())
             await self.book.revert_all()
