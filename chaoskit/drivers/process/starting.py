@@ -6,6 +6,9 @@ The child carries a mark in its environment, ``CHAOSKIT_ENTRY=<run id>/<ledger e
 children inherit it). ``prepare`` returns undo data with only that mark, which the engine ledgers
 before the process is spawned: if the runner dies before ``run`` returns, ``undo`` finds the
 processes by their mark. ``run``'s own undo data adds the pid, process group and start time.
+
+``chaoskit`` as the program means the running chaoskit (its interpreter and package), as in the
+quickstart: it works without an activated virtualenv and never runs another chaoskit on PATH.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -82,7 +86,8 @@ class WaitFor(contract.Args):
 
 class StartArgs(contract.Args):
     argv: list[Arg] = Field(min_length=1)
-    """The program and its arguments, e.g. ``[python3, -m, http.server, "8000"]``; no shell."""
+    """The program and its arguments, e.g. ``[python3, -m, http.server, "8000"]``; no shell. The
+    program ``chaoskit`` is the chaoskit that runs the experiment, whatever PATH holds."""
     cwd: str | None = None
     """The working directory; default: chaoskit's."""
     env: dict[str, Arg] = Field(default_factory=dict)
@@ -134,6 +139,18 @@ class Undo(BaseModel):
     def dump(self) -> contract.RevertData:
         data: contract.RevertData = self.model_dump(mode="json", exclude_none=True)
         return data
+
+
+SELF = "chaoskit"
+"""The program name that means this chaoskit."""
+
+
+def command(argv: list[str]) -> list[str]:
+    """What to execute for ``argv``: ``chaoskit ...`` runs this chaoskit's interpreter and package,
+    whatever PATH holds (a venv's ``bin`` is often not on it); anything else as given."""
+    if argv[0] == SELF:
+        return [sys.executable, "-m", "chaoskit", *argv[1:]]
+    return argv
 
 
 def mark(ctx: contract.RunContext) -> str | None:
@@ -224,7 +241,7 @@ class Start(contract.Action[StartArgs]):
         try:
             try:
                 child = subprocess.Popen(
-                    args.argv,
+                    command(args.argv),
                     cwd=args.cwd,
                     env={**os.environ, **args.env, RUN_ID: ctx.run_id, ENTRY: entry_mark},
                     stdin=subprocess.DEVNULL,
