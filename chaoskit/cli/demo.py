@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from chaoskit import errors
+
+if TYPE_CHECKING:
+    from chaoskit.demo import services
+
+STARTED_BY_RUN = "CHAOSKIT_RUN_ID"
+"""Set in the environment of what ``process.start`` starts (``starting.RUN_ID``): the demo runs
+inside ``chaoskit run``, whose flags are not the demo's."""
+
+PORTS = {
+    # setting: (what listens there, the demo's flag, the quickstart experiments' variable)
+    "frontend_port": ("the frontend", "--port", "port"),
+    "backend_port": ("the backend", "--backend-port", "backend_port"),
+    "proxy_port": ("the proxy 'backend'", "--proxy-port", "proxy_port"),
+    "api_port": ("the Toxiproxy API", "--api-port", "proxy_api"),
+}
+
+
+def _taken(settings: services.Settings) -> list[str]:
+    """The settings whose port can't be listened on now (after the demo closed what it opened)."""
+    taken = []
+    for setting in PORTS:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            # As the demo's servers do: a port left in TIME_WAIT is free to them.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((settings.host, getattr(settings, setting)))
+            except OSError:
+                taken.append(setting)
+    return taken
+
+
+def port_hint(settings: services.Settings, *, in_run: bool) -> str:
+    """How to move the demo off a taken port, in the words of where it runs: the demo's own flags,
+    or ``--var`` when an experiment started it (``chaoskit run`` has no ``--port``)."""
+    taken = _taken(settings) or list(PORTS)
+    if in_run:
+        given = " ".join(f"--var {PORTS[s][2]}=N" for s in taken)
+        names = ", ".join(variable for _, _, variable in PORTS.values())
+        return (
+            f"give the experiment other ports: add {given} to the chaoskit run command "
+            f"(the quickstart experiments pass the demo its ports in the variables {names}), "
+            "or stop what is using them"
+        )
+    given = ", ".join(f"{PORTS[s][0]} {getattr(settings, s)}: {PORTS[s][1]} N" for s in taken)
+    return f"pick free ports ({given}), or stop what is using them"
 
 
 @click.command("demo")
@@ -39,10 +86,10 @@ def command(**options: Any) -> None:
         signal.signal(sig, lambda *_: stop.set())
     try:
         demo = services.Demo(settings).start()
-    except OSError as e:
+    except (OSError, errors.ChaoskitError) as e:
+        message = e.message if isinstance(e, errors.ChaoskitError) else (e.strerror or str(e))
         raise errors.UsageError(
-            f"demo: {e.strerror or e}",
-            hint="pick free ports with --port, --backend-port, --proxy-port and --api-port",
+            f"demo: {message}", hint=port_hint(settings, in_run=bool(os.environ.get(STARTED_BY_RUN)))
         ) from e
     click.echo(
         f"demo: frontend {demo.frontend_url}/ (metrics at /metrics) → proxy 'backend' on "
