@@ -288,6 +288,34 @@ Sweep: TypeAlias = Callable[[str | None, RunContext], Sequence[str]]
 from the marks faults leave on shared systems (labels, toxic names). Returns what it did."""
 
 
+class Lever(ABC):
+    """A shared halt lever a driver offers by URI scheme (``kubernetes://<namespace>/<name>``):
+    a place every run that names it polls, so that ``chaoskit halt`` stops them all.
+
+    Its fields are text: ``halted`` (``"true"``/``"false"``), ``reason``, ``by``, ``at``. Reads
+    are polled (at most once a second per lever), so ``read`` must honour ``timeout`` and raise
+    a ``ChaoskitError`` (never hang) when the lever can't be read: that is not a halt."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+
+    @abstractmethod
+    def read(self, timeout: float) -> Mapping[str, str] | None:
+        """The lever's fields now; None when it does not exist (not halted)."""
+
+    @abstractmethod
+    def write(self, fields: Mapping[str, str], timeout: float) -> None:
+        """Set the lever's fields (creating it when it does not exist)."""
+
+    def close(self) -> None:
+        """Release what ``read``/``write`` opened (an API client)."""
+        return None
+
+
+LeverFactory: TypeAlias = Callable[[str], Lever]
+"""Makes the lever a URI names; raises a ``ChaoskitError`` saying what is wrong with the URI."""
+
+
 @dataclass(frozen=True)
 class Driver:
     """What one platform offers. Returned by the function an entry point names."""
@@ -300,3 +328,6 @@ class Driver:
     sweep: Sweep | None = None
     missing: Callable[[], str | None] = field(default=lambda: None)
     """Why the driver can't be used here (e.g. its extra is not installed), or None."""
+    levers: Mapping[str, LeverFactory] = field(default_factory=dict)
+    """Halt levers this driver offers, by URI scheme (``kubernetes``), for ``$CHAOSKIT_HALT``
+    and ``chaoskit halt --lever``."""

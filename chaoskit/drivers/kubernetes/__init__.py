@@ -7,7 +7,7 @@ import importlib.util
 from collections.abc import Sequence
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import executing, faults, probes, sweeping
+from chaoskit.drivers.kubernetes import executing, faults, levers, probes, sweeping
 
 
 def _missing() -> str | None:
@@ -29,4 +29,5 @@ def driver() -> contract.Driver:
         actions=[executing.Exec()],
         sweep=_sweep,
         missing=_missing,
+        levers={levers.SCHEME: levers.lever},
     )
