@@ -1,4 +1,5 @@
-"""``chaoskit status``: the faults that are applied and not yet reverted, from the ledgers."""
+"""``chaoskit status``: a halt in force, then the faults that are applied and not yet reverted,
+from the ledgers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import click
 
 from chaoskit.cli import options
-from chaoskit.engine import ledgers
+from chaoskit.engine import halts, ledgers
 
 CLEAN = "No outstanding faults."
 
@@ -18,8 +19,24 @@ CLEAN = "No outstanding faults."
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def command(state_dir: Path | None, output: str) -> None:
     """List outstanding faults (and leftovers) of every run, and whether each run is live; prints
-    "No outstanding faults." when clean."""
+    "No outstanding faults." when clean.
+
+    A halt in force (the state dir's lever or $CHAOSKIT_HALT) comes first: who, when, why and
+    which lever. With --output json the list on stdout is unchanged and the halt is one line on
+    stderr: `halt: {"reason": ..., "by": ..., "at": ..., "lever": ...}`."""
     root = ledgers.state_dir(state_dir)
+    watch = halts.Watch(root)
+    try:
+        halt = watch.check()
+    finally:
+        watch.close()
+    for problem in watch.problems:
+        click.echo(f"warning: {problem}", err=True)
+    if halt is not None and output == "json":
+        click.echo(f"halt: {json.dumps(halt.to_json())}", err=True)
+    elif halt is not None:
+        click.echo(f"HALTED by {halt.by} at {halt.at}: {halt.reason}")
+        click.echo(f"  lever: {halt.lever}; new runs are refused until `chaoskit resume`")
     found = ledgers.survey(root, set_aside=False)
     for problem in found.problems:
         click.echo(f"warning: {problem}", err=True)

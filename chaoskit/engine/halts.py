@@ -32,6 +32,7 @@ from typing import Any
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
+from chaoskit.engine import ledgers
 
 ENV = "CHAOSKIT_HALT"
 FILE = "halt.json"
@@ -363,3 +364,58 @@ class Watch:
         self.problems.append(message)
         if self._report is not None:
             self._report(message)
+
+
+# ---- the runs a halt stops ---------------------------------------------------------------
+
+
+def live_ledgers(state_dir: Path) -> list[Path]:
+    """The ledgers of runs at work on ``state_dir`` now (their runner holds the lock)."""
+    return [path for path in ledgers.ledgers(state_dir) if ledgers.is_live(path)]
+
+
+def holders(path: Path, proc: Path = Path("/proc")) -> list[int]:
+    """The pids that hold the ``flock`` on ``path`` now, from ``/proc/locks`` (which names the
+    holder and the file's device and inode): found by the lock itself, so a pid reused since the
+    run started is never taken for the run. Each is checked again against its open files when
+    they can be read. Empty when nobody holds it, or ``/proc`` can't tell (not Linux)."""
+    try:
+        st = path.stat()
+        table = (proc / "locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return []
+    found: list[int] = []
+    for line in table.splitlines():
+        parts = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"; "1: -> FLOCK ..." is a waiter.
+        if len(parts) < 6 or parts[1] != "FLOCK":
+            continue
+        try:
+            pid = int(parts[4])
+            major, minor, inode = parts[5].split(":")
+            same_device = os.makedev(int(major, 16), int(minor, 16)) == st.st_dev
+        except ValueError:
+            continue
+        if inode != str(st.st_ino) or pid == os.getpid() or pid in found:
+            continue
+        opened = _has_open(proc / str(pid), st)
+        # An overlay file system shows the lower device in /proc/locks: then the open files decide.
+        if opened or (same_device and opened is None):
+            found.append(pid)
+    return found
+
+
+def _has_open(process: Path, st: os.stat_result) -> bool | None:
+    """Whether ``process`` has the file ``st`` open; None when its descriptors can't be read."""
+    try:
+        descriptors = list((process / "fd").iterdir())
+    except OSError:
+        return None
+    for fd in descriptors:
+        try:
+            other = fd.stat()
+        except OSError:
+            continue
+        if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
