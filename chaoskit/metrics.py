@@ -125,6 +125,11 @@ class Metrics:
         self.guard_trips = prometheus_client.Counter(
             "chaoskit_guard_trips", "Guards that tripped and aborted a run", ["experiment"], registry=reg
         )
+        self.halted = prometheus_client.Gauge(
+            "chaoskit_halted",
+            "1 while a run sees a halt lever pulled (chaoskit halt); 0 otherwise",
+            registry=reg,
+        )
         self._lock = threading.Lock()
         self._default = _RunObserver(self)
 
@@ -226,6 +231,11 @@ class _RunObserver:
             if isinstance(event, events.RunStarted):
                 self.experiment = event.title
                 m.running.labels(self.experiment).inc()
+                m.halted.set(0)  # a run that starts sees no halt (a halt refuses it)
+            elif isinstance(event, events.Halted) or (
+                isinstance(event, events.Log) and event.message.startswith("halted by ")
+            ):
+                m.halted.set(1)
             elif isinstance(event, events.FaultInjected):
                 m.injected.labels(event.activity).inc()
                 m.active.labels(event.activity).inc()
@@ -250,3 +260,5 @@ class _RunObserver:
                 m.running.labels(self.experiment).dec()
                 m.last_run.labels(self.experiment).set(event.at.timestamp())
                 m.last_exit.labels(self.experiment).set(event.exit_code)
+                if event.verdict is journals.Verdict.HALTED:
+                    m.halted.set(1)

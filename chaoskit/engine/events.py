@@ -118,6 +118,18 @@ class StillApplied:
 
 
 @dataclass(frozen=True)
+class Halted:
+    """The run saw a halt lever pulled (it stops, or was refused): who, when, why, which lever."""
+
+    by: str
+    reason: str
+    since: str
+    """When the lever was pulled (ISO 8601, as the lever says)."""
+    lever: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class VerdictReached:
     verdict: journals.Verdict
     exit_code: int
@@ -140,6 +152,7 @@ Event: TypeAlias = (
     | ErrorRaised
     | Log
     | StillApplied
+    | Halted
     | VerdictReached
 )
 Subscriber: TypeAlias = Callable[[Event], None]
