@@ -1,16 +1,80 @@
-"""``chaoskit drivers``: every installed fault, probe and action, with its arguments."""
+"""``chaoskit drivers [NAME]``: the installed drivers in one line each; a driver's faults, probes and
+actions with their arguments; or one activity.
+
+Only the driver a NAME needs is imported, and arguments are described (which reads their source)
+only when shown.
+"""
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
+import shutil
+import sys
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from chaoskit import describing
+from chaoskit import describing, errors
 from chaoskit.drivers import contract, registry
+
+KINDS = ("faults", "probes", "actions")
+_EXTRA_HINT = re.compile(r"pip install '?chaoskit\[([\w,-]+)\]'?")
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a user would type it here: relative when it is under the working directory."""
+    try:
+        relative = path.resolve().relative_to(Path.cwd().resolve())
+    except (OSError, ValueError):
+        return str(path)
+    return "." if relative == Path() else f"./{relative}"
+
+
+def _source() -> tuple[Path, bool] | None:
+    """The checkout chaoskit was installed from, and whether editably; None for an index install."""
+    try:
+        direct = metadata.distribution("chaoskit").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        direct = None
+    if direct is None:
+        return None
+    try:
+        info = json.loads(direct)
+    except ValueError:
+        return None
+    url = urlparse(str(info.get("url", "")))
+    if url.scheme != "file" or "dir_info" not in info:
+        return None
+    return Path(unquote(url.path)), bool(info["dir_info"].get("editable", False))
+
+
+def install_command(extra: str) -> str:
+    """How to add ``extra`` to this chaoskit: from the checkout it came from (``-e`` when editable)
+    or from the index, with the pip of chaoskit's own interpreter."""
+    pip = shutil.which("pip")
+    if pip is not None and Path(pip).parent == Path(sys.executable).parent:
+        installer = "pip"
+    else:
+        # A venv used without activating it (.venv/bin/chaoskit): the pip on PATH is another one.
+        installer = f"{_shown(Path(sys.executable).parent) + '/' + Path(sys.executable).name} -m pip"
+    source = _source()
+    if source is None:
+        return f"{installer} install 'chaoskit[{extra}]'"
+    path, editable = source
+    return f"{installer} install {'-e ' if editable else ''}'{_shown(path)}[{extra}]'"
+
+
+def install_hints(text: str) -> str:
+    """``text`` with each ``pip install 'chaoskit[X]'`` replaced by the command right for this install."""
+    return _EXTRA_HINT.sub(lambda m: install_command(m.group(1)), text)
 
 
 def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
@@ -37,30 +101,28 @@ def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
     return out
 
 
-def describe(drivers: registry.Registry) -> list[dict[str, Any]]:
-    """Every driver as JSON-ready data: what ``--output json`` prints."""
+def _activity(item: Any, kind: str, *, full: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": item.name, "summary": item.summary}
+    if kind == "faults":
+        entry["reversibility"] = item.reversibility.value
+    if full:
+        entry["args"] = _arguments(item.args)
+    return entry
+
+
+def describe(drivers: registry.Registry, *, full: bool = True) -> list[dict[str, Any]]:
+    """Every driver as JSON-ready data: what ``--output json`` prints; without ``full``, no
+    arguments (which are slow to describe)."""
     out = []
     for name, driver in sorted(drivers.drivers.items()):
+        missing = driver.missing()
         entry: dict[str, Any] = {
             "name": name,
             "summary": driver.summary,
-            "unavailable": driver.missing(),
-            "faults": [
-                {
-                    "name": f.name,
-                    "summary": f.summary,
-                    "reversibility": f.reversibility.value,
-                    "args": _arguments(f.args),
-                }
-                for f in driver.faults
-            ],
-            "probes": [
-                {"name": p.name, "summary": p.summary, "args": _arguments(p.args)} for p in driver.probes
-            ],
-            "actions": [
-                {"name": a.name, "summary": a.summary, "args": _arguments(a.args)} for a in driver.actions
-            ],
+            "unavailable": install_hints(missing) if missing else missing,
         }
+        for kind in KINDS:
+            entry[kind] = [_activity(item, kind, full=full) for item in getattr(driver, kind)]
         out.append(entry)
     for name, why in sorted(drivers.broken.items()):
         out.append(
@@ -76,26 +138,103 @@ def describe(drivers: registry.Registry) -> list[dict[str, Any]]:
     return out
 
 
-@click.command()
-@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def command(output: str) -> None:
-    """List every fault, probe and action with its arguments and whether it is reversible."""
-    data = describe(registry.load())
-    if output == "json":
-        click.echo(json.dumps(data, indent=2))
-        return
-    console = Console(highlight=False, soft_wrap=True)
+def _pick(data: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The driver called ``name``, or each driver with only its activities called ``name`` (a probe
+    and an action may share one)."""
+    drivers = [d for d in data if d["name"] == name]
+    if drivers:
+        return drivers
+    picked = []
+    for driver in data:
+        activities = {kind: [a for a in driver[kind] if a["name"] == name] for kind in KINDS}
+        if any(activities.values()):
+            picked.append({**driver, **activities})
+    return picked
+
+
+def _described(drivers: registry.Registry, name: str) -> list[dict[str, Any]]:
+    """``_pick`` of ``drivers``, with the arguments of only what was picked."""
+    picked = _pick(describe(drivers, full=False), name)
+    activities: dict[str, Mapping[str, Any]] = {
+        "faults": drivers.faults,
+        "probes": drivers.probes,
+        "actions": drivers.actions,
+    }
+    for driver in picked:
+        for kind in KINDS:
+            for item in driver[kind]:
+                item["args"] = _arguments(activities[kind][item["name"]].args)
+    return picked
+
+
+def _select(name: str) -> list[dict[str, Any]]:
+    """What ``chaoskit drivers NAME`` shows; a name that matches nothing is a usage error with the
+    closest name."""
+    # An activity's name mostly starts with its driver's: load only that driver.
+    found = _described(registry.load(only={name.split(".", 1)[0]}), name)
+    if found:
+        return found
+    everything = describe(registry.load(), full=False)
+    owners = {d["name"] for d in _pick(everything, name)}
+    if owners:  # tcp.connect is the http driver's
+        return _described(registry.load(only=owners), name)
+    names = [d["name"] for d in everything] + [a["name"] for d in everything for k in KINDS for a in d[k]]
+    close = difflib.get_close_matches(name, sorted(set(names)), n=1, cutoff=0.6)
+    raise errors.UsageError(
+        f"no driver, fault, probe or action is called {name!r}",
+        hint=(f"did you mean {close[0]!r}? " if close else "") + "chaoskit drivers lists them all",
+    )
+
+
+def _summary(console: Console, data: list[dict[str, Any]]) -> None:
+    width = max((len(d["name"]) for d in data), default=0)
+    for driver in data:
+        names = "; ".join(
+            f"{kind} {', '.join(a['name'] for a in driver[kind])}" for kind in KINDS if driver[kind]
+        )
+        console.print(f"[bold]{driver['name']:{width}}[/]  {escape(names)}")
+        if driver["unavailable"]:
+            console.print(f"{'':{width}}  [yellow]unavailable: {escape(driver['unavailable'])}[/]")
+    console.print(
+        "[dim]chaoskit drivers NAME shows a driver's (or one activity's) arguments, "
+        "e.g. chaoskit drivers toxiproxy.latency[/]"
+    )
+
+
+def _full(console: Console, data: list[dict[str, Any]]) -> None:
     for driver in data:
         console.print(f"[bold]{driver['name']}[/]  {escape(driver['summary'])}")
         if driver["unavailable"]:
             console.print(f"  [yellow]unavailable: {escape(driver['unavailable'])}[/]")
-        for kind in ("faults", "probes", "actions"):
+        for kind in KINDS:
             for item in driver[kind]:
                 extra = f" [dim]({item['reversibility']})[/]" if kind == "faults" else ""
                 console.print(f"  {kind[:-1]:6} [bold]{item['name']}[/]{extra}  {escape(item['summary'])}")
                 for arg in item["args"]:
                     need = "required" if arg["required"] else f"default {json.dumps(arg['default'])}"
-                    description = f" — {escape(arg['description'])}" if arg["description"] else ""
+                    # Docstrings quote names the reStructuredText way; a terminal shows one backtick.
+                    text = arg["description"].replace("``", "`")
+                    description = f" — {escape(text)}" if text else ""
                     console.print(
                         f"           {arg['name']}: {escape(str(arg['type']))} [dim]({need})[/]{description}"
                     )
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def command(name: str | None, output: str) -> None:
+    """The installed drivers, each with its faults, probes and actions; NAME (a driver such as
+    toxiproxy, or an activity such as toxiproxy.latency) shows its arguments.
+
+    Without NAME, --output json gives every driver with every argument.
+    """
+    data = _select(name) if name is not None else describe(registry.load(), full=output == "json")
+    if output == "json":
+        click.echo(json.dumps(data, indent=2))
+        return
+    console = Console(highlight=False, soft_wrap=True)
+    if name is None:
+        _summary(console, data)
+    else:
+        _full(console, data)

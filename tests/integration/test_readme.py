@@ -114,4 +114,7 @@ def test_the_first_command_works_with_the_distributions_python(tmp_path: Path) -
     )
     output = ran.stdout + ran.stderr
     assert ran.returncode == 0, f"{command}\n{output[-4000:]}"
-    assert output.rstrip().splitlines()[-1].startswith("completed (exit 0)"), output[-4000:]
+    verdicts = [
+        line for line in ran.stdout.splitlines() if line.startswith(("completed", "deviated", "error"))
+    ]
+    assert verdicts and verdicts[-1].startswith("completed (exit 0)"), output[-4000:]
