@@ -17,7 +17,7 @@ import click
 from chaoskit import errors, metrics
 from chaoskit.cli import options
 from chaoskit.drivers import registry
-from chaoskit.engine import ledgers
+from chaoskit.engine import halts, ledgers
 from chaoskit.gameday import plans, running, schedules, scheduling, webhooks
 from chaoskit.report import html, junit, markdown, scores
 
@@ -50,6 +50,21 @@ JUNIT = click.option(
 def _fail(e: errors.ChaoskitError) -> None:
     click.echo(f"chaoskit gameday: {e.render()}", err=True)
     sys.exit(int(e.exit_code))
+
+
+def _refuse_if_halted(root: Path) -> None:
+    """A GameDay never starts while a halt is in force (exit 5, as a refused run)."""
+    watch = halts.Watch(root)
+    try:
+        halt = watch.check()
+    finally:
+        watch.close()
+    if halt is not None:
+        click.echo(
+            f"chaoskit gameday: refused: {halt.describe()}\n  hint: `chaoskit resume` lifts the halt",
+            err=True,
+        )
+        sys.exit(halts.EXIT_CODE)
 
 
 def _load(path: Path) -> plans.Loaded:
@@ -167,7 +182,9 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
     metrics_port: int | None,
     output: str,
 ) -> None:
-    """Run the plan's experiments now; exit with the worst verdict's code (0 when all completed)."""
+    """Run the plan's experiments now; exit with the worst verdict's code (0 when all completed).
+
+    Refused (exit 5) while a halt is in force (`chaoskit halt`; `chaoskit status` shows it)."""
     loaded = _load(plan)
     _check_outputs(journal_dir, {"report": report, "markdown": markdown, "junit": junit})
     stop = threading.Event()
@@ -177,6 +194,7 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
         click.echo(line, err=output == "json")
 
     root = ledgers.state_dir(state_dir)
+    _refuse_if_halted(root)
     try:
         telemetry, serving = _serve_metrics(metrics_port, say)
     except errors.ChaoskitError as e:
@@ -243,6 +261,9 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
 
     SIGTERM or SIGINT stops it: at once while it waits; during a run, the running experiments are
     interrupted (their faults reverted, journals written) and then it exits.
+
+    While a halt is in force (`chaoskit halt`), each run that comes due is skipped and logged as
+    such, not queued for later.
     """
     loaded = _load(plan)
     schedule = _schedule_of(loaded, plan)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chaoskit import errors
+from chaoskit.engine import halts
 from chaoskit.gameday import schedules
 
 log = logging.getLogger("chaoskit.gameday")
@@ -67,6 +68,8 @@ class FireStatus(enum.StrEnum):
     """The daemon running it died; not repeated (``chaoskit recover`` reverts what it left applied)."""
     FAILED = "failed"
     """The run raised instead of producing a verdict."""
+    HALTED = "halted"
+    """Came due while a halt was in force (``chaoskit halt``): skipped, not queued for later."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ class Scheduler:
         *,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
+        halt: Callable[[], halts.Halt | None] | None = None,
     ) -> None:
         self.schedule = schedule
         self.key = key
@@ -281,6 +285,8 @@ class Scheduler:
         self.run = run
         self.clock: Clock = clock or SystemClock()
         self.stop = stop or threading.Event()
+        self.halt = halt or halts.Watch(state_dir).check
+        """Asked before each fire: a run due while halted is skipped (and recorded as such)."""
 
     def serve(self, max_fires: int | None = None) -> None:
         """The daemon loop. Returns when ``stop`` is set (between runs) or after ``max_fires`` fires."""
@@ -324,6 +330,15 @@ class Scheduler:
         if late > 0 and not self.schedule.allows(now):
             states.claim(self.key, fire, FireStatus.MISSED, now, "late, and outside the allowed windows now")
             log.warning("missed run due %s: now outside the allowed windows", _show(fire.at, self.schedule))
+            return
+        halt = self.halt()
+        if halt is not None:
+            states.claim(self.key, fire, FireStatus.HALTED, now, halt.describe())
+            log.warning(
+                "skipping run due %s: %s; `chaoskit resume` lets the next ones run",
+                _show(fire.at, self.schedule),
+                halt.describe(),
+            )
             return
         with holding(self.state_dir, self.key) as locked:
             if not locked:
