@@ -13,7 +13,7 @@ import hashlib
 
 import yaml
 
-from chaoskit.drivers.kubernetes import marks
+from chaoskit.drivers.kubernetes import levers, marks
 from chaoskit.operator import resources
 
 JSON = resources.JSON
@@ -68,8 +68,11 @@ def configmap(obj: JSON, spec: resources.ExperimentSpec) -> JSON | None:
     }
 
 
-def job(obj: JSON, spec: resources.ExperimentSpec, default_image: str) -> JSON:
-    """The Job that runs the experiment once: never retried (a retry would inject again)."""
+def job(
+    obj: JSON, spec: resources.ExperimentSpec, default_image: str, halt_lever: str = levers.DEFAULT_URI
+) -> JSON:
+    """The Job that runs the experiment once: never retried (a retry would inject again). Its run
+    watches ``halt_lever`` (``chaoskit halt --kubernetes`` pulls it)."""
     run_id = resources.run_id(obj)
     labels = _labels(obj, run_id)
     if spec.experiment_ref is not None:
@@ -95,6 +98,7 @@ def job(obj: JSON, spec: resources.ExperimentSpec, default_image: str) -> JSON:
                 "env": [
                     {"name": "CHAOSKIT_RUN_ID", "value": run_id},
                     {"name": "CHAOSKIT_STATE_DIR", "value": f"{WORK}/state"},
+                    {"name": "CHAOSKIT_HALT", "value": halt_lever},
                 ],
                 "terminationMessagePath": TERMINATION_LOG,
                 "terminationMessagePolicy": "File",

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from chaoskit import errors
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.drivers.kubernetes import connecting, levers
+from chaoskit.engine import halts
 from chaoskit.operator import jobs, resources, scheduling, statuses
 
 log = logging.getLogger("chaoskit.operator")
@@ -39,8 +40,14 @@ class Controller:
     namespace: str | None = None
     """Watch one namespace; None: every namespace."""
     clock: Clock = system_clock
+    halt: Callable[[], halts.Halt | None] = lambda: None
+    """The cluster's halt lever, asked once per pass: schedules skip fires while it is pulled."""
+    halt_lever: str = levers.DEFAULT_URI
+    """The lever each run's Job watches (``$CHAOSKIT_HALT`` in its pod)."""
     failures: list[str] = field(default_factory=list)
     """The last pass's per-resource failures (also logged and recorded as Events)."""
+    halted: halts.Halt | None = field(default=None, init=False)
+    """What ``halt`` said at the start of this pass."""
 
     # ---- paths
 
@@ -58,6 +65,7 @@ class Controller:
     def reconcile_once(self) -> None:
         """One pass over every resource; one resource failing does not stop the others."""
         self.failures = []
+        self.halted = self.halt()
         schedules = self.api.list(
             self._custom(resources.SCHEDULES, self.namespace), what="listing ChaosSchedules"
         )
@@ -136,7 +144,7 @@ class Controller:
                 )
             job = self.api.post(
                 f"/apis/batch/v1/namespaces/{quote(namespace)}/jobs",
-                jobs.job(obj, spec, self.image),
+                jobs.job(obj, spec, self.image, self.halt_lever),
                 what=f"creating Job {namespace}/{job_name}",
             )
             self.event(obj, statuses.Event("Normal", "JobCreated", f"created Job {job_name}"))
@@ -243,7 +251,7 @@ class Controller:
             for r in runs
             if any(o.get("uid") == meta["uid"] for o in r["metadata"].get("ownerReferences") or [])
         ]
-        plan = scheduling.plan(obj, spec, runs, self.clock())
+        plan = scheduling.plan(obj, spec, runs, self.clock(), self.halted)
         for name in plan.delete:
             self._delete(self._custom(resources.EXPERIMENTS, meta["namespace"], name), f"run {name}")
         if plan.create is not None and plan.fire is not None:

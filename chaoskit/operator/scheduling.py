@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 
+from chaoskit.engine import halts
 from chaoskit.gameday import schedules
 from chaoskit.operator import resources, statuses
 
@@ -75,8 +76,15 @@ def _fire_time(run: JSON) -> str:
     return str((meta.get("annotations") or {}).get(resources.SCHEDULED_AT) or meta.get("creationTimestamp"))
 
 
-def plan(obj: JSON, spec: resources.ScheduleSpec, runs: list[JSON], now: dt.datetime) -> Plan:
-    """What to do for schedule ``obj`` whose existing runs are ``runs``, at ``now``."""
+def plan(
+    obj: JSON,
+    spec: resources.ScheduleSpec,
+    runs: list[JSON],
+    now: dt.datetime,
+    halt: halts.Halt | None = None,
+) -> Plan:
+    """What to do for schedule ``obj`` whose existing runs are ``runs``, at ``now``; a fire due
+    while ``halt`` is in force is skipped (not queued for later)."""
     meta, previous = obj["metadata"], dict(obj.get("status") or {})
     key = f"{meta['namespace']}/{meta['name']}"
     handled = parse(previous.get("lastScheduleTime")) or parse(meta.get("creationTimestamp")) or now
@@ -91,6 +99,9 @@ def plan(obj: JSON, spec: resources.ScheduleSpec, runs: list[JSON], now: dt.date
         result.status["lastScheduleTime"] = iso(fire.nominal)
         if name in names:
             pass  # made before a restart: the status update was lost, the run was not
+        elif halt is not None:
+            result.skipped = f"skipped the run due at {iso(fire.at)}: {halt.describe()}"
+            result.status["lastSkipped"] = {"time": iso(fire.nominal), "reason": result.skipped}
         elif active and spec.concurrency_policy is resources.ConcurrencyPolicy.FORBID:
             result.skipped = (
                 f"skipped the run due at {iso(fire.at)}: "

@@ -3,6 +3,7 @@ until stopped."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -12,8 +13,11 @@ from types import FrameType
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.drivers.kubernetes import connecting, levers
+from chaoskit.engine import halts
 from chaoskit.operator import leading, reconciling, watching
+
+log = logging.getLogger("chaoskit.operator")
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,21 @@ def serve(
         finally:
             ctx.close()
 
-    controller = reconciling.Controller(api=api, revert=revert, image=image, namespace=namespace)
+    lever = levers.ConfigMapLever(levers.DEFAULT_URI, api=api)
+    said: list[str] = []
+
+    def halt() -> halts.Halt | None:
+        try:
+            return halts.read_lever(lever, timeout=5.0)
+        except errors.ChaoskitError as e:
+            if e.message not in said:  # once: a lever that can't be read is not a halt
+                said.append(e.message)
+                log.warning("the halt lever can't be read (not a halt): %s", e.message)
+            return None
+
+    controller = reconciling.Controller(
+        api=api, revert=revert, image=image, namespace=namespace, halt=halt, halt_lever=lever.uri
+    )
     watcher = watching.Watcher(controller, interval=interval)
 
     def stop(signum: int, frame: FrameType | None) -> None:

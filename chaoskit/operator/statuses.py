@@ -2,7 +2,8 @@
 
 Pure: the reconciler reads the objects, calls ``of_run`` and writes what it returns. Phases:
 ``Pending`` (no Job yet), ``Running``, ``Finished`` (the run ended; ``verdict`` says how),
-``Invalid`` (the controller can't act on the spec), ``Stopping`` (deleted; reverting).
+``Invalid`` (the controller can't act on the spec), ``Stopping`` (deleted; reverting), ``Halted``
+(the run ended because a halt lever was pulled, or was refused while one was: ``chaoskit halt``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ class Phase(enum.StrEnum):
     FINISHED = "Finished"
     INVALID = "Invalid"
     STOPPING = "Stopping"
+    HALTED = "Halted"
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ def of_run(
 ) -> tuple[JSON, list[Event]]:
     """The status to write and the Events to record, given the last status, the Job (None when
     it does not exist yet) and its pods. A finished status is final: it is returned unchanged."""
-    if previous.get("phase") == Phase.FINISHED:
+    if previous.get("phase") in (Phase.FINISHED, Phase.HALTED):
         return previous, []
     status: JSON = {
         **previous,
@@ -108,8 +110,12 @@ def of_run(
             now=now,
         )
         kind = "Normal" if summary.get("verdict") == "completed" else "Warning"
+        halted = summary.get("verdict") == "halted"
+        if halted:
+            status["phase"] = Phase.HALTED
         events.append(
-            Event(kind, "Finished", f"verdict {summary.get('verdict')} (exit {summary.get('exitCode')}): "
+            Event(kind, "Halted" if halted else "Finished",
+                  f"verdict {summary.get('verdict')} (exit {summary.get('exitCode')}): "
                   f"{summary.get('reason', '')}"[:1000])
         )  # fmt: skip
     status["conditions"] = conditions
@@ -168,7 +174,7 @@ def invalid(previous: JSON, message: str, now: str) -> tuple[JSON, list[Event]]:
 
 
 def finished(status: JSON) -> bool:
-    return status.get("phase") in {Phase.FINISHED, Phase.INVALID}
+    return status.get("phase") in {Phase.FINISHED, Phase.INVALID, Phase.HALTED}
 
 
 def succeeded(status: JSON) -> bool:

@@ -42,11 +42,16 @@ def parse(text: str) -> tuple[str, str]:
 class ConfigMapLever(contract.Lever):
     """A ConfigMap in the cluster of ``$KUBECONFIG`` (or in-cluster, for the operator's Jobs)."""
 
-    def __init__(self, text: str, connection: connecting.Connection | None = None) -> None:
+    def __init__(
+        self, text: str, connection: connecting.Connection | None = None, api: connecting.Api | None = None
+    ) -> None:
+        """``api``: an open one to use (the operator's; not closed here), else one is opened on
+        ``connection`` (default: ``$KUBECONFIG``, then in-cluster) at the first read."""
         super().__init__(text)
         self.namespace, self.name = parse(text)
         self._connection = connection
-        self._api: connecting.Api | None = None
+        self._api: connecting.Api | None = api
+        self._owned = api is None
         self._lock = threading.Lock()
 
     def _path(self, name: str | None = None) -> str:
@@ -108,6 +113,8 @@ class ConfigMapLever(contract.Lever):
             api.request("POST", self._path(), what=f"creating {self.uri}", body=body, timeout=timeout)
 
     def close(self) -> None:
+        if not self._owned:
+            return
         with self._lock:
             api, self._api = self._api, None
         if api is not None:
