@@ -42,6 +42,11 @@ class Settings:
 
 class _Quiet(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # One send per answer, and no Nagle: an answer written as headers then body in two small
+    # sends waits for the client's delayed ACK (~40 ms) before the body leaves, so a keep-alive
+    # client would measure the stall, not the service.
+    disable_nagle_algorithm = True
+    wbufsize = -1  # buffered: the handler loop flushes headers and body together
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the per-request access log."""
