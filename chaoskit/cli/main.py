@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import re
 import traceback
 from pathlib import Path
 
@@ -49,7 +50,7 @@ class LazyGroup(click.Group):
             module_name, attribute = COMMANDS[cmd_name].split(":")
             command = getattr(importlib.import_module(module_name), attribute)
             assert isinstance(command, click.Command)
-            return command
+            return _plain_help(command)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -62,7 +63,7 @@ class LazyGroup(click.Group):
         rows: list[tuple[str, str]] = []
         for name in names:
             if name in COMMANDS:
-                rows.append((name, _short(_docstring(COMMANDS[name]), limit)))
+                rows.append((name, _short(plain(_docstring(COMMANDS[name])), limit)))
             elif (command := super().get_command(ctx, name)) is not None and not command.hidden:
                 rows.append((name, command.get_short_help_str(limit)))
         with formatter.section("Commands"):
@@ -86,6 +87,31 @@ class LazyGroup(click.Group):
             click.echo(traceback.format_exc(), err=True, nl=False)
             click.echo("chaoskit: this is a bug; please report it with the traceback above.", err=True)
             ctx.exit(int(errors.ExitCode.ERROR))
+
+
+_ROLE = re.compile(r":[\w:]+:`([^`]*?)(?:\s*<[^`>]*>)?`")
+"""A Sphinx role, ``:ref:`the text <target>``` or ``:func:`name```: its text is what a terminal shows."""
+
+
+def plain(text: str) -> str:
+    """Help text without the reStructuredText markup that docstrings use for Sphinx: a role becomes
+    its text and a ``literal`` the single-backquoted `literal` the rest of the help uses."""
+    return _ROLE.sub(lambda m: m.group(1), text).replace("``", "`")
+
+
+def _plain_help(command: click.Command) -> click.Command:
+    """``command`` (and its subcommands) with plain help texts; idempotent."""
+    for attribute in ("help", "short_help", "epilog"):
+        text = getattr(command, attribute)
+        if text:
+            setattr(command, attribute, plain(text))
+    for param in command.params:
+        if isinstance(param, click.Option) and param.help:
+            param.help = plain(param.help)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _plain_help(sub)
+    return command
 
 
 def _short(doc: str, limit: int) -> str:
