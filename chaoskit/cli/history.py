@@ -21,6 +21,20 @@ def _bar(score: float | None) -> str:
     return BARS[min(len(BARS) - 1, round(score / 100 * (len(BARS) - 1)))]
 
 
+EXTENSIONS = (".yaml", ".yml", ".json")
+"""What an experiment file may be called by, besides its stem."""
+
+
+def _runs(state_dir: Path, experiment: str | None, limit: int) -> list[history.Run]:
+    """The runs ``experiment`` names, also by its file's stem (``quickstart-deviates`` finds
+    ``experiments/quickstart-deviates.yaml``)."""
+    found = {run.run_id: run for run in history.runs(state_dir, experiment, limit=limit)}
+    if experiment and not experiment.endswith(EXTENSIONS):
+        for extension in EXTENSIONS:
+            found.update((r.run_id, r) for r in history.runs(state_dir, experiment + extension, limit=limit))
+    return sorted(found.values(), key=lambda run: (history.started(run), run.run_id))[-limit:]
+
+
 @click.command()
 @click.argument("experiment", required=False)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -35,10 +49,11 @@ def _bar(score: float | None) -> str:
 def command(experiment: str | None, output: str, limit: int, state_dir: Path | None) -> None:
     """Runs recorded so far, oldest first: verdict, recovery time and score.
 
-    EXPERIMENT filters by title, file path, file name or GameDay name.
+    EXPERIMENT filters by title, file path, file name (with or without its extension) or GameDay
+    name.
     """
     try:
-        found = history.runs(ledgers.state_dir(state_dir), experiment, limit=limit)
+        found = _runs(ledgers.state_dir(state_dir), experiment, limit)
     except errors.ChaoskitError as e:
         click.echo(f"chaoskit history: {e.render()}", err=True)
         sys.exit(int(e.exit_code))
@@ -48,11 +63,12 @@ def command(experiment: str | None, output: str, limit: int, state_dir: Path | N
     if not found:
         click.echo("no runs recorded" + (f" for {experiment!r}" if experiment else ""))
         return
-    click.echo(f"{'started':25} {'verdict':12} {'recovery':>10} {'score':>7}  experiment")
+    width = max(len("started"), *(len(run.started) for run in found))
+    click.echo(f"{'started':{width}} {'verdict':12} {'recovery':>10} {'score':>7}  experiment")
     for run in found:
         recovery = "-" if run.recovery_measured is None else f"{run.recovery_measured:.2f}s"
         click.echo(
-            f"{run.started[:25]:25} {run.verdict:12} {recovery:>10} "
+            f"{run.started:{width}} {run.verdict:12} {recovery:>10} "
             f"{scores.show(run.score):>7}  {run.experiment}"
         )
     click.echo(f"score trend: {''.join(_bar(r.score) for r in found)}")
