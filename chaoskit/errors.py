@@ -9,6 +9,7 @@
     │   │   └── LeaseHeld         exit 4  another applied fault already holds that target (leases)
     │   └── Unreachable           exit 4  the server that holds a fault (or would) can't be reached
     ├── LedgerError               exit 4  the fault ledger could not be written or read
+    ├── HaltInForce               exit 5  a halt lever is pulled: no new run starts (chaoskit resume)
     └── Interrupted               exit 130 SIGINT or SIGTERM
 
 User-caused errors say what to change. Tracebacks are for bugs: anything that is not a
@@ -35,8 +36,14 @@ class ExitCode(enum.IntEnum):
     """The hypothesis did not hold before: nothing was injected."""
     ERROR = 4
     """A fault could not be injected or reverted, or a driver or chaoskit failed."""
+    HALTED = 5
+    """A halt lever was pulled (``chaoskit halt``) or ``max_duration`` ran out: faults were
+    reverted, rollbacks run and the journal written; or no run started because a halt is in force."""
+    VETOED = 6
+    """A preflight check said no: nothing ran."""
     INTERRUPTED = 130
-    """SIGINT or SIGTERM: faults were reverted and the journal written."""
+    """A terminating signal (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2): faults were
+    reverted and the journal written."""
 
 
 class ChaoskitError(Exception):
@@ -119,6 +126,12 @@ class LedgerError(ChaoskitError):
     """The fault ledger could not be written or read."""
 
     exit_code = ExitCode.ERROR
+
+
+class HaltInForce(ChaoskitError):
+    """A halt lever is pulled: new runs are refused until ``chaoskit resume``."""
+
+    exit_code = ExitCode.HALTED
 
 
 class Interrupted(ChaoskitError):

@@ -11,7 +11,7 @@ from pydantic import JsonValue
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.engine import planning
-from chaoskit.spec import loading, templates
+from chaoskit.spec import loading, models, templates
 
 
 def load_and_plan(
@@ -62,7 +62,7 @@ def _driver_names(document: Mapping[str, Any]) -> set[str] | None:
     """The drivers the steps name (``process`` for ``process.stop``); None (all drivers) when a
     step uses a catalog probe, whose driver only the catalog knows."""
     names: set[str] = set()
-    for section in ("setup", "steady_state", "method", "guards", "rollbacks", "teardown"):
+    for section in models.STEP_SECTIONS:
         steps = document.get(section)
         for step in steps if isinstance(steps, list) else []:
             if not isinstance(step, Mapping) or "use" in step:

@@ -17,12 +17,33 @@ from chaoskit import errors
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class Duration(click.ParamType):
+    """A duration flag as the experiment format writes them (``90s``, ``2h``), in seconds."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        from chaoskit import durations
+
+        try:
+            seconds = durations.parse(value)
+        except (ValueError, TypeError) as e:
+            self.fail(f"{e}", param, ctx)
+        if seconds <= 0:
+            self.fail(f"{value!r}: must be more than 0", param, ctx)
+        return seconds
+
+
+DURATION = Duration()
+
+
 def state_dir(function: F) -> F:
     return click.option(
         "--state-dir",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Where fault ledgers live [default: $CHAOSKIT_STATE_DIR or ~/.local/state/chaoskit].",
+        help="Where fault ledgers live [default: $CHAOSKIT_STATE_DIR, else $XDG_STATE_HOME/chaoskit, "
+        "else ~/.local/state/chaoskit].",
     )(function)
 
 

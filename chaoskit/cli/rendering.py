@@ -17,6 +17,7 @@ from chaoskit.engine import events, journals, phases, planning
 from chaoskit.spec import models
 
 PHASES = {
+    phases.Phase.PREFLIGHT: "preflight",
     phases.Phase.SETUP: "setup",
     phases.Phase.BEFORE: "steady state before",
     phases.Phase.METHOD: "method",
@@ -30,6 +31,8 @@ VERDICT_STYLE = {
     journals.Verdict.NOT_STEADY: "bold yellow",
     journals.Verdict.ERROR: "bold red",
     journals.Verdict.INTERRUPTED: "bold red",
+    journals.Verdict.HALTED: "bold red",
+    journals.Verdict.VETOED: "bold yellow",
     journals.Verdict.INVALID: "bold red",
 }
 
@@ -75,6 +78,9 @@ class LiveConsole:
         self._injected: dict[tuple[str, str, str], datetime] = {}
         self._since = "the method ended"
         """What recovery time is counted from: the last revert, or the method's end without faults."""
+        self._pids: dict[str, list[int]] = {}
+        """The pids that steps' actions started (``process.start``'s output), by step, for the
+        lines that say which process an undo stopped."""
 
     def __enter__(self) -> LiveConsole:
         if self._live is not None:
@@ -99,6 +105,7 @@ class LiveConsole:
                 if phase in PHASES:
                     self.console.rule(f"[bold]{PHASES[phase]}[/]", align="left", style="dim")
             case events.StepEnded(record=record):
+                self._remember(record)
                 self._step(record)
             case events.CheckDone(record=record):
                 self._check(record)
@@ -148,7 +155,7 @@ class LiveConsole:
                 else:
                     self._print(f"  [yellow]did not recover within {durations.format(record.required)}[/]")
             case events.UndoDone(record=record):
-                self._print(f"  [dim]undone: {escape(record.activity)} ({record.outcome.value})[/]")
+                self._undone(record)
             case events.ErrorRaised(record=record):
                 self._print(f"  [bold red]error:[/] {escape(record.message)}")
             case events.Log():
@@ -163,6 +170,23 @@ class LiveConsole:
                 )
             case _:
                 pass
+
+    def _remember(self, record: journals.StepRecord) -> None:
+        output = record.output
+        if isinstance(output, dict) and isinstance(pid := output.get("pid"), int):
+            self._pids.setdefault(record.name, []).append(pid)
+
+    def _undone(self, record: journals.UndoRecord) -> None:
+        """Which step's leftover was undone, and its process: several unnamed ``process.start``
+        steps would otherwise read the same."""
+        pids = self._pids.get(record.step)
+        pid = f" pid {pids.pop()}" if pids else ""  # undone newest first
+        what = escape(record.step)
+        if record.step != record.activity:
+            what += f" [dim]{escape(record.activity)}[/]"
+        error = f": {escape(record.error)}" if record.error else ""
+        style = "red" if record.outcome is journals.RevertStatus.FAILED else "dim"
+        self._print(f"  [{style}]undone:[/] {what}{pid} [{style}]({record.outcome.value}){error}[/]")
 
     def _step(self, record: journals.StepRecord) -> None:
         if record.kind is phases.StepKind.PROBE:
@@ -232,14 +256,7 @@ def _planned(step: planning.PlannedStep) -> str:
 def show_plan(console: Console, plan: planning.Plan, touches: list[planning.Touch]) -> None:
     """The dry run: every step in order, and what each fault would hit."""
     console.print(f"[bold]{escape(plan.experiment.title)}[/] [dim](dry run: nothing is injected)[/]")
-    sections = [
-        ("setup", plan.setup),
-        ("steady state", plan.steady_state),
-        ("method", plan.method),
-        ("guards", plan.guards),
-        ("rollbacks", plan.rollbacks),
-        ("teardown", plan.teardown),
-    ]
+    sections = [(name.replace("_", " "), steps) for name, steps in plan.sections()]
     by_step = {(t.phase, t.step): t for t in touches}
     for title, steps in sections:
         if not steps:

@@ -74,6 +74,14 @@ from chaoskit.spec import templates
 @click.option(
     "--pushgateway", metavar="URL", help="Push chaoskit's own metrics to this Pushgateway at the end."
 )
+@click.option(
+    "--max-duration",
+    type=options.DURATION,
+    default=None,
+    metavar="DURATION",
+    help="End the run as halted past this long (faults reverted, rollbacks run); overrides the "
+    "experiment's max_duration (default 2h).",
+)
 @options.state_dir
 @options.probes_path
 def command(
@@ -94,10 +102,12 @@ def command(
     kube_context: str | None,
     metrics_port: int | None,
     pushgateway: str | None,
+    max_duration: float | None,
 ) -> None:
     """Run the experiment in FILE (chaoskit or Chaos Toolkit format).
 
-    Exit codes: 0 completed, 1 deviated, 2 invalid, 3 not steady before, 4 error, 130 interrupted.
+    Exit codes: 0 completed, 1 deviated, 2 invalid, 3 not steady before, 4 error, 5 halted (a halt
+    lever, or max_duration), 6 vetoed (a preflight check said no), 130 interrupted.
     """
     if kube_context:
         # The kubernetes driver reads its default context from here; steps may still name their own.
@@ -134,6 +144,7 @@ def command(
         experiment=info,
         secrets=secrets,
         run_id=run_id,
+        max_duration=max_duration,
     )
     bus = events.Bus()
     runner = running.Runner(plan, settings, bus=bus)

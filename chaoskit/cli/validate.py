@@ -19,8 +19,5 @@ def command(
     """Check FILE without running it: format, variables, and every fault/probe against the
     installed drivers. Exit 0 when valid, 2 with every problem listed."""
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
-    count = sum(
-        len(s)
-        for s in (plan.setup, plan.steady_state, plan.method, plan.guards, plan.rollbacks, plan.teardown)
-    )
+    count = sum(len(steps) for _, steps in plan.sections())
     click.echo(f"{file}: valid ({loaded.kind}, {count} steps, {len(plan.faults())} faults)")

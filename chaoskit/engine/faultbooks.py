@@ -105,6 +105,7 @@ class FaultBook:
         marks: dict[str, float],
         on_broken: Callable[[str], None],
         sleep: Callable[[float], Awaitable[None]],
+        may_inject: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.ledger = ledger
         self.state_dir = state_dir
@@ -118,6 +119,7 @@ class FaultBook:
         self._marks = marks
         self._on_broken = on_broken
         self._sleep = sleep
+        self._may_inject = may_inject
         self.applied: list[AppliedFault] = []
         self.leftovers: list[Leftover] = []
         self.last_revert: float | None = None
@@ -228,8 +230,10 @@ class FaultBook:
         ctx: contract.RunContext,
         duration: float | None,
         allow_overlap: bool,
-    ) -> None:
+    ) -> AppliedFault:
         what = f"{fault.name} on {target}"
+        if (why := self._may_inject()) is not None:
+            raise StepFailed(f"{what} not injected: {why}")  # a halt: the verdict says so already
         self._refuse_if_broken(step, what)
         entry = self.ledger.new_entry("f")
         ctx = dataclasses.replace(ctx, entry=entry)
@@ -285,6 +289,7 @@ class FaultBook:
         except Exception as e:
             raise self._fail(step, f"{what}: inject failed: {describe_error(e)}") from e
         self._applied(applied, final, duration)
+        return applied
 
     def _applied(self, applied: AppliedFault, final: Any, duration: float | None) -> None:
         applied.revert = final

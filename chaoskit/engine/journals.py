@@ -32,6 +32,8 @@ class Verdict(enum.StrEnum):
     INVALID = "invalid"
     NOT_STEADY = "not_steady"
     ERROR = "error"
+    HALTED = "halted"
+    VETOED = "vetoed"
     INTERRUPTED = "interrupted"
 
 

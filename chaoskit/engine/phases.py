@@ -7,6 +7,8 @@ import enum
 
 
 class Phase(enum.StrEnum):
+    PREFLIGHT = "preflight"
+    """Checks asked before anything runs; one that does not hold vetoes the run."""
     SETUP = "setup"
     BEFORE = "before"
     """The steady-state hypothesis before anything is injected."""

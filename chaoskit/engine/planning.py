@@ -93,6 +93,7 @@ class PlannedStep:
 class Plan:
     experiment: models.Experiment
     source: str
+    preflight: tuple[PlannedStep, ...] = ()
     setup: tuple[PlannedStep, ...] = ()
     steady_state: tuple[PlannedStep, ...] = ()
     method: tuple[PlannedStep, ...] = ()
@@ -106,6 +107,10 @@ class Plan:
         if self.locate is not None:
             return self.locate(path_parts, message)
         return errors.Problem(self.source, 0, 0, render_path(path_parts), message)
+
+    def sections(self) -> list[tuple[str, tuple[PlannedStep, ...]]]:
+        """Every section with its steps, in ``models.STEP_SECTIONS`` order."""
+        return [(name, getattr(self, name)) for name in models.STEP_SECTIONS]
 
     def faults(self) -> list[PlannedStep]:
         return [s for s in (*self.setup, *self.method, *self.rollbacks, *self.teardown) if s.kind == "fault"]
@@ -143,6 +148,9 @@ _UNTIL_ELSEWHERE = {
         "probe with until: in setup"
     ),
     phases.Phase.GUARD: "until: is not for guards, which are polled already (set interval: and failures:)",
+    phases.Phase.PREFLIGHT: (
+        "until: is not for preflight checks, which are asked once: a 'no' vetoes the run as it stands"
+    ),
 }
 _SCHEDULED_BY_THE_ENGINE = frozenset(_UNTIL_ELSEWHERE)  # when, and how often, is chaoskit's
 _BACKGROUND_ELSEWHERE = {
@@ -151,6 +159,7 @@ _BACKGROUND_ELSEWHERE = {
         "the method"
     ),
     phases.Phase.GUARD: "background: is not for guards, which are polled beside the method already",
+    phases.Phase.PREFLIGHT: "background: is not for preflight checks, which are asked before anything runs",
 }
 
 
@@ -194,6 +203,7 @@ def plan(
         experiment=experiment,
         source=source.name,
         locate=source.problem,
+        preflight=section("preflight", experiment.preflight, phases.Phase.PREFLIGHT),
         setup=section("setup", experiment.setup, phases.Phase.SETUP),
         steady_state=section("steady_state", experiment.steady_state, phases.Phase.BEFORE),
         method=section("method", experiment.method, phases.Phase.METHOD),
@@ -202,9 +212,62 @@ def plan(
         teardown=section("teardown", experiment.teardown, phases.Phase.TEARDOWN),
     )
     problems += _stacked(result, source)
+    problems += _ramps(result, source)
     if problems:
         raise errors.SpecError(problems)
     return result
+
+
+def ramp_stage(ramp: models.Ramp, value: Any) -> dict[str, Any]:
+    """The ``with:`` arguments one ramp stage sets: ``ramp.by``, or the number of targets."""
+    if ramp.by is not None:
+        return {ramp.by: value}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"count": value}
+    if isinstance(value, str) and value.endswith("%"):
+        return {"percent": float(value[:-1])}
+    raise ValueError(f"a stage of targets is a count (3) or a percentage ('10%'), not {value!r}")
+
+
+def show_stage(ramp: models.Ramp, value: Any) -> str:
+    return f"{ramp.by} {value}" if ramp.by is not None else f"{value} of the targets"
+
+
+def _ramps(plan: Plan, source: Source) -> list[errors.Problem]:
+    """Each ramp names an argument its fault has, and each stage makes valid arguments."""
+    problems: list[errors.Problem] = []
+    for planned in plan.faults():
+        step, fault = planned.step, planned.activity
+        if not isinstance(step, models.FaultStep) or step.ramp is None or fault is None:
+            continue
+        fields = fault.args.model_fields
+        wanted = [step.ramp.by] if step.ramp.by is not None else ["count", "percent"]
+        if not any(name in fields for name in wanted):
+            what = f"argument '{step.ramp.by}'" if step.ramp.by else "count or percent of targets"
+            problems.append(
+                source.problem(
+                    (*planned.path, "ramp"),
+                    f"{fault.name} has no {what} to ramp; give by: one of {', '.join(sorted(fields))}",
+                )
+            )
+            continue
+        for index, value in enumerate(step.ramp.stages):
+            try:
+                stage = ramp_stage(step.ramp, value)
+            except ValueError as e:
+                problems.append(source.problem((*planned.path, "ramp", "stages", index), str(e)))
+                continue
+            if templates.has_runtime_refs(planned.raw_args):
+                continue
+            try:
+                fault.args.model_validate({**planned.raw_args, **stage})
+            except ValidationError as e:
+                for loc, msg in validation_messages(e):
+                    where = ".".join(str(p) for p in loc)
+                    problems.append(
+                        source.problem((*planned.path, "ramp", "stages", index), f"{where}: {msg}")
+                    )
+    return problems
 
 
 def _stacked(plan: Plan, source: Source) -> list[errors.Problem]:

@@ -30,7 +30,17 @@ from pydantic import ValidationError
 import chaoskit
 from chaoskit import durations, errors
 from chaoskit.drivers import contract
-from chaoskit.engine import checking, events, faultbooks, journals, ledgers, phases, planning, verdicts
+from chaoskit.engine import (
+    checking,
+    events,
+    faultbooks,
+    halts,
+    journals,
+    ledgers,
+    phases,
+    planning,
+    verdicts,
+)
 from chaoskit.spec import models, templates
 
 T = TypeVar("T")
@@ -97,6 +107,13 @@ _Abort = faultbooks.StepFailed
 _StepTimeout = faultbooks.StepTimeout
 
 
+DEFAULT_MAX_DURATION = 2 * 3600.0
+"""How long a run may take when neither the experiment (``max_duration``) nor ``--max-duration``
+says: generous, so that only a forgotten pause or a hung probe reaches it."""
+HALT_POLL = 0.25
+"""Seconds between two looks at the halt levers (and every inject looks first)."""
+
+
 def secret_sources(experiment: models.Experiment) -> dict[str, dict[str, str]]:
     """Where each of the experiment's secrets comes from, as the ledger records it (never a
     value): ``{"env": NAME}`` or ``{"file": PATH}``; ``{}`` for one given inline."""
@@ -131,6 +148,8 @@ class Settings:
     """Title, file, sha256 for the journal; the plan's title when None."""
     secrets: Mapping[str, str] = field(default_factory=dict)
     """Resolved secret values: name → value. Used in ``${secrets.<name>}``, redacted everywhere."""
+    max_duration: float | None = None
+    """``--max-duration``: overrides the experiment's ``max_duration``."""
     secret_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Where each secret comes from (``{"env": NAME}`` or ``{"file": PATH}``): the ledger keeps
     references, never values, and ``recover`` resolves them again from here."""
@@ -212,6 +231,15 @@ class Runner:
         self.bus.subscribe(self.journal)
         self.run_id = ledgers.check_run_id(self.settings.run_id) if self.settings.run_id else new_run_id()
         self.seed = self.settings.seed if self.settings.seed is not None else secrets_module.randbelow(2**31)
+        self.halts = halts.Watch(self.settings.state_dir)
+        if (halt := self.halts.check()) is not None:
+            raise errors.HaltInForce(
+                f"no new run while a halt is in force: {halt.describe()}",
+                hint="`chaoskit resume` lifts it, once the cause is dealt with",
+            )
+        self.max_duration = (
+            self.settings.max_duration or self.plan.experiment.max_duration or DEFAULT_MAX_DURATION
+        )
         self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.secrets)
         self.ctx = contract.RunContext(run_id=self.run_id, state_dir=self.settings.state_dir, log=self._log)
         self.findings = verdicts.Findings()
@@ -228,6 +256,7 @@ class Runner:
             marks=self.ctx.marks,
             on_broken=self._ledger_broken,
             sleep=self.clock.sleep,
+            may_inject=self._may_inject,
         )
         self.checks = checking.Checks(
             bus=self.bus,
@@ -245,6 +274,7 @@ class Runner:
         self._interrupts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._method_started = False
+        self._setup_started = False
         self._background: set[asyncio.Task[Any]] = set()
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -289,13 +319,16 @@ class Runner:
         work.add_done_callback(lambda f: f.cancelled() or f.exception())
         raise _StepTimeout(f"timed out after {durations.format(timeout)}")
 
-    def _args(self, step: planning.PlannedStep) -> contract.Args:
-        """The step's arguments with run-time templates filled in, validated."""
-        if step.args is not None:
+    def _args(self, step: planning.PlannedStep, override: Mapping[str, Any] | None = None) -> contract.Args:
+        """The step's arguments (with ``override``, a ramp stage's) with run-time templates filled
+        in, validated."""
+        if step.args is not None and not override:
             return step.args
         assert step.activity is not None
         try:
-            raw = templates.render(step.raw_args, templates.RunScope(self.outputs, self.secrets))
+            raw = templates.render(
+                {**step.raw_args, **(override or {})}, templates.RunScope(self.outputs, self.secrets)
+            )
         except errors.ChaoskitError as e:
             raise errors.SpecError([self.plan.problem((*step.path, "with"), e.message)]) from e
         try:
@@ -339,9 +372,40 @@ class Runner:
             )
             self._stop()
 
+    def halt(self, why: str) -> None:
+        """A halt lever was pulled (or ``max_duration`` ran out): stop as an interrupt does."""
+        if self.findings.halted is None and not self.interrupted:
+            self.findings.halted = why
+            self.bus.emit(events.Log(f"{why}: stopping and taking everything back", self._at()))
+            self._stop()
+
+    def _may_inject(self) -> str | None:
+        """Why no fault may be injected now, or None: every inject asks the levers first."""
+        if self.findings.halted is None and (halt := self.halts.check()) is not None:
+            self.halt(halt.describe())
+        if self.findings.halted is not None:
+            return self.findings.halted
+        return "the run is stopping" if self._stopping.is_set() else None
+
+    async def _watch_halt(self) -> None:
+        while self.findings.halted is None:
+            halt = await asyncio.to_thread(self.halts.check)
+            if halt is not None:
+                self.halt(halt.describe())
+                return
+            await asyncio.sleep(HALT_POLL)  # real time: levers are for people and their clocks
+
+    async def _deadline(self) -> None:
+        await self.clock.sleep(self.max_duration)
+        self.halt(f"max_duration {durations.format(self.max_duration)} reached")
+
     @property
     def interrupted(self) -> bool:
         return self._interrupts > 0
+
+    @property
+    def _stopped_early(self) -> bool:
+        return self.interrupted or self.findings.halted is not None
 
     async def run(self) -> journals.Journal:
         self._loop = asyncio.get_running_loop()
@@ -367,18 +431,23 @@ class Runner:
         )
         sources = self.settings.secret_sources or secret_sources(self.plan.experiment)
         self.ledger.start(info.title, info.file, sources)
+        watchers = [asyncio.ensure_future(self._watch_halt()), asyncio.ensure_future(self._deadline())]
         try:
             await self._until_stopped(self._body())
             await self.book.revert_all()
-            if self._method_started and not self.findings.failed and not self.interrupted:
+            if self._method_started and not self.findings.failed and not self._stopped_early:
                 await self._until_stopped(self._after())
             if self._method_started:
                 await self._section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
-            await self._section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
+            if self._setup_started:
+                await self._section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
             await self.book.undo_all()
         finally:
             # Even on a chaoskit bug: nothing stays applied that we can take back.
             await self.book.revert_all()
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
             self.ctx.close()
         for failure in list(self.bus.failures):
             self._error(None, None, f"an event subscriber failed: {failure}")
@@ -441,6 +510,9 @@ class Runner:
     # ---- phases ---------------------------------------------------------------------------
 
     async def _body(self) -> None:
+        if not await self._preflight():
+            return
+        self._setup_started = True
         await self._section(Phase.SETUP, self.plan.setup)
         self.bus.emit(events.PhaseStarted(Phase.BEFORE, self._at()))
         failed = []
@@ -454,6 +526,21 @@ class Runner:
             self.findings.not_steady = "the steady state did not hold before: " + "; ".join(failed)
             return
         await self._method()
+
+    async def _preflight(self) -> bool:
+        """Ask every preflight check; a "no" vetoes the run before anything (even setup) runs."""
+        if not self.plan.preflight:
+            return True
+        self.bus.emit(events.PhaseStarted(Phase.PREFLIGHT, self._at()))
+        said_no = []
+        for step in self.plan.preflight:
+            record = await self.checks.once(step, Phase.PREFLIGHT)
+            if not record.ok:
+                said_no.append(f"{record.step}: {record.error or record.message}")
+        if said_no:
+            self.findings.vetoed = "; ".join(said_no)
+            return False
+        return True
 
     async def _section(
         self, phase: Phase, steps: Sequence[planning.PlannedStep], *, keep_going: bool = False
@@ -637,8 +724,69 @@ class Runner:
             raise self._fail(step, f"{fault.name}: can't select targets: {text}") from e
         except Exception as e:
             raise self._fail(step, f"{fault.name} raised {type(e).__name__}: {e}") from e
+        if spec.ramp is not None:
+            return await self._ramp(step, fault, spec, spec.ramp, ctx)
         for target in targets:
             await self.book.inject(
                 step, fault, args, target, ctx=ctx, duration=spec.duration, allow_overlap=spec.allow_overlap
             )
+        return targets
+
+    async def _ramp(
+        self,
+        step: planning.PlannedStep,
+        fault: contract.Fault[Any, Any],
+        spec: models.FaultStep,
+        ramp: models.Ramp,
+        ctx: contract.RunContext,
+    ) -> list[contract.Target]:
+        """Inject stage by stage, each on its own (the previous one taken back first), holding each
+        for ``ramp.hold`` and checking the steady state; the first stage that breaks it ends the
+        ramp, and its faults stay until the method ends, as any fault's do."""
+        stages = len(ramp.stages)
+        held: list[faultbooks.AppliedFault] = []
+        targets: list[contract.Target] = []
+        for number, value in enumerate(ramp.stages, start=1):
+            for applied in reversed(held):
+                await self.book.revert(applied)
+            args = self._args(step, planning.ramp_stage(ramp, value))
+            try:
+                targets = list(await self._call(functools.partial(fault.targets, args, ctx), step.timeout))
+            except (errors.ChaoskitError, _StepTimeout) as e:
+                text = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+                raise self._fail(
+                    step, f"{fault.name}: ramp stage {number}: can't select targets: {text}"
+                ) from e
+            last = number == stages
+            held = [
+                await self.book.inject(
+                    step,
+                    fault,
+                    args,
+                    target,
+                    ctx=ctx,
+                    duration=spec.duration if last else None,
+                    allow_overlap=spec.allow_overlap,
+                )
+                for target in targets
+            ]
+            self.bus.emit(
+                events.Log(
+                    f"{step.label}: ramp stage {number}/{stages} ({planning.show_stage(ramp, value)}): "
+                    f"{len(targets)} target(s), held {durations.format(ramp.hold)}",
+                    self._at(),
+                )
+            )
+            await self.clock.sleep(ramp.hold)
+            broken = []
+            for check in self.plan.steady_state:
+                record = await self.checks.once(check, Phase.METHOD)
+                if not record.ok:
+                    broken.append(f"{record.step}: {record.error or record.message}")
+            if broken:
+                self.findings.deviations.append(
+                    f"{step.label}: ramp stage {number}/{stages} ({planning.show_stage(ramp, value)}) broke "
+                    "the steady state: " + "; ".join(broken)
+                )
+                break
         return targets

@@ -17,6 +17,8 @@ EXIT_CODES: Mapping[Verdict, errors.ExitCode] = {
     Verdict.INVALID: errors.ExitCode.INVALID,
     Verdict.NOT_STEADY: errors.ExitCode.NOT_STEADY,
     Verdict.ERROR: errors.ExitCode.ERROR,
+    Verdict.HALTED: errors.ExitCode.HALTED,
+    Verdict.VETOED: errors.ExitCode.VETOED,
     Verdict.INTERRUPTED: errors.ExitCode.INTERRUPTED,
 }
 
@@ -35,6 +37,10 @@ class Findings:
     """The signal that stopped the run (``SIGINT``, ``SIGTERM``, ...)."""
     ledger: str | None = None
     """Why the fault ledger could not be written, when it could not."""
+    halted: str | None = None
+    """Who halted the run, when and why (or that ``max_duration`` ran out)."""
+    vetoed: str | None = None
+    """The preflight check that said no."""
 
     @property
     def failed(self) -> bool:
@@ -43,6 +49,8 @@ class Findings:
     def decide(self) -> tuple[Verdict, str]:
         if self.interrupted_by is not None:
             return Verdict.INTERRUPTED, f"interrupted ({self.interrupted_by}): faults were reverted"
+        if self.halted is not None:
+            return Verdict.HALTED, f"{self.halted}; faults were reverted"
         if self.ledger is not None:
             return (
                 Verdict.ERROR,
@@ -51,6 +59,8 @@ class Findings:
             )
         if self.errors:
             return Verdict.ERROR, self.errors[0]
+        if self.vetoed is not None:
+            return Verdict.VETOED, f"vetoed before anything ran: {self.vetoed}"
         if self.not_steady is not None:
             return Verdict.NOT_STEADY, self.not_steady
         if self.deviations:

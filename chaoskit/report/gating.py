@@ -19,6 +19,8 @@ VERDICT_CODES: dict[journals.Verdict, ExitCode] = {
     journals.Verdict.INVALID: ExitCode.INVALID,
     journals.Verdict.NOT_STEADY: ExitCode.NOT_STEADY,
     journals.Verdict.ERROR: ExitCode.ERROR,
+    journals.Verdict.HALTED: ExitCode.HALTED,
+    journals.Verdict.VETOED: ExitCode.VETOED,
     journals.Verdict.INTERRUPTED: ExitCode.INTERRUPTED,
 }
 

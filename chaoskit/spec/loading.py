@@ -614,7 +614,7 @@ def _steps(document: Mapping[str, JsonValue], section: str) -> list[tuple[Locati
 def _references(document: dict[str, JsonValue], locator: Locator) -> list[errors.Problem]:
     """Step ids are unique; ``${steps.<id>...}`` names an earlier step; ``${secrets.x}`` a declared one."""
     found: list[errors.Problem] = []
-    order = ["setup", "steady_state", "guards", "method", "rollbacks", "teardown"]
+    order = models.STEP_SECTIONS
     where: dict[str, Location] = {}
     for section in order:
         for at, step in _steps(document, section):
@@ -672,7 +672,7 @@ def _references(document: dict[str, JsonValue], locator: Locator) -> list[errors
     return found
 
 
-STEP_SECTIONS = ("setup", "steady_state", "guards", "method", "rollbacks", "teardown")
+STEP_SECTIONS = models.STEP_SECTIONS
 
 
 def _misplaced_runtime_refs(key: str, value: JsonValue, locator: Locator) -> list[errors.Problem]:
@@ -859,7 +859,7 @@ def _problem_from(
         model = _model_at(parent, document)
         pool = sorted(_keys_of(model)) if model else []
         message = f"unknown key '{key}'{suggestions.hint(key, pool)}"
-        if key in STEP_KINDS and parent and parent[0] in ("steady_state", "guards"):
+        if key in STEP_KINDS and parent and parent[0] in models.PROBE_SECTIONS:
             message = f"unknown key '{key}': {parent[0]} holds probes only (probe: or use:)"
         line, col = locator.locate(at)
         shown = paths.render(locator.original(parent))

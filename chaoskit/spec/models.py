@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -151,6 +152,24 @@ class ProbeStep(StepBase):
         return self.probe or f"use:{self.use}"
 
 
+def _ramp_short_form(value: Any) -> Any:
+    # ramp: [1, 10%, 50%] is the short form of ramp: {stages: [1, 10%, 50%]} (targets).
+    return {"stages": value} if isinstance(value, list) else value
+
+
+class Ramp(Model):
+    """Grow a fault's blast radius in stages, checking the steady state after each; the first stage
+    that breaks it ends the ramp (a deviation naming the stage)."""
+
+    stages: list[JsonValue] = Field(min_length=1, max_length=100)
+    """The values, smallest first. Without ``by``: how many targets, ``3`` (count) or ``"10%"``
+    (percent); with ``by``: the values of that argument, e.g. ``[100ms, 300ms, 1s]``."""
+    by: str | None = None
+    """The ``with:`` argument that grows; default: the number of targets (``count``/``percent``)."""
+    hold: Duration = 10.0
+    """How long each stage is held before the steady state is checked."""
+
+
 class FaultStep(StepBase):
     """Changes the system; reversible faults are taken back automatically."""
 
@@ -161,6 +180,8 @@ class FaultStep(StepBase):
     irreversible: Literal["ok"] | None = None
     """Required, as ``irreversible: ok``, for a fault that can't be undone."""
     allow_overlap: bool = False
+    ramp: Annotated[Ramp | None, BeforeValidator(_ramp_short_form)] = None
+    """Inject in stages of growing size, each checked against the steady state (see ``Ramp``)."""
     """Allow this fault on a target that another applied fault of the same kind already holds
     (refused by default: stacking loses the state to restore). The original state still comes
     back, whatever order the two end in."""
@@ -260,6 +281,13 @@ class SecretRef(Model):
         return "inline value"
 
 
+STEP_SECTIONS = ("preflight", "setup", "steady_state", "guards", "method", "rollbacks", "teardown")
+"""Every section of an experiment that holds steps, in the order a run reaches them (guards are
+polled while the method runs). The one list the loader, the planner and the CLI use."""
+PROBE_SECTIONS = ("preflight", "steady_state", "guards")
+"""The sections that hold probes only."""
+
+
 class Experiment(Model):
     """One experiment file. Top-level keys starting with ``x-`` are ignored: a place for YAML anchors."""
 
@@ -268,6 +296,12 @@ class Experiment(Model):
     title: str
     description: str | None = None
     tags: list[str] = Field(default_factory=list)
+    max_duration: Duration | None = None
+    """The longest the whole run may take (default 2h; ``--max-duration`` overrides): past it the
+    run ends as if halted - faults reverted, rollbacks run, verdict ``halted``."""
+    preflight: list[ProbeStep] = Field(default_factory=list)
+    """Asked before anything runs (even setup): a probe that does not hold vetoes the run (verdict
+    ``vetoed``, exit 6) - e.g. no chaos while an alert fires or an incident is open."""
     config: dict[str, JsonValue] = Field(default_factory=dict)
     """Variables for ``${name}``; ``--var``/``--var-file`` override them."""
     secrets: dict[str, SecretRef] = Field(default_factory=dict)
