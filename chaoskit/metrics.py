@@ -260,5 +260,3 @@ class _RunObserver:
                 m.running.labels(self.experiment).dec()
                 m.last_run.labels(self.experiment).set(event.at.timestamp())
                 m.last_exit.labels(self.experiment).set(event.exit_code)
-                if event.verdict is journals.Verdict.HALTED:
-                    m.halted.set(1)
