@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from chaoskit import wording
 from chaoskit.cli import loading, options
 
 
@@ -20,4 +21,5 @@ def command(
     installed drivers. Exit 0 when valid, 2 with every problem listed."""
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
     count = sum(len(steps) for _, steps in plan.sections())
-    click.echo(f"{file}: valid ({loaded.kind}, {count} steps, {len(plan.faults())} faults)")
+    faults = wording.counted(len(plan.faults()), "fault")
+    click.echo(f"{file}: valid ({loaded.kind}, {wording.counted(count, 'step')}, {faults})")

@@ -8,6 +8,7 @@ import shlex
 from collections.abc import Sequence
 from typing import Any
 
+from chaoskit import wording
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import connecting, namespacing, networks
 
@@ -69,7 +70,7 @@ def _sweep_container(container: Any, run_id: str | None, ctx: contract.RunContex
     if rules:
         results = namespacing.run(container, [["iptables", "-w", "-D", *rule] for rule in rules], ctx)
         removed = sum(1 for r in results if r.ok)
-        done.append(f"removed {removed} iptables rule(s) from container {container.name}")
+        done.append(f"removed {wording.counted(removed, 'iptables rule')} from container {container.name}")
     # netem qdiscs carry no run id: they are swept only when sweeping every run.
     if run_id is None and qdiscs.ok:
         for line in qdiscs.output.splitlines():

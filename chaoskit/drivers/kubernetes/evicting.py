@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from chaoskit import wording
 from chaoskit.drivers import contract
 from chaoskit.drivers.kubernetes import connecting, marks, selecting
 from chaoskit.errors import DriverError
@@ -195,8 +196,8 @@ def drain(
         for line in done:
             ctx.log(line)
         raise EvictionRefused(
-            f"drain of node {node}: {len(refusals)} pod(s) still refused after {timeout:g}s: "
-            + "; ".join(refusals.values()),
+            f"drain of node {node}: {wording.counted(len(refusals), 'pod')} still refused "
+            f"after {timeout:g}s: " + "; ".join(refusals.values()),
             hint=PDB_HINT,
         )
     while wait and evicted and not ctx.cancel.is_set():
