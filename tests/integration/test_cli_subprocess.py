@@ -155,3 +155,30 @@ def test_a_signal_reverts_runs_rollbacks_writes_the_journal_and_exits_130(
     assert written["verdict"] == "interrupted"
     assert written["faults"][0]["revert"] == "reverted"
     assert "Traceback" not in output
+
+
+def test_the_quickstart_on_a_taken_port_suggests_var_not_the_demos_flags(tmp_path: Path) -> None:
+    """``chaoskit run`` has no --port: the demo it starts names the experiment's variable."""
+    import socket
+
+    root = Path(__file__).resolve().parents[2]
+    with socket.socket() as taken, socket.socket() as a, socket.socket() as b, socket.socket() as c:
+        for s in (taken, a, b, c):
+            s.bind(("127.0.0.1", 0))
+        taken.listen()
+        port, backend, proxy, api = (s.getsockname()[1] for s in (taken, a, b, c))
+        for s in (a, b, c):
+            s.close()
+        env = {**os.environ, "CHAOSKIT_STATE_DIR": str(tmp_path / "state"), "PATH": "/usr/bin:/bin"}
+        ran = subprocess.run(
+            [sys.executable, "-m", "chaoskit", "run", str(root / "experiments" / "quickstart.yaml"),
+             "--var", f"port={port}", "--var", f"backend_port={backend}", "--var", f"proxy_port={proxy}",
+             "--var", f"proxy_api={api}", "--journal", str(tmp_path / "j.json")],
+            capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path, env=env,
+        )  # fmt: skip
+    output = ran.stdout + ran.stderr
+    assert ran.returncode == 4, output
+    assert f"can't listen on 127.0.0.1:{port}" in output
+    assert "--var port=N" in output
+    assert "--port N" not in output and "--api-port" not in output
+    assert "Traceback" not in output
