@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "crash_soak": "bench.crash_soak",
     "engine": "bench.engine",
     "fuzz": "bench.fuzz",
+    "halt": "bench.halt",
     "http_load": "bench.http_load",
     "k8s": "bench.k8s",
     "prometheus": "bench.prometheus",

@@ -160,3 +160,16 @@ def test_a_runner_hung_in_a_driver_call_is_stopped_by_its_lock_and_its_fault_rec
     _wait("the process to run again", lambda: _state_of(sleeper.pid) != "T", timeout=10)
     status = _chaoskit("status", state=state)
     assert status.stdout.splitlines()[-1] == "No outstanding faults.", status.stdout
+
+
+def test_the_halt_bench_takes_every_fault_back() -> None:
+    bench = subprocess.run(
+        [sys.executable, "-m", "bench", "halt"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert bench.returncode == 0, bench.stdout + bench.stderr
+    assert "faults reverted:" in bench.stdout and "run exit codes: [5, 5" in bench.stdout, bench.stdout
