@@ -1,46 +1,83 @@
-"""``http.load`` figures: how many requests per second the generator sustains against a local
-server, and how much it adds to a known server-side delay (so you know what a p99 reading can
-resolve). Prints JSON lines; no pass/fail.
+"""``http.load`` beside wrk, on the same local servers with the same connection counts: closed
+loop (tiny answers), open loop at fixed rates, and a server that answers in exactly 10 ms (what a
+p50/p99 reading can resolve). Prints one table; no pass/fail.
 
-    python -m bench http_load [-- --requests N]
+    python -m bench http_load [-- --seconds 5]
+
+wrk is Debian's ``wrk`` package (scripts/test installs it); without it, its column says how to get
+it. wrk 4.1 has no fixed-rate mode (wrk2 does), so its open-loop cells stay empty.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.http import loading
 
-SERVER = """
-import http.server, sys, time
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else headers and body wait on the client's delayed ACK (40 ms)
-    def do_GET(self):
-        ms = int(self.path.rsplit("/", 1)[1] or 0)
-        if ms:
-            time.sleep(ms / 1000)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-    def log_message(self, *args):
-        pass
-s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-s.daemon_threads = True
-print(s.server_address[1], flush=True)
-s.serve_forever()
+SERVER = r"""
+import asyncio, sys
+try:
+    import uvloop
+except ImportError:
+    uvloop = None
+
+class Answer(asyncio.Protocol):
+    # GET /delay/MS answers "ok" MS milliseconds after the request arrived, without blocking others.
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+    def data_received(self, data):
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, self.buffer = self.buffer[:end], self.buffer[end + 4:]
+            path = head.split(b" ", 2)[1]
+            ms = int(path.rsplit(b"/", 1)[1] or 0) if path.startswith(b"/delay/") else 0
+            if ms:
+                asyncio.get_running_loop().call_later(ms / 1000, self.answer)
+            else:
+                self.answer()
+    def answer(self):
+        if not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+async def main():
+    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+(uvloop.run if uvloop else asyncio.run)(main())
 """
 
 
 def missing() -> str | None:
     return None
+
+
+@contextlib.contextmanager
+def serve() -> Iterator[int]:
+    """A keep-alive HTTP/1.1 server (asyncio, uvloop when installed) in its own process, so that
+    it shares no interpreter with the generator; yields its port."""
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        _wait_port(port)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 def _wait_port(port: int, seconds: float = 30.0) -> None:
@@ -54,45 +91,136 @@ def _wait_port(port: int, seconds: float = 30.0) -> None:
     raise SystemExit(f"the benchmark server did not listen on {port} within {seconds}s")
 
 
+@dataclass
+class Figures:
+    rps: float | None = None
+    p50: float | None = None
+    p99: float | None = None
+    note: str = ""
+
+    def cells(self) -> list[str]:
+        if self.rps is None:
+            return [self.note or "—", "", ""]
+        return [f"{self.rps:,.0f}", _ms(self.p50), _ms(self.p99)]
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+WRK_MISSING = "wrk not installed (apt-get install wrk)"
+
+
+def wrk(url: str, connections: int, seconds: float) -> Figures:
+    binary = shutil.which("wrk")
+    if binary is None:
+        return Figures(note=WRK_MISSING)
+    out = subprocess.run(
+        [binary, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    ).stdout
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        return Figures(note="wrk gave no figures")
+
+    def percentile(label: str) -> float | None:
+        found = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        if found is None:
+            return None
+        return float(found[1]) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[found[2]]
+
+    return Figures(float(rps[1]), percentile("50"), percentile("99"))
+
+
+def chaoskit(url: str, seconds: float, **load: float) -> tuple[Figures, dict[str, contract.JSONValue]]:
+    args = loading.LoadArgs.model_validate({"url": url, "duration": seconds, "timeout": 10, **load})
+    out = loading.LoadProbe().run(args, contract.RunContext(run_id="bench"))
+    assert isinstance(out, dict) and isinstance(out["latency_ms"], dict)
+    lat = out["latency_ms"]
+    rps = out["rate_rps"]
+    assert isinstance(rps, float | int)
+    p50, p99 = lat["p50"], lat["p99"]
+    return Figures(
+        float(rps),
+        float(p50) if isinstance(p50, float | int) else None,
+        float(p99) if isinstance(p99, float | int) else None,
+    ), out
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench http_load")
-    parser.add_argument("--requests", type=int, default=2000, help="requests per throughput run")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     options = parser.parse_args(argv)
-    # The server runs in its own process so that it does not share the generator's interpreter.
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    try:
-        assert server.stdout is not None
-        port = int(server.stdout.readline())
-        _wait_port(port)
-        probe = loading.LoadProbe()
-        ctx = contract.RunContext(run_id="bench")
-        runs = [(f"/delay/0 x{options.requests}", 0, options.requests, c) for c in (1, 4, 16)]
-        runs += [("/delay/50 x200", 50, 200, 8)]
-        for label, delay, requests, concurrency in runs:
-            args = loading.LoadArgs.model_validate(
-                {
-                    "url": f"http://127.0.0.1:{port}/delay/{delay}",
-                    "requests": requests,
-                    "concurrency": concurrency,
-                }
+    seconds = options.seconds
+    rows: list[list[str]] = []
+    with serve() as port:
+        base = f"http://127.0.0.1:{port}/delay"
+        chaoskit(f"{base}/0", 0.5, concurrency=8)  # warm up: imports, first connections
+        for connections in (8, 64):
+            theirs = wrk(f"{base}/0", connections, seconds)
+            ours, _ = chaoskit(f"{base}/0", seconds, concurrency=connections, requests=10_000_000)
+            share = f"{ours.rps / theirs.rps:.0%}" if ours.rps and theirs.rps else ""
+            rows.append(
+                [
+                    f"closed loop, {connections} connections, 2-byte answers",
+                    *theirs.cells(),
+                    *ours.cells(),
+                    share,
+                ]
             )
-            out = probe.run(args, ctx)
-            assert isinstance(out, dict) and isinstance(out["latency_ms"], dict)
-            lat = out["latency_ms"]
-            figures: dict[str, object] = {
-                "run": label,
-                "concurrency": concurrency,
-                "requests": out["requests"],
-                "success_ratio": out["success_ratio"],
-                "rate_rps": out["rate_rps"],
-                "p50_ms": lat["p50"],
-                "p99_ms": lat["p99"],
-                "max_ms": lat["max"],
-            }
-            if delay and isinstance(lat["p50"], float):
-                figures["p50_over_server_delay_ms"] = round(lat["p50"] - delay, 3)
-            print(json.dumps(figures))
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        for rate in (1000, 2000, 5000):
+            ours, out = chaoskit(f"{base}/0", seconds, rate=rate)
+            rows.append(
+                [
+                    f"open loop {rate:,} req/s, 2-byte answers",
+                    *Figures(note="(no fixed rate)").cells(),
+                    *ours.cells(),
+                    _open_note(out, rate),
+                ]
+            )
+        theirs = wrk(f"{base}/10", 32, seconds)
+        rows.append(
+            [
+                "10 ms server, closed loop, 32 connections",
+                *theirs.cells(),
+                *chaoskit(f"{base}/10", seconds, concurrency=32, requests=10_000_000)[0].cells(),
+                "",
+            ]
+        )
+        ours, out = chaoskit(f"{base}/10", seconds, rate=2000)
+        rows.append(
+            [
+                "10 ms server, open loop 2,000 req/s",
+                *Figures(note="(no fixed rate)").cells(),
+                *ours.cells(),
+                _open_note(out, 2000),
+            ]
+        )
+    header = [
+        "run",
+        "wrk req/s",
+        "wrk p50 ms",
+        "wrk p99 ms",
+        "chaoskit req/s",
+        "chaoskit p50 ms",
+        "chaoskit p99 ms",
+        "chaoskit/wrk or rate",
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, ["-" * w for w in widths], *rows]:
+        print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    if shutil.which("wrk") is None:
+        print(f"\n{WRK_MISSING}: scripts/test installs it (Debian package 'wrk').")
     return 0
+
+
+def _open_note(out: dict[str, contract.JSONValue], rate: float) -> str:
+    achieved = out["rate_rps"]
+    assert isinstance(achieved, float | int)
+    note = f"{achieved / rate:.1%} of target"
+    if out.get("generator_saturated"):
+        note += ", generator saturated"
+    return note

@@ -170,171 +170,294 @@ class Tally:
             self.service.record(done - sent)
 
 
+class Budget:
+    """What a closed loop may still send: a count, a time limit, and a stop."""
+
+    def __init__(self, total: int, stop_at: float, stopping: asyncio.Event) -> None:
+        self.remaining = total
+        self.stop_at = stop_at
+        self.stopping = stopping
+
+    def take(self) -> bool:
+        if self.remaining <= 0 or self.stopping.is_set() or perf() >= self.stop_at:
+            return False
+        self.remaining -= 1
+        return True
+
+
+HEAD, BODY, CHUNK_SIZE, CHUNK_DATA, TRAILERS, TO_EOF = range(6)
+HEAD_LIMIT = 64 * 1024
+"""Bytes of an answer's head (status line and headers) read at most."""
+
+
+class _Link(asyncio.Protocol):
+    """One transport's events, passed on while it is still its connection's current one (a late
+    ``connection_lost`` from an aborted transport must not end the next)."""
+
+    def __init__(self, owner: Connection) -> None:
+        self.owner = owner
+
+    def data_received(self, data: bytes) -> None:
+        if self.owner.link is self:
+            self.owner.feed(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.owner.link is self:
+            self.owner.lost()
+
+
 class Connection:
-    """One keep-alive HTTP/1.1 connection; it reconnects after any failure."""
+    """One keep-alive HTTP/1.1 connection, parsed as bytes arrive; it reconnects after any
+    failure. In a closed loop the next request is written from the callback that completes the
+    last answer: no task switch per request, which is what lets Python keep pace with wrk."""
 
     def __init__(self, target: Target, tally: Tally) -> None:
         self.target = target
         self.tally = tally
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.link: _Link | None = None
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.busy = False
+        self.state = HEAD
+        self.remaining = 0
+        self.status = 0
+        self.keep = True
+        self.received = False
+        """Whether any byte of the answer in flight has come."""
+        self.fresh = True
+        """Whether the request in flight is the first on its connection (a reused one may have
+        been closed by the server while idle: that request is sent again)."""
+        self.retried = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.budget: Budget | None = None
+        self.due = self.sent = 0.0
         self.deadline = INFINITY
         """When the request in flight times out; the watchdog aborts the connection then."""
         self.timed_out = False
         self.dropped = False
         """Set when the run is cancelled: the request in flight is not counted."""
 
-    async def send(self, due: float) -> None:
-        """Send one request due at ``due`` and record its answer or failure."""
-        target = self.target
-        self.deadline = due + target.timeout
+    async def send(self, due: float, budget: Budget | None = None) -> None:
+        """Send one request due at ``due`` and record its answer or failure; with ``budget``, go
+        on sending on this connection while the budget allows and the connection holds."""
+        self.due = due
+        self.deadline = due + self.target.timeout
         self.timed_out = False
-        sent = perf()
-        try:
-            reused = self.writer is not None
-            if not reused:
-                await self._connect()
+        self.budget = budget
+        self.retried = False
+        loop = asyncio.get_running_loop()
+        while True:
+            self.sent = perf()
             try:
-                status = await self._round_trip()
+                if self.transport is None:
+                    await self._connect(loop)
+                    self.fresh = True
+                else:
+                    self.fresh = False
+                waiter = self.waiter = loop.create_future()
+                self._write()
+                await waiter
+                return
             except _Stale:
-                # A kept-alive connection the server had closed before this request reached it:
-                # send the request once more on a new connection (what browsers and httpx do).
-                self.close()
-                if not reused or self.timed_out:
-                    raise RequestError("reset") from None
-                await self._connect()
-                try:
-                    status = await self._round_trip()
-                except _Stale:
-                    raise RequestError("reset") from None
-        except RequestError as e:
-            self.close()
-            done = perf()
+                self._drop()
+                if self.retried or self.timed_out:
+                    error = "timeout" if self.timed_out else "reset"
+                else:
+                    # A kept-alive connection the server had closed before this request reached
+                    # it: send it once more on a new connection (what browsers and httpx do).
+                    self.retried = True
+                    continue
+            except RequestError as e:
+                self._drop()
+                error = "timeout" if self.timed_out else e.kind
+            finally:
+                self.waiter = None
             self.deadline = INFINITY
-            if self.dropped:
-                return  # the run was cancelled: an answer cut short is no answer
-            self.tally.fail("timeout" if self.timed_out else e.kind, due, sent, done)
+            if not self.dropped:
+                self.tally.fail(error, self.due, self.sent, perf())
             return
-        done = perf()
-        self.deadline = INFINITY
-        tally = self.tally
-        tally.latency.record(done - due)
-        if tally.service is not None:
-            tally.service.record(done - sent)
-        codes = tally.codes
-        codes[status] = codes.get(status, 0) + 1
 
-    async def _connect(self) -> None:
+    async def _connect(self, loop: asyncio.AbstractEventLoop) -> None:
         target = self.target
-        remaining = self.deadline - perf()
+        link = self.link = _Link(self)
         try:
-            self.reader, self.writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    target.host, target.port, ssl=target.tls, server_hostname=target.server_hostname
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: link,
+                    target.host,
+                    target.port,
+                    ssl=target.tls,
+                    server_hostname=target.server_hostname,
                 ),
-                max(remaining, 0.0),
+                max(self.deadline - perf(), 0.0),
             )
         except TimeoutError as e:
             raise RequestError("timeout") from e
         except (OSError, ssl.SSLError, ValueError) as e:
             raise RequestError("connect") from e
+        if self.link is not link:  # aborted (timed out, cancelled) while connecting
+            transport.abort()
+            raise RequestError("timeout")
+        self.transport = transport
+        self.buffer.clear()
 
-    async def _round_trip(self) -> int:
-        reader, writer = self.reader, self.writer
-        assert reader is not None and writer is not None
+    def _write(self) -> None:
+        self.busy = True
+        self.state = HEAD
+        self.received = False
+        assert self.transport is not None
+        self.transport.write(self.target.request)
+
+    def feed(self, data: bytes) -> None:
+        if not self.busy:
+            self._drop()  # bytes nobody asked for: the connection is out of step
+            return
+        self.received = True
+        self.buffer += data
         try:
-            writer.write(self.target.request)
-            while True:
-                try:
-                    head = await reader.readuntil(b"\r\n\r\n")
-                except asyncio.IncompleteReadError as e:
-                    if not e.partial:
-                        raise _Stale from e
-                    raise RequestError("reset") from e
+            self._parse()
+        except RequestError as e:
+            self._fail(e)
+
+    def lost(self) -> None:
+        self.transport = None
+        self.link = None
+        if not self.busy:
+            return
+        if self.state == TO_EOF:
+            self.buffer.clear()
+            self._complete()
+        elif not self.received and not self.fresh:
+            self._fail(_Stale())
+        else:
+            self._fail(RequestError("reset"))
+
+    def _fail(self, error: Exception) -> None:
+        self.busy = False
+        self._drop()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(error)
+
+    def _parse(self) -> None:
+        buffer = self.buffer
+        while self.busy:
+            state = self.state
+            if state == HEAD:
+                end = buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buffer) > HEAD_LIMIT:
+                        raise RequestError("protocol")
+                    return
+                head = bytes(buffer[: end + 2])
+                del buffer[: end + 4]
                 if head[:5] != b"HTTP/" or len(head) < 12:
                     raise RequestError("protocol")
                 try:
                     status = int(head[9:12])
                 except ValueError:
                     raise RequestError("protocol") from None
-                if status >= 200 or status == 101:
-                    break  # 1xx interim answers (100 Continue) come before the real one
-            lower = head.lower()
-            keep = (
-                b"\r\nconnection: close" not in lower
-                if head[5:8] != b"1.0"
-                else b"\r\nconnection: keep-alive" in lower
-            )
-            if self.target.head_only or status in (204, 304) or status < 200:
-                pass
-            elif b"\r\ntransfer-encoding:" in lower and b"chunked" in lower:
-                await _read_chunked(reader)
-            else:
-                at = lower.find(b"\r\ncontent-length:")
-                if at >= 0:
-                    end = lower.index(b"\r\n", at + 2)
+                if 100 <= status < 200 and status != 101:
+                    continue  # an interim answer (100 Continue): the real one follows
+                lower = head.lower()
+                self.status = status
+                self.keep = (
+                    b"\r\nconnection: close" not in lower
+                    if head[5:8] != b"1.0"
+                    else b"\r\nconnection: keep-alive" in lower
+                )
+                if self.target.head_only or status in (204, 304) or status < 200:
+                    self._complete()
+                elif b"\r\ntransfer-encoding:" in lower and b"chunked" in lower:
+                    self.state = CHUNK_SIZE
+                else:
+                    at = lower.find(b"\r\ncontent-length:")
+                    if at < 0:
+                        self.state, self.keep = TO_EOF, False
+                        continue
                     try:
-                        length = int(lower[at + 17 : end])
+                        self.remaining = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
                     except ValueError:
                         raise RequestError("protocol") from None
-                    if length <= 65536:
-                        await reader.readexactly(length)
-                    else:
-                        await _discard(reader, length)
+                    self.state = BODY
+            elif state in (BODY, CHUNK_DATA):
+                if len(buffer) < self.remaining:
+                    self.remaining -= len(buffer)
+                    buffer.clear()
+                    return
+                del buffer[: self.remaining]
+                if state == BODY:
+                    self._complete()
                 else:
-                    while await reader.read(65536):
-                        pass
-                    keep = False
-            if not keep:
-                self.close()
-            return status
-        except asyncio.IncompleteReadError as e:
-            raise RequestError("reset") from e
-        except asyncio.LimitOverrunError as e:
-            raise RequestError("protocol") from e
-        except ConnectionError as e:
-            raise RequestError("reset") from e
-        except OSError as e:
-            raise RequestError("network") from e
+                    self.state = CHUNK_SIZE
+            elif state == CHUNK_SIZE:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    if len(buffer) > HEAD_LIMIT:
+                        raise RequestError("protocol")
+                    return
+                try:
+                    size = int(bytes(buffer[:end]).split(b";", 1)[0].strip(), 16)
+                except ValueError:
+                    raise RequestError("protocol") from None
+                del buffer[: end + 2]
+                self.state, self.remaining = (TRAILERS, 0) if size == 0 else (CHUNK_DATA, size + 2)
+            elif state == TRAILERS:
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    return
+                del buffer[: end + 2]
+                if end == 0:
+                    self._complete()
+            else:  # TO_EOF: the body runs until the server closes
+                buffer.clear()
+                return
+
+    def _complete(self) -> None:
+        self.busy = False
+        now = perf()
+        tally = self.tally
+        tally.latency.record(now - self.due)
+        if tally.service is not None:
+            tally.service.record(now - self.sent)
+        codes = tally.codes
+        codes[self.status] = codes.get(self.status, 0) + 1
+        self.deadline = INFINITY
+        if not self.keep:
+            self._drop()
+        budget = self.budget
+        if budget is not None and self.transport is not None and budget.take():
+            self.due = self.sent = now
+            self.deadline = now + self.target.timeout
+            self.fresh = self.retried = False
+            self._write()
+            return
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def abort(self, drop: bool = False) -> None:
         """Time the request in flight out (the watchdog calls this), or with ``drop`` end it
         uncounted."""
         self.timed_out = True
         self.dropped = self.dropped or drop
-        if self.writer is not None:
-            self.writer.transport.abort()
+        if self.busy:
+            self._fail(RequestError("timeout"))
+        else:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        self.transport = None
+        self.link = None
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.transport.abort()
-        self.reader = self.writer = None
+        self._drop()
 
 
 class _Stale(Exception):
     """The connection was closed before any byte of an answer came back."""
-
-
-async def _discard(reader: asyncio.StreamReader, length: int) -> None:
-    while length > 0:
-        got = await reader.read(min(length, 65536))
-        if not got:
-            raise asyncio.IncompleteReadError(b"", length)
-        length -= len(got)
-
-
-async def _read_chunked(reader: asyncio.StreamReader) -> None:
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise RequestError("protocol") from None
-        if size == 0:
-            while await reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailers
-            return
-        await _discard(reader, size + 2)
 
 
 class HttpxConnection:
@@ -351,7 +474,7 @@ class HttpxConnection:
         self.tally = tally
         self.deadline = INFINITY
 
-    async def send(self, due: float) -> None:
+    async def send(self, due: float, budget: Budget | None = None) -> None:
         from chaoskit.drivers.http import loading
 
         sent = perf()
@@ -421,14 +544,12 @@ async def closed_loop(
 ) -> Outcome:
     senders = [make() for _ in range(workers)]
     stopping = asyncio.Event()
-    indexes = iter(range(total))
+    budget = Budget(total, stop_at, stopping)
     started = perf()
 
     async def work(sender: Sender) -> None:
-        for _ in indexes:
-            if stopping.is_set() or perf() >= stop_at:
-                return
-            await sender.send(perf())
+        while budget.take():
+            await sender.send(perf(), budget)
 
     watcher = asyncio.create_task(_watch(senders, cancel, stopping, tick))
     try:
@@ -580,9 +701,7 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
 def run(main: Callable[[], Coroutine[Any, Any, Outcome]]) -> Outcome:
     """Run ``main`` on a new event loop of its own, in this thread, or in a new thread when this
     one already runs a loop (the Python API called from async code)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             return runner.run(main())
     result: list[Outcome] = []
@@ -600,3 +719,11 @@ def run(main: Callable[[], Coroutine[Any, Any, Outcome]]) -> Outcome:
     if errors:
         raise errors[0]
     return result[0]
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -103,10 +103,11 @@ class LoadProbe(contract.Probe[LoadArgs]):
         tally = generating.Tally(service=latencies.Histogram() if args.rate is not None else None)
         protocol, make, close = _senders(args, ctx, tally)
         tick = generating.tick_for(args.timeout)
-        try:
-            if args.rate is None:
-                outcome = generating.run(
-                    lambda: generating.closed_loop(
+
+        async def load() -> generating.Outcome:
+            try:
+                if args.rate is None:
+                    return await generating.closed_loop(
                         make,
                         total=total,
                         workers=workers,
@@ -115,25 +116,21 @@ class LoadProbe(contract.Probe[LoadArgs]):
                         tick=tick,
                         tally=tally,
                     )
+                return await generating.open_loop(
+                    make,
+                    total=total,
+                    rate=args.rate,
+                    most=workers,
+                    stop_at=stop_at,
+                    cancel=ctx.cancel,
+                    tick=tick,
+                    timeout=args.timeout,
+                    tally=tally,
                 )
-            else:
-                rate = args.rate
-                outcome = generating.run(
-                    lambda: generating.open_loop(
-                        make,
-                        total=total,
-                        rate=rate,
-                        most=workers,
-                        stop_at=stop_at,
-                        cancel=ctx.cancel,
-                        tick=tick,
-                        timeout=args.timeout,
-                        tally=tally,
-                    )
-                )
-        finally:
-            close()
-        return _output(args, outcome, protocol)
+            finally:
+                await close()
+
+        return _output(args, generating.run(load), protocol)
 
 
 def _output(args: LoadArgs, outcome: generating.Outcome, protocol: str) -> contract.JSONValue:
@@ -188,8 +185,9 @@ def _check_headers(args: LoadArgs) -> None:
 
 def _senders(
     args: LoadArgs, ctx: contract.RunContext, tally: generating.Tally
-) -> tuple[str, Callable[[], generating.Sender], Callable[[], None]]:
-    """The protocol spoken, a factory of senders (one per connection), and what closes them."""
+) -> tuple[str, Callable[[], generating.Sender], Callable[[], Awaitable[None]]]:
+    """The protocol spoken, a factory of senders (one per connection), and what closes what they
+    share (awaited on the load's own loop, at its end)."""
     _check_headers(args)
     https = urlsplit(args.url).scheme.lower() == "https"
     http2 = https and _h2_installed() and _offers_h2(args, ctx)
@@ -213,7 +211,11 @@ def _senders(
         timeout=args.timeout,
         tls=_tls(args.verify, ctx, ["http/1.1"]) if https else None,
     )
-    return "HTTP/1.1", lambda: generating.Connection(target, tally), lambda: None
+    return "HTTP/1.1", lambda: generating.Connection(target, tally), _nothing
+
+
+async def _nothing() -> None:
+    """Each connection closes itself."""
 
 
 def _h2_installed() -> bool:
@@ -249,7 +251,7 @@ def _offers_h2(args: LoadArgs, ctx: contract.RunContext) -> bool:
 
 def _httpx_senders(
     args: LoadArgs, ctx: contract.RunContext, tally: generating.Tally, http2: bool
-) -> tuple[Callable[[], generating.Sender], Callable[[], None]]:
+) -> tuple[Callable[[], generating.Sender], Callable[[], Awaitable[None]]]:
     import httpx
 
     clients: list[httpx.AsyncClient] = []
@@ -285,7 +287,8 @@ def _httpx_senders(
 
         return generating.HttpxConnection(shared, request, tally)
 
-    def close() -> None:
-        """The client's connections belonged to the load's loop, which has ended with them."""
+    async def close() -> None:
+        for shared in clients:
+            await shared.aclose()
 
     return make, close

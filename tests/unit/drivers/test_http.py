@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +32,8 @@ SECRET = "Bearer s3cr3t-token-value"
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Routes: /status/N, /json, /delay/MS, /redirect, /echo, /big, /trickle, /flaky (every 4th is a 503)."""
+    """Routes: /status/N, /json, /delay/MS, /redirect, /echo, /big, /trickle, /chunked, /close (then
+    drops the connection), /flaky (every 4th is a 503)."""
 
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # headers and body are written apart; don't wait for delayed ACKs
@@ -83,6 +86,16 @@ class Handler(BaseHTTPRequestHandler):
             for _ in range(40):
                 self.wfile.write(b".")
                 time.sleep(0.1)
+        elif parts[0] == "chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.wfile.write(b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n")
+        elif parts[0] == "close":
+            # Answers, then closes the kept-alive connection without saying so: the next request
+            # on it finds it gone.
+            self.send(200, b"bye")
+            self.close_connection = True
         elif parts[0] == "flaky":
             with Handler.lock:
                 Handler.counter += 1
@@ -345,6 +358,141 @@ def test_load_never_shows_header_values(server: str) -> None:
         ctx(),
     )
     assert "s3cr3t" not in json.dumps(out)
+
+
+def test_load_output_has_status_classes_and_a_plottable_histogram(server: str) -> None:
+    Handler.counter = 0
+    out = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/flaky", "requests": 40, "concurrency": 2}), ctx()
+    )
+    assert isinstance(out, dict)
+    assert out["statuses"] == {"2xx": 30, "5xx": 10}
+    assert out["generator_saturated"] is False and out["protocol"] == "HTTP/1.1"
+    histogram = out["histogram"]
+    assert isinstance(histogram, dict) and histogram["unit"] == "ms"
+    bounds, counts = histogram["le"], histogram["counts"]
+    assert isinstance(bounds, list) and isinstance(counts, list)
+    assert sum(counts) == 40 and bounds == sorted(bounds)  # type: ignore[arg-type]
+    lat = out["latency_ms"]
+    assert isinstance(lat, dict) and lat["p99_99"] == lat["max"] == bounds[-1]
+
+
+def test_load_reads_chunked_answers_and_survives_dropped_keep_alive_connections(server: str) -> None:
+    chunked = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/chunked", "requests": 20, "concurrency": 2}), ctx()
+    )
+    assert chunked["successes"] == 20 and chunked["errors"] == {}  # type: ignore[index]
+    # Every answer ends its connection; the next request on it is sent again on a new one.
+    dropped = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/close", "requests": 20, "concurrency": 2}), ctx()
+    )
+    assert dropped["successes"] == 20 and dropped["errors"] == {}  # type: ignore[index]
+
+
+def test_load_sends_the_method_body_query_and_headers(server: str) -> None:
+    seen: list[dict[str, object]] = []
+    original = Handler.send
+
+    def spy(self: Handler, status: int, body: bytes, *args: object, **kwargs: str) -> None:
+        if self.path.startswith("/echo"):
+            seen.append(json.loads(body))
+        original(self, status, body, *args, **kwargs)  # type: ignore[arg-type]
+
+    Handler.send = spy  # type: ignore[method-assign]
+    try:
+        out = LOAD.run(
+            LOAD.args.model_validate(
+                {
+                    "url": f"{server}/echo?a=1",
+                    "method": "post",
+                    "params": {"b": ["2", "3"]},
+                    "json": {"x": 1},
+                    "headers": {"X-Token": "t"},
+                    "requests": 3,
+                }
+            ),
+            ctx(),
+        )
+    finally:
+        Handler.send = original  # type: ignore[method-assign]
+    assert out["successes"] == 3  # type: ignore[index]
+    assert seen[0] == {
+        "method": "POST",
+        "query": {"a": ["1"], "b": ["2", "3"]},
+        "body": '{"x":1}',
+        "content_type": "application/json",
+        "x_token": "t",
+    }
+
+
+def test_load_follows_redirects_when_asked(server: str) -> None:
+    kept = LOAD.run(LOAD.args.model_validate({"url": f"{server}/redirect", "requests": 4}), ctx())
+    assert kept["statuses"] == {"3xx": 4}  # type: ignore[index]
+    followed = LOAD.run(
+        LOAD.args.model_validate({"url": f"{server}/redirect", "requests": 4, "follow_redirects": True}),
+        ctx(),
+    )
+    assert followed["statuses"] == {"2xx": 4} and followed["successes"] == 4  # type: ignore[index]
+
+
+def test_a_header_value_with_a_line_break_is_refused_without_showing_it(server: str) -> None:
+    with pytest.raises(errors.DriverError) as caught:
+        LOAD.run(
+            LOAD.args.model_validate({"url": server, "headers": {"Authorization": SECRET + "\r\nX: y"}}),
+            ctx(),
+        )
+    assert "Authorization" in str(caught.value) and "s3cr3t" not in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("tls")
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    httpd = Server(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=10)
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_load_over_tls_checks_the_certificate_unless_told_not_to(tls_server: str) -> None:
+    checked = LOAD.run(LOAD.args.model_validate({"url": f"{tls_server}/json", "requests": 4}), ctx())
+    assert checked["errors"] == {"connect": 4}  # type: ignore[index]  # self-signed: refused
+    trusted = LOAD.run(
+        LOAD.args.model_validate(
+            {"url": f"{tls_server}/json", "requests": 20, "concurrency": 2, "verify": False}
+        ),
+        ctx(),
+    )
+    assert trusted["successes"] == 20 and trusted["protocol"] == "HTTP/1.1"  # type: ignore[index]
 
 
 # -- tcp.connect -------------------------------------------------------------------------------------
