@@ -17,7 +17,7 @@ from chaoskit import errors
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Duration(click.ParamType):
+class Duration(click.ParamType[float]):
     """A duration flag as the experiment format writes them (``90s``, ``2h``), in seconds."""
 
     name = "duration"
