@@ -78,6 +78,8 @@ def serve() -> Iterator[int]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if server.stdout is not None:
+            server.stdout.close()
 
 
 def _wait_port(port: int, seconds: float = 30.0) -> None:
