@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, model_validator
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import generating, latencies, requesting
+from chaoskit.drivers.http import requesting
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
 
@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     import ssl
 
     import httpx
+
+    # asyncio costs ~15 ms to import, and validation never sends a request: imported by run().
+    from chaoskit.drivers.http import generating
 
 DEFAULT_REQUESTS = 100
 OPEN_LOOP_CONNECTIONS = 256
@@ -100,6 +103,8 @@ class LoadProbe(contract.Probe[LoadArgs]):
         total, workers = args.total(), min(args.workers(), args.total())
         started = time.perf_counter()
         stop_at = started + (args.duration if args.duration is not None else TIME_CAP)
+        from chaoskit.drivers.http import generating, latencies
+
         tally = generating.Tally(service=latencies.Histogram() if args.rate is not None else None)
         protocol, make, close = _senders(args, ctx, tally)
         tick = generating.tick_for(args.timeout)
@@ -188,6 +193,8 @@ def _senders(
 ) -> tuple[str, Callable[[], generating.Sender], Callable[[], Awaitable[None]]]:
     """The protocol spoken, a factory of senders (one per connection), and what closes what they
     share (awaited on the load's own loop, at its end)."""
+    from chaoskit.drivers.http import generating
+
     _check_headers(args)
     https = urlsplit(args.url).scheme.lower() == "https"
     http2 = https and _h2_installed() and _offers_h2(args, ctx)
@@ -253,6 +260,8 @@ def _httpx_senders(
     args: LoadArgs, ctx: contract.RunContext, tally: generating.Tally, http2: bool
 ) -> tuple[Callable[[], generating.Sender], Callable[[], Awaitable[None]]]:
     import httpx
+
+    from chaoskit.drivers.http import generating
 
     clients: list[httpx.AsyncClient] = []
 
