@@ -7,8 +7,10 @@ tolerances become ``expect`` checks with Chaos Toolkit's meaning, and features c
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,19 +38,70 @@ _ORDER = (
     "teardown",
 )
 
+SAFEGUARDS = "chaosaddons.controls.safeguards"
+_CHAOSKIT_SETTINGS = ("recovery", "max_duration", "guards", "preflight")
+ROLLBACK_STRATEGIES = {
+    "default": "not-deviated",
+    "always": "always",
+    "never": "never",
+    "deviated": "deviated",
+}
+"""Chaos Toolkit's rollback strategies → chaoskit's ``rollback_strategy`` (see ``models``)."""
+
 PROCESS_TARGETS = {"status": "exit_code", "stdout": "stdout", "stderr": "stderr"}
 HTTP_TARGETS = {"status": "status", "headers": "headers", "body": "body"}
 
 
+CTK_KEYS = ("steady-state-hypothesis", "configuration", "controls", "runtime", "extensions", "contributions")
+"""Top-level keys only Chaos Toolkit has."""
+NATIVE_KEYS = (
+    "steady_state",
+    "setup",
+    "teardown",
+    "guards",
+    "recovery",
+    "preflight",
+    "config",
+    "max_duration",
+)
+"""Top-level keys only chaoskit has."""
+_CTK_ENTRY_KEYS = ("type", "provider", "ref")
+_NATIVE_STEP_KEYS = ("probe", "use", "fault", "action", "pause")
+
+
 def is_chaostoolkit(doc: object) -> bool:
-    """A Chaos Toolkit experiment: has ``steady-state-hypothesis``, or ``type: action|probe`` steps."""
+    """A Chaos Toolkit experiment: has ``steady-state-hypothesis``, ``type: action|probe`` steps, or
+    (without any key only chaoskit has) a key only Chaos Toolkit has, a ``ref:`` or ``provider:``
+    step, or secrets grouped by scope. The wider net keeps a Chaos Toolkit file's own messages
+    (vault secrets, controls) for files without a hypothesis, rather than "unknown key"."""
     if not isinstance(doc, Mapping):
         return False
     if "steady-state-hypothesis" in doc:
         return True
-    method = doc.get("method")
-    return isinstance(method, list) and any(
-        isinstance(entry, Mapping) and entry.get("type") in ("action", "probe") for entry in method
+    entries = [
+        entry
+        for section in ("method", "rollbacks")
+        if isinstance(doc.get(section), list)
+        for entry in doc[section]
+        if isinstance(entry, Mapping)
+    ]
+    if any(entry.get("type") in ("action", "probe") for entry in entries):
+        return True
+    if any(key in doc for key in NATIVE_KEYS) or any(
+        key in entry for entry in entries for key in _NATIVE_STEP_KEYS
+    ):
+        return False
+    if any(key in doc for key in CTK_KEYS):
+        return True
+    if any(key in entry for entry in entries for key in _CTK_ENTRY_KEYS):
+        return True
+    secrets = doc.get("secrets")
+    return isinstance(secrets, Mapping) and any(
+        isinstance(scope, Mapping)
+        and scope
+        and not ({"env", "file", "value"} & set(scope))
+        and all(isinstance(v, str) or (isinstance(v, Mapping) and "type" in v) for v in scope.values())
+        for scope in secrets.values()
     )
 
 
@@ -61,6 +114,8 @@ class Conversion:
     """chaoskit path → Chaos Toolkit path, so that problems point into the original file."""
     issues: list[tuple[Location, str]] = field(default_factory=list)
     """(Chaos Toolkit path, message)."""
+    warnings: list[tuple[Location, str]] = field(default_factory=list)
+    """(Chaos Toolkit path, message): runs, as in Chaos Toolkit, but deserves a change."""
 
 
 def convert(doc: Mapping[str, Any], *, name: str) -> dict[str, JsonValue]:
@@ -114,22 +169,21 @@ class _Translator:
     def issue(self, at: Location, message: str) -> None:
         self.out.issues.append((at, message))
 
+    def warn(self, at: Location, message: str) -> None:
+        self.out.warnings.append((at, message))
+
     def run(self) -> Conversion:
         doc, out = self.doc, self.out.document
         for key in ("title", "description", "tags"):
             if key in self.doc:
                 out[key] = doc[key]
                 self.out.origins[(key,)] = (key,)
-        if "controls" in doc:
-            self.issue(
-                ("controls",),
-                "controls are not supported by chaoskit; remove the 'controls' block "
-                "or run it with Chaos Toolkit",
-            )
         self.runtime()
         self.configuration()
         self.secrets()
         self.index_names()
+        if "controls" in doc:
+            self.controls(doc["controls"], ("controls",))
         hypothesis = doc.get("steady-state-hypothesis")
         if hypothesis is not None:
             self.hypothesis(hypothesis)
@@ -144,29 +198,124 @@ class _Translator:
             for i, entry in enumerate(entries):
                 steps.extend(self.activity(entry, (section, i), (section, len(steps)), in_hypothesis=False))
             out[section] = steps
+        # Chaos Toolkit checks the after-hypothesis once: a single poll, judged as it stands.
+        out["recovery"] = {"within": 0, "interval": 1}
+        self.out.origins[("recovery",)] = ("steady-state-hypothesis",)
+        self.chaoskit_keys()
         return self.out
 
+    def chaoskit_keys(self) -> None:
+        """chaoskit settings a Chaos Toolkit file asks for, which Chaos Toolkit ignores: top-level
+        ``x-chaoskit: {recovery: ..., max_duration: ...}``, or the same in an ``extensions`` entry
+        named ``chaoskit``."""
+        places: list[tuple[Location, Any]] = [(("x-chaoskit",), self.doc.get("x-chaoskit"))]
+        extensions = self.doc.get("extensions")
+        if isinstance(extensions, list):
+            places += [
+                (("extensions", i), {k: v for k, v in entry.items() if k != "name"})
+                for i, entry in enumerate(extensions)
+                if isinstance(entry, Mapping) and entry.get("name") == "chaoskit"
+            ]
+        for at, settings in places:
+            if settings is None:
+                continue
+            if not isinstance(settings, Mapping):
+                self.issue(at, "expected a mapping of chaoskit keys, e.g. {recovery: {within: 30s}}")
+                continue
+            for key, value in settings.items():
+                if key not in _CHAOSKIT_SETTINGS:
+                    self.issue(
+                        (*at, key),
+                        f"unknown chaoskit key {key!r} here; use {', '.join(_CHAOSKIT_SETTINGS)}",
+                    )
+                    continue
+                if key in ("guards", "preflight") and isinstance(value, list):
+                    listed = self.out.document.setdefault(key, [])
+                    assert isinstance(listed, list)
+                    for i in range(len(value)):
+                        self.out.origins[(key, len(listed) + i)] = (*at, key, i)
+                    listed.extend(value)
+                    continue
+                self.out.document[key] = value
+                self.out.origins[(key,)] = (*at, key)
+
     def runtime(self) -> None:
-        """Only the strategies chaoskit follows anyway are accepted: anything else changes the run."""
+        """The rollbacks strategy is followed; hypothesis strategies other than the default are not
+        (chaoskit checks the hypothesis before and after the method, never during it)."""
         runtime = self.doc.get("runtime")
         if runtime is None:
+            self.out.document["rollback_strategy"] = ROLLBACK_STRATEGIES["default"]
             return
         if not isinstance(runtime, Mapping):
             self.issue(
                 ("runtime",), "expected runtime: {hypothesis: {strategy: ...}, rollbacks: {strategy: ...}}"
             )
             return
-        same = {"hypothesis": ("default",), "rollbacks": ("default",)}
+        rollbacks = runtime.get("rollbacks", {})
+        strategy = rollbacks.get("strategy", "default") if isinstance(rollbacks, Mapping) else rollbacks
+        if strategy in ROLLBACK_STRATEGIES:
+            self.out.document["rollback_strategy"] = ROLLBACK_STRATEGIES[strategy]
+            self.out.origins[("rollback_strategy",)] = ("runtime", "rollbacks", "strategy")
+        else:
+            self.issue(
+                ("runtime", "rollbacks", "strategy"),
+                f"unknown rollbacks strategy {strategy!r}; Chaos Toolkit's are "
+                f"{', '.join(ROLLBACK_STRATEGIES)}",
+            )
         for part, value in runtime.items():
+            if part == "rollbacks":
+                continue
             strategy = value.get("strategy", "default") if isinstance(value, Mapping) else value
-            if part in same and strategy in same[part]:
+            if part == "hypothesis" and strategy == "default":
                 continue
             self.issue(
                 ("runtime", part),
                 f"the runtime {part} strategy {strategy!r} is not supported by chaoskit, which checks the "
-                "hypothesis before and after the method and runs rollbacks once the method started; "
-                "remove it or run the experiment with Chaos Toolkit",
+                "hypothesis before and after the method (use guards: for checks during it); remove it "
+                "or run the experiment with Chaos Toolkit",
             )
+
+    def controls(self, controls: Any, at: Location, *, activity_level: bool = False) -> None:
+        """``chaosaddons.controls.safeguards`` become guards (probes with a ``frequency``) and
+        preflight checks (the others, asked once before anything runs); other controls are named
+        and refused: chaoskit can't run them."""
+        if not isinstance(controls, list):
+            self.issue(at, "expected a list of controls")
+            return
+        for i, control in enumerate(controls):
+            provider = control.get("provider") if isinstance(control, Mapping) else None
+            module = provider.get("module") if isinstance(provider, Mapping) else None
+            name = control.get("name") if isinstance(control, Mapping) else None
+            if module == SAFEGUARDS and not activity_level:
+                assert isinstance(provider, Mapping)
+                arguments = provider.get("arguments")
+                probes = arguments.get("probes") if isinstance(arguments, Mapping) else None
+                if not isinstance(probes, list):
+                    self.issue((*at, i, "provider"), "safeguards need arguments: {probes: [...]}")
+                    continue
+                for j, probe in enumerate(probes):
+                    self.safeguard(probe, (*at, i, "provider", "arguments", "probes", j))
+                continue
+            what = f"control {name!r}" + (f" ({module})" if isinstance(module, str) else "")
+            where = "on an activity " if activity_level else ""
+            self.issue(
+                (*at, i),
+                f"{what} {where}can't run in chaoskit: only {SAFEGUARDS} at the top level is "
+                "translated (to guards and preflight checks); remove it or run the experiment with "
+                "Chaos Toolkit",
+            )
+
+    def safeguard(self, probe: Any, at: Location) -> None:
+        frequency = probe.get("frequency") if isinstance(probe, Mapping) else None
+        section = "guards" if frequency is not None else "preflight"
+        listed = self.out.document.setdefault(section, [])
+        assert isinstance(listed, list)
+        entry = {k: v for k, v in probe.items() if k not in ("frequency", "background")}
+        steps = self.activity(entry, at, (section, len(listed)), in_hypothesis=True)
+        for step in steps:
+            if isinstance(step, dict) and frequency is not None:
+                step["interval"] = frequency
+        listed.extend(steps)
 
     # --- configuration and secrets
 
@@ -291,11 +440,7 @@ class _Translator:
             del self.out.issues[reported:]
             return copied
         if "controls" in entry:
-            self.issue(
-                (*at, "controls"),
-                "controls are not supported by chaoskit; remove the 'controls' block "
-                "or run it with Chaos Toolkit",
-            )
+            self.controls(entry["controls"], (*at, "controls"), activity_level=True)
         kind = entry.get("type")
         if kind not in ("action", "probe"):
             self.issue((*at, "type"), f"expected type: action or type: probe, got {kind!r}")
@@ -311,6 +456,14 @@ class _Translator:
         if converted is None:
             return []
         activity, arguments, provider_kind = converted
+        extension = entry.get("x-chaoskit")
+        if extension is not None:
+            if not isinstance(extension, Mapping) or set(extension) - {"check"}:
+                self.issue((*at, "x-chaoskit"), 'expected "x-chaoskit": {"check": false}')
+            elif activity == "process.command" and kind == "action":
+                arguments["check"] = extension.get("check", True)
+            else:
+                self.issue((*at, "x-chaoskit", "check"), "check: applies to process actions only")
         step: dict[str, JsonValue] = {}
         if isinstance(entry.get("name"), str):
             step["name"] = entry["name"]
@@ -355,68 +508,111 @@ class _Translator:
         self, provider: Mapping[str, Any], at: Location
     ) -> tuple[str, dict[str, JsonValue], str] | None:
         kind = provider.get("type")
-        scopes = provider.get("secrets") or []
-        if isinstance(scopes, str):
-            scopes = [scopes]
-        scope_keys = {
-            key: name
-            for (scope, key), name in self.secret_names.items()
-            if isinstance(scopes, list) and scope in scopes
-        }
-        body = _with_secrets({k: v for k, v in provider.items() if k not in ("type", "secrets")}, scope_keys)
+        # Chaos Toolkit fills ${name} from the configuration first, then from every secret scope
+        # in order, whatever scopes the provider names (those only pick what a python function's
+        # `secrets` parameter receives).
+        config = self.doc.get("configuration")
+        configured = set(config) if isinstance(config, Mapping) else set()
+        secret_keys: dict[str, str] = {}
+        for (_, key), name in self.secret_names.items():
+            if key not in configured:
+                secret_keys.setdefault(key, name)
+        body = _with_secrets({k: v for k, v in provider.items() if k not in ("type", "secrets")}, secret_keys)
         if kind == "python":
             module, func = body.get("module"), body.get("func")
             if not isinstance(module, str) or not isinstance(func, str):
                 self.issue(at, "a python provider needs module: and func:")
                 return None
             arguments = body.get("arguments") or {}
-            return "python.call", {"function": f"{module}:{func}", "arguments": arguments}, "python"
+            call = {"function": f"{module}:{func}", "arguments": arguments, "dialect": "chaostoolkit"}
+            return "python.call", call, "python"
         if kind == "process":
-            path = body.get("path")
-            if not isinstance(path, str):
-                self.issue(at, "a process provider needs path:")
-                return None
-            raw = body.get("arguments")
-            if raw is None:
-                argv_tail: list[JsonValue] = []
-            elif isinstance(raw, str):
-                argv_tail = list(shlex.split(raw))
-            elif isinstance(raw, list):
-                argv_tail = [_as_text(a) for a in raw]
-            else:
-                self.issue((*at, "arguments"), "give process arguments as a string or a list")
-                return None
-            args: dict[str, JsonValue] = {"argv": [path, *argv_tail]}
-            if "timeout" in body:
-                args["timeout"] = body["timeout"]
-            return "process.command", args, "process"
+            return self.process(body, at)
         if kind == "http":
-            url = body.get("url")
-            if not isinstance(url, str):
-                self.issue(at, "an http provider needs url:")
-                return None
-            method = str(body.get("method", "GET")).upper()
-            args = {"url": url, "method": method}
-            if body.get("headers"):
-                args["headers"] = body["headers"]
-            if body.get("arguments") is not None:
-                args["params" if method == "GET" else "json"] = body["arguments"]
-            timeout = body.get("timeout")
-            numbers = [t for t in timeout if isinstance(t, int | float)] if isinstance(timeout, list) else []
-            if numbers:
-                # (connect, read): chaoskit has one timeout; the longer one keeps CTK's patience.
-                timeout = max(numbers)
-            if timeout is not None:
-                args["timeout"] = timeout
-            if "verify_tls" in body:
-                args["verify"] = body["verify_tls"]
-            return "http.request", args, "http"
+            return self.http(body, at)
         self.issue(
             (*at, "type"),
             f"{kind!r} providers are not supported by chaoskit (it runs python, process and http "
             "providers); run this experiment with Chaos Toolkit",
         )
         return None
+
+    def process(self, body: Mapping[str, Any], at: Location) -> tuple[str, dict[str, JsonValue], str] | None:
+        path = body.get("path")
+        if not isinstance(path, str):
+            self.issue(at, "a process provider needs path:")
+            return None
+        raw = body.get("arguments")
+        # Failures are worded for a Chaos Toolkit file, and a timeout fails the step as it does there.
+        args: dict[str, JsonValue] = {"dialect": "chaostoolkit"}
+        if isinstance(raw, str):
+            # Chaos Toolkit runs "<path> <arguments>" through a shell when arguments is text.
+            args.update(shell=True, command=f"{_shell_word(path)} {raw}".rstrip())
+        else:
+            if isinstance(raw, Mapping):
+                self.warn(
+                    (*at, "arguments"),
+                    "process arguments as a mapping are deprecated in Chaos Toolkit (they run as "
+                    "name value pairs); give them as a list",
+                )
+                raw = [part for pair in raw.items() for part in pair]
+            if raw is None:
+                raw = []
+            if not isinstance(raw, list):
+                self.issue((*at, "arguments"), "give process arguments as a string or a list")
+                return None
+            # As Chaos Toolkit does: null and empty items are left out, the rest become text.
+            args["argv"] = [path, *(_ctk_text(a) for a in raw if a is not None and a != "")]
+        if "timeout" in body:
+            args["timeout"] = body["timeout"]
+        return "process.command", args, "process"
+
+    def http(self, body: Mapping[str, Any], at: Location) -> tuple[str, dict[str, JsonValue], str] | None:
+        url = body.get("url")
+        if not isinstance(url, str):
+            self.issue(at, "an http provider needs url:")
+            return None
+        method = str(body.get("method", "GET")).upper()
+        args: dict[str, JsonValue] = {"url": url, "method": method}
+        headers = body.get("headers") or {}
+        if not isinstance(headers, Mapping):
+            self.issue((*at, "headers"), "expected headers as a mapping of name: value")
+            return None
+        arguments = body.get("arguments")
+        if arguments is not None and arguments != {}:
+            if method == "GET":
+                if not isinstance(arguments, Mapping):
+                    self.issue((*at, "arguments"), "GET arguments are query parameters: give a mapping")
+                    return None
+                args["params"] = {str(k): v for k, v in arguments.items() if v is not None}
+            elif headers.get("Content-Type") == "application/json":
+                # Chaos Toolkit sends JSON only when the request says so, with exactly this header.
+                args["json"] = arguments
+            elif isinstance(arguments, str):
+                args["body"] = arguments
+            elif isinstance(arguments, Mapping):
+                args["body"] = _form(arguments)
+                if not any(str(name).lower() == "content-type" for name in headers):
+                    headers = {**headers, "Content-Type": "application/x-www-form-urlencoded"}
+            else:
+                self.issue(
+                    (*at, "arguments"),
+                    "arguments of a non-GET request are a form (a mapping), text, or JSON with "
+                    "headers: {Content-Type: application/json}",
+                )
+                return None
+        if headers:
+            args["headers"] = dict(headers)
+        timeout = body.get("timeout")
+        numbers = [t for t in timeout if isinstance(t, int | float)] if isinstance(timeout, list) else []
+        if numbers:
+            # (connect, read): chaoskit has one timeout; the longer one keeps CTK's patience.
+            timeout = max(numbers)
+        if timeout is not None:
+            args["timeout"] = timeout
+        if "verify_tls" in body:
+            args["verify"] = body["verify_tls"]
+        return "http.request", args, "http"
 
     # --- tolerances
 
@@ -465,10 +661,18 @@ class _Translator:
             if not isinstance(expression, str):
                 self.issue(at, "a jsonpath tolerance needs path:")
                 return None
-            if provider_kind == "http" and path in (None, "body"):
+            if path is None and provider_kind in ("http", "process"):
+                # Chaos Toolkit matches the path against its whole provider output, whose shape
+                # differs from chaoskit's: a function rebuilds that shape at check time.
+                arguments: dict[str, JsonValue] = {"path": expression, "provider": provider_kind}
+                if "expect" in tolerance:
+                    expected = tolerance["expect"]
+                    arguments["matches"] = expected if isinstance(expected, list) else [expected]
+                elif "count" in tolerance:
+                    arguments["count"] = tolerance["count"]
+                return {"call": f"{__name__}:whole_output_jsonpath", "arguments": arguments}
+            if provider_kind == "http" and path == "body":
                 path = "json"
-            elif path is None:
-                path = text_default
             check: dict[str, JsonValue] = {"jsonpath": expression}
             if "expect" in tolerance:
                 expected = tolerance["expect"]
@@ -522,6 +726,47 @@ class _Translator:
         return table[target]
 
 
+class ToleranceNotMet(Exception):
+    """What a Chaos Toolkit tolerance found, when it does not hold (shown in the check's message)."""
+
+
+def ctk_output(value: Any, provider: str) -> Any:
+    """A chaoskit probe output in the shape Chaos Toolkit's provider returns: ``{status, stdout,
+    stderr}`` for a process, ``{status, headers, body}`` for http (the body parsed when the answer
+    is ``application/json``, as Chaos Toolkit does)."""
+    if not isinstance(value, Mapping):
+        return value
+    if provider == "process":
+        return {"status": value.get("exit_code"), **{k: value.get(k) for k in ("stdout", "stderr")}}
+    headers = value.get("headers")
+    content_type = headers.get("content-type") if isinstance(headers, Mapping) else None
+    body = value.get("json") if content_type == "application/json" else value.get("body")
+    return {"status": value.get("status"), "headers": headers, "body": body}
+
+
+def whole_output_jsonpath(
+    value: Any, path: str, provider: str, matches: list[Any] | None = None, count: int | None = None
+) -> bool:
+    """Chaos Toolkit's jsonpath tolerance without ``target``, on its provider's whole output.
+
+    Holds when the path matches; with ``count``, that many times; with ``expect``, when the
+    matches are exactly ``[expect]`` (or ``expect`` itself, a list). Raises ``ToleranceNotMet``
+    saying what matched otherwise."""
+    document = ctk_output(value, provider)
+    found = list(paths.jsonpath_find(document, path))
+    if matches is not None:
+        held, needed = found == matches, json.dumps(matches)
+    elif count is not None:
+        held, needed = len(found) == count, f"{count} match{'es' if count != 1 else ''}"
+    else:
+        held, needed = bool(found), "a match"
+    if not held:
+        shown = json.dumps(document, default=str)
+        shown = shown if len(shown) <= 300 else shown[:297] + "..."
+        raise ToleranceNotMet(f"{path} found {json.dumps(found)} in {shown}, expected {needed}")
+    return True
+
+
 def translate(doc: Mapping[str, Any]) -> Conversion:
     """Translate a Chaos Toolkit experiment, collecting every problem rather than stopping at one."""
     return _Translator(doc).run()
@@ -531,6 +776,36 @@ def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _ctk_text(value: Any) -> str:
+    """An argument as Chaos Toolkit passes it: Python's ``str`` (``True``, not ``true``)."""
+    return str(value)
+
+
+def _shell_word(text: str) -> str:
+    # Templates stay unquoted so that they are still filled in; anything else odd is quoted.
+    return text if _PLACEHOLDER.search(text) or "$" in text else shlex.quote(text)
+
+
+_TEMPLATE = re.compile(r"(\$\{[^{}]*\})")
+
+
+def _form_part(text: str) -> str:
+    """URL-encoded, except templates, which are filled in later (their values as they are)."""
+    return "".join(
+        part if _TEMPLATE.fullmatch(part) else urllib.parse.quote_plus(part) for part in _TEMPLATE.split(text)
+    )
+
+
+def _form(arguments: Mapping[str, Any]) -> str:
+    """A form body as ``requests`` encodes ``data=``: lists repeat the name, nulls are left out."""
+    pairs: list[str] = []
+    for name, value in arguments.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is not None:
+                pairs.append(f"{_form_part(str(name))}={_form_part(_ctk_text(item))}")
+    return "&".join(pairs)
 
 
 def _with_secrets(value: Any, names: Mapping[str, str]) -> Any:

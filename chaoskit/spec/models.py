@@ -312,4 +312,11 @@ class Experiment(Model):
     guards: list[Guard] = Field(default_factory=list)
     recovery: Recovery = Field(default_factory=Recovery)
     rollbacks: list[Step] = Field(default_factory=list)
+    rollback_strategy: Literal["method-started", "always", "never", "deviated", "not-deviated"] = (
+        "method-started"
+    )
+    """When ``rollbacks`` run: ``method-started`` once the method started, whatever happened then;
+    ``always`` also when it did not start (the steady state did not hold before); ``never``;
+    ``deviated`` only when the run deviated; ``not-deviated`` once the method started unless the
+    run deviated (Chaos Toolkit's default). ``--rollback-strategy`` overrides it."""
     teardown: list[Step] = Field(default_factory=list)

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -41,6 +41,9 @@ class CommandArgs(contract.Args):
     """The working directory; default: chaoskit's."""
     env: dict[str, starting.Arg] = Field(default_factory=dict)
     """Variables added to (or replacing ones in) chaoskit's environment."""
+    dialect: Literal["chaoskit", "chaostoolkit"] = "chaoskit"
+    """Set on steps translated from a Chaos Toolkit file: a timeout then fails a probe too (as it
+    does there), and failures are explained in that format's terms."""
 
     @model_validator(mode="after")
     def _argv_or_shell(self) -> Self:
@@ -105,7 +108,20 @@ class CommandProbe(contract.Probe[CommandArgs]):
     args = CommandArgs
 
     def run(self, args: CommandArgs, ctx: contract.RunContext) -> contract.JSONValue:
-        return run(args, ctx)
+        output = run(args, ctx)
+        if args.dialect == "chaostoolkit" and output["timed_out"]:
+            raise DriverError(
+                f"process.command: {_program(args)} did not finish within the provider's timeout of "
+                f"{args.timeout:g}s; killed it",
+                hint="raise the provider's timeout if the command needs longer",
+            )
+        return output
+
+
+def _program(args: CommandArgs) -> str:
+    if args.argv:
+        return args.argv[0]
+    return (args.command or "").split(" ", 1)[0] or "sh -c"
 
 
 class CommandActionArgs(CommandArgs):
@@ -120,16 +136,23 @@ class CommandAction(contract.Action[CommandActionArgs]):
 
     def run(self, args: CommandActionArgs, ctx: contract.RunContext) -> contract.ActionResult:
         output = run(args, ctx)
-        program = args.argv[0] if args.argv else "sh -c"
+        program = _program(args)
         if args.check and output["timed_out"]:
             raise DriverError(
                 f"process.command: {program} did not finish within {args.timeout:g}s; killed it"
             )
         if args.check and output["exit_code"] != 0:
             stderr = str(output["stderr"]).strip().splitlines()[-starting.STDERR_TAIL_LINES :]
+            hint = "set check: false to carry on when the command fails"
+            if args.dialect == "chaostoolkit":
+                hint = (
+                    "Chaos Toolkit only warns about a non-zero exit and carries on; chaoskit stops the "
+                    'run (exit 4). To carry on here too, add "x-chaoskit": {"check": false} to this '
+                    "activity (a key Chaos Toolkit does not read)"
+                )
             raise DriverError(
                 f"process.command: {program} exited with code {output['exit_code']}"
                 + ("; last lines of its stderr:\n" + "\n".join(stderr) if stderr else ""),
-                hint="set check: false to carry on when the command fails",
+                hint=hint,
             )
         return contract.ActionResult(output=output)

@@ -14,9 +14,9 @@ import inspect
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Self
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.errors import DriverError
@@ -29,6 +29,30 @@ class CallArgs(contract.Args):
     """What to call, as ``package.module:function`` (or ``module:Class.method``)."""
     arguments: dict[str, JsonValue] = Field(default_factory=dict)
     """Keyword arguments for the call."""
+    dialect: Literal["chaoskit", "chaostoolkit"] = "chaoskit"
+    """Set on steps translated from a Chaos Toolkit file: as ``chaos validate`` does, validation
+    then imports the module and checks that the function exists and the arguments fit it."""
+
+    @model_validator(mode="after")
+    def _function_fits(self) -> Self:
+        if self.dialect != "chaostoolkit":
+            return self
+        try:
+            function = resolve(self.function)
+        except DriverError as e:
+            raise ValueError(e.message) from None
+        try:
+            signature = inspect.signature(function)
+        except ValueError:
+            return self  # a builtin without a signature: the call itself will tell
+        # Chaos Toolkit passes these two itself when the function takes them.
+        given = {name: None for name in ("configuration", "secrets") if name in signature.parameters}
+        try:
+            signature.bind(**{**given, **self.arguments})
+        except TypeError as e:
+            fits = f"{function.__name__}{signature}"
+            raise ValueError(f"{self.function}: the arguments don't fit {fits}: {e}") from None
+        return self
 
     @field_validator("function")
     @classmethod

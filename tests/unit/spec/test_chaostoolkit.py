@@ -115,7 +115,11 @@ def test_a_service_experiment_runs_as_chaoskit_steps() -> None:
 
     python_probe, http_probe, jsonpath_probe = exp.steady_state
     assert python_probe.probe == "python.call"
-    assert python_probe.with_ == {"function": "os.path:exists", "arguments": {"path": "/"}}
+    assert python_probe.with_ == {
+        "function": "os.path:exists",
+        "arguments": {"path": "/"},
+        "dialect": "chaostoolkit",
+    }
     assert python_probe.expects == [models.Expect(equals=True)]
     assert http_probe.probe == "http.request"
     assert http_probe.with_ == {
@@ -134,14 +138,16 @@ def test_a_service_experiment_runs_as_chaoskit_steps() -> None:
     assert isinstance(after, models.PauseStep) and after.pause == 2
     assert isinstance(swap, models.ActionStep)
     assert swap.action == "process.command"
-    assert swap.with_ == {"argv": ["cp", "expired-cert.pem", "cert.pem"]}
+    assert swap.with_ == {"shell": True, "command": "cp expired-cert.pem cert.pem", "dialect": "chaostoolkit"}
     assert isinstance(expiry, models.ProbeStep) and expiry.background
-    assert expiry.with_ == {"argv": ["openssl", "x509", "-enddate", "-noout"]}
+    assert expiry.with_ == {"argv": ["openssl", "x509", "-enddate", "-noout"], "dialect": "chaostoolkit"}
     assert isinstance(restart, models.ActionStep)
     assert restart.with_ == {
         "url": "http://127.0.0.1:8443/restart",
         "method": "POST",
-        "json": {"force": True, "port": "9090"},
+        # A form, as Chaos Toolkit (requests) sends a mapping without a JSON Content-Type.
+        "body": "force=True&port=9090",
+        "headers": {"Content-Type": "application/x-www-form-urlencoded"},
         "verify": False,
     }
     # ref: is a copy of the named activity.
@@ -149,7 +155,7 @@ def test_a_service_experiment_runs_as_chaoskit_steps() -> None:
     assert again.name == "the-sunset-service-must-be-running"
     rollback = exp.rollbacks[0]
     assert isinstance(rollback, models.ActionStep)
-    assert rollback.with_ == {"argv": ["cp", "valid-cert.pem", "cert.pem"]}
+    assert rollback.with_ == {"argv": ["cp", "valid-cert.pem", "cert.pem"], "dialect": "chaostoolkit"}
 
 
 def test_env_configuration_falls_back_to_its_default() -> None:
@@ -203,14 +209,14 @@ def test_env_configuration_falls_back_to_its_default() -> None:
         ),
         (
             "process",
-            {"type": "jsonpath", "path": "$.items[*].status.phase", "count": 2},
+            {"type": "jsonpath", "path": "$.items[*].status.phase", "count": 2, "target": "stdout"},
             {"path": "stdout", "jsonpath": "$.items[*].status.phase", "count": 2},
             {"stdout": '{"items": [{"status": {"phase": "Running"}}, {"status": {"phase": "Pending"}}]}'},
             True,
         ),
         (
             "http",
-            {"type": "jsonpath", "path": "$..name", "expect": ["a", "b"]},
+            {"type": "jsonpath", "path": "$..name", "expect": ["a", "b"], "target": "body"},
             {"path": "json", "jsonpath": "$..name", "count": 2, "in": ["a", "b"]},
             {"json": {"items": [{"name": "a"}, {"name": "c"}]}},
             False,
@@ -276,16 +282,15 @@ def test_unsupported_features_are_problems_at_their_place() -> None:
     with pytest.raises(errors.SpecError) as caught:
         load(doc)
     assert [p.render() for p in caught.value.problems] == [
-        "ctk.json:3:3: controls: controls are not supported by chaoskit; "
-        "remove the 'controls' block or run it with Chaos Toolkit",
+        "ctk.json:4:5: controls[0]: control 'tracing' (chaostracing.control) can't run in chaoskit: "
+        "only chaosaddons.controls.safeguards at the top level is translated (to guards and preflight "
+        "checks); remove it or run the experiment with Chaos Toolkit",
         "ctk.json:14:7: secrets.vault.db: vault secrets are not supported by chaoskit; "
         "use {type: env, key: NAME} or run it with Chaos Toolkit",
         "ctk.json:23:7: steady-state-hypothesis.probes[0]: a steady-state probe needs a tolerance",
         "ctk.json:39:11: steady-state-hypothesis.probes[1].provider.type: 'go' providers are not "
         "supported by chaoskit (it runs python, process and http providers); "
         "run this experiment with Chaos Toolkit",
-        "ctk.json:52:7: method[0].controls: controls are not supported by chaoskit; "
-        "remove the 'controls' block or run it with Chaos Toolkit",
         "ctk.json:55:7: method[1].ref: no activity is named 'nope' (named activities: a, p, q)",
     ]
 
@@ -399,6 +404,7 @@ def test_the_exchange_file_tutorial_keeps_its_shape() -> None:
     assert move.with_ == {
         "function": "os:rename",
         "arguments": {"src": "./exchange.dat", "dst": "./exchange.dat.old"},
+        "dialect": "chaostoolkit",
     }
     assert isinstance(pause, models.PauseStep) and pause.pause == 5
     assert isinstance(again, models.ProbeStep) and again.expects == [
@@ -423,8 +429,11 @@ def test_the_api_file_scopes_secrets_and_maps_every_tolerance() -> None:
     assert isinstance(before, models.PauseStep) and isinstance(after, models.PauseStep)
     assert (before.pause, after.pause) == (1, 3)
     assert isinstance(flush, models.ActionStep)
+    # Text arguments run through a shell, as in Chaos Toolkit.
     assert flush.with_ == {
-        "argv": ["/usr/local/bin/cache-admin", "--password", "${secrets.admin_password}", "flush", "--all"],
+        "shell": True,
+        "command": "/usr/local/bin/cache-admin --password ${secrets.admin_password} flush --all",
+        "dialect": "chaostoolkit",
         "timeout": 30,
     }
     assert isinstance(latency, models.ProbeStep) and latency.background
@@ -435,15 +444,18 @@ def test_the_api_file_scopes_secrets_and_maps_every_tolerance() -> None:
     assert isinstance(again, models.ProbeStep) and again.name == "orders-endpoint-answers"
 
 
-def test_runtime_strategies_chaoskit_follows_are_accepted_and_others_refused() -> None:
+def test_rollback_strategies_are_followed_and_hypothesis_strategies_refused() -> None:
     same = {
         **SERVICE,
-        "runtime": {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "default"}},
+        "runtime": {"hypothesis": {"strategy": "default"}, "rollbacks": {"strategy": "never"}},
     }
-    assert load(same).kind == "chaostoolkit"
+    loaded = load(same)
+    assert loaded.kind == "chaostoolkit"
+    assert loaded.experiment.rollback_strategy == "never"
+    assert load(SERVICE).experiment.rollback_strategy == "not-deviated"
     other = {
         **SERVICE,
-        "runtime": {"hypothesis": {"strategy": "continuously"}, "rollbacks": {"strategy": "never"}},
+        "runtime": {"hypothesis": {"strategy": "continuously"}, "rollbacks": {"strategy": "sometimes"}},
     }
     with pytest.raises(errors.SpecError) as caught:
         load(other)
@@ -451,11 +463,7 @@ def test_runtime_strategies_chaoskit_follows_are_accepted_and_others_refused() -
         (
             "runtime.hypothesis",
             "the runtime hypothesis strategy 'continuously' is not supported by chaoskit, which checks the "
-            "hypothesis before and after the method and runs rollbacks once the method started",
+            "hypothesis before and after the method (use guards: for checks during it)",
         ),
-        (
-            "runtime.rollbacks",
-            "the runtime rollbacks strategy 'never' is not supported by chaoskit, which checks the "
-            "hypothesis before and after the method and runs rollbacks once the method started",
-        ),
+        ("runtime.rollbacks.strategy", "unknown rollbacks strategy 'sometimes'"),
     ]
