@@ -3,6 +3,7 @@ percentiles and error kinds, TCP connects, and the rule that header values never
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import shutil
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pydantic
@@ -444,9 +446,8 @@ def test_a_header_value_with_a_line_break_is_refused_without_showing_it(server: 
     assert "Authorization" in str(caught.value) and "s3cr3t" not in str(caught.value)
 
 
-@pytest.fixture(scope="module")
-def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("tls")
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A key and a certificate for 127.0.0.1 that no CA signed."""
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
         [
@@ -470,6 +471,12 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         check=True,
         capture_output=True,
     )
+    return key, cert
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    key, cert = self_signed(tmp_path_factory.mktemp("tls"))
     httpd = Server(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
@@ -493,6 +500,59 @@ def test_load_over_tls_checks_the_certificate_unless_told_not_to(tls_server: str
         ctx(),
     )
     assert trusted["successes"] == 20 and trusted["protocol"] == "HTTP/1.1"  # type: ignore[index]
+
+
+@pytest.fixture(scope="module")
+def h2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An HTTP/2-only server over TLS (ALPN h2), on the h2 library: every stream answers 200 "ok"."""
+    h2_connection = pytest.importorskip("h2.connection")
+    import h2.config
+    import h2.events
+
+    key, cert = self_signed(tmp_path_factory.mktemp("h2"))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["h2"])
+
+    class H2(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+            self.h2 = h2_connection.H2Connection(h2.config.H2Configuration(client_side=False))
+            self.h2.initiate_connection()
+            transport.write(self.h2.data_to_send())
+
+        def data_received(self, data: bytes) -> None:
+            for event in self.h2.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    self.h2.send_headers(event.stream_id, [(":status", "200"), ("content-length", "2")])
+                    self.h2.send_data(event.stream_id, b"ok", end_stream=True)
+            self.transport.write(self.h2.data_to_send())
+
+    loop = asyncio.new_event_loop()
+    server = loop.run_until_complete(loop.create_server(H2, "127.0.0.1", 0, ssl=context))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+
+    async def stop() -> None:
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=10)
+    loop.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_load_speaks_http2_when_the_server_picks_it(h2_server: str) -> None:
+    out = LOAD.run(
+        LOAD.args.model_validate({"url": f"{h2_server}/", "requests": 20, "concurrency": 2, "verify": False}),
+        ctx(),
+    )
+    assert out["protocol"] == "HTTP/2"  # type: ignore[index]
+    assert out["successes"] == 20 and out["errors"] == {}  # type: ignore[index]
 
 
 # -- tcp.connect -------------------------------------------------------------------------------------
