@@ -53,15 +53,43 @@ def variables(function: F) -> F:
         "var_files",
         multiple=True,
         type=click.Path(dir_okay=False, path_type=Path),
-        help="A YAML/JSON file of variables (repeatable; later files win).",
+        help="A YAML/JSON file of variables, Chaos Toolkit's {configuration: ..., secrets: {scope: ...}} "
+        "form, or a .env file of environment variables (repeatable; later files win).",
     )(function)
     return click.option(
         "--var",
         "variables",
         multiple=True,
-        metavar="NAME=VALUE",
-        help="Set a variable used as ${NAME} (repeatable; wins over config and --var-file).",
+        metavar="NAME[:TYPE]=VALUE",
+        help="Set a variable used as ${NAME} (repeatable; wins over config and --var-file); the value "
+        "is read as YAML, or as TYPE (str, int, float, bool) when given.",
     )(function)
+
+
+ROLLBACK_STRATEGIES = ("default", "always", "never", "deviated")
+
+
+def rollback_strategy(function: F) -> F:
+    return click.option(
+        "--rollback-strategy",
+        type=click.Choice(ROLLBACK_STRATEGIES),
+        default=None,
+        help="When rollbacks run (Chaos Toolkit's flag): default (the file's own choice; a Chaos "
+        "Toolkit file's default skips them after a deviation), always, never, or deviated (only "
+        "then). Overrides the file's rollback_strategy.",
+    )(function)
+
+
+def dotenv(var_files: tuple[Path, ...]) -> dict[str, str]:
+    """The environment that ``.env`` files among ``--var-file`` set (already checked by loading)."""
+    from chaoskit.spec import loading
+
+    return loading.read_var_files(var_files, []).env
+
+
+def print_warnings(warnings: tuple[errors.Problem, ...]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning.render()}", err=True)
 
 
 def probes_path(function: F) -> F:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import os
 import signal
@@ -82,6 +83,7 @@ from chaoskit.spec import templates
     help="End the run as halted past this long (faults reverted, rollbacks run); overrides the "
     "experiment's max_duration (default 2h).",
 )
+@options.rollback_strategy
 @options.state_dir
 @options.probes_path
 def command(
@@ -103,6 +105,7 @@ def command(
     metrics_port: int | None,
     pushgateway: str | None,
     max_duration: float | None,
+    rollback_strategy: str | None,
 ) -> None:
     """Run the experiment in FILE (chaoskit or Chaos Toolkit format).
 
@@ -113,6 +116,9 @@ def command(
         # The kubernetes driver reads its default context from here; steps may still name their own.
         os.environ["CHAOSKIT_KUBE_CONTEXT"] = kube_context
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
+    options.print_warnings(loaded.warnings)
+    if rollback_strategy is not None:
+        plan = _with_rollback_strategy(plan, rollback_strategy, chaostoolkit=loaded.kind == "chaostoolkit")
     if not dry_run:
         options.check_writable("--journal", journal_path)
         options.check_writable("--junit", junit_path)
@@ -128,7 +134,7 @@ def command(
         rendering.show_plan(console, plan, touches)
         return
     try:
-        secrets = templates.resolve_secrets(loaded.experiment)
+        secrets = templates.resolve_secrets(loaded.experiment, {**os.environ, **options.dotenv(var_files)})
     except errors.ChaoskitError as e:
         raise errors.UsageError(e.message, hint=e.hint) from e
     info = journals.ExperimentInfo(
@@ -199,6 +205,19 @@ def command(
     elif not quiet and written is not None:
         console.print(f"[dim]journal: {written} · run {journal.run_id}[/]", highlight=False)
     sys.exit(exit_code)
+
+
+def _with_rollback_strategy(plan: planning.Plan, flag: str, *, chaostoolkit: bool) -> planning.Plan:
+    """``--rollback-strategy`` in Chaos Toolkit's words, as the experiment's ``rollback_strategy``;
+    ``default`` is that of the file's format."""
+    from chaoskit.spec import chaostoolkit as ctk
+
+    if flag == "default":
+        strategy = ctk.ROLLBACK_STRATEGIES["default"] if chaostoolkit else "method-started"
+    else:
+        strategy = ctk.ROLLBACK_STRATEGIES[flag]
+    experiment = plan.experiment.model_copy(update={"rollback_strategy": strategy})
+    return dataclasses.replace(plan, experiment=experiment)
 
 
 def _rescue(journal: journals.Journal, state_dir: Path) -> Path | None:

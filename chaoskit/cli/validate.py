@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
-from chaoskit import wording
+from chaoskit import errors, wording
 from chaoskit.cli import loading, options
+from chaoskit.spec import loading as spec_loading
 
 
 @click.command()
@@ -20,6 +22,10 @@ def command(
     """Check FILE without running it: format, variables, and every fault/probe against the
     installed drivers. Exit 0 when valid, 2 with every problem listed."""
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
+    missing = spec_loading.missing_secrets(loaded, {**os.environ, **options.dotenv(var_files)})
+    if missing:
+        raise errors.SpecError(missing)
+    options.print_warnings(loaded.warnings)
     count = sum(len(steps) for _, steps in plan.sections())
     faults = wording.counted(len(plan.faults()), "fault")
     click.echo(f"{file}: valid ({loaded.kind}, {wording.counted(count, 'step')}, {faults})")

@@ -116,6 +116,8 @@ class Conversion:
     """(Chaos Toolkit path, message)."""
     warnings: list[tuple[Location, str]] = field(default_factory=list)
     """(Chaos Toolkit path, message): runs, as in Chaos Toolkit, but deserves a change."""
+    secret_names: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(scope, key) → chaoskit secret name, for secret values given with ``--var-file``."""
 
 
 def convert(doc: Mapping[str, Any], *, name: str) -> dict[str, JsonValue]:
@@ -198,10 +200,13 @@ class _Translator:
             for i, entry in enumerate(entries):
                 steps.extend(self.activity(entry, (section, i), (section, len(steps)), in_hypothesis=False))
             out[section] = steps
-        # Chaos Toolkit checks the after-hypothesis once: a single poll, judged as it stands.
-        out["recovery"] = {"within": 0, "interval": 1}
+        # Chaos Toolkit checks the after-hypothesis once: an interval longer than `within` makes
+        # the engine poll a single time (`within: 0s` would, on a real clock, judge even a first
+        # poll that holds as "recovered too late").
+        out["recovery"] = {"within": 1, "interval": 3600}
         self.out.origins[("recovery",)] = ("steady-state-hypothesis",)
         self.chaoskit_keys()
+        self.out.secret_names = dict(self.secret_names)
         return self.out
 
     def chaoskit_keys(self) -> None:

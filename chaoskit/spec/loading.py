@@ -78,6 +78,8 @@ class Loaded:
     document: Mapping[str, Any]
     """The raw document after conversion and variable substitution (``with:`` keys and all)."""
     _locator: Locator = field(repr=False, compare=False)
+    warnings: tuple[errors.Problem, ...] = ()
+    """What runs as Chaos Toolkit runs it but deserves a change (deprecated forms)."""
 
     def locate(self, path: Sequence[str | int]) -> tuple[int, int]:
         """1-based (line, col) of the node at ``path``, else of its nearest existing parent, else (0, 0)."""
@@ -303,30 +305,94 @@ def not_utf8(name: str, e: UnicodeDecodeError) -> errors.Problem:
     return errors.Problem(name, line, col, "", message)
 
 
-def _var_file(path: Path, problems: list[errors.Problem]) -> dict[str, JsonValue]:
+@dataclass
+class VarFiles:
+    """What ``--var-file`` files give: variables, environment (``.env`` files) and, from Chaos
+    Toolkit's ``{"configuration": ..., "secrets": ...}`` form, secret values by scope."""
+
+    variables: dict[str, JsonValue] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+_DOTENV = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*")
+
+
+def dotenv(text: str, name: str, problems: list[errors.Problem]) -> dict[str, str]:
+    """``NAME=value`` lines (``export`` allowed, ``#`` comments, quotes removed), as Chaos
+    Toolkit's ``--var-file x.env`` reads them into the environment."""
+    found: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _DOTENV.fullmatch(line)
+        if match is None:
+            problems.append(errors.Problem(name, number, 1, "", "expected NAME=value (a .env file)"))
+            continue
+        value = match.group(2)
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        found[match.group(1)] = value
+    return found
+
+
+def read_var_files(paths_: Sequence[Path], problems: list[errors.Problem]) -> VarFiles:
+    """Every ``--var-file``, later files winning."""
+    out = VarFiles()
+    for path in paths_:
+        _var_file(path, problems, out)
+    return out
+
+
+def _var_file(path: Path, problems: list[errors.Problem], out: VarFiles) -> None:
     name = str(path)
     try:
         text = _read(path, name)
     except errors.SpecError as e:
         problems.extend(e.problems)
-        return {}
+        return
+    if path.name == ".env" or path.suffix == ".env":
+        out.env.update(dotenv(text, name, problems))
+        return
     parsed = parse(text, name)
     problems.extend(
         errors.Problem(name, line, col, paths.render(at), m) for at, line, col, m in parsed.problems
     )
     if parsed.problems:
-        return {}
+        return
     locator = Locator(name, parsed.positions)
     if parsed.data is None:
-        return {}
+        return
     if not isinstance(parsed.data, dict):
         problems.append(locator.problem((), "a variables file must be a mapping of name: value"))
-        return {}
+        return
     issues: list[tuple[Location, str]] = []
     data = _to_json(parsed.data, (), issues)
     problems.extend(locator.problem(at, m) for at, m in issues)
     assert isinstance(data, dict)
-    return data
+    if data and set(data) <= {"configuration", "secrets"}:
+        # Chaos Toolkit's form: configuration values, and secret values by scope.
+        config = data.get("configuration", {})
+        if isinstance(config, dict):
+            out.variables.update(config)
+        else:
+            problems.append(locator.problem(("configuration",), "expected a mapping of name: value"))
+        secrets = data.get("secrets", {})
+        for scope, values in secrets.items() if isinstance(secrets, dict) else []:
+            if not isinstance(values, dict):
+                problems.append(locator.problem(("secrets", scope), "expected a mapping of name: value"))
+                continue
+            out.secrets.setdefault(scope, {}).update(
+                (key, value if isinstance(value, str) else json.dumps(value)) for key, value in values.items()
+            )
+        if not isinstance(secrets, dict):
+            problems.append(
+                locator.problem(("secrets",), "expected secrets by scope: {scope: {name: value}}")
+            )
+        return
+    out.variables.update(data)
 
 
 def load_text(
@@ -340,6 +406,10 @@ def load_text(
 ) -> Loaded:
     """Like ``load``, from text; ``name`` is what messages call it (``<stdin>``, a test name)."""
     environ: Mapping[str, str] = os.environ if env is None else env
+    file_problems: list[errors.Problem] = []
+    files = read_var_files(var_files, file_problems)
+    if files.env:
+        environ = {**environ, **files.env}
     parsed = parse(text, name)
     if parsed.problems and parsed.data is None:
         raise errors.SpecError(
@@ -363,16 +433,31 @@ def load_text(
     raw = _to_json(parsed.data, (), shape_issues)
     assert isinstance(raw, dict)
     problems.extend(source.problem(at, m) for at, m in shape_issues)
+    problems.extend(file_problems)
 
     kind: Literal["chaoskit", "chaostoolkit"] = "chaoskit"
     locator = source
+    warnings: list[errors.Problem] = []
     if chaostoolkit.is_chaostoolkit(raw):
         kind = "chaostoolkit"
         conversion = chaostoolkit.translate(raw)
         problems.extend(source.problem(at, m) for at, m in conversion.issues)
+        warnings = [source.problem(at, m) for at, m in conversion.warnings]
         raw = conversion.document
         locator = Locator(name, parsed.positions, conversion.origins)
+        raw = _secrets_from_files(raw, files, conversion.secret_names, problems, name)
     else:
+        if files.secrets:
+            problems.append(
+                errors.Problem(
+                    name,
+                    0,
+                    0,
+                    "secrets",
+                    '--var-file secrets (Chaos Toolkit\'s {"secrets": {scope: {name: value}}}) apply to '
+                    "Chaos Toolkit experiments only; declare chaoskit secrets with env: or file:",
+                )
+            )
         problems.extend(_native_only(raw, locator))
         # x- keys are a place for YAML anchors (as in Compose files); they mean nothing to chaoskit.
         raw = {key: value for key, value in raw.items() if not key.startswith("x-")}
@@ -380,7 +465,7 @@ def load_text(
     document, template_spots = _substitute(
         raw,
         overrides=variables or {},
-        var_files=var_files,
+        files=files,
         env=environ,
         locator=locator,
         problems=problems,
@@ -407,7 +492,54 @@ def load_text(
         kind=kind,
         document=_without_inline_secrets(document),
         _locator=locator,
+        warnings=tuple(warnings),
     )
+
+
+def _secrets_from_files(
+    raw: dict[str, JsonValue],
+    files: VarFiles,
+    names: Mapping[tuple[str, str], str],
+    problems: list[errors.Problem],
+    name: str,
+) -> dict[str, JsonValue]:
+    """A Chaos Toolkit experiment with the secret values ``--var-file`` gives (by scope)."""
+    if not files.secrets:
+        return raw
+    declared = raw.get("secrets")
+    secrets: dict[str, JsonValue] = dict(declared) if isinstance(declared, dict) else {}
+    for scope, values in files.secrets.items():
+        for key, value in values.items():
+            if (scope, key) not in names:
+                known = ", ".join(f"{s}.{k}" for s, k in names) or "none"
+                problems.append(
+                    errors.Problem(
+                        name,
+                        0,
+                        0,
+                        f"secrets.{scope}.{key}",
+                        f"--var-file sets secret {scope}.{key}, which the experiment does not declare "
+                        f"(declared: {known})",
+                    )
+                )
+                continue
+            secrets[names[(scope, key)]] = {"value": value}
+    return {**raw, "secrets": secrets}
+
+
+def missing_secrets(loaded: Loaded, env: Mapping[str, str] | None = None) -> list[errors.Problem]:
+    """A problem, at its declaration, for every ``env:`` secret whose variable is not set: what
+    ``validate`` says before a run would fail on it."""
+    environ = os.environ if env is None else env
+    return [
+        loaded.problem(
+            ("secrets", secret, "env"),
+            f"environment variable {ref.env} is not set (secret '{secret}'); export {ref.env}=... "
+            "before running",
+        )
+        for secret, ref in loaded.experiment.secrets.items()
+        if ref.env is not None and ref.env not in environ
+    ]
 
 
 class InvalidExperiment(errors.SpecError):
@@ -578,7 +710,7 @@ def _substitute(
     raw: dict[str, JsonValue],
     *,
     overrides: Mapping[str, JsonValue],
-    var_files: Sequence[Path],
+    files: VarFiles,
     env: Mapping[str, str],
     locator: Locator,
     problems: list[errors.Problem],
@@ -589,8 +721,7 @@ def _substitute(
     if isinstance(config, dict):
         resolved, issues = templates.resolve_config(config, env=env)
         variables.update(resolved)
-    for var_file in var_files:
-        variables.update(_var_file(var_file, problems))
+    variables.update(files.variables)
     variables.update(overrides)
     document: dict[str, JsonValue] = {}
     for key, value in raw.items():

@@ -192,6 +192,9 @@ def parse_var(text: str) -> tuple[str, JsonValue]:
     name = name.strip()
     if not sep:
         raise errors.UsageError(f"--var {text!r}: expected name=value, e.g. --var url=http://127.0.0.1:8080")
+    name, colon, kind = name.partition(":")
+    if colon:
+        return name, _typed_var(text, name, kind.strip(), raw)
     if not _NAME.fullmatch(name):
         raise errors.UsageError(
             f"--var {text!r}: {name!r} is not a variable name; use letters, digits, '_' and '-'"
@@ -209,6 +212,32 @@ def parse_var(text: str) -> tuple[str, JsonValue]:
         return name, _json_value(value)
     except TypeError:
         return name, raw
+
+
+_VAR_TYPES = ("str", "int", "float", "bool")
+
+
+def _typed_var(text: str, name: str, kind: str, raw: str) -> JsonValue:
+    """``--var name:type=value`` (Chaos Toolkit's typed form): the value converted to ``type``."""
+    if not _NAME.fullmatch(name):
+        raise errors.UsageError(
+            f"--var {text!r}: {name!r} is not a variable name; use letters, digits, '_' and '-'"
+        )
+    try:
+        if kind == "str":
+            return raw
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool" and raw.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+            return raw.strip().lower() in ("true", "1", "yes")
+    except ValueError:
+        pass
+    if kind not in _VAR_TYPES:
+        raise errors.UsageError(f"--var {text!r}: unknown type {kind!r}; use one of {', '.join(_VAR_TYPES)}")
+    article = "an" if kind == "int" else "a"
+    raise errors.UsageError(f"--var {text!r}: {raw!r} is not {article} {kind}")
 
 
 MAX_DEPTH = 100
