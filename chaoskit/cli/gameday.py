@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from chaoskit import errors, metrics
+from chaoskit import errors, metrics, wording
 from chaoskit.cli import options
 from chaoskit.drivers import registry
 from chaoskit.engine import halts, ledgers
@@ -123,7 +123,10 @@ def _execute(
         if delivery.ok:
             say(f"notified {webhooks.where(webhook.url)} (HTTP {delivery.status})")
         else:
-            say(f"warning: webhook not delivered after {delivery.attempts} attempt(s): {delivery.error}")
+            say(
+                f"warning: webhook not delivered after {wording.counted(delivery.attempts, 'attempt')}: "
+                f"{delivery.error}"
+            )
     return result
 
 
@@ -320,7 +323,10 @@ def validate_command(plan: Path) -> None:
         return
     count = sum(len(stage) for stage in stages)
     schedule = "a schedule" if loaded.plan.schedule is not None else "no schedule"
-    click.echo(f"{plan}: valid ({count} experiments in {len(stages)} stages, {schedule})")
+    click.echo(
+        f"{plan}: valid ({wording.counted(count, 'experiment')} in "
+        f"{wording.counted(len(stages), 'stage')}, {schedule})"
+    )
 
 
 @command.command(name="next")

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from chaoskit import wording
 from chaoskit.demo import metrics
 from chaoskit.proxy import servers
 
@@ -88,7 +89,7 @@ def call_backend(settings: Settings, counters: metrics.Metrics) -> dict[str, Any
             last = e
         finally:
             connection.close()
-    raise RuntimeError(f"backend failed after {settings.attempts} attempts: {last}")
+    raise RuntimeError(f"backend failed after {wording.counted(settings.attempts, 'attempt')}: {last}")
 
 
 def frontend_handler(settings: Settings, counters: metrics.Metrics) -> type[_Quiet]:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chaoskit import durations, errors
+from chaoskit import durations, errors, wording
 from chaoskit.drivers import contract
 from chaoskit.engine import events, faultbooks, journals, phases, planning, verdicts
 from chaoskit.spec import expectations, models
@@ -53,7 +53,7 @@ class Checks:
             poll += 1
             in_a_row = 0 if record.ok else in_a_row + 1
             if in_a_row >= guard.failures:
-                message = f"guard {record.step!r} failed {in_a_row} time(s) in a row: " + (
+                message = f"guard {record.step!r} failed {wording.counted(in_a_row, 'time')} in a row: " + (
                     record.error or record.message
                 )
                 self._bus.emit(
@@ -121,7 +121,8 @@ class Checks:
             if next_poll - began > until.within:
                 self._bus.emit(
                     events.Log(
-                        f"{record.step}: did not hold within {durations.format(until.within)} ({poll} polls)",
+                        f"{record.step}: did not hold within {durations.format(until.within)} "
+                        f"({wording.counted(poll, 'poll')})",
                         self._at(),
                     )
                 )

@@ -36,7 +36,7 @@ from chaoskit.engine import ledgers
 
 ENV = "CHAOSKIT_HALT"
 FILE = "halt.json"
-EXIT_CODE = 5
+EXIT_CODE = int(errors.ExitCode.HALTED)
 """The exit code of a run (or a GameDay) stopped or refused by a halt (verdict ``halted``)."""
 REMOTE_INTERVAL = 1.0
 """A remote lever is read at most this often (seconds); in between, its last answer stands."""

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from chaoskit import errors
+from chaoskit import errors, wording
 from chaoskit.drivers import contract
 
 ENV = "CHAOSKIT_STATE_DIR"
@@ -188,7 +188,8 @@ class Ledger:
             left = [e for e in load(path).entries if e.state != "reverted"]
             if left:
                 raise errors.UsageError(
-                    f"run {run_id!r} crashed with {len(left)} fault(s) still outstanding in {path}",
+                    f"run {run_id!r} crashed with {wording.counted(len(left), 'fault')} still outstanding "
+                    f"in {path}",
                     hint=f"take them back first: chaoskit recover {run_id} --state-dir {root}",
                 )
             ledger._repair_tail()

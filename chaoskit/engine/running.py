@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 import chaoskit
-from chaoskit import durations, errors
+from chaoskit import durations, errors, wording
 from chaoskit.drivers import contract
 from chaoskit.engine import (
     checking,
@@ -382,16 +382,22 @@ class Runner:
     def _may_inject(self) -> str | None:
         """Why no fault may be injected now, or None: every inject asks the levers first."""
         if self.findings.halted is None and (halt := self.halts.check()) is not None:
-            self.halt(halt.describe())
+            self._lever(halt)
         if self.findings.halted is not None:
             return self.findings.halted
         return "the run is stopping" if self._stopping.is_set() else None
+
+    def _lever(self, halt: halts.Halt) -> None:
+        """A halt lever is pulled: say who, when and why, then stop."""
+        if self.findings.halted is None and not self.interrupted:
+            self.bus.emit(events.Halted(halt.by, halt.reason, halt.at, halt.lever, self._at()))
+        self.halt(halt.describe())
 
     async def _watch_halt(self) -> None:
         while self.findings.halted is None:
             halt = await asyncio.to_thread(self.halts.check)
             if halt is not None:
-                self.halt(halt.describe())
+                self._lever(halt)
                 return
             await asyncio.sleep(HALT_POLL)  # real time: levers are for people and their clocks
 
@@ -413,6 +419,7 @@ class Runner:
             return await self._run()
         finally:
             self.ledger.close()
+            self.halts.close()
 
     async def _run(self) -> journals.Journal:
         info = self.settings.experiment or journals.ExperimentInfo(
@@ -773,7 +780,7 @@ class Runner:
             self.bus.emit(
                 events.Log(
                     f"{step.label}: ramp stage {number}/{stages} ({planning.show_stage(ramp, value)}): "
-                    f"{len(targets)} target(s), held {durations.format(ramp.hold)}",
+                    f"{wording.counted(len(targets), 'target')}, held {durations.format(ramp.hold)}",
                     self._at(),
                 )
             )

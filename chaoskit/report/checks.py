@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from chaoskit import durations
+from chaoskit import durations, wording
 from chaoskit.engine import journals, phases
 
 
@@ -150,7 +150,7 @@ def from_journal(journal: journals.Journal) -> list[Check]:
                 activity=last.activity,
                 status=status,
                 expected=_expected(last),
-                got=f"{len(polls)} polls, {failed} failed; last: {show(last.value)}",
+                got=f"{wording.counted(len(polls), 'poll')}, {failed} failed; last: {show(last.value)}",
                 message=message,
                 elapsed=sum(p.elapsed for p in polls),
                 at=trip.at if trip else last.at,
@@ -181,7 +181,7 @@ def from_journal(journal: journals.Journal) -> list[Check]:
 def recovery_check(recovery: journals.RecoveryRecord, journal: journals.Journal) -> Check:
     expected = f"recovered within {durations.format(recovery.required)}"
     if recovery.measured is None:
-        got = f"not recovered after {recovery.polls} polls"
+        got = f"not recovered after {wording.counted(recovery.polls, 'poll')}"
     else:
         got = f"recovered in {recovery.measured:.3f}s"
     ok = recovery.met and recovery.measured is not None

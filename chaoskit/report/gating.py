@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaoskit import durations
+from chaoskit import durations, wording
 from chaoskit.engine import journals
 from chaoskit.errors import ExitCode
 from chaoskit.report import scores
@@ -79,7 +79,8 @@ def decide(runs: Sequence[tuple[Path, journals.Journal]], thresholds: Thresholds
     decision.exit_code = max(codes, default=0)
     failed = sum(c != 0 for c in codes)
     decision.lines.append(
-        f"gate {'passed' if decision.passed else 'failed'}: {len(codes) - failed} of {len(codes)} run(s) pass"
+        f"gate {'passed' if decision.passed else 'failed'}: {len(codes) - failed} of "
+        f"{wording.counted(len(codes), 'run')} pass"
         + ("" if decision.passed else f" (exit {decision.exit_code})")
     )
     return decision

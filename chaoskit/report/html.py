@@ -8,6 +8,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from chaoskit import wording
 from chaoskit.engine import journals
 from chaoskit.report import checks, scores, timelines
 
@@ -84,7 +85,7 @@ def _run(journal: journals.Journal, heading: str = "h1") -> str:
         measured = "never" if recovery.measured is None else f"{recovery.measured:.3f}s"
         lines.append(
             f"<h2>Recovery</h2><p>required within {recovery.required:g}s, measured {_e(measured)} "
-            f"({'met' if recovery.met else 'not met'}, {recovery.polls} polls)</p>"
+            f"({'met' if recovery.met else 'not met'}, {wording.counted(recovery.polls, 'poll')})</p>"
         )
     if journal.guard_trips:
         lines.append("<h2>Guard trips</h2><ul>")

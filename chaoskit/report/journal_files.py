@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pydantic
 
-from chaoskit import errors
+from chaoskit import errors, wording
 from chaoskit.engine import journals
 
 
@@ -51,7 +51,7 @@ def read(path: Path) -> journals.Journal:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise BadJournal(
-            f"{path}: {where}: {first['msg']} ({e.error_count()} problem(s); "
+            f"{path}: {where}: {first['msg']} ({wording.counted(e.error_count(), 'problem')}; "
             f"journal schema_version {data.get('schema_version')!r})",
             hint=f"this chaoskit reads journals of schema_version {journals.SCHEMA_VERSION}",
         ) from e

@@ -79,7 +79,7 @@ def test_a_reused_run_id_is_refused_while_its_ledger_has_outstanding_faults(tmp_
     crashed = ledgers.Ledger.create(tmp_path, "nightly")
     first = _marker(crashed, tmp_path / "m1")
     crashed.close()  # it died without taking the fault back
-    with pytest.raises(errors.UsageError, match=r"1 fault.s. still outstanding") as refused:
+    with pytest.raises(errors.UsageError, match=r"1 fault still outstanding") as refused:
         ledgers.Ledger.create(tmp_path, "nightly")
     assert "chaoskit recover nightly" in (refused.value.hint or "")
     recovering.recover(tmp_path, _registry(), "nightly")

@@ -58,7 +58,7 @@ def test_validate_checks_the_plan_and_every_experiment(tmp_path: Path) -> None:
     path = plan(tmp_path)
     ok = gameday("validate", str(path))
     assert ok.exit_code == 0, ok.output
-    assert ok.output == f"{path}: valid (1 experiments in 1 stages, a schedule)\n"
+    assert ok.output == f"{path}: valid (1 experiment in 1 stage, a schedule)\n"
     (tmp_path / "short.yaml").write_bytes(b"title: caf\xe9\nmethod: []\n")
     bad = gameday("validate", str(path))
     assert bad.exit_code == 2, bad.output

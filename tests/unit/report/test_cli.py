@@ -58,7 +58,7 @@ def test_gate_takes_the_worst_verdict_of_several(tmp_path: Path) -> None:
     ]
     code, output = gate(*map(str, paths))
     assert code == 4
-    assert "gate failed: 1 of 3 run(s) pass (exit 4)" in output
+    assert "gate failed: 1 of 3 runs pass (exit 4)" in output
 
 
 def test_allow_deviated_lets_a_deviated_run_pass(tmp_path: Path) -> None:
