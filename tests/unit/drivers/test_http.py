@@ -352,6 +352,25 @@ def test_load_stops_when_the_run_is_cancelled(server: str) -> None:
     assert 0 < out["requests"] < 100_000
 
 
+def test_load_at_a_rate_stops_when_the_run_is_cancelled(server: str) -> None:
+    c = ctx()
+    threading.Timer(0.5, c.cancel.set).start()
+    started = time.monotonic()
+    out = LOAD.run(LOAD.args.model_validate({"url": f"{server}/delay/50", "rate": 50, "duration": "60s"}), c)
+    assert time.monotonic() - started < 5
+    assert isinstance(out, dict) and 0 < out["requests"] < 100  # type: ignore[operator]
+    assert out["errors"] == {}  # requests cut short by the cancel are not counted as timeouts
+
+
+def test_load_runs_from_async_code_too(server: str) -> None:
+    async def caller() -> contract.JSONValue:
+        # A loop already runs in this thread: the load gets a thread and a loop of its own.
+        return LOAD.run(LOAD.args.model_validate({"url": f"{server}/json", "requests": 10}), ctx())
+
+    out = asyncio.run(caller())
+    assert isinstance(out, dict) and out["successes"] == 10
+
+
 def test_load_never_shows_header_values(server: str) -> None:
     out = LOAD.run(
         LOAD.args.model_validate(
