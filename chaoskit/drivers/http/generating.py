@@ -24,7 +24,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from chaoskit.drivers.http import latencies
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 perf = time.perf_counter
 INFINITY = float("inf")
 NO_BODY_METHODS = frozenset({"HEAD"})
+URL_SAFE = "/%:@!$&'()*+,;=-._~?"
 SEND_BODY_LENGTH = frozenset({"POST", "PUT", "PATCH"})
 BATCH = 64
 """Requests the open-loop dispatcher starts before it lets answers be read: bounds how long a
@@ -85,7 +86,8 @@ def target_of(
     if params:
         extra = urlencode(params, doseq=True)
         query = f"{query}&{extra}" if query else extra
-    path = (parts.path or "/") + (f"?{query}" if query else "")
+    # Already-encoded URLs pass unchanged; anything else is percent-encoded as UTF-8, as httpx does.
+    path = quote(parts.path or "/", safe=URL_SAFE) + (f"?{quote(query, safe=URL_SAFE)}" if query else "")
     authority = host if ":" not in host else f"[{host}]"
     if parts.port is not None:
         authority = f"{authority}:{parts.port}"

@@ -180,11 +180,12 @@ def _check_headers(args: LoadArgs) -> None:
     for name, value in args.headers.items():
         if not name or not all(33 <= ord(c) < 127 and c not in '()<>@,;:\\"/[]?={}' for c in name):
             raise DriverError(f"http.load {args.where()}: header name {name!r} is not a valid HTTP token")
-        if any(c in value for c in "\r\n\0"):
+        if any(c in value for c in "\r\n\0") or not value.isascii():
             # The value may be a secret: name the header, never show the value.
             raise DriverError(
-                f"http.load {args.where()}: the value of header {name!r} has a line break or NUL",
-                hint="header values are one line",
+                f"http.load {args.where()}: the value of header {name!r} has a line break, a NUL"
+                " or a character outside ASCII",
+                hint="header values are one line of ASCII (percent-encode anything else)",
             )
 
 

@@ -456,10 +456,11 @@ def test_load_follows_redirects_when_asked(server: str) -> None:
     assert followed["statuses"] == {"2xx": 4} and followed["successes"] == 4  # type: ignore[index]
 
 
-def test_a_header_value_with_a_line_break_is_refused_without_showing_it(server: str) -> None:
+@pytest.mark.parametrize("tail", ["\r\nX: y", " caf\u00e9"])
+def test_a_header_value_that_cannot_be_sent_is_refused_without_showing_it(server: str, tail: str) -> None:
     with pytest.raises(errors.DriverError) as caught:
         LOAD.run(
-            LOAD.args.model_validate({"url": server, "headers": {"Authorization": SECRET + "\r\nX: y"}}),
+            LOAD.args.model_validate({"url": server, "headers": {"Authorization": SECRET + tail}}),
             ctx(),
         )
     assert "Authorization" in str(caught.value) and "s3cr3t" not in str(caught.value)
