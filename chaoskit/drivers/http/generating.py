@@ -315,8 +315,17 @@ class Connection:
             self._drop()  # bytes nobody asked for: the connection is out of step
             return
         self.received = True
-        self.buffer += data
         try:
+            if self.state == HEAD and not self.buffer:
+                # The usual case, a whole small answer in one read: parsed without buffering.
+                end = data.find(b"\r\n\r\n")
+                if end >= 0:
+                    self._head(data[: end + 2])
+                    data = data[end + 4 :]
+                    if self.state == BODY and self.busy and len(data) == self.remaining:
+                        self._complete()
+                        return
+            self.buffer += data
             self._parse()
         except RequestError as e:
             self._fail(e)
@@ -341,6 +350,39 @@ class Connection:
         if waiter is not None and not waiter.done():
             waiter.set_exception(error)
 
+    def _head(self, head: bytes) -> None:
+        """Take an answer's status line and headers: complete it when it has no body, else set
+        how its body is read. An interim answer (100 Continue) leaves the state as it was."""
+        if head[:5] != b"HTTP/" or len(head) < 12:
+            raise RequestError("protocol")
+        try:
+            status = int(head[9:12])
+        except ValueError:
+            raise RequestError("protocol") from None
+        if 100 <= status < 200 and status != 101:
+            return
+        lower = head.lower()
+        self.status = status
+        self.keep = (
+            b"\r\nconnection: close" not in lower
+            if head[5:8] != b"1.0"
+            else b"\r\nconnection: keep-alive" in lower
+        )
+        if self.target.head_only or status in (204, 304) or status < 200:
+            self._complete()
+        elif b"\r\ntransfer-encoding:" in lower and b"chunked" in lower:
+            self.state = CHUNK_SIZE
+        else:
+            at = lower.find(b"\r\ncontent-length:")
+            if at < 0:
+                self.state, self.keep = TO_EOF, False
+                return
+            try:
+                self.remaining = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
+            except ValueError:
+                raise RequestError("protocol") from None
+            self.state = BODY
+
     def _parse(self) -> None:
         buffer = self.buffer
         while self.busy:
@@ -353,35 +395,7 @@ class Connection:
                     return
                 head = bytes(buffer[: end + 2])
                 del buffer[: end + 4]
-                if head[:5] != b"HTTP/" or len(head) < 12:
-                    raise RequestError("protocol")
-                try:
-                    status = int(head[9:12])
-                except ValueError:
-                    raise RequestError("protocol") from None
-                if 100 <= status < 200 and status != 101:
-                    continue  # an interim answer (100 Continue): the real one follows
-                lower = head.lower()
-                self.status = status
-                self.keep = (
-                    b"\r\nconnection: close" not in lower
-                    if head[5:8] != b"1.0"
-                    else b"\r\nconnection: keep-alive" in lower
-                )
-                if self.target.head_only or status in (204, 304) or status < 200:
-                    self._complete()
-                elif b"\r\ntransfer-encoding:" in lower and b"chunked" in lower:
-                    self.state = CHUNK_SIZE
-                else:
-                    at = lower.find(b"\r\ncontent-length:")
-                    if at < 0:
-                        self.state, self.keep = TO_EOF, False
-                        continue
-                    try:
-                        self.remaining = int(lower[at + 17 : lower.index(b"\r\n", at + 2)])
-                    except ValueError:
-                        raise RequestError("protocol") from None
-                    self.state = BODY
+                self._head(head)
             elif state in (BODY, CHUNK_DATA):
                 if len(buffer) < self.remaining:
                     self.remaining -= len(buffer)
