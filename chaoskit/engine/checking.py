@@ -85,7 +85,9 @@ class Checks:
             self._bus.emit(events.RecoveryPolled(poll=poll, held=held, elapsed=elapsed, at=self._at()))
             poll += 1
             if held:
-                met = elapsed <= recovery.within
+                # ``within: 0s`` means "judge it once, right after the last revert" (as Chaos
+                # Toolkit does): holding at that first poll is recovery in time.
+                met = elapsed <= recovery.within or (poll == 1 and recovery.within == 0)
                 if not met:
                     self._findings.deviations.append(
                         f"recovered in {durations.format(elapsed)}, more than recovery.within "

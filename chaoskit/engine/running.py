@@ -444,7 +444,7 @@ class Runner:
             await self.book.revert_all()
             if self._method_started and not self.findings.failed and not self._stopped_early:
                 await self._until_stopped(self._after())
-            if self._method_started:
+            if self._rollbacks_due():
                 await self._section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
             if self._setup_started:
                 await self._section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
@@ -533,6 +533,18 @@ class Runner:
             self.findings.not_steady = "the steady state did not hold before: " + "; ".join(failed)
             return
         await self._method()
+
+    def _rollbacks_due(self) -> bool:
+        """Whether the rollbacks run, by the experiment's ``rollback_strategy``."""
+        strategy = self.plan.experiment.rollback_strategy
+        if strategy == "never":
+            return False
+        if strategy == "always":
+            return self._setup_started  # not after a veto: nothing ran that could need rolling back
+        if not self._method_started:
+            return False
+        deviated = bool(self.findings.deviations)
+        return {"deviated": deviated, "not-deviated": not deviated}.get(strategy, True)
 
     async def _preflight(self) -> bool:
         """Ask every preflight check; a "no" vetoes the run before anything (even setup) runs."""

@@ -182,3 +182,49 @@ def test_halt_watch_reports_an_unreadable_lever_once_and_does_not_halt(tmp_path:
     assert watch.check() is None and watch.check() is None
     assert len(watch.problems) == 1 and "can't be read" in watch.problems[0]
     asyncio.run(asyncio.sleep(0))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "deviates", "ran"),
+    [
+        ("method-started", True, True),
+        ("method-started", False, True),
+        ("never", True, False),
+        ("deviated", True, True),
+        ("deviated", False, False),
+        ("not-deviated", True, False),
+        ("not-deviated", False, True),
+    ],
+)
+def test_rollback_strategies_decide_when_rollbacks_run(
+    tmp_path: Path, strategy: str, deviates: bool, ran: bool
+) -> None:
+    fake = testing.FakeDriver()
+    fake.recovery_delay = 120.0 if deviates else 0.0
+    doc = _doc(
+        method=[{"name": "break", "fault": "fake.break", "with": {"targets": ["t1"]}}],
+        recovery={"within": "30s"},
+        rollback_strategy=strategy,
+    )
+    journal = testing.run_experiment(doc, [fake.driver()], state_dir=tmp_path)
+    assert journal.verdict is (journals.Verdict.DEVIATED if deviates else journals.Verdict.COMPLETED)
+    assert bool(journal.rollbacks) is ran
+
+
+def test_rollbacks_always_run_even_when_the_method_never_started(tmp_path: Path) -> None:
+    fake = testing.FakeDriver()
+    fake.applied.add("t0")  # not steady before
+    journal = testing.run_experiment(_doc(rollback_strategy="always"), [fake.driver()], state_dir=tmp_path)
+    assert journal.verdict is journals.Verdict.NOT_STEADY
+    assert [s.name for s in journal.rollbacks] == ["roll back"]
+
+
+def test_recovery_within_zero_judges_the_first_poll_once(tmp_path: Path) -> None:
+    held = testing.run_experiment(
+        _doc(method=[{"fault": "fake.break", "with": {"targets": ["t1"]}}], recovery={"within": "0s"}),
+        [testing.FakeDriver().driver()],
+        clock=running.RealClock(),
+        state_dir=tmp_path,
+    )
+    assert held.verdict is journals.Verdict.COMPLETED, held.reason
+    assert held.recovery is not None and held.recovery.polls == 1
