@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import click
@@ -221,13 +222,22 @@ def _with_rollback_strategy(plan: planning.Plan, flag: str, *, chaostoolkit: boo
 
 
 def _rescue(journal: journals.Journal, state_dir: Path) -> Path | None:
-    """Write the journal under the state directory; None when that fails too."""
-    path = state_dir / "journals" / f"{journal.run_id}.json"
-    try:
-        journals.write(journal, path)
-    except OSError:
-        return None
-    return path
+    """Write the journal where it can still go: under the state directory, else the temporary
+    directory (another file system, when the state dir's disk is full or read-only), else the
+    working directory. None when every one of them fails."""
+    name = f"{journal.run_id}.json"
+    places = [
+        state_dir / "journals" / name,
+        Path(tempfile.gettempdir()) / f"chaoskit-journal-{name}",
+        Path.cwd() / f"chaoskit-journal-{name}",
+    ]
+    for path in places:
+        try:
+            journals.write(journal, path)
+        except OSError:
+            continue
+        return path
+    return None
 
 
 TERMINATING = (
