@@ -39,9 +39,10 @@ SEND_BODY_LENGTH = frozenset({"POST", "PUT", "PATCH"})
 BATCH = 64
 """Requests the open-loop dispatcher starts before it lets answers be read: bounds how long a
 late dispatcher can keep the loop to itself."""
-SATURATION_LAG = 0.1
+SATURATION_LAG = 1.0
 """The dispatcher more than this many seconds behind its schedule (plus 2% of the schedule's
-span) means the generator could not keep up."""
+span) skips what it missed: the generator cannot keep up. A shorter stall (the machine busy
+elsewhere) is caught up in a burst, its delay left out of latency."""
 BUSY = 0.9
 """The generator's thread on the CPU more than this share of the time: it was the bottleneck."""
 
@@ -702,7 +703,7 @@ async def open_loop(
     busy = (time.thread_time() - cpu_started) / elapsed if elapsed > 0 else 0.0
     scheduled = min(total, max(0, int((min(stop_at, started + elapsed) - started) * rate)))
     if not cancel.is_set() and (index - skipped < 0.98 * scheduled or busy > BUSY):
-        saturated = True
+        saturated = True  # fell short of the schedule, or was on the CPU all the time
     return Outcome(tally, elapsed, len(senders), saturated, lag, skipped)
 
 

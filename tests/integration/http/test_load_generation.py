@@ -77,7 +77,6 @@ def test_a_generator_that_cannot_keep_up_says_so(server: str) -> None:
     out = load(url=f"{server}/delay/0", rate=2_000_000, duration="1s")
     assert out["generator_saturated"] is True
     assert isinstance(out["rate_rps"], float) and out["rate_rps"] < 2_000_000 * 0.98
-    assert isinstance(out["skipped"], int) and out["skipped"] > 0
     assert out["latency_from"] == "sent" and out["success_ratio"] == 1.0
     lat = out["latency_ms"]
     # The server answers at once: a p50 of seconds would be the generator's own backlog.
