@@ -230,9 +230,11 @@ def test_operator_run_once_out_of_cluster_starts_runs_and_marks_bad_specs_invali
 
 
 def test_every_manifest_passes_a_server_side_dry_run(cluster: Cluster, namespace: str, crds: None) -> None:
-    # The controller's namespace must exist for its namespaced objects to be judged.
-    if get(cluster, "/api/v1/namespaces/chaoskit-system") is None:
-        cluster.api.post("/api/v1/namespaces", {"metadata": {"name": "chaoskit-system"}}, what="test")
+    # The controller's namespace (and the halt lever's) must exist for their namespaced objects to
+    # be judged.
+    for name in ("chaoskit-system", "chaoskit"):
+        if get(cluster, f"/api/v1/namespaces/{name}") is None:
+            cluster.api.post("/api/v1/namespaces", {"metadata": {"name": name}}, what="test")
     done = kubectl("apply", "--dry-run=server", "-k", str(OPERATORS))
     assert done.returncode == 0, done.stderr
     assert "customresourcedefinition.apiextensions.k8s.io/chaosexperiments.chaoskit.io" in done.stdout
