@@ -408,3 +408,32 @@ def dry_run(planned: Plan, ctx: contract.RunContext) -> list[Touch]:
             continue
         touches.append(Touch(step.label, step.phase, fault.name, targets=targets))
     return touches
+
+
+def planned_duration(experiment: models.Experiment) -> float:
+    """Seconds the run is planned to take, from what the file states: pauses, probes' ``until.within``,
+    ramp holds and fault durations (a fault is held while later steps run; one without a duration
+    until the method ends), then ``recovery.within``; capped by ``max_duration``. Steps that state
+    no duration count as instant. GameDay schedules fit this inside their windows."""
+
+    def span(steps: Sequence[AnyStep]) -> float:
+        clock = end = 0.0
+        for step in steps:
+            if isinstance(step, models.PauseStep):
+                clock += step.pause
+            elif isinstance(step, models.ProbeStep) and step.until is not None and not step.background:
+                clock += step.until.within
+            elif isinstance(step, models.FaultStep):
+                if step.ramp is not None:
+                    clock += len(step.ramp.stages) * step.ramp.hold
+                end = max(end, clock + (step.duration or 0.0))
+        return max(end, clock)
+
+    total = (
+        span(experiment.setup)
+        + span(experiment.method)
+        + experiment.recovery.within
+        + span(experiment.rollbacks)
+        + span(experiment.teardown)
+    )
+    return total if experiment.max_duration is None else min(total, experiment.max_duration)
