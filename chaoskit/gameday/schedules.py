@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import itertools
+import math
 import random
+import statistics
 import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chaoskit import errors
+from chaoskit import durations, errors
 from chaoskit.durations import Duration
 
 MAX_CANDIDATES = 200_000
@@ -101,16 +104,43 @@ class Blackout(Model):
         return self.from_ <= day <= self.to
 
 
-class RandomMode(Model):
-    """Chaos-Monkey style: random run times, on average ``mean`` apart, never closer than ``min_interval``.
+class Per(enum.StrEnum):
+    """What ``random.mean`` counts."""
 
-    Draws that fall outside the windows or on a blackout are skipped, which lengthens the real mean.
-    """
+    WORKDAY = "workday"
+    """Eligible days (a day with a window, not on a blackout), as Chaos Monkey's
+    ``meanTimeBetweenKillsInWorkDays`` and kube-monkey's ``mtbf``: each eligible day runs with
+    probability 1/mean-in-days, at a uniformly random time inside that day's windows."""
+    WINDOW_TIME = "window_time"
+    """Continuous time in which a run may start (inside a window, off blackouts; all time without
+    windows): gaps are ``min_interval`` plus an exponential draw, both measured in that time."""
+
+
+class Fit(enum.StrEnum):
+    """What of a run must be inside a window."""
+
+    RUN = "run"
+    """The whole planned run (its faults' durations, pauses and recovery deadline): a run never
+    outlasts its window."""
+    START = "start"
+    """Only its start."""
+
+
+DAY = 86400.0
+
+
+class RandomMode(Model):
+    """Chaos-Monkey style: random run times, on average ``mean`` apart, never closer than ``min_interval``."""
 
     mean: Duration
-    """The average time between runs, e.g. ``2d``."""
+    """The average gap, in the unit ``per`` names: ``1d`` is one run per eligible day with
+    ``per: workday``, ``3h`` is one per three hours of window time with ``per: window_time``."""
     min_interval: Duration = 0.0
-    """Never two runs closer than this, e.g. ``4h``."""
+    """Never two runs closer than this (wall-clock time), e.g. ``4h``."""
+    per: Per | None = None
+    """``workday`` (the default when windows are given) or ``window_time`` (the default without)."""
+    max_per_day: int | None = Field(default=None, ge=1)
+    """At most this many runs start on one local date (Chaos Monkey: one per group per day)."""
 
     @model_validator(mode="after")
     def _sane(self) -> Self:
@@ -119,6 +149,12 @@ class RandomMode(Model):
         if self.min_interval > self.mean:
             raise ValueError(
                 f"random.min_interval ({self.min_interval:g}s) can't exceed random.mean ({self.mean:g}s)"
+            )
+        if self.per is Per.WORKDAY and self.mean < DAY:
+            raise ValueError(
+                f"random.mean ({durations.format(self.mean)}) is less than a day, but per: workday runs at "
+                "most once per eligible day; use a mean of 1d or more, or per: window_time for "
+                "several runs a day"
             )
         return self
 
@@ -141,6 +177,9 @@ class Schedule(Model):
     """A run the daemon could not start on time (it was down) still starts if at most this late."""
     seed: str | None = None
     """Seeds jitter and random draws; defaults to the plan's name."""
+    fit: Fit = Fit.RUN
+    """With windows: the whole planned run must end inside the window it starts in (``run``), or
+    only its start must be inside (``start``)."""
 
     @field_validator("timezone")
     @classmethod
@@ -171,7 +210,22 @@ class Schedule(Model):
             raise ValueError("a schedule needs exactly one of cron: or random:")
         if self.random is not None and self.jitter:
             raise ValueError("jitter applies to cron schedules; random mode is random already")
+        if self.random is not None and self.per is Per.WORKDAY and self.random.mean < DAY:
+            raise ValueError(
+                f"random.mean ({durations.format(self.random.mean)}) is less than a day, and with windows "
+                "random mode counts per: workday (at most one run per eligible day); use a mean of "
+                "1d or more, or set random.per: window_time for several runs a day"
+            )
         return self
+
+    @property
+    def per(self) -> Per | None:
+        """What ``random.mean`` counts; None for cron."""
+        if self.random is None:
+            return None
+        if self.random.per is not None:
+            return self.random.per
+        return Per.WORKDAY if self.windows else Per.WINDOW_TIME
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -187,6 +241,51 @@ class Schedule(Model):
             elif blackout == local.date():
                 return False
         return not self.windows or any(w.allows(local) for w in self.windows)
+
+    def blacked_out(self, day: dt.date) -> bool:
+        return any(b.covers(day) if isinstance(b, Blackout) else b == day for b in self.blackouts)
+
+    def spans(self, day: dt.date, duration: float = 0.0) -> list[tuple[dt.datetime, dt.datetime]]:
+        """When a run may start in the windows that open on ``day`` (local): UTC ``[start, end)``
+        pairs in order, cut at a blackout date, shortened by ``duration`` when the run must fit."""
+        if self.blacked_out(day):
+            return []
+        zone = self.zone
+        following = day + dt.timedelta(days=1)
+        midnight = _utc(dt.datetime.combine(following, dt.time(0, 0), zone))
+        raw: list[tuple[dt.datetime, dt.datetime]] = []
+        for window in self.windows or [Window()]:
+            if day.weekday() not in {d.number for d in window.days}:
+                continue
+            start = _utc(dt.datetime.combine(day, window.start, zone))
+            end_day = day if window.start < window.end else following
+            end = _utc(dt.datetime.combine(end_day, window.end, zone))
+            if end > midnight and self.blacked_out(following):
+                end = midnight
+            raw.append((start, end))
+        merged: list[tuple[dt.datetime, dt.datetime]] = []
+        for start, end in sorted(raw):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        # Without windows there is no end to fit before.
+        cut = dt.timedelta(seconds=duration if self.fit is Fit.RUN and self.windows else 0.0)
+        return [(start, end - cut) for start, end in merged if end - cut > start]
+
+    def fits(self, when: dt.datetime, duration: float = 0.0) -> bool:
+        """Whether a run planned to take ``duration`` seconds may start at ``when``: ``allows``, and
+        with ``fit: run`` it also ends inside the window it started in."""
+        if not self.allows(when):
+            return False
+        if not self.windows:
+            return True
+        day = when.astimezone(self.zone).date()
+        return any(
+            start <= when < end
+            for d in (day - dt.timedelta(days=1), day)
+            for start, end in self.spans(d, duration)
+        )
 
 
 @dataclass(frozen=True)
@@ -216,7 +315,14 @@ def _utc(when: dt.datetime) -> dt.datetime:
     return when.astimezone(dt.UTC)
 
 
-def _never(schedule: Schedule, after: dt.datetime) -> errors.UsageError:
+def _never(schedule: Schedule, after: dt.datetime, duration: float) -> errors.UsageError:
+    if duration and schedule.windows and schedule.fit is Fit.RUN:
+        return errors.UsageError(
+            f"the schedule never fires after {after.isoformat()}: no allowed start leaves the whole run "
+            f"(planned to take {durations.format(duration)}) inside its window "
+            f"(looked {HORIZON.days} days ahead)",
+            hint="widen windows:, shorten the experiments, or set schedule.fit: start",
+        )
     return errors.UsageError(
         f"the schedule never fires after {after.isoformat()}: cron/random times never fall inside "
         f"its windows outside its blackouts (looked {HORIZON.days} days ahead)",
@@ -224,12 +330,33 @@ def _never(schedule: Schedule, after: dt.datetime) -> errors.UsageError:
     )
 
 
-def next_fire(schedule: Schedule, after: dt.datetime, key: str) -> Fire:
-    """The first allowed run whose nominal time is strictly after ``after``."""
+def local_day(schedule: Schedule, when: dt.datetime) -> dt.date:
+    """The date of ``when`` in the schedule's time zone: what ``max_per_day`` counts by."""
+    return when.astimezone(schedule.zone).date()
+
+
+def next_fire(
+    schedule: Schedule, after: dt.datetime, key: str, *, duration: float = 0.0, started: int = 0
+) -> Fire:
+    """The first allowed run whose nominal time is strictly after ``after``.
+
+    ``duration`` is the run's planned length (fitted inside a window with ``fit: run``);
+    ``started`` is how many runs already started on ``after``'s local date (for ``max_per_day``).
+    """
+    return _next(schedule, after, key, duration=duration, started=started)[0]
+
+
+def _next(
+    schedule: Schedule, after: dt.datetime, key: str, *, duration: float, started: int
+) -> tuple[Fire, dt.date]:
+    """``next_fire`` and the day it counts for (the day its window opened)."""
     after = _utc(after)
     seed = schedule.seed or key
-    if schedule.random is not None:
-        return _next_random(schedule, schedule.random, after, seed)
+    mode = schedule.random
+    if mode is not None:
+        if schedule.per is Per.WORKDAY:
+            return _next_workday(schedule, mode, after, seed, duration)
+        return _next_window_time(schedule, mode, after, seed, duration=duration, started=started)
     croniter = _croniter()
     assert schedule.cron is not None
     times = croniter(schedule.cron, after.astimezone(schedule.zone))
@@ -239,34 +366,172 @@ def next_fire(schedule: Schedule, after: dt.datetime, key: str) -> Fire:
             break
         offset = random.Random(f"{seed}:jitter:{nominal.isoformat()}").uniform(0, schedule.jitter)
         at = nominal + dt.timedelta(seconds=round(offset))
-        if schedule.allows(at):
-            return Fire(nominal=nominal, at=at)
-    raise _never(schedule, after)
+        if schedule.fits(at, duration):
+            return Fire(nominal=nominal, at=at), local_day(schedule, at)
+    raise _never(schedule, after, duration)
 
 
-def _next_random(schedule: Schedule, mode: RandomMode, after: dt.datetime, seed: str) -> Fire:
-    # Each draw is seeded by the time it starts from, so the chain of draws is reproducible;
-    # a draw outside the windows becomes the base for the next one, which keeps min_interval.
-    spread = mode.mean - mode.min_interval
-    base = after
-    for _ in range(MAX_CANDIDATES):
-        rng = random.Random(f"{seed}:random:{base.isoformat()}")
-        gap = mode.min_interval + (rng.expovariate(1 / spread) if spread > 0 else 0.0)
-        candidate = base + dt.timedelta(seconds=max(round(gap), 1))
-        if candidate - after > HORIZON:
+def _pick(spans: list[tuple[dt.datetime, dt.datetime]], u: float) -> dt.datetime:
+    """The point a fraction ``u`` into the spans laid end to end, in whole seconds."""
+    total = sum((end - start).total_seconds() for start, end in spans)
+    left = float(math.floor(u * total))
+    for start, end in spans:
+        length = (end - start).total_seconds()
+        if left < length:
+            return start + dt.timedelta(seconds=left)
+        left -= length
+    return spans[-1][1] - dt.timedelta(seconds=1)
+
+
+def _clip(
+    spans: list[tuple[dt.datetime, dt.datetime]], low: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    return [(max(start, low), end) for start, end in spans if end > max(start, low)]
+
+
+def _next_workday(
+    schedule: Schedule, mode: RandomMode, after: dt.datetime, seed: str, duration: float
+) -> tuple[Fire, dt.date]:
+    # Each day's draw depends on the day alone, as Chaos Monkey decides each morning: a day runs
+    # with probability 1/mean, at a uniform time in its windows. A day whose draw is not after
+    # ``after`` is spent (it is the run we continue from, or it passed before we started), so one
+    # day never runs twice; a draw too close to the last run moves later in the same day.
+    chance = DAY / mode.mean
+    earliest = after + dt.timedelta(seconds=max(mode.min_interval, 1.0))
+    first = local_day(schedule, after) - dt.timedelta(days=1)
+    for offset in range(HORIZON.days + 2):
+        day = first + dt.timedelta(days=offset)
+        spans = schedule.spans(day, duration)
+        if not spans:
+            continue
+        if spans[0][0] - after > HORIZON:
             break
-        if schedule.allows(candidate):
-            return Fire(nominal=candidate, at=candidate)
-        base = candidate
-    raise _never(schedule, after)
+        rng = random.Random(f"{seed}:workday:{day.isoformat()}")
+        if rng.random() >= chance:
+            continue
+        u = rng.random()
+        when = _pick(spans, u)
+        if when <= after:
+            continue
+        if when < earliest:
+            later = _clip(spans, earliest)
+            if not later:
+                continue
+            when = _pick(later, u)
+        return Fire(nominal=when, at=when), day
+    raise _never(schedule, after, duration)
 
 
-def upcoming(schedule: Schedule, after: dt.datetime, key: str, count: int) -> list[Fire]:
-    """The next ``count`` runs after ``after``, in order."""
-    fires: list[Fire] = []
+def _next_window_time(
+    schedule: Schedule, mode: RandomMode, after: dt.datetime, seed: str, *, duration: float, started: int
+) -> tuple[Fire, dt.date]:
+    # The gap is drawn in window time (time a run may start), so restrictive windows don't
+    # stretch the mean; min_interval also holds in wall-clock time, which is never shorter.
+    rng = random.Random(f"{seed}:random:{after.isoformat()}")
+    spread = mode.mean - mode.min_interval
+    drawn = mode.min_interval + (rng.expovariate(1 / spread) if spread > 0 else 0.0)
+    need = float(max(math.floor(drawn), 1))
+    cursor = after
+    skip_through = local_day(schedule, after) if mode.max_per_day and started >= mode.max_per_day else None
+    first = local_day(schedule, after) - dt.timedelta(days=1)
+    for offset in range(HORIZON.days + 2):
+        day = first + dt.timedelta(days=offset)
+        for start, end in schedule.spans(day, duration):
+            if start - after > HORIZON:
+                raise _never(schedule, after, duration)
+            begin = max(start, cursor)
+            if end <= begin:
+                continue
+            if skip_through is not None and local_day(schedule, begin) <= skip_through:
+                # max_per_day is reached: the rest of that date is no window time for this draw.
+                midnight = _utc(
+                    dt.datetime.combine(skip_through + dt.timedelta(days=1), dt.time(0, 0), schedule.zone)
+                )
+                begin = max(begin, midnight)
+                if end <= begin:
+                    continue
+            available = (end - begin).total_seconds()
+            if need < available:
+                when = begin + dt.timedelta(seconds=need)
+                return Fire(nominal=when, at=when), day
+            need -= available
+            cursor = end
+    raise _never(schedule, after, duration)
+
+
+def upcoming(
+    schedule: Schedule, after: dt.datetime, key: str, count: int, *, duration: float = 0.0, started: int = 0
+) -> list[Fire]:
+    """The next ``count`` runs after ``after``, in order (``started`` as in ``next_fire``)."""
+    return [fire for fire, _ in _chain(schedule, after, key, count, duration=duration, started=started)]
+
+
+def _chain(
+    schedule: Schedule, after: dt.datetime, key: str, count: int, *, duration: float, started: int
+) -> list[tuple[Fire, dt.date]]:
+    out: list[tuple[Fire, dt.date]] = []
     cursor = after
     for _ in range(count):
-        fire = next_fire(schedule, cursor, key)
-        fires.append(fire)
+        fire, day = _next(schedule, cursor, key, duration=duration, started=started)
+        same_day = local_day(schedule, fire.nominal) == local_day(schedule, cursor)
+        started = started + 1 if same_day else 1
+        out.append((fire, day))
         cursor = fire.nominal
-    return fires
+    return out
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What a random schedule really produces over many runs."""
+
+    mean: float
+    """The mean gap between runs, in ``unit``."""
+    asked: float
+    """``random.mean`` in the same unit."""
+    unit: str
+    """``eligible days`` (per: workday) or ``hours of window time`` (per: window_time)."""
+    runs: int
+
+    def describe(self) -> str:
+        return (
+            f"effective mean over the next {self.runs} runs: one run per {self.mean:.2f} {self.unit} "
+            f"(random.mean asks for {self.asked:.2f})"
+        )
+
+
+def effective_mean(
+    schedule: Schedule,
+    after: dt.datetime,
+    key: str,
+    *,
+    duration: float = 0.0,
+    runs: int = 1000,
+    started: int = 0,
+) -> Effective | None:
+    """The mean gap over the next ``runs`` runs, in the unit ``random.mean`` counts; None for cron."""
+    if schedule.random is None:
+        return None
+    chain = _chain(schedule, after, key, runs + 1, duration=duration, started=started)
+    if schedule.per is Per.WORKDAY:
+        gaps = [
+            sum(1 for n in range(1, (b - a).days + 1) if schedule.spans(a + dt.timedelta(days=n), duration))
+            for (_, a), (_, b) in itertools.pairwise(chain)
+        ]
+        return Effective(statistics.fmean(gaps), schedule.random.mean / DAY, "eligible days", runs)
+    hours = [
+        window_time(schedule, a.nominal, b.nominal, duration) / 3600.0
+        for (a, _), (b, _) in itertools.pairwise(chain)
+    ]
+    return Effective(statistics.fmean(hours), schedule.random.mean / 3600.0, "hours of window time", runs)
+
+
+def window_time(schedule: Schedule, start: dt.datetime, end: dt.datetime, duration: float = 0.0) -> float:
+    """Seconds between ``start`` and ``end`` in which a run may start (what ``per: window_time`` counts)."""
+    total = 0.0
+    day = local_day(schedule, start) - dt.timedelta(days=1)
+    while day <= local_day(schedule, end):
+        for low, high in schedule.spans(day, duration):
+            overlap = (min(high, end) - max(low, start)).total_seconds()
+            total += max(overlap, 0.0)
+        day += dt.timedelta(days=1)
+    return total

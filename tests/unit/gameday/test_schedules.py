@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
+import itertools
 import statistics
 import zoneinfo
 
@@ -11,7 +13,7 @@ import pydantic
 import pytest
 from hypothesis import strategies as st
 
-from chaoskit import errors
+from chaoskit import durations, errors
 from chaoskit.gameday import schedules
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
@@ -91,9 +93,9 @@ def test_random_mode_keeps_the_minimum_interval_and_the_mean() -> None:
     assert schedules.upcoming(schedule, start, "monkey", 5) == fires[:5]
 
 
-def test_random_mode_respects_windows() -> None:
+def test_random_window_time_mode_respects_windows() -> None:
     schedule = make(
-        random={"mean": "3h", "min_interval": "1h"},
+        random={"mean": "3h", "min_interval": "1h", "per": "window_time"},
         timezone="Europe/Berlin",
         windows=[{"days": "weekdays", "start": "09:00", "end": "17:00"}],
     )
@@ -101,6 +103,132 @@ def test_random_mode_respects_windows() -> None:
     for fire in fires:
         when = fire.at.astimezone(BERLIN)
         assert when.weekday() < 5 and 9 <= when.hour < 17, when
+
+
+NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
+BUSINESS = [{"days": "weekdays", "start": "09:00", "end": "15:00"}]
+THANKSGIVING = {"from": "2026-11-26", "to": "2026-11-27"}
+YEAR_END = {"from": "2026-12-21", "to": "2027-01-01"}
+
+
+def eligible_days_between(earlier: dt.date, later: dt.date, blackouts: list[tuple[dt.date, dt.date]]) -> int:
+    """Weekdays off the blackouts in (earlier, later]: the test's own count, not the code's."""
+    days = (earlier + dt.timedelta(days=n) for n in range(1, (later - earlier).days + 1))
+    return sum(1 for d in days if d.weekday() < 5 and not any(a <= d <= b for a, b in blackouts))
+
+
+@pytest.mark.parametrize(
+    ("mean", "min_interval", "key"),
+    [("1d", "1h", "monkey"), ("2d", "4h", "checkout"), ("3d", "0s", "search"), ("36h", "1d", "cart")],
+)
+def test_random_mean_counts_eligible_days_like_chaos_monkey(mean: str, min_interval: str, key: str) -> None:
+    # The issue's measurement: mean 1d with weekday 09:00-15:00 windows gave one run per 3.9 work days.
+    schedule = make(
+        random={"mean": mean, "min_interval": min_interval},
+        timezone="America/New_York",
+        windows=BUSINESS,
+        blackouts=[THANKSGIVING, YEAR_END, "2027-07-05"],
+    )
+    assert schedule.per is schedules.Per.WORKDAY
+    blackouts = [
+        (dt.date(2026, 11, 26), dt.date(2026, 11, 27)),
+        (dt.date(2026, 12, 21), dt.date(2027, 1, 1)),
+        (dt.date(2027, 7, 5), dt.date(2027, 7, 5)),
+    ]
+    start = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
+    fires = schedules.upcoming(schedule, start, key, 1000)
+    days = [f.at.astimezone(NEW_YORK).date() for f in fires]
+    gaps = [eligible_days_between(a, b, blackouts) for a, b in itertools.pairwise(days)]
+    wanted = durations.parse(mean) / 86400
+    assert 0.9 * wanted <= statistics.fmean(gaps) <= 1.1 * wanted, statistics.fmean(gaps)
+    assert min(gaps) >= 1, "at most one run per eligible day"
+    for a, b in itertools.pairwise(fires):
+        assert (b.at - a.at).total_seconds() >= durations.parse(min_interval)
+    for fire in fires:
+        local = fire.at.astimezone(NEW_YORK)
+        assert local.weekday() < 5 and 9 <= local.hour < 15, local
+        assert not any(a <= local.date() <= b for a, b in blackouts), local
+    effective = schedules.effective_mean(schedule, start, key)
+    assert effective is not None and effective.unit == "eligible days"
+    assert effective.mean == pytest.approx(statistics.fmean(gaps), rel=0.02)
+
+
+def test_random_window_time_mean_counts_window_time() -> None:
+    schedule = make(
+        random={"mean": "3h", "min_interval": "1h", "per": "window_time"},
+        timezone="America/New_York",
+        windows=BUSINESS,
+        blackouts=[THANKSGIVING],
+    )
+    start = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
+    fires = schedules.upcoming(schedule, start, "monkey", 1000)
+
+    def business_hours(a: dt.datetime, b: dt.datetime) -> float:
+        # Walk the minutes between two fires and count those inside the window: slow, obvious.
+        a, b = a.astimezone(NEW_YORK), b.astimezone(NEW_YORK)
+        total, day = 0.0, a.date()
+        while day <= b.date():
+            if day.weekday() < 5 and not dt.date(2026, 11, 26) <= day <= dt.date(2026, 11, 27):
+                low = max(a, dt.datetime.combine(day, dt.time(9), NEW_YORK))
+                high = min(b, dt.datetime.combine(day, dt.time(15), NEW_YORK))
+                total += max((high - low).total_seconds(), 0.0)
+            day += dt.timedelta(days=1)
+        return total / 3600
+
+    gaps = [business_hours(a.at, b.at) for a, b in itertools.pairwise(fires)]
+    assert 0.9 * 3 <= statistics.fmean(gaps) <= 1.1 * 3, statistics.fmean(gaps)
+    assert all((b.at - a.at).total_seconds() >= 3600 for a, b in itertools.pairwise(fires))
+    effective = schedules.effective_mean(schedule, start, "monkey")
+    assert effective is not None and effective.unit == "hours of window time"
+    assert effective.mean == pytest.approx(statistics.fmean(gaps), rel=0.02)
+
+
+def test_a_run_fits_inside_its_window_unless_only_the_start_must() -> None:
+    # A 14:59 start would hold the fault past 15:00.
+    fields = {"cron": "59 14 * * *", "timezone": "America/New_York", "windows": BUSINESS}
+    start = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    with pytest.raises(errors.UsageError, match="planned to take 10m") as refused:
+        schedules.next_fire(make(**fields), start, "k", duration=600)
+    assert "schedule.fit: start" in refused.value.render()
+    assert schedules.next_fire(make(**fields), start, "k", duration=0).at.astimezone(NEW_YORK).hour == 14
+    loose = make(**fields, fit="start")
+    assert schedules.next_fire(loose, start, "k", duration=600).at.astimezone(NEW_YORK).minute == 59
+    monkey = make(random={"mean": "1d"}, timezone="America/New_York", windows=BUSINESS)
+    for fire in schedules.upcoming(monkey, start, "k", 300, duration=45 * 60):
+        end = (fire.at + dt.timedelta(minutes=45)).astimezone(NEW_YORK)
+        assert end.time() <= dt.time(15, 0) and end.date() == fire.at.astimezone(NEW_YORK).date()
+    assert any(
+        f.at.astimezone(NEW_YORK).time() > dt.time(14, 15)
+        for f in schedules.upcoming(monkey.model_copy(update={"fit": schedules.Fit.START}), start, "k", 300)
+    )
+
+
+def test_max_per_day_limits_runs_per_local_date() -> None:
+    fields = {
+        "random": {"mean": "1h", "per": "window_time"},
+        "timezone": "Europe/Berlin",
+        "windows": [{"days": "daily", "start": "09:00", "end": "17:00"}],
+    }
+    start = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+
+    def per_day(schedule: schedules.Schedule, started: int = 0) -> collections.Counter[dt.date]:
+        fires = schedules.upcoming(schedule, start, "k", 200, started=started)
+        return collections.Counter(f.at.astimezone(BERLIN).date() for f in fires)
+
+    assert max(per_day(make(**fields)).values()) > 2
+    limited = make(**{**fields, "random": {**fields["random"], "max_per_day": 2}})  # type: ignore[dict-item]
+    assert max(per_day(limited).values()) == 2
+    # Runs that already started on the first day count too.
+    assert per_day(limited, started=2)[dt.date(2026, 11, 2)] == 0
+
+
+def test_next_fire_from_a_fire_is_the_same_however_the_chain_got_there() -> None:
+    schedule = make(
+        random={"mean": "2d", "min_interval": "4h"}, timezone="America/New_York", windows=BUSINESS
+    )
+    fires = schedules.upcoming(schedule, dt.datetime(2026, 11, 2, tzinfo=dt.UTC), "k", 20)
+    for a, b in itertools.pairwise(fires):
+        assert schedules.next_fire(schedule, a.nominal, "k") == b
 
 
 def test_a_schedule_that_can_never_fire_says_so() -> None:
@@ -118,6 +246,11 @@ def test_a_schedule_that_can_never_fire_says_so() -> None:
         ({"cron": "0 10 * * *", "random": {"mean": "1h"}}, "exactly one of cron: or random:"),
         ({"random": {"mean": "1h", "min_interval": "2h"}}, "can't exceed"),
         ({"random": {"mean": "1h"}, "jitter": "5m"}, "jitter applies to cron"),
+        ({"random": {"mean": "12h"}, "windows": [{"days": "daily"}]}, "per: window_time"),
+        ({"random": {"mean": "12h", "per": "workday"}}, "per: window_time"),
+        ({"random": {"mean": "1d", "max_per_day": 0}}, "greater than or equal to 1"),
+        ({"random": {"mean": "1d", "per": "weekly"}}, "'workday' or 'window_time'"),
+        ({"cron": "0 10 * * *", "fit": "end"}, "'run' or 'start'"),
         ({"cron": "0 10 * * *", "windows": [{"days": "workdays"}]}, "unknown day group"),
         ({"cron": "0 10 * * *", "blackouts": [{"from": "2026-12-31", "to": "2026-12-01"}]}, "from <= to"),
     ],
