@@ -4,9 +4,13 @@ the verdict, from the run's events (already redacted). Only what a person watchi
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
+from collections.abc import Mapping
 from datetime import datetime
 
+from pydantic import JsonValue
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.markup import escape
@@ -14,7 +18,7 @@ from rich.text import Text
 
 from chaoskit import durations
 from chaoskit.engine import events, journals, phases, planning
-from chaoskit.spec import models
+from chaoskit.spec import models, paths
 
 PHASES = {
     phases.Phase.PREFLIGHT: "preflight",
@@ -37,9 +41,150 @@ VERDICT_STYLE = {
 }
 
 
-def _short(value: object, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+UNITS = {"_ms": "ms", "_s": "s", "_seconds": "s", "_pct": "%", "_percent": "%", "_bytes": "B"}
+"""What a path segment's suffix says about its unit (``latency_ms.p99`` is in ms)."""
+
+_OPS = re.compile(r" and (?=(?:equals|below|above|between|in|matches|accepted by) )")
+"""Where one ``expect``'s phrases join (``below 200 and above 0``); ``between A and B`` keeps its
+own ``and``."""
+_OP = re.compile(r"(equals|below|above|between|in|matches|accepted by) (.*)", re.DOTALL)
+_BETWEEN = re.compile(r"(\S+) and (\S+)")
+STOPPED = {
+    "cancelled": "cancelled: the run stopped while it ran",
+    "skipped": "skipped: the run stopped before it",
+}
+"""What a step that did not run to its end says, by status (a newer engine may add ``skipped``)."""
+SYMBOLS = {"equals": "=", "below": "<", "above": ">"}
+
+
+def _unit(path: str) -> str:
+    for segment in reversed(path.split(".")):
+        for suffix, unit in UNITS.items():
+            if segment.endswith(suffix):
+                return unit
+    return ""
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _number(value: float, unit: str = "") -> str:
+    """A measured number as a person reads it: 182.4 ms, 0.996, 12; never ``182.43700000001``."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        text = str(int(value))
+    elif abs(value) >= 100:
+        text = f"{value:.1f}"
+    elif abs(value) >= 1:
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+    else:
+        text = f"{value:.3g}"
+    return f"{text}%" if unit == "%" else f"{text} {unit}".rstrip()
+
+
+def _shown(value: JsonValue, unit: str = "", width: int = 60) -> str:
+    """A judged value: numbers with their unit, text quoted, anything else as compact JSON."""
+    if _is_number(value):
+        assert isinstance(value, int | float)
+        return _number(value, unit)
+    text = repr(value) if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _bound(text: str, unit: str) -> str:
+    """A bound as the expectation phrased it (``200``), with the path's unit (``200 ms``)."""
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return _number(number, unit) if math.isfinite(number) else text
+
+
+def _comparison(op: str, unit: str) -> str:
+    """``below 200`` → ``< 200 ms``; ``between 0.99 and 1`` → ``in [0.99, 1]``."""
+    match = _OP.fullmatch(op)
+    if match is None:
+        return op
+    word, rest = match.groups()
+    if word in SYMBOLS:
+        return f"{SYMBOLS[word]} {_bound(rest, unit)}"
+    if word == "between" and (pair := _BETWEEN.fullmatch(rest)):
+        return f"in [{_bound(pair[1], unit)}, {_bound(pair[2], unit)}]"
+    return op
+
+
+def _judged(record: journals.CheckRecord) -> list[str]:
+    """Each ``expect`` as what it judged: ``latency_ms.p99 182.4 ms < 200 ms ✓``.
+
+    The record keeps each expectation in words (``latency_ms.p99 below 200``: the path, then what
+    it must be) and the probe's whole output, so the value at each path is looked up again here;
+    which expectations failed is read from the message the check wrote."""
+    parts = []
+    for phrase in record.expected:
+        where, _, rest = phrase.partition(" ")
+        ops = _OPS.split(rest)
+        failed = not record.ok and (
+            f"expected {phrase}," in record.message
+            or f"expected {phrase} " in record.message
+            or any(f"expected {where} {op}," in record.message for op in ops)
+        )
+        mark = "[red]✗[/]" if failed else "[green]✓[/]"
+        if rest.startswith("$"):  # a JSONPath: its matches are a list, the phrase says it best
+            parts.append(f"{escape(phrase)} {mark}")
+            continue
+        try:
+            value = record.value if where == "output" else paths.lookup(record.value, paths.parse(where))
+        except ValueError:  # the path is not there (the message says what is) or not a path
+            parts.append(f"{escape(phrase)} {mark}")
+            continue
+        unit = _unit(where)
+        judged = " and ".join(_comparison(op, unit) for op in ops)
+        parts.append(f"{escape(f'{where} {_shown(value, unit)}')} {escape(judged)} {mark}")
+    return parts
+
+
+def _load_summary(value: Mapping[str, JsonValue]) -> str | None:
+    """An ``http.load`` output in a few words: how many requests and which errors, by kind."""
+    requests, kinds = value.get("requests"), value.get("errors")
+    if not isinstance(requests, int) or not isinstance(kinds, dict):
+        return None
+    counts = {str(k): n for k, n in kinds.items() if isinstance(n, int) and n}
+    if not counts:
+        return f"{requests} requests, none failed"
+    failed = sum(counts.values())
+    by_kind = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"{failed} of {requests} requests failed: {by_kind}"
+
+
+def _recorded(value: JsonValue) -> str:
+    """A probe without ``expect``: what it saw, in brief (the journal keeps all of it)."""
+    if not isinstance(value, dict):
+        return f"{_shown(value)}  [dim](not judged)[/]"
+    parts = []
+    if (load := _load_summary(value)) is not None:
+        parts.append(load)
+        latency = value.get("latency_ms")
+        if isinstance(latency, dict):
+            for key in ("p50", "p99"):
+                if isinstance(n := latency.get(key), int | float) and _is_number(n):
+                    parts.append(f"{key} {_number(n, 'ms')}")
+    else:
+        scalars = [(k, v) for k, v in value.items() if _is_number(v) or isinstance(v, bool)]
+        parts += [f"{k} {_shown(v, _unit(k))}" for k, v in scalars[:4]]
+    shown = escape(" · ".join(parts)) if parts else ""
+    return f"{shown}  [dim](not judged; all of it is in the journal)[/]".lstrip()
+
+
+def _detail(record: journals.CheckRecord) -> str:
+    """What a check line says after its name: each judged value, or why the probe gave none."""
+    if record.error is not None:
+        return escape(record.message or record.error)
+    if not record.expected:
+        return _recorded(record.value)
+    parts = _judged(record)
+    if isinstance(record.value, dict) and (load := _load_summary(record.value)) is not None:
+        parts.append(escape(load))
+    return " · ".join(parts)
 
 
 class _Timers:
@@ -189,20 +334,23 @@ class LiveConsole:
         self._print(f"  [{style}]undone:[/] {what}{pid} [{style}]({record.outcome.value}){error}[/]")
 
     def _step(self, record: journals.StepRecord) -> None:
-        if record.kind is phases.StepKind.PROBE:
-            return  # its check line says it all
+        stopped = STOPPED.get(record.status.value)
+        if record.kind is phases.StepKind.PROBE and stopped is None:
+            return  # its check line says it all (a probe stopped midway has none)
         took = durations.format((record.ended - record.started).total_seconds())
         marks = {
             journals.StepStatus.OK: "[green]✓[/]",
             journals.StepStatus.FAILED: "[yellow]✗[/]",
             journals.StepStatus.ERROR: "[red]✗[/]",
-            journals.StepStatus.CANCELLED: "[dim]■[/]",
         }
+        mark = marks.get(record.status, "[dim]■[/]")
         background = " [dim](background)[/]" if record.background else ""
         what = record.name if record.name == record.activity else f"{record.name} [dim]{record.activity}[/]"
         error = f": {escape(record.error)}" if record.error else ""
         status = "" if record.status is journals.StepStatus.OK else f" {record.status.value}"
-        self._print(f"  {marks[record.status]} {what}{background} [dim]{took}[/]{status}{error}")
+        if stopped is not None:
+            status = f" [yellow]{stopped}[/]"
+        self._print(f"  {mark} {what}{background} [dim]{took}[/]{status}{error}")
 
     def _check(self, record: journals.CheckRecord) -> None:
         if record.phase in {phases.Phase.GUARD, phases.Phase.AFTER} and record.ok:
@@ -220,7 +368,7 @@ class LiveConsole:
                 polling = f"  [dim](held at poll {record.poll + 1})[/]"
         mark = "[green]✓[/]" if record.ok else "[red]✗[/]"
         guard = "guard " if record.phase is phases.Phase.GUARD else ""
-        detail = escape(record.message) if not record.ok else escape(_short(record.value))
+        detail = _detail(record)
         self._print(f"  {mark} {guard}{escape(record.step)} [dim]{record.activity}[/]  {detail}{polling}")
 
 

@@ -58,7 +58,7 @@ def test_a_failed_check_says_expected_and_got() -> None:
     with rendering.LiveConsole(console, live=False) as live:
         testing.run_experiment(doc, drivers=[fake.driver()], clock=fake.clock, subscribers=[live])
     text = out.getvalue()
-    assert "✗ up fake.status  expected status equals 200, got 503" in text
+    assert "✗ up fake.status  status 503 = 200 ✗" in text
     assert "not_steady (exit 3)" in text
 
 
@@ -92,11 +92,11 @@ def test_a_probe_with_until_shows_its_first_miss_then_how_it_ended() -> None:
     lines = out.getvalue().splitlines()
     seen = [line for line in lines if "seen fake.value" in line]
     assert seen == [
-        "  ✗ seen fake.value  expected output equals true, got false  (polling until it holds)",
-        "  ✓ seen fake.value  true  (held at poll 4)",
+        "  ✗ seen fake.value  output false = true ✗  (polling until it holds)",
+        "  ✓ seen fake.value  output true = true ✓  (held at poll 4)",
     ]
     never = [line for line in lines if "never" in line]
     assert never == [
-        "  ✗ never fake.value  expected output equals true, got false  (polling until it holds)",
+        "  ✗ never fake.value  output false = true ✗  (polling until it holds)",
         "  never: did not hold within 5s (6 polls)",
     ]
