@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -31,9 +32,9 @@ from chaoskit.spec import templates
     "--journal",
     "journal_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("chaoskit-journal.json"),
-    show_default=True,
-    help="Where to write the journal.",
+    default=None,
+    help="Write the journal exactly here [default: ./chaoskit-journal-RUN_ID.json, one per run, "
+    "and a copy as ./chaoskit-journal.json, the newest].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 @click.option(
@@ -93,7 +94,7 @@ def command(
     variables: tuple[str, ...],
     var_files: tuple[Path, ...],
     dry_run: bool,
-    journal_path: Path,
+    journal_path: Path | None,
     quiet: bool,
     output: str,
     seed: int | None,
@@ -121,7 +122,9 @@ def command(
     if rollback_strategy is not None:
         plan = _with_rollback_strategy(plan, rollback_strategy, chaostoolkit=loaded.kind == "chaostoolkit")
     if not dry_run:
-        options.check_writable("--journal", journal_path)
+        if journal_path is None:
+            _check_latest()
+        options.check_writable("--journal", journal_path or LATEST)
         options.check_writable("--junit", junit_path)
         options.check_writable("--report", report_path)
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
@@ -179,16 +182,22 @@ def command(
     if telemetry is not None:
         telemetry.finish(warn=warn)
     exit_code = journal.exit_code
-    written: Path | None = journal_path
+    path = journal_path or own_journal(journal.run_id)
+    written: Path | None = path
     try:
-        journals.write(journal, journal_path)
+        journals.write(journal, path)
     except OSError as e:
         # The run is over and its faults are reverted; CI must still not mistake this for a pass,
         # and the journal is not thrown away: it goes to the state directory instead.
         written = _rescue(journal, root)
         saved = f"; saved it as {written} instead" if written else ""
-        warn(f"error: can't write the journal {journal_path}: {e.strerror or e}{saved}")
+        warn(f"error: can't write the journal {path}: {e.strerror or e}{saved}")
         exit_code = int(errors.ExitCode.ERROR)
+    else:
+        if journal_path is None and not _update_latest(journal, warn):
+            # A stale chaoskit-journal.json would let `chaoskit gate chaoskit-journal.json` judge
+            # an older run: this run must not pass for a success.
+            exit_code = int(errors.ExitCode.ERROR)
     outputs.after_run(
         journal,
         state_dir=root,
@@ -204,8 +213,46 @@ def command(
     if output == "json":
         sys.stdout.write(journals.dumps(journal))
     elif not quiet and written is not None:
-        console.print(f"[dim]journal: {written} · run {journal.run_id}[/]", highlight=False)
+        newest = f" (the newest: {LATEST})" if written == path and journal_path is None else ""
+        console.print(f"[dim]journal: {written}{newest} · run {journal.run_id}[/]", highlight=False)
     sys.exit(exit_code)
+
+
+LATEST = Path("chaoskit-journal.json")
+"""Without ``--journal``: a copy of the newest run's journal in the working directory, the path
+``chaoskit gate``, ``chaoskit report`` and CI read; each run's own file stays beside it."""
+
+
+def own_journal(run_id: str) -> Path:
+    """Without ``--journal``: the run's own journal, so that runs in a row never overwrite each
+    other's (run ids start with the time, so the files sort oldest first)."""
+    return Path(f"chaoskit-journal-{run_id}.json")
+
+
+def _check_latest() -> None:
+    """Refuse (exit 2) to start when ``chaoskit-journal.json`` is a link or not a file: it is
+    replaced, never written through, and a run whose newest journal can't go there exits 4."""
+    if LATEST.is_symlink() or (LATEST.exists() and not LATEST.is_file()):
+        kind = "a symlink" if LATEST.is_symlink() else "not a regular file"
+        raise errors.UsageError(
+            f"{LATEST.absolute()} is {kind}; without --journal chaoskit replaces it with a copy of the "
+            "newest run's journal",
+            hint=f"move {LATEST} away, or pass --journal PATH",
+        )
+
+
+def _update_latest(journal: journals.Journal, warn: Callable[[str], None]) -> bool:
+    """Copy the journal to ``chaoskit-journal.json`` (atomically: a reader sees the previous run's
+    or this one's). A copy, not a symlink: output paths refuse symlinks, and CI uploads it whole."""
+    try:
+        journals.write(journal, LATEST)
+    except OSError as e:
+        warn(
+            f"error: can't update {LATEST} (the newest run's journal): {e.strerror or e}; "
+            f"this run's journal is {own_journal(journal.run_id)}"
+        )
+        return False
+    return True
 
 
 def _with_rollback_strategy(plan: planning.Plan, flag: str, *, chaostoolkit: bool) -> planning.Plan:

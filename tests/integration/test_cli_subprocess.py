@@ -182,3 +182,70 @@ def test_the_quickstart_on_a_taken_port_suggests_var_not_the_demos_flags(tmp_pat
     assert "--var port=N" in output
     assert "--port N" not in output and "--api-port" not in output
     assert "Traceback" not in output
+
+
+def test_runs_in_a_row_each_keep_their_journal_and_the_newest_is_chaoskit_journal_json(
+    tmp_path: Path,
+) -> None:
+    path = _experiment(
+        tmp_path,
+        """
+        title: twice
+        steady_state:
+          - probe: process.command
+            with: {argv: ["true"]}
+            expect: {path: exit_code, equals: 0}
+        """,
+    )
+    state = str(tmp_path / "s")
+    ids = []
+    for _ in range(2):
+        result = _chaoskit("run", str(path), "--state-dir", state, cwd=tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+        latest = json.loads((tmp_path / "chaoskit-journal.json").read_text())
+        ids.append(latest["run_id"])
+        assert f"journal: chaoskit-journal-{latest['run_id']}.json (the newest: chaoskit-journal.json)" in (
+            result.stdout
+        )
+    assert ids[0] != ids[1]
+    own = sorted(tmp_path.glob("chaoskit-journal-*.json"))
+    assert [p.name for p in own] == [f"chaoskit-journal-{i}.json" for i in ids]
+    assert [json.loads(p.read_text())["run_id"] for p in own] == ids  # neither overwrote the other
+    assert not (tmp_path / "chaoskit-journal.json").is_symlink()
+
+    history = _chaoskit("history", "--state-dir", state, "--output", "json")
+    rows = {row["run_id"]: row["journal"] for row in json.loads(history.stdout)}
+    assert rows == {i: str(tmp_path / f"chaoskit-journal-{i}.json") for i in ids}
+
+    # --journal PATH writes exactly PATH, and leaves the newest-run copy alone.
+    explicit = tmp_path / "mine.json"
+    result = _chaoskit("run", str(path), "--state-dir", state, "--journal", str(explicit), cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(explicit.read_text())["run_id"] not in ids
+    assert json.loads((tmp_path / "chaoskit-journal.json").read_text())["run_id"] == ids[1]
+    assert len(list(tmp_path.glob("chaoskit-journal-*.json"))) == 2
+
+
+def test_a_symlink_at_chaoskit_journal_json_is_refused_before_the_run_and_left_alone(
+    tmp_path: Path,
+) -> None:
+    path = _experiment(
+        tmp_path,
+        """
+        title: linked
+        steady_state:
+          - probe: process.command
+            with: {argv: ["true"]}
+            expect: {path: exit_code, equals: 0}
+        """,
+    )
+    target = tmp_path / "elsewhere.json"
+    target.write_text("precious\n")
+    (tmp_path / "chaoskit-journal.json").symlink_to(target)
+    result = _chaoskit("run", str(path), "--state-dir", str(tmp_path / "s"), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "chaoskit-journal.json is a symlink" in result.stderr
+    assert "pass --journal PATH" in result.stderr
+    assert target.read_text() == "precious\n"
+    assert (tmp_path / "chaoskit-journal.json").is_symlink()
+    assert not list(tmp_path.glob("chaoskit-journal-*.json"))
