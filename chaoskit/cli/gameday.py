@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from chaoskit import errors, metrics, wording
+from chaoskit import durations, errors, metrics, wording
 from chaoskit.cli import options
 from chaoskit.drivers import registry
 from chaoskit.engine import halts, ledgers
@@ -151,6 +151,17 @@ def _schedule_of(loaded: plans.Loaded, plan: Path) -> schedules.Schedule | None:
     return loaded.plan.schedule
 
 
+def _duration_of(loaded: plans.Loaded, schedule: schedules.Schedule) -> float:
+    """The plan's planned length when runs must fit their windows, else 0 (a bad experiment: exit 2)."""
+    if schedule.fit is not schedules.Fit.RUN or not schedule.windows:
+        return 0.0
+    try:
+        return plans.planned_duration(loaded)
+    except errors.ChaoskitError as e:
+        _fail(e)
+        raise AssertionError("unreachable") from e
+
+
 def _serve_metrics(port: int | None, say: Any) -> tuple[metrics.Metrics | None, metrics.Serving | None]:
     """chaoskit's metrics for every run this command makes, served for as long as it runs."""
     if port is None:
@@ -281,6 +292,7 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
     root = ledgers.state_dir(state_dir)
     outputs = {"report": report, "markdown": markdown, "junit": junit}
     _check_outputs(journal_dir, outputs)
+    duration = _duration_of(loaded, schedule)
 
     try:
         telemetry, serving = _serve_metrics(metrics_port, log.info)
@@ -302,7 +314,9 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
 
     log.info("scheduling %s (%s) from %s", loaded.key, loaded.plan.title, plan)
     try:
-        scheduling.Scheduler(schedule, loaded.key, root, fire, stop=stop).serve(max_fires=max_runs)
+        scheduling.Scheduler(schedule, loaded.key, root, fire, stop=stop, duration=duration).serve(
+            max_fires=max_runs
+        )
     except errors.ChaoskitError as e:
         _fail(e)
     finally:
@@ -329,6 +343,10 @@ def validate_command(plan: Path) -> None:
     )
 
 
+EFFECTIVE_RUNS = 1000
+"""How many future runs ``gameday next`` averages to show the effective mean."""
+
+
 @command.command(name="next")
 @click.argument("plan", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=click.IntRange(1, 1000), default=5, show_default=True)
@@ -338,32 +356,42 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
     """Print the plan's next fire times, as the daemon will pick them.
 
     Random mode continues from the daemon's last fire (or its first start); before the daemon ever
-    ran the plan, the times shown start from now and change from call to call.
+    ran the plan, the times shown start from now and change from call to call. Under the times,
+    random mode shows the mean gap the schedule really produces over the next 1000 runs, in the
+    unit random.mean counts (eligible days, or hours of window time).
     """
     loaded = _load(plan)
     schedule = _schedule_of(loaded, plan)
     if schedule is None:
         return
+    duration = _duration_of(loaded, schedule)
     now = dt.datetime.now(dt.UTC)
     root = ledgers.state_dir(state_dir)
     after = now
+    started = 0
     if (root / scheduling.DB_NAME).exists():
         states = scheduling.States(root)
         try:
             resume = states.resume_point(loaded.key)
+            if resume is not None:
+                # Random draws chain from the last fire; cron times are simply the next ones from now.
+                after = resume if schedule.random is not None else max(now, resume)
+            started = states.started_on(loaded.key, schedule, after)
         finally:
             states.close()
-        if resume is not None:
-            # Random draws chain from the last fire; cron times are simply the next ones from now.
-            after = resume if schedule.random is not None else max(now, resume)
     fires: list[schedules.Fire] = []
     try:
         # Fires the daemon missed while it was down are its business (run late or recorded as missed).
         while len(fires) < count:
-            fire = schedules.next_fire(schedule, after, loaded.key)
+            fire = schedules.next_fire(schedule, after, loaded.key, duration=duration, started=started)
+            same_day = schedules.local_day(schedule, fire.nominal) == schedules.local_day(schedule, after)
+            started = started + 1 if same_day else 1
             after = fire.nominal
             if fire.at > now:
                 fires.append(fire)
+        effective = schedules.effective_mean(
+            schedule, fires[0].nominal, loaded.key, duration=duration, runs=EFFECTIVE_RUNS
+        )
     except errors.ChaoskitError as e:
         _fail(e)
         return
@@ -375,3 +403,7 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
     for f in fires:
         local = f.at.astimezone(schedule.zone)
         click.echo(f"{local:%a %Y-%m-%d %H:%M:%S %Z}  ({f.at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ})")
+    if duration:
+        click.echo(f"each run ends inside its window (planned to take {durations.format(duration)})")
+    if effective is not None:
+        click.echo(effective.describe())

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, JsonValue, Tag
 
 from chaoskit import errors
 from chaoskit.durations import Duration
+from chaoskit.engine import planning
 from chaoskit.gameday import schedules
 from chaoskit.spec import loading, models, suggestions
 
@@ -234,3 +235,28 @@ def _render(at: tuple[int | str, ...]) -> str:
 
 def _dedupe(problems: list[errors.Problem]) -> list[errors.Problem]:
     return list(dict.fromkeys(problems))
+
+
+def planned_duration(loaded: Loaded) -> float:
+    """Seconds a GameDay of the plan is planned to take: its stages one after another, each as
+    long as its longest experiment (``planning.planned_duration``, what ``--dry-run`` shows).
+    Raises ``errors.SpecError`` for an experiment that does not load."""
+    total = 0.0
+    problems: list[errors.Problem] = []
+    for group in loaded.plan.groups():
+        longest = 0.0
+        for ref in group:
+            try:
+                experiment = loading.load(
+                    loaded.resolve(ref.file),
+                    variables={**loaded.plan.vars, **ref.vars},
+                    var_files=[loaded.resolve(f) for f in ref.var_files],
+                )
+            except errors.SpecError as e:
+                problems.extend(e.problems)
+                continue
+            longest = max(longest, planning.planned_duration(experiment.experiment))
+        total += longest
+    if problems:
+        raise errors.SpecError(problems)
+    return total

@@ -212,6 +212,16 @@ class States:
             abandoned.extend(r for r in self.fires(key) if r.nominal == fire.nominal)
         return abandoned
 
+    def started_on(self, key: str, schedule: schedules.Schedule, when: dt.datetime) -> int:
+        """How many runs of the plan started on ``when``'s local date (for ``max_per_day``)."""
+        day = schedules.local_day(schedule, when)
+        ran = {FireStatus.STARTED, FireStatus.FINISHED, FireStatus.FAILED, FireStatus.ABANDONED}
+        return sum(
+            1
+            for r in self.fires(key)
+            if r.status in ran and schedules.local_day(schedule, r.started or r.at) == day
+        )
+
     def fires(self, key: str) -> list[FireRecord]:
         rows = self._db.execute(
             "SELECT key, nominal, at, status, started, finished, verdict, score, detail FROM fires"
@@ -278,6 +288,7 @@ class Scheduler:
         clock: Clock | None = None,
         stop: threading.Event | None = None,
         halt: Callable[[], halts.Halt | None] | None = None,
+        duration: float = 0.0,
     ) -> None:
         self.schedule = schedule
         self.key = key
@@ -287,6 +298,8 @@ class Scheduler:
         self.stop = stop or threading.Event()
         self.halt = halt or halts.Watch(state_dir).check
         """Asked before each fire: a run due while halted is skipped (and recorded as such)."""
+        self.duration = duration
+        """The plan's planned length in seconds: with ``fit: run`` each run ends inside its window."""
 
     def serve(self, max_fires: int | None = None) -> None:
         """The daemon loop. Returns when ``stop`` is set (between runs) or after ``max_fires`` fires."""
@@ -301,7 +314,13 @@ class Scheduler:
             handled = 0
             while not self.stop.is_set() and (max_fires is None or handled < max_fires):
                 anchor = states.anchor(self.key, self.clock.now())
-                fire = schedules.next_fire(self.schedule, anchor, self.key)
+                fire = schedules.next_fire(
+                    self.schedule,
+                    anchor,
+                    self.key,
+                    duration=self.duration,
+                    started=states.started_on(self.key, self.schedule, anchor),
+                )
                 now = self.clock.now()
                 if now < fire.at:
                     log.info("next run of %s at %s", self.key, _show(fire.at, self.schedule))
@@ -318,7 +337,13 @@ class Scheduler:
     def _handle(self, states: States, fire: schedules.Fire) -> None:
         now = self.clock.now()
         late = (now - fire.at).total_seconds()
-        following = schedules.next_fire(self.schedule, fire.nominal, self.key)
+        following = schedules.next_fire(
+            self.schedule,
+            fire.nominal,
+            self.key,
+            duration=self.duration,
+            started=states.started_on(self.key, self.schedule, fire.nominal) + 1,
+        )
         if following.at <= now:
             states.claim(self.key, fire, FireStatus.COALESCED, now, "a later run was due too")
             log.info("skipping run due %s: a later one is due as well", _show(fire.at, self.schedule))
@@ -327,8 +352,14 @@ class Scheduler:
             states.claim(self.key, fire, FireStatus.MISSED, now, f"{late:.0f}s late, over misfire_grace")
             log.warning("missed run due %s: %.0fs late", _show(fire.at, self.schedule), late)
             return
-        if late > 0 and not self.schedule.allows(now):
-            states.claim(self.key, fire, FireStatus.MISSED, now, "late, and outside the allowed windows now")
+        if late > 0 and not self.schedule.fits(now, self.duration):
+            states.claim(
+                self.key,
+                fire,
+                FireStatus.MISSED,
+                now,
+                "late, and now outside the windows or too late to end inside one",
+            )
             log.warning("missed run due %s: now outside the allowed windows", _show(fire.at, self.schedule))
             return
         halt = self.halt()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
+import itertools
+import statistics
 import subprocess
 import sys
 import threading
+import zoneinfo
 from pathlib import Path
 
+from chaoskit.engine import halts
 from chaoskit.gameday import schedules, scheduling
 
 START = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
@@ -188,3 +193,88 @@ def test_stop_ends_the_daemon_between_runs(tmp_path: Path) -> None:
     scheduling.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock, stop=stop).serve()
     assert len(run.runs) == 2
     assert statuses(tmp_path) == [("09:00", "finished"), ("10:00", "finished")]
+
+
+NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
+BUSINESS = [{"days": "weekdays", "start": "09:00", "end": "15:00"}]
+
+
+def test_the_daemon_in_chaos_monkey_mode_runs_once_per_mean_work_days_and_inside_the_window(
+    tmp_path: Path,
+) -> None:
+    schedule = schedules.Schedule.model_validate(
+        {
+            "random": {"mean": "2d", "min_interval": "1h"},
+            "timezone": "America/New_York",
+            "windows": BUSINESS,
+            "blackouts": [{"from": "2026-12-21", "to": "2027-01-01"}],
+        }
+    )
+    clock = FakeClock(dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC))
+    run = Recorder(clock, takes=dt.timedelta(minutes=40))
+    halted_from, halted_to = dt.datetime(2027, 2, 1, tzinfo=dt.UTC), dt.datetime(2027, 2, 15, tzinfo=dt.UTC)
+    halt = halts.Halt("incident 42", "ana@ops", "2027-02-01")
+    scheduling.Scheduler(
+        schedule,
+        "checkout",
+        tmp_path,
+        run,
+        clock=clock,
+        duration=40 * 60,
+        halt=lambda: halt if halted_from <= clock.now() < halted_to else None,
+    ).serve(max_fires=400)
+    starts = [started.astimezone(NEW_YORK) for _, started in run.runs]
+    for start in starts:
+        end = start + dt.timedelta(minutes=40)
+        assert start.weekday() < 5 and start.time() >= dt.time(9) and end.time() <= dt.time(15), start
+        assert not dt.date(2026, 12, 21) <= start.date() <= dt.date(2027, 1, 1)
+    records = scheduling.States(tmp_path).fires("checkout")
+    halted = [r for r in records if r.status is scheduling.FireStatus.HALTED]
+    assert halted and all(halted_from <= r.at < halted_to for r in halted)
+    assert not any(halted_from <= s < halted_to for s in starts), "a halted fire is skipped, not queued"
+    # One run per two weekdays (off the blackout), counting the halted fires the lever skipped.
+    days = sorted({r.at.astimezone(NEW_YORK).date() for r in records})
+    assert len(days) == len(records) == 400, "at most one fire per day"
+    weekdays = [
+        sum(
+            1
+            for n in range(1, (b - a).days + 1)
+            if (d := a + dt.timedelta(days=n)).weekday() < 5
+            and not dt.date(2026, 12, 21) <= d <= dt.date(2027, 1, 1)
+        )
+        for a, b in itertools.pairwise(days)
+    ]
+    assert 1.8 <= statistics.fmean(weekdays) <= 2.2, statistics.fmean(weekdays)
+
+
+def test_a_late_run_that_would_outlast_its_window_is_missed(tmp_path: Path) -> None:
+    schedule = schedules.Schedule.model_validate(
+        {"cron": "0 14 * * *", "windows": [{"start": "09:00", "end": "15:00"}], "misfire_grace": "1h"}
+    )
+    # The daemon comes up at 14:40: the 14:00 run is within the grace, but 30 minutes from now is 15:10.
+    clock = FakeClock(dt.datetime(2026, 11, 25, 14, 40, tzinfo=dt.UTC))
+    states = scheduling.States(tmp_path)
+    states.anchor("checkout", dt.datetime(2026, 11, 25, 13, tzinfo=dt.UTC))
+    states.close()
+    run = Recorder(clock)
+    scheduling.Scheduler(schedule, "checkout", tmp_path, run, clock=clock, duration=1800).serve(max_fires=1)
+    assert run.runs == []
+    assert statuses(tmp_path) == [("14:00", "missed")]
+
+
+def test_max_per_day_holds_across_a_daemon_restart(tmp_path: Path) -> None:
+    schedule = schedules.Schedule.model_validate(
+        {
+            "random": {"mean": "30m", "per": "window_time", "max_per_day": 2},
+            "windows": [{"start": "09:00", "end": "17:00"}],
+        }
+    )
+    clock = FakeClock(dt.datetime(2026, 11, 25, 8, tzinfo=dt.UTC))
+    run = Recorder(clock, takes=dt.timedelta(minutes=1))
+    scheduling.Scheduler(schedule, "checkout", tmp_path, run, clock=clock).serve(max_fires=2)
+    assert [s.date() for _, s in run.runs] == [dt.date(2026, 11, 25)] * 2
+    restarted = Recorder(clock, takes=dt.timedelta(minutes=1))
+    scheduling.Scheduler(schedule, "checkout", tmp_path, restarted, clock=clock).serve(max_fires=6)
+    per_day = collections.Counter(s.date() for _, s in [*run.runs, *restarted.runs])
+    assert per_day[dt.date(2026, 11, 25)] == 2
+    assert set(per_day.values()) == {2}
