@@ -94,6 +94,20 @@ class RecoveryDone:
 
 
 @dataclass(frozen=True)
+class Sampled:
+    """A ``measure`` took one sample."""
+
+    sample: journals.Sample
+
+
+@dataclass(frozen=True)
+class MeasureEnded:
+    """A ``measure`` stopped sampling (recovery was judged, or the run stopped)."""
+
+    record: journals.MeasureRecord
+
+
+@dataclass(frozen=True)
 class UndoDone:
     record: journals.UndoRecord
 
@@ -148,6 +162,8 @@ Event: TypeAlias = (
     | GuardTripped
     | RecoveryPolled
     | RecoveryDone
+    | Sampled
+    | MeasureEnded
     | UndoDone
     | ErrorRaised
     | Log

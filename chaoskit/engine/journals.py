@@ -168,6 +168,34 @@ class ErrorRecord(Record):
     message: str
 
 
+class Sample(Record):
+    """One sample of a ``measure``: a few numbers, never judged."""
+
+    measure: str
+    at: datetime
+    """When the probe started."""
+    elapsed: float
+    """Seconds the probe took."""
+    values: dict[str, float | None] = Field(default_factory=dict)
+    """``p50_ms``, ``p99_ms``, ``error_ratio`` for ``http.load``; ``value`` for one number; the
+    ``keep`` labels when given. A label ending in ``_ms`` is milliseconds, ``_ratio`` 0 to 1."""
+    error: str | None = None
+    """The probe raised or timed out: no values."""
+
+
+class MeasureRecord(Record):
+    """One ``measure`` of the run: how it was sampled."""
+
+    name: str
+    activity: str
+    every: float
+    """Seconds between two ticks."""
+    samples: int
+    """Samples taken (and journaled in ``Journal.samples``)."""
+    skipped: int
+    """Ticks that found the previous sample still running, so took none."""
+
+
 class Journal(Record):
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
@@ -194,6 +222,10 @@ class Journal(Record):
     teardown: list[StepRecord] = Field(default_factory=list)
     undo: list[UndoRecord] = Field(default_factory=list)
     errors: list[ErrorRecord] = Field(default_factory=list)
+    measures: list[MeasureRecord] = Field(default_factory=list)
+    """The experiment's ``measure`` probes, sampled from the start of the method until recovery."""
+    samples: list[Sample] = Field(default_factory=list)
+    """Their samples, in the order they started."""
 
 
 def json_schema() -> dict[str, Any]:

@@ -100,6 +100,8 @@ class Plan:
     guards: tuple[PlannedStep, ...] = ()
     rollbacks: tuple[PlannedStep, ...] = ()
     teardown: tuple[PlannedStep, ...] = ()
+    measures: tuple[PlannedStep, ...] = ()
+    """The ``measure`` probes, in ``experiment.measure`` order (sampled, never judged)."""
     locate: Callable[[PathParts, str], errors.Problem] | None = field(default=None, compare=False, repr=False)
     """Turns a path and a message into a problem at its file position (for run-time templates)."""
 
@@ -210,6 +212,8 @@ def plan(
         guards=section("guards", experiment.guards, phases.Phase.GUARD),
         rollbacks=section("rollbacks", experiment.rollbacks, phases.Phase.ROLLBACKS),
         teardown=section("teardown", experiment.teardown, phases.Phase.TEARDOWN),
+        # Resolved and checked as probes; the phase only tells the planner how to treat them.
+        measures=section("measure", [m.as_probe() for m in experiment.measure], phases.Phase.GUARD),
     )
     problems += _stacked(result, source)
     problems += _ramps(result, source)

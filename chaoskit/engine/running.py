@@ -37,6 +37,7 @@ from chaoskit.engine import (
     halts,
     journals,
     ledgers,
+    measuring,
     phases,
     planning,
     verdicts,
@@ -168,6 +169,8 @@ class JournalBuilder:
         self.undo: list[journals.UndoRecord] = []
         self.errors: list[journals.ErrorRecord] = []
         self.recovery: journals.RecoveryRecord | None = None
+        self.measures: list[journals.MeasureRecord] = []
+        self.samples: list[journals.Sample] = []
         self._open: dict[tuple[str, str, str], list[int]] = {}
 
     def __call__(self, event: events.Event) -> None:
@@ -205,6 +208,10 @@ class JournalBuilder:
                 self.undo.append(record)
             case events.ErrorRaised(record=record):
                 self.errors.append(record)
+            case events.Sampled(sample=sample):
+                self.samples.append(sample)
+            case events.MeasureEnded(record=record):
+                self.measures.append(record)
             case _:
                 pass
 
@@ -268,6 +275,16 @@ class Runner:
             error=self._error,
             at=self._at,
         )
+        self.measuring = measuring.Measuring(
+            self.plan.measures,
+            self.plan.experiment.measure,
+            bus=self.bus,
+            clock=self.clock,
+            call=self._call,
+            arguments=self._args,
+            ctx=self._measure_ctx,
+            at=self._at,
+        )
         self.outputs: dict[str, Any] = {}
         self._stopping = asyncio.Event()
         self._cleanup_cancel = threading.Event()
@@ -299,6 +316,11 @@ class Runner:
         rng = random.Random(f"{self.seed}:{step.phase.value}:{step.index}")
         ctx = dataclasses.replace(self.ctx, rng=rng)
         return self._cleanup(ctx) if step.phase in {Phase.ROLLBACKS, Phase.TEARDOWN} else ctx
+
+    def _measure_ctx(self, index: int) -> contract.RunContext:
+        # Its own cancel: sampling stops after the after-hypothesis, while the run goes on.
+        rng = random.Random(f"{self.seed}:measure:{index}")
+        return dataclasses.replace(self.ctx, rng=rng, cancel=threading.Event())
 
     def _cleanup(self, ctx: contract.RunContext) -> contract.RunContext:
         """``ctx`` for taking things back: an interrupted run must still revert, roll back and
@@ -444,6 +466,7 @@ class Runner:
             await self.book.revert_all()
             if self._method_started and not self.findings.failed and not self._stopped_early:
                 await self._until_stopped(self._after())
+            await self.measuring.stop(wait=not self._stopped_early)
             if self._rollbacks_due():
                 await self._section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
             if self._setup_started:
@@ -452,6 +475,7 @@ class Runner:
         finally:
             # Even on a chaoskit bug: nothing stays applied that we can take back.
             await self.book.revert_all()
+            await self.measuring.stop(wait=False)
             for watcher in watchers:
                 watcher.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
@@ -494,6 +518,8 @@ class Runner:
             teardown=j.teardown,
             undo=j.undo,
             errors=j.errors,
+            measures=j.measures,
+            samples=j.samples,
         )
         return journals.redact(journal, self.bus.secrets)
 
@@ -597,6 +623,7 @@ class Runner:
         self.bus.emit(events.PhaseStarted(Phase.METHOD, self._at()))
         self._method_started = True
         self.ctx.marks["method_start"] = self.clock.wall()
+        self.measuring.start()
         stop = asyncio.Event()
         guards = [asyncio.ensure_future(self.checks.guard(g, stop)) for g in self.plan.guards]
         steps = asyncio.ensure_future(self._method_steps(stop))

@@ -281,6 +281,57 @@ class SecretRef(Model):
         return "inline value"
 
 
+def _one_or_many(value: Any) -> Any:
+    # measure: {probe: ...} is the short form of measure: [{probe: ...}].
+    return [value] if isinstance(value, dict) else value
+
+
+class Measure(Model):
+    """A probe sampled every ``every`` from the start of the method until recovery is judged, each
+    sample journaled and never judged: what the HTML report plots over time (p50/p99, errors)."""
+
+    name: str | None = None
+    probe: str
+    """A registered probe: ``http.load`` (p50, p99, error ratio), ``prometheus.query`` (its value),
+    or any probe whose output is a number or has the paths given in ``keep``."""
+    with_: dict[str, JsonValue] = Field(default_factory=dict, alias="with")
+    every: Duration = 1.0
+    """How often a sample starts. One sample at a time: a tick that finds the previous one still
+    running is skipped (and counted)."""
+    timeout: Duration | None = None
+    """Give up on one sample after this long (it is journaled with its error)."""
+    keep: dict[Annotated[str, Field(pattern=r"^[A-Za-z_]\w*$")], str] = Field(default_factory=dict)
+    """Which numbers of each output to journal: ``label: path``, e.g. ``{p999_ms: latency_ms.p99_9}``
+    (default: by probe). A label ending in ``_ms`` is plotted in milliseconds, one ending in
+    ``_ratio`` as a percentage."""
+
+    @field_validator("every")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        if value < 0.1:
+            raise ValueError("every: must be at least 100ms (a sample is a whole probe run)")
+        return value
+
+    @field_validator("keep")
+    @classmethod
+    def _paths_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        for path in value.values():
+            paths.parse(path)
+        return value
+
+    @property
+    def activity(self) -> str:
+        return self.probe
+
+    @property
+    def label(self) -> str:
+        return self.name or self.probe
+
+    def as_probe(self) -> ProbeStep:
+        """The probe each sample runs, for the planner to resolve and check like any other."""
+        return ProbeStep(probe=self.probe, with_=self.with_, name=self.name, timeout=self.timeout)
+
+
 STEP_SECTIONS = ("preflight", "setup", "steady_state", "guards", "method", "rollbacks", "teardown")
 """Every section of an experiment that holds steps, in the order a run reaches them (guards are
 polled while the method runs). The one list the loader, the planner and the CLI use."""
@@ -320,3 +371,6 @@ class Experiment(Model):
     ``deviated`` only when the run deviated; ``not-deviated`` once the method started unless the
     run deviated (Chaos Toolkit's default). ``--rollback-strategy`` overrides it."""
     teardown: list[Step] = Field(default_factory=list)
+    measure: Annotated[list[Measure], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+    """Probes sampled all along the method and the recovery (see ``Measure``), for the report's
+    latency and error lanes: ``measure: {probe: http.load, with: {...}, every: 1s}``."""
