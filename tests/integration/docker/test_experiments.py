@@ -3,12 +3,12 @@ real engine, running the shipped ``experiments/docker-*.yaml`` and crashing the 
 
 from __future__ import annotations
 
-import re
 import contextlib
 import hashlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
