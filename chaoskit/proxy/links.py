@@ -50,12 +50,26 @@ class Closing(Exception):
 
 @dataclass
 class Chunk:
+    """Bytes on their way through a link's toxics, with two clocks (``time.monotonic()``).
+
+    A link runs its toxics one chunk at a time, where Toxiproxy runs each toxic in its own
+    goroutine so that one holds a chunk while the next holds another. The two times let the
+    serial chain keep the pipelined timing: every toxic works out when it would release a chunk
+    from these times, and sleeps only until then (not at all if that time has passed).
+    """
+
     data: bytes
     at: float
-    """``time.monotonic()`` when the bytes were read: the latency toxic delays relative to it."""
+    """The chunk's timestamp: when the bytes were read, moved on by each latency toxic by the
+    latency it applied (Toxiproxy's ``StreamChunk.Timestamp``). A latency toxic releases a chunk at
+    ``at`` + its latency, so stacked latency toxics add up; bandwidth and slicer pieces keep it."""
+    ready: float
+    """When the previous toxic handed the chunk on, had each toxic run on its own: a toxic starts
+    on a chunk at ``ready`` or when it is done with the previous one, whichever is later, so a
+    bandwidth toxic keeps its pace while a latency toxic after it holds the slices."""
 
 
-_EOF = Chunk(b"", -1.0)
+_EOF = Chunk(b"", -1.0, -1.0)
 
 # uvloop's loop.time() ticks in whole milliseconds; the latency toxic needs better than that.
 now = time.monotonic
@@ -185,7 +199,8 @@ class Link:
             if self.destination.write(data):
                 self.sent += len(data)
             return
-        self._buffer.append(Chunk(data, now()))
+        read = now()
+        self._buffer.append(Chunk(data, read, read))
         self._wake.set()
         self.update_reading()
 
@@ -299,34 +314,62 @@ class Link:
             return lambda chunk: self._limit_data(toxic, chunk, forward)
         return forward  # noop, slow_close: data passes untouched
 
+    async def _hold(self, toxic: toxics.Toxic, until: float) -> bool:
+        """Wait until ``until``; False if ``toxic`` was removed or updated first (it lets go)."""
+        # Loop until the time has really passed: a timer may fire a fraction of a millisecond
+        # early, and a change to another toxic wakes us without concerning this one.
+        while self.is_active(toxic):
+            left = until - now()
+            if left <= 0:
+                return True
+            await self.sleep(left)
+        return False
+
+    def _start(self, toxic: toxics.Toxic, chunk: Chunk) -> float:
+        """When ``toxic`` takes ``chunk`` on: once it is handed over and the previous one is done."""
+        return max(chunk.ready, self._state.get(f"{toxic.name}\0free", 0.0))
+
+    def _done(self, toxic: toxics.Toxic, at: float) -> None:
+        self._state[f"{toxic.name}\0free"] = at
+
     async def _latency(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
         jitter = toxic.attributes["jitter"]
-        offset = self.connection.owner.rng.uniform(-jitter, jitter) if jitter else 0.0
-        # Loop until the deadline has really passed: a timer may fire a fraction of a millisecond
-        # early, and a change (PATCH, removal) wakes us to recompute.
-        while self.is_active(toxic):
-            delay = chunk.at + (toxic.attributes["latency"] + offset) / 1000 - now()
-            if delay <= 0:
-                break
-            await self.sleep(delay)
-        await forward(chunk)
+        # Whole milliseconds in [-jitter, jitter), rolled per chunk, as the real server does; a
+        # jitter larger than the latency waits no time (it doesn't move the chunk's time back).
+        delay = max(
+            0,
+            toxic.attributes["latency"]
+            + (self.connection.owner.rng.randrange(-jitter, jitter) if jitter else 0),
+        )
+        at = chunk.at + delay / 1000
+        release = max(self._start(toxic, chunk), at)
+        if await self._hold(toxic, release):
+            self._done(toxic, release)
+            await forward(Chunk(chunk.data, at, release))
+        else:
+            # Removed or updated while holding: released now, its time not moved (as Toxiproxy).
+            await forward(Chunk(chunk.data, chunk.at, now()))
 
     async def _bandwidth(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
-        key = f"{toxic.name}\0budget"
+        rate = toxic.attributes["rate"]  # KB/s, 1 KB = 1000 bytes: ``rate`` bytes per millisecond
+        step = rate * 100
         data = chunk.data
-        while self.is_active(toxic) and len(data) > toxic.attributes["rate"] * 100:
-            # A chunk bigger than 100 ms worth goes out in 100 ms slices, like the real server.
-            step = toxic.attributes["rate"] * 100
-            if not await self.sleep(0.1):
-                continue
-            await forward(Chunk(data[:step], chunk.at))
+        release = self._start(toxic, chunk)
+        # A chunk bigger than 100 ms worth goes out in 100 ms slices, like the real server; the
+        # times are kept absolute, so a late wake-up is made up on the next slice.
+        while len(data) > step:
+            release += 0.1
+            if not await self._hold(toxic, release):
+                break
+            await forward(Chunk(data[:step], chunk.at, release))
             data = data[step:]
-        if self.is_active(toxic):
-            budget = self._state.get(key, 0.0) + len(data) / (toxic.attributes["rate"] * 1000)
-            start = now()
-            await self.sleep(budget)
-            self._state[key] = max(0.0, budget - (now() - start))
-        await forward(Chunk(data, chunk.at))
+        else:
+            release += len(data) / (rate * 1000)
+            if await self._hold(toxic, release):
+                self._done(toxic, release)
+                await forward(Chunk(data, chunk.at, release))
+                return
+        await forward(Chunk(data, chunk.at, now()))  # removed or updated: the rest goes at once
 
     async def _slicer(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
         pieces = slices(
@@ -336,10 +379,15 @@ class Link:
             self.connection.owner.rng,
         )
         view = memoryview(chunk.data)
+        release = self._start(toxic, chunk)
         for start, end in pieces:
-            await forward(Chunk(bytes(view[start:end]), chunk.at))
-            if self.is_active(toxic):
-                await self.sleep(toxic.attributes["delay"] / 1_000_000)
+            if not await self._hold(toxic, release):
+                await forward(Chunk(bytes(view[start:]), chunk.at, now()))  # removed: the rest at once
+                return
+            await forward(Chunk(bytes(view[start:end]), chunk.at, release))
+            # The real slicer waits ``delay`` µs after every piece, the last one included.
+            release += toxic.attributes["delay"] / 1_000_000
+        self._done(toxic, release)
 
     async def _timeout(self, toxic: toxics.Toxic) -> None:
         # Data is dropped; each dropped chunk restarts the idle timer.
@@ -355,7 +403,7 @@ class Link:
         passed = int(self._state.get(key, 0))
         data = chunk.data[: max(0, limit - passed)]
         if data:
-            await forward(Chunk(data, chunk.at))
+            await forward(Chunk(data, chunk.at, chunk.ready))
             passed += len(data)
             self._state[key] = passed
         if passed >= limit:

@@ -8,7 +8,6 @@ places where chaoskit deliberately differs (docs/proxy.md) are tested in tests/i
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 import uuid
@@ -17,30 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from chaoskit.proxy import servers
 from tests.integration.proxy import upstreams
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    url = os.environ.get("TOXIPROXY_URL")
-    if url:
-        yield url.rstrip("/")
-        return
-    with servers.ProxyServer() as server:
-        yield server.url
-
-
-@pytest.fixture
-def api(base_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        yield client
-
-
-@pytest.fixture
-def echo() -> Iterator[upstreams.Upstream]:
-    with upstreams.Upstream(upstreams.echo) as upstream:
-        yield upstream
 
 
 @pytest.fixture
