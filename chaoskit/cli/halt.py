@@ -214,6 +214,9 @@ def _recover(root: Path, run_id: str) -> bool:
     except errors.ChaoskitError as e:
         click.echo(f"run {run_id}: recovering failed: {e.render()}", err=True)
         return False
+    from chaoskit.report import outputs
+
+    outputs.after_recover(report, state_dir=root, warn=lambda message: click.echo(message, err=True))
     for line in report.lines():
         click.echo(f"  {line}")
     if not report.ok:

@@ -35,6 +35,16 @@ def _runs(state_dir: Path, experiment: str | None, limit: int) -> list[history.R
     return sorted(found.values(), key=lambda run: (history.started(run), run.run_id))[-limit:]
 
 
+def _verdict(run: history.Run) -> str:
+    """The verdict, and whether ``chaoskit recover`` had to take back what the run left applied:
+    ``crashed, recovered`` is a run that died without a journal and was cleaned up after."""
+    if run.recovered_at is None:
+        return run.verdict
+    if run.recover_failed:
+        return f"{run.verdict}, recover incomplete ({run.recover_failed} left)"
+    return f"{run.verdict}, recovered"
+
+
 @click.command()
 @click.argument("experiment", required=False)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
@@ -64,11 +74,13 @@ def command(experiment: str | None, output: str, limit: int, state_dir: Path | N
         click.echo("no runs recorded" + (f" for {experiment!r}" if experiment else ""))
         return
     width = max(len("started"), *(len(run.started) for run in found))
-    click.echo(f"{'started':{width}} {'verdict':12} {'recovery':>10} {'score':>7}  experiment")
+    verdicts = {run.run_id: _verdict(run) for run in found}
+    wide = max(12, *(len(v) for v in verdicts.values()))
+    click.echo(f"{'started':{width}} {'verdict':{wide}} {'recovery':>10} {'score':>7}  experiment")
     for run in found:
         recovery = "-" if run.recovery_measured is None else f"{run.recovery_measured:.2f}s"
         click.echo(
-            f"{run.started:{width}} {run.verdict:12} {recovery:>10} "
+            f"{run.started:{width}} {verdicts[run.run_id]:{wide}} {recovery:>10} "
             f"{scores.show(run.score):>7}  {run.experiment}"
         )
     click.echo(f"score trend: {''.join(_bar(r.score) for r in found)}")

@@ -11,6 +11,7 @@ from chaoskit import errors
 from chaoskit.cli import options
 from chaoskit.drivers import registry
 from chaoskit.engine import ledgers, recovering
+from chaoskit.report import outputs
 
 
 @click.command()
@@ -38,9 +39,9 @@ def command(
         ledgers.check_run_id(run_id)
     if force and run_id is None:
         raise errors.UsageError("--force needs a RUN_ID", hint="chaoskit status lists the runs; name one")
-    report = recovering.recover(
-        ledgers.state_dir(state_dir), registry.load(), run_id, sweep=sweep, force=force
-    )
+    root = ledgers.state_dir(state_dir)
+    report = recovering.recover(root, registry.load(), run_id, sweep=sweep, force=force)
+    outputs.after_recover(report, state_dir=root, warn=lambda message: click.echo(message, err=True))
     if not report.outcomes and not report.swept and not report.skipped and not report.notes:
         click.echo("Nothing to recover.")
         return

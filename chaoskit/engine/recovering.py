@@ -18,9 +18,11 @@ leftovers in the same reverse order; say what was done.
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,24 @@ class Outcome:
     """False when the outcome could not be written back to the ledger."""
 
 
+@dataclass(frozen=True)
+class RecoveredRun:
+    """A dead run whose leftovers ``recover`` took back (or tried to), for its history row."""
+
+    run_id: str
+    title: str
+    file: str | None
+    started: datetime
+    ended: datetime
+    """Its last ledger line before any recover: about when it died."""
+    verdict: str | None
+    """What its ``run-end`` line said; None when it never got there (it crashed)."""
+    at: datetime
+    """When this recover took its leftovers back."""
+    taken_back: int
+    failed: int
+
+
 @dataclass
 class RecoveryReport:
     outcomes: list[Outcome] = field(default_factory=list)
@@ -51,6 +71,8 @@ class RecoveryReport:
     """Runs left alone because they are live."""
     notes: list[str] = field(default_factory=list)
     """Ledgers or lines that could not be read (and were set aside)."""
+    runs: list[RecoveredRun] = field(default_factory=list)
+    """The dead runs whose leftovers were taken back (for the history; live ones are not here)."""
 
     @property
     def ok(self) -> bool:
@@ -195,6 +217,7 @@ def _recover_run(
     force: bool,
     env: Mapping[str, str],
 ) -> None:
+    live = force and ledgers.is_live(run.path)
     try:
         ledger = ledgers.Ledger.attach(run.path, force=force)
     except errors.LedgerError as e:
@@ -214,11 +237,57 @@ def _recover_run(
             ledger.recover_start()
         except errors.LedgerError as e:
             with_lock.record_error = e.message
-        for entry in sorted(fresh.outstanding, key=lambda e: e.order, reverse=True):
-            outcome = _take_back(entry, drivers, with_lock)
-            report.outcomes.append(outcome)
+        facts = _facts(run.path)
+        outcomes = [
+            _take_back(entry, drivers, with_lock)
+            for entry in sorted(fresh.outstanding, key=lambda e: e.order, reverse=True)
+        ]
+        report.outcomes += outcomes
     finally:
         ledger.close()
+    if not live and outcomes:
+        title, file, started, ended = facts
+        failed = sum(o.status not in FINE for o in outcomes)
+        at = datetime.now(UTC)
+        report.runs.append(
+            RecoveredRun(
+                run_id=fresh.run_id,
+                title=title,
+                file=file,
+                started=started or at,
+                ended=ended or at,
+                verdict=fresh.ended,
+                at=at,
+                taken_back=len(outcomes) - failed,
+                failed=failed,
+            )
+        )
+
+
+def _facts(path: Path) -> tuple[str, str | None, datetime | None, datetime | None]:
+    """What a dead run's ledger says about it for the history: its title, file, when it started
+    and its last line before any recover. Lenient: this is only a summary, the faults come first."""
+    title, file, started, last = f"(run {path.name.removesuffix(ledgers.SUFFIX)})", None, None, None
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return title, file, started, last
+    for line in lines:
+        try:
+            record = json.loads(line)
+            at = datetime.fromisoformat(record["at"]) if isinstance(record, dict) else None
+        except (ValueError, TypeError, KeyError, RecursionError):
+            continue
+        if at is None:
+            continue
+        if record.get("type") == "recover-start":
+            break  # what follows is a recover's, not the run's
+        if record.get("type") == "run-start":
+            started = at
+            title = record["title"] if isinstance(record.get("title"), str) else title
+            file = record["file"] if isinstance(record.get("file"), str) else None
+        last = at
+    return title, file, started, last
 
 
 def _take_back(entry: ledgers.Entry, drivers: registry.Registry, run: _Run) -> Outcome:

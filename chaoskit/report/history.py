@@ -2,6 +2,8 @@
 so ``chaoskit history`` can show verdicts, recovery times and scores over time.
 
 ``record`` is idempotent per run id: recording the same journal twice keeps one row.
+``record_recovery`` notes that ``chaoskit recover`` took back what a dead run left applied, and
+gives a run that crashed before its journal a row of its own (verdict ``crashed``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from chaoskit import errors
-from chaoskit.engine import journals
+from chaoskit.engine import journals, verdicts
 from chaoskit.report import scores
 
 DB_NAME = "history.sqlite3"
@@ -37,7 +39,25 @@ CREATE TABLE IF NOT EXISTS runs (
     gameday TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started);
+CREATE TABLE IF NOT EXISTS recoveries (
+    run_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    taken_back INTEGER NOT NULL,
+    failed INTEGER NOT NULL
+);
 """
+# Recoveries are a table of their own, not columns of ``runs``: a history from before them gains
+# the table when opened, and an older chaoskit, whose ``INSERT INTO runs VALUES`` names no
+# columns, still records its runs in a history this one has touched.
+
+CRASHED = "crashed"
+"""The verdict of a run that ended without a journal (killed, or its machine went down), as
+``chaoskit recover`` records it; not a ``journals.Verdict``: no run reaches it by itself."""
+
+_COLUMNS = (
+    "run_id, experiment, file, sha256, started, ended, verdict, exit_code, reason, recovery_required, "
+    "recovery_measured, score, journal, gameday"
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +75,10 @@ class Run:
     score: float | None
     journal: str | None
     gameday: str | None
+    recovered_at: str | None = None
+    """When ``chaoskit recover`` last took back what this run left applied; None if it never had to."""
+    recover_failed: int = 0
+    """How many of those it could not take back that time (``chaoskit recover`` again)."""
 
     def as_json(self) -> dict[str, object]:
         return asdict(self)
@@ -100,7 +124,7 @@ def record(
     recovery = journal.recovery
     with _connect(state_dir) as db:
         db.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 journal.run_id,
                 journal.experiment.title,
@@ -121,12 +145,59 @@ def record(
     return score
 
 
+def record_recovery(
+    state_dir: Path,
+    *,
+    run_id: str,
+    at: datetime,
+    taken_back: int,
+    failed: int,
+    experiment: str,
+    file: str | None,
+    started: datetime,
+    ended: datetime,
+    verdict: str = CRASHED,
+) -> None:
+    """Note that ``chaoskit recover`` took back ``taken_back`` of what run ``run_id`` left applied
+    (``failed`` it could not). A run that has no row yet (it crashed before its journal) gets one
+    with ``verdict`` (``crashed``, or the verdict its ledger recorded) and what its ledger says; a
+    row the run recorded itself is kept as it is."""
+    reason = (
+        "the run ended without a journal (killed, or its machine went down)"
+        if verdict == CRASHED
+        else f"the run ended ({verdict}) but did not record itself"
+    )
+    reason += f"; chaoskit recover took back {taken_back} of what it left applied"
+    if failed:
+        reason += f", {failed} not (run chaoskit recover again)"
+    known = _verdict(verdict)
+    exit_code = int(verdicts.EXIT_CODES[known] if known is not None else errors.ExitCode.ERROR)
+    with _connect(state_dir) as db:
+        db.execute(
+            f"INSERT OR IGNORE INTO runs ({_COLUMNS}) VALUES (?, ?, ?, NULL, ?, ?, ?, ?, ?, NULL, NULL, NULL,"
+            " NULL, NULL)",
+            (run_id, experiment, file, started.isoformat(), ended.isoformat(), verdict, exit_code, reason),
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO recoveries (run_id, at, taken_back, failed) VALUES (?, ?, ?, ?)",
+            (run_id, at.isoformat(), taken_back, failed),
+        )
+
+
+def _verdict(value: str) -> journals.Verdict | None:
+    try:
+        return journals.Verdict(value)
+    except ValueError:
+        return None
+
+
 def runs(state_dir: Path, experiment: str | None = None, *, limit: int = 100) -> list[Run]:
     """Runs oldest first (the newest ``limit``); ``experiment`` matches a title, a file or its name."""
     if not path_of(state_dir).exists():
         return []
-    query = "SELECT run_id, experiment, file, started, ended, verdict, exit_code, reason,"
-    query += " recovery_required, recovery_measured, score, journal, gameday FROM runs"
+    query = "SELECT runs.run_id, experiment, file, started, ended, verdict, exit_code, reason,"
+    query += " recovery_required, recovery_measured, score, journal, gameday, recoveries.at,"
+    query += " COALESCE(recoveries.failed, 0) FROM runs LEFT JOIN recoveries USING (run_id)"
     args: tuple[object, ...] = ()
     if experiment:
         query += " WHERE experiment = ? OR file = ? OR file LIKE ? OR gameday = ?"

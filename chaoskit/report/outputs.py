@@ -1,5 +1,6 @@
 """What happens to every finished run's journal besides the journal file: the history row, and the
-JUnit XML and HTML report when asked for (``chaoskit run --junit/--report``).
+JUnit XML and HTML report when asked for (``chaoskit run --junit/--report``); and the history rows
+of runs that ``chaoskit recover`` (or ``chaoskit halt``) took back after they died.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from chaoskit import errors
-from chaoskit.engine import journals
+from chaoskit.engine import journals, recovering
 from chaoskit.report import history
 
 
@@ -43,3 +44,27 @@ def _guarded(path: Path, write: Callable[[], None], warn: Callable[[str], None])
         write()
     except OSError as e:
         warn(f"warning: can't write {path}: {e.strerror or e}")
+
+
+def after_recover(
+    report: recovering.RecoveryReport, *, state_dir: Path, warn: Callable[[str], None] = lambda _: None
+) -> None:
+    """Record in the history that each dead run's leftovers were taken back; a run that crashed
+    before its journal gets a row (verdict ``crashed``). A failure here is a warning: the faults
+    are what matters, and they are back."""
+    for run in report.runs:
+        try:
+            history.record_recovery(
+                state_dir,
+                run_id=run.run_id,
+                at=run.at,
+                taken_back=run.taken_back,
+                failed=run.failed,
+                experiment=run.title,
+                file=run.file,
+                started=run.started,
+                ended=run.ended,
+                verdict=run.verdict or history.CRASHED,
+            )
+        except errors.ChaoskitError as e:
+            warn(f"warning: the recovery of run {run.run_id} was not recorded in the history: {e.render()}")

@@ -249,3 +249,45 @@ def test_a_symlink_at_chaoskit_journal_json_is_refused_before_the_run_and_left_a
     assert target.read_text() == "precious\n"
     assert (tmp_path / "chaoskit-journal.json").is_symlink()
     assert not list(tmp_path.glob("chaoskit-journal-*.json"))
+
+
+def test_a_run_killed_mid_fault_shows_in_history_as_crashed_once_recover_takes_it_back(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    path = _experiment(
+        tmp_path,
+        f"""
+        title: killed mid-fault
+        method:
+          - name: freeze
+            fault: process.stop
+            with: {{pid: {sleeper.pid}}}
+          - pause: 1h
+        """,
+    )
+    state = str(tmp_path / "s")
+    with subprocess.Popen(
+        [sys.executable, "-m", "chaoskit", "run", str(path), "--state-dir", state],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    ) as runner:
+        try:
+            deadline = time.monotonic() + 60
+            while _state_of(sleeper.pid) != "T" and time.monotonic() < deadline and runner.poll() is None:
+                time.sleep(0.05)
+            assert _state_of(sleeper.pid) == "T", "the fault was never applied"
+        finally:
+            runner.kill()  # SIGKILL: no revert, no journal, no history row
+            runner.wait(timeout=30)
+    assert _state_of(sleeper.pid) == "T"
+    assert json.loads(_chaoskit("history", "--state-dir", state, "--output", "json").stdout) == []
+
+    recovered = _chaoskit("recover", "--state-dir", state)
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert _state_of(sleeper.pid) != "T"
+    [row] = json.loads(_chaoskit("history", "--state-dir", state, "--output", "json").stdout)
+    assert (row["experiment"], row["verdict"], row["recover_failed"]) == ("killed mid-fault", "crashed", 0)
+    assert row["recovered_at"] is not None and row["file"] == str(path)
+    assert "crashed, recovered" in _chaoskit("history", "--state-dir", state).stdout
+    assert not list(tmp_path.glob("chaoskit-journal*.json"))
