@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chaoskit.engine import halts
+from chaoskit import errors
+from chaoskit.engine import halts, planning
 from chaoskit.gameday import schedules
 from chaoskit.operator import resources, statuses
+from chaoskit.spec import loading
 
 JSON = resources.JSON
 
@@ -41,21 +45,83 @@ def run_name(schedule_name: str, fire: schedules.Fire) -> str:
 
 
 def due(
-    schedule: schedules.Schedule, handled_until: dt.datetime, now: dt.datetime, key: str
+    schedule: schedules.Schedule,
+    handled_until: dt.datetime,
+    now: dt.datetime,
+    key: str,
+    *,
+    duration: float = 0.0,
+    started: Sequence[dt.datetime] = (),
 ) -> schedules.Fire | None:
     """The latest fire whose nominal time is after ``handled_until``, that has started by
-    ``now`` and is at most ``misfire_grace`` late; None when there is none."""
+    ``now`` and is at most ``misfire_grace`` late; None when there is none. ``duration`` and
+    ``started`` (when earlier runs were scheduled) are as in ``schedules.next_fire``."""
     earliest = now - dt.timedelta(seconds=schedule.misfire_grace + schedule.jitter)
-    cursor = max(handled_until, earliest - dt.timedelta(seconds=1))
+    cursor = handled_until
+    if schedule.random is None:
+        # Cron times don't depend on where the search starts: skip what is past the grace.
+        cursor = max(handled_until, earliest - dt.timedelta(seconds=1))
+    # Random draws chain from the last fire handled, as the GameDay daemon's do; a cursor that
+    # moved with ``now`` would draw afresh at every pass and never keep the mean.
     latest: schedules.Fire | None = None
     for _ in range(10_000):  # a grace of days on a per-minute cron is a few thousand fires
-        fire = schedules.next_fire(schedule, cursor, key)
+        fire = schedules.next_fire(
+            schedule, cursor, key, duration=duration, started=_started_on(schedule, cursor, started)
+        )
         if fire.at > now:
-            break
+            return latest
         if (now - fire.at).total_seconds() <= schedule.misfire_grace:
             latest = fire
+        started = [*started, fire.nominal]
         cursor = fire.nominal
-    return latest
+    # Down for longer than ten thousand random fires: go on from the grace, as for cron.
+    return due(schedule, max(cursor, earliest - dt.timedelta(seconds=1)), now, key, duration=duration)
+
+
+def _started_on(schedule: schedules.Schedule, when: dt.datetime, started: Sequence[dt.datetime]) -> int:
+    day = schedules.local_day(schedule, when)
+    return sum(1 for t in started if schedules.local_day(schedule, t) == day)
+
+
+def _following(
+    schedule: schedules.Schedule,
+    after: dt.datetime,
+    now: dt.datetime,
+    key: str,
+    *,
+    duration: float,
+    started: Sequence[dt.datetime],
+) -> schedules.Fire:
+    """The first fire after ``now`` on the chain that continues from ``after``."""
+    cursor = after if schedule.random is not None else max(after, now)
+    for _ in range(10_000):
+        fire = schedules.next_fire(
+            schedule, cursor, key, duration=duration, started=_started_on(schedule, cursor, started)
+        )
+        if fire.at > now:
+            return fire
+        started = [*started, fire.nominal]
+        cursor = fire.nominal
+    return schedules.next_fire(schedule, now, key, duration=duration)
+
+
+def planned_duration(spec: resources.ScheduleSpec) -> float:
+    """Seconds a run is planned to take (``planning.planned_duration``, what ``--dry-run``
+    shows), for fitting runs inside windows. Only an inline experiment is read: for an
+    ``experimentRef`` the controller does not read the ConfigMap, and only the start is fitted."""
+    schedule, inline = spec.schedule, spec.template.spec.experiment
+    if inline is None or schedule.fit is not schedules.Fit.RUN or not schedule.windows:
+        return 0.0
+    try:
+        loaded = loading.load_text(
+            json.dumps(inline),
+            name="spec.template.spec.experiment",
+            variables=dict(spec.template.spec.variables),
+            env={},
+        )
+    except errors.ChaoskitError:
+        return 0.0  # the run itself reports what is wrong with the experiment
+    return planning.planned_duration(loaded.experiment)
 
 
 @dataclass
@@ -93,7 +159,9 @@ def plan(
     live = [r for r in runs if not (r["metadata"].get("deletionTimestamp"))]
     active = [r for r in live if not statuses.finished(r.get("status") or {})]
 
-    fire = None if spec.suspend else due(spec.schedule, handled, now, key)
+    duration = planned_duration(spec)
+    started = [t for t in (parse(_fire_time(r)) for r in runs) if t is not None]
+    fire = None if spec.suspend else due(spec.schedule, handled, now, key, duration=duration, started=started)
     if fire is not None:
         name = run_name(meta["name"], fire)
         result.status["lastScheduleTime"] = iso(fire.nominal)
@@ -131,10 +199,13 @@ def plan(
             "score": last["status"].get("score"),
         }
     if not spec.suspend:
-        after = max(now, fire.nominal) if fire is not None else now
+        after = fire.nominal if fire is not None else handled
+        if fire is not None:
+            started = [*started, fire.nominal]
         try:
-            result.status["nextScheduleTime"] = iso(schedules.next_fire(spec.schedule, after, key).at)
-        except Exception:  # never fires again (windows/blackouts): nothing to show
+            following = _following(spec.schedule, after, now, key, duration=duration, started=started)
+            result.status["nextScheduleTime"] = iso(following.at)
+        except errors.ChaoskitError:  # never fires again (windows/blackouts): nothing to show
             result.status.pop("nextScheduleTime", None)
     return result
 
