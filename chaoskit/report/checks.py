@@ -14,6 +14,7 @@ from datetime import datetime
 
 from chaoskit import durations, wording
 from chaoskit.engine import journals, phases
+from chaoskit.spec import paths
 
 
 class Kind(enum.StrEnum):
@@ -65,6 +66,49 @@ def show(value: object) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def judged(record: journals.CheckRecord) -> str:
+    """What the check looked at, not the whole output: the value at each path its expectations
+    name (``latency_ms.p99 182.4``); for a probe judged on nothing but running, a few numbers of
+    a load's output, or the output itself when it is short."""
+    if record.error is not None:
+        return f"error: {record.error}"
+    seen: list[str] = []
+    for expected in record.expected:
+        where = expected.split(" ", 1)[0]
+        if where == "output":
+            text = show(record.value)
+        else:
+            try:
+                text = f"{where} {show(paths.lookup(record.value, paths.parse(where)))}"
+            except (paths.PathError, ValueError):
+                text = f"{where} missing"
+        if text not in seen:
+            seen.append(text)
+    if seen:
+        return "; ".join(seen)
+    if isinstance(record.value, dict):
+        from chaoskit.engine import measuring  # the engine's planning, only for unjudged outputs
+
+        numbers = measuring.values_of(record.activity, record.value, {})
+        if record.activity == "http.load" and any(v is not None for v in numbers.values()):
+            return _load_summary(numbers)
+        keys = ", ".join(sorted(record.value))
+        return show(record.value) if len(show(record.value)) <= 80 else f"(not judged) keys: {keys}"[:200]
+    return show(record.value)
+
+
+def _load_summary(numbers: dict[str, float | None]) -> str:
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3g} ms"
+
+    ratio = numbers.get("error_ratio")
+    errors = "-" if ratio is None else f"{ratio * 100:.3g} %"
+    requests = numbers.get("requests")
+    count = "" if requests is None else f"{requests:.0f} requests, "
+    latency = f"p50 {ms(numbers.get('p50_ms'))}, p99 {ms(numbers.get('p99_ms'))}"
+    return f"(not judged) {count}{latency}, errors {errors}"
+
+
 def _status(record: journals.CheckRecord) -> Status:
     if record.ok:
         return Status.OK
@@ -97,7 +141,7 @@ def _from_record(kind: Kind, record: journals.CheckRecord, polls: int = 1) -> Ch
         activity=record.activity,
         status=status,
         expected=_expected(record),
-        got=show(record.value) if record.error is None else f"error: {record.error}",
+        got=judged(record),
         message=_message(record, status),
         elapsed=record.elapsed,
         at=record.at,
@@ -150,7 +194,7 @@ def from_journal(journal: journals.Journal) -> list[Check]:
                 activity=last.activity,
                 status=status,
                 expected=_expected(last),
-                got=f"{wording.counted(len(polls), 'poll')}, {failed} failed; last: {show(last.value)}",
+                got=f"{wording.counted(len(polls), 'poll')}, {failed} failed; last: {judged(last)}",
                 message=message,
                 elapsed=sum(p.elapsed for p in polls),
                 at=trip.at if trip else last.at,

@@ -100,6 +100,13 @@ def _run(journal: journals.Journal, heading: str = "h1") -> str:
         )
         lines.append("</ul>")
     lines.append("<h2>Timeline</h2>")
+    for measure in journal.measures:
+        skipped = f", {wording.counted(measure.skipped, 'tick')} skipped (a sample still running)"
+        lines.append(
+            f"<p class='meta measure'>measured {_e(measure.name)} ({_e(measure.activity)}) every "
+            f"{measure.every:g}s from the start of the method until recovery was judged: "
+            f"{wording.counted(measure.samples, 'sample')}{skipped if measure.skipped else ''}</p>"
+        )
     lines.append(timelines.render(journal))
     lines.append("</section>")
     return "\n".join(lines)

@@ -1,10 +1,15 @@
-"""The SVG timeline of a run: each probe's values over time in its own lane, fault windows
-shaded, guard trips and the recovery time marked. Plain SVG: no script, no external resources.
+"""The SVG timeline of a run: the ``measure`` samples (p50/p99 latency in ms, error ratio in %)
+and each probe's values over time, each in its own lane with its scale; fault windows shaded,
+guard trips and the recovery time marked, the time axis in seconds. Plain SVG: no script, no
+external resources.
 """
 
 from __future__ import annotations
 
+import functools
 import html
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,14 +19,20 @@ from chaoskit.engine import journals, phases
 
 WIDTH = 1000
 LANE = 70
+MEASURE_LANE = 120
 LEFT = 210
 RIGHT = 20
 TOP = 30
-BOTTOM = 50
+BOTTOM = 66
+PAD = 10
 OK = "#2e7d32"
 BAD = "#c62828"
 FAULT = "#ff9800"
 LINE = "#1565c0"
+GRID = "#eeeeee"
+MUTED = "#757575"
+SERIES = {"p50_ms": "#1565c0", "p99_ms": "#6a1b9a", "error_ratio": "#c62828"}
+OTHER_SERIES = ("#00838f", "#ef6c00", "#5d4037", "#558b2f")
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,145 @@ def _seconds(start: datetime, when: datetime) -> float:
     return (when - start).total_seconds()
 
 
+def nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that is >= ``value`` (a scale's top)."""
+    if value <= 0 or not math.isfinite(value):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value))
+    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if value <= step * power * (1 + 1e-9):
+            return step * power
+    return 10.0 * power
+
+
+@dataclass(frozen=True)
+class Series:
+    name: str
+    colour: str
+    points: list[tuple[float, float | None]]
+    """(seconds since the start, value in the lane's unit); None is a gap."""
+
+
+@dataclass(frozen=True)
+class MeasureLane:
+    title: str
+    unit: str
+    """What the scale's labels end with: ``ms``, ``%`` or nothing."""
+    series: list[Series]
+    errors: list[tuple[float, str]]
+    """Samples whose probe failed: (seconds, error)."""
+    low: float = 0.0
+    high: float = 1.0
+
+
+def _unit_of(label: str) -> tuple[str, str, float]:
+    """(lane, unit, factor) of a sample label: ``_ms`` → latency in ms, ``_ratio`` → % (x100)."""
+    if label.endswith("_ms"):
+        return "latency", "ms", 1.0
+    if label == "error_ratio":
+        return "errors", "%", 100.0
+    if label.endswith("_ratio"):
+        return label.removesuffix("_ratio").replace("_", " "), "%", 100.0
+    return label.replace("_", " "), "", 1.0
+
+
+def measure_lanes(journal: journals.Journal) -> list[MeasureLane]:
+    """One lane per measure and unit: p50 and p99 together in ms, the error ratio in %."""
+    start = journal.started
+    names = [m.name for m in journal.measures] or list(dict.fromkeys(s.measure for s in journal.samples))
+    lanes: list[MeasureLane] = []
+    for name in names:
+        samples = [s for s in journal.samples if s.measure == name]
+        if not samples:
+            continue
+        labels = list(dict.fromkeys(k for s in samples for k in s.values if k != "requests"))
+        grouped: dict[tuple[str, str], list[Series]] = {}
+        for index, label in enumerate(labels):
+            lane, unit, factor = _unit_of(label)
+            points = [
+                (
+                    _seconds(start, s.at),
+                    None if s.values.get(label) is None else float(s.values[label] or 0.0) * factor,
+                )
+                for s in samples
+            ]
+            colour = SERIES.get(label, OTHER_SERIES[index % len(OTHER_SERIES)])
+            shown = label.removesuffix("_ms").removesuffix("_ratio").replace("_", " ")
+            grouped.setdefault((lane, unit), []).append(Series(shown, colour, points))
+        errors = [(_seconds(start, s.at), s.error) for s in samples if s.error is not None]
+        if not grouped:  # every sample failed: still a lane, to show when
+            grouped[("samples", "")] = []
+        for (lane, unit), series in grouped.items():
+            numbers = [v for one in series for _, v in one.points if v is not None]
+            top = max(numbers, default=0.0)
+            floor = min(numbers, default=0.0)
+            # Latency and error ratios start at 0 (a flat 0 % line sits on the floor, not midway);
+            # 5 % is the least scale for errors, so noise does not look like an outage.
+            high = nice_ceiling(max(top, 5.0 if unit == "%" else 0.0))
+            low = 0.0 if floor >= 0 else -nice_ceiling(-floor)
+            lanes.append(MeasureLane(f"{name}: {lane}", unit, series, errors, low, high))
+    return lanes
+
+
+def _show_number(value: float, unit: str) -> str:
+    text = f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{text} {unit}".rstrip() if unit != "%" else f"{text} %"
+
+
+def _label(
+    parts: list[str],
+    x: float,
+    y: float,
+    text: str,
+    *,
+    size: int = 12,
+    fill: str = "#212121",
+    anchor: str = "start",
+    css: str = "",
+) -> None:
+    klass = f' class="{css}"' if css else ""
+    parts.append(
+        f'<text{klass} x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}">'
+        f"{html.escape(text)}</text>"
+    )
+
+
+def _scale(
+    parts: list[str],
+    top: float,
+    height: float,
+    ticks: Sequence[tuple[float, str]],
+    y: Callable[[float], float],
+) -> None:
+    """The lane's y axis: a line at the plot's left edge, gridlines and labelled ticks."""
+    parts.append('<g class="scale">')
+    parts.append(
+        f'<line x1="{LEFT}" y1="{top + 4:.1f}" x2="{LEFT}" y2="{top + height - 4:.1f}" stroke="#9e9e9e"/>'
+    )
+    for value, text in ticks:
+        at = y(value)
+        parts.append(f'<line x1="{LEFT}" y1="{at:.1f}" x2="{WIDTH - RIGHT}" y2="{at:.1f}" stroke="{GRID}"/>')
+        parts.append(f'<line x1="{LEFT - 4}" y1="{at:.1f}" x2="{LEFT}" y2="{at:.1f}" stroke="#9e9e9e"/>')
+        _label(parts, LEFT - 6, at + 3.5, text, size=10, fill=MUTED, anchor="end")
+    parts.append("</g>")
+
+
+def _title(
+    parts: list[str], top: float, height: float, title: str, legend: Sequence[tuple[str, str]] = ()
+) -> None:
+    words = title if len(title) <= 24 else title[:23] + "…"
+    lines = 1 + (1 if legend else 0)
+    first = top + height / 2 - (lines - 1) * 8 + 4
+    _label(parts, 8, first, words, css="lane-title")
+    if legend:
+        parts.append(f'<text class="legend" x="8" y="{first + 16:.1f}" font-size="11">')
+        parts.extend(
+            f'<tspan fill="{colour}" font-weight="bold">━ {html.escape(name)}</tspan><tspan> </tspan>'
+            for name, colour in legend
+        )
+        parts.append("</text>")
+
+
 def render(journal: journals.Journal) -> str:
     """The ``<svg>`` element, sized for a 1000 px wide page."""
     start = journal.started
@@ -89,7 +239,9 @@ def render(journal: journals.Journal) -> str:
                 label=f"{record.phase.value} {record.step}: {record.message or 'ok'}",
             )
         )
-    height = TOP + BOTTOM + LANE * max(len(lanes), 1)
+    measured = measure_lanes(journal)
+    plotted = MEASURE_LANE * len(measured) + LANE * len(lanes)
+    height = TOP + BOTTOM + max(plotted, LANE)
     plot = WIDTH - LEFT - RIGHT
 
     def x(seconds: float) -> float:
@@ -97,7 +249,8 @@ def render(journal: journals.Journal) -> str:
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{WIDTH}" height="{height}" '
-        f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="timeline of probe values and faults">',
+        f'viewBox="0 0 {WIDTH} {height}" role="img" '
+        f'aria-label="timeline of measured latency and errors, probe values and faults">',
         f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
     ]
     for fault in journal.faults:
@@ -109,39 +262,76 @@ def render(journal: journals.Journal) -> str:
             f'height="{height - TOP - BOTTOM}" fill="{FAULT}" fill-opacity="0.22">'
             f"<title>{title}</title></rect>"
         )
+        _label(parts, begin + 3, TOP - 8, fault.activity, size=11, fill="#e65100")
+    top = float(TOP)
+    for lane in measured:
+        parts.append(f'<g class="measure-lane" data-unit="{html.escape(lane.unit)}">')
+        _title(parts, top, MEASURE_LANE, lane.title, [(s.name, s.colour) for s in lane.series])
+
+        def y_measure(value: float, top: float = top, lane: MeasureLane = lane) -> float:
+            share = (value - lane.low) / (lane.high - lane.low)
+            return top + MEASURE_LANE - PAD - (MEASURE_LANE - 2 * PAD) * min(max(share, 0.0), 1.0)
+
+        middle = (lane.low + lane.high) / 2
+        ticks = [(v, _show_number(v, lane.unit)) for v in (lane.low, middle, lane.high)]
+        _scale(parts, top, MEASURE_LANE, ticks, y_measure)
+        for series in lane.series:
+            segment: list[str] = []
+            segments: list[list[str]] = []
+            for seconds, value in series.points:
+                if value is None:
+                    if segment:
+                        segments.append(segment)
+                    segment = []
+                    continue
+                segment.append(f"{x(seconds):.1f},{y_measure(value):.1f}")
+            if segment:
+                segments.append(segment)
+            klass = f"measure-series {html.escape(series.name.replace(' ', '-'))}"
+            for coords in segments:
+                if len(coords) > 1:
+                    parts.append(
+                        f'<polyline class="{klass}" points="{" ".join(coords)}" fill="none" '
+                        f'stroke="{series.colour}" stroke-width="2"/>'
+                    )
+                else:
+                    cx, cy = coords[0].split(",")
+                    parts.append(
+                        f'<circle class="{klass}" cx="{cx}" cy="{cy}" r="2.5" fill="{series.colour}"/>'
+                    )
+        for seconds, error in lane.errors:
+            parts.append(
+                f'<rect class="sample-error" x="{x(seconds) - 2:.1f}" y="{top + 2:.1f}" width="4" height="8" '
+                f'fill="{BAD}"><title>{html.escape(f"sample failed: {error}")}</title></rect>'
+            )
         parts.append(
-            f'<text x="{begin + 3:.1f}" y="{TOP - 8}" font-size="11" fill="#e65100">'
-            f"{html.escape(fault.activity)}</text>"
+            f'<line x1="{LEFT}" y1="{top + MEASURE_LANE}" x2="{WIDTH - RIGHT}" y2="{top + MEASURE_LANE}" '
+            'stroke="#e0e0e0"/>'
         )
-    for index, (name, points) in enumerate(lanes.items()):
-        top = TOP + index * LANE
-        middle = top + LANE / 2
-        parts.append(
-            f'<line x1="{LEFT}" y1="{top + LANE}" x2="{WIDTH - RIGHT}" y2="{top + LANE}" stroke="#e0e0e0"/>'
-        )
-        parts.append(
-            f'<text x="{LEFT - 8}" y="{middle + 4:.1f}" font-size="12" text-anchor="end" fill="#212121">'
-            f"{html.escape(name[:30])}</text>"
-        )
+        parts.append("</g>")
+        top += MEASURE_LANE
+    for name, points in lanes.items():
+        parts.append('<g class="probe-lane">')
+        _title(parts, top, LANE, name)
         numbers = [p.value for p in points if p.value is not None]
         low, high = (min(numbers), max(numbers)) if numbers else (0.0, 1.0)
 
-        def y(
-            value: float | None, top: float = top, low: float = low, high: float = high, pad: float = 10
-        ) -> float:
+        def y(value: float | None, top: float = top, low: float = low, high: float = high) -> float:
             if value is None or high == low:
                 return top + LANE / 2
-            return top + LANE - pad - (LANE - 2 * pad) * (value - low) / (high - low)
+            return top + LANE - PAD - (LANE - 2 * PAD) * (value - low) / (high - low)
 
+        if not numbers:
+            marks = [(0.5, "ok / failed")]  # only dots, on the lane's middle: pass or fail
+        elif high == low:
+            marks = [(low, f"{low:g}")]
+        else:
+            marks = [(low, f"{low:g}"), (high, f"{high:g}")]
+        _scale(parts, top, LANE, marks, functools.partial(y, top=top, low=low, high=high))
         if len(numbers) > 1:
             path = " ".join(f"{x(p.seconds):.1f},{y(p.value):.1f}" for p in points if p.value is not None)
             parts.append(
                 f'<polyline class="series" points="{path}" fill="none" stroke="{LINE}" stroke-width="2"/>'
-            )
-        if numbers and high != low:
-            parts.append(
-                f'<text x="{WIDTH - RIGHT}" y="{top + 12}" font-size="10" text-anchor="end" fill="#757575">'
-                f"{low:g} to {high:g}</text>"
             )
         for point in points:
             colour = OK if point.ok else BAD
@@ -150,11 +340,26 @@ def render(journal: journals.Journal) -> str:
                 f'cy="{y(point.value):.1f}" r="4" fill="{colour}">'
                 f"<title>{html.escape(point.label)}</title></circle>"
             )
+        parts.append(
+            f'<line x1="{LEFT}" y1="{top + LANE}" x2="{WIDTH - RIGHT}" y2="{top + LANE}" stroke="#e0e0e0"/>'
+        )
+        parts.append("</g>")
+        top += LANE
     for trip in journal.guard_trips:
         at = x(_seconds(start, trip.at))
         parts.append(
             f'<line class="guard-trip" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" y2="{height - BOTTOM}" '
-            f'stroke="{BAD}" stroke-dasharray="4 3"><title>{html.escape(trip.message)}</title></line>'
+            f'stroke="{BAD}" stroke-width="2" stroke-dasharray="4 3">'
+            f"<title>{html.escape(trip.message)}</title></line>"
+        )
+        _label(
+            parts,
+            at + 3,
+            TOP + 10,
+            f"guard tripped: {trip.guard}"[:40],
+            size=10,
+            fill=BAD,
+            css="guard-trip-label",
         )
     reverts = [f.reverted_at for f in journal.faults if f.reverted_at is not None]
     recovery = journal.recovery
@@ -164,31 +369,42 @@ def render(journal: journals.Journal) -> str:
             at = x(last + recovery.measured)
             colour = OK if recovery.met else BAD
             parts.append(
-                f'<line class="recovery" x1="{x(last):.1f}" y1="{height - BOTTOM + 20}" x2="{at:.1f}" '
-                f'y2="{height - BOTTOM + 20}" stroke="{colour}" stroke-width="3"/>'
+                f'<line class="recovery" x1="{x(last):.1f}" y1="{height - BOTTOM + 34}" x2="{at:.1f}" '
+                f'y2="{height - BOTTOM + 34}" stroke="{colour}" stroke-width="3"/>'
             )
             parts.append(
                 f'<line class="recovery-mark" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" '
-                f'y2="{height - BOTTOM + 24}" stroke="{colour}" stroke-width="2"/>'
+                f'y2="{height - BOTTOM + 38}" stroke="{colour}" stroke-width="2"/>'
             )
             near_end = at > WIDTH - 260
-            parts.append(
-                f'<text x="{at - 4 if near_end else at + 4:.1f}" y="{height - BOTTOM + 38}" font-size="11" '
-                f'text-anchor="{"end" if near_end else "start"}" fill="{colour}">'
-                f"recovered in {recovery.measured:.2f}s (≤ {recovery.required:g}s)</text>"
+            _label(
+                parts,
+                at - 4 if near_end else at + 4,
+                height - BOTTOM + 50,
+                f"recovered in {recovery.measured:.2f}s (≤ {recovery.required:g}s)",
+                size=11,
+                fill=colour,
+                anchor="end" if near_end else "start",
             )
         else:
-            parts.append(
-                f'<text class="recovery" x="{x(last) + 4:.1f}" y="{height - BOTTOM + 38}" font-size="11" '
-                f'fill="{BAD}">not recovered within {recovery.required:g}s</text>'
+            _label(
+                parts,
+                x(last) + 4,
+                height - BOTTOM + 50,
+                f"not recovered within {recovery.required:g}s",
+                size=11,
+                fill=BAD,
+                css="recovery",
             )
     axis = height - BOTTOM
     parts.append(f'<line x1="{LEFT}" y1="{axis}" x2="{WIDTH - RIGHT}" y2="{axis}" stroke="#9e9e9e"/>')
     for tick in range(6):
         seconds = span * tick / 5
         parts.append(
-            f'<text x="{x(seconds):.1f}" y="{axis + 12}" font-size="10" text-anchor="middle" fill="#757575">'
-            f"{seconds:.1f}s</text>"
+            f'<line x1="{x(seconds):.1f}" y1="{axis}" x2="{x(seconds):.1f}" y2="{axis + 4}" '
+            'stroke="#9e9e9e"/>'
         )
+        _label(parts, x(seconds), axis + 15, f"{seconds:.1f} s", size=10, fill=MUTED, anchor="middle")
+    _label(parts, 8, axis + 15, "seconds since the run started", size=10, fill=MUTED, css="axis-title")
     parts.append("</svg>")
     return "\n".join(parts)

@@ -142,3 +142,42 @@ def errored() -> journals.Journal:
             )
         ],
     )
+
+
+def measured(*, tripped: bool = True) -> journals.Journal:
+    """A run with an ``http.load`` measure sampled every second for 16 s: latency rises from 5 ms
+    while the fault (1 s to 10 s) holds, errors appear, a sample fails, then it settles."""
+    samples = []
+    for second in range(17):
+        faulted = 1 <= second < 10
+        if second == 6:
+            samples.append(
+                journals.Sample(measure="shop load", at=at(second), elapsed=1.0, error="connection refused")
+            )
+            continue
+        samples.append(
+            journals.Sample(
+                measure="shop load",
+                at=at(second),
+                elapsed=0.2,
+                values={
+                    "p50_ms": 40.0 if faulted else 5.0,
+                    "p99_ms": 320.0 if faulted else 12.0,
+                    "error_ratio": 0.04 if faulted else 0.0,
+                    "requests": 20.0,
+                },
+            )
+        )
+    base = journal(verdict=journals.Verdict.DEVIATED)
+    trips = [journals.GuardTrip(guard="not on fire", at=at(8), failures=2, message="guard tripped")]
+    return base.model_copy(
+        update={
+            "measures": [
+                journals.MeasureRecord(
+                    name="shop load", activity="http.load", every=1.0, samples=17, skipped=2
+                )
+            ],
+            "samples": samples,
+            "guard_trips": trips if tripped else [],
+        }
+    )
