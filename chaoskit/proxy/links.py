@@ -336,11 +336,8 @@ class Link:
         jitter = toxic.attributes["jitter"]
         # Whole milliseconds in [-jitter, jitter), rolled per chunk, as the real server does; a
         # jitter larger than the latency waits no time (it doesn't move the chunk's time back).
-        delay = max(
-            0,
-            toxic.attributes["latency"]
-            + (self.connection.owner.rng.randrange(-jitter, jitter) if jitter else 0),
-        )
+        offset = self.connection.owner.rng.randrange(-jitter, jitter) if jitter else 0
+        delay = max(0, toxic.attributes["latency"] + offset)
         at = chunk.at + delay / 1000
         release = max(self._start(toxic, chunk), at)
         if await self._hold(toxic, release):
