@@ -20,7 +20,7 @@ from chaoskit.engine import journals, phases
 WIDTH = 1000
 LANE = 70
 MEASURE_LANE = 120
-LEFT = 210
+LEFT = 230
 RIGHT = 20
 TOP = 30
 BOTTOM = 66
@@ -107,6 +107,7 @@ class MeasureLane:
     """Samples whose probe failed: (seconds, error)."""
     low: float = 0.0
     high: float = 1.0
+    measure: str = ""
 
 
 def _unit_of(label: str) -> tuple[str, str, float]:
@@ -154,7 +155,8 @@ def measure_lanes(journal: journals.Journal) -> list[MeasureLane]:
             # 5 % is the least scale for errors, so noise does not look like an outage.
             high = nice_ceiling(max(top, 5.0 if unit == "%" else 0.0))
             low = 0.0 if floor >= 0 else -nice_ceiling(-floor)
-            lanes.append(MeasureLane(f"{name}: {lane}", unit, series, errors, low, high))
+            title = f"{lane} ({unit})" if unit else lane
+            lanes.append(MeasureLane(title, unit, series, errors, low, high, measure=name))
     return lanes
 
 
@@ -202,14 +204,26 @@ def _scale(
 
 
 def _title(
-    parts: list[str], top: float, height: float, title: str, legend: Sequence[tuple[str, str]] = ()
+    parts: list[str],
+    top: float,
+    height: float,
+    title: str,
+    *,
+    legend: Sequence[tuple[str, str]] = (),
+    subtitle: str = "",
 ) -> None:
-    words = title if len(title) <= 24 else title[:23] + "…"
-    lines = 1 + (1 if legend else 0)
-    first = top + height / 2 - (lines - 1) * 8 + 4
-    _label(parts, 8, first, words, css="lane-title")
+    def cut(text: str) -> str:
+        return text if len(text) <= 22 else text[:21] + "…"  # clear of the scale's labels
+
+    lines = 1 + bool(subtitle) + bool(legend)
+    y = top + height / 2 - (lines - 1) * 7 + 4
+    _label(parts, 8, y, cut(title), css="lane-title")
+    if subtitle:
+        y += 14
+        _label(parts, 8, y, cut(subtitle), size=10, fill=MUTED)
     if legend:
-        parts.append(f'<text class="legend" x="8" y="{first + 16:.1f}" font-size="11">')
+        y += 15
+        parts.append(f'<text class="legend" x="8" y="{y:.1f}" font-size="11">')
         parts.extend(
             f'<tspan fill="{colour}" font-weight="bold">━ {html.escape(name)}</tspan><tspan> </tspan>'
             for name, colour in legend
@@ -266,7 +280,14 @@ def render(journal: journals.Journal) -> str:
     top = float(TOP)
     for lane in measured:
         parts.append(f'<g class="measure-lane" data-unit="{html.escape(lane.unit)}">')
-        _title(parts, top, MEASURE_LANE, lane.title, [(s.name, s.colour) for s in lane.series])
+        _title(
+            parts,
+            top,
+            MEASURE_LANE,
+            lane.title,
+            legend=[(s.name, s.colour) for s in lane.series],
+            subtitle=lane.measure,
+        )
 
         def y_measure(value: float, top: float = top, lane: MeasureLane = lane) -> float:
             share = (value - lane.low) / (lane.high - lane.low)

@@ -41,7 +41,7 @@ def test_the_measure_gets_a_latency_lane_in_ms_and_an_error_lane_in_percent() ->
     lanes = [a for t, a in parser.tags if t == "g" and a.get("class") == "measure-lane"]
     assert [a.get("data-unit") for a in lanes] == ["ms", "%"]
     text = "".join(parser.text)
-    assert "shop load: latency" in text and "shop load: errors" in text
+    assert "latency (ms)" in text and "errors (%)" in text and "shop load" in text
     # Scales: latency 0 to 500 ms (the nice ceiling of 320 ms), errors 0 to 5 %.
     assert "0 ms" in text and "250 ms" in text and "500 ms" in text
     assert "0 %" in text and "2.5 %" in text and "5 %" in text
