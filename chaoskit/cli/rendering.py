@@ -7,7 +7,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from pydantic import JsonValue
@@ -54,6 +54,7 @@ STOPPED = {
     "skipped": "skipped: the run stopped before it",
 }
 """What a step that did not run to its end says, by status (a newer engine may add ``skipped``)."""
+_NUMBERS = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 SYMBOLS = {"equals": "=", "below": "<", "above": ">"}
 
 
@@ -69,8 +70,10 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _number(value: float, unit: str = "") -> str:
-    """A measured number as a person reads it: 182.4 ms, 0.996, 12; never ``182.43700000001``."""
+def _number(value: float, unit: str = "", near: Sequence[float] = ()) -> str:
+    """A measured number as a person reads it: 182.4 ms, 0.996, 12; never ``182.43700000001``.
+    Exact when rounding would make it read as one of the bounds it was judged against: 199.96
+    below 200 must not show as ``200.0 ms < 200 ms ✓``."""
     if float(value).is_integer() and abs(value) < 1e15:
         text = str(int(value))
     elif abs(value) >= 100:
@@ -79,14 +82,16 @@ def _number(value: float, unit: str = "") -> str:
         text = f"{value:.2f}".rstrip("0").rstrip(".")
     else:
         text = f"{value:.3g}"
+    if any(float(text) == bound != value for bound in near):
+        text = f"{value:.15g}"
     return f"{text}%" if unit == "%" else f"{text} {unit}".rstrip()
 
 
-def _shown(value: JsonValue, unit: str = "", width: int = 60) -> str:
+def _shown(value: JsonValue, unit: str = "", near: Sequence[float] = (), width: int = 60) -> str:
     """A judged value: numbers with their unit, text quoted, anything else as compact JSON."""
     if _is_number(value):
         assert isinstance(value, int | float)
-        return _number(value, unit)
+        return _number(value, unit, near)
     text = repr(value) if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -138,8 +143,9 @@ def _judged(record: journals.CheckRecord) -> list[str]:
             parts.append(f"{escape(phrase)} {mark}")
             continue
         unit = _unit(where)
+        bounds = [float(n) for n in _NUMBERS.findall(rest)]
         judged = " and ".join(_comparison(op, unit) for op in ops)
-        parts.append(f"{escape(f'{where} {_shown(value, unit)}')} {escape(judged)} {mark}")
+        parts.append(f"{escape(f'{where} {_shown(value, unit, bounds)}')} {escape(judged)} {mark}")
     return parts
 
 

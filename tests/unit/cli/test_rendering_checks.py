@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 
+import pytest
 from pydantic import JsonValue
 from rich.console import Console
 
@@ -16,11 +17,12 @@ from chaoskit.engine import events, journals, phases
 
 def _load_output(success_ratio: float, p99: float, errors: dict[str, int]) -> JsonValue:
     """What ``http.load`` returns (abridged to the fields a line may show, plus a histogram)."""
+    kinds: dict[str, JsonValue] = dict(errors)
     return {
         "requests": 200,
         "successes": 200 - sum(errors.values()),
         "success_ratio": success_ratio,
-        "errors": errors,
+        "errors": kinds,
         "statuses": {"2xx": 200 - sum(errors.values())},
         "latency_ms": {"p50": 12.25, "p90": 80.0, "p99": p99, "p99_9": 190.0, "max": 199.0},
         "histogram": {"unit": "ms", "le": [1.0, 2.0, 4.0, 8.0] * 10, "counts": [5, 5, 5, 5] * 10},
@@ -28,7 +30,7 @@ def _load_output(success_ratio: float, p99: float, errors: dict[str, int]) -> Js
     }
 
 
-EXPECTS = [
+EXPECTS: list[dict[str, object]] = [
     {"path": "success_ratio", "between": [0.99, 1.0]},
     {"path": "latency_ms.p99", "below": 200},
 ]
@@ -95,3 +97,22 @@ def test_a_probe_cancelled_midway_says_so() -> None:
     )
     rendering.LiveConsole(console, live=False)(events.StepEnded(record))
     assert "■ users under the latency http.load 0ms cancelled: the run stopped while it ran" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("value", "expect", "shown"),
+    [
+        (199.96, {"path": "latency_ms.p99", "below": 200}, "latency_ms.p99 199.96 ms < 200 ms ✓"),
+        (200.04, {"path": "latency_ms.p99", "below": 200}, "latency_ms.p99 200.04 ms < 200 ms ✗"),
+        (0.9899, {"path": "success_ratio", "between": [0.99, 1]}, "success_ratio 0.9899 in [0.99, 1] ✗"),
+        (0.9951, {"path": "success_ratio", "between": [0.99, 1]}, "success_ratio 0.995 in [0.99, 1] ✓"),
+    ],
+)
+def test_a_value_rounded_for_reading_never_reads_as_its_bound(
+    value: float, expect: dict[str, object], shown: str
+) -> None:
+    path = str(expect["path"])
+    output: JsonValue = (
+        {"latency_ms": {"p99": value}} if path.startswith("latency") else {"success_ratio": value}
+    )
+    assert shown in _run(output, expect=[expect])
