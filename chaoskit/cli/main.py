@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "convert": "chaoskit.cli.convert:command",
     "demo": "chaoskit.cli.demo:command",
     "drivers": "chaoskit.cli.drivers:command",
+    "init": "chaoskit.cli.init:command",
     "gameday": "chaoskit.cli.gameday:command",
     "gate": "chaoskit.cli.gate:command",
     "halt": "chaoskit.cli.halt:command",
