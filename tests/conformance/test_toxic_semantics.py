@@ -213,7 +213,6 @@ def test_bandwidth_paces_at_the_rate_in_kilobytes_per_second(
     first, last = got[0][0] - started, got[-1][0] - started
     assert 0.5 - 0.1 - SLACK <= last < 0.5 + LATE, got
     assert first < last - 0.25, got
-    assert max(size for _, size in got) <= 10_000 or len(got) > 1, got
 
 
 def test_a_latency_after_a_bandwidth_toxic_counts_from_when_the_bytes_were_read(
