@@ -74,6 +74,11 @@ guards:
     expect: {path: running, equals: true}
     interval: 500ms
 recovery: {within: 60s, interval: 250ms}
+measure:
+  name: what clients see
+  probe: http.load
+  with: {url: "http://127.0.0.1:${port}/", requests: 2, concurrency: 2, timeout: 300ms}
+  every: 250ms
 """
 
 
@@ -195,7 +200,9 @@ def chromium() -> str | None:
     return os.environ.get("CHAOSKIT_CHROMIUM") or shutil.which("chromium")
 
 
-def render(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def render(
+    page: Path, profile: Path, *extra: str, size: str = "1200,1600"
+) -> subprocess.CompletedProcess[str]:
     binary = chromium()
     assert binary is not None
     return subprocess.run(
@@ -211,7 +218,7 @@ def render(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProces
             "--disable-sync",
             "--disable-dev-shm-usage",
             f"--user-data-dir={profile}",
-            "--window-size=1200,1600",
+            f"--window-size={size}",
             *extra,
             page.as_uri(),
         ],
@@ -222,8 +229,9 @@ def render(page: Path, profile: Path, *extra: str) -> subprocess.CompletedProces
     )
 
 
-def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
-    """Width, height and pixels of an 8-bit RGB/RGBA PNG (what Chromium writes)."""
+def png_pixels(data: bytes, step: int = 4) -> tuple[int, int, list[tuple[int, ...]]]:
+    """Width, height and pixels of an 8-bit RGB/RGBA PNG (what Chromium writes): every ``step``-th
+    pixel of every ``step``-th row, row by row."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     offset, idat = 8, b""
     width = height = colour = 0
@@ -262,7 +270,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[tuple[int, ...]]]:
                 line[i] = (line[i] + predictor) & 0xFF
         rows.append(line)
         previous = line
-    pixels = [tuple(row[x : x + 3]) for row in rows[::4] for x in range(0, stride, channels * 4)]
+    pixels = [tuple(row[x : x + 3]) for row in rows[::step] for x in range(0, stride, channels * step)]
     return width, height, pixels
 
 
@@ -291,3 +299,42 @@ def test_the_html_report_renders_with_its_timeline_in_chromium(
     assert 'class="recovery-mark"' in dom.stdout
     assert dom.stdout.count('class="check-ok"') >= 4
     assert "<script" not in dom.stdout
+
+
+def _near(pixel: tuple[int, ...], colour: str, tolerance: int = 40) -> bool:
+    r, g, b = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return abs(pixel[0] - r) < tolerance and abs(pixel[1] - g) < tolerance and abs(pixel[2] - b) < tolerance
+
+
+@pytest.mark.chromium
+def test_the_report_screenshot_shows_the_latency_and_error_lanes(
+    completed_run: dict[str, Path], tmp_path: Path
+) -> None:
+    require("chromium", chromium() is not None, "apt-get install chromium (scripts/test does)")
+    journal = journals.load(completed_run["journal"])
+    (measure,) = journal.measures
+    assert measure.name == "what clients see" and measure.samples >= 4
+    frozen = [s for s in journal.samples if (s.values.get("error_ratio") or 0) > 0]
+    assert frozen, "no sample saw the frozen server's timeouts"
+    page = completed_run["report"]
+    dom = render(page, tmp_path / "profile-dom", "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count('class="measure-lane"') == 2
+    assert 'data-unit="ms"' in dom.stdout and 'data-unit="%"' in dom.stdout
+    assert "latency (ms)" in dom.stdout and "errors (%)" in dom.stdout
+    assert 'class="measure-series p99"' in dom.stdout and 'class="measure-series error"' in dom.stdout
+
+    shot = tmp_path / "lanes.png"
+    done = render(page, tmp_path / "profile", f"--screenshot={shot}", size="1200,2600")
+    assert shot.exists(), done.stderr[-2000:]
+    width, height, pixels = png_pixels(shot.read_bytes(), step=1)
+    assert (width, height) == (1200, 2600)
+    rows = [pixels[y * width : (y + 1) * width] for y in range(height)]
+    # The p99 line (#6a1b9a) and the error line (#c62828) are painted, each in its own band of rows.
+    p99_rows = [y for y, row in enumerate(rows) if sum(_near(p, "#6a1b9a") for p in row[250:]) >= 3]
+    assert p99_rows, "no p99 line in the screenshot"
+    # The latency lane is not blank: its rows hold the line, the scale, gridlines and the fault window.
+    band = rows[min(p99_rows) - 10 : max(p99_rows) + 10]
+    painted = sum(1 for row in band for p in row if p != (255, 255, 255))
+    assert painted > len(band) * width * 0.05, "the latency lane is (almost) blank"
+    assert any(_near(p, "#ff9800", 60) or (p[0] > 240 and 215 < p[1] < 240) for row in band for p in row)
