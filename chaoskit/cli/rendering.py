@@ -88,12 +88,23 @@ def _number(value: float, unit: str = "", near: Sequence[float] = ()) -> str:
 
 
 def _shown(value: JsonValue, unit: str = "", near: Sequence[float] = (), width: int = 60) -> str:
-    """A judged value: numbers with their unit, text quoted, anything else as compact JSON."""
+    """A value as a person reads it: numbers with their unit, text quoted (its start, when long),
+    a small list or object as JSON, a big one by its size and keys (the journal has all of it)."""
     if _is_number(value):
         assert isinstance(value, int | float)
         return _number(value, unit, near)
-    text = repr(value) if isinstance(value, str) else json.dumps(value, separators=(", ", ": "))
-    return text if len(text) <= width else text[: width - 1] + "…"
+    if isinstance(value, str):
+        return repr(value) if len(value) <= width else repr(value[:width]) + "…"
+    text = json.dumps(value, separators=(", ", ": "))
+    if len(text) <= width:
+        return text
+    if isinstance(value, list):
+        return f"[{len(value)} items]"
+    if isinstance(value, dict):
+        keys = list(value)
+        more = f", +{len(keys) - 4} more" if len(keys) > 4 else ""
+        return "{" + ", ".join(keys[:4]) + more + "}"
+    return text
 
 
 def _bound(text: str, unit: str) -> str:
@@ -165,7 +176,7 @@ def _load_summary(value: Mapping[str, JsonValue]) -> str | None:
 def _recorded(value: JsonValue) -> str:
     """A probe without ``expect``: what it saw, in brief (the journal keeps all of it)."""
     if not isinstance(value, dict):
-        return f"{_shown(value)}  [dim](not judged)[/]"
+        return f"{escape(_shown(value))}  [dim](not judged)[/]"
     parts = []
     if (load := _load_summary(value)) is not None:
         parts.append(load)
@@ -175,8 +186,8 @@ def _recorded(value: JsonValue) -> str:
                 if isinstance(n := latency.get(key), int | float) and _is_number(n):
                     parts.append(f"{key} {_number(n, 'ms')}")
     else:
-        scalars = [(k, v) for k, v in value.items() if _is_number(v) or isinstance(v, bool)]
-        parts += [f"{k} {_shown(v, _unit(k))}" for k, v in scalars[:4]]
+        brief = [(k, v) for k, v in value.items() if _is_number(v) or isinstance(v, bool | str)]
+        parts += [f"{k} {_shown(v, _unit(k), width=30)}" for k, v in brief[:4]]
     shown = escape(" · ".join(parts)) if parts else ""
     return f"{shown}  [dim](not judged; all of it is in the journal)[/]".lstrip()
 

@@ -116,3 +116,12 @@ def test_a_value_rounded_for_reading_never_reads_as_its_bound(
         {"latency_ms": {"p99": value}} if path.startswith("latency") else {"success_ratio": value}
     )
     assert shown in _run(output, expect=[expect])
+
+
+def test_big_outputs_are_summed_up_and_markup_in_them_is_printed_as_is() -> None:
+    big: JsonValue = {"items": [{"name": f"pod-{i}", "ready": True} for i in range(40)], "kind": "[bold]List"}
+    line = _run(big, expect=[{"path": "items", "between": [0, 1]}])
+    assert "items [40 items] in [0, 1] ✗" in line
+    recorded = _run(big, expect=None)
+    assert "kind '[bold]List'" in recorded and "not judged" in recorded
+    assert _run([1] * 50, expect=None).startswith("  ✓ frontend fake.value  [50 items]  (not judged)")
