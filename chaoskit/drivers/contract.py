@@ -210,6 +210,10 @@ class Action(ABC, Generic[A]):
         when ``run`` never returned. Idempotent."""
         return RevertOutcome.ALREADY_CLEAN
 
+    def describe(self, data: RevertData) -> str | None:
+        """What ``data`` stands for, in a few words for people ("python3 pid 4242"), or None."""
+        return None
+
     def serves(self, data: RevertData, ctx: RunContext) -> Sequence[str]:
         """The ``host:port`` endpoints that what this action started listens on now (asked just
         before ``undo``). A fault whose ``endpoint`` is among them went with its host when the

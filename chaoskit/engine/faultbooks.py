@@ -213,6 +213,7 @@ class FaultBook:
                         outcome=status,
                         at=self._at(),
                         error=error,
+                        detail=_describe(left.action, left.data),
                     )
                 )
             )
@@ -418,3 +419,10 @@ def _serves(action: contract.Action[Any], data: contract.RevertData, ctx: contra
         return sorted(action.serves(data, ctx))
     except Exception:
         return []  # only a hint for gone-with-host: never a reason not to undo
+
+
+def _describe(action: contract.Action[Any], data: contract.RevertData) -> str | None:
+    try:
+        return action.describe(data)
+    except Exception:
+        return None  # words for people: never a reason for an undo to fail

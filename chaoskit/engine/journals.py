@@ -160,6 +160,8 @@ class UndoRecord(Record):
     outcome: RevertStatus
     at: datetime
     error: str | None = None
+    detail: str | None = None
+    """What was undone, in a few words (``python3 pid 4242``)."""
 
 
 class ErrorRecord(Record):

@@ -333,6 +333,11 @@ class Start(contract.Action[StartArgs]):
     def undo(self, data: contract.RevertData, ctx: contract.RunContext) -> contract.RevertOutcome:
         return _stop(_read(data))
 
+    def describe(self, data: contract.RevertData) -> str | None:
+        undo = _read(data)
+        program = Path(undo.program).name
+        return f"{program} pid {undo.pid}" if undo.pid is not None else program
+
     def serves(self, data: contract.RevertData, ctx: contract.RunContext) -> list[str]:
         return sockets.endpoints(p.pid for p in _members(_read(data)))
 
