@@ -1,16 +1,28 @@
-"""``chaoskit proxy``: run the embedded Toxiproxy-compatible fault proxy."""
+"""``chaoskit proxy``: run the embedded Toxiproxy-compatible fault proxy, and drive any Toxiproxy
+API (that one or a real Toxiproxy) with the ``toxiproxy-cli`` verbs: list, create, delete, toggle,
+inspect, toxic add/update/remove."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import urllib.parse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
+
+from chaoskit import errors
+
+if TYPE_CHECKING:
+    from chaoskit.drivers.toxiproxy import clients
 
 
 @click.group("proxy")
 def command() -> None:
-    """The embedded TCP fault proxy (speaks the Toxiproxy HTTP API)."""
+    """The embedded TCP fault proxy (speaks the Toxiproxy HTTP API), and the toxiproxy-cli verbs."""
 
 
 @command.command("serve")
@@ -38,3 +50,306 @@ def serve(host: str, port: int, config: Path | None) -> None:
     # ChaoskitErrors (a bad config, a busy port) reach the CLI group, which prints them.
     with asyncio.Runner(loop_factory=servers.new_loop) as runner:
         runner.run(servers.serve(host, port, proxies, ready, source=str(config)))
+
+
+# -- the toxiproxy-cli verbs, against the embedded server or a real Toxiproxy
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_USER_ERRORS = {400: "refused", 404: "not found", 409: "already exists"}
+"""Answers that mean the request was wrong (exit 2); any other error answer is exit 4."""
+
+
+def _api_options(function: F) -> F:
+    function = click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="A table for people, or the server's JSON for scripts.",
+    )(function)
+    return click.option(
+        "--url",
+        envvar="TOXIPROXY_URL",
+        # The driver's default, written out: importing the driver costs ~0.1 s that `serve` needn't pay.
+        default="http://127.0.0.1:8474",
+        show_default=True,
+        help="The Toxiproxy API (the embedded server or a real one); also $TOXIPROXY_URL.",
+    )(function)
+
+
+@contextmanager
+def _client(url: str, what: str, *, conflict: str = "pick another name") -> Iterator[clients.Client]:
+    """A client whose failures are one message each: exit 2 when the request was wrong (no such
+    proxy or toxic, a name taken, a bad attribute), exit 4 when the server failed or isn't there."""
+    from chaoskit.drivers.toxiproxy import clients
+
+    try:
+        # Two tries, not the driver's four: a person waits at the terminal.
+        with clients.Client(url, attempts=2) as client:
+            yield client
+    except clients.ApiError as e:
+        answer = _answer(e)
+        message = f"{what}: {answer} (HTTP {e.status} from {url})"
+        if e.status in _USER_ERRORS:
+            hint = {
+                404: f"`chaoskit proxy list --url {url}` shows the proxies (`inspect NAME` their toxics)",
+                409: conflict,
+                400: "`chaoskit drivers toxiproxy` lists each toxic's attributes",
+            }[e.status]
+            raise errors.UsageError(message, hint=hint) from None
+        raise errors.DriverError(message) from None
+    except clients.Unreachable as e:
+        raise errors.Unreachable(
+            f"{what}: no Toxiproxy API answers at {url} ({e.__cause__ or e})",
+            hint="start the embedded one with `chaoskit proxy serve`, or give --url (or $TOXIPROXY_URL)",
+        ) from None
+
+
+def _answer(e: clients.ApiError) -> str:
+    try:
+        body = json.loads(e.answer)
+    except ValueError:
+        return e.answer or _USER_ERRORS.get(e.status, "error")
+    if isinstance(body, dict) and body.get("error"):
+        return str(body["error"])
+    return e.answer
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _toxics_table(toxics: Sequence[clients.ToxicInfo]) -> str:
+    rows = [("TOXIC", "TYPE", "STREAM", "TOXICITY", "ATTRIBUTES")]
+    for toxic in toxics:
+        attributes = " ".join(f"{k}={v}" for k, v in sorted(toxic["attributes"].items()))
+        rows.append((toxic["name"], toxic["type"], toxic["stream"], f"{toxic['toxicity']:g}", attributes))
+    return _table(rows)
+
+
+def _show_proxy(proxy: clients.ProxyInfo, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(proxy, indent=2))
+        return
+    state = "enabled" if proxy["enabled"] else "disabled"
+    click.echo(f"{proxy['name']}: {proxy['listen']} → {proxy['upstream']} ({state})")
+    if proxy["toxics"]:
+        click.echo(_toxics_table(proxy["toxics"]))
+    else:
+        click.echo("no toxics")
+
+
+def _show_toxic(proxy: str, toxic: clients.ToxicInfo, output: str, done: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(toxic, indent=2))
+        return
+    click.echo(f"{done} toxic {toxic['name']} on proxy {proxy}")
+    click.echo(_toxics_table([toxic]))
+
+
+def _attributes(values: tuple[str, ...]) -> dict[str, int]:
+    """``k=v`` pairs as the API's integer attributes (milliseconds, bytes, KB/s: see each toxic)."""
+    attributes: dict[str, int] = {}
+    for value in values:
+        key, sep, number = value.partition("=")
+        try:
+            if not sep or not key:
+                raise ValueError
+            attributes[key.strip()] = int(number.strip())
+        except ValueError:
+            raise errors.UsageError(
+                f"--attribute {value!r} is not KEY=INTEGER",
+                hint="e.g. --attribute latency=300 (the server's units: milliseconds, bytes, KB/s)",
+            ) from None
+    return attributes
+
+
+@command.command("list")
+@_api_options
+def list_(url: str, output: str) -> None:
+    """The proxies on the server: name, listen address, upstream, enabled, how many toxics."""
+    with _client(url, "list proxies") as client:
+        proxies = client.proxies()
+    ordered = [proxies[name] for name in sorted(proxies)]
+    if output == "json":
+        click.echo(json.dumps(ordered, indent=2))
+        return
+    if not ordered:
+        click.echo(f"no proxies at {url} (create one with `chaoskit proxy create`)")
+        return
+    rows = [("NAME", "LISTEN", "UPSTREAM", "ENABLED", "TOXICS")]
+    for proxy in ordered:
+        rows.append(
+            (
+                proxy["name"],
+                proxy["listen"],
+                proxy["upstream"],
+                "yes" if proxy["enabled"] else "no",
+                str(len(proxy["toxics"])),
+            )
+        )
+    click.echo(_table(rows))
+
+
+@command.command("create")
+@click.argument("name")
+@click.option("--upstream", required=True, help="Where it forwards to, HOST:PORT.")
+@click.option(
+    "--listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    help="Where it listens, HOST:PORT; port 0 picks a free one (shown in the output).",
+)
+@_api_options
+def create(name: str, upstream: str, listen: str, url: str, output: str) -> None:
+    """Create proxy NAME: listen on HOST:PORT and forward to the upstream HOST:PORT."""
+    conflict = f"pick another name, or `chaoskit proxy delete {name}` first"
+    with _client(url, f"create proxy {name}", conflict=conflict) as client:
+        proxy = client.create_proxy(name, upstream, listen)
+    if output == "json":
+        click.echo(json.dumps(proxy, indent=2))
+    else:
+        click.echo(f"created proxy {proxy['name']}: {proxy['listen']} → {proxy['upstream']}")
+
+
+@command.command("delete")
+@click.argument("name")
+@_api_options
+def delete(name: str, url: str, output: str) -> None:
+    """Delete proxy NAME with its toxics (its open connections are closed)."""
+    with _client(url, f"delete proxy {name}") as client:
+        if not client.delete_proxy(name):
+            raise errors.UsageError(
+                f"delete proxy {name}: no proxy named {name!r} at {url}",
+                hint=f"`chaoskit proxy list --url {url}` shows the proxies",
+            )
+    click.echo(json.dumps({"deleted": name}) if output == "json" else f"deleted proxy {name}")
+
+
+@command.command("toggle")
+@click.argument("name")
+@_api_options
+def toggle(name: str, url: str, output: str) -> None:
+    """Disable proxy NAME if it is enabled (its connections are closed), enable it if not."""
+    with _client(url, f"toggle proxy {name}") as client:
+        enabled = client.proxy(name)["enabled"]
+        proxy = client.update_proxy(name, enabled=not enabled)
+    if output == "json":
+        click.echo(json.dumps(proxy, indent=2))
+    else:
+        click.echo(f"proxy {name} is now {'enabled' if proxy['enabled'] else 'disabled'}")
+
+
+@command.command("inspect")
+@click.argument("name")
+@_api_options
+def inspect(name: str, url: str, output: str) -> None:
+    """Proxy NAME: its addresses, whether it is enabled, and each toxic with its attributes."""
+    with _client(url, f"inspect proxy {name}") as client:
+        proxy = client.proxy(name)
+    _show_proxy(proxy, output)
+
+
+@command.group("toxic")
+def toxic() -> None:
+    """Add, update and remove the toxics of a proxy."""
+
+
+@toxic.command("add")
+@click.argument("name")
+@click.option(
+    "--type", "type_", required=True, help="latency, bandwidth, slow_close, timeout, reset_peer, ..."
+)
+@click.option("-a", "--attribute", "attribute", multiple=True, metavar="KEY=INTEGER", help="Repeatable.")
+@click.option(
+    "--toxicity",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    help="Share of connections hit.",
+)
+@click.option(
+    "--downstream/--upstream",
+    "downstream",
+    default=True,
+    help="Server → client (default), or client → server.",
+)
+@click.option("--toxic-name", help="Its name; default TYPE_STREAM, as Toxiproxy names it.")
+@_api_options
+def toxic_add(
+    *,
+    name: str,
+    type_: str,
+    attribute: tuple[str, ...],
+    toxicity: float,
+    downstream: bool,
+    toxic_name: str | None,
+    url: str,
+    output: str,
+) -> None:
+    """Add a toxic to proxy NAME, e.g. `--type latency -a latency=300 -a jitter=50`."""
+    attributes = _attributes(attribute)
+    stream = "downstream" if downstream else "upstream"
+    conflict = "give it another --toxic-name, or change the one there with `chaoskit proxy toxic update`"
+    with _client(url, f"add a {type_} toxic to proxy {name}", conflict=conflict) as client:
+        added = client.add_toxic(name, type_, attributes, name=toxic_name, stream=stream, toxicity=toxicity)
+    _show_toxic(name, added, output, "added")
+
+
+@toxic.command("update")
+@click.argument("name")
+@click.option("--toxic-name", required=True, help="The toxic to change (`chaoskit proxy inspect NAME`).")
+@click.option(
+    "-a",
+    "--attribute",
+    "attribute",
+    multiple=True,
+    metavar="KEY=INTEGER",
+    help="Repeatable; others keep their values.",
+)
+@click.option("--toxicity", type=click.FloatRange(0, 1), help="A new share of connections hit.")
+@_api_options
+def toxic_update(
+    *, name: str, toxic_name: str, attribute: tuple[str, ...], toxicity: float | None, url: str, output: str
+) -> None:
+    """Change attributes (or the toxicity) of toxic --toxic-name on proxy NAME."""
+    attributes = _attributes(attribute)
+    if not attributes and toxicity is None:
+        raise errors.UsageError(
+            "toxic update: nothing to change", hint="give --attribute KEY=INTEGER (repeatable) or --toxicity"
+        )
+    body: dict[str, Any] = {"attributes": attributes}
+    if toxicity is not None:
+        body["toxicity"] = toxicity
+    path = f"/proxies/{_quote(name)}/toxics/{_quote(toxic_name)}"
+    with _client(url, f"update toxic {toxic_name} of proxy {name}") as client:
+        updated = cast("clients.ToxicInfo", client.request("POST", path, body).json())
+    _show_toxic(name, updated, output, "updated")
+
+
+@toxic.command("remove")
+@click.argument("name")
+@click.option("--toxic-name", required=True, help="The toxic to remove (`chaoskit proxy inspect NAME`).")
+@_api_options
+def toxic_remove(name: str, toxic_name: str, url: str, output: str) -> None:
+    """Remove toxic --toxic-name from proxy NAME."""
+    with _client(url, f"remove toxic {toxic_name} from proxy {name}") as client:
+        # A 404 here may be the proxy or the toxic: ask which, to say which.
+        client.proxy(name)
+        if not client.remove_toxic(name, toxic_name):
+            raise errors.UsageError(
+                f"remove toxic {toxic_name} from proxy {name}: proxy {name} has no toxic {toxic_name!r}",
+                hint=f"`chaoskit proxy inspect {name} --url {url}` lists its toxics",
+            )
+    if output == "json":
+        click.echo(json.dumps({"removed": toxic_name, "proxy": name}))
+    else:
+        click.echo(f"removed toxic {toxic_name} from proxy {name}")
+
+
+def _quote(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
