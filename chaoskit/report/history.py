@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS runs (
     gameday TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_experiment ON runs (experiment, started);
+"""
+_RECOVERIES = """
 CREATE TABLE IF NOT EXISTS recoveries (
     run_id TEXT PRIMARY KEY,
     at TEXT NOT NULL,
@@ -47,8 +49,9 @@ CREATE TABLE IF NOT EXISTS recoveries (
 );
 """
 # Recoveries are a table of their own, not columns of ``runs``: a history from before them gains
-# the table when opened, and an older chaoskit, whose ``INSERT INTO runs VALUES`` names no
-# columns, still records its runs in a history this one has touched.
+# the table when opened (and reads as before when it can't be written), and an older chaoskit,
+# whose ``INSERT INTO runs VALUES`` names no columns, still records its runs in a history this one
+# has touched.
 
 CRASHED = "crashed"
 """The verdict of a run that ended without a journal (killed, or its machine went down), as
@@ -101,6 +104,8 @@ def _connect(state_dir: Path) -> Iterator[sqlite3.Connection]:
         ) from e
     try:
         db.executescript(_SCHEMA)
+        with contextlib.suppress(sqlite3.OperationalError):
+            db.executescript(_RECOVERIES)  # a read-only history from before recoveries still reads
         with db:
             yield db
     except sqlite3.DatabaseError as e:
@@ -196,15 +201,21 @@ def runs(state_dir: Path, experiment: str | None = None, *, limit: int = 100) ->
     if not path_of(state_dir).exists():
         return []
     query = "SELECT runs.run_id, experiment, file, started, ended, verdict, exit_code, reason,"
-    query += " recovery_required, recovery_measured, score, journal, gameday, recoveries.at,"
-    query += " COALESCE(recoveries.failed, 0) FROM runs LEFT JOIN recoveries USING (run_id)"
+    query += " recovery_required, recovery_measured, score, journal, gameday, {recovered} FROM runs{join}"
     args: tuple[object, ...] = ()
     if experiment:
         query += " WHERE experiment = ? OR file = ? OR file LIKE ? OR gameday = ?"
         args = (experiment, experiment, f"%/{experiment}", experiment)
     query += " ORDER BY started DESC LIMIT ?"
     with _connect(state_dir) as db:
-        rows = db.execute(query, (*args, limit)).fetchall()
+        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recoveries'").fetchone():
+            recovered, join = (
+                "recoveries.at, COALESCE(recoveries.failed, 0)",
+                " LEFT JOIN recoveries USING (run_id)",
+            )
+        else:
+            recovered, join = "NULL, 0", ""  # read-only, from before recoveries
+        rows = db.execute(query.format(recovered=recovered, join=join), (*args, limit)).fetchall()
     return [Run(*row) for row in reversed(rows)]
 
 

@@ -9,6 +9,7 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from chaoskit import testing
@@ -161,3 +162,22 @@ def test_a_history_from_before_recoveries_reads_and_takes_them(tmp_path: Path) -
     with contextlib.closing(sqlite3.connect(state / history.DB_NAME)) as db, db:
         db.execute(OLD_INSERT, _old_row("old-2"))
     assert {r.run_id for r in history.runs(state)} == {"old-1", "old-2", "died-3"}
+
+
+def test_a_read_only_history_from_before_recoveries_still_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    with contextlib.closing(sqlite3.connect(state / history.DB_NAME)) as db, db:
+        db.executescript(OLD_SCHEMA)
+        db.execute(OLD_INSERT, _old_row("old-1"))
+    connect = sqlite3.connect
+
+    def read_only(path: Path, timeout: float) -> sqlite3.Connection:
+        # Root writes through file modes: open it the way a read-only mount or file would.
+        return connect(f"file:{path}?mode=ro", uri=True, timeout=timeout)
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    assert [r.run_id for r in history.runs(state)] == ["old-1"]
+    assert "completed" in _history(state)
