@@ -136,6 +136,7 @@ def _judged(record: journals.CheckRecord) -> list[str]:
     it must be) and the probe's whole output, so the value at each path is looked up again here;
     which expectations failed is read from the message the check wrote."""
     parts = []
+    blamed = False
     for phrase in record.expected:
         where, _, rest = phrase.partition(" ")
         ops = _OPS.split(rest)
@@ -144,6 +145,7 @@ def _judged(record: journals.CheckRecord) -> list[str]:
             or f"expected {phrase} " in record.message
             or any(f"expected {where} {op}," in record.message for op in ops)
         )
+        blamed = blamed or failed
         mark = "[red]✗[/]" if failed else "[green]✓[/]"
         if rest.startswith("$"):  # a JSONPath: its matches are a list, the phrase says it best
             parts.append(f"{escape(phrase)} {mark}")
@@ -157,6 +159,8 @@ def _judged(record: journals.CheckRecord) -> list[str]:
         bounds = [float(n) for n in _NUMBERS.findall(rest)]
         judged = " and ".join(_comparison(op, unit) for op in ops)
         parts.append(f"{escape(f'{where} {_shown(value, unit, bounds)}')} {escape(judged)} {mark}")
+    if not record.ok and not blamed and record.message:
+        parts.append(escape(record.message))  # a failure none of the phrases explains: say it whole
     return parts
 
 

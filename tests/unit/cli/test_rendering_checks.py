@@ -125,3 +125,24 @@ def test_big_outputs_are_summed_up_and_markup_in_them_is_printed_as_is() -> None
     recorded = _run(big, expect=None)
     assert "kind '[bold]List'" in recorded and "not judged" in recorded
     assert _run([1] * 50, expect=None).startswith("  ✓ frontend fake.value  [50 items]  (not judged)")
+
+
+@pytest.mark.parametrize(
+    ("output", "expect", "shown"),
+    [
+        ({"status": 503}, {"path": "status", "in": [200, 204]}, "status 503 in [200, 204] ✗"),
+        ({"body": "fail"}, {"path": "body", "matches": "ok"}, "body 'fail' matches /ok/ ✗"),
+        ({"v": -1}, {"path": "v", "below": 10, "above": 0}, "v -1 < 10 and > 0 ✗"),
+        (
+            {"items": [{"ready": True}, {"ready": False}]},
+            {"jsonpath": "$.items[*].ready", "equals": True},
+            "output $.items[*].ready equals true ✗",
+        ),
+    ],
+)
+def test_every_kind_of_expect_marks_its_own_failure(
+    output: JsonValue, expect: dict[str, object], shown: str
+) -> None:
+    line = _run(output, expect=[expect])
+    assert line.startswith("  ✗ frontend fake.value  ")
+    assert shown in line
