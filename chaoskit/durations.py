@@ -34,7 +34,7 @@ def _shown(value: object) -> str:
 def parse(value: object) -> float:
     """Seconds for ``value``; raises ``ValueError`` with the accepted spellings."""
     if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}; {HINT}")
+        raise ValueError(f"{_shown(value)} is not a duration; {HINT}")
     too_long = f"a duration can be at most 30d (2592000 seconds), got {_shown(value)}"
     if isinstance(value, int | float):
         try:
@@ -53,7 +53,7 @@ def parse(value: object) -> float:
                 raise ValueError(f"not a duration: {_shown(value)}; {HINT}") from None
             seconds = sum(float(n) * _UNITS[u] for n, u in _PART.findall(text))
     else:
-        raise ValueError(f"expected a duration, got {type(value).__name__}; {HINT}")
+        raise ValueError(f"{_shown(value)} is not a duration; {HINT}")
     if math.isnan(seconds):
         raise ValueError(f"not a duration: {_shown(value)}; {HINT}")
     if seconds < 0:

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.engine import phases
-from chaoskit.spec import catalogs, models, templates
+from chaoskit.spec import catalogs, loading, models, suggestions, templates
 
 PathParts = Sequence[str | int]
 
@@ -128,19 +128,48 @@ def kind_of(step: AnyStep) -> str:
     return "pause"
 
 
-def validation_messages(error: ValidationError) -> list[tuple[tuple[str | int, ...], str]]:
-    """(location inside ``with``, message) for each pydantic error, in the user's words."""
+def validation_messages(
+    error: ValidationError, model: type[BaseModel] | None = None
+) -> list[tuple[tuple[str | int, ...], str]]:
+    """(location inside ``with``, message) for each pydantic error, in the user's words.
+
+    Given the arguments ``model``, an unknown argument names the one it likely misspells; when that
+    one is also reported missing, the typo is the whole problem and the "missing" goes unsaid."""
+    items = error.errors(include_url=False)
+    names = [field.alias or name for name, field in model.model_fields.items()] if model else []
+    missing = {str(item["loc"][0]) for item in items if item["type"] == "missing" and len(item["loc"]) == 1}
+    meant: set[str] = set()
+    for item in items:
+        if item["type"] == "extra_forbidden" and len(item["loc"]) == 1:
+            match = suggestions.closest(str(item["loc"][0]), names)
+            if match in missing:
+                meant.add(match)
     out: list[tuple[tuple[str | int, ...], str]] = []
-    for item in error.errors(include_url=False):
+    for item in items:
         loc = tuple(p for p in item["loc"] if isinstance(p, str | int))
-        # A validator's own words, without pydantic's "Value error, " in front (as the loader does).
-        message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown argument"
-        elif item["type"] == "missing":
+        kind = item["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1]) if loc else ""
+            message = f"unknown argument {key!r}"
+            if len(loc) == 1:
+                message += suggestions.hint(key, names)
+        elif kind == "missing":
+            if len(loc) == 1 and loc[0] in meant:
+                continue
             message = "required argument missing"
+        elif (typed := loading.type_message(kind, item.get("input"))) is not None:
+            message = typed
+        else:
+            # A validator's own words, without pydantic's "Value error, " in front (as the loader does).
+            message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
         out.append((loc, message))
     return out
+
+
+def unknown_argument(message: str) -> bool:
+    """Whether ``message`` (from ``validation_messages``) is about a key the arguments don't have:
+    it is told at that key's place but under the path of ``with``, which the name is in already."""
+    return message.startswith("unknown argument ")
 
 
 _UNTIL_ELSEWHERE = {
@@ -266,7 +295,7 @@ def _ramps(plan: Plan, source: Source) -> list[errors.Problem]:
             try:
                 fault.args.model_validate({**planned.raw_args, **stage})
             except ValidationError as e:
-                for loc, msg in validation_messages(e):
+                for loc, msg in validation_messages(e, fault.args):
                     where = ".".join(str(p) for p in loc)
                     problems.append(
                         source.problem((*planned.path, "ramp", "stages", index), f"{where}: {msg}")
@@ -338,8 +367,12 @@ def _resolve(
         try:
             args = activity.args.model_validate(raw)
         except ValidationError as e:
-            for loc, message in validation_messages(e):
-                problems.append(source.problem((*where, "with", *loc), message))
+            for loc, message in validation_messages(e, activity.args):
+                problem = source.problem((*where, "with", *loc), message)
+                if unknown_argument(message):
+                    shown = source.problem((*where, "with", *loc[:-1]), message).path
+                    problem = replace(problem, path=shown)
+                problems.append(problem)
             return None
     if (
         isinstance(step, models.FaultStep)

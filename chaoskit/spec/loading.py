@@ -140,14 +140,47 @@ def _index(node: yaml.Node, at: Location, parsed: Parsed, seen: set[int] | None 
             _index(item, (*at, i), parsed, seen)
 
 
-def yaml_problem(e: yaml.YAMLError) -> tuple[Location, int, int, str]:
-    if isinstance(e, yaml.MarkedYAMLError):
-        mark = e.problem_mark or e.context_mark
-        what = " ".join(part for part in (e.problem, f"({e.context})" if e.context else None) if part)
-        if mark is not None:
-            return ((), mark.line + 1, mark.column + 1, f"not valid YAML: {what}")
-        return ((), 0, 0, f"not valid YAML: {what}")
-    return ((), 0, 0, f"not valid YAML: {e}")
+_CLOSERS = {"flow mapping": ("{", "}"), "flow sequence": ("[", "]")}
+
+
+def _end_of_line_before(text: str, line: int) -> tuple[int, int] | None:
+    """1-based (line, col) just past the last non-blank line before 0-based ``line``."""
+    lines = text.splitlines()
+    for index in range(min(line, len(lines)) - 1, -1, -1):
+        content = lines[index].split(" #", 1)[0].rstrip()
+        if content.strip():
+            return index + 1, len(content) + 1
+    return None
+
+
+def yaml_problem(e: yaml.YAMLError, text: str | None = None) -> tuple[Location, int, int, str]:
+    """(location, line, col, message) for a YAML syntax error, at the place the user must change.
+
+    PyYAML notices an unclosed bracket or quote only where the next token can't belong to it, a
+    line (or the whole file) later; the bracket is missing at the end of the last line that belongs
+    to it, and a quote where it was opened."""
+    if not isinstance(e, yaml.MarkedYAMLError):
+        return ((), 0, 0, f"not valid YAML: {e}")
+    what = " ".join(part for part in (e.problem, f"({e.context})" if e.context else None) if part)
+    problem, context = e.problem_mark, e.context_mark
+    flow = next((v for k, v in _CLOSERS.items() if e.context and k in e.context), None)
+    if problem is not None and context is not None and problem.line > context.line:
+        source = text if text is not None else str(problem.buffer or "").rstrip("\0")
+        opened = f"line {context.line + 1} col {context.column + 1}"
+        if flow is not None and (end := _end_of_line_before(source, problem.line)) is not None:
+            opener, closer = flow
+            return (
+                (),
+                *end,
+                f"not valid YAML: the '{opener}' opened at {opened} is not closed; "
+                f"end it with '{closer}' here",
+            )
+        if e.context and "quoted scalar" in e.context:
+            return ((), context.line + 1, context.column + 1, "not valid YAML: this quote is never closed")
+    mark = problem or context
+    if mark is not None:
+        return ((), mark.line + 1, mark.column + 1, f"not valid YAML: {what}")
+    return ((), 0, 0, f"not valid YAML: {what}")
 
 
 def _compose(text: str, parsed: Parsed, *, construct: bool) -> None:
@@ -193,7 +226,7 @@ def parse(text: str, name: str) -> Parsed:
     try:
         _compose(text, parsed, construct=True)
     except yaml.YAMLError as e:
-        parsed.problems.append(yaml_problem(e))
+        parsed.problems.append(yaml_problem(e, text))
     return parsed
 
 
@@ -955,10 +988,10 @@ def _show(value: Any) -> str:
 _EXPECTED = {
     "float_parsing": "a number",
     "float_type": "a number",
-    "int_parsing": "a whole number",
-    "int_type": "a whole number",
-    "int_from_float": "a whole number",
-    "string_type": "text",
+    "int_parsing": "an integer",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "string_type": "a string",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
     "list_type": "a list",
@@ -968,6 +1001,23 @@ _EXPECTED = {
     "model_attributes_type": "a mapping",
     "finite_number": "a finite number",
 }
+
+
+def _given(value: Any) -> str:
+    """The value as the user wrote it, short; a long list or mapping by what it is."""
+    if isinstance(value, list | tuple | dict):
+        text = json.dumps(value, default=str, ensure_ascii=False)
+        if len(text) <= 40:
+            return text
+    return _show(value)
+
+
+def type_message(kind: str, value: Any) -> str | None:
+    """``'four' is not an integer`` for a pydantic type error of ``kind`` about ``value`` (None
+    when ``kind`` is not a type error): the value given, in chaoskit's words, not pydantic's."""
+    if kind not in _EXPECTED:
+        return None
+    return f"{_given(value)} is not {_EXPECTED[kind]}"
 
 
 def _problem_from(
@@ -989,7 +1039,8 @@ def _problem_from(
         parent, key = at[:-1], str(at[-1])
         model = _model_at(parent, document)
         pool = sorted(_keys_of(model)) if model else []
-        message = f"unknown key '{key}'{suggestions.hint(key, pool)}"
+        # The key itself may be in the pool (a key of another step kind): no "did you mean" itself.
+        message = f"unknown key '{key}'{suggestions.hint(key, [k for k in pool if k != key])}"
         if key in STEP_KINDS and parent and parent[0] in models.PROBE_SECTIONS:
             message = f"unknown key '{key}': {parent[0]} holds probes only (probe: or use:)"
         line, col = locator.locate(at)
@@ -997,8 +1048,8 @@ def _problem_from(
         return parent, message, errors.Problem(locator.name, line, col, shown, message)
     if kind == "step_kind":
         return at, _step_kind_message(value), None
-    if kind in _EXPECTED:
-        return at, f"expected {_EXPECTED[kind]}, got {_show(value)}", None
+    if (typed := type_message(kind, value)) is not None:
+        return at, typed, None
     if kind in ("too_short", "too_long") and at and at[-1] == "between":
         return (
             at,

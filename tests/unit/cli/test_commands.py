@@ -91,7 +91,7 @@ def test_validate_lists_every_problem_with_position_and_exits_2(tmp_path: Path) 
         f"{path}:4:5: method[0].fault: unknown fault 'process.stpo' (did you mean 'process.stop'?)"
         in result.output
     )
-    assert f"{path}:7:" in result.output and "method[1].with.colour" in result.output
+    assert f"{path}:7:" in result.output and "method[1].with: unknown argument 'colour'" in result.output
     assert "Traceback" not in result.output
 
 
@@ -121,7 +121,7 @@ def test_validate_shows_format_and_planner_problems_in_one_go(tmp_path: Path) ->
         f"{path}:6:40: steady_state[0].with.timeout: not a duration: '5 parsecs'; "
         "write a duration like 250ms, 30s, 5m, 1h or 1m30s",
         f"{path}:7:5: steady_state[1].probe: unknown probe 'http.reqest' (did you mean 'http.request'?)",
-        f"{path}:11:20: method[0].with.colour: unknown argument",
+        f"{path}:11:20: method[0].with: unknown argument 'colour'",
         f"{path}:12:5: method[1].pause: not a duration: 'forever'; "
         "write a duration like 250ms, 30s, 5m, 1h or 1m30s",
         f"{path}:13:5: method[2].fault: unknown fault 'process.stpo' (did you mean 'process.stop'?)",

@@ -390,7 +390,7 @@ def test_planning_collects_every_problem_with_did_you_mean() -> None:
     assert info.value.exit_code == 2
     assert "method[0].fault: unknown fault 'fake.brake' (did you mean 'fake.break'?)" in text
     assert "method[1].with.targets:" in text
-    assert "method[1].with.colour: unknown argument" in text
+    assert "method[1].with: unknown argument 'colour'" in text
     assert "method[2].fault: fake.destroy can't be undone; add `irreversible: ok`" in text
     assert "method[3].fault: fake.status is a probe, not a fault" in text
 

@@ -105,7 +105,7 @@ def test_every_problem_is_reported_at_once_in_file_order() -> None:
         "exp.yaml:10:5: method[1].duration: a duration can't be negative, got '-10s'",
         "exp.yaml:12:5: method[2].timeout: not a duration: 'abc'; "
         "write a duration like 250ms, 30s, 5m, 1h or 1m30s",
-        "exp.yaml:13:28: method[2].expect.below: expected a number, got 'abc'",
+        "exp.yaml:13:28: method[2].expect.below: 'abc' is not a number",
         "exp.yaml:14:25: recovery: unknown key 'intervall' (did you mean 'interval'?)",
     ]
 
@@ -122,9 +122,9 @@ def test_missing_title_and_wrong_types_read_like_english() -> None:
     )
     assert found == [
         "exp.yaml:1:1: missing required key 'title'",
-        "exp.yaml:1:1: tags: expected a list, got 'checkout'",
-        "exp.yaml:4:5: method[0].background: expected true or false, got 'maybe'",
-        "exp.yaml:5:5: method[0].with: expected a mapping, got a list",
+        "exp.yaml:1:1: tags: 'checkout' is not a list",
+        "exp.yaml:4:5: method[0].background: 'maybe' is not true or false",
+        "exp.yaml:5:5: method[0].with: [\"a\"] is not a mapping",
     ]
 
 
@@ -246,7 +246,7 @@ def test_shape_mistakes_in_steps_and_expects_say_what_is_wanted() -> None:
     assert found == [
         "exp.yaml:3:5: steady_state[0]: unknown key 'fault': steady_state holds probes only (probe: or use:)",
         "exp.yaml:6:37: method[0].expect[1]: unknown key 'bellow' (did you mean 'below'?)",
-        "exp.yaml:6:49: method[0].expect[2]: expected a mapping, got 5",
+        "exp.yaml:6:49: method[0].expect[2]: 5 is not a mapping",
         "exp.yaml:7:5: method[1]: a step needs exactly one of probe:, use:, fault:, action: or pause:; "
         "this one has probe:, fault:",
         "exp.yaml:9:14: method[2].expect.between: expected [low, high], got one number",
