@@ -32,6 +32,7 @@ from chaoskit import durations, errors, wording
 from chaoskit.drivers import contract
 from chaoskit.engine import (
     checking,
+    controlling,
     events,
     faultbooks,
     halts,
@@ -244,6 +245,11 @@ class Runner:
                 f"no new run while a halt is in force: {halt.describe()}",
                 hint="`chaoskit resume` lifts it, once the cause is dealt with",
             )
+        try:  # Chaos Toolkit controls are configured now: one that can't start refuses the run
+            controlling.attach(self.plan.experiment, self.bus, secrets=self.secrets, at=self._at)
+        except errors.ChaoskitError:
+            self.halts.close()
+            raise
         self.max_duration = (
             self.settings.max_duration or self.plan.experiment.max_duration or DEFAULT_MAX_DURATION
         )

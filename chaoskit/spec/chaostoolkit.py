@@ -1,12 +1,14 @@
 """Chaos Toolkit experiments, translated into chaoskit documents so that they run unchanged.
 
 Providers become chaoskit activities (``python.call``, ``process.command``, ``http.request``),
-tolerances become ``expect`` checks with Chaos Toolkit's meaning, and features chaoskit can't honour
-(controls, vault secrets, other providers) are reported as problems at their place in the file.
+tolerances become ``expect`` checks with Chaos Toolkit's meaning, python controls run as they do
+there, and features chaoskit can't honour (vault secrets, other providers, controls that can't be
+imported) are reported as problems at their place in the file.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shlex
@@ -23,6 +25,7 @@ from chaoskit.spec import paths
 
 Location = tuple[paths.Segment, ...]
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w-]*)\}")
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _ORDER = (
     "title",
     "description",
@@ -280,18 +283,24 @@ class _Translator:
                 "or run the experiment with Chaos Toolkit",
             )
 
-    def controls(self, controls: Any, at: Location, *, activity_level: bool = False) -> None:
+    def controls(self, controls: Any, at: Location, *, activity: str | None = None) -> None:
         """``chaosaddons.controls.safeguards`` become guards (probes with a ``frequency``) and
-        preflight checks (the others, asked once before anything runs); other controls are named
-        and refused: chaoskit can't run them."""
+        preflight checks (the others, asked once before anything runs); other python controls run
+        as Chaos Toolkit runs them (``controls:``, see ``chaoskit.engine.controlling``). Refused,
+        by name: a control whose module can't be imported, one of another provider type, and
+        safeguards on an activity. ``activity``: the name of the activity they are declared on."""
         if not isinstance(controls, list):
             self.issue(at, "expected a list of controls")
             return
         for i, control in enumerate(controls):
-            provider = control.get("provider") if isinstance(control, Mapping) else None
+            if not isinstance(control, Mapping):
+                self.issue((*at, i), "expected a control: {name: ..., provider: {type: python, module: ...}}")
+                continue
+            provider = control.get("provider")
             module = provider.get("module") if isinstance(provider, Mapping) else None
-            name = control.get("name") if isinstance(control, Mapping) else None
-            if module == SAFEGUARDS and not activity_level:
+            name = control.get("name")
+            what = f"control {name!r}" + (f" ({module})" if isinstance(module, str) else "")
+            if module == SAFEGUARDS and activity is None:
                 assert isinstance(provider, Mapping)
                 arguments = provider.get("arguments")
                 probes = arguments.get("probes") if isinstance(arguments, Mapping) else None
@@ -301,14 +310,76 @@ class _Translator:
                 for j, probe in enumerate(probes):
                     self.safeguard(probe, (*at, i, "provider", "arguments", "probes", j))
                 continue
-            what = f"control {name!r}" + (f" ({module})" if isinstance(module, str) else "")
-            where = "on an activity " if activity_level else ""
+            if module == SAFEGUARDS:
+                self.issue(
+                    (*at, i),
+                    f"{what} on an activity can't run in chaoskit: declare the safeguards at the top "
+                    "level of the experiment (they become guards and preflight checks)",
+                )
+                continue
+            converted = self.control(control, what, (*at, i), activity)
+            if converted is None:
+                continue
+            listed = self.out.document.setdefault("controls", [])
+            assert isinstance(listed, list)
+            if converted in listed:
+                continue  # the same activity's controls, met again through a ref:
+            self.out.origins[("controls", len(listed))] = (*at, i)
+            listed.append(converted)
+
+    def control(
+        self, control: Mapping[str, Any], what: str, at: Location, activity: str | None
+    ) -> dict[str, JsonValue] | None:
+        provider = control.get("provider")
+        if not isinstance(provider, Mapping):
+            self.issue(at, f"{what} needs provider: {{type: python, module: ...}}")
+            return None
+        kind = provider.get("type", "python")
+        if kind != "python":
             self.issue(
-                (*at, i),
-                f"{what} {where}can't run in chaoskit: only {SAFEGUARDS} at the top level is "
-                "translated (to guards and preflight checks); remove it or run the experiment with "
-                "Chaos Toolkit",
+                (*at, "provider", "type"),
+                f"{what}: {kind!r} controls can't run in chaoskit (it runs python controls); remove "
+                "it or run the experiment with Chaos Toolkit",
             )
+            return None
+        module = provider.get("module")
+        if not isinstance(module, str) or not _MODULE.fullmatch(module):
+            self.issue((*at, "provider", "module"), f"{what} needs module: a Python module path")
+            return None
+        if not _importable(module):
+            self.issue(
+                (*at, "provider", "module"),
+                f"{what}: module {module!r} can't be imported; install the package that provides it "
+                "in the environment chaoskit runs in, or remove the control",
+            )
+            return None
+        converted: dict[str, JsonValue] = {
+            "name": control["name"] if isinstance(control.get("name"), str) else module,
+            "module": module,
+        }
+        arguments = provider.get("arguments")
+        if arguments is not None and not isinstance(arguments, Mapping):
+            self.issue((*at, "provider", "arguments"), "expected arguments as a mapping of name: value")
+            return None
+        if arguments:
+            converted["arguments"] = dict(arguments)
+        scope = control.get("scope")
+        if scope is not None:
+            if scope not in ("before", "after"):
+                self.issue((*at, "scope"), f"unknown control scope {scope!r}; use before or after")
+                return None
+            converted["scope"] = scope
+        scopes = provider.get("secrets")
+        if scopes is not None:
+            if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+                self.issue((*at, "provider", "secrets"), "expected a list of secret scopes")
+                return None
+            converted["secrets"] = [
+                name for (scope_name, _), name in self.secret_names.items() if scope_name in scopes
+            ]
+        if activity is not None:
+            converted["activity"] = activity
+        return converted
 
     def safeguard(self, probe: Any, at: Location) -> None:
         frequency = probe.get("frequency") if isinstance(probe, Mapping) else None
@@ -445,7 +516,10 @@ class _Translator:
             del self.out.issues[reported:]
             return copied
         if "controls" in entry:
-            self.controls(entry["controls"], (*at, "controls"), activity_level=True)
+            name = entry.get("name")
+            self.controls(
+                entry["controls"], (*at, "controls"), activity=name if isinstance(name, str) else ""
+            )
         kind = entry.get("type")
         if kind not in ("action", "probe"):
             self.issue((*at, "type"), f"expected type: action or type: probe, got {kind!r}")
@@ -775,6 +849,15 @@ def whole_output_jsonpath(
 def translate(doc: Mapping[str, Any]) -> Conversion:
     """Translate a Chaos Toolkit experiment, collecting every problem rather than stopping at one."""
     return _Translator(doc).run()
+
+
+def _importable(module: str) -> bool:
+    """Whether ``module`` can be found, without running it (importing runs the user's code, which
+    the run does once, when it starts)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False  # a parent package that is missing, or one that fails to import
 
 
 def _as_text(value: Any) -> str:

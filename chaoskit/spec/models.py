@@ -332,6 +332,25 @@ class Measure(Model):
         return ProbeStep(probe=self.probe, with_=self.with_, name=self.name, timeout=self.timeout)
 
 
+class Control(Model):
+    """A Chaos Toolkit control module called at the run's boundaries (see
+    ``chaoskit.engine.controlling``): ``before_experiment_control``, ``after_activity_control``,
+    ... whichever of Chaos Toolkit's functions the module defines."""
+
+    name: str
+    module: str = Field(pattern=r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+    """The Python module that defines the control functions, e.g. ``chaosaddons.controls.repeat``."""
+    arguments: dict[str, JsonValue] = Field(default_factory=dict)
+    """Extra keyword arguments for every function called."""
+    scope: Literal["before", "after"] | None = None
+    """Only the ``before_*`` (or only the ``after_*``) functions are called; default: both."""
+    secrets: list[str] = Field(default_factory=list)
+    """Secrets (by name) passed as ``secrets={name: value}`` to functions that take ``secrets``."""
+    activity: str | None = None
+    """Only for the step of this name, and only its ``before/after_activity_control`` (a control
+    declared on one activity in a Chaos Toolkit file)."""
+
+
 STEP_SECTIONS = ("preflight", "setup", "steady_state", "guards", "method", "rollbacks", "teardown")
 """Every section of an experiment that holds steps, in the order a run reaches them (guards are
 polled while the method runs). The one list the loader, the planner and the CLI use."""
@@ -371,6 +390,9 @@ class Experiment(Model):
     ``deviated`` only when the run deviated; ``not-deviated`` once the method started unless the
     run deviated (Chaos Toolkit's default). ``--rollback-strategy`` overrides it."""
     teardown: list[Step] = Field(default_factory=list)
+    controls: list[Control] = Field(default_factory=list)
+    """Chaos Toolkit control modules the run calls (see ``Control``); translated from a Chaos
+    Toolkit file's ``controls``."""
     measure: Annotated[list[Measure], BeforeValidator(_one_or_many)] = Field(default_factory=list)
     """Probes sampled all along the method and the recovery (see ``Measure``), for the report's
     latency and error lanes: ``measure: {probe: http.load, with: {...}, every: 1s}``."""

@@ -282,9 +282,9 @@ def test_unsupported_features_are_problems_at_their_place() -> None:
     with pytest.raises(errors.SpecError) as caught:
         load(doc)
     assert [p.render() for p in caught.value.problems] == [
-        "ctk.json:4:5: controls[0]: control 'tracing' (chaostracing.control) can't run in chaoskit: "
-        "only chaosaddons.controls.safeguards at the top level is translated (to guards and preflight "
-        "checks); remove it or run the experiment with Chaos Toolkit",
+        "ctk.json:8:9: controls[0].provider.module: control 'tracing' (chaostracing.control): module "
+        "'chaostracing.control' can't be imported; install the package that provides it in the "
+        "environment chaoskit runs in, or remove the control",
         "ctk.json:14:7: secrets.vault.db: vault secrets are not supported by chaoskit; "
         "use {type: env, key: NAME} or run it with Chaos Toolkit",
         "ctk.json:23:7: steady-state-hypothesis.probes[0]: a steady-state probe needs a tolerance",
