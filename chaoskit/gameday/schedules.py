@@ -355,7 +355,7 @@ def _next(
     mode = schedule.random
     if mode is not None:
         if schedule.per is Per.WORKDAY:
-            return _next_workday(schedule, mode, after, seed, duration)
+            return _next_workday(schedule, mode, after, seed, duration=duration, started=started)
         return _next_window_time(schedule, mode, after, seed, duration=duration, started=started)
     croniter = _croniter()
     assert schedule.cron is not None
@@ -390,13 +390,14 @@ def _clip(
 
 
 def _next_workday(
-    schedule: Schedule, mode: RandomMode, after: dt.datetime, seed: str, duration: float
+    schedule: Schedule, mode: RandomMode, after: dt.datetime, seed: str, *, duration: float, started: int
 ) -> tuple[Fire, dt.date]:
     # Each day's draw depends on the day alone, as Chaos Monkey decides each morning: a day runs
     # with probability 1/mean, at a uniform time in its windows. A day whose draw is not after
     # ``after`` is spent (it is the run we continue from, or it passed before we started), so one
     # day never runs twice; a draw too close to the last run moves later in the same day.
     chance = DAY / mode.mean
+    full = mode.max_per_day is not None and started >= mode.max_per_day
     earliest = after + dt.timedelta(seconds=max(mode.min_interval, 1.0))
     first = local_day(schedule, after) - dt.timedelta(days=1)
     for offset in range(HORIZON.days + 2):
@@ -418,6 +419,8 @@ def _next_workday(
             if not later:
                 continue
             when = _pick(later, u)
+        if full and local_day(schedule, when) == local_day(schedule, after):
+            continue  # a window past midnight would start a second run on this date
         return Fire(nominal=when, at=when), day
     raise _never(schedule, after, duration)
 
@@ -432,13 +435,14 @@ def _next_window_time(
     drawn = mode.min_interval + (rng.expovariate(1 / spread) if spread > 0 else 0.0)
     need = float(max(math.floor(drawn), 1))
     cursor = after
+    consumed = False
     skip_through = local_day(schedule, after) if mode.max_per_day and started >= mode.max_per_day else None
     first = local_day(schedule, after) - dt.timedelta(days=1)
     for offset in range(HORIZON.days + 2):
         day = first + dt.timedelta(days=offset)
         for start, end in schedule.spans(day, duration):
             if start - after > HORIZON:
-                raise _never(schedule, after, duration)
+                raise _too_far(schedule, after, duration) if consumed else _never(schedule, after, duration)
             begin = max(start, cursor)
             if end <= begin:
                 continue
@@ -455,8 +459,20 @@ def _next_window_time(
                 when = begin + dt.timedelta(seconds=need)
                 return Fire(nominal=when, at=when), day
             need -= available
+            consumed = True
             cursor = end
-    raise _never(schedule, after, duration)
+    raise _too_far(schedule, after, duration) if consumed else _never(schedule, after, duration)
+
+
+def _too_far(schedule: Schedule, after: dt.datetime, duration: float) -> errors.UsageError:
+    assert schedule.random is not None
+    had = window_time(schedule, after, after + HORIZON, duration)
+    return errors.UsageError(
+        f"the next random run after {after.isoformat()} was drawn more than {HORIZON.days} days ahead: "
+        f"the windows hold {had / 3600:.0f}h of window time in that span, and random.mean is "
+        f"{durations.format(schedule.random.mean)} of it",
+        hint="shorten random.mean or widen windows:",
+    )
 
 
 def upcoming(

@@ -303,3 +303,75 @@ def test_every_cron_fire_is_allowed_in_order_and_within_its_jitter(
     for fire in fires:
         assert schedule.allows(fire.at)
         assert 0 <= (fire.at - fire.nominal).total_seconds() <= jitter
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.given(
+    per=st.sampled_from(["workday", "window_time"]),
+    mean_hours=st.integers(1, 24 * 10),
+    min_interval_hours=st.integers(0, 24),
+    zone=st.sampled_from(ZONES),
+    start_hour=st.integers(0, 23),
+    length=st.integers(1, 23),
+    days=st.lists(st.sampled_from(list(schedules.Weekday)), min_size=1, max_size=7, unique=True),
+    duration=st.integers(0, 3 * 3600),
+    fit=st.sampled_from(["run", "start"]),
+    max_per_day=st.none() | st.integers(1, 3),
+    blackout_days=st.integers(0, 20),
+    after=st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2030, 1, 1)),
+)
+def test_every_random_fire_keeps_windows_blackouts_min_interval_and_the_fit(
+    per: str,
+    mean_hours: int,
+    min_interval_hours: int,
+    zone: str,
+    start_hour: int,
+    length: int,
+    days: list[schedules.Weekday],
+    duration: int,
+    fit: str,
+    max_per_day: int | None,
+    blackout_days: int,
+    after: dt.datetime,
+) -> None:
+    mean = max(mean_hours, 24) if per == "workday" else mean_hours
+    start = after.replace(tzinfo=dt.UTC)
+    freeze = (start.date() + dt.timedelta(days=3), start.date() + dt.timedelta(days=3 + blackout_days))
+    try:
+        schedule = make(
+            random={
+                "mean": f"{mean}h",
+                "min_interval": f"{min(min_interval_hours, mean)}h",
+                "per": per,
+                "max_per_day": max_per_day,
+            },
+            timezone=zone,
+            windows=[
+                {
+                    "days": [d.value for d in days],
+                    "start": f"{start_hour:02d}:00",
+                    "end": f"{(start_hour + length) % 24:02d}:00",
+                }
+            ],
+            blackouts=[{"from": freeze[0].isoformat(), "to": freeze[1].isoformat()}],
+            fit=fit,
+        )
+        fires = schedules.upcoming(schedule, start, "prop", 8, duration=duration)
+    except errors.UsageError as e:
+        # No window holds the run, or windows so scarce that a draw lands past the horizon.
+        assert (fit == "run" and duration > (length - 1) * 3600) or "days ahead" in e.message, e.message
+        return
+    held = duration if fit == "run" else 0
+    local_zone = zoneinfo.ZoneInfo(zone)
+    previous = start
+    for fire in fires:
+        assert fire.at > previous
+        assert (fire.at - previous).total_seconds() >= min(min_interval_hours, mean) * 3600
+        previous = fire.at
+        assert schedule.allows(fire.at) and schedule.fits(fire.at, held)
+        if held:  # the run's last moment is still inside the window
+            assert schedule.allows(fire.at + dt.timedelta(seconds=held - 1))
+        assert not freeze[0] <= fire.at.astimezone(local_zone).date() <= freeze[1]
+    if max_per_day is not None:
+        per_date = collections.Counter(f.at.astimezone(local_zone).date() for f in fires)
+        assert max(per_date.values()) <= max_per_day
