@@ -347,6 +347,8 @@ class LiveConsole:
         steps would otherwise read the same."""
         pids = self._pids.get(record.step)
         pid = f" pid {pids.pop()}" if pids else ""  # undone newest first
+        if record.detail:  # the action's own words for it ("sleep pid 4242") say more
+            pid = f" {escape(record.detail)}"
         what = escape(record.step)
         if record.step != record.activity:
             what += f" [dim]{escape(record.activity)}[/]"

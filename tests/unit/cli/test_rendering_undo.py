@@ -35,7 +35,7 @@ def test_each_undone_process_start_names_its_step_and_pid() -> None:
     undone = re.findall(r"undone: (.*)", text)
     # Newest first, each with the pid it stopped.
     assert undone == [
-        f"the api process.start pid {started[2]} (reverted)",
-        f"process.start pid {started[1]} (reverted)",
-        f"process.start pid {started[0]} (reverted)",
+        f"the api process.start sleep pid {started[2]} (reverted)",
+        f"process.start sleep pid {started[1]} (reverted)",
+        f"process.start sleep pid {started[0]} (reverted)",
     ], text
