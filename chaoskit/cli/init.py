@@ -7,6 +7,7 @@ scaffold is planned against the installed drivers before it is written, so it al
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -45,7 +46,8 @@ def scaffold(kind: str, target: str) -> Scaffold:
     builders = {"url": _http, "container": _container, "deployment": _deployment, "process": _process}
     if kind not in builders:
         raise errors.UsageError(f"unknown target kind {kind!r}", hint=f"give one of {_FLAGS}")
-    return Scaffold(kind, target, builders[kind](target.strip()))
+    # A `${` the user typed is theirs, not a chaoskit variable: `$${` is a literal `${`.
+    return Scaffold(kind, target, builders[kind](target.strip().replace("${", "$${")))
 
 
 def _http(url: str) -> str:
@@ -340,10 +342,18 @@ def validate(path: Path) -> None:
         raise errors.SpecError(missing)
 
 
+def _interactive() -> bool:
+    return sys.stdin.isatty()
+
+
 def _prompt() -> tuple[str, str]:
     click.echo("What should the experiment target?", err=True)
     for number, (kind, example) in enumerate(
-        zip(KINDS, ("an HTTP URL", "a Docker container", "a Kubernetes Deployment", "a local process")),
+        zip(
+            KINDS,
+            ("an HTTP URL", "a Docker container", "a Kubernetes Deployment", "a local process"),
+            strict=True,
+        ),
         start=1,
     ):
         click.echo(f"  {number}. {example} (--{kind})", err=True)
@@ -373,6 +383,7 @@ def _prompt() -> tuple[str, str]:
 )
 @click.option("--force", is_flag=True, help="Overwrite the output file if it exists.")
 def command(
+    *,
     url: str | None,
     container: str | None,
     deployment: str | None,
@@ -387,7 +398,7 @@ def command(
     """
     given = [
         (kind, value)
-        for kind, value in zip(KINDS, (url, container, deployment, process_name))
+        for kind, value in zip(KINDS, (url, container, deployment, process_name), strict=True)
         if value is not None
     ]
     if len(given) > 1:
@@ -397,11 +408,12 @@ def command(
         )
     if given:
         kind, target = given[0]
-    elif sys.stdin.isatty():
+    elif _interactive():
         kind, target = _prompt()
     else:
         raise errors.UsageError(
-            "chaoskit init needs a target", hint=f"give one of {_FLAGS} (e.g. --url http://127.0.0.1:8080/health)"
+            "chaoskit init needs a target",
+            hint=f"give one of {_FLAGS} (e.g. --url http://127.0.0.1:8080/health)",
         )
     if output.exists() and not force:
         raise errors.UsageError(
@@ -411,16 +423,25 @@ def command(
     text = result.text.replace("{file}", str(output))
     directory = output.parent if str(output.parent) else Path(".")
     if not directory.is_dir():
-        raise errors.UsageError(f"{directory} is not a directory", hint="create it first, or pick another -o FILE")
+        raise errors.UsageError(
+            f"{directory} is not a directory", hint="create it first, or pick another -o FILE"
+        )
     # Written beside the output and renamed: validation reads a real file (so its messages name
     # lines), and a half-written or invalid scaffold never takes the output's name.
     fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".yaml", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
-        validate(Path(temporary))
+        try:
+            validate(Path(temporary))
+        except errors.SpecError as e:
+            # Named as the file the user asked for (which is left untouched), not the temporary one.
+            problems = [dataclasses.replace(p, file=str(output)) for p in e.problems]
+            raise errors.SpecError(problems) from None
         os.replace(temporary, output)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    click.echo(f"wrote {output} ({kind} {target}); next: chaoskit validate {output}, then chaoskit run {output}")
+    click.echo(
+        f"wrote {output} ({kind} {target}); next: chaoskit validate {output}, then chaoskit run {output}"
+    )

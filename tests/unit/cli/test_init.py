@@ -1,0 +1,249 @@
+"""``chaoskit init``: each kind of target gives a scaffold that ``chaoskit validate`` accepts (the
+same command a user runs next); bad or missing targets are usage errors; nothing invalid is written.
+
+Validating needs no live system (no proxy, Docker engine or cluster). Running a scaffold does: the
+``slow`` tests run the HTTP and process scaffolds for real against local things they start; the
+Docker and Kubernetes ones are validated only (they need a dockerd or a cluster)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from chaoskit.cli import init, main
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHAOSKIT_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path
+
+
+def chaoskit(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(main.cli, list(args), input=stdin)
+
+
+def generated(*args: str, output: str = "experiment.yaml") -> dict[str, Any]:
+    result = chaoskit("init", *args, "-o", output)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"wrote {output} ")
+    validated = chaoskit("validate", output)
+    assert validated.exit_code == 0, validated.output
+    assert validated.stdout.startswith(f"{output}: valid")
+    document = yaml.safe_load(Path(output).read_text())
+    assert isinstance(document, dict)
+    return document
+
+
+def activities(steps: list[dict[str, Any]]) -> list[str]:
+    return [step.get("probe") or step.get("fault") or step["action"] for step in steps]
+
+
+def test_url_gives_http_probes_and_a_latency_fault_through_a_proxy_its_setup_creates() -> None:
+    document = generated("--url", "http://127.0.0.1:8080/health")
+    assert activities(document["setup"]) == ["process.start", "toxiproxy.proxy"]
+    assert document["setup"][0]["with"]["argv"][:3] == ["chaoskit", "proxy", "serve"]
+    assert document["config"]["upstream"] == "127.0.0.1:8080"
+    assert activities(document["steady_state"]) == ["http.request", "http.load"]
+    assert document["steady_state"][0]["expect"] == {"path": "status", "equals": 200}
+    assert {"path": "latency_ms.p99", "below": 500} in document["steady_state"][1]["expect"]
+    assert document["steady_state"][0]["with"]["url"] == "http://127.0.0.1:${proxy_port}/health"
+    assert activities(document["method"])[0] == "toxiproxy.latency"
+    assert document["method"][0]["with"]["proxy"] == document["setup"][1]["with"]["name"]
+
+
+@pytest.mark.parametrize(
+    ("url", "upstream", "through"),
+    [
+        ("https://example.com", "example.com:443", "https://127.0.0.1:${proxy_port}/"),
+        ("http://[::1]:8081/a?b=c", "[::1]:8081", "http://127.0.0.1:${proxy_port}/a?b=c"),
+        ("http://shop.internal", "shop.internal:80", "http://127.0.0.1:${proxy_port}/"),
+        ("http://h:1/${x}", "h:1", "http://127.0.0.1:${proxy_port}/$${x}"),
+    ],
+)
+def test_url_forms(url: str, upstream: str, through: str) -> None:
+    document = generated("--url", url)
+    assert document["config"]["upstream"] == upstream
+    probe = document["steady_state"][0]["with"]
+    assert probe["url"] == through
+    assert probe.get("verify", True) is (not url.startswith("https"))
+
+
+def test_container_gives_running_probe_and_pause_fault() -> None:
+    document = generated("--container", "web-1")
+    assert document["config"] == {"container": "web-1"}
+    assert activities(document["steady_state"]) == ["docker.container.running"]
+    assert activities(document["method"]) == ["docker.container.pause"]
+    text = Path("experiment.yaml").read_text()
+    assert "docker.container.healthy" in text and "docker.container.stop" in text  # the alternatives
+
+
+def test_deployment_gives_available_probe_and_pod_delete_fault() -> None:
+    document = generated("--deployment", "shop/web")
+    assert document["config"] == {"namespace": "shop", "deployment": "web", "selector": "app=web"}
+    assert activities(document["steady_state"]) == ["kubernetes.deployment.available"]
+    assert activities(document["method"]) == ["kubernetes.pods.delete"]
+    assert document["method"][0]["with"]["max_targets"] == 1
+
+
+def test_deployment_without_namespace_means_default() -> None:
+    assert generated("--deployment", "web")["config"]["namespace"] == "default"
+
+
+def test_process_gives_running_probe_and_stop_fault_matching_the_exact_name() -> None:
+    document = generated("--process", "my.server")
+    assert document["config"] == {"process": r"^my\.server$"}
+    assert activities(document["steady_state"]) == ["process.running"]
+    assert activities(document["method"]) == ["process.stop"]
+
+
+def test_comments_name_the_file_and_say_what_to_change() -> None:
+    generated("--deployment", "shop/web", output="pods.yaml")
+    text = Path("pods.yaml").read_text()
+    assert "chaoskit validate pods.yaml" in text and "chaoskit run pods.yaml" in text
+    assert "CHANGE `selector`" in text
+    comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    assert len(comments) > 15
+
+
+def test_refuses_to_overwrite_without_force() -> None:
+    Path("experiment.yaml").write_text("mine\n")
+    result = chaoskit("init", "--process", "nginx")
+    assert result.exit_code == 2
+    assert "experiment.yaml already exists" in result.stderr and "--force" in result.stderr
+    assert Path("experiment.yaml").read_text() == "mine\n"
+    assert chaoskit("init", "--process", "nginx", "--force").exit_code == 0
+    assert "process.stop" in Path("experiment.yaml").read_text()
+
+
+def test_without_a_target_and_without_a_terminal_it_lists_the_flags() -> None:
+    result = chaoskit("init")
+    assert result.exit_code == 2
+    for flag in ("--url", "--container", "--deployment", "--process"):
+        assert flag in result.stderr
+    assert not Path("experiment.yaml").exists()
+
+
+def test_in_a_terminal_it_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(init, "_interactive", lambda: True)
+    result = chaoskit("init", stdin="3\nshop/web\n")
+    assert result.exit_code == 0, result.output
+    assert "kubernetes.pods.delete" in Path("experiment.yaml").read_text()
+
+
+def test_two_targets_are_refused() -> None:
+    result = chaoskit("init", "--process", "a", "--container", "b")
+    assert result.exit_code == 2
+    assert "give one target" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--url", "ftp://host/x"), "is not an http:// or https:// URL"),
+        (("--url", "127.0.0.1:8080"), "is not an http:// or https:// URL"),
+        (("--url", "http://127.0.0.1:99999/"), "a port is a number"),
+        (("--container", "../web"), "is not a container name"),
+        (("--deployment", "Shop/Web"), "is not NAMESPACE/NAME"),
+        (("--deployment", "shop/"), "is not NAMESPACE/NAME"),
+    ],
+)
+def test_malformed_targets_are_usage_errors(args: tuple[str, ...], message: str) -> None:
+    result = chaoskit("init", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and "hint:" in result.stderr
+    assert "Traceback" not in result.output
+    assert not Path("experiment.yaml").exists()
+
+
+def test_an_invalid_scaffold_is_never_written(monkeypatch: pytest.MonkeyPatch, in_tmp: Path) -> None:
+    real = init.scaffold
+
+    def broken(kind: str, target: str) -> init.Scaffold:
+        good = real(kind, target)
+        return init.Scaffold(kind, target, good.text.replace("process.stop", "process.stopp"))
+
+    monkeypatch.setattr(init, "scaffold", broken)
+    result = chaoskit("init", "--process", "nginx")
+    assert result.exit_code == 2
+    assert "process.stopp" in result.stderr
+    assert "experiment.yaml:" in result.stderr  # the file asked for, not the temporary one
+    assert sorted(p.name for p in in_tmp.iterdir() if p.name != "state") == []
+
+
+# -- running a scaffold needs a live system: the ones that can, against things the test starts
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def web(tmp_path: Path) -> Iterator[str]:
+    root = tmp_path / "www"
+    root.mkdir()
+    (root / "health").write_text("ok\n")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _run(path: str, *variables: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "chaoskit", "run", path, *(f"--var={v}" for v in variables)]
+    return subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, env=os.environ.copy(), check=False
+    )
+
+
+@pytest.mark.slow
+def test_the_http_scaffold_runs_and_completes_against_a_real_service(web: str) -> None:
+    generated("--url", web)
+    result = _run("experiment.yaml", f"proxy_api={_free_port()}", f"proxy_port={_free_port()}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "p99" in result.stdout and "completed" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_process_scaffold_runs_and_completes_against_a_real_process(tmp_path: Path) -> None:
+    # A copy of sleep under a name of its own, so the fault can't touch anyone else's process.
+    program = tmp_path / f"ckinit{os.getpid() % 100000}"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", program)
+    with subprocess.Popen([str(program), "300"]) as process:
+        try:
+            generated("--process", program.name)
+            result = _run("experiment.yaml")
+            assert result.returncode == 0, result.stdout + result.stderr
+            assert "process.stop" in result.stdout
+            assert Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T"
+        finally:
+            process.kill()
+            process.wait(timeout=30)
