@@ -389,12 +389,16 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
             after = fire.nominal
             if fire.at > now:
                 fires.append(fire)
-        effective = schedules.effective_mean(
-            schedule, fires[0].nominal, loaded.key, duration=duration, runs=EFFECTIVE_RUNS
-        )
     except errors.ChaoskitError as e:
         _fail(e)
         return
+    try:
+        effective = schedules.effective_mean(
+            schedule, fires[0].nominal, loaded.key, duration=duration, runs=EFFECTIVE_RUNS
+        )
+        mean = effective.describe() if effective is not None else None
+    except errors.ChaoskitError as e:  # the times shown stand; only the long run can't be measured
+        mean = f"effective mean over the next {EFFECTIVE_RUNS} runs: can't tell ({e.message})"
     if output == "json":
         click.echo(
             json.dumps([{"at": f.at.isoformat(), "nominal": f.nominal.isoformat()} for f in fires], indent=2)
@@ -405,5 +409,5 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
         click.echo(f"{local:%a %Y-%m-%d %H:%M:%S %Z}  ({f.at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ})")
     if duration:
         click.echo(f"each run ends inside its window (planned to take {durations.format(duration)})")
-    if effective is not None:
-        click.echo(effective.describe())
+    if mean is not None:
+        click.echo(mean)
