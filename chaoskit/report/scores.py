@@ -2,14 +2,15 @@
 
     score = 100 * Σ weight(check) * credit(check) / Σ weight(check)
 
-over the checks the run got to. Weights say what matters most: holding after the faults (and
-how fast) counts three times a pre-check. Credit: a check that held gets 1; one that failed, or
+over the checks the run got to, for a run that ran its course (completed, deviated, not steady).
+An interrupted, halted, vetoed, invalid or error run has no score (None, shown as "—"): it was
+cut short, and a score from the checks it did get to (all held, so far) would read as resilience
+it never showed. Weights say what matters most: holding after the faults (and how fast) counts
+three times a pre-check. Credit: a check that held gets 1; one that failed, or
 whose probe errored, gets 0 (an unobservable system has not shown it is resilient); a probe that
 answered nothing ("no data") gets 0.5 — it neither held nor failed. Recovery earns
 ``1 - 0.5 * measured/within`` when met (instant recovery 1.0, at the deadline 0.5), else 0.
-Checks the run never reached are not counted, except that a run ending in ``error`` before its
-recovery was measured counts a failed recovery (weight 3, credit 0): chaoskit could not show it
-recovers. A run with no checks has no score (None).
+Checks the run never reached are not counted. A run with no checks has no score (None).
 A GameDay's score is the mean of its experiments' scores. Scores are floats, never truncated.
 """
 
@@ -56,24 +57,26 @@ def of_checks(items: Sequence[checks.Check], recovery: journals.RecoveryRecord |
     return 100.0 * earned / total
 
 
+UNSCORED = frozenset(
+    {
+        journals.Verdict.INTERRUPTED,
+        journals.Verdict.HALTED,
+        journals.Verdict.VETOED,
+        journals.Verdict.INVALID,
+        journals.Verdict.ERROR,
+    }
+)
+"""Verdicts of runs cut short (by a person, a guardrail, a bad file or chaoskit itself): no score."""
+
+NONE_SHOWN = "—"
+"""How a missing score reads for people (an em dash)."""
+
+
 def of_journal(journal: journals.Journal) -> float | None:
-    """The run's score, or None when it got to no check at all."""
-    items = checks.from_journal(journal)
-    if journal.verdict is journals.Verdict.ERROR and journal.recovery is None:
-        items.append(
-            checks.Check(
-                kind=checks.Kind.RECOVERY,
-                name="recovery time",
-                activity="recovery",
-                status=checks.Status.ERROR,
-                expected="recovered",
-                got="the run ended in error before recovery was measured",
-                message=journal.reason,
-                elapsed=0.0,
-                at=journal.ended,
-            )
-        )
-    return of_checks(items, journal.recovery)
+    """The run's score; None when the run was cut short (``UNSCORED``) or got to no check at all."""
+    if journal.verdict in UNSCORED:
+        return None
+    return of_checks(checks.from_journal(journal), journal.recovery)
 
 
 def of_gameday(scores: Iterable[float | None]) -> float | None:
@@ -84,4 +87,4 @@ def of_gameday(scores: Iterable[float | None]) -> float | None:
 
 def show(score: float | None) -> str:
     """For people: two decimals (the stored value keeps full precision)."""
-    return "n/a" if score is None else f"{score:.2f}"
+    return NONE_SHOWN if score is None else f"{score:.2f}"

@@ -58,9 +58,9 @@ def test_probe_error_counts_as_failure_and_no_data_as_half() -> None:
     assert scores.of_checks(items) == pytest.approx(100 * 1.5 / 3)
 
 
-def test_not_steady_and_error_runs_score_low_and_an_empty_run_has_no_score() -> None:
+def test_not_steady_runs_score_low_and_error_and_empty_runs_have_no_score() -> None:
     assert scores.of_journal(samples.not_steady()) == 0.0
-    assert scores.of_journal(samples.errored()) == pytest.approx(100 * 1 / 4)
+    assert scores.of_journal(samples.errored()) is None  # cut short: see test_scores_interrupted.py
     empty = samples.not_steady().model_copy(update={"checks": [], "verdict": journals.Verdict.INTERRUPTED})
     assert scores.of_journal(empty) is None
 
