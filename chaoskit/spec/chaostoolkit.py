@@ -852,8 +852,8 @@ def translate(doc: Mapping[str, Any]) -> Conversion:
 
 
 def _importable(module: str) -> bool:
-    """Whether ``module`` can be found, without running it (importing runs the user's code, which
-    the run does once, when it starts)."""
+    """Whether ``module`` can be found. Only its parent packages are imported: the module itself is
+    the user's code, which the run imports once, when it starts."""
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
