@@ -94,7 +94,14 @@ def is_chaostoolkit(doc: object) -> bool:
         key in entry for entry in entries for key in _NATIVE_STEP_KEYS
     ):
         return False
-    if any(key in doc for key in CTK_KEYS):
+    if any(key in doc for key in CTK_KEYS if key != "controls"):
+        return True
+    controls = doc.get("controls")
+    # chaoskit's own controls name their module directly; Chaos Toolkit's have a provider.
+    native = isinstance(controls, list) and all(
+        isinstance(c, Mapping) and "module" in c and "provider" not in c for c in controls
+    )
+    if controls is not None and not (native and controls):
         return True
     if any(key in entry for entry in entries for key in _CTK_ENTRY_KEYS):
         return True

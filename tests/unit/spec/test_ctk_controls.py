@@ -148,3 +148,13 @@ def test_the_converted_yaml_keeps_the_controls() -> None:
 
 def load_yaml(text: str) -> loading.Loaded:
     return loading.load_text(text, name="x.yaml", env={})
+
+
+def test_a_native_file_with_only_controls_is_not_taken_for_chaos_toolkit() -> None:
+    native = {"title": "t", "controls": [{"name": "c", "module": "json"}]}
+    assert not chaostoolkit.is_chaostoolkit(native)
+    assert load_yaml(json.dumps(native)).experiment.controls == [models.Control(name="c", module="json")]
+    assert chaostoolkit.is_chaostoolkit(
+        {"title": "t", "controls": [{"name": "c", "provider": {"module": "json"}}]}
+    )
+    assert chaostoolkit.is_chaostoolkit({"title": "t", "controls": []})
