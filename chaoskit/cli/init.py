@@ -391,8 +391,10 @@ def command(
     output: Path,
     force: bool,
 ) -> None:
-    """Write a commented starter experiment for one target (an HTTP URL, a Docker container, a
-    Kubernetes Deployment or a process), validated before it is written.
+    """Scaffold a commented, validated experiment for one target.
+
+    The target is an HTTP URL, a Docker container, a Kubernetes Deployment or a local process; the
+    experiment is validated as `chaoskit validate` does before it is written.
 
     Without a target flag it asks, when run in a terminal; otherwise that is a usage error (exit 2).
     """

@@ -22,7 +22,10 @@ if TYPE_CHECKING:
 
 @click.group("proxy")
 def command() -> None:
-    """The embedded TCP fault proxy (speaks the Toxiproxy HTTP API), and the toxiproxy-cli verbs."""
+    """The embedded fault proxy, and the toxiproxy-cli verbs.
+
+    `serve` runs chaoskit's own server (it speaks the Toxiproxy HTTP API); the other verbs drive
+    that one or a real Toxiproxy at --url."""
 
 
 @command.command("serve")
@@ -34,7 +37,9 @@ def command() -> None:
     help="A JSON array of proxies to create at start (the body POST /populate takes).",
 )
 def serve(host: str, port: int, config: Path | None) -> None:
-    """Serve until SIGINT or SIGTERM; then close every proxy and connection."""
+    """Run the embedded proxy until SIGINT or SIGTERM.
+
+    Then it closes every proxy and connection, and exits 0."""
     from chaoskit.proxy import servers
 
     proxies = servers.read_config(config) if config is not None else None
@@ -171,7 +176,9 @@ def _attributes(values: tuple[str, ...]) -> dict[str, int]:
 @command.command("list")
 @_api_options
 def list_(url: str, output: str) -> None:
-    """The proxies on the server: name, listen address, upstream, enabled, how many toxics."""
+    """The proxies on the server.
+
+    Each with its listen address, upstream, whether it is enabled, and how many toxics it has."""
     with _client(url, "list proxies") as client:
         proxies = client.proxies()
     ordered = [proxies[name] for name in sorted(proxies)]
@@ -206,7 +213,7 @@ def list_(url: str, output: str) -> None:
 )
 @_api_options
 def create(name: str, upstream: str, listen: str, url: str, output: str) -> None:
-    """Create proxy NAME: listen on HOST:PORT and forward to the upstream HOST:PORT."""
+    """Create proxy NAME, forwarding to --upstream HOST:PORT."""
     conflict = f"pick another name, or `chaoskit proxy delete {name}` first"
     with _client(url, f"create proxy {name}", conflict=conflict) as client:
         proxy = client.create_proxy(name, upstream, listen)
@@ -220,7 +227,9 @@ def create(name: str, upstream: str, listen: str, url: str, output: str) -> None
 @click.argument("name")
 @_api_options
 def delete(name: str, url: str, output: str) -> None:
-    """Delete proxy NAME with its toxics (its open connections are closed)."""
+    """Delete proxy NAME and its toxics.
+
+    Its open connections are closed."""
     with _client(url, f"delete proxy {name}") as client:
         if not client.delete_proxy(name):
             raise errors.UsageError(
@@ -234,7 +243,9 @@ def delete(name: str, url: str, output: str) -> None:
 @click.argument("name")
 @_api_options
 def toggle(name: str, url: str, output: str) -> None:
-    """Disable proxy NAME if it is enabled (its connections are closed), enable it if not."""
+    """Disable proxy NAME, or enable it if disabled.
+
+    Disabling closes its listener and its open connections."""
     with _client(url, f"toggle proxy {name}") as client:
         enabled = client.proxy(name)["enabled"]
         proxy = client.update_proxy(name, enabled=not enabled)
@@ -248,7 +259,9 @@ def toggle(name: str, url: str, output: str) -> None:
 @click.argument("name")
 @_api_options
 def inspect(name: str, url: str, output: str) -> None:
-    """Proxy NAME: its addresses, whether it is enabled, and each toxic with its attributes."""
+    """Show proxy NAME and its toxics.
+
+    Its addresses, whether it is enabled, and each toxic with its stream, toxicity and attributes."""
     with _client(url, f"inspect proxy {name}") as client:
         proxy = client.proxy(name)
     _show_proxy(proxy, output)
