@@ -119,7 +119,7 @@ def test_report_command_writes_each_format(tmp_path: Path) -> None:
     assert suite.tests == 5
     md = runner.invoke(cli, ["report", str(path), "--format", "md"])
     assert md.exit_code == 0 and "**Verdict: deviated**" in md.output
-    page = runner.invoke(cli, ["report", str(path)])
+    page = runner.invoke(cli, ["report", str(path), "--format", "html"])
     assert page.exit_code == 0 and page.output.startswith("<!DOCTYPE html>") and "<svg" in page.output
     bad = runner.invoke(cli, ["report", str(tmp_path / "nope.json")])
     assert bad.exit_code == 2 and "can't read the journal" in bad.output
