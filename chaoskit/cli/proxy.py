@@ -109,16 +109,27 @@ def _client(url: str, what: str, *, conflict: str = "pick another name") -> Iter
             f"{what}: no Toxiproxy API answers at {url} ({e.__cause__ or e})",
             hint="start the embedded one with `chaoskit proxy serve`, or give --url (or $TOXIPROXY_URL)",
         ) from None
+    except ValueError as e:
+        # A 2xx answer that isn't JSON: something else listens there (a web server, a proxy's
+        # listen port rather than the API's).
+        raise errors.DriverError(
+            f"{what}: {url} answered, but not as a Toxiproxy API does ({e})",
+            hint="--url is the API (port 8474 by default), not a proxy's listen address",
+        ) from None
 
 
 def _answer(e: clients.ApiError) -> str:
+    """The server's own words: Toxiproxy's ``{"error": ...}``, else the start of the body."""
     try:
         body = json.loads(e.answer)
     except ValueError:
-        return e.answer or _USER_ERRORS.get(e.status, "error")
+        body = None
     if isinstance(body, dict) and body.get("error"):
         return str(body["error"])
-    return e.answer
+    text = " ".join(e.answer.split())
+    if not text:
+        return _USER_ERRORS.get(e.status, "error")
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner, Result
@@ -214,3 +217,44 @@ def test_the_url_comes_from_toxiproxy_url_and_defaults_to_the_drivers(
 
     (option,) = (p for p in proxy.list_.params if p.name == "url")
     assert option.default == clients.DEFAULT_URL
+
+
+class NotToxiproxy(BaseHTTPRequestHandler):
+    """A web server that is not a Toxiproxy API: 200 with HTML everywhere, 404 under /missing."""
+
+    def do_GET(self) -> None:
+        status = 404 if self.path.startswith("/proxies/missing") else 200
+        body = b"<html><body>" + b"hello " * 100 + b"</body></html>"
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_toxiproxy() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotToxiproxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_server_that_is_not_toxiproxy_is_one_message(not_toxiproxy: str) -> None:
+    listed = CliRunner().invoke(main.cli, ["proxy", "list", "--url", not_toxiproxy])
+    assert listed.exit_code == 4, listed.output
+    assert f"{not_toxiproxy} answered, but not as a Toxiproxy API does" in listed.stderr
+    assert "Traceback" not in listed.output
+
+    missing = CliRunner().invoke(main.cli, ["proxy", "inspect", "missing", "--url", not_toxiproxy])
+    assert missing.exit_code == 2, missing.output
+    first = missing.stderr.splitlines()[0]
+    assert first.startswith("error: inspect proxy missing: <html><body>hello hello")
+    assert len(first) < 300  # the body's start, not the whole page
