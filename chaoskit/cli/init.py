@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 
 from chaoskit import errors
+from chaoskit.cli import options
 
 KINDS = ("url", "container", "deployment", "process")
 """The target flags, in the order the usage error and the prompt list them."""
@@ -423,11 +424,9 @@ def command(
         )
     result = scaffold(kind, target)
     text = result.text.replace("{file}", str(output))
-    directory = output.parent if str(output.parent) else Path(".")
-    if not directory.is_dir():
-        raise errors.UsageError(
-            f"{directory} is not a directory", hint="create it first, or pick another -o FILE"
-        )
+    options.check_writable("-o", output)
+    directory = output.parent
+    directory.mkdir(parents=True, exist_ok=True)
     # Written beside the output and renamed: validation reads a real file (so its messages name
     # lines), and a half-written or invalid scaffold never takes the output's name.
     fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".yaml", dir=directory)

@@ -129,6 +129,14 @@ def test_refuses_to_overwrite_without_force() -> None:
     assert "process.stop" in Path("experiment.yaml").read_text()
 
 
+def test_missing_folders_are_made_and_a_symlink_is_refused(in_tmp: Path) -> None:
+    generated("--process", "nginx", output="chaos/nginx.yaml")
+    (in_tmp / "link.yaml").symlink_to(in_tmp / "chaos" / "nginx.yaml")
+    result = chaoskit("init", "--process", "nginx", "-o", "link.yaml", "--force")
+    assert result.exit_code == 2
+    assert "symlink" in result.stderr
+
+
 def test_without_a_target_and_without_a_terminal_it_lists_the_flags() -> None:
     result = chaoskit("init")
     assert result.exit_code == 2
