@@ -213,8 +213,13 @@ def test_sweep_removes_leftover_rules_and_helpers_without_the_ledger(
         assert not engine.containers.list(all=True, filters={"label": f"chaoskit.run-id={ctx.run_id}"})
         assert f"chaoskit:{keep.run_id}" in iptables_rules(other_run.container)
 
-        # `chaoskit recover --sweep` without a run id sweeps every run's leftovers.
+        # `chaoskit recover --sweep` without a run id leaves a run with no ledger here alone (it may
+        # be going on from another machine) and says how to sweep it by its id.
         swept = chaoskit("recover", "--sweep", state=tmp_path)
+        assert swept.returncode == 0, swept.stdout + swept.stderr
+        assert f"chaoskit recover {keep.run_id} --sweep" in swept.stdout
+        assert f"chaoskit:{keep.run_id}" in iptables_rules(other_run.container)
+        swept = chaoskit("recover", keep.run_id, "--sweep", state=tmp_path)
         assert swept.returncode == 0, swept.stdout + swept.stderr
         assert re.search(rf"iptables rules? from container {other_run.name}", swept.stdout)
         assert "chaoskit:" not in iptables_rules(other_run.container)
