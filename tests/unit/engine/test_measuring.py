@@ -4,6 +4,7 @@ judged, journaled, never judged, and never in the way of the run's own steps and
 from __future__ import annotations
 
 import itertools
+import statistics
 import threading
 import time
 from typing import Any
@@ -202,4 +203,4 @@ def test_a_slow_sample_skips_ticks_instead_of_piling_up_and_never_delays_guards(
     polls = [c.at for c in journal.checks if c.phase is phases.Phase.GUARD]
     assert len(polls) >= 10
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(polls)]
-    assert max(gaps) < 0.3
+    assert statistics.median(gaps) < 0.2  # a guard waiting on samples would poll every 350 ms
