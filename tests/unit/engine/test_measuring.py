@@ -3,17 +3,19 @@ judged, journaled, never judged, and never in the way of the run's own steps and
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import statistics
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chaoskit import errors, testing
 from chaoskit.drivers import contract
-from chaoskit.engine import journals, measuring, phases, running
+from chaoskit.engine import events, journals, measuring, phases, planning, running
 
 Verdict = journals.Verdict
 
@@ -204,3 +206,24 @@ def test_a_slow_sample_skips_ticks_instead_of_piling_up_and_never_delays_guards(
     assert len(polls) >= 10
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(polls)]
     assert statistics.median(gaps) < 0.2  # a guard waiting on samples would poll every 350 ms
+
+
+def test_an_interrupted_run_stops_sampling_at_once_and_journals_what_it_took(tmp_path: Path) -> None:
+    fake = _fake()
+    doc = _doc(method=[{"fault": "fake.break"}, {"pause": "1h"}], measure=MEASURE)
+    planned = planning.plan(testing.source(doc), fake.registry())
+    bus = events.Bus()
+    runner = running.Runner(planned, running.Settings(state_dir=tmp_path, seed=1), clock=fake.clock, bus=bus)
+
+    def on(event: events.Event) -> None:
+        if isinstance(event, events.Sampled) and event.sample.values.get("p50_ms") == 13:
+            runner.interrupt()  # at the fourth sample, 3 s into the method
+
+    bus.subscribe(on)
+    journal = asyncio.run(runner.run())
+    assert journal.verdict is Verdict.INTERRUPTED and fake.applied == set()
+    assert [s.values["p50_ms"] for s in journal.samples] == [10, 11, 12, 13]
+    (record,) = journal.measures
+    assert record.samples == 4
+    # Not an hour of samples: the run ended 3 s after the method started.
+    assert _seconds(journal, journal.ended) < 4
