@@ -40,7 +40,7 @@ def _fake(recovery_delay: float = 3.0) -> testing.FakeDriver:
 
 
 def _seconds(journal: journals.Journal, when: Any) -> float:
-    return round((when - journal.started).total_seconds(), 6)
+    return round(float((when - journal.started).total_seconds()), 6)
 
 
 MEASURE = {
@@ -126,7 +126,7 @@ def test_measure_every_below_100ms_is_refused() -> None:
 
 
 def test_http_load_samples_keep_p50_p99_and_the_error_ratio_only() -> None:
-    output = {
+    output: dict[str, Any] = {
         "requests": 200,
         "successes": 190,
         "success_ratio": 0.95,
@@ -141,7 +141,7 @@ def test_http_load_samples_keep_p50_p99_and_the_error_ratio_only() -> None:
         "requests": 200.0,
     }
     # Nothing answered: no latency, and no ratio to speak of (a gap, not a 0 % error rate).
-    empty = {"requests": 0, "successes": 0, "latency_ms": {}}
+    empty: dict[str, Any] = {"requests": 0, "successes": 0, "latency_ms": {}}
     assert measuring.values_of("http.load", empty, {}) == {
         "p50_ms": None,
         "p99_ms": None,
