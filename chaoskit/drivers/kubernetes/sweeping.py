@@ -2,8 +2,11 @@
 it cordoned are uncordoned, its NetworkPolicies deleted, scaled workloads restored to the replica
 count recorded in their annotation. Four list calls, then one change per leftover.
 
-With a run id, everything of that run is reverted. Without one, only what has expired
-(``chaoskit.io/expires-at`` passed): a run still going on elsewhere keeps its faults.
+Scoped to runs that are not live (``RunContext.run_state``): a live run's faults are its own to
+revert. With a run id, everything of that run is reverted (unless it is live here). Without one,
+what belongs to a run whose ledger here is dead, and what has expired (``chaoskit.io/expires-at``
+passed) of a run this machine knows nothing of: a run still going on elsewhere keeps its faults.
+What is left alone is named, with why.
 """
 
 from __future__ import annotations
@@ -17,18 +20,34 @@ from chaoskit.errors import ComponentMissing
 JSON = connecting.JSON
 
 
-def _mine(obj: JSON, run_id: str | None) -> bool:
+def _owner(meta: JSON) -> str:
+    """The run id verbatim (the annotation), else as the label spells it."""
+    annotated = (meta.get("annotations") or {}).get(marks.RUN_ID)
+    return str(annotated or (meta.get("labels") or {}).get(marks.RUN_ID) or "")
+
+
+def _why_not(obj: JSON, run_id: str | None, ctx: contract.RunContext) -> str | None:
+    """Why the sweep must leave ``obj`` alone, or None when it may revert it."""
     meta = obj.get("metadata") or {}
     label = (meta.get("labels") or {}).get(marks.RUN_ID)
     if label is None:
-        return False
-    if run_id is not None:
-        return bool(label == marks.label_value(run_id))
-    return marks.is_expired(meta.get("annotations") or {})
+        return "not chaoskit's"
+    if run_id is not None and label != marks.label_value(run_id):
+        return "another run's"
+    owner = _owner(meta)
+    state = ctx.run_state(owner)
+    if state == "live":
+        return f"run {owner} is live"
+    if run_id is not None or state == "dead":
+        return None
+    if marks.is_expired(meta.get("annotations") or {}):
+        return None
+    return f"run {owner} has no ledger here and its mark has not expired (chaoskit recover {owner} --sweep)"
 
 
 def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
-    """Revert what run ``run_id`` (or any run whose marks expired) left in the default cluster."""
+    """Revert what run ``run_id`` (or any dead run, or any whose marks expired) left in the default
+    cluster; never what a live run holds."""
     try:
         connection = connecting.resolve(None)
     except ComponentMissing:
@@ -36,12 +55,12 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
     api = connecting.api(ctx, connection)
     selector = f"{marks.RUN_ID}={marks.label_value(run_id)}" if run_id else marks.RUN_ID
     done: list[str] = []
-    left: list[str] = []
+    left: list[tuple[str, str]] = []
 
     for node in api.list("/api/v1/nodes", what="listing marked nodes", labelSelector=selector):
         name = str(node["metadata"]["name"])
-        if not _mine(node, run_id):
-            left.append(f"node {name}")
+        if (why := _why_not(node, run_id, ctx)) is not None:
+            left.append((f"node {name}", why))
             continue
         previously = (node["metadata"].get("annotations") or {}).get(marks.WAS_UNSCHEDULABLE) == "true"
         evicting.uncordon(api, name, previously)
@@ -53,8 +72,8 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
         labelSelector=selector,
     ):
         meta = policy["metadata"]
-        if not _mine(policy, run_id):
-            left.append(f"NetworkPolicy {meta['namespace']}/{meta['name']}")
+        if (why := _why_not(policy, run_id, ctx)) is not None:
+            left.append((f"NetworkPolicy {meta['namespace']}/{meta['name']}", why))
             continue
         faults.delete_policy(api, str(meta["namespace"]), str(meta["name"]))
         done.append(f"deleted NetworkPolicy {meta['namespace']}/{meta['name']}")
@@ -65,8 +84,8 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
         ):
             meta = workload["metadata"]
             ref = f"{kind} {meta['namespace']}/{meta['name']}"
-            if not _mine(workload, run_id):
-                left.append(ref)
+            if (why := _why_not(workload, run_id, ctx)) is not None:
+                left.append((ref, why))
                 continue
             patch: JSON = {"metadata": marks.removal()}
             previous = (meta.get("annotations") or {}).get(marks.PREVIOUS_REPLICAS)
@@ -81,7 +100,5 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
                 f"restored {ref} to {previous} replicas" if previous is not None else f"unmarked {ref}"
             )
 
-    done.extend(
-        f"left {ref} alone: not expired yet (recover with its run id to revert it now)" for ref in left
-    )
+    done.extend(f"left {ref} alone: {why}" for ref, why in left)
     return done
