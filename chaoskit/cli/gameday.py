@@ -398,7 +398,9 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
         )
         mean = effective.describe() if effective is not None else None
     except errors.ChaoskitError as e:  # the times shown stand; only the long run can't be measured
-        mean = f"effective mean over the next {EFFECTIVE_RUNS} runs: can't tell ({e.message})"
+        mean = (
+            f"effective mean over the next {wording.counted(EFFECTIVE_RUNS, 'run')}: can't tell ({e.message})"
+        )
     if output == "json":
         click.echo(
             json.dumps([{"at": f.at.isoformat(), "nominal": f.nominal.isoformat()} for f in fires], indent=2)

@@ -20,7 +20,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from chaoskit import durations, errors
+from chaoskit import durations, errors, wording
 from chaoskit.durations import Duration
 
 MAX_CANDIDATES = 200_000
@@ -510,7 +510,7 @@ class Effective:
 
     def describe(self) -> str:
         return (
-            f"effective mean over the next {self.runs} runs: one run per {self.mean:.2f} {self.unit} "
+            f"effective mean over the next {wording.counted(self.runs, 'run')}: one run per {self.mean:.2f} {self.unit} "
             f"(random.mean asks for {self.asked:.2f})"
         )
 
