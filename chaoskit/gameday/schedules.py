@@ -510,7 +510,8 @@ class Effective:
 
     def describe(self) -> str:
         return (
-            f"effective mean over the next {wording.counted(self.runs, 'run')}: one run per {self.mean:.2f} {self.unit} "
+            f"effective mean over the next {wording.counted(self.runs, 'run')}: "
+            f"one run per {self.mean:.2f} {self.unit} "
             f"(random.mean asks for {self.asked:.2f})"
         )
 
