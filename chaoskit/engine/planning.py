@@ -157,8 +157,8 @@ def validation_messages(
             if len(loc) == 1 and loc[0] in meant:
                 continue
             message = "required argument missing"
-        elif (typed := loading.type_message(kind, item.get("input"))) is not None:
-            message = typed
+        elif (told := loading.value_message(kind, item.get("input"), item.get("ctx"))) is not None:
+            message = told
         else:
             # A validator's own words, without pydantic's "Value error, " in front (as the loader does).
             message = item["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")

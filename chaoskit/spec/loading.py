@@ -1012,12 +1012,27 @@ def _given(value: Any) -> str:
     return _show(value)
 
 
-def type_message(kind: str, value: Any) -> str | None:
-    """``'four' is not an integer`` for a pydantic type error of ``kind`` about ``value`` (None
-    when ``kind`` is not a type error): the value given, in chaoskit's words, not pydantic's."""
-    if kind not in _EXPECTED:
-        return None
-    return f"{_given(value)} is not {_EXPECTED[kind]}"
+_BOUNDS = {
+    "greater_than_equal": ("ge", "must be at least"),
+    "greater_than": ("gt", "must be more than"),
+    "less_than_equal": ("le", "must be at most"),
+    "less_than": ("lt", "must be less than"),
+}
+
+
+def value_message(kind: str, value: Any, ctx: Mapping[str, Any] | None = None) -> str | None:
+    """``'four' is not an integer`` (or ``must be at least 1, got 0``, ...) for a pydantic error of
+    ``kind`` about ``value``: the value given, in chaoskit's words, not pydantic's. None when
+    ``kind`` is not about the value's type, choices or bounds."""
+    ctx = ctx or {}
+    if kind in _EXPECTED:
+        return f"{_given(value)} is not {_EXPECTED[kind]}"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', 'one of the allowed values')}, got {_show(value)}"
+    if kind in _BOUNDS:
+        key, phrase = _BOUNDS[kind]
+        return f"{phrase} {ctx.get(key)}, got {_show(value)}"
+    return None
 
 
 def _problem_from(
@@ -1048,16 +1063,14 @@ def _problem_from(
         return parent, message, errors.Problem(locator.name, line, col, shown, message)
     if kind == "step_kind":
         return at, _step_kind_message(value), None
-    if (typed := type_message(kind, value)) is not None:
-        return at, typed, None
+    if (told := value_message(kind, value, ctx)) is not None:
+        return at, told, None
     if kind in ("too_short", "too_long") and at and at[-1] == "between":
         return (
             at,
             f"expected [low, high], got {len(value) if isinstance(value, list) else _show(value)} items",
             None,
         )
-    if kind == "literal_error":
-        return at, f"expected {ctx.get('expected', 'one of the allowed values')}, got {_show(value)}", None
     if kind == "string_pattern_mismatch":
         last = at[-1] if at else ""
         if last == "id":
@@ -1070,9 +1083,6 @@ def _problem_from(
         if last == "call":
             return at, f"expected module:function, got {_show(value)}", None
         return at, f"{_show(value)} does not match {ctx.get('pattern')}", None
-    if kind in ("greater_than_equal", "greater_than"):
-        bound = ctx.get("ge", ctx.get("gt"))
-        return at, f"must be at least {bound}, got {_show(value)}", None
     if kind in ("value_error", "assertion_error"):
         message = str(err["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         return at, message, None

@@ -72,6 +72,17 @@ def test_type_errors_name_the_value_given_in_chaoskits_words(tmp_path: Path) -> 
     assert not any("Input should be" in line for line in found)
 
 
+def test_bounds_in_with_name_the_bound_and_the_value(tmp_path: Path) -> None:
+    found = _problems(
+        tmp_path,
+        HEAD + "method:\n"
+        "  - fault: toxiproxy.latency\n"
+        "    with: {url: 'http://127.0.0.1:9', proxy: b, latency: 1s, toxicity: 7}\n"
+        "    duration: 1s\n",
+    )
+    assert found == ["5:62: method[0].with.toxicity: must be at most 1.0, got 7"]
+
+
 def test_type_errors_outside_with_read_the_same_way(tmp_path: Path) -> None:
     found = _problems(
         tmp_path,
