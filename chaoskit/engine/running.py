@@ -364,7 +364,7 @@ class Runner:
         except ValidationError as e:
             problems = [
                 self.plan.problem((*step.path, "with", *loc), msg)
-                for loc, msg in planning.validation_messages(e)
+                for loc, msg in planning.validation_messages(e, step.activity.args)
             ]
             raise errors.SpecError(problems) from e
 

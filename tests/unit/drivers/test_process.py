@@ -606,7 +606,8 @@ def test_undo_from_the_prepared_data_finds_the_child_by_its_mark_while_run_still
         assert not runner.is_alive(), "run kept waiting for a process that is gone"
         (error,) = failure
         assert isinstance(error, errors.DriverError)
-        assert "killed by SIGTERM before it was ready" in error.message
+        # SIGTERM, or SIGKILL when a loaded machine let the grace period run out: stopped either way.
+        assert re.search(r"killed by SIG(TERM|KILL) before it was ready", error.message), error.message
         assert START.undo(prepared, c) is contract.RevertOutcome.ALREADY_CLEAN
     finally:
         c.cancel.set()
