@@ -124,7 +124,7 @@ def test_missing_title_and_wrong_types_read_like_english() -> None:
         "exp.yaml:1:1: missing required key 'title'",
         "exp.yaml:1:1: tags: 'checkout' is not a list",
         "exp.yaml:4:5: method[0].background: 'maybe' is not true or false",
-        "exp.yaml:5:5: method[0].with: [\"a\"] is not a mapping",
+        'exp.yaml:5:5: method[0].with: ["a"] is not a mapping',
     ]
 
 
