@@ -173,8 +173,9 @@ def command(
     with live or contextlib.nullcontext():
         journal = asyncio.run(_run(runner))
     # The run is over and everything is taken back; a late signal must not cut the journal short.
-    for sig in TERMINATING:
-        signal.signal(sig, signal.SIG_IGN)
+    # A Python-level no-op, not SIG_IGN: an ignored signal would stay ignored in every process
+    # started after this one (exec keeps SIG_IGN), e.g. by a test that runs this command in-process.
+    previous = {sig: signal.signal(sig, _late_signal) for sig in TERMINATING}
 
     def warn(message: str) -> None:
         console.print(message, highlight=False, markup=False)
@@ -215,7 +216,13 @@ def command(
     elif not quiet and written is not None:
         newest = f" (the newest: {LATEST})" if written == path and journal_path is None else ""
         console.print(f"[dim]journal: {written}{newest} · run {journal.run_id}[/]", highlight=False)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
     sys.exit(exit_code)
+
+
+def _late_signal(signum: int, frame: object) -> None:
+    """A signal after the run: everything is taken back already; the journal is written first."""
 
 
 LATEST = Path("chaoskit-journal.json")
