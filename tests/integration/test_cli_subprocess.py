@@ -209,8 +209,9 @@ def test_runs_in_a_row_each_keep_their_journal_and_the_newest_is_chaoskit_journa
         )
     assert ids[0] != ids[1]
     own = sorted(tmp_path.glob("chaoskit-journal-*.json"))
-    assert [p.name for p in own] == [f"chaoskit-journal-{i}.json" for i in ids]
-    assert [json.loads(p.read_text())["run_id"] for p in own] == ids  # neither overwrote the other
+    assert sorted(p.name for p in own) == sorted(f"chaoskit-journal-{i}.json" for i in ids)
+    for journal in own:  # neither overwrote the other
+        assert journal.name == f"chaoskit-journal-{json.loads(journal.read_text())['run_id']}.json"
     assert not (tmp_path / "chaoskit-journal.json").is_symlink()
 
     history = _chaoskit("history", "--state-dir", state, "--output", "json")

@@ -317,7 +317,9 @@ def test_next_prints_the_fire_times_the_daemon_will_use(tmp_path: Path, server: 
     # Jitter is reproducible (the second call may start one fire later if one just went by).
     assert later[:3] in (fires[:3], fires[1:4]), (fires, later)
     text = chaoskit(tmp_path, "gameday", "next", str(plan), "-n", "2")
-    assert text.stdout.count("\n") == 2 and ("EST" in text.stdout or "EDT" in text.stdout)
+    times = [line for line in text.stdout.splitlines() if " EST " in line or " EDT " in line]
+    assert len(times) == 2, text.stdout
+    assert "each run ends inside its window" in text.stdout  # the fit it applied, said under them
 
 
 def test_the_daemon_serves_chaoskit_metrics_for_its_runs(tmp_path: Path, server: Server) -> None:
