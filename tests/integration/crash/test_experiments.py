@@ -79,14 +79,22 @@ def crash(
         print(moment, flush=True)
         if seen == "ended":
             run.finish()
-        elif seen in {"hold", "revert"} and killing.undone(run) < killing.undos(run):
-            # A crash kills the runner only: what it started lives on until recover.
+        stopping_it = False
+        if seen in {"hold", "revert"} and killing.undone(run) < killing.undos(run):
+            # A crash kills the runner only: what it started lives on until recover - unless the
+            # kill came while the runner was stopping it (its undo under way, not yet ledgered).
             found = survived(run) if survived else killing.processes_marked(run.run_id)
-            assert found, f"{moment}: nothing the run started outlived it\n{run.log()[-2000:]}"
+            stopping_it = not found
             shown = killing.outstanding(run.state)
             assert run.run_id in shown, f"{moment}: status shows nothing to take back: {shown}"
         try:
             recovered = killing.recover_all(run.state)
+            if stopping_it:
+                # Then recover must find it already gone, and say so: not a process that vanished.
+                undo_lines = [line for line in recovered.stdout.splitlines() if "process.start" in line]
+                assert undo_lines and all("already-clean" in line for line in undo_lines), (
+                    f"{moment}: nothing the run started outlived it, and recover said:\n{recovered.stdout}"
+                )
             killing.assert_nothing_left(run.run_id, ports)
             if nothing_left:
                 nothing_left(run)
