@@ -212,12 +212,19 @@ class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
             try:
                 network.connect(revert.container_id, **options)
             except Exception as e:
-                # Only networks created with an explicit subnet accept a fixed address.
-                if "user configured subnets" not in str(getattr(e, "explanation", "")):
+                # Only networks created with an explicit subnet accept a fixed address; and while
+                # the container was away, another may have been given its (dynamic) address. Either
+                # way the container goes back on the network, with an address the network picks.
+                why = str(getattr(e, "explanation", "") or e)
+                if "user configured subnets" in why:
+                    reason = f"network {revert.network_name} has no configured subnet"
+                elif "Address already in use" in why:
+                    reason = f"{revert.ipv4_address} went to another container while it was away"
+                else:
                     raise
                 ctx.log(
-                    f"docker: network {revert.network_name} has no configured subnet, so container "
-                    f"{revert.name} is reconnected without pinning {revert.ipv4_address}"
+                    f"docker: {reason}, so container {revert.name} is reconnected without pinning "
+                    f"{revert.ipv4_address}"
                 )
                 network.connect(
                     revert.container_id, **{**options, "ipv4_address": None, "ipv6_address": None}

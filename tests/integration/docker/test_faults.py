@@ -121,6 +121,24 @@ def test_disconnect_cuts_traffic_and_revert_reconnects_with_same_ip_and_aliases(
     assert faulting.revert("docker.network.disconnect", records, ctx) == ["already-clean"]
 
 
+def test_disconnect_revert_goes_back_on_the_network_when_its_address_was_taken_meanwhile(
+    web: Callable[..., Web], network: Callable[..., str], engine: Any, ctx: contract.RunContext
+) -> None:
+    """While a container is away, another may be given its address (Docker reuses freed ones):
+    the revert must still put it back on the network, with another address, not fail forever.
+    (Found by the crash bench: parallel runs on one network.)"""
+    net = network(subnet=f"10.214.{random.randrange(1, 250)}.0/24")
+    site = web(network=net)
+    address = site.reload().attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
+    records = faulting.apply("docker.network.disconnect", {"name": site.name, "network": net}, ctx)
+    taker = web(wait=False)
+    engine.networks.get(net).connect(taker.container, ipv4_address=address)
+    assert faulting.revert("docker.network.disconnect", records, ctx) == ["reverted"]
+    after = site.reload().attrs["NetworkSettings"]["Networks"][net]
+    assert after["IPAddress"] and after["IPAddress"] != address
+    assert faulting.revert("docker.network.disconnect", records, ctx) == ["already-clean"]
+
+
 def test_kill_with_restart_policy_comes_back_and_restarts_are_counted(
     web: Callable[..., Web], ctx: contract.RunContext
 ) -> None:
