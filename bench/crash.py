@@ -132,7 +132,9 @@ def _docker(matrix: Any, killing: Any) -> list[tuple[Any, dict[str, Any]]]:
     os.environ.setdefault("CHAOSKIT_DOCKER_HELPER_IMAGE", conftest.HELPER_IMAGE)
 
     def mine(run: Any) -> list[Any]:
-        return list(engine.containers.list(all=True, filters={"label": f"chaoskit.run-id={run.run_id}"}))
+        # ignore_removed: a container removed between the list and its inspect is gone, not an error.
+        label = {"label": f"chaoskit.run-id={run.run_id}"}
+        return list(engine.containers.list(all=True, filters=label, ignore_removed=True))
 
     def nothing_left(run: Any) -> None:
         assert not mine(run), f"containers of run {run.run_id} left: {[c.name for c in mine(run)]}"

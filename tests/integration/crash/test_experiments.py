@@ -183,7 +183,7 @@ DOCKER = [
 def _no_container_left(engine: Any) -> Iterator[Callable[[killing.Run], None]]:
     def check(run: killing.Run) -> None:
         label = f"chaoskit.run-id={run.run_id}"
-        left = engine.containers.list(all=True, filters={"label": label})
+        left = engine.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         described = [f"{c.name} ({c.status})" for c in left]
         assert not left, f"containers of run {run.run_id} left after recover: {described}"
 
@@ -198,7 +198,11 @@ def test_a_shipped_docker_experiment_killed_in_any_phase_is_fully_recovered(
     from tests.integration.docker.conftest import HTTP_IMAGE
 
     def survived(run: killing.Run) -> bool:
-        return bool(engine.containers.list(all=True, filters={"label": f"chaoskit.run-id={run.run_id}"}))
+        return bool(
+            engine.containers.list(
+                all=True, filters={"label": f"chaoskit.run-id={run.run_id}"}, ignore_removed=True
+            )
+        )
 
     moments = killing.plan(shipped.file, shipped.phases)
     print(f"seed {killing.SEED}: {shipped.file}: {moments}", flush=True)
