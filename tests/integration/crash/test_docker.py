@@ -5,7 +5,6 @@ their published ports."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,7 +88,7 @@ def test_disconnect_is_recovered_after_a_sigkill_at_any_moment(
 ) -> None:
     fault = "docker.network.disconnect"
     # Docker pins addresses only on networks with a configured subnet.
-    net = network(subnet=f"10.214.{random.randrange(1, 250)}.0/24")
+    net = network(pinned=True)
     delays = killing.moments(fault)
     sites = [web(network=net, aliases=[f"api-{i}"]) for i in range(len(delays))]
 

@@ -12,7 +12,6 @@ ports and state directory, so the moments of one experiment run side by side.
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -212,7 +211,7 @@ def test_a_shipped_docker_experiment_killed_in_any_phase_is_fully_recovered(
             name = f"ck-crash-{i}-{killing.free_port()}"
             variables: dict[str, object] = {"image": HTTP_IMAGE, "name": name}
             if "disconnect" in shipped.file:
-                variables["network"] = network(subnet=f"10.215.{random.randrange(1, 250)}.0/24")
+                variables["network"] = network(pinned=True)
             done.append(
                 pool.submit(
                     crash, tmp_path / f"m{i}", shipped, i, phase, delay, variables, survived, nothing_left

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import time
 import urllib.request
@@ -151,15 +152,37 @@ def network(engine: Any) -> Iterator[Callable[..., str]]:
     """Create user-defined bridge networks, removed at the end of the test."""
     made: list[Any] = []
 
-    def create(subnet: str | None = None) -> str:
+    def create(pinned: bool = False) -> str:
+        """A bridge network; ``pinned`` gives it a configured /24 (Docker pins addresses only there).
+
+        The /24 is one no network on this dockerd uses, and another is tried when a test running
+        beside this one takes it first (Docker answers "Pool overlaps"), so side-by-side tests
+        never collide on a random pick.
+        """
+        import docker.errors
         import docker.types
 
-        ipam = (
-            docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)]) if subnet else None
-        )
-        net = engine.networks.create(
-            f"ck-test-{uuid.uuid4().hex[:8]}", driver="bridge", labels={TEST_LABEL: "1"}, ipam=ipam
-        )
+        name = f"ck-test-{uuid.uuid4().hex[:8]}"
+        if not pinned:
+            net = engine.networks.create(name, driver="bridge", labels={TEST_LABEL: "1"})
+        else:
+            for _ in range(20):
+                used = {
+                    pool.get("Subnet")
+                    for existing in engine.networks.list()
+                    for pool in ((existing.attrs.get("IPAM") or {}).get("Config") or [])
+                }
+                free = [f"10.{b}.{c}.0/24" for b in range(213, 217) for c in range(1, 250)]
+                subnet = random.choice([s for s in free if s not in used])
+                ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=subnet)])
+                try:
+                    net = engine.networks.create(name, driver="bridge", labels={TEST_LABEL: "1"}, ipam=ipam)
+                    break
+                except docker.errors.APIError as e:
+                    if "overlaps" not in str(e):
+                        raise
+            else:
+                raise AssertionError("no free /24 under 10.213-216.0.0 after 20 tries")
         made.append(net)
         return str(net.name)
 

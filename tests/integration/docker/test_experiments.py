@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import re
 import signal
 import subprocess
@@ -62,7 +61,7 @@ def test_shipped_experiment_completes(
     port = free_port()
     extra: list[str] = []
     if experiment == "disconnect":
-        extra = ["--var", f"network={network(subnet=f'10.214.{random.randrange(1, 250)}.0/24')}"]
+        extra = ["--var", f"network={network(pinned=True)}"]
     journal = tmp_path / "journal.json"
     done = chaoskit(
         "run",
@@ -120,7 +119,7 @@ method:
 def test_sigkilled_runner_is_recovered_pause_partition_disconnect(
     web: Callable[..., Web], network: Callable[..., str], tmp_path: Path
 ) -> None:
-    net = network(subnet=f"10.215.{random.randrange(1, 250)}.0/24")
+    net = network(pinned=True)
     paused, parted, cut = web(), web(), web(network=net, aliases=["cut-api"])
     address = cut.reload().attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
     experiment = tmp_path / "crash.yaml"

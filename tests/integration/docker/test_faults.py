@@ -4,7 +4,6 @@ port failing during the fault and passing after it is reverted, and by inspectin
 from __future__ import annotations
 
 import contextlib
-import random
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -107,7 +106,7 @@ def test_disconnect_cuts_traffic_and_revert_reconnects_with_same_ip_and_aliases(
     web: Callable[..., Web], network: Callable[..., str], ctx: contract.RunContext
 ) -> None:
     # Docker pins addresses only on networks with a configured subnet.
-    net = network(subnet=f"10.213.{random.randrange(1, 250)}.0/24")
+    net = network(pinned=True)
     site = web(network=net, aliases=["shop-api"])
     before = site.reload().attrs["NetworkSettings"]["Networks"][net]
     records = faulting.apply("docker.network.disconnect", {"name": site.name, "network": net}, ctx)
@@ -127,7 +126,7 @@ def test_disconnect_revert_goes_back_on_the_network_when_its_address_was_taken_m
     """While a container is away, another may be given its address (Docker reuses freed ones):
     the revert must still put it back on the network, with another address, not fail forever.
     (Found by the crash bench: parallel runs on one network.)"""
-    net = network(subnet=f"10.214.{random.randrange(1, 250)}.0/24")
+    net = network(pinned=True)
     site = web(network=net)
     address = site.reload().attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
     records = faulting.apply("docker.network.disconnect", {"name": site.name, "network": net}, ctx)
