@@ -137,6 +137,10 @@ class RunContext:
     on leftovers of runs that are not live."""
     log: Callable[[str], None] = field(default=lambda message: None)
     """Driver messages for the console and journal; the engine redacts secrets from them."""
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """Driver settings given for the whole run, keyed ``<driver>.<name>`` (``chaoskit run
+    --context`` sets ``kubernetes.context``). Each driver documents its keys; a key that is absent
+    falls back to the driver's own default (its environment variable, if it reads one)."""
     _resources: dict[str, object] = field(default_factory=dict, repr=False)
     _closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
