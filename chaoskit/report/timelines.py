@@ -6,7 +6,6 @@ external resources.
 
 from __future__ import annotations
 
-import functools
 import html
 import math
 from collections.abc import Callable, Sequence
@@ -231,201 +230,229 @@ def _title(
         parts.append("</text>")
 
 
-def render(journal: journals.Journal) -> str:
-    """The ``<svg>`` element, sized for a 1000 px wide page."""
-    start = journal.started
-    span = max(_seconds(start, journal.ended), 1e-3)
+@dataclass(frozen=True)
+class _Frame:
+    """Where things go: the run's start and span in seconds, the picture's height in pixels."""
+
+    start: datetime
+    span: float
+    height: int
+
+    def x(self, seconds: float) -> float:
+        return LEFT + (WIDTH - LEFT - RIGHT) * min(max(seconds / self.span, 0.0), 1.0)
+
+    def at(self, when: datetime) -> float:
+        return self.x(_seconds(self.start, when))
+
+
+PLOTTED = {phases.Phase.BEFORE, phases.Phase.METHOD, phases.Phase.GUARD, phases.Phase.AFTER}
+
+
+def _probe_points(journal: journals.Journal) -> dict[str, list[Point]]:
+    """Each step's checks in the phases a timeline shows, by step name."""
     lanes: dict[str, list[Point]] = {}
     for record in journal.checks:
-        if record.phase not in {
-            phases.Phase.BEFORE,
-            phases.Phase.METHOD,
-            phases.Phase.GUARD,
-            phases.Phase.AFTER,
-        }:
+        if record.phase not in PLOTTED:
             continue
-        key = f"{record.step}"
-        lanes.setdefault(key, []).append(
+        lanes.setdefault(f"{record.step}", []).append(
             Point(
-                seconds=_seconds(start, record.at),
+                seconds=_seconds(journal.started, record.at),
                 value=number(record),
                 ok=record.ok,
                 label=f"{record.phase.value} {record.step}: {record.message or 'ok'}",
             )
         )
+    return lanes
+
+
+def render(journal: journals.Journal) -> str:
+    """The ``<svg>`` element, sized for a 1000 px wide page."""
+    lanes = _probe_points(journal)
     measured = measure_lanes(journal)
     plotted = MEASURE_LANE * len(measured) + LANE * len(lanes)
-    height = TOP + BOTTOM + max(plotted, LANE)
-    plot = WIDTH - LEFT - RIGHT
-
-    def x(seconds: float) -> float:
-        return LEFT + plot * min(max(seconds / span, 0.0), 1.0)
-
+    frame = _Frame(
+        journal.started,
+        max(_seconds(journal.started, journal.ended), 1e-3),
+        TOP + BOTTOM + max(plotted, LANE),
+    )
+    height = frame.height
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" width="{WIDTH}" height="{height}" '
         f'viewBox="0 0 {WIDTH} {height}" role="img" '
         f'aria-label="timeline of measured latency and errors, probe values and faults">',
         f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#ffffff"/>',
     ]
+    _fault_windows(parts, frame, journal)
+    top = float(TOP)
+    for lane in measured:
+        _measure_lane(parts, frame, lane, top)
+        top += MEASURE_LANE
+    for name, points in lanes.items():
+        _probe_lane(parts, frame, name, points, top)
+        top += LANE
+    _guard_trips(parts, frame, journal)
+    _recovery(parts, frame, journal)
+    _time_axis(parts, frame)
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _fault_windows(parts: list[str], frame: _Frame, journal: journals.Journal) -> None:
+    """Each fault's time applied, shaded across every lane, its name above."""
     for fault in journal.faults:
-        begin = x(_seconds(start, fault.injected_at))
-        end = x(_seconds(start, fault.reverted_at or journal.ended))
+        begin = frame.at(fault.injected_at)
+        end = frame.at(fault.reverted_at or journal.ended)
         title = html.escape(f"{fault.activity} on {fault.target.kind} {fault.target.name}")
         parts.append(
             f'<rect class="fault-window" x="{begin:.1f}" y="{TOP}" width="{max(end - begin, 2):.1f}" '
-            f'height="{height - TOP - BOTTOM}" fill="{FAULT}" fill-opacity="0.22">'
+            f'height="{frame.height - TOP - BOTTOM}" fill="{FAULT}" fill-opacity="0.22">'
             f"<title>{title}</title></rect>"
         )
         _label(parts, begin + 3, TOP - 8, fault.activity, size=11, fill="#e65100")
-    top = float(TOP)
-    for lane in measured:
-        parts.append(f'<g class="measure-lane" data-unit="{html.escape(lane.unit)}">')
-        _title(
-            parts,
-            top,
-            MEASURE_LANE,
-            lane.title,
-            legend=[(s.name, s.colour) for s in lane.series],
-            subtitle=lane.measure,
-        )
 
-        def y_measure(value: float, top: float = top, lane: MeasureLane = lane) -> float:
-            share = (value - lane.low) / (lane.high - lane.low)
-            return top + MEASURE_LANE - PAD - (MEASURE_LANE - 2 * PAD) * min(max(share, 0.0), 1.0)
 
-        middle = (lane.low + lane.high) / 2
-        ticks = [(v, _show_number(v, lane.unit)) for v in (lane.low, middle, lane.high)]
-        _scale(parts, top, MEASURE_LANE, ticks, y_measure)
-        for series in lane.series:
-            segment: list[str] = []
-            segments: list[list[str]] = []
-            for seconds, value in series.points:
-                if value is None:
-                    if segment:
-                        segments.append(segment)
-                    segment = []
-                    continue
-                segment.append(f"{x(seconds):.1f},{y_measure(value):.1f}")
-            if segment:
-                segments.append(segment)
-            klass = f"measure-series {html.escape(series.name.replace(' ', '-'))}"
-            for coords in segments:
-                if len(coords) > 1:
-                    parts.append(
-                        f'<polyline class="{klass}" points="{" ".join(coords)}" fill="none" '
-                        f'stroke="{series.colour}" stroke-width="2"/>'
-                    )
-                else:
-                    cx, cy = coords[0].split(",")
-                    parts.append(
-                        f'<circle class="{klass}" cx="{cx}" cy="{cy}" r="2.5" fill="{series.colour}"/>'
-                    )
-        for seconds, error in lane.errors:
-            parts.append(
-                f'<rect class="sample-error" x="{x(seconds) - 2:.1f}" y="{top + 2:.1f}" width="4" height="8" '
-                f'fill="{BAD}"><title>{html.escape(f"sample failed: {error}")}</title></rect>'
-            )
+def _measure_lane(parts: list[str], frame: _Frame, lane: MeasureLane, top: float) -> None:
+    parts.append(f'<g class="measure-lane" data-unit="{html.escape(lane.unit)}">')
+    _title(
+        parts,
+        top,
+        MEASURE_LANE,
+        lane.title,
+        legend=[(s.name, s.colour) for s in lane.series],
+        subtitle=lane.measure,
+    )
+
+    def y(value: float) -> float:
+        share = (value - lane.low) / (lane.high - lane.low)
+        return top + MEASURE_LANE - PAD - (MEASURE_LANE - 2 * PAD) * min(max(share, 0.0), 1.0)
+
+    middle = (lane.low + lane.high) / 2
+    _scale(
+        parts, top, MEASURE_LANE, [(v, _show_number(v, lane.unit)) for v in (lane.low, middle, lane.high)], y
+    )
+    for series in lane.series:
+        _series(parts, frame, series, y)
+    for seconds, error in lane.errors:
         parts.append(
-            f'<line x1="{LEFT}" y1="{top + MEASURE_LANE}" x2="{WIDTH - RIGHT}" y2="{top + MEASURE_LANE}" '
-            'stroke="#e0e0e0"/>'
+            f'<rect class="sample-error" x="{frame.x(seconds) - 2:.1f}" y="{top + 2:.1f}" '
+            'width="4" height="8" '
+            f'fill="{BAD}"><title>{html.escape(f"sample failed: {error}")}</title></rect>'
         )
-        parts.append("</g>")
-        top += MEASURE_LANE
-    for name, points in lanes.items():
-        parts.append('<g class="probe-lane">')
-        _title(parts, top, LANE, name)
-        numbers = [p.value for p in points if p.value is not None]
-        low, high = (min(numbers), max(numbers)) if numbers else (0.0, 1.0)
+    parts.append(
+        f'<line x1="{LEFT}" y1="{top + MEASURE_LANE}" x2="{WIDTH - RIGHT}" y2="{top + MEASURE_LANE}" '
+        'stroke="#e0e0e0"/>'
+    )
+    parts.append("</g>")
 
-        def y(value: float | None, top: float = top, low: float = low, high: float = high) -> float:
-            if value is None or high == low:
-                return top + LANE / 2
-            return top + LANE - PAD - (LANE - 2 * PAD) * (value - low) / (high - low)
 
-        if not numbers:
-            marks = [(0.5, "ok / failed")]  # only dots, on the lane's middle: pass or fail
-        elif high == low:
-            marks = [(low, f"{low:g}")]
+def _series(parts: list[str], frame: _Frame, series: Series, y: Callable[[float], float]) -> None:
+    """One measured series: a line through each run of samples, a dot for a lone one, gaps left open."""
+    segments: list[list[str]] = [[]]
+    for seconds, value in series.points:
+        if value is None:
+            segments.append([])
         else:
-            marks = [(low, f"{low:g}"), (high, f"{high:g}")]
-        _scale(parts, top, LANE, marks, functools.partial(y, top=top, low=low, high=high))
-        if len(numbers) > 1:
-            path = " ".join(f"{x(p.seconds):.1f},{y(p.value):.1f}" for p in points if p.value is not None)
+            segments[-1].append(f"{frame.x(seconds):.1f},{y(value):.1f}")
+    klass = f"measure-series {html.escape(series.name.replace(' ', '-'))}"
+    for coords in filter(None, segments):
+        if len(coords) > 1:
             parts.append(
-                f'<polyline class="series" points="{path}" fill="none" stroke="{LINE}" stroke-width="2"/>'
+                f'<polyline class="{klass}" points="{" ".join(coords)}" fill="none" '
+                f'stroke="{series.colour}" stroke-width="2"/>'
             )
-        for point in points:
-            colour = OK if point.ok else BAD
-            parts.append(
-                f'<circle class="{"check-ok" if point.ok else "check-failed"}" cx="{x(point.seconds):.1f}" '
-                f'cy="{y(point.value):.1f}" r="4" fill="{colour}">'
-                f"<title>{html.escape(point.label)}</title></circle>"
-            )
+        else:
+            cx, cy = coords[0].split(",")
+            parts.append(f'<circle class="{klass}" cx="{cx}" cy="{cy}" r="2.5" fill="{series.colour}"/>')
+
+
+def _probe_lane(parts: list[str], frame: _Frame, name: str, points: list[Point], top: float) -> None:
+    """One step's checks: a dot each (green passed, red failed) at its value, joined when numeric."""
+    parts.append('<g class="probe-lane">')
+    _title(parts, top, LANE, name)
+    numbers = [p.value for p in points if p.value is not None]
+    low, high = (min(numbers), max(numbers)) if numbers else (0.0, 1.0)
+
+    def y(value: float | None) -> float:
+        if value is None or high == low:
+            return top + LANE / 2
+        return top + LANE - PAD - (LANE - 2 * PAD) * (value - low) / (high - low)
+
+    if not numbers:
+        marks = [(0.5, "ok / failed")]  # only dots, on the lane's middle: pass or fail
+    elif high == low:
+        marks = [(low, f"{low:g}")]
+    else:
+        marks = [(low, f"{low:g}"), (high, f"{high:g}")]
+    _scale(parts, top, LANE, marks, y)
+    if len(numbers) > 1:
+        path = " ".join(f"{frame.x(p.seconds):.1f},{y(p.value):.1f}" for p in points if p.value is not None)
         parts.append(
-            f'<line x1="{LEFT}" y1="{top + LANE}" x2="{WIDTH - RIGHT}" y2="{top + LANE}" stroke="#e0e0e0"/>'
+            f'<polyline class="series" points="{path}" fill="none" stroke="{LINE}" stroke-width="2"/>'
         )
-        parts.append("</g>")
-        top += LANE
-    for trip in journal.guard_trips:
-        at = x(_seconds(start, trip.at))
+    for point in points:
         parts.append(
-            f'<line class="guard-trip" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" y2="{height - BOTTOM}" '
+            f'<circle class="{"check-ok" if point.ok else "check-failed"}" cx="{frame.x(point.seconds):.1f}" '
+            f'cy="{y(point.value):.1f}" r="4" fill="{OK if point.ok else BAD}">'
+            f"<title>{html.escape(point.label)}</title></circle>"
+        )
+    parts.append(
+        f'<line x1="{LEFT}" y1="{top + LANE}" x2="{WIDTH - RIGHT}" y2="{top + LANE}" stroke="#e0e0e0"/>'
+    )
+    parts.append("</g>")
+
+
+def _guard_trips(parts: list[str], frame: _Frame, journal: journals.Journal) -> None:
+    for trip in journal.guard_trips:
+        at = frame.at(trip.at)
+        parts.append(
+            f'<line class="guard-trip" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" y2="{frame.height - BOTTOM}" '
             f'stroke="{BAD}" stroke-width="2" stroke-dasharray="4 3">'
             f"<title>{html.escape(trip.message)}</title></line>"
         )
-        _label(
-            parts,
-            at + 3,
-            TOP + 10,
-            f"guard tripped: {trip.guard}"[:40],
-            size=10,
-            fill=BAD,
-            css="guard-trip-label",
-        )
+        text = f"guard tripped: {trip.guard}"[:40]
+        _label(parts, at + 3, TOP + 10, text, size=10, fill=BAD, css="guard-trip-label")
+
+
+def _recovery(parts: list[str], frame: _Frame, journal: journals.Journal) -> None:
+    """The time from the last revert until the steady state held again, under the time axis."""
     reverts = [f.reverted_at for f in journal.faults if f.reverted_at is not None]
     recovery = journal.recovery
-    if recovery is not None and reverts:
-        last = _seconds(start, max(reverts))
-        if recovery.measured is not None:
-            at = x(last + recovery.measured)
-            colour = OK if recovery.met else BAD
-            parts.append(
-                f'<line class="recovery" x1="{x(last):.1f}" y1="{height - BOTTOM + 34}" x2="{at:.1f}" '
-                f'y2="{height - BOTTOM + 34}" stroke="{colour}" stroke-width="3"/>'
-            )
-            parts.append(
-                f'<line class="recovery-mark" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" '
-                f'y2="{height - BOTTOM + 38}" stroke="{colour}" stroke-width="2"/>'
-            )
-            near_end = at > WIDTH - 260
-            _label(
-                parts,
-                at - 4 if near_end else at + 4,
-                height - BOTTOM + 50,
-                f"recovered in {recovery.measured:.2f}s (≤ {recovery.required:g}s)",
-                size=11,
-                fill=colour,
-                anchor="end" if near_end else "start",
-            )
-        else:
-            _label(
-                parts,
-                x(last) + 4,
-                height - BOTTOM + 50,
-                f"not recovered within {recovery.required:g}s",
-                size=11,
-                fill=BAD,
-                css="recovery",
-            )
-    axis = height - BOTTOM
+    if recovery is None or not reverts:
+        return
+    last = _seconds(frame.start, max(reverts))
+    below = frame.height - BOTTOM
+    if recovery.measured is None:
+        text = f"not recovered within {recovery.required:g}s"
+        _label(parts, frame.x(last) + 4, below + 50, text, size=11, fill=BAD, css="recovery")
+        return
+    at = frame.x(last + recovery.measured)
+    colour = OK if recovery.met else BAD
+    parts.append(
+        f'<line class="recovery" x1="{frame.x(last):.1f}" y1="{below + 34}" x2="{at:.1f}" '
+        f'y2="{below + 34}" stroke="{colour}" stroke-width="3"/>'
+    )
+    parts.append(
+        f'<line class="recovery-mark" x1="{at:.1f}" y1="{TOP}" x2="{at:.1f}" '
+        f'y2="{below + 38}" stroke="{colour}" stroke-width="2"/>'
+    )
+    near_end = at > WIDTH - 260
+    _label(
+        parts,
+        at - 4 if near_end else at + 4,
+        below + 50,
+        f"recovered in {recovery.measured:.2f}s (≤ {recovery.required:g}s)",
+        size=11,
+        fill=colour,
+        anchor="end" if near_end else "start",
+    )
+
+
+def _time_axis(parts: list[str], frame: _Frame) -> None:
+    axis = frame.height - BOTTOM
     parts.append(f'<line x1="{LEFT}" y1="{axis}" x2="{WIDTH - RIGHT}" y2="{axis}" stroke="#9e9e9e"/>')
     for tick in range(6):
-        seconds = span * tick / 5
-        parts.append(
-            f'<line x1="{x(seconds):.1f}" y1="{axis}" x2="{x(seconds):.1f}" y2="{axis + 4}" '
-            'stroke="#9e9e9e"/>'
-        )
-        _label(parts, x(seconds), axis + 15, f"{seconds:.1f} s", size=10, fill=MUTED, anchor="middle")
+        seconds = frame.span * tick / 5
+        at = frame.x(seconds)
+        parts.append(f'<line x1="{at:.1f}" y1="{axis}" x2="{at:.1f}" y2="{axis + 4}" stroke="#9e9e9e"/>')
+        _label(parts, at, axis + 15, f"{seconds:.1f} s", size=10, fill=MUTED, anchor="middle")
     _label(parts, 8, axis + 15, "seconds since the run started", size=10, fill=MUTED, css="axis-title")
-    parts.append("</svg>")
-    return "\n".join(parts)
