@@ -63,6 +63,15 @@ class ChaoskitError(Exception):
         return self.message
 
 
+def text(e: BaseException, *, typed: bool = False) -> str:
+    """How chaoskit shows any exception: a ``ChaoskitError`` as it renders (message, then hint);
+    anything else by its message, after its type name when ``typed`` (an exception nobody raised on
+    purpose, from a driver or a user's function, is only understood with its type)."""
+    if isinstance(e, ChaoskitError):
+        return e.render()
+    return f"{type(e).__name__}: {e}" if typed else str(e)
+
+
 class UsageError(ChaoskitError):
     """A command-line flag or argument is wrong."""
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from chaoskit import durations, errors, wording
+from chaoskit import durations, errors, jsonvalues, wording
 from chaoskit.drivers import contract
 from chaoskit.engine import events, faultbooks, journals, phases, planning, verdicts
 from chaoskit.spec import expectations, models
@@ -162,7 +162,7 @@ class Checks:
             cured_by_waiting = False
             self._error(phase, step.label, f"{probe.name}: {error}")
         except (errors.ChaoskitError, faultbooks.StepTimeout) as e:
-            error = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+            error = errors.text(e)
         except Exception as e:
             # A probe that raises something else is a driver bug: say so, and fail the run.
             error = f"{type(e).__name__}: {e}"
@@ -182,7 +182,7 @@ class Checks:
             phase=phase,
             step=step.label,
             activity=probe.name,
-            value=journals.redact(jsonable(value), self._bus.secrets),
+            value=journals.redact(jsonvalues.lenient(value), self._bus.secrets),
             expected=expected,
             ok=ok,
             message="; ".join(messages) if messages else (error or ""),
@@ -194,13 +194,3 @@ class Checks:
         self._bus.emit(events.CheckDone(record))
         return record, cured_by_waiting
 
-
-def jsonable(value: Any) -> Any:
-    """Probe and action outputs as JSON values (drivers should return JSON; be lenient)."""
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return str(value)

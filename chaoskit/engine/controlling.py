@@ -20,7 +20,6 @@ only ``configure_control`` raising refuses the run.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from chaoskit import errors
+from chaoskit import errors, pyrefs
 from chaoskit.engine import events, journals
 from chaoskit.engine.phases import Phase, StepKind
 from chaoskit.spec import models
@@ -376,11 +375,10 @@ class Controls:
 
 def _import(control: models.Control) -> ModuleType:
     try:
-        return importlib.import_module(control.module)
-    except Exception as e:
+        return pyrefs.module(control.module)
+    except pyrefs.Unresolvable as e:
         raise errors.ChaoskitError(
-            f"control {control.name!r}: module {control.module!r} can't be imported "
-            f"({type(e).__name__}: {e})",
+            f"control {control.name!r}: module {control.module!r} can't be imported ({e})",
             hint="install the package that provides it in the environment chaoskit runs in, or "
             "remove the control",
         ) from e

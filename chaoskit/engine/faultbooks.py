@@ -82,9 +82,7 @@ def dump(revert: Any) -> dict[str, Any]:
 def describe_error(e: BaseException) -> str:
     """One line for an exception from a driver call: a ``ChaoskitError`` as it renders, a timeout
     as itself, anything else (a driver bug) with its type."""
-    if isinstance(e, errors.ChaoskitError):
-        return e.render()
-    return str(e) if isinstance(e, StepTimeout) else f"{type(e).__name__}: {e}"
+    return errors.text(e, typed=not isinstance(e, StepTimeout))
 
 
 class FaultBook:

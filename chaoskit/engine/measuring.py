@@ -19,7 +19,6 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.engine import events, faultbooks, journals, planning
 from chaoskit.spec import models, paths
@@ -160,14 +159,8 @@ class Measuring:
             args = self.arguments(planned)
             output = await self.call(functools.partial(probe.run, args, sampler.ctx), planned.timeout)
             values = values_of(probe.name, output, sampler.measure.keep)
-        except errors.ChaoskitError as e:
-            error = e.render()
-        except faultbooks.StepTimeout as e:
-            error = str(e)
-        except asyncio.CancelledError:
-            raise
         except Exception as e:  # a sample is never judged: even a driver bug is only its error
-            error = f"{type(e).__name__}: {e}"
+            error = faultbooks.describe_error(e)
         sampler.taken += 1
         self.bus.emit(
             events.Sampled(

@@ -308,7 +308,7 @@ def _take_back(entry: ledgers.Entry, drivers: registry.Registry, run: _Run) -> O
             status = activity.undo(data, ctx).value
             run.stopped_hosts.update(serves)
     except Exception as e:
-        text = e.render() if isinstance(e, errors.ChaoskitError) else f"{type(e).__name__}: {e}"
+        text = errors.text(e, typed=True)
         return Outcome(entry, "failed", text)
     finally:
         ctx.close()

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 import chaoskit
-from chaoskit import durations, errors, wording
+from chaoskit import durations, errors, jsonvalues, wording
 from chaoskit.drivers import contract
 from chaoskit.engine import (
     checking,
@@ -360,13 +360,14 @@ class Runner:
         except errors.ChaoskitError as e:
             raise errors.SpecError([self.plan.problem((*step.path, "with"), e.message)]) from e
         try:
-            return step.activity.args.model_validate(raw)
+            args: contract.Args = step.activity.args.model_validate(raw)
         except ValidationError as e:
             problems = [
                 self.plan.problem((*step.path, "with", *loc), msg)
                 for loc, msg in planning.validation_messages(e, step.activity.args)
             ]
             raise errors.SpecError(problems) from e
+        return args
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -714,7 +715,7 @@ class Runner:
                         started=started,
                         ended=self._at(),
                         background=step.background,
-                        output=journals.redact(checking.jsonable(output), self.bus.secrets),
+                        output=journals.redact(jsonvalues.lenient(output), self.bus.secrets),
                         error=error,
                     )
                 )
@@ -772,7 +773,7 @@ class Runner:
             args = self._args(step)
             targets = list(await self._call(functools.partial(fault.targets, args, ctx), step.timeout))
         except (errors.ChaoskitError, _StepTimeout) as e:
-            text = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+            text = errors.text(e)
             raise self._fail(step, f"{fault.name}: can't select targets: {text}") from e
         except Exception as e:
             raise self._fail(step, f"{fault.name} raised {type(e).__name__}: {e}") from e
@@ -805,7 +806,7 @@ class Runner:
             try:
                 targets = list(await self._call(functools.partial(fault.targets, args, ctx), step.timeout))
             except (errors.ChaoskitError, _StepTimeout) as e:
-                text = e.render() if isinstance(e, errors.ChaoskitError) else str(e)
+                text = errors.text(e)
                 raise self._fail(
                     step, f"{fault.name}: ramp stage {number}: can't select targets: {text}"
                 ) from e

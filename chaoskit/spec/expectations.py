@@ -7,7 +7,6 @@ with a message a person can act on.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import math
 import re
@@ -17,6 +16,7 @@ from typing import Any
 
 from pydantic import JsonValue
 
+from chaoskit import pyrefs
 from chaoskit.spec import models, paths
 
 
@@ -115,10 +115,9 @@ def _one(name: str, expect: models.Expect, value: JsonValue) -> str | None:
 
 
 def _call(expect: models.Expect, value: JsonValue) -> str | None:
-    module_name, _, function_name = (expect.call or "").partition(":")
     try:
-        function = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as e:
+        function = pyrefs.resolve(expect.call or "")
+    except pyrefs.Unresolvable as e:
         return f"can't load {expect.call}: {e}"
     try:
         return None if function(value=value, **expect.arguments) else "it returned a false value"

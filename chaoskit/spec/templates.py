@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import JsonValue
 
-from chaoskit import errors
+from chaoskit import errors, jsonvalues
 from chaoskit.spec import models, paths, suggestions
 
 _TOKEN = re.compile(r"\$\$\{|\$\{([^{}]*)\}|\$\{")
@@ -209,8 +209,8 @@ def parse_var(text: str) -> tuple[str, JsonValue]:
         # "a: b" or "- x" read as YAML block structure is surprising on a command line: keep the text.
         return name, raw
     try:
-        return name, _json_value(value)
-    except TypeError:
+        return name, jsonvalues.strict(value, text_keys=True, nonfinite=True)
+    except ValueError:
         return name, raw
 
 
@@ -281,16 +281,6 @@ def _int_or_infinite(loader: TextDatesLoader, node: yaml.Node) -> int | float:
 
 TextDatesLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
 TextDatesLoader.add_constructor("tag:yaml.org,2002:int", _int_or_infinite)
-
-
-def _json_value(value: object) -> JsonValue:
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    raise TypeError(type(value).__name__)
 
 
 # --- references -----------------------------------------------------------------------------

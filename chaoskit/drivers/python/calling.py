@@ -8,20 +8,16 @@ runs.
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
 import inspect
-import math
-import re
 from collections.abc import Callable
 from typing import Any, Literal, Self
 
 from pydantic import Field, JsonValue, field_validator, model_validator
 
+from chaoskit import jsonvalues, pyrefs
 from chaoskit.drivers import contract
 from chaoskit.errors import DriverError
-
-_SHAPE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
 class CallArgs(contract.Args):
@@ -57,7 +53,7 @@ class CallArgs(contract.Args):
     @field_validator("function")
     @classmethod
     def _shape(cls, value: str) -> str:
-        if not _SHAPE.fullmatch(value):
+        if not pyrefs.SHAPE.fullmatch(value):
             raise ValueError(f"write the function as package.module:function, got {value!r}")
         top = value.split(":", 1)[0].split(".", 1)[0]
         if importlib.util.find_spec(top) is None:
@@ -67,45 +63,10 @@ class CallArgs(contract.Args):
 
 def resolve(spec: str) -> Callable[..., Any]:
     """The callable ``spec`` names; a ``DriverError`` saying what is missing otherwise."""
-    module_name, attribute = spec.split(":", 1)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as e:
-        raise DriverError(f"python.call {spec}: can't import {module_name}: {e}") from e
-    except Exception as e:
-        raise DriverError(
-            f"python.call {spec}: importing {module_name} raised {type(e).__name__}: {e}"
-        ) from e
-    target: Any = module
-    for part in attribute.split("."):
-        try:
-            target = getattr(target, part)
-        except AttributeError as e:
-            raise DriverError(f"python.call {spec}: {module_name} has no attribute {attribute!r}") from e
-    if not callable(target):
-        kind = type(target).__name__
-        raise DriverError(f"python.call {spec}: {attribute} is of type {kind}, not a function")
-    return target  # type: ignore[no-any-return]
-
-
-def to_json(value: Any, where: str = "the result") -> contract.JSONValue:
-    """``value`` as JSON (tuples become lists); a ``ValueError`` naming the first non-JSON part."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value):
-            raise ValueError(f"{where} is {value}, which JSON can't hold")
-        return value
-    if isinstance(value, list | tuple):
-        return [to_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, dict):
-        out: dict[str, contract.JSONValue] = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise ValueError(f"{where} has a key of type {type(key).__name__}; JSON keys are text")
-            out[key] = to_json(item, f"{where}[{key!r}]")
-        return out
-    raise ValueError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which is not JSON")
+        return pyrefs.resolve(spec)
+    except pyrefs.Unresolvable as e:
+        raise DriverError(f"python.call {spec}: {e}") from e
 
 
 def call(args: CallArgs) -> contract.JSONValue:
@@ -121,7 +82,7 @@ def call(args: CallArgs) -> contract.JSONValue:
     except Exception as e:
         raise DriverError(f"python.call {args.function} raised {type(e).__name__}: {e}") from e
     try:
-        return to_json(result)
+        return jsonvalues.strict(result, "the result")
     except ValueError as e:
         raise DriverError(
             f"python.call {args.function}: {e}",
