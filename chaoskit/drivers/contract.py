@@ -2,7 +2,10 @@
 
 A driver is a ``Driver`` value returned by a zero-argument function that the entry-point
 group ``chaoskit.drivers`` names (built-ins register the same way a third party does). It
-offers three kinds of activity, each a small class with a typed ``Args`` model:
+offers three kinds of activity, each a small class with a typed ``Args`` model named at the
+plug point, where strict mypy ties it to the class's type parameter::
+
+    class Kill(contract.Fault[KillArgs, KillRevert], args=KillArgs, revert=KillRevert): ...
 
 * ``Probe``  - reads the system, returns a JSON value that ``expect`` checks.
 * ``Fault``  - changes the system reversibly. The engine asks ``prepare`` for the data that
@@ -31,12 +34,36 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeAlias, TypeVar
+from typing import Any, ClassVar, Generic, TypeAlias, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
-JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
-RevertData: TypeAlias = dict[str, JSONValue]
+__all__ = [
+    "A",
+    "Action",
+    "ActionResult",
+    "Args",
+    "Driver",
+    "Fault",
+    "JsonValue",
+    "Lever",
+    "LeverFactory",
+    "Probe",
+    "R",
+    "Reversibility",
+    "Revert",
+    "RevertData",
+    "RevertOutcome",
+    "RunContext",
+    "Sweep",
+    "Target",
+    "dump_revert",
+    "load_revert",
+]
+
+JSONValue: TypeAlias = JsonValue
+"""Deprecated spelling of ``JsonValue`` (pydantic's, re-exported here): one JSON type in chaoskit."""
+RevertData: TypeAlias = dict[str, JsonValue]
 """Everything needed to undo one fault on one target; JSON so that it survives in the ledger."""
 
 
@@ -96,7 +123,7 @@ class Target:
     detail: Mapping[str, str] = field(default_factory=dict)
     """Extra facts shown in the dry run (namespace, node, labels)."""
 
-    def to_json(self) -> dict[str, JSONValue]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {"kind": self.kind, "id": self.id, "name": self.name, "detail": dict(self.detail)}
 
     @classmethod
@@ -169,15 +196,64 @@ class RunContext:
         return not self.cancel.wait(max(0.0, seconds))
 
 
+def _type_arguments(cls: type, base: type) -> tuple[object, ...] | None:
+    """What ``cls`` binds ``base``'s type parameters to, following generic intermediates
+    (``class Kill(_ContainerFault[KillArgs])`` over ``_ContainerFault(Fault[S, ContainerRevert])``);
+    None when ``cls`` does not parametrise ``base`` itself."""
+    for orig in cls.__dict__.get("__orig_bases__", ()):
+        origin = get_origin(orig) or orig
+        if not isinstance(origin, type) or not issubclass(origin, base):
+            continue
+        bound = get_args(orig)
+        if origin is base:
+            return bound
+        inner = _type_arguments(origin, base)
+        if inner is None:
+            continue
+        params: tuple[object, ...] = getattr(origin, "__parameters__", ())
+        mapping = dict(zip(params, bound, strict=False))
+        return tuple(mapping.get(a, a) for a in inner)
+    return None
+
+
+def _plug(cls: type, base: type, index: int, attribute: str, given: type | None) -> None:
+    """Set ``cls.<attribute>`` from the class keyword ``given`` and check it against the type
+    parameter at ``index`` (mypy does not check class keywords; this makes the link hold)."""
+    bound = _type_arguments(cls, base)
+    parameter = bound[index] if bound is not None and len(bound) > index else None
+    concrete = parameter if isinstance(parameter, type) else None
+    if given is not None:
+        if concrete is not None and not issubclass(given, concrete):
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}: {attribute}={given.__name__} does not match "
+                f"its type parameter {concrete.__name__}; give the same model in both places"
+            )
+        setattr(cls, attribute, given)
+    elif concrete is not None and attribute in cls.__dict__:
+        declared = cls.__dict__[attribute]
+        if isinstance(declared, type) and not issubclass(declared, concrete):
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}: {attribute} = {declared.__name__} does not "
+                f"match its type parameter {concrete.__name__}"
+            )
+
+
 class Probe(ABC, Generic[A]):
     """Reads the system and returns a JSON value for ``expect`` to check."""
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    args: ClassVar[type[Args]]
+    args: type[A]
+    """The ``with:`` model; give it as the class keyword ``args=`` (the same as ``A``)."""
+
+    def __init_subclass__(cls, *, args: type[Args] | None = None, **kwargs: Any) -> None:
+        """``class Healthy(Probe[HealthArgs], args=HealthArgs)``: the arguments model, checked
+        against the type parameter."""
+        super().__init_subclass__(**kwargs)
+        _plug(cls, Probe, 0, "args", args)
 
     @abstractmethod
-    def run(self, args: A, ctx: RunContext) -> JSONValue: ...
+    def run(self, args: A, ctx: RunContext) -> JsonValue: ...
 
     def validate(self, args: A, ctx: RunContext) -> None:
         """Optional checks at validation time that need the live system (Prometheus parsing a query).
@@ -187,7 +263,7 @@ class Probe(ABC, Generic[A]):
 
 @dataclass(frozen=True)
 class ActionResult:
-    output: JSONValue = None
+    output: JsonValue = None
     undo: RevertData | None = None
     """When set, the engine ledgers it and calls ``Action.undo`` after teardown (and recover does)."""
 
@@ -197,7 +273,12 @@ class Action(ABC, Generic[A]):
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    args: ClassVar[type[Args]]
+    args: type[A]
+    """The ``with:`` model; give it as the class keyword ``args=`` (the same as ``A``)."""
+
+    def __init_subclass__(cls, *, args: type[Args] | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _plug(cls, Action, 0, "args", args)
 
     def prepare(self, args: A, ctx: RunContext) -> RevertData | None:
         """Undo data known *before* ``run`` (e.g. the mark a spawned process will carry), for an
@@ -230,15 +311,25 @@ class Fault(ABC, Generic[A, R]):
 
     name: ClassVar[str]
     summary: ClassVar[str]
-    args: ClassVar[type[Args]]
-    revert_type: ClassVar[type[Revert]]
-    """The model of this fault's revert data (``R``)."""
+    args: type[A]
+    """The ``with:`` model; give it as the class keyword ``args=`` (the same as ``A``)."""
+    revert_type: type[R]
+    """The model of this fault's revert data; give it as the class keyword ``revert=`` (``R``)."""
     reversibility: ClassVar[Reversibility] = Reversibility.REVERSIBLE
     captures_state: ClassVar[bool] = True
     """True when ``revert`` restores a state that ``prepare`` read (a proxy's ``enabled``, a
     deployment's replicas): overlapping faults on one lease then hand the *first* one's state to
     the last one out, so the original comes back whatever order they end in. False when each
     injection is its own object that its own revert removes (a named toxic)."""
+
+    def __init_subclass__(
+        cls, *, args: type[Args] | None = None, revert: type[Revert] | None = None, **kwargs: Any
+    ) -> None:
+        """``class Kill(Fault[KillArgs, KillRevert], args=KillArgs, revert=KillRevert)``: the
+        models, checked against the type parameters."""
+        super().__init_subclass__(**kwargs)
+        _plug(cls, Fault, 0, "args", args)
+        _plug(cls, Fault, 1, "revert_type", revert)
 
     def lease(self, args: A, target: Target) -> str | None:
         """The key of what this fault holds on ``target`` while applied. A second fault with the
@@ -268,9 +359,9 @@ class Fault(ABC, Generic[A, R]):
         return RevertOutcome.ALREADY_CLEAN
 
 
-def dump_revert(revert: Revert) -> dict[str, JSONValue]:
+def dump_revert(revert: Revert) -> dict[str, JsonValue]:
     """Revert data as the ledger stores it: the model's JSON with its version as ``"v"``."""
-    data: dict[str, JSONValue] = revert.model_dump(mode="json")
+    data: dict[str, JsonValue] = revert.model_dump(mode="json")
     return {"v": type(revert).version, **data}
 
 
