@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import connecting, faults
+from chaoskit.drivers.kubernetes import clusters, faults
+from chaoskit.kube import apis, kubeconfigs
 
 
 def missing() -> str | None:
     if not os.environ.get("KUBECONFIG"):
         return "KUBECONFIG is not set (scripts/kube-up prints one)"
     try:
-        api = connecting.open_api(connecting.resolve())
+        api = apis.open_api(kubeconfigs.resolve())
         try:
             api.get("/version", what="checking the API server")
         finally:
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     ctx = contract.RunContext(run_id=f"bench-{uuid.uuid4().hex[:8]}")
-    api = connecting.api(ctx, connecting.resolve())
+    api = clusters.api(ctx, kubeconfigs.resolve())
     namespace = f"ck-bench-{uuid.uuid4().hex[:6]}"
     api.post("/api/v1/namespaces", {"metadata": {"name": namespace}}, what="bench: namespace")
     try:

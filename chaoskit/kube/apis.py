@@ -1,4 +1,4 @@
-"""Connecting to a cluster (kubeconfig, context, in-cluster) and talking JSON to its API server.
+"""Talking JSON to a cluster's API server: requests, lists across pages, watches, errors.
 
 Requests go through the official client's ``ApiClient`` (its TLS, token and client-certificate
 handling), but bodies stay plain JSON: the generated models are strict about fields an older or
@@ -8,78 +8,23 @@ newer API server may leave out, and JSON is what revert data, probes and ``expec
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, StrictBool
-
-from chaoskit.drivers import contract
 from chaoskit.errors import ComponentMissing, DriverError
+from chaoskit.kube import kubeconfigs
 
-IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 DEFAULT_TIMEOUT = 30.0
+"""Seconds a request may take before it fails (a watch gets its own length plus a margin)."""
 
 JSON = dict[str, Any]
 """An API object or list as the server sent it."""
 
 
-class ClusterArgs(contract.Args):
-    """Which cluster to talk to. Mixed into every kubernetes activity's ``with:``."""
-
-    kubeconfig: str | None = None
-    """Path of a kubeconfig; default ``$KUBECONFIG``, then ``~/.kube/config``, then in-cluster."""
-    context: str | None = None
-    """A context of that kubeconfig; default ``$CHAOSKIT_KUBE_CONTEXT``, then its current context."""
-    in_cluster: bool = False
-    """Use the pod's service account (chaoskit running inside the cluster)."""
-
-
-class Connection(BaseModel):
-    """Where a cluster is, in a form that survives in the ledger (no secrets: only a path). Part of
-    every kubernetes fault's revert data, so that ``recover`` reaches the same cluster."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kubeconfig: str | None
-    """The kubeconfig's absolute path (None in-cluster)."""
-    context: str | None
-    """The context of that kubeconfig (None: its current context)."""
-    in_cluster: StrictBool
-    """The pod's service account (chaoskit running inside the cluster)."""
-
-    @property
-    def key(self) -> str:
-        return f"kubernetes:{self.kubeconfig}:{self.context}:{self.in_cluster}"
-
-
-def resolve(args: ClusterArgs | None = None) -> Connection:
-    """The cluster ``args`` point at, falling back to ``$KUBECONFIG``, ``~/.kube/config``, in-cluster."""
-    if args is not None and args.in_cluster:
-        return Connection(kubeconfig=None, context=None, in_cluster=True)
-    candidates = []
-    if args is not None and args.kubeconfig:
-        candidates.append(args.kubeconfig)
-    else:
-        env = os.environ.get("KUBECONFIG", "")
-        candidates.extend(p for p in env.split(os.pathsep) if p)
-        candidates.append(str(Path.home() / ".kube" / "config"))
-    context = (args.context if args is not None else None) or os.environ.get("CHAOSKIT_KUBE_CONTEXT") or None
-    for candidate in candidates:
-        path = Path(candidate).expanduser()
-        if path.is_file():
-            return Connection(kubeconfig=str(path.resolve()), context=context, in_cluster=False)
-    if args is not None and args.kubeconfig:
-        raise ComponentMissing(
-            f"kubeconfig {args.kubeconfig!r} does not exist",
-            hint="fix the kubeconfig: path in the step's with:, or drop it to use $KUBECONFIG",
-        )
-    if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return Connection(kubeconfig=None, context=None, in_cluster=True)
-    raise ComponentMissing(
-        "no Kubernetes cluster is configured",
-        hint="set KUBECONFIG, give kubeconfig: in the step's with:, or run chaoskit inside the cluster",
-    )
+def _query_params(query: dict[str, str | int | bool | None] | None) -> list[tuple[str, str | int]]:
+    """Query parameters as the client serialises them: booleans as Kubernetes spells them, None left out."""
+    items = (query or {}).items()
+    return [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in items if v is not None]
 
 
 class ApiError(DriverError):
@@ -93,9 +38,9 @@ class ApiError(DriverError):
 
 
 class Api:
-    """A JSON view of one cluster's REST API. One per connection per run (``api(ctx, conn)``)."""
+    """A JSON view of one cluster's REST API; ``client`` is the official client's ``ApiClient``."""
 
-    def __init__(self, client: Any, connection: Connection, default_namespace: str) -> None:
+    def __init__(self, client: Any, connection: kubeconfigs.Connection, default_namespace: str) -> None:
         self.client = client
         self.connection = connection
         self.default_namespace = default_namespace
@@ -130,11 +75,10 @@ class Api:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
-        params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items()]
         serialized = self.client.param_serialize(
             method=method,
             resource_path=path,
-            query_params=[(k, v) for k, v in params if v is not None],
+            query_params=_query_params(query),
             header_params=headers,
             body=body,
             auth_settings=["BearerToken"],
@@ -158,6 +102,27 @@ class Api:
                 str(status.get("message") or text[:300]),
             )
         return cast(JSON, data) if isinstance(data, dict) else {"value": data}
+
+    def watch(self, path: str, *, seconds: int, label_selector: str | None = None) -> Iterator[bytes]:
+        """The raw event lines of one watch on ``path``; the server ends it after ``seconds``.
+        Raises whatever the client raises (a watch is retried by its caller, not here)."""
+        query: dict[str, str | int | bool | None] = {
+            "watch": True,
+            "timeoutSeconds": seconds,
+            "labelSelector": label_selector,
+        }
+        serialized = self.client.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=_query_params(query),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.client.call_api(*serialized, _request_timeout=seconds + 10)
+        try:
+            yield from response.response.stream(amt=None, decode_content=True)
+        finally:
+            response.response.release_conn()
 
     def get(self, path: str, *, what: str, **query: str | int | bool | None) -> JSON:
         return self.request("GET", path, what=what, query=query)
@@ -184,27 +149,7 @@ class Api:
         return self.request("DELETE", path, what=what, body=body)
 
 
-def _default_namespace(connection: Connection) -> str:
-    if connection.in_cluster:
-        try:
-            return IN_CLUSTER_NAMESPACE.read_text().strip() or "default"
-        except OSError:
-            return "default"
-    from kubernetes import config as kube_config
-
-    config: Any = kube_config  # the client's config module is untyped
-    try:
-        contexts, current = config.list_kube_config_contexts(connection.kubeconfig)
-    except Exception:
-        return "default"
-    chosen = current
-    if connection.context:
-        chosen = next((c for c in contexts if c.get("name") == connection.context), None)
-    namespace = ((chosen or {}).get("context") or {}).get("namespace")
-    return str(namespace) if namespace else "default"
-
-
-def open_api(connection: Connection) -> Api:
+def open_api(connection: kubeconfigs.Connection) -> Api:
     """A new ``Api`` for ``connection``; the caller closes ``api.client``."""
     from kubernetes import client
     from kubernetes import config as kube_config
@@ -226,9 +171,4 @@ def open_api(connection: Connection) -> Api:
             f"can't load {where}{detail}: {e}",
             hint="check the kubeconfig:/context: in the step's with:, or KUBECONFIG",
         ) from e
-    return Api(api_client, connection, _default_namespace(connection))
-
-
-def api(ctx: contract.RunContext, connection: Connection) -> Api:
-    """The run's shared ``Api`` for ``connection`` (made once, closed at the end of the run)."""
-    return ctx.resource(connection.key, lambda: open_api(connection), close=lambda a: a.client.close())
+    return Api(api_client, connection, kubeconfigs.default_namespace(connection))

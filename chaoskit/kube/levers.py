@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from chaoskit import errors
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.kube import apis, kubeconfigs
 
 SCHEME = "kubernetes"
 NAMESPACE = "chaoskit"
@@ -43,14 +43,14 @@ class ConfigMapLever(contract.Lever):
     """A ConfigMap in the cluster of ``$KUBECONFIG`` (or in-cluster, for the operator's Jobs)."""
 
     def __init__(
-        self, text: str, connection: connecting.Connection | None = None, api: connecting.Api | None = None
+        self, text: str, connection: kubeconfigs.Connection | None = None, api: apis.Api | None = None
     ) -> None:
         """``api``: an open one to use (the operator's; not closed here), else one is opened on
         ``connection`` (default: ``$KUBECONFIG``, then in-cluster) at the first read."""
         super().__init__(text)
         self.namespace, self.name = parse(text)
         self._connection = connection
-        self._api: connecting.Api | None = api
+        self._api: apis.Api | None = api
         self._owned = api is None
         self._lock = threading.Lock()
 
@@ -58,18 +58,18 @@ class ConfigMapLever(contract.Lever):
         base = f"/api/v1/namespaces/{quote(self.namespace)}/configmaps"
         return f"{base}/{quote(name)}" if name else base
 
-    def api(self) -> connecting.Api:
+    def api(self) -> apis.Api:
         with self._lock:
             if self._api is None:
-                connection = self._connection or connecting.resolve()
-                self._api = connecting.open_api(connection)
+                connection = self._connection or kubeconfigs.resolve()
+                self._api = apis.open_api(connection)
             return self._api
 
     def read(self, timeout: float) -> Mapping[str, str] | None:
         api = self.api()
         try:
             found = api.request("GET", self._path(self.name), what=f"reading {self.uri}", timeout=timeout)
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -88,7 +88,7 @@ class ConfigMapLever(contract.Lever):
                 timeout=timeout,
             )
             return
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status != 404:
                 raise
         body = {
@@ -99,7 +99,7 @@ class ConfigMapLever(contract.Lever):
         }
         try:
             api.request("POST", self._path(), what=f"creating {self.uri}", body=body, timeout=timeout)
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status != 404:
                 raise
             # The namespace is missing: in an emergency, make it rather than fail the halt.

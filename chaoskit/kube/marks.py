@@ -11,8 +11,6 @@ import hashlib
 import re
 from datetime import UTC, datetime, timedelta
 
-from chaoskit.drivers import contract
-
 RUN_ID = "chaoskit.io/run-id"
 """Label (sanitised, for selectors) and annotation (verbatim) naming the run."""
 EXPIRES_AT = "chaoskit.io/expires-at"
@@ -54,13 +52,13 @@ def is_expired(annotations: dict[str, str], now: datetime | None = None) -> bool
 
 
 def metadata(
-    ctx: contract.RunContext, fault: str, after_seconds: float, extra: dict[str, str] | None = None
+    run_id: str, fault: str, after_seconds: float, extra: dict[str, str] | None = None
 ) -> dict[str, dict[str, str]]:
-    """The ``metadata`` part of a merge patch (or a new object) that marks it as this run's."""
+    """The ``metadata`` part of a merge patch (or a new object) that marks it as run ``run_id``'s."""
     return {
-        "labels": {RUN_ID: label_value(ctx.run_id)},
+        "labels": {RUN_ID: label_value(run_id)},
         "annotations": {
-            RUN_ID: ctx.run_id,
+            RUN_ID: run_id,
             EXPIRES_AT: expires_at(after_seconds),
             FAULT: fault,
             **(extra or {}),

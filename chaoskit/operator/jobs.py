@@ -13,7 +13,7 @@ import hashlib
 
 import yaml
 
-from chaoskit.drivers.kubernetes import levers, marks
+from chaoskit.kube import levers, marks
 from chaoskit.operator import resources
 
 JSON = resources.JSON

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from chaoskit import errors
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.kube import apis
 
 log = logging.getLogger("chaoskit.operator")
 LEASE_NAME = "chaoskit-operator"
@@ -48,7 +48,7 @@ def _time(text: object) -> datetime | None:
 
 @dataclass
 class Elector:
-    api: connecting.Api
+    api: apis.Api
     namespace: str
     identity: str = field(default_factory=identity)
     name: str = LEASE_NAME
@@ -71,7 +71,7 @@ class Elector:
     def where(self) -> str:
         return f"Lease {self.namespace}/{self.name}"
 
-    def _spec(self, now: datetime, acquired: datetime, transitions: int) -> connecting.JSON:
+    def _spec(self, now: datetime, acquired: datetime, transitions: int) -> apis.JSON:
         return {
             "holderIdentity": self.identity,
             "leaseDurationSeconds": max(1, round(self.duration)),
@@ -85,7 +85,7 @@ class Elector:
         now = self.now()
         try:
             lease = self.api.get(self.path, what=f"reading {self.where}")
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status != 404:
                 raise
             body = {
@@ -110,10 +110,10 @@ class Elector:
         # The whole object back, resourceVersion included: a concurrent change makes this a 409.
         return self._write("PUT", self.path, {**lease, "spec": self._spec(now, acquired, transitions)})
 
-    def _write(self, method: str, path: str, body: connecting.JSON) -> bool:
+    def _write(self, method: str, path: str, body: apis.JSON) -> bool:
         try:
             self.api.request(method, path, what=f"taking {self.where}", body=body)
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status == 409:  # another replica wrote first
                 return False
             raise

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from chaoskit import errors
-from chaoskit.drivers.kubernetes import connecting, levers
 from chaoskit.engine import halts
+from chaoskit.kube import apis, levers
 from chaoskit.operator import jobs, resources, scheduling, statuses
 
 log = logging.getLogger("chaoskit.operator")
@@ -34,7 +34,7 @@ def system_clock() -> dt.datetime:
 
 @dataclass
 class Controller:
-    api: connecting.Api
+    api: apis.Api
     revert: Revert
     image: str
     namespace: str | None = None
@@ -80,7 +80,7 @@ class Controller:
     def _guarded(self, obj: JSON, step: Callable[[JSON], None]) -> None:
         try:
             step(obj)
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status in (404, 409):
                 return  # deleted or changed since listed: the next pass sees the new state
             self._failed(obj, e)
@@ -275,7 +275,7 @@ class Controller:
     def _get(self, path: str, what: str) -> JSON | None:
         try:
             return self.api.get(path, what=f"reading {what}")
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -285,7 +285,7 @@ class Controller:
         try:
             self.api.post(path, body, what=f"creating {what}")
             return True
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status == 409:
                 return False
             raise
@@ -293,7 +293,7 @@ class Controller:
     def _delete(self, path: str, what: str, body: JSON | None = None) -> None:
         try:
             self.api.delete(path, what=f"deleting {what}", body=body)
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status != 404:
                 raise
 

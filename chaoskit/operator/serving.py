@@ -4,7 +4,6 @@ until stopped."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from dataclasses import dataclass
@@ -13,8 +12,8 @@ from types import FrameType
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import connecting, levers
 from chaoskit.engine import halts
+from chaoskit.kube import apis, kubeconfigs, levers
 from chaoskit.operator import leading, reconciling, watching
 
 log = logging.getLogger("chaoskit.operator")
@@ -44,26 +43,27 @@ def serve(
 
     With ``election``, act only while this replica holds the Lease; raises ``DriverError`` when the
     Lease is lost, so that the process exits and its pod restarts as a follower."""
-    if kubeconfig is not None:
-        if not kubeconfig.is_file():
-            raise errors.UsageError(
-                f"--kubeconfig {kubeconfig}: no such file", hint="give an existing kubeconfig"
-            )
-        # The in-process sweep (the kubernetes driver's) finds its cluster through $KUBECONFIG.
-        os.environ["KUBECONFIG"] = str(kubeconfig)
+    if kubeconfig is not None and not kubeconfig.is_file():
+        raise errors.UsageError(
+            f"--kubeconfig {kubeconfig}: no such file", hint="give an existing kubeconfig"
+        )
     kubernetes = registry.load().drivers.get("kubernetes")
     if kubernetes is None or kubernetes.sweep is None:
         raise errors.ComponentMissing(
             "the kubernetes driver is not installed", hint="pip install 'chaoskit[operator]'"
         )
     sweep = kubernetes.sweep
-    connection = connecting.resolve(
-        connecting.ClusterArgs(kubeconfig=str(kubeconfig) if kubeconfig else None, context=context)
-    )
-    api = connecting.open_api(connection)
+    connection = kubeconfigs.resolve(str(kubeconfig) if kubeconfig else None, context)
+    api = apis.open_api(connection)
+    # The in-process sweep (the kubernetes driver's) reaches the controller's own cluster.
+    cluster = {
+        kubeconfigs.KUBECONFIG_SETTING: connection.kubeconfig,
+        kubeconfigs.CONTEXT_SETTING: connection.context,
+    }
+    settings = {key: value for key, value in cluster.items() if value is not None}
 
     def revert(run_id: str) -> list[str]:
-        ctx = contract.RunContext(run_id=run_id)
+        ctx = contract.RunContext(run_id=run_id, settings=settings)
         try:
             return list(sweep(run_id, ctx))
         finally:
@@ -97,7 +97,7 @@ def serve(
     try:
         if election is not None and not once:
             # Its own client: renewals must not queue behind a long reconcile pass's requests.
-            lease_api = connecting.open_api(connection)
+            lease_api = apis.open_api(connection)
             elector = leading.Elector(
                 api=lease_api,
                 namespace=election.namespace or lease_api.default_namespace,

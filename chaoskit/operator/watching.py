@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from chaoskit import errors
 from chaoskit.operator import reconciling, resources
@@ -45,27 +44,11 @@ class Watcher:
         selector = "job-name" if path.endswith("/pods") else None
         while not self.stop.is_set():
             try:
-                query: dict[str, Any] = {
-                    "watch": True,
-                    "timeoutSeconds": self.watch_seconds,
-                    "labelSelector": selector,
-                }
-                serialized = api.client.param_serialize(
-                    method="GET",
-                    resource_path=path,
-                    query_params=[
-                        (k, str(v).lower() if isinstance(v, bool) else v) for k, v in query.items() if v
-                    ],
-                    header_params={"Accept": "application/json"},
-                    auth_settings=["BearerToken"],
-                )
-                response = api.client.call_api(*serialized, _request_timeout=self.watch_seconds + 10)
-                for line in response.response.stream(amt=None, decode_content=True):
+                for line in api.watch(path, seconds=self.watch_seconds, label_selector=selector):
                     if line:
                         self.wake.set()
                     if self.stop.is_set():
                         break
-                response.response.release_conn()
             except Exception as e:  # the API server restarting: wait, then watch again
                 log.debug("watch %s: %s", path, e)
                 self.stop.wait(2)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.kube import apis, kubeconfigs
 from tests.conftest import require
 from tests.k8s import kubelet
 
@@ -44,7 +44,7 @@ def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0, inter
 
 @dataclass
 class Cluster:
-    api: connecting.Api
+    api: apis.Api
     simulated: bool
     """True when the nodes are the simulated kubelet's (scripts/kube-up's control plane)."""
 
@@ -128,10 +128,10 @@ class Cluster:
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     available, why = False, "KUBECONFIG is not set"
-    api: connecting.Api | None = None
+    api: apis.Api | None = None
     if os.environ.get("KUBECONFIG"):
         try:
-            api = connecting.open_api(connecting.resolve())
+            api = apis.open_api(kubeconfigs.resolve())
             api.get("/version", what="checking the API server")
             available = True
         except Exception as e:
@@ -151,7 +151,7 @@ def cluster() -> Iterator[Cluster]:
             # Without their kubelet the nodes would go NotReady; the pod garbage collector removes
             # pods left on nodes that no longer exist.
             for name in SIM_NODES:
-                with contextlib.suppress(connecting.ApiError):
+                with contextlib.suppress(apis.ApiError):
                     api.delete(f"/api/v1/nodes/{name}", what="removing a simulated node")
         api.client.close()
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from chaoskit.drivers.kubernetes import marks
 from chaoskit.engine import journals, phases
+from chaoskit.kube import marks
 from tests.k8s import running
 from tests.k8s.clusters import Cluster, wait_until
 

@@ -17,9 +17,10 @@ import pytest
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import connecting, evicting, faults, marks, probes, sweeping
+from chaoskit.drivers.kubernetes import clusters, evicting, faults, probes, sweeping
 from chaoskit.engine import journals, planning
-from chaoskit.spec import loading
+from chaoskit.kube import kubeconfigs, marks
+from chaoskit.spec import reading
 from tests.k8s import running
 from tests.k8s.clusters import Cluster, wait_until
 
@@ -474,7 +475,7 @@ method:
     with: {{names: [{node}]}}
 """
     )
-    planned = planning.plan(loading.load(experiment), registry.load())
+    planned = planning.plan(reading.load(experiment), registry.load())
     touches = planning.dry_run(planned, ctx)
     shown = subprocess.run(
         [sys.executable, "-m", "chaoskit", "run", str(experiment), "--dry-run"],
@@ -509,7 +510,7 @@ def test_deleting_many_pods_is_one_list_then_one_delete_each(
     cluster: Cluster, namespace: str, ctx: contract.RunContext
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=6)
-    api = connecting.api(ctx, connecting.resolve())
+    api = clusters.api(ctx, kubeconfigs.resolve())
     calls: list[str] = []
     original = api.client.call_api
 

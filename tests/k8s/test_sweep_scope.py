@@ -11,7 +11,8 @@ import uuid
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import faults, marks, sweeping
+from chaoskit.drivers.kubernetes import faults, sweeping
+from chaoskit.kube import marks
 from tests.k8s.clusters import Cluster
 from tests.k8s.test_faults import inject
 

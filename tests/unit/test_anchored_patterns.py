@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chaoskit.drivers.kubernetes import marks, selecting
+from chaoskit.drivers.kubernetes import selecting
 from chaoskit.gameday import plans
-from chaoskit.spec import catalogs, loading, models, paths, templates
+from chaoskit.kube import marks
+from chaoskit.spec import catalogs, models, paths, reading, templates
 
 LABEL_VALUE = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_-]{0,12}"
@@ -39,11 +40,11 @@ def test_a_path_key_with_a_trailing_newline_is_shown_quoted(key: str, ending: st
 @given(st.from_regex(IDENTIFIER, fullmatch=True))
 def test_a_step_id_with_a_trailing_newline_is_refused(step_id: str) -> None:
     text = "title: t\nmethod:\n  - {pause: 1s}\n  - id: ID\n    probe: process.running\n"
-    loading.load_text(text.replace("ID", repr(step_id)), name="e.yaml")
+    reading.load_text(text.replace("ID", repr(step_id)), name="e.yaml")
     with pytest.raises(
-        loading.InvalidExperiment, match=r"e\.yaml:4:\d+: method\[1\]\.id: not a valid step id"
+        reading.InvalidExperiment, match=r"e\.yaml:4:\d+: method\[1\]\.id: not a valid step id"
     ):
-        loading.load_text(text.replace("ID", f'"{step_id}\\n"'), name="e.yaml")
+        reading.load_text(text.replace("ID", f'"{step_id}\\n"'), name="e.yaml")
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import importlib.util
 from collections.abc import Sequence
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import executing, faults, levers, probes, sweeping
+from chaoskit.drivers.kubernetes import executing, faults, probes, sweeping
+from chaoskit.kube import levers
 
 
 def _missing() -> str | None:

@@ -10,10 +10,11 @@ from urllib.parse import quote
 
 from chaoskit import wording
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import connecting, marks, selecting
+from chaoskit.drivers.kubernetes import selecting
 from chaoskit.errors import DriverError
+from chaoskit.kube import apis, marks
 
-JSON = connecting.JSON
+JSON = apis.JSON
 TOO_MANY_REQUESTS = 429
 PDB_HINT = "a PodDisruptionBudget forbids it: relax the budget, add replicas, or raise timeout"
 
@@ -27,7 +28,7 @@ def pod_path(namespace: str, name: str) -> str:
 
 
 def evict(
-    api: connecting.Api,
+    api: apis.Api,
     namespace: str,
     name: str,
     grace_period: int | None = None,
@@ -53,7 +54,7 @@ def evict(
             query={"dryRun": "All"} if dry_run else None,
             body=body,
         )
-    except connecting.ApiError as e:
+    except apis.ApiError as e:
         if e.status == 404:
             return False
         if e.status == 403 and "being terminated" in e.api_message:
@@ -70,13 +71,13 @@ def evict(
     return True
 
 
-def delete_pod(api: connecting.Api, namespace: str, name: str, grace_period: int | None) -> bool:
+def delete_pod(api: apis.Api, namespace: str, name: str, grace_period: int | None) -> bool:
     body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
     if grace_period is not None:
         body["gracePeriodSeconds"] = grace_period
     try:
         api.delete(pod_path(namespace, name), what=f"deleting pod {namespace}/{name}", body=body)
-    except connecting.ApiError as e:
+    except apis.ApiError as e:
         if e.status == 404:
             return False
         raise
@@ -96,19 +97,19 @@ def was_unschedulable(node: JSON) -> bool:
 
 
 def cordon(
-    api: connecting.Api, node: str, previously: bool, *, ctx: contract.RunContext, fault: str, ttl: float
+    api: apis.Api, node: str, previously: bool, *, ctx: contract.RunContext, fault: str, ttl: float
 ) -> None:
-    meta = marks.metadata(ctx, fault, ttl, {marks.WAS_UNSCHEDULABLE: str(previously).lower()})
+    meta = marks.metadata(ctx.run_id, fault, ttl, {marks.WAS_UNSCHEDULABLE: str(previously).lower()})
     api.patch(
         node_path(node), {"metadata": meta, "spec": {"unschedulable": True}}, what=f"cordoning node {node}"
     )
 
 
-def uncordon(api: connecting.Api, node: str, previously: bool) -> contract.RevertOutcome:
+def uncordon(api: apis.Api, node: str, previously: bool) -> contract.RevertOutcome:
     """Undo ``cordon``: schedulable again unless it was cordoned before; marks removed."""
     try:
         current = api.get(node_path(node), what=f"reading node {node}")
-    except connecting.ApiError as e:
+    except apis.ApiError as e:
         if e.status == 404:
             return contract.RevertOutcome.ALREADY_CLEAN
         raise
@@ -156,12 +157,12 @@ def marks_mirror(meta: JSON) -> bool:
     return selecting.MIRROR_ANNOTATION in (meta.get("annotations") or {})
 
 
-def pods_on(api: connecting.Api, node: str) -> list[JSON]:
+def pods_on(api: apis.Api, node: str) -> list[JSON]:
     return selecting.list_pods(api, None, field_selector=f"spec.nodeName={node}")
 
 
 def drain(
-    api: connecting.Api,
+    api: apis.Api,
     node: str,
     ctx: contract.RunContext,
     *,

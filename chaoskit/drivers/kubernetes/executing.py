@@ -10,9 +10,10 @@ from typing import Any, Protocol
 from pydantic import Field
 
 from chaoskit.drivers import contract, targeting
-from chaoskit.drivers.kubernetes import connecting, selecting
+from chaoskit.drivers.kubernetes import clusters, selecting
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
+from chaoskit.kube import apis
 
 ERROR_CHANNEL = 3
 """The channel on which the API server sends the command's final Status (its exit code)."""
@@ -59,9 +60,7 @@ def collect(stream: Stream, timeout: float) -> dict[str, contract.JSONValue]:
     return {"exit_code": code, "stdout": stdout or "", "stderr": stderr or "", "timed_out": code is None}
 
 
-def open_stream(
-    api: connecting.Api, namespace: str, pod: str, container: str | None, command: list[str]
-) -> Stream:
+def open_stream(api: apis.Api, namespace: str, pod: str, container: str | None, command: list[str]) -> Stream:
     from kubernetes import client, stream
 
     core = client.CoreV1Api(api.client)
@@ -105,7 +104,7 @@ class Exec(contract.Action[ExecArgs]):
         self.opener = opener
 
     def run(self, args: ExecArgs, ctx: contract.RunContext) -> contract.ActionResult:
-        api = connecting.api(ctx, connecting.resolve(args))
+        api = clusters.connect(args, ctx)
         pods = [selecting.pod_target(p) for p in selecting.candidate_pods(args, api)]
         chosen = targeting.choose(pods, args, ctx.rng, what="pods")
         results: list[contract.JSONValue] = []

@@ -18,32 +18,13 @@ from urllib.parse import quote
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from chaoskit.drivers import contract, targeting
-from chaoskit.drivers.kubernetes import connecting, evicting, marks, selecting
+from chaoskit.drivers.kubernetes import clusters, evicting, selecting
 from chaoskit.durations import Duration
 from chaoskit.errors import TargetError
+from chaoskit.kube import apis, marks
 
-JSON = connecting.JSON
+JSON = apis.JSON
 Target = contract.Target
-
-
-class Marked(contract.Args):
-    expires_after: Duration = 3600.0
-    """How long the change may outlive a vanished run before a sweep (``chaoskit recover``) reverts it."""
-
-
-class ClusterRevert(contract.Revert):
-    """Base of the kubernetes faults' revert data: which cluster the change was made in."""
-
-    connection: connecting.Connection
-    """The kubeconfig path and context (never a token), so that ``recover`` reconnects there."""
-
-
-def _connect(args: connecting.ClusterArgs, ctx: contract.RunContext) -> connecting.Api:
-    return connecting.api(ctx, connecting.resolve(args))
-
-
-def _reconnect(revert: ClusterRevert, ctx: contract.RunContext) -> connecting.Api:
-    return connecting.api(ctx, revert.connection)
 
 
 # --- pods -------------------------------------------------------------------------------------
@@ -54,7 +35,7 @@ class PodsArgs(selecting.SelectedPodArgs):
     """Seconds the pod gets to stop; default the pod's own terminationGracePeriodSeconds."""
 
 
-class PodRevert(ClusterRevert):
+class PodRevert(clusters.ClusterRevert):
     """Which pod was deleted or evicted. Nothing is undone (its controller replaces it); kept so the
     journal and ``recover`` say exactly which pod it was."""
 
@@ -82,13 +63,13 @@ class _PodFault(contract.Fault[P, PodRevert]):
         return None
 
     def targets(self, args: P, ctx: contract.RunContext) -> Sequence[Target]:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         candidates = [selecting.pod_target(p) for p in selecting.candidate_pods(args, api)]
         return targeting.choose(candidates, args, ctx.rng, what="pods")
 
     def prepare(self, args: P, target: Target, ctx: contract.RunContext) -> PodRevert:
         return PodRevert(
-            connection=connecting.resolve(args),
+            connection=clusters.connection(args, ctx),
             namespace=target.detail["namespace"],
             name=target.name,
             uid=target.detail.get("uid") or None,
@@ -103,7 +84,7 @@ class PodsDelete(_PodFault[PodsArgs]):
     def inject(
         self, args: PodsArgs, target: Target, revert: PodRevert, ctx: contract.RunContext
     ) -> PodRevert:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         namespace, name = revert.namespace, revert.name
         body: JSON = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if args.grace_period is not None:
@@ -113,7 +94,7 @@ class PodsDelete(_PodFault[PodsArgs]):
             body["preconditions"] = {"uid": revert.uid}
         try:
             api.delete(evicting.pod_path(namespace, name), what=f"deleting pod {namespace}/{name}", body=body)
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status not in (404, 409):
                 raise
             ctx.log(f"pod {namespace}/{name} was already gone")
@@ -137,7 +118,7 @@ class PodsEvict(_PodFault[EvictArgs]):
         # Ask the API server to judge every chosen eviction first (dryRun=All evicts nothing), so
         # that each pod a PodDisruptionBudget protects is named - in the dry run too - before any
         # pod is evicted, instead of the run stopping at the first refusal with the rest unknown.
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         refused = []
         for target in chosen:
             try:
@@ -155,7 +136,7 @@ class PodsEvict(_PodFault[EvictArgs]):
     def inject(
         self, args: EvictArgs, target: Target, revert: PodRevert, ctx: contract.RunContext
     ) -> PodRevert:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         namespace = revert.namespace
         deadline = time.monotonic() + args.timeout
         while True:
@@ -188,7 +169,7 @@ class WorkloadArgs(selecting.NamespacedArgs, targeting.Selection):
         return self
 
 
-class ScaleArgs(WorkloadArgs, Marked):
+class ScaleArgs(WorkloadArgs, clusters.Marked):
     replicas: int = Field(ge=0)
     """The replica count during the fault; the previous one is restored on revert."""
 
@@ -196,7 +177,7 @@ class ScaleArgs(WorkloadArgs, Marked):
 WorkloadKind = Literal["Deployment", "StatefulSet"]
 
 
-class WorkloadRevert(ClusterRevert):
+class WorkloadRevert(clusters.ClusterRevert):
     """Which workload a fault changed."""
 
     kind: WorkloadKind
@@ -228,7 +209,7 @@ class _WorkloadFault(contract.Fault[W, R]):
         return f"{base}/{quote(name)}" if name else base
 
     def targets(self, args: W, ctx: contract.RunContext) -> Sequence[Target]:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         found: list[JSON] = []
         for namespace in args.resolved_namespaces(api):
             if args.name:
@@ -236,7 +217,7 @@ class _WorkloadFault(contract.Fault[W, R]):
                     found.append(
                         api.get(self.path(namespace, args.name), what=f"reading {self.kind} {args.name}")
                     )
-                except connecting.ApiError as e:
+                except apis.ApiError as e:
                     if e.status != 404:
                         raise
             else:
@@ -270,7 +251,7 @@ class WorkloadScale(_WorkloadFault[ScaleArgs, ScaleRevert]):
 
     def prepare(self, args: ScaleArgs, target: Target, ctx: contract.RunContext) -> ScaleRevert:
         return ScaleRevert(
-            connection=connecting.resolve(args),
+            connection=clusters.connection(args, ctx),
             kind=self.kind,
             namespace=target.detail["namespace"],
             name=target.name,
@@ -280,9 +261,9 @@ class WorkloadScale(_WorkloadFault[ScaleArgs, ScaleRevert]):
     def inject(
         self, args: ScaleArgs, target: Target, revert: ScaleRevert, ctx: contract.RunContext
     ) -> ScaleRevert:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         meta = marks.metadata(
-            ctx, self.name, args.expires_after, {marks.PREVIOUS_REPLICAS: str(revert.replicas)}
+            ctx.run_id, self.name, args.expires_after, {marks.PREVIOUS_REPLICAS: str(revert.replicas)}
         )
         api.patch(
             self.path(revert.namespace, revert.name),
@@ -292,11 +273,11 @@ class WorkloadScale(_WorkloadFault[ScaleArgs, ScaleRevert]):
         return revert
 
     def revert(self, revert: ScaleRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
-        api = _reconnect(revert, ctx)
+        api = clusters.reconnect(revert, ctx)
         namespace, name, replicas = revert.namespace, revert.name, revert.replicas
         try:
             current = api.get(self.path(namespace, name), what=f"reading {self.kind} {namespace}/{name}")
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status == 404:
                 return contract.RevertOutcome.ALREADY_CLEAN
             raise
@@ -327,7 +308,7 @@ class WorkloadRestart(_WorkloadFault[RestartArgs, WorkloadRevert]):
 
     def prepare(self, args: RestartArgs, target: Target, ctx: contract.RunContext) -> WorkloadRevert:
         return WorkloadRevert(
-            connection=connecting.resolve(args),
+            connection=clusters.connection(args, ctx),
             kind=self.kind,
             namespace=target.detail["namespace"],
             name=target.name,
@@ -336,7 +317,7 @@ class WorkloadRestart(_WorkloadFault[RestartArgs, WorkloadRevert]):
     def inject(
         self, args: RestartArgs, target: Target, revert: WorkloadRevert, ctx: contract.RunContext
     ) -> WorkloadRevert:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         template = {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}
         api.patch(
@@ -374,7 +355,7 @@ class StatefulSetRestart(WorkloadRestart):
 # --- nodes ----------------------------------------------------------------------------------
 
 
-class NodeSelecting(connecting.ClusterArgs, targeting.Selection, Marked):
+class NodeSelecting(clusters.ClusterArgs, targeting.Selection, clusters.Marked):
     """What every node fault's ``with:`` has: the cluster, how many of the nodes, the marks' expiry."""
 
 
@@ -412,7 +393,7 @@ class ZoneArgs(DrainingArgs):
     """The value of the nodes' ``topology.kubernetes.io/zone`` label."""
 
 
-class NodeRevert(ClusterRevert):
+class NodeRevert(clusters.ClusterRevert):
     """A cordoned (and maybe drained) node, and whether it was cordoned before."""
 
     node: str
@@ -439,17 +420,17 @@ class _NodeFault(contract.Fault[N, NodeRevert]):
         return f"{NODE_LEASE}@{target.kind}:{target.id}"
 
     @abstractmethod
-    def candidates(self, args: N, api: connecting.Api) -> list[JSON]:
+    def candidates(self, args: N, api: apis.Api) -> list[JSON]:
         """The nodes ``args`` select, before choosing how many."""
 
     def targets(self, args: N, ctx: contract.RunContext) -> Sequence[Target]:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         chosen = targeting.choose(
             [self.node_target(n) for n in self.candidates(args, api)], args, ctx.rng, what="nodes"
         )
         return self.detailed(args, api, chosen)
 
-    def detailed(self, args: N, api: connecting.Api, chosen: Sequence[Target]) -> Sequence[Target]:
+    def detailed(self, args: N, api: apis.Api, chosen: Sequence[Target]) -> Sequence[Target]:
         """The chosen targets with what the dry run should show of them."""
         return chosen
 
@@ -460,24 +441,24 @@ class _NodeFault(contract.Fault[N, NodeRevert]):
 
     def prepare(self, args: N, target: Target, ctx: contract.RunContext) -> NodeRevert:
         return NodeRevert(
-            connection=connecting.resolve(args),
+            connection=clusters.connection(args, ctx),
             node=target.name,
             was_unschedulable=target.detail.get("was_unschedulable") == "true",
         )
 
     def revert(self, revert: NodeRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
-        api = _reconnect(revert, ctx)
+        api = clusters.reconnect(revert, ctx)
         return evicting.uncordon(api, revert.node, revert.was_unschedulable)
 
-    def cordon(self, args: N, revert: NodeRevert, ctx: contract.RunContext) -> connecting.Api:
-        api = _connect(args, ctx)
+    def cordon(self, args: N, revert: NodeRevert, ctx: contract.RunContext) -> apis.Api:
+        api = clusters.connect(args, ctx)
         evicting.cordon(
             api, revert.node, revert.was_unschedulable, ctx=ctx, fault=self.name, ttl=args.expires_after
         )
         return api
 
 
-def _named_nodes(args: NodeArgs, api: connecting.Api) -> list[JSON]:
+def _named_nodes(args: NodeArgs, api: apis.Api) -> list[JSON]:
     nodes = selecting.list_nodes(api, label_selector=args.label_selector)
     if args.names:
         wanted = set(args.names)
@@ -491,7 +472,7 @@ D = TypeVar("D", bound=DrainingArgs)
 class _DrainFault(_NodeFault[D]):
     """Cordon, then evict the node's pods; reverted by uncordoning."""
 
-    def detailed(self, args: D, api: connecting.Api, chosen: Sequence[Target]) -> Sequence[Target]:
+    def detailed(self, args: D, api: apis.Api, chosen: Sequence[Target]) -> Sequence[Target]:
         # Each target lists the pods that would be evicted, for the dry run.
         drained = []
         for target in chosen:
@@ -521,7 +502,7 @@ class NodeCordon(_NodeFault[NodeArgs]):
     summary = "Mark nodes unschedulable; reverted by uncordoning them."
     args = NodeArgs
 
-    def candidates(self, args: NodeArgs, api: connecting.Api) -> list[JSON]:
+    def candidates(self, args: NodeArgs, api: apis.Api) -> list[JSON]:
         return _named_nodes(args, api)
 
     def inject(
@@ -536,7 +517,7 @@ class NodeDrain(_DrainFault[DrainArgs]):
     summary = "Cordon nodes and evict their pods (PDBs honoured, DaemonSet pods stay); reverted by uncordon."
     args = DrainArgs
 
-    def candidates(self, args: DrainArgs, api: connecting.Api) -> list[JSON]:
+    def candidates(self, args: DrainArgs, api: apis.Api) -> list[JSON]:
         return _named_nodes(args, api)
 
 
@@ -545,7 +526,7 @@ class ZoneOutage(_DrainFault[ZoneArgs]):
     summary = "Cordon and drain every node of a topology.kubernetes.io/zone; reverted by uncordon."
     args = ZoneArgs
 
-    def candidates(self, args: ZoneArgs, api: connecting.Api) -> list[JSON]:
+    def candidates(self, args: ZoneArgs, api: apis.Api) -> list[JSON]:
         nodes = selecting.list_nodes(api, label_selector=f"{selecting.ZONE_LABEL}={args.zone}")
         if not nodes:
             raise TargetError(
@@ -584,7 +565,7 @@ class Peer(contract.Args):
         return peer
 
 
-class PartitionArgs(selecting.NamespacedArgs, Marked):
+class PartitionArgs(selecting.NamespacedArgs, clusters.Marked):
     label_selector: str
     """The pods cut off, e.g. ``app=web``; the empty string means every pod of the namespace."""
     direction: Literal["ingress", "egress", "both"] = "both"
@@ -594,7 +575,7 @@ class PartitionArgs(selecting.NamespacedArgs, Marked):
     """Refuse when more pods than this would be cut off."""
 
 
-class PolicyRevert(ClusterRevert):
+class PolicyRevert(clusters.ClusterRevert):
     """The NetworkPolicy a partition created, to delete it again."""
 
     namespace: str
@@ -618,7 +599,7 @@ class NetworkPartition(contract.Fault[PartitionArgs, PolicyRevert]):
         return f"chaoskit-partition-{marks.label_value(ctx.run_id)[:30].lower().strip('-_.')}-{digest}"
 
     def targets(self, args: PartitionArgs, ctx: contract.RunContext) -> Sequence[Target]:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         selecting.label_selector_object(args.label_selector)  # a selector NetworkPolicy can't say fails now
         name = self.policy_name(args, ctx)
         targets: list[Target] = []
@@ -643,13 +624,13 @@ class NetworkPartition(contract.Fault[PartitionArgs, PolicyRevert]):
 
     def prepare(self, args: PartitionArgs, target: Target, ctx: contract.RunContext) -> PolicyRevert:
         return PolicyRevert(
-            connection=connecting.resolve(args), namespace=target.detail["namespace"], name=target.name
+            connection=clusters.connection(args, ctx), namespace=target.detail["namespace"], name=target.name
         )
 
     def inject(
         self, args: PartitionArgs, target: Target, revert: PolicyRevert, ctx: contract.RunContext
     ) -> PolicyRevert:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         namespace = revert.namespace
         types = {"ingress": ["Ingress"], "egress": ["Egress"], "both": ["Ingress", "Egress"]}[args.direction]
         peers = [p.to_json() for p in args.allow]
@@ -667,7 +648,7 @@ class NetworkPartition(contract.Fault[PartitionArgs, PolicyRevert]):
             "metadata": {
                 "name": revert.name,
                 "namespace": namespace,
-                **marks.metadata(ctx, self.name, args.expires_after),
+                **marks.metadata(ctx.run_id, self.name, args.expires_after),
             },
             "spec": spec,
         }
@@ -677,23 +658,23 @@ class NetworkPartition(contract.Fault[PartitionArgs, PolicyRevert]):
                 body,
                 what=f"creating NetworkPolicy {namespace}/{revert.name}",
             )
-        except connecting.ApiError as e:
+        except apis.ApiError as e:
             if e.status != 409:  # already there: a retried inject of this same run
                 raise
         return revert
 
     def revert(self, revert: PolicyRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
-        api = _reconnect(revert, ctx)
+        api = clusters.reconnect(revert, ctx)
         return delete_policy(api, revert.namespace, revert.name)
 
 
-def delete_policy(api: connecting.Api, namespace: str, name: str) -> contract.RevertOutcome:
+def delete_policy(api: apis.Api, namespace: str, name: str) -> contract.RevertOutcome:
     try:
         api.delete(
             f"/apis/networking.k8s.io/v1/namespaces/{quote(namespace)}/networkpolicies/{quote(name)}",
             what=f"deleting NetworkPolicy {namespace}/{name}",
         )
-    except connecting.ApiError as e:
+    except apis.ApiError as e:
         if e.status == 404:
             return contract.RevertOutcome.ALREADY_CLEAN
         raise

@@ -11,15 +11,12 @@ from urllib.parse import quote
 from pydantic import Field, model_validator
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import connecting, selecting
+from chaoskit.drivers.kubernetes import clusters, selecting
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
+from chaoskit.kube import apis
 
-JSON = connecting.JSON
-
-
-def _connect(args: connecting.ClusterArgs, ctx: contract.RunContext) -> connecting.Api:
-    return connecting.api(ctx, connecting.resolve(args))
+JSON = apis.JSON
 
 
 class ReadArgs(selecting.NamespacedArgs):
@@ -42,7 +39,7 @@ class PodsReady(contract.Probe[PodsReadyArgs]):
     args = PodsReadyArgs
 
     def run(self, args: PodsReadyArgs, ctx: contract.RunContext) -> contract.JSONValue:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         deadline = time.monotonic() + args.wait
         while True:
             counts = self.count(args, api)
@@ -51,7 +48,7 @@ class PodsReady(contract.Probe[PodsReadyArgs]):
             if enough or time.monotonic() >= deadline or not ctx.sleep(0.5):
                 return counts
 
-    def count(self, args: PodsReadyArgs, api: connecting.Api) -> dict[str, contract.JSONValue]:
+    def count(self, args: PodsReadyArgs, api: apis.Api) -> dict[str, contract.JSONValue]:
         pods = selecting.list_pods(
             api,
             args.resolved_namespaces(api),
@@ -81,7 +78,7 @@ class DeploymentAvailable(contract.Probe[WorkloadArgs]):
     args = WorkloadArgs
 
     def run(self, args: WorkloadArgs, ctx: contract.RunContext) -> contract.JSONValue:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         namespace = args.resolved_namespaces(api)[0]
         deployment = api.get(
             f"/apis/apps/v1/namespaces/{quote(namespace)}/deployments/{quote(args.name)}",
@@ -138,7 +135,7 @@ class RolloutComplete(contract.Probe[RolloutArgs]):
     args = RolloutArgs
 
     def run(self, args: RolloutArgs, ctx: contract.RunContext) -> contract.JSONValue:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         namespace = args.resolved_namespaces(api)[0]
         plural = f"{args.kind}s"
         deadline = time.monotonic() + args.wait
@@ -152,7 +149,7 @@ class RolloutComplete(contract.Probe[RolloutArgs]):
                 return {"complete": complete, "reason": reason}
 
 
-class ResourceArgs(connecting.ClusterArgs):
+class ResourceArgs(clusters.ClusterArgs):
     api_version: str = "v1"
     """``v1``, ``apps/v1``, ``networking.k8s.io/v1``, a CRD's ``group/version``."""
     kind: str
@@ -165,7 +162,7 @@ class ResourceArgs(connecting.ClusterArgs):
     """Reading is harmless; kept for symmetry with the faults."""
 
 
-def resource_path(api: connecting.Api, api_version: str, kind: str) -> tuple[str, bool]:
+def resource_path(api: apis.Api, api_version: str, kind: str) -> tuple[str, bool]:
     """The collection path of ``kind`` in ``api_version`` and whether it is namespaced (discovery)."""
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     listing = api.get(base, what=f"discovering the resources of {api_version}")
@@ -184,7 +181,7 @@ class Resource(contract.Probe[ResourceArgs]):
     args = ResourceArgs
 
     def run(self, args: ResourceArgs, ctx: contract.RunContext) -> contract.JSONValue:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         collection, namespaced = resource_path(api, args.api_version, args.kind)
         if namespaced:
             namespace = args.namespace or api.default_namespace
@@ -233,7 +230,7 @@ class Events(contract.Probe[EventsArgs]):
     args = EventsArgs
 
     def run(self, args: EventsArgs, ctx: contract.RunContext) -> contract.JSONValue:
-        api = _connect(args, ctx)
+        api = clusters.connect(args, ctx)
         fields = ["type=Warning"]
         if args.kind:
             fields.append(f"involvedObject.kind={args.kind}")

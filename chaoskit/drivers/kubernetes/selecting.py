@@ -13,10 +13,11 @@ from urllib.parse import quote
 from pydantic import model_validator
 
 from chaoskit.drivers import contract, targeting
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.drivers.kubernetes import clusters
 from chaoskit.errors import DriverError, TargetError
+from chaoskit.kube import apis
 
-JSON = connecting.JSON
+JSON = apis.JSON
 PROTECTED_DEFAULT = ("kube-system", "kube-public", "kube-node-lease")
 ZONE_LABEL = "topology.kubernetes.io/zone"
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
@@ -39,7 +40,7 @@ def refuse_protected(namespaces: Iterable[str], allow_protected: bool) -> None:
         )
 
 
-class NamespacedArgs(connecting.ClusterArgs):
+class NamespacedArgs(clusters.ClusterArgs):
     """Which namespaces; protected ones only with ``allow_protected``."""
 
     namespace: str | None = None
@@ -61,7 +62,7 @@ class NamespacedArgs(connecting.ClusterArgs):
             )
         return self
 
-    def resolved_namespaces(self, api: connecting.Api) -> list[str]:
+    def resolved_namespaces(self, api: apis.Api) -> list[str]:
         names = self.namespaces or [self.namespace or api.default_namespace]
         refuse_protected(names, self.allow_protected)
         return names
@@ -102,7 +103,7 @@ def owner_kinds(obj: JSON) -> set[str]:
 
 
 def list_pods(
-    api: connecting.Api,
+    api: apis.Api,
     namespaces: Sequence[str] | None,
     *,
     label_selector: str | None = None,
@@ -139,7 +140,7 @@ def pod_target(pod: JSON) -> contract.Target:
     )
 
 
-def candidate_pods(args: PodArgs, api: connecting.Api) -> list[JSON]:
+def candidate_pods(args: PodArgs, api: apis.Api) -> list[JSON]:
     """The live (not terminating) pods ``args`` select."""
     pods = list_pods(
         api,
@@ -170,7 +171,7 @@ def node_target(node: JSON) -> contract.Target:
     )
 
 
-def list_nodes(api: connecting.Api, *, label_selector: str | None = None) -> list[JSON]:
+def list_nodes(api: apis.Api, *, label_selector: str | None = None) -> list[JSON]:
     return api.list("/api/v1/nodes", what="listing nodes", labelSelector=label_selector)
 
 

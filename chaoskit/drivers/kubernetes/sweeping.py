@@ -14,10 +14,11 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import connecting, evicting, faults, marks
+from chaoskit.drivers.kubernetes import clusters, evicting, faults
 from chaoskit.errors import ComponentMissing
+from chaoskit.kube import apis, marks
 
-JSON = connecting.JSON
+JSON = apis.JSON
 
 
 def _owner(meta: JSON) -> str:
@@ -49,10 +50,10 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
     """Revert what run ``run_id`` (or any dead run, or any whose marks expired) left in the default
     cluster; never what a live run holds."""
     try:
-        connection = connecting.resolve(None)
+        connection = clusters.connection(clusters.ClusterArgs(), ctx)
     except ComponentMissing:
         return []  # no cluster configured here: nothing of ours can be in one
-    api = connecting.api(ctx, connection)
+    api = clusters.api(ctx, connection)
     selector = f"{marks.RUN_ID}={marks.label_value(run_id)}" if run_id else marks.RUN_ID
     done: list[str] = []
     left: list[tuple[str, str]] = []

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import marks
+from chaoskit.kube import marks
 from tests.integration.crash import killing
 from tests.k8s.clusters import Cluster, wait_until
 from tests.k8s.test_faults import statefulset

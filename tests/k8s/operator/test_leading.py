@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from chaoskit.drivers.kubernetes import connecting
+from chaoskit.kube import apis
 from chaoskit.operator import leading
 from tests.k8s.clusters import Cluster, wait_until
 from tests.k8s.operator.test_operator import BASE, EXPERIMENT, crds, create_experiment, finalized, get
@@ -79,15 +79,15 @@ def test_expiry_is_judged_by_the_followers_own_clock_not_the_leaders_timestamps(
 class _RacingApi:
     """The API, except that right after ``get`` reads the Lease, ``rival`` writes it first."""
 
-    def __init__(self, api: connecting.Api, rival: leading.Elector) -> None:
+    def __init__(self, api: apis.Api, rival: leading.Elector) -> None:
         self.api, self.rival = api, rival
 
-    def get(self, path: str, *, what: str) -> connecting.JSON:
+    def get(self, path: str, *, what: str) -> apis.JSON:
         found = self.api.get(path, what=what)
         assert self.rival.try_acquire_or_renew()
         return found
 
-    def request(self, method: str, path: str, *, what: str, body: object = None) -> connecting.JSON:
+    def request(self, method: str, path: str, *, what: str, body: object = None) -> apis.JSON:
         return self.api.request(method, path, what=what, body=body)
 
 

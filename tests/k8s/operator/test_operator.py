@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import connecting, marks
+from chaoskit.kube import apis, kubeconfigs, marks
 from chaoskit.operator import reconciling, resources, scheduling, watching
 from tests.k8s.clusters import Cluster, wait_until
 
@@ -79,7 +79,7 @@ def _served(cluster: Cluster) -> bool:
         cluster.api.list(f"{BASE}/chaosexperiments", what="t")
         cluster.api.list(f"{BASE}/chaosschedules", what="t")
         return True
-    except connecting.ApiError:
+    except apis.ApiError:
         return False
 
 
@@ -128,7 +128,7 @@ def controller(cluster: Cluster, namespace: str, crds: None) -> Iterator[reconci
 def get(cluster: Cluster, path: str) -> dict[str, Any] | None:
     try:
         return cluster.api.get(path, what="test")
-    except connecting.ApiError as e:
+    except apis.ApiError as e:
         if e.status == 404:
             return None
         raise
@@ -254,7 +254,7 @@ def test_every_manifest_passes_a_server_side_dry_run(cluster: Cluster, namespace
         "metadata": {"name": "bad"},
         "spec": spec,
     }
-    with pytest.raises(connecting.ApiError) as refused:
+    with pytest.raises(apis.ApiError) as refused:
         cluster.api.post(f"{BASE}/namespaces/{namespace}/chaosschedules", bad, what="test")
     assert refused.value.status == 422 and "concurrencyPolicy" in refused.value.api_message
 
@@ -339,7 +339,7 @@ def test_deleting_a_running_experiment_stops_its_job_and_reverts_its_faults_firs
     try:
         ctx = contract.RunContext(run_id=run_id)
         cordon = {
-            "metadata": marks.metadata(ctx, "kubernetes.node.cordon", 3600),
+            "metadata": marks.metadata(ctx.run_id, "kubernetes.node.cordon", 3600),
             "spec": {"unschedulable": True},
         }
         ctx.close()
@@ -475,7 +475,7 @@ def test_the_controllers_own_clusterrole_is_enough_for_a_run_and_its_revert(
     elsewhere = kubectl("auth", "can-i", "update", "leases", "-n", namespace, "--as", OPERATOR_SA)
     assert elsewhere.stdout.strip() == "no"
 
-    restricted = connecting.open_api(cluster.api.connection)
+    restricted = apis.open_api(cluster.api.connection)
     restricted.client.set_default_header("Impersonate-User", OPERATOR_SA)
 
     def revert(run_id: str) -> list[str]:
@@ -484,7 +484,7 @@ def test_the_controllers_own_clusterrole_is_enough_for_a_run_and_its_revert(
         ctx = contract.RunContext(run_id=run_id)
         try:
             # The sweep's shared Api for this cluster is the impersonating one.
-            ctx.resource(connecting.resolve().key, lambda: restricted)
+            ctx.resource(kubeconfigs.resolve().key, lambda: restricted)
             return list(driver.sweep(run_id, ctx))
         finally:
             ctx.close()
@@ -506,7 +506,7 @@ def test_the_controllers_own_clusterrole_is_enough_for_a_run_and_its_revert(
         reconciled()
         ctx = contract.RunContext(run_id=run_id)
         cordon = {
-            "metadata": marks.metadata(ctx, "kubernetes.node.cordon", 3600),
+            "metadata": marks.metadata(ctx.run_id, "kubernetes.node.cordon", 3600),
             "spec": {"unschedulable": True},
         }
         ctx.close()

@@ -23,7 +23,8 @@ from pydantic import ValidationError
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import connecting, evicting, executing, faults, marks, probes, selecting
+from chaoskit.drivers.kubernetes import clusters, evicting, executing, faults, probes, selecting
+from chaoskit.kube import kubeconfigs, marks
 
 # ---- selectors, marks, args -------------------------------------------------------------------
 
@@ -273,7 +274,7 @@ def test_exec_runs_in_each_selected_pod_from_one_list_call(tmp_path: Path) -> No
         {"kubeconfig": str(kubeconfig), "namespace": "shop", "label_selector": "app=web", "count": 2,
          "command": ["sh", "-c", "exit 3"], "container": "web"}
     )  # fmt: skip
-    ctx.resource(connecting.resolve(args).key, lambda: recorded)
+    ctx.resource(clusters.connection(args, ctx).key, lambda: recorded)
     opened: list[tuple[str, str, str | None, list[str]]] = []
 
     def opener(
@@ -322,13 +323,13 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(errors.ComponentMissing, match="no Kubernetes cluster is configured") as caught:
-        connecting.resolve(None)
+        kubeconfigs.resolve()
     assert "set KUBECONFIG" in (caught.value.hint or "")
     with pytest.raises(errors.ComponentMissing, match="kubeconfig '/x/y' does not exist"):
-        connecting.resolve(connecting.ClusterArgs(kubeconfig="/x/y"))
+        kubeconfigs.resolve("/x/y")
     # A self-healing fault's revert needs no cluster at all.
     gone = faults.PodRevert(
-        connection=connecting.Connection(kubeconfig="/x/y", context=None, in_cluster=False),
+        connection=kubeconfigs.Connection(kubeconfig="/x/y", context=None, in_cluster=False),
         namespace="shop",
         name="web-1",
         uid=None,
@@ -338,7 +339,7 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
         is contract.RevertOutcome.ALREADY_CLEAN
     )
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
-    assert connecting.resolve(None).in_cluster
+    assert kubeconfigs.resolve().in_cluster
 
 
 def test_probes_may_read_protected_namespaces() -> None:
@@ -356,8 +357,8 @@ def test_the_context_comes_from_the_step_then_chaoskit_kube_context(
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     monkeypatch.setenv("CHAOSKIT_KUBE_CONTEXT", "staging")
-    assert connecting.resolve(None).context == "staging"
-    assert connecting.resolve(connecting.ClusterArgs(context="prod")).context == "prod"
-    recorded = connecting.resolve(None).model_dump(mode="json")
+    assert kubeconfigs.resolve().context == "staging"
+    assert kubeconfigs.resolve(context="prod").context == "prod"
+    recorded = kubeconfigs.resolve().model_dump(mode="json")
     assert recorded == {"kubeconfig": str(kubeconfig.resolve()), "context": "staging", "in_cluster": False}
-    assert connecting.Connection.model_validate(recorded) == connecting.resolve(None)
+    assert kubeconfigs.Connection.model_validate(recorded) == kubeconfigs.resolve()

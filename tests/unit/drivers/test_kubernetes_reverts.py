@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import connecting, faults
+from chaoskit.drivers.kubernetes import faults
+from chaoskit.kube import kubeconfigs
 from tests.unit.drivers.test_docker_reverts import damaged_records, names_field
 
 FAULTS = {f.name: f for f in faults.all_faults()}
@@ -108,7 +109,7 @@ def test_a_pod_without_a_uid_records_none_not_an_empty_string(kubeconfig: Path) 
 
 def _damaged() -> list[Any]:
     # Built by hand: parametrize needs them at collection, before any fixture made a kubeconfig.
-    connection = connecting.Connection(kubeconfig="/home/me/.kube/config", context=None, in_cluster=False)
+    connection = kubeconfigs.Connection(kubeconfig="/home/me/.kube/config", context=None, in_cluster=False)
     records: dict[str, contract.Revert] = {
         "kubernetes.pods.delete": faults.PodRevert(connection=connection, namespace="s", name="p", uid="u"),
         "kubernetes.deployment.scale": faults.ScaleRevert(

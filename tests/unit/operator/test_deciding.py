@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from chaoskit.drivers.kubernetes import marks
 from chaoskit.errors import UsageError
+from chaoskit.kube import marks
 from chaoskit.operator import jobs, resources, scheduling, statuses, summaries
 
 UID = "0b0e0c1a-1111-2222-3333-444455556666"
