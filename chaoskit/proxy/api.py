@@ -1,4 +1,4 @@
-"""The Toxiproxy-compatible HTTP API: a small asyncio HTTP/1.1 server in front of a ``proxies.Table``.
+"""The Toxiproxy-compatible HTTP API: a small asyncio HTTP/1.1 server in front of a ``listeners.Table``.
 
 It speaks just enough HTTP for API clients: keep-alive, Content-Length and chunked request bodies,
 and answers with the status codes, headers and bodies the real server sends (see docs/proxy.md).
@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chaoskit.proxy import proxies
+from chaoskit.proxy import listeners
 
 VERSION = "2.12.0"
 """The Toxiproxy API version this server implements (clients pick PATCH over POST from it)."""
@@ -84,17 +84,17 @@ class Request:
 
     def json(self) -> Any:
         if not self.body.strip():
-            raise proxies.RequestError("bad request body: EOF")
+            raise listeners.RequestError("bad request body: EOF")
         try:
             return json.loads(self.body)
         except json.JSONDecodeError as e:
-            raise proxies.RequestError(f"bad request body: {e}") from None
+            raise listeners.RequestError(f"bad request body: {e}") from None
         except UnicodeDecodeError as e:
-            raise proxies.RequestError(f"bad request body: not UTF-8 (byte {e.start})") from None
+            raise listeners.RequestError(f"bad request body: not UTF-8 (byte {e.start})") from None
         except ValueError:  # Python's limit on the digits of an integer
-            raise proxies.RequestError("bad request body: a number of more than 4300 digits") from None
+            raise listeners.RequestError("bad request body: a number of more than 4300 digits") from None
         except RecursionError:
-            raise proxies.RequestError("bad request body: nested too deeply") from None
+            raise listeners.RequestError("bad request body: nested too deeply") from None
 
 
 def ok(value: Any, status: int = 200) -> Response:
@@ -117,7 +117,7 @@ Handler = Callable[[Request, list[str]], Awaitable[Response]]
 class Api:
     """Routes requests to the proxy table; one instance per server."""
 
-    def __init__(self, table: proxies.Table) -> None:
+    def __init__(self, table: listeners.Table) -> None:
         self.table = table
         self._ids = itertools.count(1)
         self._prefix = os.urandom(6).hex()
@@ -187,7 +187,7 @@ class Api:
         else:
             try:
                 response = await handler(request, names)
-            except proxies.RequestError as e:
+            except listeners.RequestError as e:
                 response = error(e.message, e.status)
             except Exception:
                 # A bug, not the client's fault: say so, keep serving, and leave the traceback.
@@ -208,7 +208,7 @@ class Api:
     async def populate(self, request: Request, _: list[str]) -> Response:
         try:
             done, failure = await self.table.populate(request.json())
-        except proxies.RequestError as e:
+        except listeners.RequestError as e:
             failure, done = e, []
         listed = [p.to_json() for p in done] or None
         if failure is None:

@@ -14,15 +14,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import random
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, cast
 
-from chaoskit.proxy import toxics
+from chaoskit.proxy import toxic_types
 
 QUEUE_CHUNKS = 1024
 """Chunks a link may hold ahead of its toxics before it stops reading (the latency toxic's buffer)."""
@@ -33,47 +34,19 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 class Owner(Protocol):
     """What a connection needs from the proxy it belongs to."""
 
-    toxics: dict[str, list[toxics.Toxic]]
+    toxics: dict[str, list[toxic_types.Toxic]]
     rng: random.Random
 
     def connection_closed(self, connection: object, counts: dict[str, tuple[int, int]]) -> None:
         """``connection`` is gone; ``counts`` are its (received, sent) bytes per direction."""
 
 
-class Closing(Exception):
-    """A toxic decided the connection ends now (limit_data, timeout, reset_peer)."""
-
-    def __init__(self, reset: bool = False) -> None:
-        super().__init__("closing")
-        self.reset = reset
-
-
-@dataclass
-class Chunk:
-    """Bytes on their way through a link's toxics, with two clocks (``time.monotonic()``).
-
-    A link runs its toxics one chunk at a time, where Toxiproxy runs each toxic in its own
-    goroutine so that one holds a chunk while the next holds another. The two times let the
-    serial chain keep the pipelined timing: every toxic works out when it would release a chunk
-    from these times, and sleeps only until then (not at all if that time has passed).
-    """
-
-    data: bytes
-    at: float
-    """The chunk's timestamp: when the bytes were read, moved on by each latency toxic by the
-    latency it applied (Toxiproxy's ``StreamChunk.Timestamp``). A latency toxic releases a chunk at
-    ``at`` + its latency, so stacked latency toxics add up; bandwidth and slicer pieces keep it."""
-    ready: float
-    """When the previous toxic handed the chunk on, had each toxic run on its own: a toxic starts
-    on a chunk at ``ready`` or when it is done with the previous one, whichever is later, so a
-    bandwidth toxic keeps its pace while a latency toxic after it holds the slices."""
-
-
+Chunk = toxic_types.Chunk
+Closing = toxic_types.Closing
 _EOF = Chunk(b"", -1.0, -1.0)
 
 # uvloop's loop.time() ticks in whole milliseconds; the latency toxic needs better than that.
 now = time.monotonic
-Stage = Callable[[Chunk], Awaitable[None]]
 
 
 class Side(asyncio.Protocol):
@@ -143,15 +116,20 @@ class Link:
         self._change = asyncio.Event()
         self._rolls: dict[str, bool] = {}
         self._started: dict[str, float] = {}
-        self._state: dict[str, float] = {}
+        self._stages: dict[str, toxic_types.Stage[toxic_types.Toxic]] = {}
+        """Each toxic's state on this link, by name: kept when it is updated, dropped when removed."""
         self.task: asyncio.Task[None] | None = None
 
     # -- toxics
 
-    def _toxics(self) -> list[toxics.Toxic]:
+    @property
+    def rng(self) -> random.Random:
+        return self.connection.owner.rng
+
+    def _toxics(self) -> list[toxic_types.Toxic]:
         return self.connection.owner.toxics[self.direction]
 
-    def active(self) -> list[toxics.Toxic]:
+    def active(self) -> list[toxic_types.Toxic]:
         """The toxics that act on this link now: present, and won their toxicity roll."""
         result = []
         for toxic in self._toxics():
@@ -163,19 +141,33 @@ class Link:
                 result.append(toxic)
         return result
 
-    def is_active(self, toxic: toxics.Toxic) -> bool:
+    def stage(self, toxic: toxic_types.Toxic) -> toxic_types.Stage[toxic_types.Toxic]:
+        """``toxic``'s stage on this link, made when it first acts here."""
+        stage = self._stages.get(toxic.name)
+        if stage is None or stage.toxic is not toxic:
+            stage = self._stages[toxic.name] = toxic.stage(toxic, self)
+        return stage
+
+    def is_active(self, toxic: toxic_types.Toxic) -> bool:
         return any(t is toxic for t in self._toxics()) and self._rolls.get(toxic.name, False)
 
-    def changed(self, toxic: toxics.Toxic, removed: bool) -> None:
+    def started(self, toxic: toxic_types.Toxic) -> float:
+        return self._started[toxic.name]
+
+    def restart(self, toxic: toxic_types.Toxic) -> None:
+        self._started[toxic.name] = now()
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def changed(self, toxic: toxic_types.Toxic, removed: bool) -> None:
         """A toxic of this direction was added, updated (re-rolled, timers restarted) or removed."""
         was_active = self._rolls.pop(toxic.name, False)
         self._started.pop(toxic.name, None)
         if removed:
-            for key in [k for k in self._state if k.startswith(f"{toxic.name}\0")]:
-                del self._state[key]
-            if toxic.type == "timeout" and was_active:
-                # The real server's timeout toxic closes its connections when it is removed.
-                self.connection.close()
+            stage = self._stages.pop(toxic.name, None)
+            if was_active:
+                (stage or toxic.stage(toxic, self)).removed()
         self._wake.set()
         change, self._change = self._change, asyncio.Event()
         change.set()
@@ -189,6 +181,17 @@ class Link:
             await asyncio.wait_for(change.wait(), seconds)
         except TimeoutError:
             return True
+        return False
+
+    async def hold(self, toxic: toxic_types.Toxic, until: float) -> bool:
+        """Wait until ``until``; False if ``toxic`` was removed or updated first (it lets go)."""
+        # Loop until the time has really passed: a timer may fire a fraction of a millisecond
+        # early, and a change to another toxic wakes us without concerning this one.
+        while self.is_active(toxic):
+            left = until - now()
+            if left <= 0:
+                return True
+            await self.sleep(left)
         return False
 
     # -- the read side (event-loop callbacks)
@@ -261,22 +264,12 @@ class Link:
         return self._buffer.popleft()
 
     def _timeout_deadline(self) -> float | None:
-        deadlines = [
-            self._started[t.name] + t.attributes["timeout"] / 1000
-            for t in self.active()
-            if t.type == "timeout" and t.attributes["timeout"] > 0
-        ]
+        deadlines = [d for t in self.active() if (d := self.stage(t).deadline()) is not None]
         return min(deadlines) if deadlines else None
 
     async def _eof(self) -> None:
         for toxic in self.active():
-            if toxic.type == "slow_close":
-                until = now() + toxic.attributes["delay"] / 1000
-                while self.is_active(toxic) and not await self.sleep(until - now()):
-                    pass
-            elif toxic.type == "reset_peer":
-                await asyncio.sleep(toxic.attributes["timeout"] / 1000)
-                raise Closing(reset=True)
+            await self.stage(toxic).end()
         self.done = True
         transport = self.destination.transport
         if transport is not None and transport.can_write_eof():
@@ -284,11 +277,13 @@ class Link:
                 transport.write_eof()
         self.connection.link_done()
 
-    def _chain(self, active: Sequence[toxics.Toxic]) -> Stage:
-        stage: Stage = self._write
+    def _chain(self, active: Sequence[toxic_types.Toxic]) -> toxic_types.Forward:
+        forward: toxic_types.Forward = self._write
         for toxic in reversed(active):
-            stage = self._stage(toxic, stage)
-        return stage
+            stage = self.stage(toxic)
+            if stage.touches_data:
+                forward = functools.partial(stage.pipe, forward=forward)
+        return forward
 
     async def _write(self, chunk: Chunk) -> None:
         if not chunk.data:
@@ -297,133 +292,6 @@ class Link:
             raise Closing()
         self.sent += len(chunk.data)
         await self.destination.drained()
-
-    def _stage(self, toxic: toxics.Toxic, forward: Stage) -> Stage:
-        kind = toxic.type
-        if kind == "latency":
-            return lambda chunk: self._latency(toxic, chunk, forward)
-        if kind == "bandwidth":
-            return lambda chunk: self._bandwidth(toxic, chunk, forward)
-        if kind == "slicer":
-            return lambda chunk: self._slicer(toxic, chunk, forward)
-        if kind == "timeout":
-            return lambda chunk: self._timeout(toxic)
-        if kind == "reset_peer":
-            return lambda chunk: self._reset_peer(toxic)
-        if kind == "limit_data":
-            return lambda chunk: self._limit_data(toxic, chunk, forward)
-        return forward  # noop, slow_close: data passes untouched
-
-    async def _hold(self, toxic: toxics.Toxic, until: float) -> bool:
-        """Wait until ``until``; False if ``toxic`` was removed or updated first (it lets go)."""
-        # Loop until the time has really passed: a timer may fire a fraction of a millisecond
-        # early, and a change to another toxic wakes us without concerning this one.
-        while self.is_active(toxic):
-            left = until - now()
-            if left <= 0:
-                return True
-            await self.sleep(left)
-        return False
-
-    def _start(self, toxic: toxics.Toxic, chunk: Chunk) -> float:
-        """When ``toxic`` takes ``chunk`` on: once it is handed over and the previous one is done."""
-        return max(chunk.ready, self._state.get(f"{toxic.name}\0free", 0.0))
-
-    def _done(self, toxic: toxics.Toxic, at: float) -> None:
-        self._state[f"{toxic.name}\0free"] = at
-
-    async def _latency(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
-        jitter = toxic.attributes["jitter"]
-        # Whole milliseconds in [-jitter, jitter), rolled per chunk, as the real server does; a
-        # jitter larger than the latency waits no time (it doesn't move the chunk's time back).
-        offset = self.connection.owner.rng.randrange(-jitter, jitter) if jitter else 0
-        delay = max(0, toxic.attributes["latency"] + offset)
-        at = chunk.at + delay / 1000
-        release = max(self._start(toxic, chunk), at)
-        if await self._hold(toxic, release):
-            self._done(toxic, release)
-            await forward(Chunk(chunk.data, at, release))
-        else:
-            # Removed or updated while holding: released now, its time not moved (as Toxiproxy).
-            await forward(Chunk(chunk.data, chunk.at, now()))
-
-    async def _bandwidth(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
-        rate = toxic.attributes["rate"]  # KB/s, 1 KB = 1000 bytes: ``rate`` bytes per millisecond
-        step = rate * 100
-        data = chunk.data
-        release = self._start(toxic, chunk)
-        # A chunk bigger than 100 ms worth goes out in 100 ms slices, like the real server; the
-        # times are kept absolute, so a late wake-up is made up on the next slice.
-        while len(data) > step:
-            release += 0.1
-            if not await self._hold(toxic, release):
-                break
-            await forward(Chunk(data[:step], chunk.at, release))
-            data = data[step:]
-        else:
-            release += len(data) / (rate * 1000)
-            if await self._hold(toxic, release):
-                self._done(toxic, release)
-                await forward(Chunk(data, chunk.at, release))
-                return
-        await forward(Chunk(data, chunk.at, now()))  # removed or updated: the rest goes at once
-
-    async def _slicer(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
-        pieces = slices(
-            len(chunk.data),
-            toxic.attributes["average_size"],
-            toxic.attributes["size_variation"],
-            self.connection.owner.rng,
-        )
-        view = memoryview(chunk.data)
-        release = self._start(toxic, chunk)
-        for start, end in pieces:
-            if not await self._hold(toxic, release):
-                await forward(Chunk(bytes(view[start:]), chunk.at, now()))  # removed: the rest at once
-                return
-            await forward(Chunk(bytes(view[start:end]), chunk.at, release))
-            # The real slicer waits ``delay`` µs after every piece, the last one included.
-            release += toxic.attributes["delay"] / 1_000_000
-        self._done(toxic, release)
-
-    async def _timeout(self, toxic: toxics.Toxic) -> None:
-        # Data is dropped; each dropped chunk restarts the idle timer.
-        self._started[toxic.name] = now()
-
-    async def _reset_peer(self, toxic: toxics.Toxic) -> None:
-        await asyncio.sleep(toxic.attributes["timeout"] / 1000)
-        raise Closing(reset=True)
-
-    async def _limit_data(self, toxic: toxics.Toxic, chunk: Chunk, forward: Stage) -> None:
-        key = f"{toxic.name}\0sent"
-        limit = toxic.attributes["bytes"]
-        passed = int(self._state.get(key, 0))
-        data = chunk.data[: max(0, limit - passed)]
-        if data:
-            await forward(Chunk(data, chunk.at, chunk.ready))
-            passed += len(data)
-            self._state[key] = passed
-        if passed >= limit:
-            raise Closing()
-
-
-def slices(length: int, average: int, variation: int, rng: random.Random) -> list[tuple[int, int]]:
-    """Cut ``[0, length)`` by halving, the midpoint shifted in [-variation, variation), until each
-    piece is at most ``average + variation`` bytes (the real slicer's algorithm, without recursion)."""
-    result: list[tuple[int, int]] = []
-    pending = [(0, length)]
-    while pending:
-        start, end = pending.pop()
-        if (end - start) - average <= variation or end - start <= 1:
-            result.append((start, end))
-            continue
-        middle = start + (end - start) // 2
-        if variation > 0:
-            middle += rng.randrange(-variation, variation)
-        middle = min(max(middle, start + 1), end - 1)
-        pending.append((middle, end))
-        pending.append((start, middle))
-    return result
 
 
 @dataclass(eq=False)
@@ -498,7 +366,7 @@ class Connection:
         if self.client.transport is not None:
             self.client.transport.resume_reading()
 
-    def toxic_changed(self, toxic: toxics.Toxic, removed: bool) -> None:
+    def toxic_changed(self, toxic: toxic_types.Toxic, removed: bool) -> None:
         link = self.links.get(toxic.direction)
         if link is not None:
             link.changed(toxic, removed)

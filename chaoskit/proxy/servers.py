@@ -20,7 +20,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from chaoskit import errors
-from chaoskit.proxy import api, proxies, toxics
+from chaoskit.proxy import api, listeners, toxic_types
 
 T = TypeVar("T")
 
@@ -96,10 +96,10 @@ def _value_problem(field: str, value: str) -> str | None:
         return "can't be empty"
     try:
         if field == "name":
-            toxics.check_name(value, "the name")
+            toxic_types.check_name(value, "the name")
         else:
-            proxies.split(value, "")
-    except proxies.RequestError as e:
+            listeners.split(value, "")
+    except listeners.RequestError as e:
         return e.message.strip()
     return None
 
@@ -139,7 +139,7 @@ def _entry_problems(entries: list[Any]) -> list[tuple[str, str]]:
 class Running:
     """The API server and proxy table of one running server, on the current event loop."""
 
-    def __init__(self, table: proxies.Table, handler: api.Api, server: asyncio.Server) -> None:
+    def __init__(self, table: listeners.Table, handler: api.Api, server: asyncio.Server) -> None:
         self.table = table
         self.handler = handler
         self.server = server
@@ -157,8 +157,8 @@ class Running:
         source: str = "proxy config",
     ) -> Running:
         """Listen and create the proxies of ``config``; ``source`` names it (a file) in errors."""
-        proxies.raise_nofile_limit()
-        table = proxies.Table(seed)
+        listeners.raise_nofile_limit()
+        table = listeners.Table(seed)
         handler = api.Api(table)
         try:
             server = await asyncio.start_server(
@@ -172,7 +172,7 @@ class Running:
         if config:
             try:
                 done, failure = await table.populate(config)
-            except proxies.RequestError as e:  # only when read_config didn't check the list
+            except listeners.RequestError as e:  # only when read_config didn't check the list
                 done, failure = [], e
             if failure is not None:
                 table.close()
@@ -245,7 +245,7 @@ class ProxyServer:
         return f"http://{host}:{self.port}"
 
     @property
-    def table(self) -> proxies.Table:
+    def table(self) -> listeners.Table:
         if self._running is None:
             raise RuntimeError("the proxy server is not started")
         return self._running.table

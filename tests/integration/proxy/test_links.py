@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaoskit.proxy import proxies, servers, splicing
+from chaoskit.proxy import listeners, servers, splicing
 from tests.integration.proxy import upstreams
 
 
@@ -340,7 +340,7 @@ def test_a_thousand_concurrent_connections_and_fds_back_to_baseline(
             return spliced, len(connections)
 
         # Both data paths carried traffic: the kernel-spliced ones up to their cap, the rest on the loop.
-        assert server.call(paths) == (proxies.MAX_SPLICED if splicing.AVAILABLE else 0, 1000)
+        assert server.call(paths) == (listeners.MAX_SPLICED if splicing.AVAILABLE else 0, 1000)
     finally:
         for sock in socks:
             sock.close()

@@ -9,11 +9,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chaoskit.proxy import links, toxics
+from chaoskit import units
+from chaoskit.proxy import tcp_toxics, toxic_types
 
 
 def test_defaults_follow_the_real_server() -> None:
-    toxic = toxics.build({"type": "latency", "attributes": {"latency": 5, "unknown": 3}}, set())
+    toxic = toxic_types.build({"type": "latency", "attributes": {"latency": 5, "unknown": 3}}, set())
     assert toxic.to_json() == {
         "attributes": {"latency": 5, "jitter": 0},
         "name": "latency_downstream",
@@ -24,7 +25,7 @@ def test_defaults_follow_the_real_server() -> None:
 
 
 def test_stream_is_case_insensitive_but_kept_as_spelled() -> None:
-    toxic = toxics.build({"type": "noop", "stream": "UpStream"}, set())
+    toxic = toxic_types.build({"type": "noop", "stream": "UpStream"}, set())
     assert (toxic.name, toxic.stream, toxic.direction) == ("noop_UpStream", "UpStream", "upstream")
 
 
@@ -54,22 +55,22 @@ def test_stream_is_case_insensitive_but_kept_as_spelled() -> None:
     ],
 )
 def test_values_that_break_the_real_server_are_refused(body: dict[str, object], message: str) -> None:
-    with pytest.raises(toxics.RequestError, match=message) as caught:
-        toxics.build(body, set())
+    with pytest.raises(toxic_types.RequestError, match=message) as caught:
+        toxic_types.build(body, set())
     assert caught.value.status == 400
 
 
 def test_update_merges_attributes_and_keeps_toxicity() -> None:
-    toxic = toxics.build({"type": "latency", "toxicity": 0.5, "attributes": {"latency": 5}}, set())
-    toxicity, attributes = toxics.update(toxic, {"attributes": {"jitter": 7}, "type": "noop"})
+    toxic = toxic_types.build({"type": "latency", "toxicity": 0.5, "attributes": {"latency": 5}}, set())
+    toxicity, attributes = toxic_types.update(toxic, {"attributes": {"jitter": 7}, "type": "noop"})
     assert (toxicity, attributes) == (0.5, {"latency": 5, "jitter": 7})
-    with pytest.raises(toxics.RequestError, match="can't be negative"):
-        toxics.update(toxic, {"attributes": {"jitter": -1}})
+    with pytest.raises(toxic_types.RequestError, match="can't be negative"):
+        toxic_types.update(toxic, {"attributes": {"jitter": -1}})
 
 
 def test_names_are_unique_across_streams() -> None:
-    with pytest.raises(toxics.RequestError, match="toxic already exists") as caught:
-        toxics.build({"type": "noop", "name": "x", "stream": "upstream"}, {"x"})
+    with pytest.raises(toxic_types.RequestError, match="toxic already exists") as caught:
+        toxic_types.build({"type": "noop", "name": "x", "stream": "upstream"}, {"x"})
     assert caught.value.status == 409
 
 
@@ -82,7 +83,7 @@ def test_names_are_unique_across_streams() -> None:
 def test_slices_cover_the_chunk_in_order_within_the_size_bound(
     length: int, average: int, variation: int, seed: int
 ) -> None:
-    pieces = links.slices(length, average, variation, random.Random(seed))
+    pieces = tcp_toxics.slices(length, average, variation, random.Random(seed))
     assert pieces[0][0] == 0 and pieces[-1][1] == length
     assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
     assert all(0 < end - start <= max(average + variation, 1) for start, end in pieces)
@@ -91,13 +92,13 @@ def test_slices_cover_the_chunk_in_order_within_the_size_bound(
 json_numbers = st.one_of(
     st.integers(-(10**400), 10**400),
     st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from([10**400, -(10**400), 2**63, 2**63 - 1, toxics.DAY_MS, toxics.DAY_MS + 1]),
+    st.sampled_from([10**400, -(10**400), 2**63, 2**63 - 1, units.DAY_MS, units.DAY_MS + 1]),
 )
 json_values = st.one_of(st.none(), st.booleans(), st.text(max_size=5), json_numbers, st.just([]), st.just({}))
 
 
 @given(
-    kind=st.sampled_from(sorted(toxics.ATTRIBUTES)),
+    kind=st.sampled_from(sorted(toxic_types.registry())),
     toxicity=json_values,
     attributes=st.dictionaries(st.sampled_from(["latency", "jitter", "rate", "delay", "timeout",
                                                 "average_size", "size_variation", "bytes"]), json_values),
@@ -107,15 +108,17 @@ def test_any_number_is_accepted_within_its_bounds_or_refused_with_400_naming_it(
 ) -> None:
     body = {"type": kind, "toxicity": toxicity, "attributes": attributes}
     try:
-        toxic = toxics.build(body, set())
-    except toxics.RequestError as e:
+        toxic = toxic_types.build(body, set())
+    except toxic_types.RequestError as e:
         assert e.status == 400
-        named = [k for k in ("toxicity", *toxics.ATTRIBUTES[kind], *attributes) if k in e.message]
+        schema = toxic_types.registry()[kind].schema
+        named = [k for k in ("toxicity", *(a.name for a in schema), *attributes) if k in e.message]
         assert named, e.message
         assert len(e.message) < 400  # a 400-digit number is described, not echoed
         return
     assert 0 <= toxic.toxicity <= 1
+    maximum = {a.name: a.maximum for a in toxic.schema}
     for name, value in toxic.attributes.items():
-        assert 0 <= value <= toxics.MAXIMUM.get((kind, name), toxics.MAX_INT64)
+        assert 0 <= value <= maximum[name]
         if "delay" not in name or kind != "slicer":
             assert value / 1000 < float("inf")  # every wait converts to a finite number of seconds

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskit.proxy import links, splicing, toxics
+from chaoskit.proxy import links, splicing, toxic_types
 
 MAX_SPLICED = 256
 """Connections per proxy piped by splice threads (two threads each); more take the event loop."""
@@ -23,7 +23,8 @@ MAX_SPLICED = 256
 DIAL_TIMEOUT = 30.0
 """Seconds to wait for the upstream to accept; the client is closed if it doesn't."""
 
-RequestError = toxics.RequestError
+RequestError = toxic_types.RequestError
+shown = toxic_types.shown
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Proxy:
         self.counters = counters
         self.splice = True
         """Pipe toxic-free connections with splice(2) (Linux); the benchmark compares both paths."""
-        self.toxics: dict[str, list[toxics.Toxic]] = {"upstream": [], "downstream": []}
+        self.toxics: dict[str, list[toxic_types.Toxic]] = {"upstream": [], "downstream": []}
         self.connections: set[links.Connection | splicing.SplicedConnection] = set()
         self.accepted = 0
         """Clients accepted so far (including those still waiting for their upstream)."""
@@ -216,9 +217,7 @@ class Proxy:
                 return
             self._spliced -= 1
             self.connections.discard(spliced)
-        await self._attach(
-            client, upstream, reset_capable=any(t.type == "reset_peer" for t in self.toxic_list())
-        )
+        await self._attach(client, upstream, reset_capable=any(t.resets for t in self.toxic_list()))
 
     async def _attach(
         self,
@@ -259,24 +258,24 @@ class Proxy:
 
     # -- toxics
 
-    def toxic_list(self) -> list[toxics.Toxic]:
+    def toxic_list(self) -> list[toxic_types.Toxic]:
         return [*self.toxics["upstream"], *self.toxics["downstream"]]
 
-    def find_toxic(self, name: str) -> toxics.Toxic:
+    def find_toxic(self, name: str) -> toxic_types.Toxic:
         for toxic in self.toxic_list():
             if toxic.name == name:
                 return toxic
         raise RequestError("toxic not found", status=404)
 
-    def add_toxic(self, body: object) -> toxics.Toxic:
-        toxic = toxics.build(body, {t.name for t in self.toxic_list()})
+    def add_toxic(self, body: object) -> toxic_types.Toxic:
+        toxic = toxic_types.build(body, {t.name for t in self.toxic_list()})
         self.toxics[toxic.direction].append(toxic)
         self._notify(toxic, removed=False)
         return toxic
 
-    def update_toxic(self, name: str, body: object) -> toxics.Toxic:
+    def update_toxic(self, name: str, body: object) -> toxic_types.Toxic:
         toxic = self.find_toxic(name)
-        toxic.toxicity, toxic.attributes = toxics.update(toxic, body)
+        toxic.toxicity, toxic.attributes = toxic_types.update(toxic, body)
         self._notify(toxic, removed=False)
         return toxic
 
@@ -285,7 +284,7 @@ class Proxy:
         self.toxics[toxic.direction].remove(toxic)
         self._notify(toxic, removed=True)
 
-    def _notify(self, toxic: toxics.Toxic, removed: bool) -> None:
+    def _notify(self, toxic: toxic_types.Toxic, removed: bool) -> None:
         for connection in list(self.connections):
             if isinstance(connection, splicing.SplicedConnection):
                 if not removed:
@@ -316,14 +315,14 @@ def _fields(body: object, index: int | None = None) -> tuple[str, str, str, bool
     )
     for field, value in (("name", name), ("listen", listen), ("upstream", upstream)):
         if value is not None and not isinstance(value, str):
-            raise RequestError(f"bad request body: {field} must be a string, got {toxics.shown(value)}")
+            raise RequestError(f"bad request body: {field} must be a string, got {shown(value)}")
     if enabled is not None and not isinstance(enabled, bool):
-        raise RequestError(f"bad request body: enabled must be true or false, got {toxics.shown(enabled)}")
+        raise RequestError(f"bad request body: enabled must be true or false, got {shown(enabled)}")
     if not name:
         raise RequestError(f"missing required field: name{at}")
     if not upstream:
         raise RequestError(f"missing required field: upstream{at}")
-    toxics.check_name(name, f"proxy name{at}")
+    toxic_types.check_name(name, f"proxy name{at}")
     if listen:
         split(listen, f"listen{at}")
     return str(name), str(listen or ""), str(upstream), True if enabled is None else bool(enabled)
@@ -407,11 +406,9 @@ class Table:
         listen, upstream, enabled = body.get("listen"), body.get("upstream"), body.get("enabled")
         for field, value in (("listen", listen), ("upstream", upstream)):
             if value is not None and not isinstance(value, str):
-                raise RequestError(f"bad request body: {field} must be a string, got {toxics.shown(value)}")
+                raise RequestError(f"bad request body: {field} must be a string, got {shown(value)}")
         if enabled is not None and not isinstance(enabled, bool):
-            raise RequestError(
-                f"bad request body: enabled must be true or false, got {toxics.shown(enabled)}"
-            )
+            raise RequestError(f"bad request body: enabled must be true or false, got {shown(enabled)}")
         new_address = None
         if listen and listen != proxy.listen:
             new_address = await resolve(listen)  # unresolvable: 500 and nothing changes
