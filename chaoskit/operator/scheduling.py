@@ -19,7 +19,7 @@ from chaoskit import errors
 from chaoskit.engine import halts, planning
 from chaoskit.gameday import schedules
 from chaoskit.operator import resources, statuses
-from chaoskit.spec import loading
+from chaoskit.spec import reading
 
 JSON = resources.JSON
 
@@ -113,7 +113,7 @@ def planned_duration(spec: resources.ScheduleSpec) -> float:
     if inline is None or schedule.fit is not schedules.Fit.RUN or not schedule.windows:
         return 0.0
     try:
-        loaded = loading.load_text(
+        loaded = reading.load_text(
             json.dumps(inline),
             name="spec.template.spec.experiment",
             variables=dict(spec.template.spec.variables),

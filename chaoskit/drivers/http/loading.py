@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import httpx
 
     # asyncio costs ~15 ms to import, and validation never sends a request: imported by run().
-    from chaoskit.drivers.http import generating
+    from chaoskit.drivers.http import connections, generating, tallies
 
 DEFAULT_REQUESTS = 100
 OPEN_LOOP_CONNECTIONS = 256
@@ -103,9 +103,9 @@ class LoadProbe(contract.Probe[LoadArgs]):
         total, workers = args.total(), min(args.workers(), args.total())
         started = time.perf_counter()
         stop_at = started + (args.duration if args.duration is not None else TIME_CAP)
-        from chaoskit.drivers.http import generating, latencies
+        from chaoskit.drivers.http import generating, latencies, tallies
 
-        tally = generating.Tally(service=latencies.Histogram() if args.rate is not None else None)
+        tally = tallies.Tally(service=latencies.Histogram() if args.rate is not None else None)
         protocol, make, close = _senders(args, ctx, tally)
         tick = generating.tick_for(args.timeout)
 
@@ -190,11 +190,11 @@ def _check_headers(args: LoadArgs) -> None:
 
 
 def _senders(
-    args: LoadArgs, ctx: contract.RunContext, tally: generating.Tally
-) -> tuple[str, Callable[[], generating.Sender], Callable[[], Awaitable[None]]]:
+    args: LoadArgs, ctx: contract.RunContext, tally: tallies.Tally
+) -> tuple[str, Callable[[], connections.Sender], Callable[[], Awaitable[None]]]:
     """The protocol spoken, a factory of senders (one per connection), and what closes what they
     share (awaited on the load's own loop, at its end)."""
-    from chaoskit.drivers.http import generating
+    from chaoskit.drivers.http import connections, targets
 
     _check_headers(args)
     https = urlsplit(args.url).scheme.lower() == "https"
@@ -204,12 +204,12 @@ def _senders(
     body: bytes | None = None
     content_type: str | None = None
     if "json_" in args.model_fields_set:
-        body, content_type = generating.json_body(args.json_), "application/json"
+        body, content_type = targets.json_body(args.json_), "application/json"
     elif args.body is not None:
         body = args.body.encode()
     if any(k.lower() == "content-type" for k in args.headers):
         content_type = None
-    target = generating.target_of(
+    target = targets.target_of(
         url=args.url,
         method=args.method,
         headers=dict(args.headers),
@@ -219,7 +219,7 @@ def _senders(
         timeout=args.timeout,
         tls=_tls(args.verify, ctx, ["http/1.1"]) if https else None,
     )
-    return "HTTP/1.1", lambda: generating.Connection(target, tally), _nothing
+    return "HTTP/1.1", lambda: connections.Connection(target, tally), _nothing
 
 
 async def _nothing() -> None:
@@ -258,11 +258,11 @@ def _offers_h2(args: LoadArgs, ctx: contract.RunContext) -> bool:
 
 
 def _httpx_senders(
-    args: LoadArgs, ctx: contract.RunContext, tally: generating.Tally, http2: bool
-) -> tuple[Callable[[], generating.Sender], Callable[[], Awaitable[None]]]:
+    args: LoadArgs, ctx: contract.RunContext, tally: tallies.Tally, http2: bool
+) -> tuple[Callable[[], connections.Sender], Callable[[], Awaitable[None]]]:
     import httpx
 
-    from chaoskit.drivers.http import generating
+    from chaoskit.drivers.http import connections
 
     clients: list[httpx.AsyncClient] = []
 
@@ -282,7 +282,7 @@ def _httpx_senders(
 
     content = args.content()
 
-    def make() -> generating.Sender:
+    def make() -> connections.Sender:
         shared = client()
 
         def request() -> Awaitable[httpx.Response]:
@@ -295,7 +295,7 @@ def _httpx_senders(
                 **content,
             )
 
-        return generating.HttpxConnection(shared, request, tally)
+        return connections.HttpxConnection(shared, request, tally)
 
     async def close() -> None:
         for shared in clients:
