@@ -23,6 +23,7 @@ BENCHES: dict[str, str] = {
     "proxy": "bench.proxy",
     "revert": "bench.revert",
     "soak": "bench.soak",
+    "startup": "bench.startup",
 }
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chaoskit import installing
 from chaoskit.engine import events, journals
 from chaoskit.errors import ChaoskitError, ComponentMissing
 
@@ -56,82 +57,97 @@ class Metrics:
             import prometheus_client
         except ImportError as e:
             raise ComponentMissing(
-                "chaoskit's metrics need prometheus_client", hint="pip install 'chaoskit[prometheus]'"
+                "chaoskit's metrics need prometheus_client", hint=installing.install_command("prometheus")
             ) from e
         self._client = prometheus_client
         self.registry = prometheus_client.CollectorRegistry()
-        reg = self.registry
-        self.runs = prometheus_client.Counter(
+        self._run_metrics()
+        self._fault_metrics()
+        self._recovery_metrics()
+        self._check_metrics()
+        self._lock = threading.Lock()
+        self._default = _RunObserver(self)
+
+    def _run_metrics(self) -> None:
+        client, reg = self._client, self.registry
+        self.runs = client.Counter(
             "chaoskit_runs", "Experiment runs that ended, by verdict", ["experiment", "verdict"], registry=reg
         )
-        self.running = prometheus_client.Gauge(
+        self.running = client.Gauge(
             "chaoskit_runs_in_progress", "Experiment runs under way", ["experiment"], registry=reg
         )
-        self.last_run = prometheus_client.Gauge(
+        self.last_run = client.Gauge(
             "chaoskit_last_run_timestamp_seconds",
             "When the last run of the experiment ended (Unix time)",
             ["experiment"],
             registry=reg,
         )
-        self.last_exit = prometheus_client.Gauge(
+        self.last_exit = client.Gauge(
             "chaoskit_last_run_exit_code",
             "Exit code of the experiment's last run",
             ["experiment"],
             registry=reg,
         )
-        self.injected = prometheus_client.Counter(
+
+    def _fault_metrics(self) -> None:
+        client, reg = self._client, self.registry
+        self.injected = client.Counter(
             "chaoskit_faults_injected", "Faults injected (one per target)", ["fault"], registry=reg
         )
-        self.reverted = prometheus_client.Counter(
+        self.reverted = client.Counter(
             "chaoskit_fault_reverts", "Fault reverts, by outcome", ["fault", "status"], registry=reg
         )
-        self.active = prometheus_client.Gauge(
+        self.active = client.Gauge(
             "chaoskit_faults_active",
             "Faults applied right now (a failed revert keeps counting)",
             ["fault"],
             registry=reg,
         )
-        self.recovery = prometheus_client.Gauge(
+
+    def _recovery_metrics(self) -> None:
+        client, reg = self._client, self.registry
+        self.recovery = client.Gauge(
             "chaoskit_recovery_seconds",
             "Measured recovery time of the experiment's last run: last revert to steady again",
             ["experiment"],
             registry=reg,
         )
-        self.recovery_deadline = prometheus_client.Gauge(
+        self.recovery_deadline = client.Gauge(
             "chaoskit_recovery_deadline_seconds",
             "recovery.within of the experiment",
             ["experiment"],
             registry=reg,
         )
-        self.recovery_met = prometheus_client.Gauge(
+        self.recovery_met = client.Gauge(
             "chaoskit_recovery_met",
             "1 when the last run recovered within its deadline",
             ["experiment"],
             registry=reg,
         )
-        self.probe_seconds = prometheus_client.Histogram(
+
+    def _check_metrics(self) -> None:
+        client, reg = self._client, self.registry
+        self.probe_seconds = client.Histogram(
             "chaoskit_probe_duration_seconds",
             "How long probe checks took",
             ["probe", "phase"],
             buckets=PROBE_BUCKETS,
             registry=reg,
         )
-        self.checks = prometheus_client.Counter(
+        self.checks = client.Counter(
             "chaoskit_probe_checks",
             "Probe checks, by whether they held",
             ["probe", "phase", "ok"],
             registry=reg,
         )
-        self.guard_trips = prometheus_client.Counter(
+        self.guard_trips = client.Counter(
             "chaoskit_guard_trips", "Guards that tripped and aborted a run", ["experiment"], registry=reg
         )
-        self.halted = prometheus_client.Gauge(
+        self.halted = client.Gauge(
             "chaoskit_halted",
             "1 while a run sees a halt lever pulled (chaoskit halt); 0 otherwise",
             registry=reg,
         )
-        self._lock = threading.Lock()
-        self._default = _RunObserver(self)
 
     def observe(self, event: events.Event) -> None:
         """Update the metrics from one run event: subscribe this to a run's bus. For runs that go

@@ -9,72 +9,17 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
-import shutil
-import sys
 from collections.abc import Mapping
-from importlib import metadata
-from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
-from chaoskit import describing, errors
+from chaoskit import describing, errors, installing
 from chaoskit.drivers import contract, registry
 
 KINDS = ("faults", "probes", "actions")
-_EXTRA_HINT = re.compile(r"pip install '?chaoskit\[([\w,-]+)\]'?")
-
-
-def _shown(path: Path) -> str:
-    """``path`` as a user would type it here: relative when it is under the working directory."""
-    try:
-        relative = path.resolve().relative_to(Path.cwd().resolve())
-    except (OSError, ValueError):
-        return str(path)
-    return "." if relative == Path() else f"./{relative}"
-
-
-def _source() -> tuple[Path, bool] | None:
-    """The checkout chaoskit was installed from, and whether editably; None for an index install."""
-    try:
-        direct = metadata.distribution("chaoskit").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        direct = None
-    if direct is None:
-        return None
-    try:
-        info = json.loads(direct)
-    except ValueError:
-        return None
-    url = urlparse(str(info.get("url", "")))
-    if url.scheme != "file" or "dir_info" not in info:
-        return None
-    return Path(unquote(url.path)), bool(info["dir_info"].get("editable", False))
-
-
-def install_command(extra: str) -> str:
-    """How to add ``extra`` to this chaoskit: from the checkout it came from (``-e`` when editable)
-    or from the index, with the pip of chaoskit's own interpreter."""
-    pip = shutil.which("pip")
-    if pip is not None and Path(pip).parent == Path(sys.executable).parent:
-        installer = "pip"
-    else:
-        # A venv used without activating it (.venv/bin/chaoskit): the pip on PATH is another one.
-        installer = f"{_shown(Path(sys.executable).parent) + '/' + Path(sys.executable).name} -m pip"
-    source = _source()
-    if source is None:
-        return f"{installer} install 'chaoskit[{extra}]'"
-    path, editable = source
-    return f"{installer} install {'-e ' if editable else ''}'{_shown(path)}[{extra}]'"
-
-
-def install_hints(text: str) -> str:
-    """``text`` with each ``pip install 'chaoskit[X]'`` replaced by the command right for this install."""
-    return _EXTRA_HINT.sub(lambda m: install_command(m.group(1)), text)
 
 
 def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
@@ -119,7 +64,7 @@ def describe(drivers: registry.Registry, *, full: bool = True) -> list[dict[str,
         entry: dict[str, Any] = {
             "name": name,
             "summary": driver.summary,
-            "unavailable": install_hints(missing) if missing else missing,
+            "unavailable": installing.install_hints(missing) if missing else missing,
         }
         for kind in KINDS:
             entry[kind] = [_activity(item, kind, full=full) for item in getattr(driver, kind)]

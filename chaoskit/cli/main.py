@@ -1,74 +1,96 @@
 """The ``chaoskit`` command: a thin group whose subcommands load only when used.
 
 Each subcommand lives in its own module ``chaoskit/cli/<name>.py`` exposing a click command named
-``command``; register it with one line in ``COMMANDS``. Nothing heavy is imported for ``--help``.
+``command``; register it with one line in ``COMMANDS``, its module path and its short help (click's
+lazy-group pattern). Nothing heavy is imported for ``--help``.
 """
 
 from __future__ import annotations
 
-import ast
 import importlib
-import importlib.util
 import re
 import traceback
-from pathlib import Path
+from typing import NamedTuple
 
 import click
 
 from chaoskit import errors
 
-COMMANDS: dict[str, str] = {
-    # name: "module:attribute", kept sorted
-    "convert": "chaoskit.cli.convert:command",
-    "demo": "chaoskit.cli.demo:command",
-    "drivers": "chaoskit.cli.drivers:command",
-    "init": "chaoskit.cli.init:command",
-    "gameday": "chaoskit.cli.gameday:command",
-    "gate": "chaoskit.cli.gate:command",
-    "halt": "chaoskit.cli.halt:command",
-    "history": "chaoskit.cli.history:command",
-    "operator": "chaoskit.cli.operator:command",
-    "probes": "chaoskit.cli.probes:command",
-    "proxy": "chaoskit.cli.proxy:command",
-    "recover": "chaoskit.cli.recover:command",
-    "report": "chaoskit.cli.report:command",
-    "resume": "chaoskit.cli.resume:command",
-    "run": "chaoskit.cli.run:command",
-    "schema": "chaoskit.cli.schema:command",
-    "status": "chaoskit.cli.status:command",
-    "validate": "chaoskit.cli.validate:command",
+
+class Lazy(NamedTuple):
+    """A subcommand the group imports only when it is invoked or its own help is shown."""
+
+    target: str
+    """``module:attribute`` of the click command."""
+    short_help: str
+    """What ``chaoskit --help`` lists for it, declared here so that listing imports nothing."""
+
+
+COMMANDS: dict[str, Lazy] = {
+    # name: where it lives and its line in `chaoskit --help`, kept sorted
+    "convert": Lazy("chaoskit.cli.convert:command", "Print a Chaos Toolkit experiment as chaoskit YAML."),
+    "demo": Lazy(
+        "chaoskit.cli.demo:command", "Run the demo: a frontend calling a backend through the proxy."
+    ),
+    "drivers": Lazy(
+        "chaoskit.cli.drivers:command", "The installed drivers, their faults, probes and actions."
+    ),
+    "gameday": Lazy(
+        "chaoskit.cli.gameday:command", "Several experiments as one event, now or on a schedule."
+    ),
+    "gate": Lazy("chaoskit.cli.gate:command", "Decide from journals whether CI passes."),
+    "halt": Lazy("chaoskit.cli.halt:command", "Halt every experiment and refuse new runs until resumed."),
+    "history": Lazy(
+        "chaoskit.cli.history:command", "Runs recorded so far: verdict, recovery time and score."
+    ),
+    "init": Lazy("chaoskit.cli.init:command", "Scaffold a commented, validated experiment for one target."),
+    "operator": Lazy(
+        "chaoskit.cli.operator:command", "Run ChaosExperiment and ChaosSchedule resources as Jobs."
+    ),
+    "probes": Lazy(
+        "chaoskit.cli.probes:command", "List the probe catalog, or show one entry with an example."
+    ),
+    "proxy": Lazy("chaoskit.cli.proxy:command", "The embedded fault proxy, and the toxiproxy-cli verbs."),
+    "recover": Lazy("chaoskit.cli.recover:command", "Revert every fault that dead runs left applied."),
+    "report": Lazy("chaoskit.cli.report:command", "Render journals as HTML, Markdown or JUnit XML."),
+    "resume": Lazy("chaoskit.cli.resume:command", "Lift a halt, so runs may start again."),
+    "run": Lazy("chaoskit.cli.run:command", "Run the experiment in FILE (chaoskit or Chaos Toolkit format)."),
+    "schema": Lazy("chaoskit.cli.schema:command", "Print the JSON Schema of experiment files."),
+    "status": Lazy(
+        "chaoskit.cli.status:command", "List outstanding faults of every run, and which runs are live."
+    ),
+    "validate": Lazy(
+        "chaoskit.cli.validate:command", "Check FILE without running it: format, variables and activities."
+    ),
 }
 
 
 class LazyGroup(click.Group):
-    """Loads a subcommand's module only when that subcommand is invoked or its help is shown."""
+    """Click's lazy-loading group: a subcommand's module is imported only when that subcommand is
+    invoked or its own help is shown; the group's help lists the short help declared in ``COMMANDS``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in COMMANDS:
-            module_name, attribute = COMMANDS[cmd_name].split(":")
+            module_name, attribute = COMMANDS[cmd_name].target.split(":")
             command = getattr(importlib.import_module(module_name), attribute)
             assert isinstance(command, click.Command)
             return _plain_help(command)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list of ``--help``, from the commands' docstrings read without importing
-        their modules (click would import every one, and with them their heavy libraries)."""
-        names = self.list_commands(ctx)
-        if not names:
-            return
-        limit = formatter.width - 6 - max(len(n) for n in names)
+        # click's own would import every command module (and their libraries) for its short help.
         rows: list[tuple[str, str]] = []
-        for name in names:
+        for name in self.list_commands(ctx):
             if name in COMMANDS:
-                rows.append((name, _short(plain(_docstring(COMMANDS[name])), limit)))
+                rows.append((name, COMMANDS[name].short_help))
             elif (command := super().get_command(ctx, name)) is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(limit)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> object:
         """The one place errors become exit codes: a ``ChaoskitError`` is one message and a hint,
@@ -76,7 +98,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except errors.ChaoskitError as e:
-            click.echo(f"error: {e.render()}", err=True)
+            from chaoskit import installing  # only on the way out: --help stays light
+
+            click.echo(f"error: {installing.install_hints(e.render())}", err=True)
             ctx.exit(int(e.exit_code))
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -113,32 +137,6 @@ def _plain_help(command: click.Command) -> click.Command:
         for sub in command.commands.values():
             _plain_help(sub)
     return command
-
-
-def _short(doc: str, limit: int) -> str:
-    """The first sentence of a docstring's first paragraph, cut to ``limit`` (as click does)."""
-    words = doc.split("\n\n", 1)[0].split()
-    text = " ".join(words)
-    end = text.find(". ")
-    if end != -1:
-        text = text[: end + 1]
-    return text if len(text) <= limit else text[: max(0, limit - 3)].rsplit(" ", 1)[0] + "..."
-
-
-def _docstring(target: str) -> str:
-    """The docstring of the function ``module:attribute`` names (or of its module), from source."""
-    module_name, attribute = target.split(":")
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or spec.origin is None:
-        return ""
-    try:
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return ""
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef) and node.name == attribute:
-            return ast.get_docstring(node) or ""
-    return ast.get_docstring(tree) or ""
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.markup import escape
 from rich.text import Text
 
-from chaoskit import durations
+from chaoskit import durations, installing
 from chaoskit.engine import events, journals, phases, planning
 from chaoskit.spec import models, paths
 
@@ -323,7 +323,7 @@ class LiveConsole:
             case events.UndoDone(record=record):
                 self._undone(record)
             case events.ErrorRaised(record=record):
-                self._print(f"  [bold red]error:[/] {escape(record.message)}")
+                self._print(f"  [bold red]error:[/] {escape(installing.install_hints(record.message))}")
             case events.Log():
                 self._print(f"  [dim]{escape(event.message)}[/]")
             case events.StillApplied():

@@ -145,7 +145,7 @@ def test_the_install_hint_for_a_missing_extra_fits_the_installation(
     if direct_url is not None:
         direct_url = {**direct_url, "url": str(direct_url["url"]).format(root=checkout)}
     dist = _dist_with(tmp_path, direct_url)
-    monkeypatch.setattr(drivers.metadata, "distribution", lambda name: dist)
+    monkeypatch.setattr(metadata, "distribution", lambda name: dist)
     monkeypatch.chdir(checkout)
     docker = contract.Driver(
         name="docker",
