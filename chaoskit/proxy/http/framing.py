@@ -1,0 +1,438 @@
+"""Incremental HTTP/1.1 framing of a byte stream: where each message's head and body begin and end.
+
+``Framer.feed`` takes bytes as they arrive and returns events. The raw bytes of the events, put
+together, are exactly the bytes fed: a stream that nothing changes passes byte-exact. A stream
+that is not HTTP/1.1 (or stops being parseable) turns into ``Raw`` events for good.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+MAX_HEAD = 64 * 1024
+"""Bytes in one message head; a longer one is not parsed (the connection passes through)."""
+MAX_METHOD = 32
+
+_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_STATUS = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
+
+
+class Kind(enum.Enum):
+    """How a message's body is delimited (RFC 9112 §6)."""
+
+    NONE = "none"
+    LENGTH = "length"
+    CHUNKED = "chunked"
+    UNTIL_CLOSE = "until close"
+    TUNNEL = "tunnel"
+    """No body, and every byte after this head is not HTTP (CONNECT, a 101 upgrade)."""
+
+
+@dataclass(frozen=True)
+class Framing:
+    kind: Kind
+    length: int = 0
+
+
+class Unframeable(Exception):
+    """The head can't be framed (two Content-Lengths, an unknown Transfer-Encoding on a request)."""
+
+
+@dataclass
+class Head:
+    """A message's start line and header fields, and the exact bytes they came in."""
+
+    raw: bytes
+    first: bytes
+    """The start line without its CRLF."""
+    fields: list[tuple[bytes, bytes]]
+    """(name, value) in order, as sent; the value without surrounding whitespace."""
+
+    def values(self, name: str) -> list[str]:
+        key = name.lower().encode("latin-1")
+        return [v.decode("latin-1") for n, v in self.fields if n.lower() == key]
+
+    def get(self, name: str) -> str | None:
+        values = self.values(name)
+        return ", ".join(values) if values else None
+
+    def tokens(self, name: str) -> list[str]:
+        """A comma-separated list field's items, lowercased (``Connection``, ``Transfer-Encoding``)."""
+        return [t.strip().lower() for v in self.values(name) for t in v.split(",") if t.strip()]
+
+    # -- requests
+
+    @property
+    def method(self) -> str:
+        return self.first.split(b" ", 1)[0].decode("latin-1")
+
+    @property
+    def target(self) -> str:
+        return self.first.split(b" ", 2)[1].decode("latin-1")
+
+    @property
+    def version(self) -> bytes:
+        """``HTTP/1.1`` or ``HTTP/1.0``, for requests and responses alike."""
+        parts = self.first.split(b" ", 2)
+        return parts[2] if parts[0] not in _VERSIONS else parts[0]
+
+    # -- responses
+
+    @property
+    def status(self) -> int:
+        return int(self.first[9:12])
+
+    def keeps_alive(self) -> bool:
+        """Whether the connection stays open after this message, as its sender declared."""
+        connection = self.tokens("connection")
+        if self.version == b"HTTP/1.1":
+            return "close" not in connection
+        return "keep-alive" in connection
+
+    def rebuilt(self, fields: list[tuple[bytes, bytes]], first: bytes | None = None) -> Head:
+        """This head with other fields (the start line kept unless given)."""
+        start = self.first if first is None else first
+        raw = b"".join([start, b"\r\n", *(n + b": " + v + b"\r\n" for n, v in fields), b"\r\n"])
+        return Head(raw, start, fields)
+
+
+def parse_head(raw: bytes, request: bool) -> Head | None:
+    """The head in ``raw`` (ending with CRLF CRLF), or None if it is not a valid HTTP/1.x head."""
+    lines = raw[:-4].split(b"\r\n")
+    first = lines[0]
+    if request:
+        parts = first.split(b" ")
+        if (
+            len(parts) != 3
+            or len(parts[0]) > MAX_METHOD
+            or not _TOKEN.fullmatch(parts[0])
+            or not _TARGET.fullmatch(parts[1])
+            or parts[2] not in _VERSIONS
+        ):
+            return None
+    elif not _STATUS.fullmatch(first):
+        return None
+    fields: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        # Obsolete line folding and bare CR/LF inside a head are refused by every modern server;
+        # such a stream is passed through untouched rather than guessed at.
+        if not sep or not _TOKEN.fullmatch(name) or b"\n" in value or b"\r" in value:
+            return None
+        fields.append((name, value.strip(b" \t")))
+    return Head(raw, first, fields)
+
+
+def could_start_request(prefix: bytes) -> bool:
+    """Whether ``prefix`` (no complete head yet) may still become an HTTP/1.x request head.
+
+    Asked while bytes are held waiting for the end of a head, so that a protocol that is not HTTP
+    (a database's binary handshake) is passed on at once instead of waiting for a CRLF CRLF."""
+    end = prefix.find(b"\r\n")
+    line = prefix.removesuffix(b"\r") if end < 0 else prefix[:end]
+    parts = line.split(b" ")
+    if len(parts) > 3 or not parts[0] or len(parts[0]) > MAX_METHOD:
+        return False
+    if any(c not in _TOKEN_CHARS for c in parts[0]) or (len(parts) == 1 and end >= 0):
+        return False
+    if len(parts) >= 2 and parts[1] and not _TARGET.fullmatch(parts[1]):
+        return False
+    if len(parts) == 3:
+        version = parts[2]
+        if end >= 0:
+            return version in _VERSIONS
+        return any(v.startswith(version) for v in _VERSIONS)
+    return end < 0
+
+
+def could_start_response(prefix: bytes) -> bool:
+    """Whether ``prefix`` may still become an HTTP/1.x status line."""
+    probe = prefix[:13]
+    template = b"HTTP/1.1 200 "
+    for i, c in enumerate(probe):
+        want = template[i]
+        if i == 7:
+            if c not in b"01":
+                return False
+        elif 9 <= i <= 11:
+            if c not in b"0123456789":
+                return False
+        elif i == 12:
+            if c not in b" \r":
+                return False
+        elif c != want:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class HeadEvent:
+    head: Head
+
+
+@dataclass(frozen=True)
+class Body:
+    raw: bytes
+    """The bytes as they came (chunk sizes and CRLFs included)."""
+    data: bytes
+    """The body bytes they carry (``raw`` without chunked framing)."""
+
+
+@dataclass(frozen=True)
+class End:
+    """The message is complete (its head and, if any, its body)."""
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Bytes outside any message: stray CRLFs between messages, a tunnel, a stream that is not HTTP."""
+
+    data: bytes
+
+
+Event = HeadEvent | Body | End | Raw
+END = End()
+
+
+class _State(enum.Enum):
+    HEAD = 1
+    BODY = 2
+    RAW = 3
+
+
+class _Chunked:
+    """Reads a chunked body: sizes, data, CRLFs, the last chunk and the trailer section."""
+
+    def __init__(self) -> None:
+        self.remaining = -1  # -1: a size line is next; -2: the CRLF after data; -3: trailers
+        self.trailer_bytes = 0
+
+    def feed(self, buf: bytes, pos: int) -> tuple[int, bytes, bytes, bool] | None:
+        """(new pos, raw, data, done) for what can be read from ``buf[pos:]``; None if malformed.
+
+        Stops before an incomplete line (the caller keeps it for the next feed)."""
+        start = pos
+        data: list[bytes] = []
+        n = len(buf)
+        while pos < n:
+            if self.remaining > 0:
+                take = min(self.remaining, n - pos)
+                data.append(buf[pos : pos + take])
+                pos += take
+                self.remaining -= take
+                if self.remaining == 0:
+                    self.remaining = -2
+            elif self.remaining == -2:
+                if n - pos < 2:
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
+                    return None
+                pos += 2
+                self.remaining = -1
+            else:
+                end = buf.find(b"\r\n", pos)
+                if end < 0:
+                    if n - pos > MAX_HEAD:
+                        return None
+                    break
+                line = buf[pos:end]
+                pos = end + 2
+                if self.remaining == -3:
+                    self.trailer_bytes += len(line) + 2
+                    if self.trailer_bytes > MAX_HEAD:
+                        return None
+                    if not line:
+                        return pos, buf[start:pos], b"".join(data), True
+                    continue
+                size = line.split(b";", 1)[0].strip(b" \t")
+                if not _CHUNK_SIZE.fullmatch(size):
+                    return None
+                self.remaining = int(size, 16) or -3
+        return pos, buf[start:pos], b"".join(data), False
+
+
+class Framer:
+    """One direction of a connection, cut into messages. ``framing`` tells, from a head, how its
+    body is delimited (it differs for requests and responses, and for responses depends on the
+    request); raising ``Unframeable`` turns the stream into raw bytes."""
+
+    def __init__(self, request: bool, framing: Callable[[Head], Framing], syncing: bool = False) -> None:
+        self.request = request
+        self._framing = framing
+        self._state = _State.HEAD
+        self._pending = b""
+        self._remaining = 0
+        self._kind = Kind.NONE
+        self._chunked: _Chunked | None = None
+        self.syncing = syncing
+        """Joined mid-stream: pass feeds through until one starts with a message head."""
+
+    @property
+    def raw(self) -> bool:
+        return self._state is _State.RAW
+
+    @property
+    def in_message(self) -> bool:
+        """A head has been seen and its body is not complete yet."""
+        return self._state is _State.BODY
+
+    def go_raw(self) -> list[Event]:
+        """Stop parsing: what is held is handed back, and every later byte passes as ``Raw``."""
+        self._state = _State.RAW
+        held, self._pending = self._pending, b""
+        return [Raw(held)] if held else []
+
+    def feed_eof(self) -> list[Event]:
+        """The stream ended: a body delimited by the close is complete; anything held goes raw."""
+        if self._state is _State.BODY and self._kind is Kind.UNTIL_CLOSE:
+            self._state = _State.HEAD
+            return [END]
+        return self.go_raw()
+
+    def feed(self, data: bytes) -> Iterator[Event]:
+        """The events in ``data``, lazily: the ``framing`` callback of a head runs only once the
+        events before it have been taken (a response's framing depends on the request before)."""
+        if self._state is _State.RAW:
+            if data:
+                yield Raw(data)
+            return
+        if self.syncing:
+            starts = could_start_request if self.request else could_start_response
+            if not starts(data[:MAX_HEAD]):
+                if data:
+                    yield Raw(data)
+                return
+            self.syncing = False
+        buf = self._pending + data if self._pending else data
+        self._pending = b""
+        events: list[Event] = []
+        pos = 0
+        n = len(buf)
+        while pos < n:
+            if self._state is _State.HEAD:
+                pos = self._head(buf, pos, events)
+            elif self._state is _State.BODY:
+                pos = self._body(buf, pos, events)
+            else:
+                events.append(Raw(buf[pos:]))
+                pos = n
+            yield from events
+            events.clear()
+            if pos < 0:
+                return
+
+    def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        """Reads a head at ``pos``; the new position, or -1 when the rest is held or went raw."""
+        if buf.startswith(b"\r\n", pos):  # stray CRLFs between messages (RFC 9112 §2.2)
+            events.append(Raw(b"\r\n"))
+            return pos + 2
+        if buf[pos:] == b"\r":
+            self._pending = b"\r"
+            return -1
+        end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEAD + 4)
+        head = None
+        if end >= 0:
+            head = parse_head(buf[pos : end + 4], self.request)
+        elif len(buf) - pos <= MAX_HEAD:
+            starts = could_start_request if self.request else could_start_response
+            if starts(buf[pos:]):
+                self._pending = buf[pos:]
+                return -1
+        if head is None:
+            self._state = _State.RAW
+            events.append(Raw(buf[pos:]))
+            return -1
+        try:
+            framing = self._framing(head)
+        except Unframeable:
+            self._state = _State.RAW
+            events.append(Raw(buf[pos:]))
+            return -1
+        events.append(HeadEvent(head))
+        self._kind = framing.kind
+        if framing.kind is Kind.TUNNEL:
+            events.append(END)
+            self._state = _State.RAW
+        elif framing.kind is Kind.NONE or (framing.kind is Kind.LENGTH and framing.length == 0):
+            events.append(END)
+        else:
+            self._state = _State.BODY
+            self._remaining = framing.length
+            self._chunked = _Chunked() if framing.kind is Kind.CHUNKED else None
+        return end + 4
+
+    def _body(self, buf: bytes, pos: int, events: list[Event]) -> int:
+        n = len(buf)
+        if self._kind is Kind.UNTIL_CLOSE:
+            piece = buf[pos:] if pos else buf
+            events.append(Body(piece, piece))
+            return n
+        if self._kind is Kind.LENGTH:
+            take = min(self._remaining, n - pos)
+            piece = buf[pos : pos + take] if (pos or take != n) else buf
+            events.append(Body(piece, piece))
+            self._remaining -= take
+            if self._remaining == 0:
+                events.append(END)
+                self._state = _State.HEAD
+            return pos + take
+        assert self._chunked is not None
+        read = self._chunked.feed(buf, pos)
+        if read is None:
+            self._state = _State.RAW
+            events.append(Raw(buf[pos:]))
+            return -1
+        new, raw, body, done = read
+        if raw:
+            events.append(Body(raw, body))
+        if done:
+            events.append(END)
+            self._state = _State.HEAD
+            return new
+        if new < n:
+            self._pending = buf[new:]
+            return -1
+        return new
+
+
+def request_framing(head: Head) -> Framing:
+    """How a request's body is delimited (RFC 9112 §6.3): CONNECT and upgrades end the HTTP part."""
+    if head.method == "CONNECT" or (
+        head.get("upgrade") is not None and "upgrade" in head.tokens("connection")
+    ):
+        return Framing(Kind.TUNNEL)
+    return _length_or_chunked(head, request=True)
+
+
+def response_framing(head: Head, method: str) -> Framing:
+    """How the response to a ``method`` request is delimited."""
+    status = head.status
+    if status == 101 or (method == "CONNECT" and 200 <= status < 300):
+        return Framing(Kind.TUNNEL)
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return Framing(Kind.NONE)
+    return _length_or_chunked(head, request=False)
+
+
+def _length_or_chunked(head: Head, request: bool) -> Framing:
+    codings = head.tokens("transfer-encoding")
+    if codings:
+        if codings[-1] == "chunked":
+            return Framing(Kind.CHUNKED)
+        if request:
+            raise Unframeable("a request body must end with the chunked coding")
+        return Framing(Kind.UNTIL_CLOSE)
+    lengths = {v.strip() for v in (head.get("content-length") or "").split(",") if v.strip()}
+    if not lengths:
+        return Framing(Kind.NONE if request else Kind.UNTIL_CLOSE)
+    if len(lengths) != 1 or not _DIGITS.fullmatch((length := lengths.pop()).encode()):
+        raise Unframeable("Content-Length is not one number")
+    return Framing(Kind.LENGTH, int(length))

@@ -1,0 +1,412 @@
+"""One proxied connection seen as HTTP/1.1: which requests the ``http_*`` toxics act on, and how.
+
+``Session`` is sans-I/O. Feed it what each side sent (``from_client``, ``from_server``); it
+answers with what to send where and when (``Send``, ``Hold``, ``Close``). The caller carries
+the items addressed to one side out **in the order given, across calls**: a synthetic answer is
+returned by whichever call completes the response before it, so responses keep request order
+(pipelining). Requests no toxic acts on pass byte-exact; so do upgrades, CONNECT tunnels and
+anything that is not HTTP/1.1.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from chaoskit.proxy.http import framing, rules
+
+log = logging.getLogger("chaoskit.proxy")
+
+TLS_ALERT = bytes([21, 3, 1, 0, 2, 2, 40])
+"""A fatal TLS ``handshake_failure`` alert: what a TLS client is told when the proxy can't
+terminate TLS (it won't intercept without a certificate)."""
+
+
+@dataclass(frozen=True)
+class Send:
+    to: str
+    """``server`` or ``client``."""
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Send nothing more to ``to`` before ``until`` (``time.monotonic()``)."""
+
+    to: str
+    until: float
+
+
+@dataclass(frozen=True)
+class Close:
+    """Once what comes before it is sent to the client, end the connection: a TCP RST if
+    ``reset``, else the server side is closed and the client's gets an orderly close."""
+
+    reset: bool
+
+
+Out = Send | Hold | Close
+
+
+class Counters:
+    """Requests seen per proxy, and seen, matched and faulted per proxy and toxic. Live: an
+    experiment reads them while a fault runs (retry amplification = requests at the proxy per
+    client request)."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, int] = {}
+        self.seen: dict[tuple[str, str], int] = {}
+        self.matched: dict[tuple[str, str], int] = {}
+        self.faulted: dict[tuple[str, str], int] = {}
+        self.tls_refused: dict[str, int] = {}
+
+    @staticmethod
+    def add(counts: dict[tuple[str, str], int], key: tuple[str, str]) -> None:
+        counts[key] = counts.get(key, 0) + 1
+
+    def render(self) -> str:
+        """The counters in Prometheus text form."""
+        lines: list[str] = []
+        for metric, help_text, per_proxy in (
+            ("chaoskit_proxy_http_requests_total", "HTTP requests the proxy parsed", self.requests),
+            ("chaoskit_proxy_http_tls_refused_total", "TLS connections refused", self.tls_refused),
+        ):
+            lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} counter"]
+            lines += [f'{metric}{{proxy="{_escape(p)}"}} {n}' for p, n in sorted(per_proxy.items())]
+        for what, counts in (("seen", self.seen), ("matched", self.matched), ("faulted", self.faulted)):
+            metric = f"chaoskit_proxy_http_toxic_{what}_total"
+            lines += [f"# HELP {metric} HTTP requests an http_* toxic {what}.", f"# TYPE {metric} counter"]
+            lines += [
+                f'{metric}{{proxy="{_escape(p)}",toxic="{_escape(t)}"}} {n}'
+                for (p, t), n in sorted(counts.items())
+            ]
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@dataclass
+class _Slot:
+    """One request's place in the order of responses."""
+
+    method: str
+    on_response: list[rules.Rule] = field(default_factory=list)
+    answer: bytes | None = None
+    """The answer an abort gives instead of forwarding the request (None: forwarded)."""
+    reset: bool = False
+    ready: bool = False
+    """The answer may go out (the request has been read, or the answer can't wait for it)."""
+    close_after: bool = False
+
+
+@dataclass
+class _Reply:
+    """The response being passed to the client and what is done to its body."""
+
+    slot: _Slot | None
+    interim: bool = False
+    replace: bool = False
+    left: int | None = None
+    """Body bytes still to pass under a truncate."""
+    chunked: bool = False
+    until_close: bool = False
+    ended: bool = False
+
+
+class Session:
+    """One connection's HTTP view; ``rules`` is read afresh for every request."""
+
+    def __init__(
+        self,
+        proxy: str,
+        rule_list: Callable[[], Sequence[rules.Rule]],
+        rng: random.Random,
+        counters: Counters,
+        *,
+        fresh: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.proxy = proxy
+        self._rules = rule_list
+        self._rng = rng
+        self._counters = counters
+        self._clock = clock
+        self._first = fresh
+        self._requests = framing.Framer(True, framing.request_framing, syncing=not fresh)
+        self._responses = framing.Framer(False, self._response_framing, syncing=not fresh)
+        self._slots: deque[_Slot] = deque()
+        self._reading: _Slot | None = None
+        self._reply: _Reply | None = None
+        self._client_done = False
+        self.closed = False
+        """A ``Close`` was given: later bytes are dropped."""
+
+    # -- client → server
+
+    def from_client(self, data: bytes) -> list[Out]:
+        if self.closed:
+            return []
+        if self._first:
+            self._first = False
+            if data[:1] == b"\x16" and data[1:2] in (b"", b"\x03"):
+                return self._refuse_tls()
+        out: list[Out] = []
+        for event in self._requests.feed(data):
+            self._request_event(event, out)
+        return out
+
+    def client_eof(self) -> list[Out]:
+        """The client half-closed: bytes held for an incomplete head go on as they are."""
+        if self.closed:
+            return []
+        out: list[Out] = []
+        for event in self._requests.feed_eof():
+            self._request_event(event, out)
+        return out
+
+    def _refuse_tls(self) -> list[Out]:
+        refused = self._counters.tls_refused
+        if self.proxy not in refused:
+            log.warning(
+                "chaoskit proxy %r: a TLS connection was refused: its http_* toxics can't see inside "
+                "TLS, and the proxy does not intercept it. Point the client at plain HTTP, or remove "
+                "the http_* toxics (TCP toxics work on TLS). Further refusals are counted in /metrics.",
+                self.proxy,
+            )
+        refused[self.proxy] = refused.get(self.proxy, 0) + 1
+        self.closed = True
+        return [Send("client", TLS_ALERT), Close(reset=False)]
+
+    def _request_event(self, event: framing.Event, out: list[Out]) -> None:
+        if self._client_done and isinstance(event, framing.Raw | framing.HeadEvent):
+            return  # an abort ends the connection: what the client sends after it is dropped
+        if isinstance(event, framing.Raw):
+            out.append(Send("server", event.data))
+        elif isinstance(event, framing.HeadEvent):
+            self._request_head(event.head, out)
+        elif isinstance(event, framing.Body):
+            if self._reading is None or self._reading.answer is None:
+                out.append(Send("server", event.raw))
+        else:
+            slot, self._reading = self._reading, None
+            if slot is not None and slot.answer is not None and not slot.ready:
+                slot.ready = True
+                self._answer_ready(out)
+
+    def _request_head(self, head: framing.Head, out: list[Out]) -> None:
+        counters = self._counters
+        counters.requests[self.proxy] = counters.requests.get(self.proxy, 0) + 1
+        slot = _Slot(head.method)
+        self._slots.append(slot)
+        self._reading = slot
+        if framing.request_framing(head).kind is framing.Kind.TUNNEL:  # CONNECT, an upgrade: untouched
+            out.append(Send("server", head.raw))
+            return
+        request_delay = 0
+        abort: rules.Abort | None = None
+        for rule in self._rules():
+            key = (self.proxy, rule.name)
+            counters.add(counters.seen, key)
+            if not rule.match.matches(head):
+                continue
+            counters.add(counters.matched, key)
+            if abort is not None or self._rng.random() >= rule.toxicity:
+                continue
+            counters.add(counters.faulted, key)
+            fault = rule.fault
+            if isinstance(fault, rules.Abort):
+                abort = fault
+            elif rule.response:
+                slot.on_response.append(rule)
+            elif isinstance(fault, rules.Delay):
+                request_delay += self._delay(fault)
+            else:
+                head = head.rebuilt(fault.fields(head.fields))
+        if request_delay:
+            out.append(Hold("server", self._clock() + request_delay / 1000))
+        if abort is None:
+            out.append(Send("server", head.raw))
+            return
+        self._abort(abort, head, slot, out)
+
+    def _abort(self, abort: rules.Abort, head: framing.Head, slot: _Slot, out: list[Out]) -> None:
+        # 100-continue: the client waits for us before sending its body, so the answer goes now
+        # and the connection closes after it (the body may or may not follow).
+        early = abort.reset or "100-continue" in head.tokens("expect")
+        slot.reset = abort.reset
+        slot.close_after = early or not head.keeps_alive()
+        slot.answer = b"" if abort.reset else answer(abort, head.method, close=slot.close_after)
+        if slot.close_after:
+            self._client_done = True  # nothing after this request reaches the server
+        if early:
+            slot.ready = True
+            self._answer_ready(out)
+
+    def _delay(self, fault: rules.Delay) -> int:
+        jitter = fault.jitter
+        # Whole ms in [-jitter, jitter), as the latency toxic rolls it.
+        return max(0, fault.latency + (self._rng.randrange(-jitter, jitter) if jitter else 0))
+
+    def _answer_ready(self, out: list[Out]) -> None:
+        """Send the synthetic answers now due: those whose turn has come in response order."""
+        while self._slots and self._slots[0].answer is not None and self._slots[0].ready:
+            slot = self._slots.popleft()
+            if slot.reset:
+                out.append(Close(reset=True))
+                self.closed = True
+                return
+            delay = sum(self._delay(r.fault) for r in slot.on_response if isinstance(r.fault, rules.Delay))
+            if delay:
+                out.append(Hold("client", self._clock() + delay / 1000))
+            out.append(Send("client", slot.answer))  # type: ignore[arg-type]
+            if slot.close_after:
+                out.append(Close(reset=False))
+                self.closed = True
+                return
+
+    # -- server → client
+
+    def from_server(self, data: bytes) -> list[Out]:
+        if self.closed:
+            return []
+        out: list[Out] = []
+        for event in self._responses.feed(data):
+            self._response_event(event, out)
+            if self.closed:
+                break
+        return out
+
+    def server_eof(self) -> list[Out]:
+        """The server half-closed: a body delimited by the close is complete."""
+        if self.closed:
+            return []
+        out: list[Out] = []
+        for event in self._responses.feed_eof():
+            self._response_event(event, out)
+        return out
+
+    def _response_framing(self, head: framing.Head) -> framing.Framing:
+        slot = self._slots[0] if self._slots and self._slots[0].answer is None else None
+        return framing.response_framing(head, slot.method if slot is not None else "GET")
+
+    def _response_event(self, event: framing.Event, out: list[Out]) -> None:
+        if isinstance(event, framing.Raw):
+            out.append(Send("client", event.data))
+        elif isinstance(event, framing.HeadEvent):
+            self._response_head(event.head, out)
+        elif isinstance(event, framing.Body):
+            self._response_body(event, out)
+        else:
+            reply, self._reply = self._reply, None
+            if reply is None or reply.interim:
+                return
+            if reply.chunked and reply.left is not None and not reply.ended:
+                out.append(Send("client", b"0\r\n\r\n"))
+            if reply.slot is not None and self._slots and self._slots[0] is reply.slot:
+                self._slots.popleft()
+            self._answer_ready(out)
+
+    def _response_head(self, head: framing.Head, out: list[Out]) -> None:
+        slot = self._slots[0] if self._slots and self._slots[0].answer is None else None
+        reply = _Reply(slot, interim=100 <= head.status < 200 and head.status != 101)
+        self._reply = reply
+        if slot is None or reply.interim or not slot.on_response:
+            out.append(Send("client", head.raw))
+            return
+        delay = 0
+        fields = head.fields
+        body: rules.Modify | None = None
+        for rule in slot.on_response:
+            if isinstance(rule.fault, rules.Delay):
+                delay += self._delay(rule.fault)
+            elif isinstance(rule.fault, rules.Modify):
+                fields = rule.fault.fields(fields)
+                if body is None and (rule.fault.body is not None or rule.fault.truncate is not None):
+                    body = rule.fault
+        if delay:
+            out.append(Hold("client", self._clock() + delay / 1000))
+        kind = self._response_framing(head).kind
+        if body is None or kind in (framing.Kind.NONE, framing.Kind.TUNNEL):
+            out.append(Send("client", head.rebuilt(fields).raw if fields is not head.fields else head.raw))
+            return
+        out.append(Send("client", self._body_head(head, fields, body, kind, reply)))
+
+    def _body_head(
+        self,
+        head: framing.Head,
+        fields: list[tuple[bytes, bytes]],
+        modify: rules.Modify,
+        kind: framing.Kind,
+        reply: _Reply,
+    ) -> bytes:
+        """The head of a response whose body is replaced or truncated (and, for a replacement, the
+        new body), framed so that the client reads exactly that body."""
+        framing_fields = {b"content-length", b"transfer-encoding"}
+        kept = [(n, v) for n, v in fields if n.lower() not in framing_fields]
+        if modify.body is not None:
+            reply.replace = True
+            kept = [(n, v) for n, v in kept if n.lower() != b"content-encoding"]
+            kept.append((b"Content-Length", str(len(modify.body)).encode()))
+            if kind is framing.Kind.UNTIL_CLOSE:
+                kept.append((b"Connection", b"close"))  # the server will close: don't reuse it
+            return head.rebuilt(kept).raw + modify.body
+        assert modify.truncate is not None
+        reply.left = modify.truncate
+        if kind is framing.Kind.LENGTH:
+            length = framing.response_framing(head, "GET").length
+            reply.left = min(length, modify.truncate)
+            kept.append((b"Content-Length", str(reply.left).encode()))
+        elif kind is framing.Kind.CHUNKED:
+            reply.chunked = True
+            kept.append((b"Transfer-Encoding", b"chunked"))
+        else:
+            reply.until_close = True
+        return head.rebuilt(kept).raw
+
+    def _response_body(self, event: framing.Body, out: list[Out]) -> None:
+        reply = self._reply
+        if reply is None or (not reply.replace and reply.left is None):
+            out.append(Send("client", event.raw))
+            return
+        if reply.replace or reply.ended:
+            return
+        assert reply.left is not None
+        data = event.data[: reply.left]
+        reply.left -= len(data)
+        if reply.chunked:
+            if data:
+                out.append(Send("client", b"%x\r\n%s\r\n" % (len(data), data)))
+            if reply.left == 0:
+                out.append(Send("client", b"0\r\n\r\n"))
+                reply.ended = True
+        elif data:
+            out.append(Send("client", data))
+        if reply.left == 0 and reply.until_close:
+            out.append(Close(reset=False))  # the body ends where the connection does
+            self.closed = True
+            reply.ended = True
+
+
+def answer(abort: rules.Abort, method: str, close: bool) -> bytes:
+    """The response an ``http_abort`` gives: its status, headers and body, with valid framing."""
+    try:
+        reason = http.HTTPStatus(abort.status).phrase
+    except ValueError:
+        reason = "Fault"
+    fields = list(abort.headers)
+    if abort.body and not any(n.lower() == b"content-type" for n, _ in fields):
+        fields.append((b"Content-Type", b"text/plain; charset=utf-8"))
+    fields.append((b"Content-Length", str(len(abort.body)).encode()))
+    if close:
+        fields.append((b"Connection", b"close"))
+    head = b"".join(
+        [f"HTTP/1.1 {abort.status} {reason}\r\n".encode(), *(n + b": " + v + b"\r\n" for n, v in fields)]
+    )
+    return head + b"\r\n" + (b"" if method == "HEAD" else abort.body)
