@@ -173,7 +173,7 @@ class Checks:
         ok = error is None
         if error is None:
             for expect in spec.expects:
-                outcome = expectations.check(expect, value)
+                outcome = await self._expect(step, expect, value)
                 expected.append(outcome.expected)
                 if not outcome.ok:
                     ok = False
@@ -194,3 +194,18 @@ class Checks:
         self._bus.emit(events.CheckDone(record))
         return record, cured_by_waiting
 
+    async def _expect(
+        self, step: planning.PlannedStep, expect: models.Expect, value: Any
+    ) -> expectations.Check:
+        """One ``expect`` judged. A ``call:`` is a user's function that may take its time: it runs off
+        the event loop, within the step's timeout, so that guards, timers and signals carry on."""
+        if expect.call is None:
+            return expectations.check(expect, value)
+        try:
+            outcome: expectations.Check = await self._call(
+                functools.partial(expectations.check, expect, value), step.timeout
+            )
+        except faultbooks.StepTimeout as e:
+            expected = f"{expect.path or 'output'} accepted by {expect.call}()"
+            return expectations.Check(False, expected, None, f"expected {expected}, but {expect.call}() {e}")
+        return outcome
