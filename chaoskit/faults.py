@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Literal
 
-from chaoskit.drivers.toxiproxy import clients, toxics
+from chaoskit.drivers.toxiproxy import clients, proxies, toxics
 
 DEFAULT_URL = clients.DEFAULT_URL
 Duration = str | float
@@ -164,4 +164,4 @@ def down(proxy: str, *, url: str = DEFAULT_URL) -> Iterator[clients.ProxyInfo]:
         try:
             yield disabled
         finally:
-            toxics.set_enabled(api, proxy, was_enabled)
+            proxies.set_enabled(api, proxy, was_enabled)

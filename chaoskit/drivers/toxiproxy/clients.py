@@ -16,11 +16,14 @@ from chaoskit import errors
 if TYPE_CHECKING:
     import httpx
 
+    from chaoskit.drivers import contract
+
 DEFAULT_URL = "http://127.0.0.1:8474"
 TIMEOUT = 10.0
 """Seconds per API call."""
 ATTEMPTS = 4
 """Tries per call when the server can't be reached (it may still be starting)."""
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ToxicInfo(TypedDict):
@@ -177,3 +180,29 @@ class Client:
                 return False
             raise
         return True
+
+
+def client(url: str, ctx: contract.RunContext) -> Client:
+    """The run's shared client for ``url``."""
+    return ctx.resource(f"toxiproxy:{url}", lambda: Client(url), Client.close)
+
+
+def endpoint(url: str) -> str:
+    """``host:port`` of the Toxiproxy API at ``url``, as ``Action.serves`` names a listener:
+    ``localhost`` is 127.0.0.1, IPv6 is in brackets, a missing port is the scheme's default."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    host = (parts.hostname or "127.0.0.1").lower()
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme, 80)
+    except ValueError:  # a port that is not a number: the client will say so when it is used
+        return f"{host}:{parts.netloc.rpartition(':')[2]}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def server_key(url: str) -> str:
+    """The API at ``url`` in lease keys: one server written two ways (``localhost``,
+    ``127.0.0.1:8474/``) is one key."""
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    return f"{parts.scheme or 'http'}://{endpoint(url)}{parts.path.rstrip('/')}"

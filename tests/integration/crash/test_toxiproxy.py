@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers import toxiproxy as driver_module
+from chaoskit.drivers.toxiproxy import proxies
 from chaoskit.proxy import servers
 from tests.integration.crash import killing
 from tests.integration.proxy import upstreams
@@ -46,7 +46,7 @@ def echo() -> Iterator[upstreams.Upstream]:
 def _observe(server: servers.ProxyServer, proxy: str) -> contract.JSONValue:
     ctx = contract.RunContext(run_id="observer")
     try:
-        return driver_module.ProxyProbe().run(driver_module.ProxyRead(name=proxy, url=server.url), ctx)
+        return proxies.ProxyProbe().run(proxies.ProxyRead(name=proxy, url=server.url), ctx)
     finally:
         ctx.close()
 

@@ -7,15 +7,14 @@ import json
 import socket
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
 from chaoskit import errors, faults
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers import toxiproxy as driver_module
-from chaoskit.drivers.toxiproxy import clients, toxics
+from chaoskit.drivers.toxiproxy import clients, proxies, sweeping, toxics
 from chaoskit.proxy import servers
 from tests.integration.proxy import upstreams
 
@@ -42,12 +41,18 @@ def rtt(sock: socket.socket) -> float:
     return time.monotonic() - started
 
 
-def ledgered(fault: contract.Fault[Any, Any], revert: contract.Revert) -> contract.Revert:
+A = TypeVar("A", bound=contract.Args)
+R = TypeVar("R", bound=contract.Revert)
+
+
+def ledgered(fault: contract.Fault[Any, R], revert: R) -> R:
     """``revert`` as `chaoskit recover` reads it back: through the ledger's JSON and the model."""
-    return contract.load_revert(fault, json.loads(json.dumps(contract.dump_revert(revert))))
+    loaded = contract.load_revert(fault, json.loads(json.dumps(contract.dump_revert(revert))))
+    assert isinstance(loaded, type(revert))
+    return loaded
 
 
-def apply(fault: contract.Fault[Any, Any], args: contract.Args, ctx: contract.RunContext) -> contract.Revert:
+def apply(fault: contract.Fault[A, R], args: A, ctx: contract.RunContext) -> R:
     (target,) = fault.targets(args, ctx)
     revert = fault.prepare(args, target, ctx)
     assert ledgered(fault, revert) == revert  # must survive the ledger
@@ -149,8 +154,8 @@ def test_limit_data_fault_cuts_connections(
 def test_down_refuses_connections_until_reverted(
     server: servers.ProxyServer, listen: str, ctx: contract.RunContext
 ) -> None:
-    fault = toxics.Down()
-    revert = apply(fault, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    fault = proxies.Down()
+    revert = apply(fault, proxies.ProxyArgs(proxy="backend", url=server.url), ctx)
     with pytest.raises(ConnectionRefusedError):
         upstreams.connect(listen)
     assert fault.revert(revert, ctx) is contract.RevertOutcome.REVERTED
@@ -188,11 +193,11 @@ def test_api_errors_quote_the_server_and_unreachable_servers_say_how_to_fix(
 
 def test_two_servers_in_one_run(echo: upstreams.Upstream, ctx: contract.RunContext) -> None:
     with servers.ProxyServer() as first, servers.ProxyServer() as second:
-        action = driver_module.ProxyAction()
+        action = proxies.ProxyAction()
         for server in (first, second):
-            action.run(driver_module.ProxySpec(name="svc", upstream=echo.address, url=server.url), ctx)
+            action.run(proxies.ProxySpec(name="svc", upstream=echo.address, url=server.url), ctx)
         apply(toxics.Latency(), toxics.LatencyArgs(proxy="svc", url=first.url, latency=0.5), ctx)
-        apply(toxics.Down(), toxics.ProxyArgs(proxy="svc", url=second.url), ctx)
+        apply(proxies.Down(), proxies.ProxyArgs(proxy="svc", url=second.url), ctx)
         with clients.Client(first.url) as a, clients.Client(second.url) as b:
             assert [t["type"] for t in a.toxics("svc")] == ["latency"]
             assert a.proxy("svc")["enabled"] is True
@@ -207,7 +212,7 @@ def test_sweep_removes_only_the_runs_leftovers(
     apply(toxics.Latency(), toxics.LatencyArgs(proxy="backend", url=server.url, latency=1), other)
     other.close()
     api.post("/proxies/backend/toxics", json={"name": "users-own", "type": "noop"})
-    done = toxics.sweep("run42", ctx, urls=[server.url])
+    done = sweeping.sweep("run42", ctx, urls=[server.url])
     assert len(done) == 1 and "chaoskit-run42-" in done[0]
     assert sorted(t["name"].split("-")[1] for t in api.get("/proxies/backend/toxics").json()) == [
         "other",
@@ -216,13 +221,13 @@ def test_sweep_removes_only_the_runs_leftovers(
     # Without a run id, only runs known to be dead are swept: not a live one, not an unknown one.
     states = {"other": "live"}
     scoped = dataclasses.replace(ctx, run_state=lambda run_id: states.get(run_id, "unknown"))
-    assert toxics.sweep(None, scoped, urls=[server.url]) == ["skipped the toxics of run other: it is live"]
+    assert sweeping.sweep(None, scoped, urls=[server.url]) == ["skipped the toxics of run other: it is live"]
     states["other"] = "unknown"
-    [said] = toxics.sweep(None, scoped, urls=[server.url])
+    [said] = sweeping.sweep(None, scoped, urls=[server.url])
     assert "no ledger for it here (chaoskit recover other --sweep)" in said
     assert len(api.get("/proxies/backend/toxics").json()) == 2
     states["other"] = "dead"
-    [removed] = toxics.sweep(None, scoped, urls=[server.url])
+    [removed] = sweeping.sweep(None, scoped, urls=[server.url])
     assert "chaoskit-other-" in removed
     assert [t["name"] for t in api.get("/proxies/backend/toxics").json()] == ["users-own"]
 
@@ -230,19 +235,19 @@ def test_sweep_removes_only_the_runs_leftovers(
 def test_proxy_action_creates_updates_and_undoes_and_the_probe_reads_it(
     server: servers.ProxyServer, echo: upstreams.Upstream, ctx: contract.RunContext
 ) -> None:
-    action, probe = driver_module.ProxyAction(), driver_module.ProxyProbe()
-    result = action.run(driver_module.ProxySpec(name="db", upstream=echo.address, url=server.url), ctx)
+    action, probe = proxies.ProxyAction(), proxies.ProxyProbe()
+    result = action.run(proxies.ProxySpec(name="db", upstream=echo.address, url=server.url), ctx)
     assert isinstance(result.output, dict) and str(result.output["listen"]).startswith("127.0.0.1:")
     assert result.undo == {"url": server.url, "proxy": "db"}
     with upstreams.connect(str(result.output["listen"])) as sock:
         assert rtt(sock) < 1
-    again = action.run(driver_module.ProxySpec(name="db", upstream="127.0.0.1:9", url=server.url), ctx)
+    again = action.run(proxies.ProxySpec(name="db", upstream="127.0.0.1:9", url=server.url), ctx)
     assert again.undo is None  # it existed: not ours to delete
-    read = probe.run(driver_module.ProxyRead(name="db", url=server.url), ctx)
+    read = probe.run(proxies.ProxyRead(name="db", url=server.url), ctx)
     assert isinstance(read, dict) and read["exists"] is True and read["upstream"] == "127.0.0.1:9"
     assert action.undo(result.undo, ctx) is contract.RevertOutcome.REVERTED
     assert action.undo(result.undo, ctx) is contract.RevertOutcome.ALREADY_CLEAN
-    assert probe.run(driver_module.ProxyRead(name="db", url=server.url), ctx) == {
+    assert probe.run(proxies.ProxyRead(name="db", url=server.url), ctx) == {
         "exists": False,
         "name": "db",
     }
@@ -286,9 +291,9 @@ def test_down_revert_restores_enabled_exactly_and_is_idempotent(
     server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext, initially: bool
 ) -> None:
     api.post("/proxies/backend", json={"enabled": initially})
-    fault = toxics.Down()
-    revert = apply(fault, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
-    assert isinstance(revert, toxics.DownRevert) and revert.was_enabled is initially
+    fault = proxies.Down()
+    revert = apply(fault, proxies.ProxyArgs(proxy="backend", url=server.url), ctx)
+    assert isinstance(revert, proxies.DownRevert) and revert.was_enabled is initially
     assert enabled(api) is False
     first = fault.revert(ledgered(fault, revert), ctx)
     assert first is (contract.RevertOutcome.REVERTED if initially else contract.RevertOutcome.ALREADY_CLEAN)
@@ -303,8 +308,8 @@ def test_down_revert_puts_back_the_recorded_state_whatever_it_finds(
     # Disabled before the fault; something enabled it while the fault was applied. The revert
     # restores what was recorded, instead of calling the proxy "already clean".
     api.post("/proxies/backend", json={"enabled": False})
-    fault = toxics.Down()
-    revert = apply(fault, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    fault = proxies.Down()
+    revert = apply(fault, proxies.ProxyArgs(proxy="backend", url=server.url), ctx)
     api.post("/proxies/backend", json={"enabled": True})
     assert fault.revert(revert, ctx) is contract.RevertOutcome.REVERTED
     assert enabled(api) is False
@@ -316,16 +321,16 @@ def test_the_same_proxy_down_twice_comes_back_when_the_first_record_is_reverted_
     # Two overlapping downs (allow_overlap): the second records the first's "disabled". The engine
     # hands the first record to the last revert (captures_state); the driver must then re-enable,
     # whichever of the two ends first.
-    fault = toxics.Down()
+    fault = proxies.Down()
     assert fault.captures_state is True
-    args = toxics.ProxyArgs(proxy="backend", url=server.url)
+    args = proxies.ProxyArgs(proxy="backend", url=server.url)
     first = apply(fault, args, ctx)
     second = apply(fault, args, ctx)
-    assert isinstance(first, toxics.DownRevert) and isinstance(second, toxics.DownRevert)
+    assert isinstance(first, proxies.DownRevert) and isinstance(second, proxies.DownRevert)
     assert (first.was_enabled, second.was_enabled) == (True, False)
     (target,) = fault.targets(args, ctx)
     assert fault.lease(args, target) == fault.lease(
-        toxics.ProxyArgs(proxy="backend", url=server.url + "/"), target
+        proxies.ProxyArgs(proxy="backend", url=server.url + "/"), target
     )
     assert fault.revert(second, ctx) is contract.RevertOutcome.ALREADY_CLEAN  # first out: still down
     assert enabled(api) is False
@@ -338,14 +343,15 @@ def test_the_same_proxy_down_twice_comes_back_when_the_first_record_is_reverted_
 def test_reverts_against_an_unreachable_server_raise_and_a_vanished_proxy_is_already_clean(
     server: servers.ProxyServer, api: httpx.Client, listen: str, ctx: contract.RunContext
 ) -> None:
-    latency, down = toxics.Latency(), toxics.Down()
+    latency, down = toxics.Latency(), proxies.Down()
     toxic = apply(latency, toxics.LatencyArgs(proxy="backend", url=server.url, latency=1), ctx)
-    disabled = apply(down, toxics.ProxyArgs(proxy="backend", url=server.url), ctx)
+    disabled = apply(down, proxies.ProxyArgs(proxy="backend", url=server.url), ctx)
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     elsewhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
     closed.close()
-    for fault, revert in ((latency, toxic), (down, disabled)):
+    pairs: list[tuple[contract.Fault[Any, Any], proxies.ProxyRevert]] = [(latency, toxic), (down, disabled)]
+    for fault, revert in pairs:
         moved = revert.model_copy(update={"url": elsewhere})
         with pytest.raises(errors.Unreachable, match=elsewhere):
             fault.revert(moved, ctx)

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.toxiproxy import toxics
+from chaoskit.drivers.toxiproxy import clients, proxies, toxics
 
 TOXIC = {"url": "http://127.0.0.1:8474", "proxy": "backend", "toxic": "chaoskit-r1-abc123-latency"}
 DOWN = {"url": "http://127.0.0.1:8474", "proxy": "backend", "was_enabled": True}
-FAULTS = [(f, TOXIC if isinstance(f, toxics.ToxicFault) else DOWN) for f in toxics.FAULTS]
-IDS = [f.name for f in toxics.FAULTS]
+ALL: list[contract.Fault[Any, Any]] = [*toxics.FAULTS, proxies.Down()]
+FAULTS = [(f, TOXIC if isinstance(f, toxics.ToxicFault) else DOWN) for f in ALL]
+IDS = [f.name for f in ALL]
 
 
 def through_the_ledger(fault: contract.Fault[Any, Any], revert: contract.Revert) -> contract.Revert:
@@ -54,7 +55,7 @@ def test_a_damaged_revert_record_is_refused_naming_the_field(
 
 @pytest.mark.parametrize("field", ["toxic", "was_enabled"])
 def test_the_fault_specific_field_is_strict(field: str) -> None:
-    fault = toxics.Down() if field == "was_enabled" else toxics.Latency()
+    fault = proxies.Down() if field == "was_enabled" else toxics.Latency()
     record = {
         "v": 1,
         **(DOWN if field == "was_enabled" else TOXIC),
@@ -79,11 +80,11 @@ def test_the_fault_specific_field_is_strict(field: str) -> None:
 def test_endpoint_is_host_port_of_the_api_with_loopback_and_default_ports_normalised(
     url: str, endpoint: str
 ) -> None:
-    assert toxics.endpoint(url) == endpoint
+    assert clients.endpoint(url) == endpoint
     toxic = toxics.ToxicRevert(url=url, proxy="p", toxic="t")
-    down = toxics.DownRevert(url=url, proxy="p", was_enabled=True)
+    down = proxies.DownRevert(url=url, proxy="p", was_enabled=True)
     assert toxics.Latency().endpoint(toxic) == endpoint
-    assert toxics.Down().endpoint(down) == endpoint
+    assert proxies.Down().endpoint(down) == endpoint
 
 
 def test_lease_keys_name_type_server_proxy_and_stream() -> None:
@@ -99,7 +100,7 @@ def test_lease_keys_name_type_server_proxy_and_stream() -> None:
     assert bandwidth == "toxiproxy.bandwidth@http://127.0.0.1:8474#backend/downstream"
     generic = toxics.Toxic().lease(toxics.GenericToxicArgs(proxy="backend", type="slicer"), target)
     assert generic.startswith("toxiproxy.slicer@")
-    down = toxics.Down().lease(toxics.ProxyArgs(proxy="backend"), target)
+    down = proxies.Down().lease(proxies.ProxyArgs(proxy="backend"), target)
     assert down == "toxiproxy.down@http://127.0.0.1:8474#backend"
-    assert all(not f.captures_state for f in toxics.FAULTS if isinstance(f, toxics.ToxicFault))
-    assert toxics.Down().captures_state is True
+    assert all(not f.captures_state for f in toxics.FAULTS)
+    assert proxies.Down().captures_state is True
