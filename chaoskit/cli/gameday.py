@@ -18,7 +18,7 @@ from chaoskit import durations, errors, metrics, wording
 from chaoskit.cli import options
 from chaoskit.drivers import registry
 from chaoskit.engine import halts, ledgers
-from chaoskit.gameday import plans, running, schedules, scheduling, webhooks
+from chaoskit.gameday import firing, plans, running, schedules, scheduling, webhooks
 from chaoskit.report import html, junit, markdown, scores
 
 STATE_DIR = click.option(
@@ -300,7 +300,7 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
         _fail(e)
         return
 
-    def fire(due: schedules.Fire) -> scheduling.Outcome:
+    def fire(due: firing.Fire) -> scheduling.Outcome:
         result = _execute(
             loaded,
             state_dir=root,
@@ -379,12 +379,12 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
             started = states.started_on(loaded.key, schedule, after)
         finally:
             states.close()
-    fires: list[schedules.Fire] = []
+    fires: list[firing.Fire] = []
     try:
         # Fires the daemon missed while it was down are its business (run late or recorded as missed).
         while len(fires) < count:
-            fire = schedules.next_fire(schedule, after, loaded.key, duration=duration, started=started)
-            same_day = schedules.local_day(schedule, fire.nominal) == schedules.local_day(schedule, after)
+            fire = firing.next_fire(schedule, after, loaded.key, duration=duration, started=started)
+            same_day = firing.local_day(schedule, fire.nominal) == firing.local_day(schedule, after)
             started = started + 1 if same_day else 1
             after = fire.nominal
             if fire.at > now:
@@ -393,7 +393,7 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
         _fail(e)
         return
     try:
-        effective = schedules.effective_mean(
+        effective = firing.effective_mean(
             schedule, fires[0].nominal, loaded.key, duration=duration, runs=EFFECTIVE_RUNS
         )
         mean = effective.describe() if effective is not None else None

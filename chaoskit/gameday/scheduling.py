@@ -26,7 +26,7 @@ from typing import Protocol
 
 from chaoskit import errors
 from chaoskit.engine import halts
-from chaoskit.gameday import schedules
+from chaoskit.gameday import firing, schedules
 
 log = logging.getLogger("chaoskit.gameday")
 
@@ -145,7 +145,7 @@ class States:
         return _parse(row[0]) if row else None
 
     def claim(
-        self, key: str, fire: schedules.Fire, status: FireStatus, now: dt.datetime, detail: str = ""
+        self, key: str, fire: firing.Fire, status: FireStatus, now: dt.datetime, detail: str = ""
     ) -> bool:
         """Record a fire once; False when it is recorded already (before a restart, or by another daemon)."""
         try:
@@ -171,7 +171,7 @@ class States:
         self,
         key: str,
         *,
-        fire: schedules.Fire,
+        fire: firing.Fire,
         status: FireStatus,
         now: dt.datetime,
         outcome: Outcome | None = None,
@@ -201,7 +201,7 @@ class States:
         for nominal, at, pid in rows:
             if pid != os.getpid() and _alive(pid):
                 continue
-            fire = schedules.Fire(nominal=_parse(nominal) or now, at=_parse(at) or now)
+            fire = firing.Fire(nominal=_parse(nominal) or now, at=_parse(at) or now)
             self.finish(
                 key,
                 fire=fire,
@@ -214,12 +214,12 @@ class States:
 
     def started_on(self, key: str, schedule: schedules.Schedule, when: dt.datetime) -> int:
         """How many runs of the plan started on ``when``'s local date (for ``max_per_day``)."""
-        day = schedules.local_day(schedule, when)
+        day = firing.local_day(schedule, when)
         ran = {FireStatus.STARTED, FireStatus.FINISHED, FireStatus.FAILED, FireStatus.ABANDONED}
         return sum(
             1
             for r in self.fires(key)
-            if r.status in ran and schedules.local_day(schedule, r.started or r.at) == day
+            if r.status in ran and firing.local_day(schedule, r.started or r.at) == day
         )
 
     def fires(self, key: str) -> list[FireRecord]:
@@ -283,7 +283,7 @@ class Scheduler:
         schedule: schedules.Schedule,
         key: str,
         state_dir: Path,
-        run: Callable[[schedules.Fire], Outcome],
+        run: Callable[[firing.Fire], Outcome],
         *,
         clock: Clock | None = None,
         stop: threading.Event | None = None,
@@ -314,7 +314,7 @@ class Scheduler:
             handled = 0
             while not self.stop.is_set() and (max_fires is None or handled < max_fires):
                 anchor = states.anchor(self.key, self.clock.now())
-                fire = schedules.next_fire(
+                fire = firing.next_fire(
                     self.schedule,
                     anchor,
                     self.key,
@@ -334,10 +334,10 @@ class Scheduler:
             states.close()
         log.info("scheduler for %s stopped", self.key)
 
-    def _handle(self, states: States, fire: schedules.Fire) -> None:
+    def _handle(self, states: States, fire: firing.Fire) -> None:
         now = self.clock.now()
         late = (now - fire.at).total_seconds()
-        following = schedules.next_fire(
+        following = firing.next_fire(
             self.schedule,
             fire.nominal,
             self.key,

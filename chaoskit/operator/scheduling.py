@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from chaoskit import errors
 from chaoskit.engine import halts, planning
-from chaoskit.gameday import schedules
+from chaoskit.gameday import firing, schedules
 from chaoskit.operator import resources, statuses
 from chaoskit.spec import reading
 
@@ -34,7 +34,7 @@ def parse(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(dt.UTC)
 
 
-def run_name(schedule_name: str, fire: schedules.Fire) -> str:
+def run_name(schedule_name: str, fire: firing.Fire) -> str:
     """The fire's ChaosExperiment name: the schedule's name and the fire's minute (as CronJob)."""
     suffix = str(int(fire.nominal.timestamp()) // 60)
     name = f"{schedule_name}-{suffix}"
@@ -52,10 +52,10 @@ def due(
     *,
     duration: float = 0.0,
     started: Sequence[dt.datetime] = (),
-) -> schedules.Fire | None:
+) -> firing.Fire | None:
     """The latest fire whose nominal time is after ``handled_until``, that has started by
     ``now`` and is at most ``misfire_grace`` late; None when there is none. ``duration`` and
-    ``started`` (when earlier runs were scheduled) are as in ``schedules.next_fire``."""
+    ``started`` (when earlier runs were scheduled) are as in ``firing.next_fire``."""
     earliest = now - dt.timedelta(seconds=schedule.misfire_grace + schedule.jitter)
     cursor = handled_until
     if schedule.random is None:
@@ -63,9 +63,9 @@ def due(
         cursor = max(handled_until, earliest - dt.timedelta(seconds=1))
     # Random draws chain from the last fire handled, as the GameDay daemon's do; a cursor that
     # moved with ``now`` would draw afresh at every pass and never keep the mean.
-    latest: schedules.Fire | None = None
+    latest: firing.Fire | None = None
     for _ in range(10_000):  # a grace of days on a per-minute cron is a few thousand fires
-        fire = schedules.next_fire(
+        fire = firing.next_fire(
             schedule, cursor, key, duration=duration, started=_started_on(schedule, cursor, started)
         )
         if fire.at > now:
@@ -79,8 +79,8 @@ def due(
 
 
 def _started_on(schedule: schedules.Schedule, when: dt.datetime, started: Sequence[dt.datetime]) -> int:
-    day = schedules.local_day(schedule, when)
-    return sum(1 for t in started if schedules.local_day(schedule, t) == day)
+    day = firing.local_day(schedule, when)
+    return sum(1 for t in started if firing.local_day(schedule, t) == day)
 
 
 def _following(
@@ -91,18 +91,18 @@ def _following(
     *,
     duration: float,
     started: Sequence[dt.datetime],
-) -> schedules.Fire:
+) -> firing.Fire:
     """The first fire after ``now`` on the chain that continues from ``after``."""
     cursor = after if schedule.random is not None else max(after, now)
     for _ in range(10_000):
-        fire = schedules.next_fire(
+        fire = firing.next_fire(
             schedule, cursor, key, duration=duration, started=_started_on(schedule, cursor, started)
         )
         if fire.at > now:
             return fire
         started = [*started, fire.nominal]
         cursor = fire.nominal
-    return schedules.next_fire(schedule, now, key, duration=duration)
+    return firing.next_fire(schedule, now, key, duration=duration)
 
 
 def planned_duration(spec: resources.ScheduleSpec) -> float:
@@ -128,7 +128,7 @@ def planned_duration(spec: resources.ScheduleSpec) -> float:
 class Plan:
     create: str | None = None
     """The name of the run (ChaosExperiment) to create now."""
-    fire: schedules.Fire | None = None
+    fire: firing.Fire | None = None
     delete: list[str] = field(default_factory=list)
     """Runs to delete: replaced, or beyond the history limits (oldest first)."""
     skipped: str | None = None
@@ -210,7 +210,7 @@ def plan(
     return result
 
 
-def experiment(obj: JSON, spec: resources.ScheduleSpec, name: str, fire: schedules.Fire) -> JSON:
+def experiment(obj: JSON, spec: resources.ScheduleSpec, name: str, fire: firing.Fire) -> JSON:
     """The ChaosExperiment of one fire, owned by the schedule (deleting it deletes its runs,
     each through its own finalizer)."""
     meta = obj["metadata"]

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import junitparser
 import pytest
 
-from chaoskit.gameday import plans, schedules, scheduling
+from chaoskit.gameday import firing, plans, scheduling
 from tests import servers
 
 
@@ -203,8 +203,7 @@ def test_the_daemon_runs_on_schedule_and_records_the_fire(tmp_path: Path, server
     with sqlite3.connect(tmp_path / "state" / "schedules.sqlite3") as db:
         (last,) = db.execute("SELECT max(nominal) FROM fires").fetchone()
     chain = [
-        f.at
-        for f in schedules.upcoming(loaded.plan.schedule, datetime.fromisoformat(last), "integration", 500)
+        f.at for f in firing.upcoming(loaded.plan.schedule, datetime.fromisoformat(last), "integration", 500)
     ]
     assert len(fires) == 3 and fires[0] in chain
     start = chain.index(fires[0])

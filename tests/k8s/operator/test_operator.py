@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from chaoskit.drivers import contract, registry
+from chaoskit.gameday import firing
 from chaoskit.kube import apis, kubeconfigs, marks
 from chaoskit.operator import reconciling, resources, scheduling, watching
 from tests.k8s.clusters import Cluster, wait_until
@@ -396,9 +397,7 @@ def test_a_schedule_creates_its_runs_on_time_and_a_restarted_controller_does_not
 
     now[0] = monday.replace(hour=9, second=30)
     controller().reconcile_once()
-    first = scheduling.run_name(
-        "hourly", scheduling.schedules.Fire(monday.replace(hour=9), monday.replace(hour=9))
-    )
+    first = scheduling.run_name("hourly", firing.Fire(monday.replace(hour=9), monday.replace(hour=9)))
     assert runs() == [first]
     created = cluster.api.get(f"{BASE}/namespaces/{namespace}/chaosexperiments/{first}", what="t")
     assert created["metadata"]["labels"] == {"team": "sre", resources.SCHEDULE_LABEL: "hourly"}
@@ -423,9 +422,7 @@ def test_a_schedule_creates_its_runs_on_time_and_a_restarted_controller_does_not
     cluster.api.patch(path, {"spec": {"concurrencyPolicy": "Replace"}}, what="test: policy")
     now[0] = monday.replace(hour=11, second=10)
     controller().reconcile_once()
-    second = scheduling.run_name(
-        "hourly", scheduling.schedules.Fire(monday.replace(hour=11), monday.replace(hour=11))
-    )
+    second = scheduling.run_name("hourly", firing.Fire(monday.replace(hour=11), monday.replace(hour=11)))
     assert second in runs()
 
     def replaced() -> bool:

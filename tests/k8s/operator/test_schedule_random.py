@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from chaoskit.gameday import schedules
+from chaoskit.gameday import firing
 from chaoskit.operator import reconciling, resources, scheduling
 from tests.k8s.clusters import Cluster
 from tests.k8s.operator.test_operator import BASE, EXPERIMENT, crds, finalized, sweep
@@ -47,7 +47,7 @@ def test_a_random_schedule_creates_the_runs_chaos_monkey_mode_draws(
     spec = resources.schedule_spec(created)
     duration = scheduling.planned_duration(spec)
     assert duration == 5.01  # the 10ms pause and the 5s recovery deadline
-    expected = schedules.upcoming(spec.schedule, born, f"{namespace}/monkey", 8, duration=duration)
+    expected = firing.upcoming(spec.schedule, born, f"{namespace}/monkey", 8, duration=duration)
 
     now = [born]
     ctl = reconciling.Controller(
@@ -67,7 +67,7 @@ def test_a_random_schedule_creates_the_runs_chaos_monkey_mode_draws(
     )
     assert fired == [f.nominal for f in expected]
     status = cluster.api.get(path, what="t")["status"]
-    following = schedules.next_fire(
+    following = firing.next_fire(
         spec.schedule, expected[-1].nominal, f"{namespace}/monkey", duration=duration
     )
     assert status["nextScheduleTime"] == scheduling.iso(following.at)

@@ -19,7 +19,7 @@ import pytest
 from chaoskit import errors, metrics
 from chaoskit.drivers import contract
 from chaoskit.engine import events, halts
-from chaoskit.gameday import schedules, scheduling
+from chaoskit.gameday import firing, schedules, scheduling
 from chaoskit.operator import resources, statuses
 from chaoskit.operator import scheduling as operator_scheduling
 from tests import servers
@@ -232,7 +232,7 @@ def test_the_gameday_scheduler_skips_fires_while_halted_and_records_them(tmp_pat
     ran: list[dt.datetime] = []
     halt: list[halts.Halt | None] = [halts.Halt("incident 42", "ana@ops", "2026-11-25T08:00:00")]
 
-    def run(fire: schedules.Fire) -> scheduling.Outcome:
+    def run(fire: firing.Fire) -> scheduling.Outcome:
         ran.append(fire.nominal)
         return scheduling.Outcome(verdict="completed")
 
@@ -256,9 +256,9 @@ def test_the_gameday_scheduler_watches_the_state_dirs_lever_by_default(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     halts.write_file(halts.local_path(tmp_path), halts.Halt("incident 42", "ana@ops", "2030"))
-    ran: list[schedules.Fire] = []
+    ran: list[firing.Fire] = []
 
-    def run(fire: schedules.Fire) -> scheduling.Outcome:
+    def run(fire: firing.Fire) -> scheduling.Outcome:
         ran.append(fire)
         return scheduling.Outcome(verdict="completed")
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import strategies as st
 
 from chaoskit import durations, errors
-from chaoskit.gameday import schedules
+from chaoskit.gameday import firing, schedules
 
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
@@ -23,13 +23,13 @@ def make(**fields: object) -> schedules.Schedule:
     return schedules.Schedule.model_validate(fields)
 
 
-def local(fires: list[schedules.Fire], zone: zoneinfo.ZoneInfo = BERLIN) -> list[str]:
+def local(fires: list[firing.Fire], zone: zoneinfo.ZoneInfo = BERLIN) -> list[str]:
     return [f.at.astimezone(zone).strftime("%a %Y-%m-%d %H:%M") for f in fires]
 
 
 def test_cron_runs_in_its_time_zone_across_a_dst_change() -> None:
     schedule = make(cron="0 10 * * *", timezone="Europe/Berlin")
-    fires = schedules.upcoming(schedule, dt.datetime(2026, 3, 27, tzinfo=dt.UTC), "k", 4)
+    fires = firing.upcoming(schedule, dt.datetime(2026, 3, 27, tzinfo=dt.UTC), "k", 4)
     assert local(fires) == [
         "Fri 2026-03-27 10:00",
         "Sat 2026-03-28 10:00",
@@ -47,7 +47,7 @@ def test_windows_keep_runs_to_business_hours_on_weekdays() -> None:
         windows=[{"days": "weekdays", "start": "09:00", "end": "11:00"}],
     )
     # Saturday morning: the first allowed runs are Monday 09:00 and 10:00, then Tuesday 09:00.
-    fires = schedules.upcoming(schedule, dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC), "k", 3)
+    fires = firing.upcoming(schedule, dt.datetime(2026, 11, 28, 6, tzinfo=dt.UTC), "k", 3)
     assert local(fires) == ["Mon 2026-11-30 09:00", "Mon 2026-11-30 10:00", "Tue 2026-12-01 09:00"]
 
 
@@ -65,32 +65,32 @@ def test_blackout_dates_and_ranges_are_skipped() -> None:
         timezone="Europe/Berlin",
         blackouts=["2026-12-24", {"from": "2026-12-26", "to": "2027-01-01", "reason": "freeze"}],
     )
-    fires = schedules.upcoming(schedule, dt.datetime(2026, 12, 22, 12, tzinfo=dt.UTC), "k", 3)
+    fires = firing.upcoming(schedule, dt.datetime(2026, 12, 22, 12, tzinfo=dt.UTC), "k", 3)
     assert local(fires) == ["Wed 2026-12-23 10:00", "Fri 2026-12-25 10:00", "Sat 2027-01-02 10:00"]
 
 
 def test_jitter_is_bounded_and_reproducible_per_key() -> None:
     schedule = make(cron="*/30 * * * *", jitter="10m")
     start = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
-    fires = schedules.upcoming(schedule, start, "plan-a", 50)
+    fires = firing.upcoming(schedule, start, "plan-a", 50)
     offsets = [(f.at - f.nominal).total_seconds() for f in fires]
     assert all(0 <= o <= 600 for o in offsets)
     assert len(set(offsets)) > 10, "jitter should vary from run to run"
-    assert schedules.upcoming(schedule, start, "plan-a", 50) == fires
-    assert schedules.upcoming(schedule, start, "plan-b", 50) != fires
+    assert firing.upcoming(schedule, start, "plan-a", 50) == fires
+    assert firing.upcoming(schedule, start, "plan-b", 50) != fires
 
 
 def test_random_mode_keeps_the_minimum_interval_and_the_mean() -> None:
     schedule = make(random={"mean": "2h", "min_interval": "30m"})
     start = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
-    fires = schedules.upcoming(schedule, start, "monkey", 2000)
+    fires = firing.upcoming(schedule, start, "monkey", 2000)
     gaps = [
         (b.at - a.at).total_seconds()
-        for a, b in zip([schedules.Fire(start, start), *fires], fires, strict=False)
+        for a, b in zip([firing.Fire(start, start), *fires], fires, strict=False)
     ]
     assert min(gaps) >= 1800
     assert 0.85 * 7200 < statistics.fmean(gaps) < 1.15 * 7200
-    assert schedules.upcoming(schedule, start, "monkey", 5) == fires[:5]
+    assert firing.upcoming(schedule, start, "monkey", 5) == fires[:5]
 
 
 def test_random_window_time_mode_respects_windows() -> None:
@@ -99,7 +99,7 @@ def test_random_window_time_mode_respects_windows() -> None:
         timezone="Europe/Berlin",
         windows=[{"days": "weekdays", "start": "09:00", "end": "17:00"}],
     )
-    fires = schedules.upcoming(schedule, dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "monkey", 200)
+    fires = firing.upcoming(schedule, dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "monkey", 200)
     for fire in fires:
         when = fire.at.astimezone(BERLIN)
         assert when.weekday() < 5 and 9 <= when.hour < 17, when
@@ -136,7 +136,7 @@ def test_random_mean_counts_eligible_days_like_chaos_monkey(mean: str, min_inter
         (dt.date(2027, 7, 5), dt.date(2027, 7, 5)),
     ]
     start = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
-    fires = schedules.upcoming(schedule, start, key, 1000)
+    fires = firing.upcoming(schedule, start, key, 1000)
     days = [f.at.astimezone(NEW_YORK).date() for f in fires]
     gaps = [eligible_days_between(a, b, blackouts) for a, b in itertools.pairwise(days)]
     wanted = durations.parse(mean) / 86400
@@ -148,7 +148,7 @@ def test_random_mean_counts_eligible_days_like_chaos_monkey(mean: str, min_inter
         local = fire.at.astimezone(NEW_YORK)
         assert local.weekday() < 5 and 9 <= local.hour < 15, local
         assert not any(a <= local.date() <= b for a, b in blackouts), local
-    effective = schedules.effective_mean(schedule, start, key)
+    effective = firing.effective_mean(schedule, start, key)
     assert effective is not None and effective.unit == "eligible days"
     assert effective.mean == pytest.approx(statistics.fmean(gaps), rel=0.02)
 
@@ -161,7 +161,7 @@ def test_random_window_time_mean_counts_window_time() -> None:
         blackouts=[THANKSGIVING],
     )
     start = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
-    fires = schedules.upcoming(schedule, start, "monkey", 1000)
+    fires = firing.upcoming(schedule, start, "monkey", 1000)
 
     def business_hours(a: dt.datetime, b: dt.datetime) -> float:
         # Walk the minutes between two fires and count those inside the window: slow, obvious.
@@ -178,7 +178,7 @@ def test_random_window_time_mean_counts_window_time() -> None:
     gaps = [business_hours(a.at, b.at) for a, b in itertools.pairwise(fires)]
     assert 0.9 * 3 <= statistics.fmean(gaps) <= 1.1 * 3, statistics.fmean(gaps)
     assert all((b.at - a.at).total_seconds() >= 3600 for a, b in itertools.pairwise(fires))
-    effective = schedules.effective_mean(schedule, start, "monkey")
+    effective = firing.effective_mean(schedule, start, "monkey")
     assert effective is not None and effective.unit == "hours of window time"
     assert effective.mean == pytest.approx(statistics.fmean(gaps), rel=0.02)
 
@@ -188,18 +188,18 @@ def test_a_run_fits_inside_its_window_unless_only_the_start_must() -> None:
     fields = {"cron": "59 14 * * *", "timezone": "America/New_York", "windows": BUSINESS}
     start = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
     with pytest.raises(errors.UsageError, match="planned to take 10m") as refused:
-        schedules.next_fire(make(**fields), start, "k", duration=600)
+        firing.next_fire(make(**fields), start, "k", duration=600)
     assert "schedule.fit: start" in refused.value.render()
-    assert schedules.next_fire(make(**fields), start, "k", duration=0).at.astimezone(NEW_YORK).hour == 14
+    assert firing.next_fire(make(**fields), start, "k", duration=0).at.astimezone(NEW_YORK).hour == 14
     loose = make(**fields, fit="start")
-    assert schedules.next_fire(loose, start, "k", duration=600).at.astimezone(NEW_YORK).minute == 59
+    assert firing.next_fire(loose, start, "k", duration=600).at.astimezone(NEW_YORK).minute == 59
     monkey = make(random={"mean": "1d"}, timezone="America/New_York", windows=BUSINESS)
-    for fire in schedules.upcoming(monkey, start, "k", 300, duration=45 * 60):
+    for fire in firing.upcoming(monkey, start, "k", 300, duration=45 * 60):
         end = (fire.at + dt.timedelta(minutes=45)).astimezone(NEW_YORK)
         assert end.time() <= dt.time(15, 0) and end.date() == fire.at.astimezone(NEW_YORK).date()
     assert any(
         f.at.astimezone(NEW_YORK).time() > dt.time(14, 15)
-        for f in schedules.upcoming(monkey.model_copy(update={"fit": schedules.Fit.START}), start, "k", 300)
+        for f in firing.upcoming(monkey.model_copy(update={"fit": schedules.Fit.START}), start, "k", 300)
     )
 
 
@@ -212,7 +212,7 @@ def test_max_per_day_limits_runs_per_local_date() -> None:
     start = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 
     def per_day(schedule: schedules.Schedule, started: int = 0) -> collections.Counter[dt.date]:
-        fires = schedules.upcoming(schedule, start, "k", 200, started=started)
+        fires = firing.upcoming(schedule, start, "k", 200, started=started)
         return collections.Counter(f.at.astimezone(BERLIN).date() for f in fires)
 
     assert max(per_day(make(**fields)).values()) > 2
@@ -226,15 +226,15 @@ def test_next_fire_from_a_fire_is_the_same_however_the_chain_got_there() -> None
     schedule = make(
         random={"mean": "2d", "min_interval": "4h"}, timezone="America/New_York", windows=BUSINESS
     )
-    fires = schedules.upcoming(schedule, dt.datetime(2026, 11, 2, tzinfo=dt.UTC), "k", 20)
+    fires = firing.upcoming(schedule, dt.datetime(2026, 11, 2, tzinfo=dt.UTC), "k", 20)
     for a, b in itertools.pairwise(fires):
-        assert schedules.next_fire(schedule, a.nominal, "k") == b
+        assert firing.next_fire(schedule, a.nominal, "k") == b
 
 
 def test_a_schedule_that_can_never_fire_says_so() -> None:
     schedule = make(cron="0 3 * * *", windows=[{"start": "09:00", "end": "17:00"}])
     with pytest.raises(errors.UsageError, match="never fires"):
-        schedules.next_fire(schedule, dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "k")
+        firing.next_fire(schedule, dt.datetime(2026, 11, 25, tzinfo=dt.UTC), "k")
 
 
 @pytest.mark.parametrize(
@@ -295,7 +295,7 @@ def test_every_cron_fire_is_allowed_in_order_and_within_its_jitter(
     )
     start = after.replace(tzinfo=dt.UTC)
     try:
-        fires = schedules.upcoming(schedule, start, "prop", 5)
+        fires = firing.upcoming(schedule, start, "prop", 5)
     except errors.UsageError:
         return  # no cron hour falls in the window (plus jitter): "never fires" is the right answer
     assert all(f.nominal > start for f in fires)
@@ -356,7 +356,7 @@ def test_every_random_fire_keeps_windows_blackouts_min_interval_and_the_fit(
             blackouts=[{"from": freeze[0].isoformat(), "to": freeze[1].isoformat()}],
             fit=fit,
         )
-        fires = schedules.upcoming(schedule, start, "prop", 8, duration=duration)
+        fires = firing.upcoming(schedule, start, "prop", 8, duration=duration)
     except errors.UsageError as e:
         # No window holds the run, or windows so scarce that a draw lands past the horizon.
         assert (fit == "run" and duration > (length - 1) * 3600) or "days ahead" in e.message, e.message

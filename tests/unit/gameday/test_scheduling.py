@@ -14,7 +14,7 @@ import zoneinfo
 from pathlib import Path
 
 from chaoskit.engine import halts
-from chaoskit.gameday import schedules, scheduling
+from chaoskit.gameday import firing, schedules, scheduling
 
 START = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 HOURLY = schedules.Schedule.model_validate({"cron": "0 * * * *", "misfire_grace": "30m"})
@@ -42,7 +42,7 @@ class Recorder:
         self.takes = takes
         self.runs: list[tuple[dt.datetime, dt.datetime]] = []
 
-    def __call__(self, fire: schedules.Fire) -> scheduling.Outcome:
+    def __call__(self, fire: firing.Fire) -> scheduling.Outcome:
         self.runs.append((fire.nominal, self.clock.now()))
         self.clock.current += self.takes
         return scheduling.Outcome(verdict="completed", score=97.5)
@@ -145,7 +145,7 @@ def test_the_lock_is_held_by_a_run_and_excludes_another_process(tmp_path: Path) 
         "with scheduling.holding(pathlib.Path(sys.argv[1]), 'checkout') as got: print(got)"
     )
 
-    def run(fire: schedules.Fire) -> scheduling.Outcome:
+    def run(fire: firing.Fire) -> scheduling.Outcome:
         result = subprocess.run(
             [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
         )
@@ -159,7 +159,7 @@ def test_the_lock_is_held_by_a_run_and_excludes_another_process(tmp_path: Path) 
 def test_a_run_left_started_by_a_dead_daemon_is_not_repeated(tmp_path: Path) -> None:
     clock = FakeClock(START + dt.timedelta(minutes=50))
 
-    def dies(fire: schedules.Fire) -> scheduling.Outcome:
+    def dies(fire: firing.Fire) -> scheduling.Outcome:
         raise KeyboardInterrupt  # stands in for the daemon being killed mid-run
 
     with contextlib.suppress(KeyboardInterrupt):

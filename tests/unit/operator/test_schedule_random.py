@@ -10,7 +10,7 @@ import zoneinfo
 from typing import Any
 
 from chaoskit.engine import halts
-from chaoskit.gameday import schedules
+from chaoskit.gameday import firing
 from chaoskit.operator import resources, scheduling
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
@@ -48,7 +48,7 @@ def controller(
     *,
     keep_runs: bool = False,
     halted: tuple[dt.datetime, dt.datetime] | None = None,
-) -> tuple[list[schedules.Fire], list[str]]:
+) -> tuple[list[firing.Fire], list[str]]:
     """Passes of the reconciler: every three hours, and when the status says the next fire is due."""
     spec = resources.schedule_spec(obj)
     now, created, skipped = CREATED, [], []
@@ -101,7 +101,7 @@ def test_random_mode_fires_what_the_gameday_schedule_fires_at_its_mean_in_work_d
     assert scheduling.planned_duration(spec) == 31 * 60
     fires, skipped = controller(obj, 400)
     assert not skipped
-    assert fires == schedules.upcoming(spec.schedule, CREATED, "shop/monkey", 400, duration=31 * 60)
+    assert fires == firing.upcoming(spec.schedule, CREATED, "shop/monkey", 400, duration=31 * 60)
     days = [f.at.astimezone(NEW_YORK).date() for f in fires]
     gaps = [weekdays_between(a, b) for a, b in itertools.pairwise(days)]
     assert 1.8 <= statistics.fmean(gaps) <= 2.2, statistics.fmean(gaps)
@@ -122,7 +122,7 @@ def test_fires_due_while_halted_are_skipped_and_the_chain_goes_on() -> None:
     halted = (dt.datetime(2026, 11, 9, tzinfo=dt.UTC), dt.datetime(2026, 11, 14, tzinfo=dt.UTC))
     fires, skipped = controller(chaos_schedule(schedule), 15, halted=halted)
     spec = resources.schedule_spec(chaos_schedule(schedule))
-    expected = schedules.upcoming(spec.schedule, CREATED, "shop/monkey", 15, duration=31 * 60)
+    expected = firing.upcoming(spec.schedule, CREATED, "shop/monkey", 15, duration=31 * 60)
     assert len(skipped) == 5 and all("halted by ana@ops" in s for s in skipped)
     assert fires == [f for f in expected if not halted[0] <= f.at < halted[1]]
 
