@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from chaoskit.spec import chaostoolkit, loading
+from chaoskit.spec import chaostoolkit, reading
 
 
 @click.command()
@@ -14,4 +14,4 @@ from chaoskit.spec import chaostoolkit, loading
 def command(file: Path) -> None:
     """Print the chaoskit YAML for the Chaos Toolkit experiment FILE (JSON or YAML)."""
     # The loader's reader gives problems with FILE:LINE:COL in the original file, like `run` does.
-    click.echo(chaostoolkit.to_yaml(loading.read_chaostoolkit(file)), nl=False)
+    click.echo(chaostoolkit.to_yaml(reading.read_chaostoolkit(file)), nl=False)

@@ -335,10 +335,10 @@ recovery: {{within: 30s, interval: 1s}}
 def validate(path: Path) -> None:
     """Plan ``path`` the way ``chaoskit validate`` does; raises ``SpecError`` when it is invalid."""
     from chaoskit.cli import loading
-    from chaoskit.spec import loading as spec_loading
+    from chaoskit.spec import reading
 
     loaded, _, _ = loading.load_and_plan(path, (), (), ())
-    missing = spec_loading.missing_secrets(loaded, dict(os.environ))
+    missing = reading.missing_secrets(loaded, dict(os.environ))
     if missing:
         raise errors.SpecError(missing)
 

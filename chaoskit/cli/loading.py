@@ -11,7 +11,7 @@ from pydantic import JsonValue
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.engine import planning
-from chaoskit.spec import loading, models, templates
+from chaoskit.spec import models, reading, templates
 
 
 def load_and_plan(
@@ -19,12 +19,12 @@ def load_and_plan(
     variables: Sequence[str],
     var_files: Sequence[Path],
     probes_path: Sequence[Path],
-) -> tuple[loading.Loaded, registry.Registry, planning.Plan]:
+) -> tuple[reading.Loaded, registry.Registry, planning.Plan]:
     """The experiment, the installed drivers and the plan; raises ``SpecError``/``UsageError``."""
     values: dict[str, JsonValue] = dict(templates.parse_var(v) for v in variables)
     try:
-        loaded = loading.load(path, variables=values, var_files=var_files)
-    except loading.InvalidExperiment as e:
+        loaded = reading.load(path, variables=values, var_files=var_files)
+    except reading.InvalidExperiment as e:
         if e.partial is None:
             raise
         # The planner checks the valid steps too: every problem now, not its own after a fix.
@@ -47,7 +47,7 @@ def load_and_plan(
         ctx.close()
 
 
-def _planning_problems(partial: loading.Loaded, probes_path: Sequence[Path]) -> list[errors.Problem]:
+def _planning_problems(partial: reading.Loaded, probes_path: Sequence[Path]) -> list[errors.Problem]:
     ctx = contract.RunContext(run_id="validate", dry_run=True)
     try:
         planning.plan(partial, registry.load(), probes_path=probes_path, live=ctx)

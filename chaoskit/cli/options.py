@@ -82,9 +82,9 @@ def rollback_strategy(function: F) -> F:
 
 def dotenv(var_files: tuple[Path, ...]) -> dict[str, str]:
     """The environment that ``.env`` files among ``--var-file`` set (already checked by loading)."""
-    from chaoskit.spec import loading
+    from chaoskit.spec import varfiles
 
-    return loading.read_var_files(var_files, []).env
+    return varfiles.read_var_files(var_files, []).env
 
 
 def print_warnings(warnings: tuple[errors.Problem, ...]) -> None:

@@ -9,7 +9,7 @@ import click
 
 from chaoskit import errors, wording
 from chaoskit.cli import loading, options
-from chaoskit.spec import loading as spec_loading
+from chaoskit.spec import reading
 
 
 @click.command()
@@ -22,7 +22,7 @@ def command(
     """Check FILE without running it: format, variables, and every fault/probe against the
     installed drivers. Exit 0 when valid, 2 with every problem listed."""
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
-    missing = spec_loading.missing_secrets(loaded, {**os.environ, **options.dotenv(var_files)})
+    missing = reading.missing_secrets(loaded, {**os.environ, **options.dotenv(var_files)})
     if missing:
         raise errors.SpecError(missing)
     options.print_warnings(loaded.warnings)

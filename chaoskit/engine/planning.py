@@ -17,13 +17,13 @@ from pydantic import BaseModel, ValidationError
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.engine import phases
-from chaoskit.spec import catalogs, loading, models, suggestions, templates
+from chaoskit.spec import catalogs, models, problems, suggestions, templates
 
 PathParts = Sequence[str | int]
 
 
 class Source(Protocol):
-    """What planning needs from a loaded experiment (``chaoskit.spec.loading.Loaded`` is one)."""
+    """What planning needs from a loaded experiment (``chaoskit.spec.reading.Loaded`` is one)."""
 
     @property
     def experiment(self) -> models.Experiment: ...
@@ -157,7 +157,7 @@ def validation_messages(
             if len(loc) == 1 and loc[0] in meant:
                 continue
             message = "required argument missing"
-        elif (told := loading.value_message(kind, item.get("input"), item.get("ctx"))) is not None:
+        elif (told := problems.value_message(kind, item.get("input"), item.get("ctx"))) is not None:
             message = told
         else:
             # A validator's own words, without pydantic's "Value error, " in front (as the loader does).

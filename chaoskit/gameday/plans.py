@@ -21,7 +21,7 @@ from chaoskit import errors
 from chaoskit.durations import Duration
 from chaoskit.engine import planning
 from chaoskit.gameday import schedules
-from chaoskit.spec import loading, models, suggestions
+from chaoskit.spec import models, parsing, reading, suggestions
 
 
 class Model(BaseModel):
@@ -184,9 +184,9 @@ def load(path: Path) -> Loaded:
             [errors.Problem(name, 0, 0, "", f"can't read the plan: {e.strerror or e}")]
         ) from e
     except UnicodeDecodeError as e:
-        raise errors.SpecError([loading.not_utf8(name, e)]) from e
-    parsed = loading.parse(text, name)
-    locator = loading.Locator(name, parsed.positions)
+        raise errors.SpecError([parsing.not_utf8(name, e)]) from e
+    parsed = parsing.parse(text, name)
+    locator = parsing.Locator(name, parsed.positions)
     problems = [errors.Problem(name, line, col, _render(at), m) for at, line, col, m in parsed.problems]
     if problems:
         raise errors.SpecError(problems)
@@ -247,7 +247,7 @@ def planned_duration(loaded: Loaded) -> float:
         longest = 0.0
         for ref in group:
             try:
-                experiment = loading.load(
+                experiment = reading.load(
                     loaded.resolve(ref.file),
                     variables={**loaded.plan.vars, **ref.vars},
                     var_files=[loaded.resolve(f) for f in ref.var_files],

@@ -20,7 +20,7 @@ from chaoskit.drivers import registry as registry_module
 from chaoskit.engine import events, journals, planning, running
 from chaoskit.gameday import plans
 from chaoskit.report import gating, history, scores
-from chaoskit.spec import loading, templates
+from chaoskit.spec import reading, templates
 
 SEVERITY = {v: int(code) for v, code in gating.VERDICT_CODES.items()}
 STOP_AT = {
@@ -37,7 +37,7 @@ class Prepared:
     label: str
     ref: plans.ExperimentRef
     path: Path
-    loaded: loading.Loaded
+    loaded: reading.Loaded
     plan: planning.Plan
     secrets: Mapping[str, str]
 
@@ -123,7 +123,7 @@ def prepare(loaded: plans.Loaded, drivers: registry_module.Registry) -> list[lis
         for ref in group:
             path = loaded.resolve(ref.file)
             try:
-                experiment = loading.load(
+                experiment = reading.load(
                     path,
                     variables={**loaded.plan.vars, **ref.vars},
                     var_files=[loaded.resolve(f) for f in ref.var_files],

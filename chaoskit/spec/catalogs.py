@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from chaoskit import durations
 from chaoskit.errors import ChaoskitError, ExitCode, Problem, SpecError
-from chaoskit.spec import loading, models, templates
+from chaoskit.spec import models, parsing, templates
 
 ParameterType = Literal["string", "number", "integer", "boolean", "duration", "list", "object", "any"]
 
@@ -105,9 +105,9 @@ def load_definition(path: Path) -> Definition:
     except OSError as e:
         raise SpecError([Problem(where, 0, 0, "", f"can't read the catalog file: {e.strerror}")]) from e
     except UnicodeDecodeError as e:
-        raise SpecError([loading.not_utf8(where, e)]) from e
+        raise SpecError([parsing.not_utf8(where, e)]) from e
     except yaml.YAMLError as e:
-        _, line, col, message = loading.yaml_problem(e)
+        _, line, col, message = parsing.yaml_problem(e)
         raise SpecError([Problem(where, line, col, "", message)]) from e
     if not isinstance(raw, dict):
         raise SpecError(

@@ -20,7 +20,6 @@ from typing import Any
 import yaml
 from pydantic import JsonValue
 
-from chaoskit import errors
 from chaoskit.spec import paths
 
 Location = tuple[paths.Segment, ...]
@@ -128,19 +127,6 @@ class Conversion:
     """(Chaos Toolkit path, message): runs, as in Chaos Toolkit, but deserves a change."""
     secret_names: dict[tuple[str, str], str] = field(default_factory=dict)
     """(scope, key) → chaoskit secret name, for secret values given with ``--var-file``."""
-
-
-def convert(doc: Mapping[str, Any], *, name: str) -> dict[str, JsonValue]:
-    """A chaoskit document for the Chaos Toolkit experiment ``doc``; ``name`` is used in errors.
-
-    Raises ``errors.SpecError`` (without line numbers; ``loading.read_chaostoolkit`` has them).
-    """
-    conversion = translate(doc)
-    if conversion.issues:
-        raise errors.SpecError(
-            errors.Problem(name, 0, 0, paths.render(at), message) for at, message in conversion.issues
-        )
-    return conversion.document
 
 
 def to_yaml(doc: Mapping[str, Any]) -> str:

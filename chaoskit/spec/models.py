@@ -211,9 +211,13 @@ class PauseStep(Model):
         return "pause"
 
 
+STEP_KINDS = ("probe", "use", "fault", "action", "pause")
+"""The keys that say what a step is (``use:`` is another name for ``probe:``)."""
+
+
 def _step_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        keys = [k for k in ("probe", "use", "fault", "action", "pause") if k in value]
+        keys = [k for k in STEP_KINDS if k in value]
         if len(keys) == 1 or keys == ["probe", "use"]:
             return "probe" if keys[0] == "use" else keys[0]
         return None

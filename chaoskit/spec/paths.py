@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from pydantic import JsonValue
 
 Segment = str | int
+Location = tuple[Segment, ...]
+"""A place in a document, as segments (``("method", 0, "with")``)."""
 _TOKEN = re.compile(r"""\.?([^.\[\]]+)|\[(-?\d+)\]|\[["']([^"']*)["']\]""")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][\w-]*")
 

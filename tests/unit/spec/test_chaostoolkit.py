@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from chaoskit import errors
-from chaoskit.spec import chaostoolkit, expectations, loading, models, templates
+from chaoskit.spec import chaostoolkit, expectations, models, reading, templates
 
 # Modelled on the Chaos Toolkit tutorial experiments: an HTTP service, a process, a python probe.
 SERVICE = {
@@ -93,8 +93,8 @@ SERVICE = {
 }
 
 
-def load(doc: dict[str, Any], env: dict[str, str] | None = None, name: str = "ctk.json") -> loading.Loaded:
-    return loading.load_text(json.dumps(doc, indent=2), name=name, env=env or {})
+def load(doc: dict[str, Any], env: dict[str, str] | None = None, name: str = "ctk.json") -> reading.Loaded:
+    return reading.load_text(json.dumps(doc, indent=2), name=name, env=env or {})
 
 
 def test_detection() -> None:
@@ -311,7 +311,7 @@ def test_problems_after_conversion_point_into_the_original_file() -> None:
     }
     text = yaml.safe_dump(doc, sort_keys=False)
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text(text, name="ctk.yaml", env={})
+        reading.load_text(text, name="ctk.yaml", env={})
     assert [p.render() for p in caught.value.problems] == [
         "ctk.yaml:9:5: method[0].provider.url: unknown variable 'ur' (did you mean 'url'?); define it under "
         "config: or pass --var ur=VALUE",
@@ -320,7 +320,9 @@ def test_problems_after_conversion_point_into_the_original_file() -> None:
 
 
 def test_convert_gives_yaml_that_loads_as_a_native_experiment(tmp_path: Path) -> None:
-    converted = chaostoolkit.convert(SERVICE, name="ctk.json")
+    path = tmp_path / "ctk.json"
+    path.write_text(json.dumps(SERVICE))
+    converted = reading.read_chaostoolkit(path)
     text = chaostoolkit.to_yaml(converted)
     assert text.splitlines()[1].startswith("title: What is the impact")
     assert list(yaml.safe_load(text))[:5] == ["title", "description", "tags", "config", "secrets"]
@@ -330,13 +332,13 @@ def test_convert_gives_yaml_that_loads_as_a_native_experiment(tmp_path: Path) ->
         "# secret 'user' had an inline value in the Chaos Toolkit file; chaoskit reads secrets from env: "
         "or file:, so export USER=... before running"
     )
-    loaded = loading.load_text(text, name="converted.yaml", env={})
+    loaded = reading.load_text(text, name="converted.yaml", env={})
     assert loaded.kind == "chaoskit"
     assert loaded.experiment.secrets["user"] == models.SecretRef(env="USER")
     assert loaded.experiment.method == load(SERVICE).experiment.method
     # Inline values are for running Chaos Toolkit files only; a native file refuses them.
     with pytest.raises(errors.SpecError, match=r"inline secret values are not allowed"):
-        loading.load_text(json.dumps(converted), name="converted.json", env={})
+        reading.load_text(json.dumps(converted), name="converted.json", env={})
 
 
 def test_read_chaostoolkit_reports_with_positions(tmp_path: Path) -> None:
@@ -345,7 +347,7 @@ def test_read_chaostoolkit_reports_with_positions(tmp_path: Path) -> None:
         json.dumps({"title": "t", "method": [{"type": "action", "provider": {"type": "k8s"}}]}, indent=1)
     )
     with pytest.raises(errors.SpecError) as caught:
-        loading.read_chaostoolkit(path)
+        reading.read_chaostoolkit(path)
     assert [p.render() for p in caught.value.problems] == [
         f"{path}:7:5: method[0].provider.type: 'k8s' providers are not supported by chaoskit "
         "(it runs python, process and http providers); run this experiment with Chaos Toolkit"
@@ -353,9 +355,9 @@ def test_read_chaostoolkit_reports_with_positions(tmp_path: Path) -> None:
     native = tmp_path / "native.yaml"
     native.write_text("title: t\nmethod: []\n")
     with pytest.raises(errors.SpecError, match=r"not a Chaos Toolkit experiment"):
-        loading.read_chaostoolkit(native)
+        reading.read_chaostoolkit(native)
     path.write_text(json.dumps(SERVICE))
-    assert loading.read_chaostoolkit(path) == chaostoolkit.convert(SERVICE, name=str(path))
+    assert reading.read_chaostoolkit(path) == chaostoolkit.translate(SERVICE).document
 
 
 def test_the_planner_can_place_problems_in_the_original_file() -> None:
@@ -386,18 +388,18 @@ FIXTURES = Path(__file__).parent / "ctk"
 @pytest.mark.parametrize("name", ["exchange-file.json", "api-latency.yaml"])
 def test_hand_written_chaos_toolkit_files_load_and_convert(name: str) -> None:
     path = FIXTURES / name
-    loaded = loading.load(path, env={})
+    loaded = reading.load(path, env={})
     assert loaded.kind == "chaostoolkit"
     assert loaded.experiment.steady_state and loaded.experiment.method
-    converted = loading.read_chaostoolkit(path)
-    native = loading.load_text(chaostoolkit.to_yaml(converted), name="converted.yaml", env={})
+    converted = reading.read_chaostoolkit(path)
+    native = reading.load_text(chaostoolkit.to_yaml(converted), name="converted.yaml", env={})
     assert native.kind == "chaoskit"
     assert native.experiment.method == loaded.experiment.method
     assert native.experiment.steady_state == loaded.experiment.steady_state
 
 
 def test_the_exchange_file_tutorial_keeps_its_shape() -> None:
-    exp = loading.load(FIXTURES / "exchange-file.json", env={"SERVICE_URL": "http://127.0.0.1:9"}).experiment
+    exp = reading.load(FIXTURES / "exchange-file.json", env={"SERVICE_URL": "http://127.0.0.1:9"}).experiment
     assert exp.config["service_url"] == "http://127.0.0.1:9"
     move, pause, again = exp.method
     assert isinstance(move, models.ActionStep) and move.action == "python.call"
@@ -414,7 +416,7 @@ def test_the_exchange_file_tutorial_keeps_its_shape() -> None:
 
 
 def test_the_api_file_scopes_secrets_and_maps_every_tolerance() -> None:
-    exp = loading.load(FIXTURES / "api-latency.yaml", env={}).experiment
+    exp = reading.load(FIXTURES / "api-latency.yaml", env={}).experiment
     assert exp.secrets == {
         "api_token": models.SecretRef(env="ORDERS_API_TOKEN"),
         "admin_password": models.SecretRef(value="s3cr3t"),

@@ -4,12 +4,13 @@ become guards and preflight checks, and only what can't work is refused, by name
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chaoskit import errors
-from chaoskit.spec import chaostoolkit, loading, models
+from chaoskit.spec import chaostoolkit, models, reading
 
 PROBE = {
     "type": "probe",
@@ -30,8 +31,8 @@ def ctk(controls: list[Any], **changes: Any) -> dict[str, Any]:
     return doc
 
 
-def load(doc: dict[str, Any]) -> loading.Loaded:
-    return loading.load_text(json.dumps(doc, indent=2), name="ctk.json", env={})
+def load(doc: dict[str, Any]) -> reading.Loaded:
+    return reading.load_text(json.dumps(doc, indent=2), name="ctk.json", env={})
 
 
 def problems(doc: dict[str, Any]) -> list[str]:
@@ -138,16 +139,18 @@ def test_controls_in_a_native_file() -> None:
     assert "controls[0].module" in caught.value.problems[0].render()
 
 
-def test_the_converted_yaml_keeps_the_controls() -> None:
+def test_the_converted_yaml_keeps_the_controls(tmp_path: Path) -> None:
     doc = ctk([{"name": "c", "provider": {"type": "python", "module": "json", "arguments": {"a": 1}}}])
-    text = chaostoolkit.to_yaml(chaostoolkit.convert(doc, name="ctk.json"))
+    path = tmp_path / "ctk.json"
+    path.write_text(json.dumps(doc))
+    text = chaostoolkit.to_yaml(reading.read_chaostoolkit(path))
     assert load_yaml(text).experiment.controls == [
         models.Control(name="c", module="json", arguments={"a": 1})
     ]
 
 
-def load_yaml(text: str) -> loading.Loaded:
-    return loading.load_text(text, name="x.yaml", env={})
+def load_yaml(text: str) -> reading.Loaded:
+    return reading.load_text(text, name="x.yaml", env={})
 
 
 def test_a_native_file_with_only_controls_is_not_taken_for_chaos_toolkit() -> None:

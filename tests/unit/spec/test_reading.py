@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from chaoskit import errors
-from chaoskit.spec import loading, models
+from chaoskit.spec import models, parsing, reading
 
 
 def problems(text: str, **kwargs: object) -> list[str]:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text(textwrap.dedent(text), name="exp.yaml", **kwargs)  # type: ignore[arg-type]
+        reading.load_text(textwrap.dedent(text), name="exp.yaml", **kwargs)  # type: ignore[arg-type]
     assert caught.value.exit_code == errors.ExitCode.INVALID
     return [p.render() for p in caught.value.problems]
 
@@ -52,7 +52,7 @@ recovery: {within: 30s, interval: 1s}
 
 
 def test_the_issue_example_loads_into_typed_steps() -> None:
-    loaded = loading.load_text(GOOD, name="exp.yaml", env={})
+    loaded = reading.load_text(GOOD, name="exp.yaml", env={})
     exp = loaded.experiment
     assert loaded.kind == "chaoskit"
     assert exp.title == "Checkout survives a stopped worker"
@@ -68,7 +68,7 @@ def test_the_issue_example_loads_into_typed_steps() -> None:
 
 
 def test_locate_points_at_nodes_and_falls_back_to_the_parent() -> None:
-    loaded = loading.load_text(GOOD, name="exp.yaml", env={})
+    loaded = reading.load_text(GOOD, name="exp.yaml", env={})
     assert loaded.locate(["method", 0, "fault"]) == (14, 5)
     assert loaded.locate(["method", 0, "with", "pidfile"]) == (15, 12)
     assert loaded.locate(["method", 0, "with", "nope"]) == (15, 5)
@@ -137,7 +137,7 @@ def test_malformed_yaml_is_one_problem_at_the_parser_position() -> None:
 
 def test_malformed_json_is_one_problem_at_the_parser_position() -> None:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text('{\n  "title": "x",\n}\n', name="exp.json")
+        reading.load_text('{\n  "title": "x",\n}\n', name="exp.json")
     assert [p.render() for p in caught.value.problems] == [
         "exp.json:3:1: not valid JSON: Expecting property name enclosed in double quotes"
     ]
@@ -146,7 +146,7 @@ def test_malformed_json_is_one_problem_at_the_parser_position() -> None:
 def test_json_files_load_with_positions() -> None:
     text = json.dumps({"title": "t", "method": [{"pause": "1s", "nam": "x"}]}, indent=2)
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text(text, name="exp.json")
+        reading.load_text(text, name="exp.json")
     assert [p.render() for p in caught.value.problems] == [
         "exp.json:6:7: method[0]: unknown key 'nam' (did you mean 'name'?)"
     ]
@@ -158,7 +158,7 @@ def test_duplicate_keys_are_problems_not_silently_dropped() -> None:
         "keep one (otherwise only the last one would count)"
     ]
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text('{"title": "a",\n "config": {"x": 1,\n  "x": 2}}', name="exp.json")
+        reading.load_text('{"title": "a",\n "config": {"x": 1,\n  "x": 2}}', name="exp.json")
     assert [p.render() for p in caught.value.problems] == [
         "exp.json:3:3: config: duplicate key 'x' (first at line 2); "
         "keep one (otherwise only the last one would count)"
@@ -167,12 +167,12 @@ def test_duplicate_keys_are_problems_not_silently_dropped() -> None:
 
 def test_unreadable_and_missing_files_name_the_path_and_the_reason(tmp_path: Path) -> None:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load(tmp_path / "nope.yaml")
+        reading.load(tmp_path / "nope.yaml")
     assert caught.value.problems[0].render() == (
         f"{tmp_path / 'nope.yaml'}: can't read the file: No such file or directory (check the path)"
     )
     with pytest.raises(errors.SpecError, match=r"Is a directory"):
-        loading.load(tmp_path)
+        reading.load(tmp_path)
 
 
 def test_step_ids_are_unique_and_references_point_backwards() -> None:
@@ -223,7 +223,7 @@ def test_inline_secret_values_are_refused_in_native_files() -> None:
 def test_loading_from_a_real_file_keeps_its_path(tmp_path: Path) -> None:
     path = tmp_path / "exp.yaml"
     path.write_text(GOOD)
-    loaded = loading.load(path, env={})
+    loaded = reading.load(path, env={})
     assert loaded.path == path
     assert loaded.name == str(path)
 
@@ -271,7 +271,7 @@ def test_top_level_typos_get_a_suggestion() -> None:
 
 def test_text_from_stdin_is_named_in_problems() -> None:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text("title: [", name="<stdin>")
+        reading.load_text("title: [", name="<stdin>")
     assert caught.value.problems[0].file == "<stdin>"
     assert caught.value.render().startswith("1 problem found\n<stdin>:1:")
 
@@ -307,7 +307,7 @@ def test_yaml_anchors_and_merge_keys_work() -> None:
           - *health
         """
     )
-    loaded = loading.load_text(text, name="exp.yaml")
+    loaded = reading.load_text(text, name="exp.yaml")
     assert [s.name for s in loaded.experiment.steady_state] == ["first", None]
     assert [s.probe for s in loaded.experiment.steady_state] == ["http.request", "http.request"]
     assert "x-probe" not in loaded.document
@@ -325,13 +325,13 @@ def test_alias_loops_and_alias_bombs_are_problems_not_hangs() -> None:
     lines = ["title: t", "config:", "  a0: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
     lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
     assert problems("\n".join(lines)) == [
-        f"exp.yaml:1:1: the document expands to more than {loading.MAX_VALUES} values (YAML aliases?)"
+        f"exp.yaml:1:1: the document expands to more than {parsing.MAX_VALUES} values (YAML aliases?)"
     ]
 
 
 def test_json_indented_with_tabs_keeps_its_positions() -> None:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text('{\n\t"title": "t",\n\t"method": [{"pause": "-1s"}]\n}\n', name="exp.json")
+        reading.load_text('{\n\t"title": "t",\n\t"method": [{"pause": "-1s"}]\n}\n', name="exp.json")
     assert [p.render() for p in caught.value.problems] == [
         "exp.json:3:14: method[0].pause: a duration can't be negative, got '-1s'"
     ]

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaoskit import errors
-from chaoskit.spec import loading
+from chaoskit.spec import reading
 
 KEYS = [
     "title", "method", "steady_state", "setup", "guards", "rollbacks", "teardown", "config", "secrets",
@@ -39,7 +39,7 @@ documents = st.recursive(
 
 def outcome(text: str, name: str) -> None:
     try:
-        loaded = loading.load_text(text, name=name, env={"HOME": "/root"})
+        loaded = reading.load_text(text, name=name, env={"HOME": "/root"})
     except errors.SpecError as e:
         assert e.problems
         for problem in e.problems:

@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaoskit.spec import loading, models, schema
+from chaoskit.spec import models, reading, schema
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -102,10 +102,10 @@ def test_a_generated_experiment_dumped_to_yaml_loads_back_equal(document: dict[s
     dumped = yaml.safe_dump(
         experiment.model_dump(mode="json", by_alias=True, exclude_unset=True), allow_unicode=True
     )
-    loaded = loading.load_text(dumped, name="generated.yaml", env={})
+    loaded = reading.load_text(dumped, name="generated.yaml", env={})
     assert loaded.experiment == experiment
     as_json = json.dumps(experiment.model_dump(mode="json", by_alias=True, exclude_unset=True))
-    assert loading.load_text(as_json, name="generated.json", env={}).experiment == experiment
+    assert reading.load_text(as_json, name="generated.json", env={}).experiment == experiment
 
 
 def test_the_format_reference_documents_every_key() -> None:

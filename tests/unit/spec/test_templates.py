@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chaoskit import errors
-from chaoskit.spec import loading, models, templates
+from chaoskit.spec import models, reading, templates
 
 BASE = """\
 title: t
@@ -34,14 +34,14 @@ method:
 """
 
 
-def with_args(loaded: loading.Loaded) -> dict[str, Any]:
+def with_args(loaded: reading.Loaded) -> dict[str, Any]:
     step = loaded.experiment.method[0]
     assert isinstance(step, models.ActionStep)
     return step.with_
 
 
 def test_a_whole_template_keeps_its_type_and_inside_text_it_is_formatted() -> None:
-    args = with_args(loading.load_text(BASE, name="t.yaml", env={"HOME_DIR": "/home/sre"}))
+    args = with_args(reading.load_text(BASE, name="t.yaml", env={"HOME_DIR": "/home/sre"}))
     assert args["port"] == 8080
     assert args["hosts"] == ["a", "b"]
     assert args["first"] == "a"
@@ -55,7 +55,7 @@ def test_a_whole_template_keeps_its_type_and_inside_text_it_is_formatted() -> No
 
 
 def test_config_env_values_come_from_the_environment() -> None:
-    loaded = loading.load_text(BASE, name="t.yaml", env={"APP_PORT": "7000", "HOME_DIR": "/h"})
+    loaded = reading.load_text(BASE, name="t.yaml", env={"APP_PORT": "7000", "HOME_DIR": "/h"})
     assert with_args(loaded)["url"] == "http://127.0.0.1:7000/health"
 
 
@@ -64,7 +64,7 @@ def test_var_files_then_vars_override_config(tmp_path: Path) -> None:
     first.write_text("port: 1111\nhosts: [c]\n")
     second = tmp_path / "second.json"
     second.write_text('{"port": 2222}')
-    loaded = loading.load_text(
+    loaded = reading.load_text(
         BASE,
         name="t.yaml",
         env={"HOME_DIR": "/h"},
@@ -81,7 +81,7 @@ def test_a_bad_var_file_is_a_problem_with_its_own_location(tmp_path: Path) -> No
     bad = tmp_path / "vars.yaml"
     bad.write_text("- not\n- a mapping\n")
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text(
+        reading.load_text(
             BASE, name="t.yaml", env={"HOME_DIR": "/h"}, var_files=[bad, tmp_path / "gone.yaml"]
         )
     assert [p.render() for p in caught.value.problems] == [
@@ -101,7 +101,7 @@ def test_missing_env_unknown_variable_and_bad_templates_are_problems() -> None:
         """
     )
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text(text, name="t.yaml", env={})
+        reading.load_text(text, name="t.yaml", env={})
     assert [p.render() for p in caught.value.problems] == [
         "t.yaml:2:19: config.self: config values can use ${env:NAME} but not other variables ('${port}')",
         "t.yaml:5:12: method[0].with.a: environment variable NOPE is not set; set it, or give a default: "
@@ -119,7 +119,7 @@ def test_missing_env_unknown_variable_and_bad_templates_are_problems() -> None:
 
 def test_a_template_problem_is_not_reported_twice_as_a_type_error() -> None:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text("title: t\nmethod:\n  - pause: ${wait}\n", name="t.yaml", env={})
+        reading.load_text("title: t\nmethod:\n  - pause: ${wait}\n", name="t.yaml", env={})
     assert [p.message for p in caught.value.problems] == [
         "unknown variable 'wait'; define it under config: or pass --var wait=VALUE"
     ]
@@ -256,7 +256,7 @@ def test_a_whole_step_output_template_keeps_any_value_exactly(value: Any) -> Non
 
 def test_a_template_problem_does_not_hide_other_problems_of_its_step() -> None:
     with pytest.raises(errors.SpecError) as caught:
-        loading.load_text('title: t\nmethod:\n  - prob: p\n    with: {a: "${nope}"}\n', name="t.yaml", env={})
+        reading.load_text('title: t\nmethod:\n  - prob: p\n    with: {a: "${nope}"}\n', name="t.yaml", env={})
     assert [p.path for p in caught.value.problems] == ["method[0]", "method[0].with.a"]
 
 
@@ -269,6 +269,6 @@ def test_relative_secret_files_are_read_beside_the_experiment(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    loaded = loading.load(experiment, env={})
+    loaded = reading.load(experiment, env={})
     assert loaded.experiment.secrets["abs"].file == "/etc/hostname"
     assert templates.resolve_secrets(loaded.experiment, {}, names=["token"]) == {"token": "beside"}
