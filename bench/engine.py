@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chaoskit import testing
 from chaoskit.drivers import contract
-from chaoskit.engine import ledgers, running
+from chaoskit.engine import clocks, ledgers
 
 
 def missing() -> str | None:
@@ -59,7 +59,7 @@ def main(argv: list[str]) -> int:
             "recovery": {"within": "1m", "interval": "10ms"},
         }
         start = time.perf_counter()
-        journal = testing.run_experiment(doc, clock=running.RealClock(), state_dir=root / "state")
+        journal = testing.run_experiment(doc, clock=clocks.RealClock(), state_dir=root / "state")
         took = time.perf_counter() - start
         calls = args.probes * 2 + args.faults * 2
         print(

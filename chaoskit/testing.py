@@ -24,8 +24,8 @@ from pydantic import Field, JsonValue, StrictBool
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry, targeting
-from chaoskit.engine import events, journals, planning, running
-from chaoskit.spec import models, reading, templates
+from chaoskit.engine import clocks, events, journals, planning, running
+from chaoskit.spec import loading, models, templates
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ wake-ups (a task ending, the one awaiting it resuming, ...) to settle."""
 
 
 class FakeClock:
-    """Virtual time for ``running.Clock``: ``sleep`` returns as soon as every task is waiting on the
+    """Virtual time for ``clocks.Clock``: ``sleep`` returns as soon as every task is waiting on the
     clock and no driver call is in flight, with time moved forward to the earliest wake-up. A run
     with ``duration: 1h`` finishes in milliseconds, and the order of events is exact."""
 
@@ -350,13 +350,13 @@ def source(
     if isinstance(doc_or_yaml, models.Experiment):
         return planning.Document(doc_or_yaml, name)
     text = doc_or_yaml if isinstance(doc_or_yaml, str) else yaml.safe_dump(dict(doc_or_yaml), sort_keys=False)
-    return reading.load_text(text, name=name, variables=variables)
+    return loading.load_text(text, name=name, variables=variables)
 
 
 def run_experiment(
     doc_or_yaml: str | Mapping[str, Any] | models.Experiment,
     drivers: Sequence[contract.Driver] = (),
-    clock: running.Clock | None = None,
+    clock: clocks.Clock | None = None,
     *,
     seed: int = 0,
     state_dir: Path | None = None,

@@ -1,10 +1,14 @@
 """The runner: one experiment from setup to verdict, with every fault taken back whatever happens.
 
 Orchestration is asyncio; driver code is synchronous and runs in worker threads through the
-``Clock`` (so that ``chaoskit.testing.FakeClock`` can run the whole thing in virtual time).
+``clocks.Clock`` (so that ``chaoskit.testing.FakeClock`` can run the whole thing in virtual time).
 Phases: setup → steady state before → method (with guards, background steps and duration
 reverts) → revert everything still applied → steady state after, polled until it holds →
 rollbacks → teardown → undo of actions' leftovers. Every fault goes through the ledger first.
+
+The runner orders the phases and owns stopping (signals, halt levers, ``max_duration``, a ledger
+that can't be written); ``stepping`` performs each step, ``checking`` judges probes,
+``faultbooks`` applies and reverts faults, ``journaling`` assembles the journal.
 """
 
 from __future__ import annotations
@@ -12,35 +16,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import random
 import secrets as secrets_module
 import threading
-import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
-
-import chaoskit
-from chaoskit import durations, errors, jsonvalues, wording
+from chaoskit import durations, errors
 from chaoskit.drivers import contract
 from chaoskit.engine import (
     checking,
+    clocks,
     controlling,
     events,
     faultbooks,
     halts,
+    journaling,
     journals,
     ledgers,
     measuring,
     phases,
     planning,
+    stepping,
     verdicts,
 )
 from chaoskit.spec import models, templates
@@ -51,63 +53,8 @@ Verdict = journals.Verdict
 
 EXIT_CODES = verdicts.EXIT_CODES
 
-
-class Clock(Protocol):
-    """Time as the runner sees it. ``RealClock`` in production, ``testing.FakeClock`` in tests."""
-
-    def now(self) -> float:
-        """Monotonic seconds."""
-
-    def wall(self) -> float:
-        """Epoch seconds, for timestamps in the journal."""
-
-    async def sleep(self, seconds: float) -> None: ...
-
-    async def blocking(self, call: Callable[[], T]) -> T:
-        """Run blocking driver code off the event loop. A fake clock needs to see this work, so
-        that virtual time never jumps ahead while a driver call is still running."""
-
-
-class RealClock:
-    def now(self) -> float:
-        return time.monotonic()
-
-    def wall(self) -> float:
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds))
-
-    async def blocking(self, call: Callable[[], T]) -> T:
-        # A daemon thread per call rather than the loop's executor: a driver call abandoned after
-        # a step timeout must not keep chaoskit from exiting (asyncio.run joins its executor).
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-
-        def deliver(outcome: Callable[[], None]) -> None:
-            if not future.done():
-                outcome()
-
-        def work() -> None:
-            try:
-                result = call()
-            except BaseException as e:
-                settle = functools.partial(deliver, functools.partial(future.set_exception, e))
-            else:
-                settle = functools.partial(deliver, functools.partial(future.set_result, result))
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-                loop.call_soon_threadsafe(settle)
-
-        threading.Thread(target=work, name="chaoskit-driver-call", daemon=True).start()
-        return await future
-
-
 _Abort = faultbooks.StepFailed
 """Stop the current phase; the reason is already recorded."""
-
-
-_StepTimeout = faultbooks.StepTimeout
-
 
 DEFAULT_MAX_DURATION = 2 * 3600.0
 """How long a run may take when neither the experiment (``max_duration``) nor ``--max-duration``
@@ -157,66 +104,6 @@ class Settings:
     references, never values, and ``recover`` resolves them again from here."""
 
 
-class JournalBuilder:
-    """Subscribes to a run's events and assembles the journal."""
-
-    def __init__(self) -> None:
-        self.checks: list[journals.CheckRecord] = []
-        self.steps: list[journals.StepRecord] = []
-        self.rollbacks: list[journals.StepRecord] = []
-        self.teardown: list[journals.StepRecord] = []
-        self.faults: list[journals.FaultRecord] = []
-        self.trips: list[journals.GuardTrip] = []
-        self.undo: list[journals.UndoRecord] = []
-        self.errors: list[journals.ErrorRecord] = []
-        self.recovery: journals.RecoveryRecord | None = None
-        self.measures: list[journals.MeasureRecord] = []
-        self.samples: list[journals.Sample] = []
-        self._open: dict[tuple[str, str, str], list[int]] = {}
-
-    def __call__(self, event: events.Event) -> None:
-        match event:
-            case events.CheckDone(record=record):
-                self.checks.append(record)
-            case events.StepEnded(record=record):
-                {Phase.ROLLBACKS: self.rollbacks, Phase.TEARDOWN: self.teardown}.get(
-                    record.phase, self.steps
-                ).append(record)
-            case events.FaultInjected():
-                key = (event.step, event.activity, event.target.id)
-                self._open.setdefault(key, []).append(len(self.faults))
-                self.faults.append(
-                    journals.FaultRecord(
-                        step=event.step,
-                        activity=event.activity,
-                        target=journals.TargetInfo.model_validate(event.target.to_json()),
-                        injected_at=event.at,
-                        duration=event.duration,
-                    )
-                )
-            case events.FaultReverted():
-                key = (event.step, event.activity, event.target.id)
-                if self._open.get(key):
-                    index = self._open[key].pop(0)
-                    self.faults[index] = self.faults[index].model_copy(
-                        update={"reverted_at": event.at, "revert": event.status, "revert_error": event.error}
-                    )
-            case events.GuardTripped(trip=trip):
-                self.trips.append(trip)
-            case events.RecoveryDone(record=record):
-                self.recovery = record
-            case events.UndoDone(record=record):
-                self.undo.append(record)
-            case events.ErrorRaised(record=record):
-                self.errors.append(record)
-            case events.Sampled(sample=sample):
-                self.samples.append(sample)
-            case events.MeasureEnded(record=record):
-                self.measures.append(record)
-            case _:
-                pass
-
-
 class Runner:
     """Runs one planned experiment. ``await runner.run()`` returns the journal whatever the system,
     a driver or chaoskit itself did: that is in the verdict, after everything was taken back."""
@@ -226,16 +113,16 @@ class Runner:
         plan: planning.Plan,
         settings: Settings | None = None,
         *,
-        clock: Clock | None = None,
+        clock: clocks.Clock | None = None,
         bus: events.Bus | None = None,
     ) -> None:
         self.plan = plan
         self.settings = settings or Settings()
-        self.clock: Clock = clock or RealClock()
+        self.clock: clocks.Clock = clock or clocks.RealClock()
         self.secrets = dict(self.settings.secrets)
         self.bus = bus or events.Bus()
         self.bus.secrets = tuple(v for v in self.secrets.values() if v)
-        self.journal = JournalBuilder()
+        self.journal = journaling.JournalBuilder()
         self.bus.subscribe(self.journal)
         self.run_id = ledgers.check_run_id(self.settings.run_id) if self.settings.run_id else new_run_id()
         self.seed = self.settings.seed if self.settings.seed is not None else secrets_module.randbelow(2**31)
@@ -256,6 +143,14 @@ class Runner:
         self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.secrets)
         self.ctx = contract.RunContext(run_id=self.run_id, state_dir=self.settings.state_dir, log=self._log)
         self.findings = verdicts.Findings()
+        self.outputs: dict[str, Any] = {}
+        self._stopping = asyncio.Event()
+        self._cleanup_cancel = threading.Event()
+        self._interrupts = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._method_started = False
+        self._setup_started = False
+        self._background: set[asyncio.Task[Any]] = set()
         self.book = faultbooks.FaultBook(
             self.ledger,
             state_dir=self.settings.state_dir,
@@ -271,34 +166,36 @@ class Runner:
             sleep=self.clock.sleep,
             may_inject=self._may_inject,
         )
+        self._assemble()
+
+    def _assemble(self) -> None:
+        """The parts that check, measure and perform steps, each wired to the run's plumbing."""
+        common: dict[str, Any] = {"bus": self.bus, "clock": self.clock, "call": self._call, "at": self._at}
         self.checks = checking.Checks(
-            bus=self.bus,
-            clock=self.clock,
+            **common,
             findings=self.findings,
-            call=self._call,
             arguments=self._args,
             step_ctx=self._step_ctx,
             error=self._error,
-            at=self._at,
         )
         self.measuring = measuring.Measuring(
             self.plan.measures,
             self.plan.experiment.measure,
-            bus=self.bus,
-            clock=self.clock,
-            call=self._call,
+            **common,
             arguments=self._args,
             ctx=self._measure_ctx,
-            at=self._at,
         )
-        self.outputs: dict[str, Any] = {}
-        self._stopping = asyncio.Event()
-        self._cleanup_cancel = threading.Event()
-        self._interrupts = 0
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._method_started = False
-        self._setup_started = False
-        self._background: set[asyncio.Task[Any]] = set()
+        self.steps = stepping.Steps(
+            self.plan,
+            **common,
+            checks=self.checks,
+            book=self.book,
+            findings=self.findings,
+            outputs=self.outputs,
+            arguments=self._args,
+            step_ctx=self._step_ctx,
+            error=self._error,
+        )
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -334,40 +231,10 @@ class Runner:
         return dataclasses.replace(ctx, cancel=self._cleanup_cancel)
 
     async def _call(self, call: Callable[[], T], timeout: float | None = None) -> T:
-        work = asyncio.ensure_future(self.clock.blocking(call))
-        if timeout is None:
-            return await work
-        sleeper = asyncio.ensure_future(self.clock.sleep(timeout))
-        try:
-            await asyncio.wait({work, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-        if work.done():
-            return work.result()
-        work.add_done_callback(lambda f: f.cancelled() or f.exception())
-        raise _StepTimeout(f"timed out after {durations.format(timeout)}")
+        return await clocks.within(self.clock, call, timeout)
 
     def _args(self, step: planning.PlannedStep, override: Mapping[str, Any] | None = None) -> contract.Args:
-        """The step's arguments (with ``override``, a ramp stage's) with run-time templates filled
-        in, validated."""
-        if step.args is not None and not override:
-            return step.args
-        assert step.activity is not None
-        try:
-            raw = templates.render(
-                {**step.raw_args, **(override or {})}, templates.RunScope(self.outputs, self.secrets)
-            )
-        except errors.ChaoskitError as e:
-            raise errors.SpecError([self.plan.problem((*step.path, "with"), e.message)]) from e
-        try:
-            args: contract.Args = step.activity.args.model_validate(raw)
-        except ValidationError as e:
-            problems = [
-                self.plan.problem((*step.path, "with", *loc), msg)
-                for loc, msg in planning.validation_messages(e, step.activity.args)
-            ]
-            raise errors.SpecError(problems) from e
-        return args
+        return stepping.arguments(self.plan, step, templates.RunScope(self.outputs, self.secrets), override)
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -475,9 +342,9 @@ class Runner:
                 await self._until_stopped(self._after())
             await self.measuring.stop(wait=not self._stopped_early)
             if self._rollbacks_due():
-                await self._section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
+                await self.steps.section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
             if self._setup_started:
-                await self._section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
+                await self.steps.section(Phase.TEARDOWN, self.plan.teardown, keep_going=True)
             await self.book.undo_all()
         finally:
             # Even on a chaoskit bug: nothing stays applied that we can take back.
@@ -494,41 +361,17 @@ class Runner:
             self.ledger.end(verdict.value)  # a ledger that can't be written is in the verdict already
         ended = self._at()
         self.bus.emit(events.VerdictReached(verdict, int(EXIT_CODES[verdict]), reason, ended))
-        return self._journal(info, started, ended, verdict, reason)
-
-    def _journal(
-        self,
-        info: journals.ExperimentInfo,
-        started: datetime,
-        ended: datetime,
-        verdict: Verdict,
-        reason: str,
-    ) -> journals.Journal:
-        j = self.journal
-        journal = journals.Journal(
+        return self.journal.journal(
             run_id=self.run_id,
-            chaoskit_version=chaoskit.__version__,
-            experiment=info,
+            info=info,
             started=started,
             ended=ended,
             verdict=verdict,
-            exit_code=int(EXIT_CODES[verdict]),
             reason=reason,
             seed=self.seed,
             ledger=str(self.ledger.path),
-            checks=j.checks,
-            steps=j.steps,
-            faults=j.faults,
-            guard_trips=j.trips,
-            recovery=j.recovery,
-            rollbacks=j.rollbacks,
-            teardown=j.teardown,
-            undo=j.undo,
-            errors=j.errors,
-            measures=j.measures,
-            samples=j.samples,
+            secrets=self.bus.secrets,
         )
-        return journals.redact(journal, self.bus.secrets)
 
     async def _until_stopped(self, work: Awaitable[None]) -> None:
         """Run ``work`` unless or until the run is interrupted; then cancel it and return."""
@@ -553,7 +396,7 @@ class Runner:
         if not await self._preflight():
             return
         self._setup_started = True
-        await self._section(Phase.SETUP, self.plan.setup)
+        await self.steps.section(Phase.SETUP, self.plan.setup)
         self.bus.emit(events.PhaseStarted(Phase.BEFORE, self._at()))
         failed = []
         for step in self.plan.steady_state:
@@ -594,38 +437,6 @@ class Runner:
             return False
         return True
 
-    async def _section(
-        self, phase: Phase, steps: Sequence[planning.PlannedStep], *, keep_going: bool = False
-    ) -> None:
-        if not steps:
-            return
-        self.bus.emit(events.PhaseStarted(phase, self._at()))
-        beside: list[asyncio.Future[None]] = []  # background steps; the section waits for them
-        aborted: _Abort | None = None
-        try:
-            for step in steps:
-                if step.background:
-                    beside.append(asyncio.ensure_future(self._step(step)))
-                    continue
-                try:
-                    await self._step(step)
-                except _Abort as e:
-                    if not keep_going:
-                        aborted = e
-                        break
-        except BaseException:  # interrupted, or a chaoskit bug: no background step is left behind
-            for task in beside:
-                task.cancel()
-            await asyncio.gather(*beside, return_exceptions=True)
-            raise
-        for outcome in await asyncio.gather(*beside, return_exceptions=True):
-            if isinstance(outcome, _Abort):
-                aborted = aborted or outcome
-            elif isinstance(outcome, BaseException):
-                raise outcome
-        if aborted is not None and not keep_going:
-            raise aborted
-
     async def _method(self) -> None:
         self.bus.emit(events.PhaseStarted(Phase.METHOD, self._at()))
         self._method_started = True
@@ -654,7 +465,7 @@ class Runner:
                     task = asyncio.ensure_future(self._background_step(step, stop))
                     self._background.add(task)
                 else:
-                    await self._step(step)
+                    await self.steps.step(step)
             if self._background:
                 await asyncio.gather(*self._background)
             # A fault's duration is honoured even when the steps after it finish sooner.
@@ -669,7 +480,7 @@ class Runner:
 
     async def _background_step(self, step: planning.PlannedStep, stop: asyncio.Event) -> None:
         try:
-            await self._step(step)
+            await self.steps.step(step)
         except _Abort:
             stop.set()  # an error in a background step stops the method like one in the foreground
 
@@ -682,164 +493,3 @@ class Runner:
         )
 
     # ---- steps ----------------------------------------------------------------------------
-
-    async def _step(self, step: planning.PlannedStep) -> None:
-        """Run one step and journal it; raise ``_Abort`` when it errored (already recorded)."""
-        started = self._at()
-        self.bus.emit(
-            events.StepStarted(
-                step.phase, step.index, step.label, step.kind, step.step.activity, step.background, started
-            )
-        )
-        status = journals.StepStatus.OK
-        output: Any = None
-        error: str | None = None
-        try:
-            output, status = await self._perform(step)
-        except asyncio.CancelledError:
-            status = journals.StepStatus.CANCELLED
-            raise
-        except _Abort as e:
-            status, error = journals.StepStatus.ERROR, str(e)
-            raise
-        finally:
-            self.bus.emit(
-                events.StepEnded(
-                    journals.StepRecord(
-                        phase=step.phase,
-                        index=step.index,
-                        name=step.label,
-                        kind=step.kind,
-                        activity=step.step.activity,
-                        status=status,
-                        started=started,
-                        ended=self._at(),
-                        background=step.background,
-                        output=journals.redact(jsonvalues.lenient(output), self.bus.secrets),
-                        error=error,
-                    )
-                )
-            )
-
-    async def _perform(self, step: planning.PlannedStep) -> tuple[Any, journals.StepStatus]:
-        spec = step.step
-        if isinstance(spec, models.PauseStep):
-            await self.clock.sleep(spec.pause)
-            return None, journals.StepStatus.OK
-        if isinstance(spec, models.ProbeStep):
-            if spec.until is None:
-                record = await self.checks.once(step, step.phase)
-            else:
-                record = await self.checks.until(step, spec.until)
-            if spec.id:
-                self.outputs[spec.id] = record.value
-            if not record.ok and step.phase is Phase.METHOD:
-                self.findings.deviations.append(
-                    f"method probe {record.step!r}: {record.error or record.message}"
-                )
-            status = journals.StepStatus.OK if record.ok else journals.StepStatus.FAILED
-            return record.value, status
-        if isinstance(spec, models.ActionStep):
-            output = await self._action(step)
-            if spec.id:
-                self.outputs[spec.id] = output
-            return output, journals.StepStatus.OK
-        targets = await self._inject(step)
-        output = [t.to_json() for t in targets]
-        if spec.id:
-            self.outputs[spec.id] = output
-        return output, journals.StepStatus.OK
-
-    def _fail(self, step: planning.PlannedStep, message: str) -> _Abort:
-        self._error(step.phase, step.label, message)
-        return _Abort(message)
-
-    async def _action(self, step: planning.PlannedStep) -> Any:
-        action = step.activity
-        assert isinstance(action, contract.Action)
-        ctx = self._step_ctx(step)
-        try:
-            args = self._args(step)
-        except errors.ChaoskitError as e:
-            raise self._fail(step, f"{action.name} failed: {e.render()}") from e
-        return await self.book.act(step, action, args, ctx)
-
-    async def _inject(self, step: planning.PlannedStep) -> list[contract.Target]:
-        fault = step.activity
-        spec = step.step
-        assert isinstance(fault, contract.Fault) and isinstance(spec, models.FaultStep)
-        ctx = self._step_ctx(step)
-        try:
-            args = self._args(step)
-            targets = list(await self._call(functools.partial(fault.targets, args, ctx), step.timeout))
-        except (errors.ChaoskitError, _StepTimeout) as e:
-            text = errors.text(e)
-            raise self._fail(step, f"{fault.name}: can't select targets: {text}") from e
-        except Exception as e:
-            raise self._fail(step, f"{fault.name} raised {type(e).__name__}: {e}") from e
-        if spec.ramp is not None:
-            return await self._ramp(step, fault, spec, spec.ramp, ctx)
-        for target in targets:
-            await self.book.inject(
-                step, fault, args, target, ctx=ctx, duration=spec.duration, allow_overlap=spec.allow_overlap
-            )
-        return targets
-
-    async def _ramp(
-        self,
-        step: planning.PlannedStep,
-        fault: contract.Fault[Any, Any],
-        spec: models.FaultStep,
-        ramp: models.Ramp,
-        ctx: contract.RunContext,
-    ) -> list[contract.Target]:
-        """Inject stage by stage, each on its own (the previous one taken back first), holding each
-        for ``ramp.hold`` and checking the steady state; the first stage that breaks it ends the
-        ramp, and its faults stay until the method ends, as any fault's do."""
-        stages = len(ramp.stages)
-        held: list[faultbooks.AppliedFault] = []
-        targets: list[contract.Target] = []
-        for number, value in enumerate(ramp.stages, start=1):
-            for applied in reversed(held):
-                await self.book.revert(applied)
-            args = self._args(step, planning.ramp_stage(ramp, value))
-            try:
-                targets = list(await self._call(functools.partial(fault.targets, args, ctx), step.timeout))
-            except (errors.ChaoskitError, _StepTimeout) as e:
-                text = errors.text(e)
-                raise self._fail(
-                    step, f"{fault.name}: ramp stage {number}: can't select targets: {text}"
-                ) from e
-            last = number == stages
-            held = [
-                await self.book.inject(
-                    step,
-                    fault,
-                    args,
-                    target,
-                    ctx=ctx,
-                    duration=spec.duration if last else None,
-                    allow_overlap=spec.allow_overlap,
-                )
-                for target in targets
-            ]
-            self.bus.emit(
-                events.Log(
-                    f"{step.label}: ramp stage {number}/{stages} ({planning.show_stage(ramp, value)}): "
-                    f"{wording.counted(len(targets), 'target')}, held {durations.format(ramp.hold)}",
-                    self._at(),
-                )
-            )
-            await self.clock.sleep(ramp.hold)
-            broken = []
-            for check in self.plan.steady_state:
-                record = await self.checks.once(check, Phase.METHOD)
-                if not record.ok:
-                    broken.append(f"{record.step}: {record.error or record.message}")
-            if broken:
-                self.findings.deviations.append(
-                    f"{step.label}: ramp stage {number}/{stages} ({planning.show_stage(ramp, value)}) broke "
-                    "the steady state: " + "; ".join(broken)
-                )
-                break
-        return targets

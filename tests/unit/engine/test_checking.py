@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from chaoskit import testing
-from chaoskit.engine import journals, phases, running
+from chaoskit.engine import clocks, journals, phases
 
 Verdict = journals.Verdict
 RELEASE = threading.Event()
@@ -33,7 +33,7 @@ def test_a_slow_call_expectation_does_not_stop_a_guard_keeping_its_interval() ->
     RELEASE.clear()
     call = {"call": f"{__name__}:accept_slowly", "arguments": {"seconds": 0.8}}
     journal = testing.run_experiment(
-        _doc(call), drivers=[testing.FakeDriver().driver()], clock=running.RealClock()
+        _doc(call), drivers=[testing.FakeDriver().driver()], clock=clocks.RealClock()
     )
     assert journal.verdict is Verdict.COMPLETED
     [judged] = [c for c in journal.checks if c.step == "judge slowly"]
@@ -49,7 +49,7 @@ def test_a_call_expectation_gets_the_steps_timeout() -> None:
     started = time.monotonic()
     try:
         journal = testing.run_experiment(
-            _doc(call, timeout="300ms"), drivers=[testing.FakeDriver().driver()], clock=running.RealClock()
+            _doc(call, timeout="300ms"), drivers=[testing.FakeDriver().driver()], clock=clocks.RealClock()
         )
     finally:
         RELEASE.set()

@@ -13,7 +13,7 @@ import pytest
 
 from chaoskit import errors, testing
 from chaoskit.drivers import registry
-from chaoskit.engine import halts, journals, ledgers, running
+from chaoskit.engine import clocks, halts, journals, ledgers
 
 
 def _doc(**changes: Any) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def test_pulling_the_lever_stops_a_run_reverts_and_runs_rollbacks(tmp_path: Path
     timer.start()
     try:
         journal = testing.run_experiment(
-            _doc(), [fake.driver()], clock=running.RealClock(), state_dir=tmp_path, run_id="halted-run"
+            _doc(), [fake.driver()], clock=clocks.RealClock(), state_dir=tmp_path, run_id="halted-run"
         )
     finally:
         timer.cancel()
@@ -223,7 +223,7 @@ def test_recovery_within_zero_judges_the_first_poll_once(tmp_path: Path) -> None
     held = testing.run_experiment(
         _doc(method=[{"fault": "fake.break", "with": {"targets": ["t1"]}}], recovery={"within": "0s"}),
         [testing.FakeDriver().driver()],
-        clock=running.RealClock(),
+        clock=clocks.RealClock(),
         state_dir=tmp_path,
     )
     assert held.verdict is journals.Verdict.COMPLETED, held.reason

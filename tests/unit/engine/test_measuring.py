@@ -15,7 +15,7 @@ import pytest
 
 from chaoskit import errors, testing
 from chaoskit.drivers import contract
-from chaoskit.engine import events, journals, measuring, phases, planning, running
+from chaoskit.engine import clocks, events, journals, measuring, phases, planning, running
 
 Verdict = journals.Verdict
 
@@ -193,7 +193,7 @@ def test_a_slow_sample_skips_ticks_instead_of_piling_up_and_never_delays_guards(
         guards=[{"name": "watch", "probe": "fake.value", "with": {"key": "guard"}, "interval": "100ms"}],
         measure={"probe": "slow.sample", "every": "100ms"},
     )
-    journal = testing.run_experiment(doc, drivers=[fake.driver(), driver], clock=running.RealClock())
+    journal = testing.run_experiment(doc, drivers=[fake.driver(), driver], clock=clocks.RealClock())
     assert journal.verdict is Verdict.COMPLETED
     assert slow.most == 1
     (record,) = journal.measures

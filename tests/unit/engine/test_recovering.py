@@ -22,7 +22,7 @@ CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
     from chaoskit import testing
-    from chaoskit.engine import running
+    from chaoskit.engine import clocks
 
     state, marker = Path(sys.argv[1]), sys.argv[2]
     doc = {
@@ -33,7 +33,7 @@ CHILD = textwrap.dedent(
         ],
     }
     # Real time: the parent kills this process while the pause runs.
-    testing.run_experiment(doc, clock=running.RealClock(), state_dir=state, run_id="crashed")
+    testing.run_experiment(doc, clock=clocks.RealClock(), state_dir=state, run_id="crashed")
     """
 )
 

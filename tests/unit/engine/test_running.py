@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from chaoskit import errors, testing
-from chaoskit.engine import events, journals, ledgers, phases, planning, running
+from chaoskit.engine import clocks, events, journals, ledgers, phases, planning, running
 
 Verdict = journals.Verdict
 
@@ -504,7 +504,7 @@ def test_a_hung_probe_times_out_and_does_not_keep_the_run_from_ending() -> None:
     doc = _doc(steady_state=[{"name": "stuck", "probe": "hang.forever", "timeout": "200ms"}], method=[])
     try:
         journal = testing.run_experiment(
-            doc, drivers=[testing.FakeDriver().driver(), hang], clock=running.RealClock()
+            doc, drivers=[testing.FakeDriver().driver(), hang], clock=clocks.RealClock()
         )
     finally:
         release.set()
