@@ -51,32 +51,7 @@ def scaffold(kind: str, target: str) -> Scaffold:
     return Scaffold(kind, target, builders[kind](target.strip().replace("${", "$${")))
 
 
-def _http(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise errors.UsageError(
-            f"--url {url!r} is not an http:// or https:// URL with a host",
-            hint="e.g. chaoskit init --url http://127.0.0.1:8080/health",
-        )
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as e:
-        raise errors.UsageError(f"--url {url!r}: {e}", hint="a port is a number from 1 to 65535") from None
-    host = parts.hostname
-    upstream = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    path = parts.path or "/"
-    if parts.query:
-        path += f"?{parts.query}"
-    # The embedded proxy forwards TCP; a certificate names the real host, not 127.0.0.1.
-    verify = (
-        "\n      # TLS goes through the proxy untouched, but the certificate names the real host, not"
-        "\n      # 127.0.0.1: don't check it here (or put the proxy where its name resolves to it).\n"
-        "      verify: false"
-        if parts.scheme == "https"
-        else ""
-    )
-    through = f"{parts.scheme}://127.0.0.1:${{proxy_port}}{path}"
-    return f"""\
+_HTTP = """\
 # A starter experiment written by `chaoskit init --url {url}`.
 #
 #   chaoskit validate {{file}}      # check it without running anything
@@ -91,7 +66,7 @@ def _http(url: str) -> str:
 # To learn how your service copes with a slow DEPENDENCY, put the proxy in front of that
 # dependency instead (change `upstream:` below) and point your service at the proxy's listen
 # address (127.0.0.1:${{proxy_port}}). Every argument of every activity: `chaoskit drivers NAME`.
-title: {_q(f"{host} answers within its latency budget through 300 ms of added latency, and recovers")}
+title: {title}
 description: >
   Steady state: {path} answers 200 and p99 latency stays below 500 ms. Then 300 ms of latency
   is added to the proxied link for 10 s. After it is removed the steady state must hold again
@@ -100,7 +75,7 @@ tags: [http, latency, toxiproxy]
 
 # Variables used below as ${{name}}; override any of them with `--var name=value`.
 config:
-  upstream: {_q(upstream)}
+  upstream: {upstream_q}
   # Ports on 127.0.0.1 for the proxy's API and for the proxied service: change them if taken.
   proxy_api: 18474
   proxy_port: 18475
@@ -128,13 +103,13 @@ steady_state:
   - name: the health URL answers 200
     probe: http.request
     with:
-      url: {_q(through)}
+      url: {through}
       timeout: 2s{verify}
     expect: {{path: status, equals: 200}}
   - name: p99 latency below 500 ms, at least 99% success
     probe: http.load
     with:
-      url: {_q(through)}
+      url: {through}
       requests: 100
       concurrency: 4
       timeout: 2s{verify}
@@ -156,7 +131,7 @@ method:
   - name: what callers see under the latency (recorded, not judged)
     probe: http.load
     with:
-      url: {_q(through)}
+      url: {through}
       duration: 5s
       concurrency: 4
       timeout: 3s{verify}
@@ -164,6 +139,42 @@ method:
 # How long the steady state may take to hold again after the last fault is taken back.
 recovery: {{within: 30s, interval: 1s}}
 """
+"""The ``--url`` scaffold (``str.format`` fields; ``{{`` is a literal brace)."""
+
+
+def _http(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise errors.UsageError(
+            f"--url {url!r} is not an http:// or https:// URL with a host",
+            hint="e.g. chaoskit init --url http://127.0.0.1:8080/health",
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as e:
+        raise errors.UsageError(f"--url {url!r}: {e}", hint="a port is a number from 1 to 65535") from None
+    host = parts.hostname
+    upstream = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    path = parts.path or "/"
+    if parts.query:
+        path += f"?{parts.query}"
+    # The embedded proxy forwards TCP; a certificate names the real host, not 127.0.0.1.
+    verify = (
+        "\n      # TLS goes through the proxy untouched, but the certificate names the real host, not"
+        "\n      # 127.0.0.1: don't check it here (or put the proxy where its name resolves to it).\n"
+        "      verify: false"
+        if parts.scheme == "https"
+        else ""
+    )
+    return _HTTP.format(
+        url=url,
+        upstream=upstream,
+        upstream_q=_q(upstream),
+        title=_q(f"{host} answers within its latency budget through 300 ms of added latency, and recovers"),
+        path=path,
+        through=_q(f"{parts.scheme}://127.0.0.1:${{proxy_port}}{path}"),
+        verify=verify,
+    )
 
 
 def _container(name: str) -> str:
