@@ -3,6 +3,7 @@
     ChaoskitError                 exit 4 unless a subclass says otherwise; shown without a traceback
     ├── UsageError                exit 2  bad flags or arguments on the command line
     ├── SpecError                 exit 2  an experiment, plan or catalog file is invalid
+    ├── DriverConflict            exit 2  installed drivers are ambiguous (a name registered twice)
     ├── DriverError               exit 4  a driver could not do what it was asked
     │   ├── ComponentMissing      exit 4  an optional library, server or kernel feature is not there
     │   ├── TargetError           exit 4  target selection found nothing, or found too much at run time
@@ -31,7 +32,7 @@ class ExitCode(enum.IntEnum):
     DEVIATED = 1
     """It did not hold after, recovery was too slow, a guard tripped or a method check failed."""
     INVALID = 2
-    """Bad file, bad flags, unknown fault or probe: nothing was run."""
+    """Bad file, bad flags, unknown fault or probe, ambiguous drivers: nothing was run."""
     NOT_STEADY = 3
     """The hypothesis did not hold before: nothing was injected."""
     ERROR = 4
@@ -106,6 +107,13 @@ class SpecError(ChaoskitError):
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} found"
         super().__init__("\n".join([head, *(p.render() for p in self.problems)]))
+
+
+class DriverConflict(ChaoskitError):
+    """The installed drivers are ambiguous: two drivers or two activities of one kind share a name,
+    or an activity is named outside its driver's prefix. Nothing runs until one is removed."""
+
+    exit_code = ExitCode.INVALID
 
 
 class DriverError(ChaoskitError):

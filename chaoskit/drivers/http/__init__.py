@@ -1,15 +1,15 @@
-"""The http driver: HTTP requests and load (latency percentiles), and TCP connects."""
+"""The http driver: HTTP requests and load (latency percentiles)."""
 
 from __future__ import annotations
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import connecting, loading, requesting
+from chaoskit.drivers.http import loading, requesting
 
 
 def driver() -> contract.Driver:
     return contract.Driver(
         name="http",
-        summary="HTTP endpoints and TCP ports: status, body, latency percentiles under load, connects.",
-        probes=[requesting.RequestProbe(), loading.LoadProbe(), connecting.ConnectProbe()],
+        summary="HTTP endpoints: status, body, latency percentiles under load.",
+        probes=[requesting.RequestProbe(), loading.LoadProbe()],
         actions=[requesting.RequestAction()],
     )

@@ -1,4 +1,4 @@
-"""``tcp.connect``: can a TCP connection be opened, and how long does it take."""
+"""TCP ports: ``tcp.connect``, can a connection be opened, and how long does it take."""
 
 from __future__ import annotations
 
@@ -20,12 +20,11 @@ class ConnectArgs(contract.Args):
     """Give up after this long."""
 
 
-class ConnectProbe(contract.Probe[ConnectArgs]):
+class Connect(contract.Probe[ConnectArgs], args=ConnectArgs):
     name = "tcp.connect"
     summary = "Open a TCP connection: {connected, elapsed_ms, error}; a refusal is an answer, not an error."
-    args = ConnectArgs
 
-    def run(self, args: ConnectArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: ConnectArgs, ctx: contract.RunContext) -> contract.JsonValue:
         started = time.perf_counter()
         error: str | None = None
         try:

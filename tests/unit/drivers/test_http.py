@@ -1,5 +1,5 @@
 """The http driver against a real threaded HTTP server on 127.0.0.1: request shapes, load
-percentiles and error kinds, TCP connects, and the rule that header values never reach errors."""
+percentiles and error kinds, and the rule that header values never reach errors."""
 
 from __future__ import annotations
 
@@ -28,7 +28,6 @@ from chaoskit.drivers.http import latencies, requesting
 DRIVER = http_driver()
 REQUEST = next(p for p in DRIVER.probes if p.name == "http.request")
 LOAD = next(p for p in DRIVER.probes if p.name == "http.load")
-CONNECT = next(p for p in DRIVER.probes if p.name == "tcp.connect")
 
 SECRET = "Bearer s3cr3t-token-value"
 
@@ -573,16 +572,3 @@ def test_load_speaks_http2_when_the_server_picks_it(h2_server: str) -> None:
     )
     assert out["protocol"] == "HTTP/2"  # type: ignore[index]
     assert out["successes"] == 20 and out["errors"] == {}  # type: ignore[index]
-
-
-# -- tcp.connect -------------------------------------------------------------------------------------
-
-
-def test_tcp_connect_answers_both_ways(server: str) -> None:
-    port = int(server.rsplit(":", 1)[1])
-    ok = CONNECT.run(CONNECT.args(port=port), ctx())
-    assert isinstance(ok, dict) and ok["connected"] is True and ok["error"] is None
-    refused = CONNECT.run(CONNECT.args(host="127.0.0.1", port=closed_port(), timeout="2s"), ctx())
-    assert isinstance(refused, dict) and refused["connected"] is False
-    assert "refused" in str(refused["error"]).lower()
-    assert isinstance(refused["elapsed_ms"], float)
