@@ -25,7 +25,7 @@ from pydantic import Field, JsonValue, StrictBool
 from chaoskit import errors
 from chaoskit.drivers import contract, registry, targeting
 from chaoskit.engine import clocks, events, journals, planning, running
-from chaoskit.spec import loading, models, templates
+from chaoskit.spec import models, reading, templates
 
 T = TypeVar("T")
 
@@ -350,7 +350,7 @@ def source(
     if isinstance(doc_or_yaml, models.Experiment):
         return planning.Document(doc_or_yaml, name)
     text = doc_or_yaml if isinstance(doc_or_yaml, str) else yaml.safe_dump(dict(doc_or_yaml), sort_keys=False)
-    return loading.load_text(text, name=name, variables=variables)
+    return reading.load_text(text, name=name, variables=variables)
 
 
 def run_experiment(
