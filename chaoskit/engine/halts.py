@@ -5,9 +5,9 @@ until ``chaoskit resume``.
 A lever is a place that says "halted" (with who, when and why):
 
 * the state dir's ``halt.json`` — every run on the machine that shares the state dir;
-* ``$CHAOSKIT_HALT`` — a file path (e.g. on a shared volume) with the same JSON, an ``http(s)://``
-  URL that answers ``{"halted": true, ...}``, or a lever a driver offers by scheme (e.g.
-  ``kubernetes://<namespace>/<configmap>``).
+* ``$CHAOSKIT_HALT`` — a file path (e.g. on a shared volume) with the same JSON, or a lever a
+  driver offers by scheme: an ``http(s)://`` URL that answers ``{"halted": true, ...}`` (the http
+  driver's), ``kubernetes://<namespace>/<configmap>``. The engine itself never opens a socket.
 
 A lever that can't be read is not a halt (a network blip must not stop every experiment); it is
 reported once per lever instead. Remote levers (URLs, a driver's) are read at most once a
@@ -19,11 +19,8 @@ from __future__ import annotations
 import getpass
 import json
 import os
-import socket
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -74,7 +71,7 @@ def _who() -> str:
         user = getpass.getuser()
     except (KeyError, OSError):  # a uid without a passwd entry (containers)
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{os.uname().nodename}"
 
 
 def _now() -> str:
@@ -186,42 +183,8 @@ class FileLever(contract.Lever):
         _write_json(self.path, data)
 
 
-class HttpLever(contract.Lever):
-    """A URL (an incident tool, a status page's API): GET answering 200 with ``{"halted": true,
-    ...}`` means halted; 404 or 204 mean not halted; anything else, or no answer, is a problem
-    (not a halt). Read-only: pull it where it is kept."""
-
-    def read(self, timeout: float) -> Mapping[str, str] | None:
-        request = urllib.request.Request(self.uri, headers={"Accept": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                status = int(response.status)
-                raw = response.read(1 << 16)
-        except urllib.error.HTTPError as e:
-            e.close()
-            if e.code == 404:
-                return None
-            raise errors.ChaoskitError(f"the halt lever {self.uri} answered {e.code} {e.reason}") from e
-        except (urllib.error.URLError, OSError, ValueError) as e:
-            why = getattr(e, "reason", None) or e
-            raise errors.ChaoskitError(f"the halt lever {self.uri} can't be reached: {why}") from e
-        if status == 204:
-            return None
-        if status != 200:
-            raise errors.ChaoskitError(f"the halt lever {self.uri} answered {status}")
-        halt = _parse(raw, self.uri)
-        return {"halted": "false"} if halt is None else {**halt.to_json(), "halted": "true"}
-
-    def write(self, fields: Mapping[str, str], timeout: float) -> None:
-        raise errors.UsageError(
-            f"the halt lever {self.uri} is a URL: chaoskit only reads it",
-            hint="pull it in the tool that serves it (e.g. declare the incident); "
-            "`chaoskit halt` pulls the local lever and file or kubernetes:// levers",
-        )
-
-
 def factories(drivers: registry.Registry | LeverFactories | None = None) -> dict[str, contract.LeverFactory]:
-    """Every lever scheme: ``file``, ``http``, ``https`` and those drivers offer (``kubernetes``).
+    """Every lever scheme: ``file``, and those drivers offer (``http``, ``https``, ``kubernetes``).
     ``None`` loads the installed drivers."""
     found: dict[str, contract.LeverFactory] = {}
     if drivers is None:
@@ -231,7 +194,7 @@ def factories(drivers: registry.Registry | LeverFactories | None = None) -> dict
             found.update(driver.levers)
     else:
         found.update(drivers)
-    found.update({"file": FileLever, "http": HttpLever, "https": HttpLever})
+    found["file"] = FileLever
     return found
 
 
@@ -244,7 +207,7 @@ def open_lever(uri: str, drivers: registry.Registry | LeverFactories | None = No
     scheme, sep, _ = uri.partition("://")
     if not sep or "/" in scheme:
         return FileLever(uri)
-    known = factories(drivers if scheme not in ("file", "http", "https") else {})
+    known = factories(drivers if scheme != "file" else {})
     factory = known.get(scheme.lower())
     if factory is None:
         raise errors.UsageError(

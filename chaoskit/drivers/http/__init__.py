@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import loading, requesting
+from chaoskit.drivers.http import levers, loading, requesting
 
 
 def driver() -> contract.Driver:
@@ -12,4 +12,5 @@ def driver() -> contract.Driver:
         summary="HTTP endpoints: status, body, latency percentiles under load.",
         probes=[requesting.RequestProbe(), loading.LoadProbe()],
         actions=[requesting.RequestAction()],
+        levers={"http": levers.HttpLever, "https": levers.HttpLever},
     )

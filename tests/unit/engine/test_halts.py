@@ -164,6 +164,12 @@ def test_the_kubernetes_scheme_comes_from_the_kubernetes_driver() -> None:
         halts.open_lever("kubernetes://Bad_NS")
 
 
+def test_the_http_schemes_come_from_the_http_driver_so_the_engine_opens_no_socket() -> None:
+    assert type(halts.open_lever("https://status.example/halt")).__name__ == "HttpLever"
+    with pytest.raises(errors.UsageError, match="unknown scheme 'http'"):
+        halts.open_lever("http://127.0.0.1:9/halt", {})
+
+
 def test_a_damaged_lever_file_is_a_problem_not_a_halt(tmp_path: Path) -> None:
     halts.local_path(tmp_path).write_text("{not json")
     watch = halts.Watch(tmp_path, environ={})
