@@ -12,6 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -21,7 +22,10 @@ from chaoskit.cli import loading, options, rendering
 from chaoskit.drivers import contract
 from chaoskit.engine import events, journals, ledgers, planning, running
 from chaoskit.report import outputs
-from chaoskit.spec import templates
+from chaoskit.spec import reading, templates
+
+if TYPE_CHECKING:
+    from chaoskit import metrics
 
 
 @click.command()
@@ -130,13 +134,67 @@ def command(
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     root = ledgers.state_dir(state_dir)
     if dry_run:
-        ctx = contract.RunContext(run_id="dry-run", dry_run=True, state_dir=root)
-        try:
-            touches = planning.dry_run(plan, ctx)
-        finally:
-            ctx.close()
-        rendering.show_plan(console, plan, touches)
+        _dry_run(console, plan, root)
         return
+    settings = _settings(file, loaded, root, var_files, seed=seed, run_id=run_id, max_duration=max_duration)
+    journal, telemetry = _execute(
+        running.Runner(plan, settings, bus=(bus := events.Bus())),
+        bus,
+        console,
+        quiet=quiet,
+        metrics_port=metrics_port,
+        pushgateway=pushgateway,
+    )
+    # The run is over and everything is taken back; a late signal must not cut the journal short.
+    # A Python-level no-op, not SIG_IGN: an ignored signal would stay ignored in every process
+    # started after this one (exec keeps SIG_IGN), e.g. by a test that runs this command in-process.
+    previous = {sig: signal.signal(sig, _late_signal) for sig in TERMINATING}
+
+    def warn(message: str) -> None:
+        console.print(message, highlight=False, markup=False)
+
+    if telemetry is not None:
+        telemetry.finish(warn=warn)
+    exit_code, written = _keep(
+        journal, root, warn, journal_path=journal_path, junit_path=junit_path, report_path=report_path
+    )
+    if quiet:
+        console.print(
+            f"{journal.verdict.value} (exit {journal.exit_code}): {journal.reason}", highlight=False
+        )
+    if output == "json":
+        sys.stdout.write(journals.dumps(journal))
+    elif not quiet and written is not None:
+        mine = written == (journal_path or own_journal(journal.run_id)) and journal_path is None
+        newest = f" (the newest: {LATEST})" if mine else ""
+        console.print(f"[dim]journal: {written}{newest} · run {journal.run_id}[/]", highlight=False)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    sys.exit(exit_code)
+
+
+def _dry_run(console: Console, plan: planning.Plan, root: Path) -> None:
+    """Resolve every target and print the plan; nothing is injected, nothing is ledgered."""
+    ctx = contract.RunContext(run_id="dry-run", dry_run=True, state_dir=root)
+    try:
+        touches = planning.dry_run(plan, ctx)
+    finally:
+        ctx.close()
+    rendering.show_plan(console, plan, touches)
+
+
+def _settings(
+    file: Path,
+    loaded: reading.Loaded,
+    root: Path,
+    var_files: tuple[Path, ...],
+    *,
+    seed: int | None,
+    run_id: str | None,
+    max_duration: float | None,
+) -> running.Settings:
+    """What the runner needs besides the plan: the secrets resolved now (a missing one is exit 2
+    before anything runs) and what the journal says about the file."""
     try:
         secrets = templates.resolve_secrets(loaded.experiment, {**os.environ, **options.dotenv(var_files)})
     except errors.ChaoskitError as e:
@@ -148,7 +206,7 @@ def command(
         tags=list(loaded.experiment.tags),
         sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
     )
-    settings = running.Settings(
+    return running.Settings(
         state_dir=root,
         seed=seed,
         experiment=info,
@@ -156,8 +214,19 @@ def command(
         run_id=run_id,
         max_duration=max_duration,
     )
-    bus = events.Bus()
-    runner = running.Runner(plan, settings, bus=bus)
+
+
+def _execute(
+    runner: running.Runner,
+    bus: events.Bus,
+    console: Console,
+    *,
+    quiet: bool,
+    metrics_port: int | None,
+    pushgateway: str | None,
+) -> tuple[journals.Journal, metrics.Telemetry | None]:
+    """Run, with the live console (or, when quiet, only what is still applied) and the metrics
+    asked for; the journal, and the metrics still to be finished."""
     live = rendering.LiveConsole(console) if not quiet else None
     if live is not None:
         bus.subscribe(live)
@@ -171,17 +240,20 @@ def command(
 
         telemetry = metrics.attach(bus, port=metrics_port, pushgateway=pushgateway)
     with live or contextlib.nullcontext():
-        journal = asyncio.run(_run(runner))
-    # The run is over and everything is taken back; a late signal must not cut the journal short.
-    # A Python-level no-op, not SIG_IGN: an ignored signal would stay ignored in every process
-    # started after this one (exec keeps SIG_IGN), e.g. by a test that runs this command in-process.
-    previous = {sig: signal.signal(sig, _late_signal) for sig in TERMINATING}
+        return asyncio.run(_run(runner)), telemetry
 
-    def warn(message: str) -> None:
-        console.print(message, highlight=False, markup=False)
 
-    if telemetry is not None:
-        telemetry.finish(warn=warn)
+def _keep(
+    journal: journals.Journal,
+    root: Path,
+    warn: Callable[[str], None],
+    *,
+    journal_path: Path | None,
+    junit_path: Path | None,
+    report_path: Path | None,
+) -> tuple[int, Path | None]:
+    """Write the journal and the outputs asked for; the exit code (the verdict's, or 4 when the
+    journal could not go where it was asked) and where the journal went (None: nowhere)."""
     exit_code = journal.exit_code
     path = journal_path or own_journal(journal.run_id)
     written: Path | None = path
@@ -207,18 +279,7 @@ def command(
         report_path=report_path,
         warn=warn,
     )
-    if quiet:
-        console.print(
-            f"{journal.verdict.value} (exit {journal.exit_code}): {journal.reason}", highlight=False
-        )
-    if output == "json":
-        sys.stdout.write(journals.dumps(journal))
-    elif not quiet and written is not None:
-        newest = f" (the newest: {LATEST})" if written == path and journal_path is None else ""
-        console.print(f"[dim]journal: {written}{newest} · run {journal.run_id}[/]", highlight=False)
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-    sys.exit(exit_code)
+    return exit_code, written
 
 
 def _late_signal(signum: int, frame: object) -> None:
