@@ -1,5 +1,5 @@
 """``chaoskit drivers [NAME]``: the installed drivers in one line each; a driver's faults, probes and
-actions with their arguments; or one activity.
+actions with their arguments; or one activity. ``--source`` says where each one's code is.
 
 Only the driver a NAME needs is imported, and arguments are described (which reads their source)
 only when shown.
@@ -46,18 +46,21 @@ def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
     return out
 
 
-def _activity(item: Any, kind: str, *, full: bool) -> dict[str, Any]:
+def _activity(item: registry.Activity, kind: str, *, full: bool, source: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": item.name, "summary": item.summary}
-    if kind == "faults":
+    if isinstance(item, contract.Fault):
         entry["reversibility"] = item.reversibility.value
+    if source:
+        entry["source"] = registry.source(item)
     if full:
         entry["args"] = _arguments(item.args)
     return entry
 
 
-def describe(drivers: registry.Registry, *, full: bool = True) -> list[dict[str, Any]]:
+def describe(drivers: registry.Registry, *, full: bool = True, source: bool = False) -> list[dict[str, Any]]:
     """Every driver as JSON-ready data: what ``--output json`` prints; without ``full``, no
-    arguments (which are slow to describe)."""
+    arguments (which are slow to describe); with ``source``, where each driver came from
+    (``origin``) and each activity's ``module:Class`` (``source``)."""
     out = []
     for name, driver in sorted(drivers.drivers.items()):
         missing = driver.missing()
@@ -66,8 +69,10 @@ def describe(drivers: registry.Registry, *, full: bool = True) -> list[dict[str,
             "summary": driver.summary,
             "unavailable": installing.install_hints(missing) if missing else missing,
         }
+        if source:
+            entry["origin"] = drivers.origins.get(name, "")
         for kind in KINDS:
-            entry[kind] = [_activity(item, kind, full=full) for item in getattr(driver, kind)]
+            entry[kind] = [_activity(item, kind, full=full, source=source) for item in getattr(driver, kind)]
         out.append(entry)
     for name, why in sorted(drivers.broken.items()):
         out.append(
@@ -97,9 +102,9 @@ def _pick(data: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return picked
 
 
-def _described(drivers: registry.Registry, name: str) -> list[dict[str, Any]]:
+def _described(drivers: registry.Registry, name: str, *, source: bool) -> list[dict[str, Any]]:
     """``_pick`` of ``drivers``, with the arguments of only what was picked."""
-    picked = _pick(describe(drivers, full=False), name)
+    picked = _pick(describe(drivers, full=False, source=source), name)
     activities: dict[str, Mapping[str, Any]] = {
         "faults": drivers.faults,
         "probes": drivers.probes,
@@ -112,17 +117,17 @@ def _described(drivers: registry.Registry, name: str) -> list[dict[str, Any]]:
     return picked
 
 
-def _select(name: str) -> list[dict[str, Any]]:
+def _select(name: str, *, source: bool = False) -> list[dict[str, Any]]:
     """What ``chaoskit drivers NAME`` shows; a name that matches nothing is a usage error with the
     closest name."""
-    # An activity's name mostly starts with its driver's: load only that driver.
-    found = _described(registry.load(only={name.split(".", 1)[0]}), name)
+    # An activity's name starts with its driver's (the registry sees to it): load only that driver.
+    found = _described(registry.load(only={name.split(".", 1)[0]}), name, source=source)
     if found:
         return found
     everything = describe(registry.load(), full=False)
     owners = {d["name"] for d in _pick(everything, name)}
-    if owners:  # tcp.connect is the http driver's
-        return _described(registry.load(only=owners), name)
+    if owners:  # a third party's entry point may be named other than its driver
+        return _described(registry.load(), name, source=source)
     names = [d["name"] for d in everything] + [a["name"] for d in everything for k in KINDS for a in d[k]]
     close = difflib.get_close_matches(name, sorted(set(names)), n=1, cutoff=0.6)
     raise errors.UsageError(
@@ -165,21 +170,44 @@ def _full(console: Console, data: list[dict[str, Any]]) -> None:
                     )
 
 
+def _sources(console: Console, data: list[dict[str, Any]]) -> None:
+    """Each driver with where it came from, then each activity with its ``module:Class``."""
+    for driver in data:
+        console.print(f"[bold]{driver['name']}[/]  [dim]{escape(driver.get('origin') or '')}[/]")
+        if driver["unavailable"]:
+            console.print(f"  [yellow]unavailable: {escape(driver['unavailable'])}[/]")
+        width = max((len(a["name"]) for kind in KINDS for a in driver[kind]), default=0)
+        for kind in KINDS:
+            for item in driver[kind]:
+                console.print(f"  {kind[:-1]:6} {item['name']:{width}}  {escape(item['source'])}")
+
+
 @click.command()
 @click.argument("name", required=False)
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def command(name: str | None, output: str) -> None:
+@click.option(
+    "--source",
+    is_flag=True,
+    help="Where each activity's code is (module:Class) and where each driver came from (entry "
+    "point and distribution).",
+)
+def command(name: str | None, output: str, source: bool) -> None:
     """The installed drivers, each with its faults, probes and actions; NAME (a driver such as
     toxiproxy, or an activity such as toxiproxy.latency) shows its arguments.
 
     Without NAME, --output json gives every driver with every argument.
     """
-    data = _select(name) if name is not None else describe(registry.load(), full=output == "json")
+    if name is not None:
+        data = _select(name, source=source)
+    else:
+        data = describe(registry.load(), full=output == "json", source=source)
     if output == "json":
         click.echo(json.dumps(data, indent=2))
         return
     console = Console(highlight=False, soft_wrap=True)
-    if name is None:
+    if source:
+        _sources(console, data)
+    elif name is None:
         _summary(console, data)
     else:
         _full(console, data)

@@ -3,6 +3,7 @@ install hint for a missing extra that is right for how chaoskit was installed.""
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -50,10 +51,43 @@ def test_an_activity_name_shows_that_activity_only() -> None:
     assert code == 0
     assert "toxiproxy.latency" in output and "latency: number (required)" in output
     assert "toxiproxy.bandwidth" not in output and "toxiproxy.down" not in output
-    # Named by another driver's prefix, and a probe and an action with one name.
+    # A driver of its own, and a probe and an action with one name.
     assert "tcp.connect" in _invoke("tcp.connect")[1]
     both = _invoke("process.command")[1]
     assert "probe  process.command" in both and "action process.command" in both
+
+
+def test_source_names_each_activitys_module_and_class_one_hop_from_its_name() -> None:
+    code, output = _invoke("--source")
+    assert code == 0, output
+    lines = [line.split() for line in output.splitlines()]
+    found = {
+        words[1]: words[2] for words in lines if len(words) == 3 and words[0] in {"fault", "probe", "action"}
+    }
+    assert found["process.kill"] == "chaoskit.drivers.process.signalling:Kill"
+    assert found["tcp.connect"] == "chaoskit.drivers.tcp.ports:Connect"
+    assert "entry point 'tcp' = chaoskit.drivers.tcp:driver of chaoskit" in output
+    # Every line names code that is there: module:Class imports and is the registered class.
+    loaded = registry.load()
+    every = {**loaded.faults, **loaded.actions, **loaded.probes}
+    assert set(found) == set(every)
+    for where in found.values():
+        module, _, attribute = where.partition(":")
+        assert hasattr(importlib.import_module(module), attribute), where
+
+
+def test_source_for_one_activity_and_in_json() -> None:
+    code, output = _invoke("--source", "process.command")
+    assert code == 0
+    assert "probe  process.command  chaoskit.drivers.process." in output
+    assert "action process.command  chaoskit.drivers.process." in output
+    code, text = _invoke("--source", "tcp.connect", "--output", "json")
+    [tcp] = json.loads(text)
+    assert tcp["origin"].startswith("entry point 'tcp'")
+    assert tcp["probes"][0]["source"] == "chaoskit.drivers.tcp.ports:Connect"
+    # Without --source the JSON is as it was.
+    [plain] = json.loads(_invoke("tcp.connect", "--output", "json")[1])
+    assert "origin" not in plain and "source" not in plain["probes"][0]
 
 
 def test_json_for_one_activity_has_its_arguments() -> None:
