@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import clusters, faults
+from chaoskit.drivers.kubernetes import clusters, pods
 from chaoskit.kube import apis, kubeconfigs
 
 
@@ -90,11 +90,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         path = f"/api/v1/namespaces/{namespace}/pods"
         made = time.perf_counter()
-        pods = [(f"victim-{i:04d}", {"bench": "delete"}) for i in range(args.pods)]
-        pods += [(f"decoy-{i:04d}", {"bench": "keep"}) for i in range(args.decoys)]
+        made_pods = [(f"victim-{i:04d}", {"bench": "delete"}) for i in range(args.pods)]
+        made_pods += [(f"decoy-{i:04d}", {"bench": "keep"}) for i in range(args.decoys)]
         with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda p: api.post(path, _pod(*p), what="bench: pod"), pods))
-        print(f"created {len(pods)} pods in {time.perf_counter() - made:.1f}s (not measured)")
+            list(pool.map(lambda p: api.post(path, _pod(*p), what="bench: pod"), made_pods))
+        print(f"created {len(made_pods)} pods in {time.perf_counter() - made:.1f}s (not measured)")
 
         calls: Counter[str] = Counter()
         original = api.client.call_api
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             return original(method, url, *rest, **kwargs)
 
         api.client.call_api = counting
-        fault = faults.PodsDelete()
+        fault = pods.PodsDelete()
         fault_args = fault.args.model_validate({"namespace": namespace, "label_selector": "bench=delete"})
         started = time.perf_counter()
         targets = fault.targets(fault_args, ctx)

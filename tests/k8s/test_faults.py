@@ -17,7 +17,16 @@ import pytest
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import clusters, evicting, faults, probes, sweeping
+from chaoskit.drivers.kubernetes import (
+    clusters,
+    events,
+    networkpolicies,
+    nodes,
+    pods,
+    resources,
+    sweeping,
+    workloads,
+)
 from chaoskit.engine import journals, planning
 from chaoskit.kube import kubeconfigs, marks
 from chaoskit.spec import reading
@@ -59,16 +68,16 @@ def test_a_pdb_makes_eviction_refuse_with_a_clear_message_per_pod(
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=2)
     cluster.pdb(namespace, "web", {"app": "web"}, min_available=2)
-    fault = faults.PodsEvict()
+    fault = pods.PodsEvict()
     args = fault.args.model_validate({"namespace": namespace, "label_selector": selector})
-    pods = sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector))
+    chosen = sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector))
 
     # Every chosen pod is judged (a server-side dry run) before any is evicted: all refusals, one each.
-    with pytest.raises(evicting.EvictionRefused) as caught:
+    with pytest.raises(pods.EvictionRefused) as caught:
         fault.targets(args, ctx)
     error = caught.value
     assert "2 of 2 chosen pods can't be evicted now; nothing was evicted" in error.message
-    for pod in pods:
+    for pod in chosen:
         assert f"pod {namespace}/{pod}: eviction refused (429" in error.message
     assert error.message.count("disruption budget") == 2
     assert "PodDisruptionBudget" in (error.hint or "")
@@ -85,8 +94,8 @@ def test_a_pdb_makes_eviction_refuse_with_a_clear_message_per_pod(
     journal = running.run(experiment, {}, tmp_path / "state", tmp_path / "journal.json")
     assert journal.verdict is journals.Verdict.ERROR
     text = journal.model_dump_json()
-    assert all(f"pod {namespace}/{pod}: eviction refused" in text for pod in pods), text
-    assert sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)) == pods
+    assert all(f"pod {namespace}/{pod}: eviction refused" in text for pod in chosen), text
+    assert sorted(p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)) == chosen
 
 
 def test_evictions_that_use_up_a_budget_wait_for_it_to_return_as_drain_does(
@@ -104,14 +113,14 @@ def test_evictions_that_use_up_a_budget_wait_for_it_to_return_as_drain_does(
     # Each eviction alone is allowed, so both pass the judging; the first then uses up the budget.
     # With timeout 0s the second is refused at once, named, and saying it did not wait.
     first = ready()
-    with pytest.raises(evicting.EvictionRefused, match=r"eviction refused \(429.*still refused after 0s"):
-        inject(faults.PodsEvict(), {"namespace": namespace, "label_selector": selector, "timeout": "0s"}, ctx)
+    with pytest.raises(pods.EvictionRefused, match=r"eviction refused \(429.*still refused after 0s"):
+        inject(pods.PodsEvict(), {"namespace": namespace, "label_selector": selector, "timeout": "0s"}, ctx)
     assert len(first - ready()) == 1  # exactly one was evicted
 
     # By default it waits until the first replacement is ready and the budget is back, like drain.
     wait_until("two ready pods and a budget of one again", lambda: len(ready()) == 2 and budget() == 1)
     second = ready()
-    applied = inject(faults.PodsEvict(), {"namespace": namespace, "label_selector": selector}, ctx)
+    applied = inject(pods.PodsEvict(), {"namespace": namespace, "label_selector": selector}, ctx)
     assert len(applied) == 2
     wait_until("two new ready pods", lambda: len(now := ready()) == 2 and not now & second)
 
@@ -122,12 +131,12 @@ def test_a_drain_blocked_by_a_pdb_names_the_pod_and_leaves_the_node_cordoned_for
     selector = cluster.deployment(namespace, "web", replicas=2)
     cluster.pdb(namespace, "web", {"app": "web"}, min_available=2)
     node = sorted(p["spec"]["nodeName"] for p in cluster.ready_pods(namespace, selector))[0]
-    fault = faults.NodeDrain()
+    fault = nodes.NodeDrain()
     args = fault.args.model_validate({"names": [node], "timeout": "3s"})
     (target,) = fault.targets(args, ctx)
     data = ledgered(fault, fault.prepare(args, target, ctx))
     try:
-        with pytest.raises(evicting.EvictionRefused, match=rf"drain of node {node}: \d pods? still refused"):
+        with pytest.raises(pods.EvictionRefused, match=rf"drain of node {node}: \d pods? still refused"):
             fault.inject(args, target, data, ctx)
         assert cluster.node(node)["spec"].get("unschedulable") is True
         assert fault.revert(data, ctx) == contract.RevertOutcome.REVERTED
@@ -143,11 +152,11 @@ def test_cordon_keeps_a_node_cordoned_that_was_cordoned_before(
     node = sorted(n["metadata"]["name"] for n in cluster.schedulable_nodes())[-1]
     cluster.api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": True}}, what="test: pre-cordon")
     try:
-        ((_target, data),) = inject(faults.NodeCordon(), {"names": [node]}, ctx)
+        ((_target, data),) = inject(nodes.NodeCordon(), {"names": [node]}, ctx)
         assert data.was_unschedulable is True
         labels = cluster.node(node)["metadata"]["labels"]
         assert labels[marks.RUN_ID] == marks.label_value(ctx.run_id)
-        faults.NodeCordon().revert(data, ctx)
+        nodes.NodeCordon().revert(data, ctx)
         after = cluster.node(node)
         assert after["spec"].get("unschedulable") is True  # the operator's own cordon stays
         assert marks.RUN_ID not in after["metadata"]["labels"]
@@ -183,10 +192,10 @@ def test_scale_reverts_to_the_replica_count_recorded_before(
 ) -> None:
     if kind == "deployment":
         cluster.deployment(namespace, "web", replicas=3)
-        fault: faults.WorkloadScale = faults.DeploymentScale()
+        fault: workloads.WorkloadScale = workloads.DeploymentScale()
     else:
         statefulset(cluster, namespace, "db", replicas=3)
-        fault = faults.StatefulSetScale()
+        fault = workloads.StatefulSetScale()
     name = "web" if kind == "deployment" else "db"
     path = f"/apis/apps/v1/namespaces/{namespace}/{kind}s/{name}"
     ((_, data),) = inject(fault, {"namespace": namespace, "name": name, "replicas": 1}, ctx)
@@ -236,7 +245,7 @@ def test_rollout_restart_replaces_every_pod_and_the_rollout_probe_sees_it_comple
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=2)
     before = {p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)}
-    inject(faults.DeploymentRestart(), {"namespace": namespace, "name": "web"}, ctx)
+    inject(workloads.DeploymentRestart(), {"namespace": namespace, "name": "web"}, ctx)
     # Never reverted, so no chaoskit marks that only a sweep would remove; kubectl's annotation only.
     deployment = cluster.api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments/web", what="test")
     meta = deployment["metadata"]
@@ -244,7 +253,7 @@ def test_rollout_restart_replaces_every_pod_and_the_rollout_probe_sees_it_comple
     template = deployment["spec"]["template"]["metadata"]["annotations"]
     assert "kubectl.kubernetes.io/restartedAt" in template
 
-    done = probe(probes.RolloutComplete(), {"namespace": namespace, "name": "web", "wait": "90s"}, ctx)
+    done = probe(workloads.RolloutComplete(), {"namespace": namespace, "name": "web", "wait": "90s"}, ctx)
 
     assert done == {"complete": True, "reason": "complete"}
     after = wait_until(
@@ -257,7 +266,7 @@ def test_rollout_restart_replaces_every_pod_and_the_rollout_probe_sees_it_comple
         ),
     )
     assert after
-    available = probe(probes.DeploymentAvailable(), {"namespace": namespace, "name": "web"}, ctx)
+    available = probe(workloads.DeploymentAvailable(), {"namespace": namespace, "name": "web"}, ctx)
     assert available["available"] == 2 and available["available_condition"] is True
 
 
@@ -265,15 +274,15 @@ def test_pods_ready_counts_ready_pods_and_waits_for_min_ready(
     cluster: Cluster, namespace: str, ctx: contract.RunContext
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=3)
-    counts = probe(probes.PodsReady(), {"namespace": namespace, "label_selector": selector}, ctx)
+    counts = probe(pods.PodsReady(), {"namespace": namespace, "label_selector": selector}, ctx)
     assert counts["ready"] == 3 and counts["total"] == 3 and counts["ratio"] == 1.0
     inject(
-        faults.PodsDelete(),
+        pods.PodsDelete(),
         {"namespace": namespace, "label_selector": selector, "count": 1, "grace_period": 0},
         ctx,
     )
     healed = probe(
-        probes.PodsReady(),
+        pods.PodsReady(),
         {"namespace": namespace, "label_selector": selector, "min_ready": 3, "wait": "60s"},
         ctx,
     )
@@ -288,14 +297,14 @@ def test_the_resource_probe_returns_any_object_as_json(
         {"metadata": {"name": "settings", "labels": {"tier": "x"}}, "data": {"mode": "strict"}},
         what="test",
     )
-    one = probe(probes.Resource(), {"kind": "ConfigMap", "name": "settings", "namespace": namespace}, ctx)
+    one = probe(resources.Resource(), {"kind": "ConfigMap", "name": "settings", "namespace": namespace}, ctx)
     assert one["data"] == {"mode": "strict"}
     listed = probe(
-        probes.Resource(), {"kind": "ConfigMap", "namespace": namespace, "label_selector": "tier=x"}, ctx
+        resources.Resource(), {"kind": "ConfigMap", "namespace": namespace, "label_selector": "tier=x"}, ctx
     )
     assert listed["count"] == 1
     with pytest.raises(errors.DriverError, match="has no kind 'Gizmo'"):
-        probe(probes.Resource(), {"kind": "Gizmo", "namespace": namespace}, ctx)
+        probe(resources.Resource(), {"kind": "Gizmo", "namespace": namespace}, ctx)
 
 
 def test_events_reports_warnings_for_the_selected_objects_since_the_run_started(
@@ -326,7 +335,7 @@ def test_events_reports_warnings_for_the_selected_objects_since_the_run_started(
     event("normal", "Normal", now)
     event("other-pod", "Warning", now, obj="someone-else")
 
-    found = probe(probes.Events(), {"namespace": namespace, "label_selector": selector}, ctx)
+    found = probe(events.Events(), {"namespace": namespace, "label_selector": selector}, ctx)
 
     assert found["count"] == 1
     assert found["events"][0]["message"] == "new-warning happened"
@@ -336,7 +345,7 @@ def test_partition_policy_selects_the_pods_and_reverts_idempotently(
     cluster: Cluster, namespace: str, ctx: contract.RunContext
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=2)
-    fault = faults.NetworkPartition()
+    fault = networkpolicies.NetworkPartition()
     ((target, data),) = inject(
         fault,
         {
@@ -367,14 +376,12 @@ def test_max_targets_refuses_naming_the_number_and_nothing_is_deleted(
     selector = cluster.deployment(namespace, "web", replicas=3)
     before = {p["metadata"]["name"] for p in cluster.ready_pods(namespace, selector)}
     with pytest.raises(errors.TargetError, match=r"3 pods would be hit, more than max_targets=2"):
-        inject(
-            faults.PodsDelete(), {"namespace": namespace, "label_selector": selector, "max_targets": 2}, ctx
-        )
+        inject(pods.PodsDelete(), {"namespace": namespace, "label_selector": selector, "max_targets": 2}, ctx)
     with pytest.raises(
         errors.TargetError, match=r"2 of 3 pods \(66.7%\) would be hit, more than max_percent=50"
     ):
         inject(
-            faults.PodsDelete(),
+            pods.PodsDelete(),
             {"namespace": namespace, "label_selector": selector, "count": 2, "max_percent": 50},
             ctx,
         )
@@ -384,7 +391,7 @@ def test_max_targets_refuses_naming_the_number_and_nothing_is_deleted(
 def test_protected_namespaces_are_refused_unless_allowed(
     cluster: Cluster, ctx: contract.RunContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fault = faults.PodsDelete()
+    fault = pods.PodsDelete()
     with pytest.raises(ValueError, match=r"namespace kube-system is protected; add allow_protected: true"):
         fault.args.model_validate({"namespace": "kube-system", "label_selector": "app=x"})
     # The default namespace of a kubeconfig context is checked at run time too.
@@ -410,12 +417,16 @@ def test_sweep_reverts_a_vanished_runs_leftovers_without_the_ledger(
     selector = cluster.deployment(namespace, "web", replicas=2)
     node = sorted(n["metadata"]["name"] for n in cluster.schedulable_nodes())[0]
     try:
-        inject(faults.NetworkPartition(), {"namespace": namespace, "label_selector": selector}, ctx)
+        inject(networkpolicies.NetworkPartition(), {"namespace": namespace, "label_selector": selector}, ctx)
         other = contract.RunContext(run_id=f"other-{uuid.uuid4().hex[:8]}")
         with contextlib.closing(other):
-            inject(faults.NetworkPartition(), {"namespace": namespace, "label_selector": selector}, other)
-        inject(faults.NodeCordon(), {"names": [node]}, ctx)
-        inject(faults.DeploymentScale(), {"namespace": namespace, "name": "web", "replicas": 0}, ctx)
+            inject(
+                networkpolicies.NetworkPartition(),
+                {"namespace": namespace, "label_selector": selector},
+                other,
+            )
+        inject(nodes.NodeCordon(), {"names": [node]}, ctx)
+        inject(workloads.DeploymentScale(), {"namespace": namespace, "name": "web", "replicas": 0}, ctx)
 
         # Without a run id only expired marks are swept: these expire in an hour.
         kept = sweep(None)
@@ -442,7 +453,7 @@ def test_sweep_without_a_run_id_reverts_what_has_expired(
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=1)
     inject(
-        faults.NetworkPartition(),
+        networkpolicies.NetworkPartition(),
         {"namespace": namespace, "label_selector": selector, "expires_after": "0s"},
         ctx,
     )
@@ -457,7 +468,7 @@ def test_the_dry_run_lists_exactly_the_pods_and_nodes_and_touches_nothing(
     cluster: Cluster, namespace: str, ctx: contract.RunContext, tmp_path: Path
 ) -> None:
     selector = cluster.deployment(namespace, "web", replicas=3)
-    pods = {f"{namespace}/{p['metadata']['name']}" for p in cluster.ready_pods(namespace, selector)}
+    ours = {f"{namespace}/{p['metadata']['name']}" for p in cluster.ready_pods(namespace, selector)}
     node = sorted(p["spec"]["nodeName"] for p in cluster.ready_pods(namespace, selector))[0]
     experiment = tmp_path / "dry.yaml"
     experiment.write_text(
@@ -485,14 +496,14 @@ method:
         check=False,
     )
 
-    assert {t.id for t in touches[0].targets} == pods
+    assert {t.id for t in touches[0].targets} == ours
     assert [t.id for t in touches[1].targets] == [node]
-    on_node = {p for p in pods if p.split("/")[1] in node_pods(cluster, namespace, selector, node)}
+    on_node = {p for p in ours if p.split("/")[1] in node_pods(cluster, namespace, selector, node)}
     (drained,) = touches[2].targets
     evicts = {ref for ref in drained.detail["evicts"].split(",") if ref.startswith(f"{namespace}/")}
     assert on_node and evicts == on_node  # exactly our pods on that node
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    assert all(pod.split("/")[1] in shown.stdout for pod in pods), shown.stdout
+    assert all(pod.split("/")[1] in shown.stdout for pod in ours), shown.stdout
     assert node in shown.stdout
     assert len(cluster.ready_pods(namespace, selector)) == 3
     assert not cluster.node(node)["spec"].get("unschedulable")
@@ -520,7 +531,7 @@ def test_deleting_many_pods_is_one_list_then_one_delete_each(
 
     api.client.call_api = counting
     inject(
-        faults.PodsDelete(),
+        pods.PodsDelete(),
         {"namespace": namespace, "label_selector": selector, "count": 5, "grace_period": 0},
         ctx,
     )

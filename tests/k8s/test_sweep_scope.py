@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import faults, sweeping
+from chaoskit.drivers.kubernetes import networkpolicies, sweeping
 from chaoskit.kube import marks
 from tests.k8s.clusters import Cluster
 from tests.k8s.test_faults import inject
@@ -43,7 +43,9 @@ def test_a_sweep_without_a_run_id_spares_live_runs_and_unexpired_unknown_ones(
         for kind, run in runs.items():
             args = {"namespace": namespace, "label_selector": selector}
             inject(
-                faults.NetworkPartition(), {**args, "expires_after": 1 if kind == "expired" else 3600}, run
+                networkpolicies.NetworkPartition(),
+                {**args, "expires_after": 1 if kind == "expired" else 3600},
+                run,
             )
         time.sleep(2.1)  # the expiry is kept to the second
         assert sorted(_policies(cluster, namespace).values()) == sorted(r.run_id for r in runs.values())

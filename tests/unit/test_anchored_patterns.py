@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chaoskit.drivers.kubernetes import selecting
+from chaoskit.drivers.kubernetes import selectors
 from chaoskit.gameday import plans
 from chaoskit.kube import marks
 from chaoskit.spec import catalogs, models, paths, reading, templates
@@ -83,4 +83,4 @@ def test_template_expressions_with_a_trailing_newline_mean_the_same(name: str, e
 @given(st.from_regex(r"[a-z][a-z0-9]{0,8}", fullmatch=True), st.from_regex(LABEL_VALUE, fullmatch=True))
 def test_a_label_selector_with_a_trailing_newline_selects_the_same(key: str, value: str) -> None:
     selector = f"{key}={value}"
-    assert selecting.label_selector_object(selector + "\n") == selecting.label_selector_object(selector)
+    assert selectors.label_selector_object(selector + "\n") == selectors.label_selector_object(selector)

@@ -1,5 +1,10 @@
 """The kubernetes driver: pod, workload, node, network and zone faults, probes and an exec action,
-through the official ``kubernetes`` client (imported only when an activity runs)."""
+through the official ``kubernetes`` client (imported only when an activity runs).
+
+One module per resource: ``pods``, ``workloads`` (Deployments, StatefulSets), ``nodes``,
+``networkpolicies``, ``resources`` (any kind), ``events``; the cluster connection is the shared
+``chaoskit.kube`` client, reached through ``clusters``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,16 @@ import importlib.util
 from collections.abc import Sequence
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import executing, faults, probes, sweeping
+from chaoskit.drivers.kubernetes import (
+    events,
+    executing,
+    networkpolicies,
+    nodes,
+    pods,
+    resources,
+    sweeping,
+    workloads,
+)
 from chaoskit.kube import levers
 
 
@@ -25,8 +39,25 @@ def driver() -> contract.Driver:
     return contract.Driver(
         name="kubernetes",
         summary="Kubernetes: pods, workloads, nodes, network partitions, zone outages",
-        faults=faults.all_faults(),
-        probes=probes.all_probes(),
+        faults=[
+            pods.PodsDelete(),
+            pods.PodsEvict(),
+            workloads.DeploymentScale(),
+            workloads.DeploymentRestart(),
+            workloads.StatefulSetScale(),
+            workloads.StatefulSetRestart(),
+            nodes.NodeCordon(),
+            nodes.NodeDrain(),
+            nodes.ZoneOutage(),
+            networkpolicies.NetworkPartition(),
+        ],
+        probes=[
+            pods.PodsReady(),
+            workloads.DeploymentAvailable(),
+            workloads.RolloutComplete(),
+            resources.Resource(),
+            events.Events(),
+        ],
         actions=[executing.Exec()],
         sweep=_sweep,
         missing=_missing,

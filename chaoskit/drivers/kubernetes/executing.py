@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from pydantic import Field
 
 from chaoskit.drivers import contract, targeting
-from chaoskit.drivers.kubernetes import clusters, selecting
+from chaoskit.drivers.kubernetes import clusters, pods
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
 from chaoskit.kube import apis
@@ -84,7 +84,7 @@ def open_stream(api: apis.Api, namespace: str, pod: str, container: str | None, 
     return opened
 
 
-class ExecArgs(selecting.SelectedPodArgs):
+class ExecArgs(pods.SelectedPodArgs):
     command: list[str] = Field(min_length=1)
     """The argv, e.g. ``[sh, -c, "kill 1"]``; no shell unless you ask for one."""
     container: str | None = None
@@ -93,20 +93,19 @@ class ExecArgs(selecting.SelectedPodArgs):
     """Per pod."""
 
 
-class Exec(contract.Action[ExecArgs]):
+class Exec(contract.Action[ExecArgs], args=ExecArgs):
     name = "kubernetes.exec"
     summary = (
         "Run a command in the selected pods' containers (needs real kubelets): per-pod exit codes and output."
     )
-    args = ExecArgs
 
     def __init__(self, opener: Callable[..., Stream] = open_stream) -> None:
         self.opener = opener
 
     def run(self, args: ExecArgs, ctx: contract.RunContext) -> contract.ActionResult:
         api = clusters.connect(args, ctx)
-        pods = [selecting.pod_target(p) for p in selecting.candidate_pods(args, api)]
-        chosen = targeting.choose(pods, args, ctx.rng, what="pods")
+        candidates = [pods.pod_target(p) for p in pods.candidate_pods(args, api)]
+        chosen = targeting.choose(candidates, args, ctx.rng, what="pods")
         results: list[contract.JSONValue] = []
         for target in chosen:
             namespace = target.detail["namespace"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import clusters, evicting, faults
+from chaoskit.drivers.kubernetes import clusters, networkpolicies, nodes
 from chaoskit.errors import ComponentMissing
 from chaoskit.kube import apis, marks
 
@@ -64,7 +64,7 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
             left.append((f"node {name}", why))
             continue
         previously = (node["metadata"].get("annotations") or {}).get(marks.WAS_UNSCHEDULABLE) == "true"
-        evicting.uncordon(api, name, previously)
+        nodes.uncordon(api, name, previously)
         done.append(f"uncordoned node {name}" if not previously else f"unmarked node {name}")
 
     for policy in api.list(
@@ -76,7 +76,7 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
         if (why := _why_not(policy, run_id, ctx)) is not None:
             left.append((f"NetworkPolicy {meta['namespace']}/{meta['name']}", why))
             continue
-        faults.delete_policy(api, str(meta["namespace"]), str(meta["name"]))
+        networkpolicies.delete_policy(api, str(meta["namespace"]), str(meta["name"]))
         done.append(f"deleted NetworkPolicy {meta['namespace']}/{meta['name']}")
 
     for plural, kind in (("deployments", "Deployment"), ("statefulsets", "StatefulSet")):

@@ -23,7 +23,17 @@ from pydantic import ValidationError
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.drivers.kubernetes import clusters, evicting, executing, faults, probes, selecting
+from chaoskit.drivers.kubernetes import (
+    clusters,
+    draining,
+    events,
+    executing,
+    networkpolicies,
+    nodes,
+    pods,
+    selectors,
+    workloads,
+)
 from chaoskit.kube import kubeconfigs, marks
 
 # ---- selectors, marks, args -------------------------------------------------------------------
@@ -48,13 +58,13 @@ from chaoskit.kube import kubeconfigs, marks
 def test_label_selectors_become_the_objects_network_policies_need(
     selector: str, expected: dict[str, Any]
 ) -> None:
-    assert selecting.label_selector_object(selector) == expected
+    assert selectors.label_selector_object(selector) == expected
 
 
 @pytest.mark.parametrize("bad", ["=web", "app in x", "!app=web", "a b"])
 def test_unreadable_label_selectors_say_how_to_write_one(bad: str) -> None:
     with pytest.raises(errors.DriverError, match=re.escape(f"can't read {bad!r}")) as caught:
-        selecting.label_selector_object(bad)
+        selectors.label_selector_object(bad)
     assert "write requirements like app=web" in (caught.value.hint or "")
 
 
@@ -78,13 +88,13 @@ def test_protected_namespaces_are_refused_at_validation(monkeypatch: pytest.Monk
     with pytest.raises(
         ValidationError, match="namespace kube-system is protected; add allow_protected: true"
     ):
-        faults.PodsArgs.model_validate({"namespace": "kube-system", "label_selector": "a=b"})
+        pods.PodsArgs.model_validate({"namespace": "kube-system", "label_selector": "a=b"})
     with pytest.raises(ValidationError, match="kube-node-lease"):
-        faults.PodsArgs.model_validate({"namespaces": ["shop", "kube-node-lease"], "label_selector": "a=b"})
+        pods.PodsArgs.model_validate({"namespaces": ["shop", "kube-node-lease"], "label_selector": "a=b"})
     monkeypatch.setenv("CHAOSKIT_PROTECTED_NAMESPACES", "payments,ledger")
     with pytest.raises(ValidationError, match="namespace payments is protected"):
-        faults.PodsArgs.model_validate({"namespace": "payments", "label_selector": "a=b"})
-    allowed = faults.PodsArgs.model_validate(
+        pods.PodsArgs.model_validate({"namespace": "payments", "label_selector": "a=b"})
+    allowed = pods.PodsArgs.model_validate(
         {"namespace": "payments", "label_selector": "a=b", "allow_protected": True}
     )
     assert allowed.namespace == "payments"
@@ -105,17 +115,19 @@ def test_protected_namespaces_are_refused_at_validation(monkeypatch: pytest.Monk
 )
 def test_pod_fault_arguments_are_checked(args: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
-        faults.PodsArgs.model_validate(args)
+        pods.PodsArgs.model_validate(args)
 
 
 def test_workload_node_and_partition_arguments_are_checked() -> None:
     with pytest.raises(ValidationError, match="exactly one of name or label_selector"):
-        faults.ScaleArgs.model_validate({"replicas": 1})
+        workloads.ScaleArgs.model_validate({"replicas": 1})
     with pytest.raises(ValidationError, match="names or label_selector"):
-        faults.NodeArgs.model_validate({})
+        nodes.NodeArgs.model_validate({})
     with pytest.raises(ValidationError, match="either a cidr or pod/namespace labels"):
-        faults.Peer.model_validate({"cidr": "10.0.0.0/8", "pod_labels": {"a": "b"}})
-    peer = faults.Peer.model_validate({"pod_labels": {"app": "dns"}, "namespace_labels": {"team": "core"}})
+        networkpolicies.Peer.model_validate({"cidr": "10.0.0.0/8", "pod_labels": {"a": "b"}})
+    peer = networkpolicies.Peer.model_validate(
+        {"pod_labels": {"app": "dns"}, "namespace_labels": {"team": "core"}}
+    )
     assert peer.to_json() == {
         "podSelector": {"matchLabels": {"app": "dns"}},
         "namespaceSelector": {"matchLabels": {"team": "core"}},
@@ -130,15 +142,15 @@ def pod(name: str, namespace: str = "shop", **meta: Any) -> dict[str, Any]:
 
 
 def test_a_drain_leaves_daemonset_mirror_terminating_and_protected_pods_alone() -> None:
-    pods = [
+    candidates = [
         pod("web-1", ownerReferences=[{"kind": "ReplicaSet", "name": "web"}]),
         pod("agent", ownerReferences=[{"kind": "DaemonSet", "name": "agent"}]),
-        pod("etcd-node", annotations={selecting.MIRROR_ANNOTATION: "x"}),
+        pod("etcd-node", annotations={draining.MIRROR_ANNOTATION: "x"}),
         pod("old", deletionTimestamp="2026-01-01T00:00:00Z"),
         pod("coredns", namespace="kube-system"),
         pod("lonely"),
     ]
-    plan = evicting.plan_drain(pods, allow_protected=False)
+    plan = draining.plan_drain(candidates, allow_protected=False)
     assert [p["metadata"]["name"] for p in plan.evict] == ["web-1", "lonely"]
     assert dict(plan.skipped) == {
         "shop/agent": "DaemonSet pod",
@@ -146,13 +158,13 @@ def test_a_drain_leaves_daemonset_mirror_terminating_and_protected_pods_alone() 
         "shop/old": "already terminating",
         "kube-system/coredns": "protected namespace (allow_protected: true to include)",
     }
-    assert len(evicting.plan_drain(pods, allow_protected=True).evict) == 3
+    assert len(draining.plan_drain(candidates, allow_protected=True).evict) == 3
 
 
 def test_a_leftover_cordon_of_an_earlier_run_is_not_taken_for_the_operators_own() -> None:
     node = {"metadata": {"labels": {marks.RUN_ID: "old"}, "annotations": {marks.WAS_UNSCHEDULABLE: "false"}}}
-    assert evicting.was_unschedulable({**node, "spec": {"unschedulable": True}}) is False
-    assert evicting.was_unschedulable({"metadata": {}, "spec": {"unschedulable": True}}) is True
+    assert nodes.was_unschedulable({**node, "spec": {"unschedulable": True}}) is False
+    assert nodes.was_unschedulable({"metadata": {}, "spec": {"unschedulable": True}}) is True
 
 
 @pytest.mark.parametrize(
@@ -174,7 +186,7 @@ def test_rollout_completion_is_judged_like_kubectl_rollout_status(
     status: dict[str, int], generation: int, expected: tuple[bool, str]
 ) -> None:
     deployment = {"metadata": {"generation": generation}, "spec": {"replicas": 3}, "status": status}
-    assert probes.rollout_state("deployment", deployment) == expected
+    assert workloads.rollout_state("deployment", deployment) == expected
 
 
 # ---- exec, against recorded answers -------------------------------------------------------------
@@ -328,14 +340,14 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
     with pytest.raises(errors.ComponentMissing, match="kubeconfig '/x/y' does not exist"):
         kubeconfigs.resolve("/x/y")
     # A self-healing fault's revert needs no cluster at all.
-    gone = faults.PodRevert(
+    gone = pods.PodRevert(
         connection=kubeconfigs.Connection(kubeconfig="/x/y", context=None, in_cluster=False),
         namespace="shop",
         name="web-1",
         uid=None,
     )
     assert (
-        faults.PodsDelete().revert(gone, contract.RunContext(run_id="r"))
+        pods.PodsDelete().revert(gone, contract.RunContext(run_id="r"))
         is contract.RevertOutcome.ALREADY_CLEAN
     )
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
@@ -343,11 +355,11 @@ def test_a_missing_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_probes_may_read_protected_namespaces() -> None:
-    args = probes.PodsReadyArgs.model_validate(
+    args = pods.PodsReadyArgs.model_validate(
         {"namespace": "kube-system", "label_selector": "k8s-app=kube-dns"}
     )
     assert args.allow_protected
-    assert probes.EventsArgs.model_validate({"namespace": "kube-system"}).namespace == "kube-system"
+    assert events.EventsArgs.model_validate({"namespace": "kube-system"}).namespace == "kube-system"
 
 
 def test_the_context_comes_from_the_step_then_chaoskit_kube_context(

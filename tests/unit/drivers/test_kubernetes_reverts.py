@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import faults
+from chaoskit.drivers import contract, kubernetes
+from chaoskit.drivers.kubernetes import networkpolicies, nodes, pods, workloads
 from chaoskit.kube import kubeconfigs
 from tests.unit.drivers.test_docker_reverts import damaged_records, names_field
 
-FAULTS = {f.name: f for f in faults.all_faults()}
+FAULTS = {f.name: f for f in kubernetes.driver().faults}
 CTX = contract.RunContext(run_id="20261207T050000Z-ab12cd")
 POD = contract.Target(
     kind="pod", id="shop/web-1", name="web-1", detail={"namespace": "shop", "uid": "0b5e-11ee"}
@@ -95,13 +95,13 @@ def test_the_record_holds_where_the_cluster_is_and_typed_values(
     }
     assert contract.dump_revert(samples["kubernetes.statefulset.scale"])["kind"] == "StatefulSet"
     node = samples["kubernetes.zone.outage"]
-    assert isinstance(node, faults.NodeRevert) and node.was_unschedulable is True
+    assert isinstance(node, nodes.NodeRevert) and node.was_unschedulable is True
     pod = samples["kubernetes.pods.delete"]
-    assert isinstance(pod, faults.PodRevert) and pod.uid == "0b5e-11ee"
+    assert isinstance(pod, pods.PodRevert) and pod.uid == "0b5e-11ee"
 
 
 def test_a_pod_without_a_uid_records_none_not_an_empty_string(kubeconfig: Path) -> None:
-    fault = faults.PodsDelete()
+    fault = pods.PodsDelete()
     args = fault.args.model_validate({"kubeconfig": str(kubeconfig), "label_selector": "app=web"})
     bare = contract.Target(kind="pod", id="shop/web-1", name="web-1", detail={"namespace": "shop"})
     assert fault.prepare(args, bare, CTX).uid is None
@@ -111,15 +111,17 @@ def _damaged() -> list[Any]:
     # Built by hand: parametrize needs them at collection, before any fixture made a kubeconfig.
     connection = kubeconfigs.Connection(kubeconfig="/home/me/.kube/config", context=None, in_cluster=False)
     records: dict[str, contract.Revert] = {
-        "kubernetes.pods.delete": faults.PodRevert(connection=connection, namespace="s", name="p", uid="u"),
-        "kubernetes.deployment.scale": faults.ScaleRevert(
+        "kubernetes.pods.delete": pods.PodRevert(connection=connection, namespace="s", name="p", uid="u"),
+        "kubernetes.deployment.scale": workloads.ScaleRevert(
             connection=connection, kind="Deployment", namespace="s", name="w", replicas=2
         ),
-        "kubernetes.deployment.rollout_restart": faults.WorkloadRevert(
+        "kubernetes.deployment.rollout_restart": workloads.WorkloadRevert(
             connection=connection, kind="Deployment", namespace="s", name="w"
         ),
-        "kubernetes.node.cordon": faults.NodeRevert(connection=connection, node="n", was_unschedulable=False),
-        "kubernetes.network.partition": faults.PolicyRevert(connection=connection, namespace="s", name="p"),
+        "kubernetes.node.cordon": nodes.NodeRevert(connection=connection, node="n", was_unschedulable=False),
+        "kubernetes.network.partition": networkpolicies.PolicyRevert(
+            connection=connection, namespace="s", name="p"
+        ),
     }
     return damaged_records(records)
 
@@ -161,11 +163,11 @@ def _lease(name: str, target: contract.Target) -> str | None:
 
 
 def test_node_faults_share_one_lease_per_node_and_pod_faults_hold_none() -> None:
-    nodes = {
+    leases = {
         _lease(name, NODE)
         for name in ("kubernetes.node.cordon", "kubernetes.node.drain", "kubernetes.zone.outage")
     }
-    assert nodes == {"kubernetes.node.unschedulable@node:worker-2"}
+    assert leases == {"kubernetes.node.unschedulable@node:worker-2"}
     assert _lease("kubernetes.pods.delete", POD) is None
     assert _lease("kubernetes.pods.evict", POD) is None
     assert (
