@@ -27,7 +27,7 @@ def docker_running(
     >>> probes.docker_running("checkout-db").ok
     True
     """
-    from chaoskit.drivers.docker import probes as docker
+    from chaoskit.drivers.docker import containers as docker
 
     arguments = {"name": name, "labels": dict(labels) if labels else None, "regex": regex, **options}
     return calling.call(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import containers, launching, networks, probes, sweeping
+from chaoskit.drivers.docker import containers, leftovers, networks
 
 
 def _missing() -> str | None:
@@ -31,8 +31,8 @@ def driver() -> contract.Driver:
             networks.Delay(),
             networks.Loss(),
         ),
-        probes=(probes.Running(), probes.Healthy(), probes.Restarts(), probes.Exec()),
-        actions=(launching.Run(),),
-        sweep=sweeping.sweep,
+        probes=(containers.Running(), containers.Healthy(), containers.Restarts(), containers.Exec()),
+        actions=(containers.Run(),),
+        sweep=leftovers.sweep,
         missing=_missing,
     )

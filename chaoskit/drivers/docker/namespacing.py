@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import connecting
+from chaoskit.drivers.docker import engines
 from chaoskit.errors import ComponentMissing, DriverError
 
 DEFAULT_HELPER_IMAGE = "nicolaka/netshoot:latest"
@@ -140,17 +140,17 @@ def _helper(
     image: str,
     stop_on_error: bool,
 ) -> list[Result]:
-    client = connecting.client(ctx)
+    client = engines.client(ctx)
     try:
         client.images.get(image)
     except Exception as e:
-        if connecting.is_not_found(e):
+        if engines.is_not_found(e):
             raise ComponentMissing(
                 f"the network helper image {image} is not on the Docker engine",
                 hint=f"docker pull {image}, or set helper_image / CHAOSKIT_DOCKER_HELPER_IMAGE to an "
                 "image with sh, iptables and tc",
             ) from e
-        connecting.fail("looking up helper image", image, e)
+        engines.fail("looking up helper image", image, e)
     try:
         helper = client.containers.run(
             image,
@@ -158,21 +158,21 @@ def _helper(
             detach=True,
             network_mode=f"container:{container.id}",
             cap_add=["NET_ADMIN", "NET_RAW"],
-            labels={connecting.RUN_LABEL: ctx.run_id, connecting.ROLE_LABEL: "helper"},
+            labels={engines.RUN_LABEL: ctx.run_id, engines.ROLE_LABEL: "helper"},
             entrypoint=[],
         )
     except Exception as e:
-        connecting.fail(f"starting a network helper ({image}) for", f"container {container.name}", e)
+        engines.fail(f"starting a network helper ({image}) for", f"container {container.name}", e)
     try:
         helper.wait(timeout=HELPER_TIMEOUT)
         logs = helper.logs().decode("utf-8", "replace")
     except Exception as e:
-        connecting.fail("running the network helper for", f"container {container.name}", e)
+        engines.fail("running the network helper for", f"container {container.name}", e)
     finally:
         try:
             helper.remove(force=True)
         except Exception as e:
-            if not connecting.is_not_found(e):
+            if not engines.is_not_found(e):
                 ctx.log(f"docker: could not remove helper container {helper.id[:12]}: {e}")
     results = _parse(commands, logs)
     if not results:

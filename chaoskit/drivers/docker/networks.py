@@ -13,7 +13,7 @@ from pydantic import Field, model_validator
 
 from chaoskit import durations
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import connecting, namespacing, targets
+from chaoskit.drivers.docker import engines, matching, namespacing
 from chaoskit.errors import ComponentMissing, DriverError
 
 COMMENT_PREFIX = "chaoskit:"
@@ -27,12 +27,12 @@ def comment_for(run_id: str) -> str:
     return COMMENT_PREFIX + re.sub(r"[^A-Za-z0-9_.:-]", "_", run_id)[:200]
 
 
-def _container(revert: targets.ContainerRevert, ctx: contract.RunContext) -> Any | None:
-    return targets.get(revert.container_id, ctx)
+def _container(revert: matching.ContainerRevert, ctx: contract.RunContext) -> Any | None:
+    return matching.get(revert.container_id, ctx)
 
 
 def _running(target: contract.Target, ctx: contract.RunContext) -> Any:
-    container = targets.get(target.id, ctx)
+    container = matching.get(target.id, ctx)
     if container is None or container.status not in {"running", "paused"}:
         raise DriverError(
             f"docker: container {target.name} is not running, so it has no network namespace to change"
@@ -47,7 +47,7 @@ class Mechanism(contract.Args):
     """Image with sh, iptables and tc for the helper; default ``$CHAOSKIT_DOCKER_HELPER_IMAGE``."""
 
 
-class InNamespaceRevert(targets.ContainerRevert):
+class InNamespaceRevert(matching.ContainerRevert):
     """A change made inside a container's network namespace, and how to get in there again."""
 
     mechanism: namespacing.Mechanism
@@ -87,12 +87,12 @@ def _run(
 # --- disconnect -------------------------------------------------------------------------------
 
 
-class DisconnectArgs(targets.Selector):
+class DisconnectArgs(matching.Selector):
     network: str
     """The network (name or id) to disconnect the containers from."""
 
 
-class DisconnectRevert(targets.ContainerRevert):
+class DisconnectRevert(matching.ContainerRevert):
     """The container's endpoint on the network as it was, to reconnect it the same way."""
 
     network_id: str
@@ -114,11 +114,11 @@ class DisconnectRevert(targets.ContainerRevert):
     bridge, where it is not pinned again."""
 
 
-class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
+class Disconnect(
+    contract.Fault[DisconnectArgs, DisconnectRevert], args=DisconnectArgs, revert=DisconnectRevert
+):
     name = "docker.network.disconnect"
     summary = "Disconnect containers from a network; reverted by reconnecting with the same aliases and IPs."
-    args = DisconnectArgs
-    revert_type = DisconnectRevert
 
     def lease(self, args: DisconnectArgs, target: contract.Target) -> str:
         # Per network: disconnecting one container from two networks are two independent faults.
@@ -127,17 +127,17 @@ class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
         return f"{self.name}@{target.kind}:{target.id}/network:{args.network}"
 
     def targets(self, args: DisconnectArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
+        return matching.resolve(args, ctx)
 
     def prepare(
         self, args: DisconnectArgs, target: contract.Target, ctx: contract.RunContext
     ) -> DisconnectRevert:
         container = _running(target, ctx)
-        client = connecting.client(ctx)
+        client = engines.client(ctx)
         try:
             network = client.networks.get(args.network)
         except Exception as e:
-            connecting.fail("looking up network", args.network, e)
+            engines.fail("looking up network", args.network, e)
         attached = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
         endpoint = next(
             (ep for key, ep in attached.items() if key == network.name or ep.get("NetworkID") == network.id),
@@ -178,13 +178,11 @@ class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
         revert: DisconnectRevert,
         ctx: contract.RunContext,
     ) -> DisconnectRevert:
-        client = connecting.client(ctx)
+        client = engines.client(ctx)
         try:
             client.networks.get(revert.network_id).disconnect(target.id, force=True)
         except Exception as e:
-            connecting.fail(
-                f"disconnecting from network {revert.network_name}", f"container {target.name}", e
-            )
+            engines.fail(f"disconnecting from network {revert.network_name}", f"container {target.name}", e)
         return revert
 
     def revert(self, revert: DisconnectRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
@@ -194,13 +192,13 @@ class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
         attached = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
         if any(ep.get("NetworkID") == revert.network_id for ep in attached.values()):
             return contract.RevertOutcome.ALREADY_CLEAN
-        client = connecting.client(ctx)
+        client = engines.client(ctx)
         try:
             network = client.networks.get(revert.network_id)
         except Exception as e:
-            if connecting.is_not_found(e):
+            if engines.is_not_found(e):
                 return contract.RevertOutcome.ALREADY_CLEAN
-            connecting.fail("looking up network", revert.network_name, e)
+            engines.fail("looking up network", revert.network_name, e)
         options: dict[str, Any] = {
             "aliases": list(revert.aliases) or None,
             "ipv4_address": revert.ipv4_address,
@@ -230,7 +228,7 @@ class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
                     revert.container_id, **{**options, "ipv4_address": None, "ipv6_address": None}
                 )
         except Exception as e:
-            connecting.fail(
+            engines.fail(
                 f"reconnecting to network {revert.network_name} (ip {revert.ipv4_address})",
                 f"container {revert.name}",
                 e,
@@ -241,7 +239,7 @@ class Disconnect(contract.Fault[DisconnectArgs, DisconnectRevert]):
 # --- partition --------------------------------------------------------------------------------
 
 
-class PartitionArgs(targets.Selector, Mechanism):
+class PartitionArgs(matching.Selector, Mechanism):
     peers: list[str] = Field(default_factory=list)
     """Container names, IPv4 addresses or CIDRs to cut off; empty cuts off everything but loopback."""
     ports: list[int] = Field(default_factory=list)
@@ -269,7 +267,7 @@ def _peer_cidrs(peers: Sequence[str], ctx: contract.RunContext) -> list[str]:
                 raise DriverError(f"docker.network.partition: peer {peer} is IPv6; only IPv4 is supported")
             cidrs.append(str(net))
             continue
-        found = targets.find(targets.Match(name=peer), ctx, include_stopped=False)
+        found = matching.find(matching.Match(name=peer), ctx, include_stopped=False)
         if not found:
             raise DriverError(
                 f"docker.network.partition: peer {peer!r} is neither an IPv4 address/CIDR "
@@ -324,18 +322,16 @@ class PartitionRevert(InNamespaceRevert):
     """Each rule's spec, chain first (``INPUT -s 10.0.0.5/32 ... -j DROP``), as ``iptables -D`` takes it."""
 
 
-class Partition(contract.Fault[PartitionArgs, PartitionRevert]):
+class Partition(contract.Fault[PartitionArgs, PartitionRevert], args=PartitionArgs, revert=PartitionRevert):
     name = "docker.network.partition"
     summary = "Drop traffic between containers and peers (or everything) with iptables in their namespace."
-    args = PartitionArgs
-    revert_type = PartitionRevert
     # Its own rules, deleted by its own revert: there is no earlier state to hand on. (Two steps of one
     # run that add the very same rules to one container share them: the first revert deletes every
     # copy. The default lease refuses that overlap unless a step allows it.)
     captures_state = False
 
     def targets(self, args: PartitionArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
+        return matching.resolve(args, ctx)
 
     def prepare(
         self, args: PartitionArgs, target: contract.Target, ctx: contract.RunContext
@@ -383,7 +379,7 @@ class Partition(contract.Fault[PartitionArgs, PartitionRevert]):
 # --- netem ------------------------------------------------------------------------------------
 
 
-class NetemArgs(targets.Selector, Mechanism):
+class NetemArgs(matching.Selector, Mechanism):
     interface: str = "eth0"
     """The container's interface to shape."""
 
@@ -416,8 +412,7 @@ class NetemRevert(InNamespaceRevert):
 N = TypeVar("N", bound=NetemArgs)
 
 
-class _Netem(contract.Fault[N, NetemRevert]):
-    revert_type = NetemRevert
+class _Netem(contract.Fault[N, NetemRevert], revert=NetemRevert):
     # Its own qdisc, removed by its own revert; a second one on the interface is refused by tc.
     captures_state = False
 
@@ -426,7 +421,7 @@ class _Netem(contract.Fault[N, NetemRevert]):
         return f"docker.network.netem@{target.kind}:{target.id}/{args.interface}"
 
     def targets(self, args: N, ctx: contract.RunContext) -> Sequence[contract.Target]:
-        return targets.resolve(args, ctx)
+        return matching.resolve(args, ctx)
 
     @abstractmethod
     def netem(self, args: N) -> list[str]:
@@ -478,19 +473,17 @@ class _Netem(contract.Fault[N, NetemRevert]):
         return contract.RevertOutcome.REVERTED
 
 
-class Delay(_Netem[DelayArgs]):
+class Delay(_Netem[DelayArgs], args=DelayArgs):
     name = "docker.network.delay"
     summary = "Add latency (tc netem) to a container's interface."
-    args = DelayArgs
 
     def netem(self, args: DelayArgs) -> list[str]:
         return ["delay", _ms(args.delay), *([_ms(args.jitter)] if args.jitter else [])]
 
 
-class Loss(_Netem[LossArgs]):
+class Loss(_Netem[LossArgs], args=LossArgs):
     name = "docker.network.loss"
     summary = "Drop a share of a container's packets (tc netem)."
-    args = LossArgs
 
     def netem(self, args: LossArgs) -> list[str]:
         return ["loss", f"{args.percent:g}%"]

@@ -254,12 +254,12 @@ def test_targets_resolve_while_containers_come_and_go(engine: Any) -> None:
     import threading
     import time
 
-    from chaoskit.drivers.docker import targets
+    from chaoskit.drivers.docker import matching
 
     tag = f"churn-{uuid.uuid4().hex[:8]}"
     labels = {TEST_LABEL: "1", "chaoskit.churn": tag}
     started = [engine.containers.run(HTTP_IMAGE, detach=True, labels=labels) for _ in range(12)]
-    selector = targets.Selector(labels={"chaoskit.churn": tag})
+    selector = matching.Selector(labels={"chaoskit.churn": tag})
     ctx = contract.RunContext(run_id="churn-test")
 
     def remove_all() -> None:
@@ -279,7 +279,7 @@ def test_targets_resolve_while_containers_come_and_go(engine: Any) -> None:
         deadline = time.monotonic() + 60
         rounds = 0
         while remover.is_alive() and time.monotonic() < deadline and rounds < 2000:
-            found = targets.find(selector, ctx, include_stopped=True)
+            found = matching.find(selector, ctx, include_stopped=True)
             assert all(c.labels.get("chaoskit.churn") == tag for c in found)
             rounds += 1
         assert rounds > 0

@@ -26,7 +26,7 @@ def test_a_sweep_without_a_run_id_takes_only_dead_runs_leftovers(
     engine: Any, web: Callable[..., Web]
 ) -> None:
     from chaoskit.drivers import contract
-    from chaoskit.drivers.docker import sweeping
+    from chaoskit.drivers.docker import leftovers
     from tests.integration.docker import faulting
 
     sites = {state: web() for state in ("live", "dead", "unknown")}
@@ -51,7 +51,7 @@ def test_a_sweep_without_a_run_id_takes_only_dead_runs_leftovers(
             run_id="recover", run_state=lambda run_id: states.get(run_id, "unknown")
         )
         stack.callback(recover.close)
-        done = list(sweeping.sweep(None, recover))
+        done = list(leftovers.sweep(None, recover))
 
         dead, live, unknown = runs["dead"].run_id, runs["live"].run_id, runs["unknown"].run_id
         assert any(f"iptables rules from container {sites['dead'].name}" in line for line in done), done
@@ -68,13 +68,13 @@ def test_a_sweep_without_a_run_id_takes_only_dead_runs_leftovers(
         assert f"chaoskit recover {unknown} --sweep" in said[unknown]
 
         # Named by its id, a run that is not live is swept; a live one never is.
-        assert any("iptables rule" in line for line in sweeping.sweep(unknown, recover))
+        assert any("iptables rule" in line for line in leftovers.sweep(unknown, recover))
         assert "chaoskit:" not in iptables_rules(sites["unknown"].container)
-        kept = list(sweeping.sweep(live, recover))
+        kept = list(leftovers.sweep(live, recover))
         assert kept and all(line.startswith(f"skipped run {live}") for line in kept), kept
         assert f"chaoskit:{live}" in iptables_rules(sites["live"].container)
 
         # Once it is no longer live, its own id sweeps it.
         states[live] = "dead"
-        assert any("iptables rule" in line for line in sweeping.sweep(live, recover))
+        assert any("iptables rule" in line for line in leftovers.sweep(live, recover))
         assert "chaoskit:" not in iptables_rules(sites["live"].container)

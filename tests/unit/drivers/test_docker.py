@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import connecting, containers, driver, namespacing, networks, sweeping, targets
+from chaoskit.drivers.docker import containers, driver, engines, leftovers, matching, namespacing, networks
 from chaoskit.errors import ComponentMissing, DriverError
 
 
@@ -46,7 +46,7 @@ def test_partition_args_are_checked() -> None:
     with pytest.raises(ValidationError, match="only one of count, percent or all"):
         _partition(count=1, all=True)
     with pytest.raises(ValidationError, match="not a valid regular expression"):
-        targets.Selector.model_validate({"regex": "("})
+        matching.Selector.model_validate({"regex": "("})
 
 
 def test_comment_carries_a_safe_run_id() -> None:
@@ -66,13 +66,13 @@ LISTING = """-P INPUT ACCEPT
 
 
 def test_leftover_rules_are_found_by_comment() -> None:
-    assert sweeping.leftover_rules(LISTING, "run-a") == [
+    assert leftovers.leftover_rules(LISTING, "run-a") == [
         ["INPUT", "-s", "10.0.0.5/32", "-m", "comment", "--comment", "chaoskit:run-a", "-j", "DROP"]
     ]
-    every = sweeping.leftover_rules(LISTING, None)
+    every = leftovers.leftover_rules(LISTING, None)
     assert [r[0] for r in every] == ["INPUT", "OUTPUT"]
     assert every[1][:4] == ["OUTPUT", "!", "-o", "lo"]
-    assert sweeping.leftover_rules(LISTING, "run-c") == []
+    assert leftovers.leftover_rules(LISTING, "run-c") == []
 
 
 def test_helper_output_is_split_per_command() -> None:
@@ -129,7 +129,7 @@ def test_an_unreachable_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
         with pytest.raises(
             ComponentMissing, match=r"can't reach the Docker engine at DOCKER_HOST=unix:///nonexistent"
         ):
-            connecting.client(ctx)
+            engines.client(ctx)
     finally:
         ctx.close()
         gc.collect()

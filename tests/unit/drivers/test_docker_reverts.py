@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import driver, networks, targets
+from chaoskit.drivers.docker import driver, matching, networks
 from chaoskit.errors import DriverError
 
 FAULTS = {f.name: f for f in driver().faults}
@@ -82,7 +82,7 @@ def test_what_prepare_records_is_typed_not_stringly() -> None:
     # Every fault on a container's life records just which container: they share one lease, and
     # the last one out may be handed another one's record.
     life = [n for n in FAULTS if n.startswith("docker.container.")]
-    assert {type(SAMPLES[n]) for n in life} == {targets.ContainerRevert}
+    assert {type(SAMPLES[n]) for n in life} == {matching.ContainerRevert}
     assert contract.dump_revert(SAMPLES["docker.container.remove"]) == {
         "v": 1, "container_id": WEB.id, "name": "web"
     }  # fmt: skip

@@ -10,7 +10,7 @@ from typing import Any, Self
 from pydantic import model_validator
 
 from chaoskit.drivers import contract, targeting
-from chaoskit.drivers.docker import connecting
+from chaoskit.drivers.docker import engines
 from chaoskit.errors import TargetError
 from chaoskit.patterns import Regex
 
@@ -90,7 +90,7 @@ def _matches(match: Match, container: Any) -> bool:
     if match.regex is not None and not re.search(match.regex, name):
         return False
     # chaoskit's own helper containers are never targets.
-    return labels.get(connecting.ROLE_LABEL) != "helper"
+    return labels.get(engines.ROLE_LABEL) != "helper"
 
 
 def to_target(container: Any) -> contract.Target:
@@ -107,12 +107,12 @@ def to_target(container: Any) -> contract.Target:
 
 def find(match: Match, ctx: contract.RunContext, *, include_stopped: bool) -> list[Any]:
     """The containers ``match`` selects, as SDK objects."""
-    client = connecting.client(ctx)
+    client = engines.client(ctx)
     try:
         # The SDK inspects each listed container; one removed in between is simply not a candidate.
         containers = client.containers.list(all=include_stopped, ignore_removed=True)
     except Exception as e:
-        connecting.fail("listing containers at", connecting.where(), e)
+        engines.fail("listing containers at", engines.where(), e)
     return [c for c in containers if _matches(match, c)]
 
 
@@ -131,8 +131,8 @@ def resolve(
 def get(target_id: str, ctx: contract.RunContext) -> Any | None:
     """The container with that id, or None when it is gone."""
     try:
-        return connecting.client(ctx).containers.get(target_id)
+        return engines.client(ctx).containers.get(target_id)
     except Exception as e:
-        if connecting.is_not_found(e):
+        if engines.is_not_found(e):
             return None
-        connecting.fail("looking up container", target_id[:12], e)
+        engines.fail("looking up container", target_id[:12], e)

@@ -15,7 +15,7 @@ from typing import Any
 
 from chaoskit import wording
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import connecting, namespacing, networks
+from chaoskit.drivers.docker import engines, namespacing, networks
 
 
 def leftover_rules(listing: str, run_id: str | None) -> list[list[str]]:
@@ -68,33 +68,33 @@ class _Scope:
 
 
 def sweep(run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
-    client = connecting.client(ctx)
+    client = engines.client(ctx)
     done: list[str] = []
     scope = _Scope(run_id, ctx)
-    label = f"{connecting.RUN_LABEL}={run_id}" if run_id else connecting.RUN_LABEL
+    label = f"{engines.RUN_LABEL}={run_id}" if run_id else engines.RUN_LABEL
     try:
         helpers = client.containers.list(all=True, filters={"label": label}, ignore_removed=True)
     except Exception as e:
-        connecting.fail("listing helper containers at", connecting.where(), e)
+        engines.fail("listing helper containers at", engines.where(), e)
     for helper in helpers:
         labels = helper.labels or {}
-        role = "helper" if labels.get(connecting.ROLE_LABEL) == "helper" else "started"
-        if not scope.allows(str(labels.get(connecting.RUN_LABEL, "")), f"{role} container {helper.name}"):
+        role = "helper" if labels.get(engines.ROLE_LABEL) == "helper" else "started"
+        if not scope.allows(str(labels.get(engines.RUN_LABEL, "")), f"{role} container {helper.name}"):
             continue
         try:
             helper.remove(force=True)
             done.append(f"removed {role} container {helper.name}")
         except Exception as e:
-            if not connecting.is_not_found(e):
-                connecting.fail("removing helper container", str(helper.name), e)
+            if not engines.is_not_found(e):
+                engines.fail("removing helper container", str(helper.name), e)
     try:
         running = client.containers.list(filters={"status": "running"}, ignore_removed=True)
         running += client.containers.list(filters={"status": "paused"}, ignore_removed=True)
     except Exception as e:
-        connecting.fail("listing containers at", connecting.where(), e)
+        engines.fail("listing containers at", engines.where(), e)
     for container in running:
         labels = container.labels or {}
-        if labels.get(connecting.ROLE_LABEL) == "helper":
+        if labels.get(engines.ROLE_LABEL) == "helper":
             continue
         done.extend(_sweep_container(container, scope, ctx))
     return done + scope.report()
