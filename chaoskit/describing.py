@@ -1,9 +1,10 @@
-"""Field descriptions taken from attribute docstrings, read only when a schema is described.
+"""JSON Schemas whose field descriptions come from attribute docstrings, read only when one is shown.
 
-Pydantic's ``use_attribute_docstrings`` reads and tokenizes the source of every model when the class
-is made, which cost every ``validate`` and ``run`` tens of milliseconds for text only
-``chaoskit schema``, ``chaoskit drivers`` and the journal schema show. ``describe`` gives a model
-(and every model its fields refer to) the same descriptions when one of those asks.
+Pydantic's ``use_attribute_docstrings`` reads and tokenizes the source of every model when its
+class is made: on Python 3.11 that costs every ``chaoskit validate`` and ``run`` about 50 ms
+(``python -m bench startup``, "docstrings at import") for text that only ``chaoskit schema``,
+``chaoskit drivers`` and the journal schema show. ``json_schema`` gives those the same
+descriptions while it writes the schema; the models themselves are never changed.
 """
 
 from __future__ import annotations
@@ -11,38 +12,35 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-import threading
-import typing
 from typing import Any
 
 from pydantic import BaseModel
-
-_described: set[type[BaseModel]] = set()
-_lock = threading.Lock()
-
-
-def describe(model: type[BaseModel]) -> None:
-    """Fill each field description still missing from the docstring under the attribute, as
-    ``use_attribute_docstrings=True`` would have, in ``model`` and the models it refers to."""
-    with _lock:
-        order = _reachable(model, set())
-        changed = [cls for cls in order if cls not in _described and _fill(cls)]
-        if changed:
-            # A model's schema embeds those of the models it refers to: rebuild from the leaves up.
-            for cls in order:
-                cls.model_rebuild(force=True)
-        _described.update(order)
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
 
 
-def _fill(cls: type[BaseModel]) -> bool:
-    changed = False
-    for name, info in cls.model_fields.items():
-        if info.description is None:
-            doc = _docstring(cls, name)
-            if doc is not None:
-                info.description = doc
-                changed = True
-    return changed
+def json_schema(
+    model: type[BaseModel], *, by_alias: bool = True, mode: JsonSchemaMode = "validation"
+) -> dict[str, Any]:
+    """``model.model_json_schema(...)``, where each field without a description gets the
+    docstring under its attribute, as ``use_attribute_docstrings=True`` would give it."""
+    return model.model_json_schema(by_alias=by_alias, mode=mode, schema_generator=_Described)
+
+
+class _Described(GenerateJsonSchema):
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        generated = super().model_schema(schema)
+        properties = generated.get("properties", {})
+        for name, info in schema["cls"].model_fields.items():
+            if info.description is not None:
+                continue
+            doc = _docstring(schema["cls"], name)
+            if doc is None:
+                continue
+            for key in dict.fromkeys([name, info.alias, info.validation_alias, info.serialization_alias]):
+                if isinstance(key, str) and key in properties and "description" not in properties[key]:
+                    properties[key]["description"] = doc
+        return generated
 
 
 def _docstring(cls: type[BaseModel], name: str) -> str | None:
@@ -53,27 +51,19 @@ def _docstring(cls: type[BaseModel], name: str) -> str | None:
     return None
 
 
-def _reachable(model: type[BaseModel], seen: set[type[BaseModel]]) -> list[type[BaseModel]]:
-    """``model`` and the models its fields refer to, those referred to first."""
-    if model in seen:
-        return []
-    seen.add(model)
-    order: list[type[BaseModel]] = []
-    for info in model.model_fields.values():
-        for cls in _models_in(info.annotation):
-            order.extend(_reachable(cls, seen))
-    order.append(model)
-    return order
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [cls for arg in typing.get_args(annotation) for cls in _models_in(arg)]
+_described: dict[type, dict[str, str]] = {}
+"""The classes whose source was read, and what it said. Two threads may both read a class the
+first time: the answers are the same, so the last one kept is as good as the first."""
 
 
 def attribute_docstrings(cls: type) -> dict[str, str]:
     """The docstring under each annotated attribute of ``cls``'s own body, read from its source."""
+    if cls not in _described:
+        _described[cls] = _read(cls)
+    return _described[cls]
+
+
+def _read(cls: type) -> dict[str, str]:
     try:
         lines, _ = inspect.getsourcelines(cls)
     except (OSError, TypeError):

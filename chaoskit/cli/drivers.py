@@ -24,8 +24,7 @@ KINDS = ("faults", "probes", "actions")
 
 def _arguments(args: type[contract.Args]) -> list[dict[str, Any]]:
     try:
-        describing.describe(args)
-        schema = args.model_json_schema()
+        schema = describing.json_schema(args)
     except Exception as e:  # a driver's model that pydantic can't describe must not hide the rest
         return [{"name": "?", "type": "?", "required": False, "default": None, "description": str(e)}]
     required = set(schema.get("required", []))

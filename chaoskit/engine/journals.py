@@ -232,8 +232,7 @@ class Journal(Record):
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of the journal, as committed in ``schemas/journal.schema.json``."""
-    describing.describe(Journal)
-    schema = Journal.model_json_schema(mode="serialization")
+    schema = describing.json_schema(Journal, mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://chaoskit.dev/schemas/journal.schema.json"
     return schema

@@ -16,8 +16,7 @@ ID = "https://chaoskit.dev/schemas/experiment.schema.json"
 
 def json_schema() -> dict[str, Any]:
     """The schema of an experiment file, keys as users write them (``with``, ``in``)."""
-    describing.describe(models.Experiment)
-    schema = models.Experiment.model_json_schema(by_alias=True)
+    schema = describing.json_schema(models.Experiment)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": ID,
