@@ -118,9 +118,8 @@ def command(
     Exit codes: 0 completed, 1 deviated, 2 invalid, 3 not steady before, 4 error, 5 halted (a halt
     lever, or max_duration), 6 vetoed (a preflight check said no), 130 interrupted.
     """
-    if kube_context:
-        # The kubernetes driver reads its default context from here; steps may still name their own.
-        os.environ["CHAOSKIT_KUBE_CONTEXT"] = kube_context
+    # For kubernetes steps that name no context of their own; the driver reads it from the run's context.
+    driver_settings = {KUBE_CONTEXT: kube_context} if kube_context else {}
     loaded, _, plan = loading.load_and_plan(file, variables, var_files, probes_path)
     options.print_warnings(loaded.warnings)
     if rollback_strategy is not None:
@@ -134,9 +133,18 @@ def command(
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     root = ledgers.state_dir(state_dir)
     if dry_run:
-        _dry_run(console, plan, root)
+        _dry_run(console, plan, root, driver_settings)
         return
-    settings = _settings(file, loaded, root, var_files, seed=seed, run_id=run_id, max_duration=max_duration)
+    settings = _settings(
+        file,
+        loaded,
+        root,
+        var_files,
+        seed=seed,
+        run_id=run_id,
+        max_duration=max_duration,
+        driver_settings=driver_settings,
+    )
     journal, telemetry = _execute(
         running.Runner(plan, settings, bus=(bus := events.Bus())),
         bus,
@@ -173,9 +181,9 @@ def command(
     sys.exit(exit_code)
 
 
-def _dry_run(console: Console, plan: planning.Plan, root: Path) -> None:
+def _dry_run(console: Console, plan: planning.Plan, root: Path, driver_settings: dict[str, str]) -> None:
     """Resolve every target and print the plan; nothing is injected, nothing is ledgered."""
-    ctx = contract.RunContext(run_id="dry-run", dry_run=True, state_dir=root)
+    ctx = contract.RunContext(run_id="dry-run", dry_run=True, state_dir=root, settings=driver_settings)
     try:
         touches = planning.dry_run(plan, ctx)
     finally:
@@ -192,6 +200,7 @@ def _settings(
     seed: int | None,
     run_id: str | None,
     max_duration: float | None,
+    driver_settings: dict[str, str],
 ) -> running.Settings:
     """What the runner needs besides the plan: the secrets resolved now (a missing one is exit 2
     before anything runs) and what the journal says about the file."""
@@ -213,6 +222,7 @@ def _settings(
         secrets=secrets,
         run_id=run_id,
         max_duration=max_duration,
+        driver_settings=driver_settings,
     )
 
 
@@ -287,6 +297,9 @@ def _late_signal(signum: int, frame: object) -> None:
 
 
 LATEST = Path("chaoskit-journal.json")
+KUBE_CONTEXT = "kubernetes.context"
+"""The kubernetes driver's ``RunContext.settings`` key for ``--context`` (``chaoskit.kube.kubeconfigs.
+CONTEXT_SETTING``; the CLI does not import the driver)."""
 """Without ``--journal``: a copy of the newest run's journal in the working directory, the path
 ``chaoskit gate``, ``chaoskit report`` and CI read; each run's own file stays beside it."""
 

@@ -102,6 +102,9 @@ class Settings:
     secret_sources: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Where each secret comes from (``{"env": NAME}`` or ``{"file": PATH}``): the ledger keeps
     references, never values, and ``recover`` resolves them again from here."""
+    driver_settings: Mapping[str, str] = field(default_factory=dict)
+    """Driver settings for the whole run (``RunContext.settings``), e.g. ``kubernetes.context`` from
+    ``chaoskit run --context``."""
 
 
 class Runner:
@@ -141,7 +144,12 @@ class Runner:
             self.settings.max_duration or self.plan.experiment.max_duration or DEFAULT_MAX_DURATION
         )
         self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.secrets)
-        self.ctx = contract.RunContext(run_id=self.run_id, state_dir=self.settings.state_dir, log=self._log)
+        self.ctx = contract.RunContext(
+            run_id=self.run_id,
+            state_dir=self.settings.state_dir,
+            log=self._log,
+            settings=self.settings.driver_settings,
+        )
         self.findings = verdicts.Findings()
         self.outputs: dict[str, Any] = {}
         self._stopping = asyncio.Event()

@@ -10,6 +10,7 @@ tests/k8s/test_exec.py, marked ``real_cluster``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -374,3 +375,68 @@ def test_the_context_comes_from_the_step_then_chaoskit_kube_context(
     recorded = kubeconfigs.resolve().model_dump(mode="json")
     assert recorded == {"kubeconfig": str(kubeconfig.resolve()), "context": "staging", "in_cluster": False}
     assert kubeconfigs.Connection.model_validate(recorded) == kubeconfigs.resolve()
+
+
+def test_a_step_context_wins_over_the_runs_which_wins_over_chaoskit_kube_context(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.setenv("CHAOSKIT_KUBE_CONTEXT", "from-env")
+    run = contract.RunContext(run_id="r", settings={kubeconfigs.CONTEXT_SETTING: "from-run"})
+    bare = contract.RunContext(run_id="r")
+    assert clusters.connection(clusters.ClusterArgs(context="from-step"), run).context == "from-step"
+    assert clusters.connection(clusters.ClusterArgs(), run).context == "from-run"
+    assert clusters.connection(clusters.ClusterArgs(), bare).context == "from-env"
+    # The operator hands its own kubeconfig to the in-process sweep the same way.
+    other = tmp_path / "other"
+    other.write_text("apiVersion: v1\nkind: Config\n")
+    swept = contract.RunContext(run_id="r", settings={kubeconfigs.KUBECONFIG_SETTING: str(other)})
+    assert clusters.connection(clusters.ClusterArgs(), swept).kubeconfig == str(other.resolve())
+
+
+def test_chaoskit_run_context_reaches_the_driver_without_touching_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from chaoskit.cli import main, run
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: dev\n"
+        "clusters: [{name: dev, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: dev, user: {token: t}}]\n"
+        "contexts: [{name: dev, context: {cluster: dev, user: dev}}]\n"
+    )
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    monkeypatch.delenv("CHAOSKIT_KUBE_CONTEXT", raising=False)
+    experiment = tmp_path / "e.yaml"
+    experiment.write_text(
+        "title: t\nmethod:\n  - name: d\n    fault: kubernetes.pods.delete\n"
+        "    with: {namespace: shop, label_selector: app=web}\n"
+    )
+    result = CliRunner().invoke(
+        main.cli, ["run", str(experiment), "--dry-run", "--context", "staging", "--state-dir", str(tmp_path)]
+    )
+    # The kubeconfig has no context 'staging': the dry run says so, so the driver was asked for it.
+    assert "context 'staging'" in result.output, result.output
+    assert "CHAOSKIT_KUBE_CONTEXT" not in os.environ
+    assert run.KUBE_CONTEXT == kubeconfigs.CONTEXT_SETTING
+    # A real run passes it through the runner's context the same way.
+    journal = tmp_path / "journal.json"
+    args = [
+        "run",
+        str(experiment),
+        "--context",
+        "staging",
+        "--state-dir",
+        str(tmp_path),
+        "--journal",
+        str(journal),
+    ]
+    result = CliRunner().invoke(main.cli, args)
+    assert result.exit_code == int(errors.ExitCode.ERROR), result.output
+    assert "context 'staging'" in journal.read_text()
+    assert "CHAOSKIT_KUBE_CONTEXT" not in os.environ
