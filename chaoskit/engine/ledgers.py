@@ -10,15 +10,12 @@ what it will leave, as ``process.start`` does) and ``reverted`` once undone. ``r
 
 How it stays trustworthy (docs/fault-lifecycle.md):
 
-* A live run owns its ledger: it holds an exclusive ``flock`` on the file for its lifetime, so
-  ``recover``/``status`` tell a live run from a dead one by trying the lock (immune to pid reuse).
-* Every write is whole or a clear ``LedgerError``: short writes are continued, a torn tail (a
-  crash mid-write) is closed with a newline before the next append, each line is fsync'd.
-* A run reserves space before its first inject (a ballast file beside the ledger). A full disk is
-  found before anything is applied; mid-run, the ballast is given back so that the lines that take
-  faults back can still be written.
-* Secrets never reach the file in clear: they are stored as references (``${secrets.<name>}``),
-  with where each comes from (env var or file) in ``run-start``, and resolved again by ``recover``.
+* A live run owns its ledger: an exclusive ``flock`` for its lifetime, so ``recover``/``status``
+  tell a live run from a dead one by trying the lock (immune to pid reuse).
+* Every write is whole or a clear ``LedgerError``, and a run reserves space before its first
+  inject, given back when the disk fills (``appending``).
+* Secrets never reach the file in clear, only references to them (``secretrefs``), with where each
+  comes from in ``run-start``.
 * Reading is forgiving per line and per file: a bad line is skipped and named; a file that can't
   be read at all is set aside (``quarantine/``) and every other run is still recovered.
 """
@@ -26,8 +23,6 @@ How it stays trustworthy (docs/fault-lifecycle.md):
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import re
@@ -41,15 +36,14 @@ from typing import Any
 
 from chaoskit import errors, wording
 from chaoskit.drivers import contract
+from chaoskit.engine import appending, secretrefs
 
 ENV = "CHAOSKIT_STATE_DIR"
 SUFFIX = ".jsonl"
-RESERVE_SUFFIX = ".reserve"
 RESERVE_BYTES = 1 << 20
 """Space a run sets aside before its first inject: thousands of ledger lines."""
 QUARANTINE = "quarantine"
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-SECRET_REF = re.compile(r"\$\{secrets\.([A-Za-z_][A-Za-z0-9_-]*)\}")
 
 
 def state_dir(explicit: Path | str | None = None) -> Path:
@@ -87,67 +81,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def to_refs(value: Any, secrets: Mapping[str, str]) -> Any:
-    """``value`` with every secret's value replaced by a reference to it, ``${secrets.<name>}``
-    (longer values first, so one that contains another goes whole)."""
-    pairs = sorted(((v, n) for n, v in secrets.items() if v), key=lambda p: len(p[0]), reverse=True)
-    if not pairs:
-        return value
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, str):
-            for secret, name in pairs:
-                item = item.replace(secret, "${secrets." + name + "}")
-            return item
-        if isinstance(item, Mapping):
-            return {walk(k): walk(v) for k, v in item.items()}
-        if isinstance(item, list | tuple):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
-
-
-def from_refs(value: Any, resolve: Mapping[str, str]) -> Any:
-    """The inverse of ``to_refs``: references replaced by the values in ``resolve``. A reference to
-    a secret that is not there raises ``LedgerError`` naming it."""
-
-    def one(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in resolve:
-            raise errors.LedgerError(f"secret {name!r} is not available")
-        return resolve[name]
-
-    def walk(item: Any) -> Any:
-        if isinstance(item, str):
-            return SECRET_REF.sub(one, item)
-        if isinstance(item, Mapping):
-            return {walk(k): walk(v) for k, v in item.items()}
-        if isinstance(item, list):
-            return [walk(v) for v in item]
-        return item
-
-    return walk(value)
-
-
-def refs_in(value: Any) -> set[str]:
-    """The names of the secrets ``value`` refers to."""
-    return set(SECRET_REF.findall(json.dumps(value)))
-
-
 class Ledger:
     """One run's ledger, open for appending. Every line is on disk (fsync'd) before a call
     returns, or the call raises ``LedgerError`` and the ledger is ``broken``."""
 
-    def __init__(self, path: Path, run_id: str, fd: int, secrets: Mapping[str, str] | None = None) -> None:
-        self.path = path
+    def __init__(
+        self, file: appending.AppendFile, run_id: str, secrets: Mapping[str, str] | None = None
+    ) -> None:
+        self.path = file.path
         self.run_id = run_id
-        self._fd: int | None = fd
+        self._file = file
         self._secrets = dict(secrets or {})
         self._lock = threading.Lock()
         self._token = secrets_module.token_hex(3)
         self._count = 0
-        self._torn = False
         self.broken: errors.LedgerError | None = None
         """The first write that failed; once set, the run must stop injecting."""
 
@@ -168,22 +115,19 @@ class Ledger:
         with that id must be recovered first), and reserves space for the run's lines."""
         path = path_of(root, run_id)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            file = appending.AppendFile.create(path)
         except OSError as e:
             raise errors.LedgerError(
                 f"can't open the fault ledger {path}: {e.strerror}",
                 hint="pass a writable --state-dir or set CHAOSKIT_STATE_DIR",
             ) from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
+        if not file.lock():
+            file.close(release=False)  # the reserve beside it is the live run's
             raise errors.UsageError(
                 f"run {run_id!r} is running now (its runner holds {path})",
                 hint="give this run another --run-id (or none, for a new one)",
-            ) from e
-        ledger = cls(path, run_id, fd, secrets)
+            )
+        ledger = cls(file, run_id, secrets)
         try:
             left = [e for e in load(path).entries if e.state != "reverted"]
             if left:
@@ -192,7 +136,7 @@ class Ledger:
                     f"in {path}",
                     hint=f"take them back first: chaoskit recover {run_id} --state-dir {root}",
                 )
-            ledger._repair_tail()
+            file.repair_tail(ledger._full)
             ledger._reserve(reserve)
         except BaseException:
             ledger.close()
@@ -204,68 +148,32 @@ class Ledger:
         """Open a dead run's ledger to record what ``recover`` did, taking its lock. None when a
         live process holds it, unless ``force`` (then lines are appended beside the owner's: one
         ``write`` of an ``O_APPEND`` file each, so they never interleave)."""
-        run_id = path.name.removesuffix(SUFFIX)
         try:
-            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            # A read-only state dir: the faults can still be taken back, only not recorded.
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-            except OSError as e:
-                raise errors.LedgerError(f"can't open the fault ledger {path}: {e.strerror}") from e
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except OSError:
-            if not force:
-                os.close(fd)
-                return None
-        ledger = cls(path, run_id, fd)
+            file = appending.AppendFile.existing(path)
+        except OSError as e:
+            raise errors.LedgerError(f"can't open the fault ledger {path}: {e.strerror}") from e
+        if not file.lock(wait=wait) and not force:
+            file.close(release=False)
+            return None
+        ledger = cls(file, path.name.removesuffix(SUFFIX))
         with contextlib.suppress(errors.LedgerError):
-            ledger._repair_tail()
+            file.repair_tail(ledger._full)
         return ledger
 
-    def _repair_tail(self) -> None:
-        """A crash mid-write leaves a line without its newline: end it, so the next append starts a
-        line of its own (the torn fragment is skipped when reading)."""
-        assert self._fd is not None
-        size = os.fstat(self._fd).st_size
-        if size and os.pread(self._fd, 1, size - 1) != b"\n":
-            self._write(b"\n")
-
     def _reserve(self, size: int) -> None:
-        if size <= 0:
-            return
-        ballast = self.path.with_suffix(RESERVE_SUFFIX)
         try:
-            fd = os.open(ballast, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            try:
-                os.posix_fallocate(fd, 0, size)
-            finally:
-                os.close(fd)
+            self._file.reserve(size)
         except OSError as e:
-            ballast.unlink(missing_ok=True)
             raise errors.LedgerError(
                 f"can't reserve {size // 1024} KiB for the fault ledger in {self.path.parent}: "
                 f"{e.strerror}; nothing was injected",
                 hint="free disk space there, or pass another --state-dir",
             ) from e
 
-    def _release_reserve(self) -> bool:
-        ballast = self.path.with_suffix(RESERVE_SUFFIX)
-        try:
-            ballast.unlink()
-        except OSError:
-            return False
-        return True
-
     def close(self) -> None:
         """Give back the reserved space and the lock."""
         with self._lock:
-            self._release_reserve()
-            if self._fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(self._fd)  # closing the descriptor releases the flock
-                self._fd = None
+            self._file.close()
 
     # ---- writing ----------------------------------------------------------------------------
 
@@ -275,39 +183,22 @@ class Ledger:
             self._count += 1
             return f"{kind}{self._count}-{self._token}"
 
-    def _write(self, data: bytes) -> None:
-        """All of ``data``, then fsync. A full disk gets the reserved space back once, and the
-        write goes on where it stopped; anything else raises ``OSError`` with the line torn."""
-        assert self._fd is not None
-        view = memoryview((b"\n" if self._torn else b"") + data)
-        while view:
-            try:
-                written = os.write(self._fd, view)
-            except OSError as e:
-                if e.errno not in {errno.ENOSPC, errno.EDQUOT} or not self._release_reserve():
-                    raise
-                # The run must stop injecting, but this line (and the lines that take the faults
-                # back) can still be written in the space the run set aside.
-                self.broken = self.broken or errors.LedgerError(
-                    f"the disk holding the fault ledger {self.path} is full"
-                )
-                continue
-            if written <= 0:
-                raise OSError(errno.EIO, "the file system accepted no bytes")
-            view = view[written:]
-            self._torn = bool(view)  # if the rest fails, the next line must start on a new line
-        os.fsync(self._fd)
+    def _full(self) -> None:
+        # The run must stop injecting, but this line (and the lines that take the faults back) can
+        # still be written in the space the run set aside.
+        full = errors.LedgerError(f"the disk holding the fault ledger {self.path} is full")
+        self.broken = self.broken or full
 
     def _append(self, record: dict[str, Any]) -> None:
         record = {"type": record.pop("type"), "run_id": self.run_id, "at": _now(), **record}
-        line = json.dumps(to_refs(record, self._secrets), allow_nan=False) + "\n"
+        line = json.dumps(secretrefs.to_refs(record, self._secrets), allow_nan=False) + "\n"
         with self._lock:
-            if self._fd is None:
+            if self._file.fd is None:
                 error = errors.LedgerError(f"the fault ledger {self.path} is closed")
                 self.broken = self.broken or error
                 raise error
             try:
-                self._write(line.encode("utf-8"))
+                self._file.write(line.encode("utf-8"), self._full)
             except OSError as e:
                 error = errors.LedgerError(
                     f"can't write the fault ledger {self.path}: {e.strerror or e}",
@@ -317,15 +208,8 @@ class Ledger:
                 raise error from e
 
     def start(self, title: str, file: str | None, secret_sources: Mapping[str, Any] | None = None) -> None:
-        self._append(
-            {
-                "type": "run-start",
-                "title": title,
-                "file": file,
-                "pid": os.getpid(),
-                "secrets": dict(secret_sources or {}),
-            }
-        )
+        record: dict[str, Any] = {"type": "run-start", "title": title, "file": file, "pid": os.getpid()}
+        self._append({**record, "secrets": dict(secret_sources or {})})
 
     def intent(
         self,
@@ -337,17 +221,8 @@ class Ledger:
         *,
         lease: str | None = None,
     ) -> None:
-        self._append(
-            {
-                "type": "intent",
-                "id": entry,
-                "activity": activity,
-                "step": step,
-                "target": target.to_json(),
-                "revert": dict(revert),
-                "lease": lease,
-            }
-        )
+        record: dict[str, Any] = {"type": "intent", "id": entry, "activity": activity, "step": step}
+        self._append({**record, "target": target.to_json(), "revert": dict(revert), "lease": lease})
 
     def applied(self, entry: str, revert: Mapping[str, Any]) -> None:
         self._append({"type": "applied", "id": entry, "revert": dict(revert)})
@@ -522,17 +397,7 @@ def _apply(record: dict[str, Any], found: dict[str, Entry], ledger: RunLedger, n
 
 def is_live(path: Path) -> bool:
     """True when a process holds the ledger's lock: its run (or a ``recover``) is at work."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # also drops the lock if we got it
-    return False
+    return appending.held(path)
 
 
 def ledgers(root: Path, run_id: str | None = None) -> list[Path]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
-from chaoskit.engine import leases, ledgers
+from chaoskit.engine import leases, ledgers, secretrefs
 
 FINE = frozenset({"reverted", "already-clean", "gone-with-host", "handed-over", "not-needed"})
 
@@ -195,8 +195,8 @@ class _Run:
         )
 
     def resolve(self, data: dict[str, Any]) -> dict[str, Any]:
-        values = {name: self.secret(name) for name in ledgers.refs_in(data)}
-        resolved: dict[str, Any] = ledgers.from_refs(data, values)
+        values = {name: self.secret(name) for name in secretrefs.refs_in(data)}
+        resolved: dict[str, Any] = secretrefs.from_refs(data, values)
         return resolved
 
     def record(self, entry: ledgers.Entry, status: str, serves: list[str] | None = None) -> bool:

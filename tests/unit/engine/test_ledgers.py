@@ -17,7 +17,7 @@ import pytest
 
 from chaoskit import errors, testing
 from chaoskit.drivers import contract
-from chaoskit.engine import leases, ledgers, recovering
+from chaoskit.engine import appending, leases, ledgers, recovering
 
 
 def _marker(ledger: ledgers.Ledger, path: Path, *, step: str = "mark", lease: str | None = None) -> str:
@@ -531,7 +531,7 @@ class _Filler(contract.Fault[_FillArgs, _FillRevert]):
     def inject(
         self, args: _FillArgs, target: contract.Target, revert: _FillRevert, ctx: contract.RunContext
     ) -> _FillRevert:
-        for reserve in Path(args.folder).rglob(f"*{ledgers.RESERVE_SUFFIX}"):
+        for reserve in Path(args.folder).rglob(f"*{appending.RESERVE_SUFFIX}"):
             reserve.unlink()
         _fill(Path(args.folder))
         for ledger in Path(args.folder).rglob(f"*{ledgers.SUFFIX}"):
