@@ -239,9 +239,10 @@ class Toxic:
 def registry() -> Mapping[str, type[Toxic]]:
     """Every toxic type by name. Built on first use: the modules of types import this one."""
     from chaoskit.proxy import tcp_toxics
+    from chaoskit.proxy.http import toxics as http_toxics
 
     found: dict[str, type[Toxic]] = {}
-    for toxic_type in tcp_toxics.TYPES:
+    for toxic_type in (*tcp_toxics.TYPES, *http_toxics.TYPES):
         if toxic_type.kind in found:
             raise RuntimeError(
                 f"two toxic types are named {toxic_type.kind!r}: {found[toxic_type.kind]}, {toxic_type}"
@@ -318,4 +319,6 @@ def update(toxic: Toxic, body: object) -> tuple[float, dict[str, int]]:
         raise RequestError("bad request body: expected a JSON object")
     toxicity = check_toxicity(body["toxicity"]) if body.get("toxicity") is not None else toxic.toxicity
     attributes = toxic.check_attributes(body.get("attributes"), toxic.attributes)
+    # A new instance runs the type's own checks of the whole (an http_* toxic's depend on its stream).
+    dataclasses.replace(toxic, toxicity=toxicity, attributes=attributes)
     return toxicity, attributes
