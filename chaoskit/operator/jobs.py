@@ -13,7 +13,7 @@ import hashlib
 
 import yaml
 
-from chaoskit.kube import levers, marks
+from chaoskit.kube import haltlevers, marks
 from chaoskit.operator import resources
 
 JSON = resources.JSON
@@ -69,7 +69,7 @@ def configmap(obj: JSON, spec: resources.ExperimentSpec) -> JSON | None:
 
 
 def job(
-    obj: JSON, spec: resources.ExperimentSpec, default_image: str, halt_lever: str = levers.DEFAULT_URI
+    obj: JSON, spec: resources.ExperimentSpec, default_image: str, halt_lever: str = haltlevers.DEFAULT_URI
 ) -> JSON:
     """The Job that runs the experiment once: never retried (a retry would inject again). Its run
     watches ``halt_lever`` (``chaoskit halt --kubernetes`` pulls it)."""

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from chaoskit import errors
 from chaoskit.engine import halts
-from chaoskit.kube import apis, levers
+from chaoskit.kube import apis, haltlevers
 from chaoskit.operator import jobs, resources, scheduling, statuses
 
 log = logging.getLogger("chaoskit.operator")
@@ -42,7 +42,7 @@ class Controller:
     clock: Clock = system_clock
     halt: Callable[[], halts.Halt | None] = lambda: None
     """The cluster's halt lever, asked once per pass: schedules skip fires while it is pulled."""
-    halt_lever: str = levers.DEFAULT_URI
+    halt_lever: str = haltlevers.DEFAULT_URI
     """The lever each run's Job watches (``$CHAOSKIT_HALT`` in its pod)."""
     failures: list[str] = field(default_factory=list)
     """The last pass's per-resource failures (also logged and recorded as Events)."""

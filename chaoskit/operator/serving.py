@@ -13,7 +13,7 @@ from types import FrameType
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.engine import halts
-from chaoskit.kube import apis, kubeconfigs, levers
+from chaoskit.kube import apis, haltlevers, kubeconfigs
 from chaoskit.operator import leading, reconciling, watching
 
 log = logging.getLogger("chaoskit.operator")
@@ -69,7 +69,7 @@ def serve(
         finally:
             ctx.close()
 
-    lever = levers.ConfigMapLever(levers.DEFAULT_URI, api=api)
+    lever = haltlevers.ConfigMapLever(haltlevers.DEFAULT_URI, api=api)
     said: list[str] = []
 
     def halt() -> halts.Halt | None:

@@ -18,13 +18,13 @@ import pytest
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import (
+    apiresources,
+    clusterevents,
     clusters,
-    events,
     networkpolicies,
     nodes,
     pods,
-    resources,
-    sweeping,
+    sweeps,
     workloads,
 )
 from chaoskit.engine import journals, planning
@@ -297,14 +297,18 @@ def test_the_resource_probe_returns_any_object_as_json(
         {"metadata": {"name": "settings", "labels": {"tier": "x"}}, "data": {"mode": "strict"}},
         what="test",
     )
-    one = probe(resources.Resource(), {"kind": "ConfigMap", "name": "settings", "namespace": namespace}, ctx)
+    one = probe(
+        apiresources.Resource(), {"kind": "ConfigMap", "name": "settings", "namespace": namespace}, ctx
+    )
     assert one["data"] == {"mode": "strict"}
     listed = probe(
-        resources.Resource(), {"kind": "ConfigMap", "namespace": namespace, "label_selector": "tier=x"}, ctx
+        apiresources.Resource(),
+        {"kind": "ConfigMap", "namespace": namespace, "label_selector": "tier=x"},
+        ctx,
     )
     assert listed["count"] == 1
     with pytest.raises(errors.DriverError, match="has no kind 'Gizmo'"):
-        probe(resources.Resource(), {"kind": "Gizmo", "namespace": namespace}, ctx)
+        probe(apiresources.Resource(), {"kind": "Gizmo", "namespace": namespace}, ctx)
 
 
 def test_events_reports_warnings_for_the_selected_objects_since_the_run_started(
@@ -335,7 +339,7 @@ def test_events_reports_warnings_for_the_selected_objects_since_the_run_started(
     event("normal", "Normal", now)
     event("other-pod", "Warning", now, obj="someone-else")
 
-    found = probe(events.Events(), {"namespace": namespace, "label_selector": selector}, ctx)
+    found = probe(clusterevents.Events(), {"namespace": namespace, "label_selector": selector}, ctx)
 
     assert found["count"] == 1
     assert found["events"][0]["message"] == "new-warning happened"
@@ -408,7 +412,7 @@ def test_protected_namespaces_are_refused_unless_allowed(
 def sweep(run_id: str | None) -> list[str]:
     """What ``chaoskit recover --sweep`` does for this driver, in a context of its own."""
     with contextlib.closing(contract.RunContext(run_id=run_id or "recover")) as recover_ctx:
-        return sweeping.sweep(run_id, recover_ctx)
+        return sweeps.sweep(run_id, recover_ctx)
 
 
 def test_sweep_reverts_a_vanished_runs_leftovers_without_the_ledger(

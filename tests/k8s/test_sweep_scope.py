@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import networkpolicies, sweeping
+from chaoskit.drivers.kubernetes import networkpolicies, sweeps
 from chaoskit.kube import marks
 from tests.k8s.clusters import Cluster
 from tests.k8s.test_faults import inject
@@ -54,7 +54,7 @@ def test_a_sweep_without_a_run_id_spares_live_runs_and_unexpired_unknown_ones(
             run_id="recover", run_state=lambda run_id: states.get(run_id, "unknown")
         )
         stack.callback(recover.close)
-        done = sweeping.sweep(None, recover)
+        done = sweeps.sweep(None, recover)
 
         left = sorted(_policies(cluster, namespace).values())
         assert left == sorted([runs["live"].run_id, runs["unknown"].run_id]), done
@@ -63,11 +63,11 @@ def test_a_sweep_without_a_run_id_spares_live_runs_and_unexpired_unknown_ones(
         assert sum(line.startswith("deleted NetworkPolicy") for line in done) == 2
 
         # Named by its id, a live run is still left alone; an unknown one is reverted at once.
-        kept = sweeping.sweep(runs["live"].run_id, recover)
+        kept = sweeps.sweep(runs["live"].run_id, recover)
         assert kept and all("is live" in line for line in kept), kept
-        assert any(line.startswith("deleted") for line in sweeping.sweep(runs["unknown"].run_id, recover))
+        assert any(line.startswith("deleted") for line in sweeps.sweep(runs["unknown"].run_id, recover))
         assert list(_policies(cluster, namespace).values()) == [runs["live"].run_id]
 
         states[runs["live"].run_id] = "dead"
-        assert any(line.startswith("deleted") for line in sweeping.sweep(None, recover))
+        assert any(line.startswith("deleted") for line in sweeps.sweep(None, recover))
         assert _policies(cluster, namespace) == {}

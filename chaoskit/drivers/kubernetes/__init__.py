@@ -13,16 +13,16 @@ from collections.abc import Sequence
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.kubernetes import (
-    events,
+    apiresources,
+    clusterevents,
     executing,
     networkpolicies,
     nodes,
     pods,
-    resources,
-    sweeping,
+    sweeps,
     workloads,
 )
-from chaoskit.kube import levers
+from chaoskit.kube import haltlevers
 
 
 def _missing() -> str | None:
@@ -32,7 +32,7 @@ def _missing() -> str | None:
 
 
 def _sweep(run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
-    return sweeping.sweep(run_id, ctx)
+    return sweeps.sweep(run_id, ctx)
 
 
 def driver() -> contract.Driver:
@@ -55,11 +55,11 @@ def driver() -> contract.Driver:
             pods.PodsReady(),
             workloads.DeploymentAvailable(),
             workloads.RolloutComplete(),
-            resources.Resource(),
-            events.Events(),
+            apiresources.Resource(),
+            clusterevents.Events(),
         ],
         actions=[executing.Exec()],
         sweep=_sweep,
         missing=_missing,
-        levers={levers.SCHEME: levers.lever},
+        levers={haltlevers.SCHEME: haltlevers.lever},
     )

@@ -25,9 +25,9 @@ from pydantic import ValidationError
 from chaoskit import errors
 from chaoskit.drivers import contract, registry
 from chaoskit.drivers.kubernetes import (
+    clusterevents,
     clusters,
     draining,
-    events,
     executing,
     networkpolicies,
     nodes,
@@ -360,7 +360,7 @@ def test_probes_may_read_protected_namespaces() -> None:
         {"namespace": "kube-system", "label_selector": "k8s-app=kube-dns"}
     )
     assert args.allow_protected
-    assert events.EventsArgs.model_validate({"namespace": "kube-system"}).namespace == "kube-system"
+    assert clusterevents.EventsArgs.model_validate({"namespace": "kube-system"}).namespace == "kube-system"
 
 
 def test_the_context_comes_from_the_step_then_chaoskit_kube_context(

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from pydantic import model_validator
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.kubernetes import clusters, namespaces, resources
+from chaoskit.drivers.kubernetes import apiresources, clusters, namespaces
 
 
 class EventsArgs(namespaces.ReadArgs):
@@ -57,8 +57,8 @@ class Events(contract.Probe[EventsArgs], args=EventsArgs):
         for namespace in args.resolved_namespaces(api):
             names: set[str] | None = None
             if args.label_selector:
-                collection, _ = resources.resource_path(
-                    api, "v1" if not args.kind else resources._group_of(args.kind), args.kind or "Pod"
+                collection, _ = apiresources.resource_path(
+                    api, "v1" if not args.kind else apiresources._group_of(args.kind), args.kind or "Pod"
                 )
                 prefix, rest = collection.rsplit("/", 1)
                 objects = api.list(
