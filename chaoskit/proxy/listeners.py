@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit.proxy import links, splicing, toxic_types
-from chaoskit.proxy.http import rules, sessions
-from chaoskit.proxy.http import toxics as http_toxics
 
 MAX_SPLICED = 256
 """Connections per proxy piped by splice threads (two threads each); more take the event loop."""
@@ -79,8 +77,6 @@ class Counters:
     def __init__(self) -> None:
         self.received: dict[tuple[str, str, str, str], int] = {}
         self.sent: dict[tuple[str, str, str, str], int] = {}
-        self.http = sessions.Counters()
-        """Requests seen, matched and faulted by http_* toxics: live, not at close."""
 
     def add(self, key: tuple[str, str, str, str], received: int, sent: int) -> None:
         self.received[key] = self.received.get(key, 0) + received
@@ -106,8 +102,7 @@ class Counters:
                     )
                 )
                 lines.append(f"{metric}{{{labels}}} {value}")
-        http = self.http.render() if self.http.requests or self.http.tls_refused else ""
-        return "\n".join(lines) + "\n" + http
+        return "\n".join(lines) + "\n"
 
 
 def _escape(value: str) -> str:
@@ -127,6 +122,10 @@ class Proxy:
         self.splice = True
         """Pipe toxic-free connections with splice(2) (Linux); the benchmark compares both paths."""
         self.toxics: dict[str, list[toxic_types.Toxic]] = {"upstream": [], "downstream": []}
+        """The toxics by their stream, in creation order (as the API lists them)."""
+        self.chains: dict[str, list[toxic_types.Toxic]] = {"upstream": [], "downstream": []}
+        """The toxics each direction's bytes go through: its own, then the other stream's
+        two-way toxics (``Toxic.both_ways``). Rebuilt on every change, read for every chunk."""
         self.connections: set[links.Connection | splicing.SplicedConnection] = set()
         self.accepted = 0
         """Clients accepted so far (including those still waiting for their upstream)."""
@@ -233,9 +232,6 @@ class Proxy:
         ended: frozenset[str] = frozenset(),
     ) -> None:
         connection = links.Connection(owner=self, reset_capable=reset_capable)
-        if any(isinstance(t, http_toxics.HttpToxic) for t in self.toxic_list()):
-            # Bytes the splice path moved before a toxic arrived: the session joins mid-stream.
-            connection.http = self.http_session(fresh=not any(r for r, _ in (counts or {}).values()))
         self.connections.add(connection)
         await connection.attach(client, upstream, counts, ended)
 
@@ -293,24 +289,17 @@ class Proxy:
         self._notify(toxic, removed=True)
 
     def _notify(self, toxic: toxic_types.Toxic, removed: bool) -> None:
+        for direction, other in (("upstream", "downstream"), ("downstream", "upstream")):
+            self.chains[direction] = [
+                *self.toxics[direction],
+                *(t for t in self.toxics[other] if t.both_ways),
+            ]
         for connection in list(self.connections):
             if isinstance(connection, splicing.SplicedConnection):
                 if not removed:
                     connection.move()
-                continue
-            if isinstance(toxic, http_toxics.HttpToxic) and not removed and connection.http is None:
-                fresh = not any(link.received for link in connection.links.values())
-                connection.http = self.http_session(fresh)
-            connection.toxic_changed(toxic, removed)
-
-    def http_rules(self) -> list[rules.Rule]:
-        """The http_* toxics as sessions use them, read for every request (so changes act at once)."""
-        return [t.rule() for t in self.toxic_list() if isinstance(t, http_toxics.HttpToxic)]
-
-    def http_session(self, fresh: bool) -> sessions.Session:
-        """An HTTP view of one connection; ``fresh`` if no byte has passed yet (else it joins at
-        the next request it recognises)."""
-        return sessions.Session(self.name, self.http_rules, self.rng, self.counters.http, fresh=fresh)
+            else:
+                connection.toxic_changed(toxic, removed)
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -78,8 +78,15 @@ Forward = Callable[[Chunk], Awaitable[None]]
 """The rest of a link's chain: the next toxic's stage, or the write to the destination."""
 
 
+S = TypeVar("S")
+
+
 class Link(Protocol):
     """What a stage may ask of the link (one direction of one connection) it runs on."""
+
+    direction: str
+    """``upstream`` (the client's bytes) or ``downstream`` (the server's): a two-way toxic's
+    stages tell which side they read by it."""
 
     @property
     def rng(self) -> random.Random:
@@ -99,6 +106,14 @@ class Link(Protocol):
 
     def close(self) -> None:
         """Close the connection now (both directions)."""
+
+    def shared(self, toxic: Toxic, make: Callable[[], S]) -> S:
+        """``toxic``'s state on this connection, one for both links: made by ``make`` on first use,
+        kept when the toxic is updated, dropped when it is removed."""
+
+    def send_back(self, data: bytes) -> bool:
+        """Write ``data`` to the side this link reads from (an answer the toxic makes up); False
+        if that side is closed."""
 
 
 T = TypeVar("T", bound="Toxic")
@@ -163,6 +178,10 @@ class Toxic:
     schema: ClassVar[tuple[Attribute, ...]] = ()
     stage: ClassVar[type[Stage[Any]]] = Stage
     """The per-connection behaviour: instantiated as ``stage(toxic, link)``."""
+    both_ways: ClassVar[bool] = False
+    """It acts on both directions of its connections (its ``stream`` is where it is listed and
+    rolled): each direction gets a stage, and the two can share state through ``Link.shared``.
+    For a toxic that follows a protocol, e.g. answers a request itself with ``Link.send_back``."""
     resets: ClassVar[bool] = False
     """Its close is a TCP RST (the proxy sets SO_LINGER 0 on connections accepted while it exists)."""
 
@@ -170,7 +189,8 @@ class Toxic:
     stream: str
     """As the client spelled it (matched case-insensitively), like the real server."""
     toxicity: float
-    attributes: dict[str, int]
+    attributes: dict[str, Any]
+    """As the API echoes them: JSON values from ``check_attributes`` (integers for the TCP types)."""
 
     @property
     def direction(self) -> str:
@@ -193,8 +213,9 @@ class Toxic:
         }
 
     @classmethod
-    def check_attributes(cls, given: object, current: Mapping[str, int] | None = None) -> dict[str, int]:
-        """The full attribute set: ``given`` merged over ``current`` (or zeros).
+    def check_attributes(cls, given: object, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The full attribute set: ``given`` merged over ``current`` (or zeros). This checks the
+        integer attributes of ``schema``; a type with other attributes overrides it.
 
         Unknown attributes are dropped, like the real server; wrong types and the values that crash
         or stall the real server are refused with a message that names the attribute.
@@ -239,10 +260,9 @@ class Toxic:
 def registry() -> Mapping[str, type[Toxic]]:
     """Every toxic type by name. Built on first use: the modules of types import this one."""
     from chaoskit.proxy import tcp_toxics
-    from chaoskit.proxy.http import toxics as http_toxics
 
     found: dict[str, type[Toxic]] = {}
-    for toxic_type in (*tcp_toxics.TYPES, *http_toxics.TYPES):
+    for toxic_type in tcp_toxics.TYPES:
         if toxic_type.kind in found:
             raise RuntimeError(
                 f"two toxic types are named {toxic_type.kind!r}: {found[toxic_type.kind]}, {toxic_type}"
@@ -313,7 +333,7 @@ def build(body: object, taken: set[str]) -> Toxic:
     return kind(name=name, stream=stream, toxicity=toxicity, attributes=attributes)
 
 
-def update(toxic: Toxic, body: object) -> tuple[float, dict[str, int]]:
+def update(toxic: Toxic, body: object) -> tuple[float, dict[str, Any]]:
     """The new (toxicity, attributes) for a PATCH body; only those two fields are read."""
     if not isinstance(body, Mapping):
         raise RequestError("bad request body: expected a JSON object")
