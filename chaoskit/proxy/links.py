@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar, cast
 
 from chaoskit.proxy import toxic_types
+from chaoskit.proxy.http import sessions
 
 QUEUE_CHUNKS = 1024
 """Chunks a link may hold ahead of its toxics before it stops reading (the latency toxic's buffer)."""
 
 _LINGER_RESET = struct.pack("ii", 1, 0)
+HTTP_LINGER = 1.0
+"""Seconds an http_abort that ends a connection keeps reading (and dropping) what the client still
+sends after the answer, so that the close doesn't reset the connection before the answer is read."""
 
 
 class Owner(Protocol):
@@ -46,6 +50,8 @@ Chunk = toxic_types.Chunk
 Closing = toxic_types.Closing
 _EOF = Chunk(b"", -1.0, -1.0)
 S = TypeVar("S")
+_OUTBOX = Chunk(b"", -2.0, -2.0)
+"""Wakes a link whose outbox the other link added to (an HTTP answer read upstream goes downstream)."""
 
 # uvloop's loop.time() ticks in whole milliseconds; the latency toxic needs better than that.
 now = time.monotonic
@@ -120,6 +126,8 @@ class Link:
         self._started: dict[str, float] = {}
         self._stages: dict[str, toxic_types.Stage[toxic_types.Toxic]] = {}
         """Each toxic's state on this link, by name: kept when it is updated, dropped when removed."""
+        self.outbox: collections.deque[sessions.Out] = collections.deque()
+        """What the connection's HTTP session sends to this link's destination, in session order."""
         self.task: asyncio.Task[None] | None = None
 
     # -- toxics
@@ -226,7 +234,7 @@ class Link:
 
     def feed(self, data: bytes) -> None:
         self.received += len(data)
-        if self._idle and not self._buffer and not self._toxics():
+        if self._idle and not self._buffer and not self._toxics() and self.connection.http is None:
             if self.destination.write(data):
                 self.sent += len(data)
             return
@@ -264,10 +272,21 @@ class Link:
                 chunk = await self._next()
                 self._idle = False
                 self.update_reading()
+                http = self.connection.http
                 if chunk is _EOF:
+                    if http is not None:
+                        await self._converse(
+                            http.client_eof() if self.direction == "upstream" else http.server_eof()
+                        )
                     await self._eof()
                     return
-                await self._chain(self.active())(chunk)
+                if chunk is _OUTBOX:
+                    await self._converse([])
+                elif http is not None:
+                    reading = http.from_client if self.direction == "upstream" else http.from_server
+                    await self._converse(reading(chunk.data))
+                else:
+                    await self._chain(self.active())(chunk)
                 self._idle = True
         except Closing as closing:
             self.connection.close(reset=closing.reset)
@@ -305,6 +324,28 @@ class Link:
                 transport.write_eof()
         self.connection.link_done()
 
+    async def _converse(self, said: list[sessions.Out]) -> None:
+        """Hand what the HTTP session said to the link it is for, then carry out this link's part:
+        bytes through this link's TCP toxics, holds, the end of the connection."""
+        for out in said:
+            to_client = isinstance(out, sessions.Close) or out.to == "client"
+            link = self.connection.links["downstream" if to_client else "upstream"]
+            link.outbox.append(out)
+            if link is not self and not (link._buffer and link._buffer[-1] is _OUTBOX):
+                link._buffer.append(_OUTBOX)
+                link._wake.set()
+        while self.outbox:
+            out = self.outbox.popleft()
+            if isinstance(out, sessions.Send):
+                await self._chain(self.active())(Chunk(out.data, now(), now()))
+            elif isinstance(out, sessions.Hold):
+                await asyncio.sleep(max(0.0, out.until - now()))
+            elif out.reset:
+                self.connection.reset_capable = True
+                raise Closing(reset=True)
+            else:
+                self.connection.linger()
+
     def _chain(self, active: Sequence[toxic_types.Toxic]) -> toxic_types.Forward:
         forward: toxic_types.Forward = self._write
         for toxic in reversed(active):
@@ -335,6 +376,8 @@ class Connection:
     shared: dict[str, tuple[toxic_types.Toxic, object]] = field(init=False, default_factory=dict)
     """Per-connection state of toxics, by name, for both links (``Link.shared``)."""
     closed: bool = field(init=False, default=False)
+    http: sessions.Session | None = field(init=False, default=None)
+    """Set while the proxy has http_* toxics: both links' bytes go through it (see http/sessions.py)."""
 
     def __post_init__(self) -> None:
         self.client = Side(self, "client")
@@ -401,6 +444,15 @@ class Connection:
             self.shared.pop(toxic.name, None)
         for link in self.links.values() if toxic.both_ways else [self.links[toxic.direction]]:
             link.changed(toxic, removed)
+
+    def linger(self) -> None:
+        """End the connection after an HTTP answer that closes it: the client gets EOF after the
+        answer and, a moment later (or when it closes first), the full close."""
+        transport = self.client.transport
+        if transport is not None and transport.can_write_eof():
+            with contextlib.suppress(OSError, RuntimeError):
+                transport.write_eof()
+        asyncio.get_running_loop().call_later(HTTP_LINGER, self.close)
 
     def link_done(self) -> None:
         if all(link.done for link in self.links.values()):

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit.proxy import links, splicing, toxic_types
+from chaoskit.proxy.http import rules, sessions
+from chaoskit.proxy.http import toxics as http_toxics
 
 MAX_SPLICED = 256
 """Connections per proxy piped by splice threads (two threads each); more take the event loop."""
@@ -77,6 +79,8 @@ class Counters:
     def __init__(self) -> None:
         self.received: dict[tuple[str, str, str, str], int] = {}
         self.sent: dict[tuple[str, str, str, str], int] = {}
+        self.http = sessions.Counters()
+        """Requests seen, matched and faulted by http_* toxics: live, not at close."""
 
     def add(self, key: tuple[str, str, str, str], received: int, sent: int) -> None:
         self.received[key] = self.received.get(key, 0) + received
@@ -102,7 +106,8 @@ class Counters:
                     )
                 )
                 lines.append(f"{metric}{{{labels}}} {value}")
-        return "\n".join(lines) + "\n"
+        http = self.http.render() if self.http.requests or self.http.tls_refused else ""
+        return "\n".join(lines) + "\n" + http
 
 
 def _escape(value: str) -> str:
@@ -232,6 +237,9 @@ class Proxy:
         ended: frozenset[str] = frozenset(),
     ) -> None:
         connection = links.Connection(owner=self, reset_capable=reset_capable)
+        if any(isinstance(t, http_toxics.HttpToxic) for t in self.toxic_list()):
+            # Bytes the splice path moved before a toxic arrived: the session joins mid-stream.
+            connection.http = self.http_session(fresh=not any(r for r, _ in (counts or {}).values()))
         self.connections.add(connection)
         await connection.attach(client, upstream, counts, ended)
 
@@ -298,8 +306,20 @@ class Proxy:
             if isinstance(connection, splicing.SplicedConnection):
                 if not removed:
                     connection.move()
-            else:
-                connection.toxic_changed(toxic, removed)
+                continue
+            if isinstance(toxic, http_toxics.HttpToxic) and not removed and connection.http is None:
+                fresh = not any(link.received for link in connection.links.values())
+                connection.http = self.http_session(fresh)
+            connection.toxic_changed(toxic, removed)
+
+    def http_rules(self) -> list[rules.Rule]:
+        """The http_* toxics as sessions use them, read for every request (so changes act at once)."""
+        return [t.rule() for t in self.toxic_list() if isinstance(t, http_toxics.HttpToxic)]
+
+    def http_session(self, fresh: bool) -> sessions.Session:
+        """An HTTP view of one connection; ``fresh`` if no byte has passed yet (else it joins at
+        the next request it recognises)."""
+        return sessions.Session(self.name, self.http_rules, self.rng, self.counters.http, fresh=fresh)
 
     def to_json(self) -> dict[str, Any]:
         return {
