@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.prometheus import probes
+from chaoskit.drivers.prometheus import queries
 
 BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
 
@@ -58,10 +58,10 @@ def _timed(calls: int, run: object) -> dict[str, float]:
     }
 
 
-def _fresh(query: probes.QueryArgs) -> None:
+def _fresh(query: queries.QueryArgs) -> None:
     ctx = contract.RunContext(run_id="bench-fresh")
     try:
-        probes.Query().run(query, ctx)
+        queries.Query().run(query, ctx)
     finally:
         ctx.close()
 
@@ -112,14 +112,14 @@ def main(argv: list[str]) -> int:
                 time.sleep(0.3)
             time.sleep(3)  # a few samples for the range query
             ctx = contract.RunContext(run_id="bench", started_at=time.time() - 3)
-            query = probes.QueryArgs(url=url, query="bench_value", reduce="p99")
+            query = queries.QueryArgs(url=url, query="bench_value", reduce="p99")
             cases = {
-                "query_shared_client": lambda: probes.Query().run(query, ctx),
+                "query_shared_client": lambda: queries.Query().run(query, ctx),
                 "query_fresh_client": lambda: _fresh(query),
-                "range_run_window": lambda: probes.Range().run(
-                    probes.RangeArgs(url=url, query="bench_value", window="run", reduce="max"), ctx
+                "range_run_window": lambda: queries.Range().run(
+                    queries.RangeArgs(url=url, query="bench_value", window="run", reduce="max"), ctx
                 ),
-                "alerts": lambda: probes.Alerts().run(probes.AlertsArgs(url=url), ctx),
+                "alerts": lambda: queries.Alerts().run(queries.AlertsArgs(url=url), ctx),
             }
             for name, run in cases.items():
                 figures = _timed(options.calls, run)

@@ -188,15 +188,14 @@ class FakeDriver:
         return registry.build([self.driver(), *extra])
 
 
-class _Value(contract.Probe[ValueArgs]):
+class _Value(contract.Probe[ValueArgs], args=ValueArgs):
     name = "fake.value"
     summary = "a scripted value of virtual time"
-    args = ValueArgs
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake
 
-    def run(self, args: ValueArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: ValueArgs, ctx: contract.RunContext) -> contract.JsonValue:
         self.fake.calls.append(("probe", args.key))
         if args.echo is not None:
             return args.echo
@@ -205,15 +204,14 @@ class _Value(contract.Probe[ValueArgs]):
         return self.fake.scripts[args.key](self.fake.clock.now())
 
 
-class _Status(contract.Probe[StatusArgs]):
+class _Status(contract.Probe[StatusArgs], args=StatusArgs):
     name = "fake.status"
     summary = "200 when healthy, 503 while broken or recovering"
-    args = StatusArgs
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake
 
-    def run(self, args: StatusArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: StatusArgs, ctx: contract.RunContext) -> contract.JsonValue:
         self.fake.calls.append(("probe", "status"))
         return {"status": 200 if self.fake.healthy() else 503}
 
@@ -234,11 +232,9 @@ class MarkerRevert(contract.Revert):
     """The file inject created, removed on revert."""
 
 
-class _Break(contract.Fault[BreakArgs, BreakRevert]):
+class _Break(contract.Fault[BreakArgs, BreakRevert], args=BreakArgs, revert=BreakRevert):
     name = "fake.break"
     summary = "marks targets broken until reverted"
-    args = BreakArgs
-    revert_type = BreakRevert
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake
@@ -273,11 +269,9 @@ class _Break(contract.Fault[BreakArgs, BreakRevert]):
         return contract.RevertOutcome.REVERTED
 
 
-class _Marker(contract.Fault[MarkerArgs, MarkerRevert]):
+class _Marker(contract.Fault[MarkerArgs, MarkerRevert], args=MarkerArgs, revert=MarkerRevert):
     name = "fake.marker"
     summary = "creates a file, removed on revert"
-    args = MarkerArgs
-    revert_type = MarkerRevert
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake
@@ -316,10 +310,9 @@ class _Destroy(_Break):
     reversibility = contract.Reversibility.IRREVERSIBLE
 
 
-class _Do(contract.Action[DoArgs]):
+class _Do(contract.Action[DoArgs], args=DoArgs):
     name = "fake.do"
     summary = "returns its output; may leave something to undo"
-    args = DoArgs
 
     def __init__(self, fake: FakeDriver) -> None:
         self.fake = fake

@@ -55,7 +55,7 @@ def prometheus_query(
     >>> probes.prometheus_query('max(up{job="api"})', equals=1).ok
     True
     """
-    from chaoskit.drivers.prometheus import probes as prometheus
+    from chaoskit.drivers.prometheus import queries as prometheus
 
     connection = _connection(url, headers, token, verify, timeout)
     return calling.call(
@@ -95,7 +95,7 @@ def prometheus_range(
     ...                         window="10m", reduce="max", below=0.2).ok
     True
     """
-    from chaoskit.drivers.prometheus import probes as prometheus
+    from chaoskit.drivers.prometheus import queries as prometheus
 
     context = ctx
     if since is not None:
@@ -138,7 +138,7 @@ def alerts_firing(
     >>> probes.alerts_firing(labels={"severity": "critical"}, equals=0).ok
     True
     """
-    from chaoskit.drivers.prometheus import probes as prometheus
+    from chaoskit.drivers.prometheus import queries as prometheus
 
     connection = _connection(url, headers, token, verify, timeout)
     return calling.call(
@@ -176,7 +176,7 @@ def slo_burn_rate(
     ...                      objective=0.999, window="1h", below=14.4).ok
     True
     """
-    from chaoskit.drivers.prometheus import probes as prometheus
+    from chaoskit.drivers.prometheus import queries as prometheus
 
     connection = _connection(url, headers, token, verify, timeout)
     arguments = {"total": total, "errors": errors, "good": good, "objective": objective, "window": window}

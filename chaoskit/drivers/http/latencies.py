@@ -37,13 +37,13 @@ def nearest_rank(ordered: Sequence[float], percent: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-def summary(samples_ms: Sequence[float]) -> dict[str, contract.JSONValue]:
+def summary(samples_ms: Sequence[float]) -> dict[str, contract.JsonValue]:
     """``{p50, p90, p99, p99_9, mean, max, min}`` in milliseconds; all null without samples."""
     keys = [*PERCENTILES, "mean", "max", "min"]
     if not samples_ms:
         return dict.fromkeys(keys)
     ordered = sorted(samples_ms)
-    out: dict[str, contract.JSONValue] = {
+    out: dict[str, contract.JsonValue] = {
         key: round(nearest_rank(ordered, p), 3) for key, p in PERCENTILES.items()
     }
     out["mean"] = round(sum(ordered) / len(ordered), 3)
@@ -129,13 +129,13 @@ class Histogram:
                 break
         return out
 
-    def summary(self) -> dict[str, contract.JSONValue]:
+    def summary(self) -> dict[str, contract.JsonValue]:
         """``{p50, p90, p99, p99_9, p99_99, mean, max, min}`` in milliseconds; null without samples."""
         keys = [*HISTOGRAM_PERCENTILES, "mean", "max", "min"]
         if not self.total:
             return dict.fromkeys(keys)
         values = self.percentiles_us(list(HISTOGRAM_PERCENTILES.values()))
-        out: dict[str, contract.JSONValue] = {
+        out: dict[str, contract.JsonValue] = {
             key: round(us / 1000, 3) for key, us in zip(HISTOGRAM_PERCENTILES, values, strict=True)
         }
         out["mean"] = round(self.sum_us / self.total / 1000, 3)
@@ -143,7 +143,7 @@ class Histogram:
         out["min"] = round(self.min_us / 1000, 3)
         return out
 
-    def export(self) -> dict[str, contract.JSONValue]:
+    def export(self) -> dict[str, contract.JsonValue]:
         """The distribution for plotting: ``le`` (bucket upper bounds, ms) and ``counts``, only the
         buckets that hold something, each about 3% wide."""
         merged: dict[int, int] = {}

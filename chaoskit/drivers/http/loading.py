@@ -92,14 +92,13 @@ def error_kind(error: Exception) -> str:
     return "other"
 
 
-class LoadProbe(contract.Probe[LoadArgs]):
+class LoadProbe(contract.Probe[LoadArgs], args=LoadArgs):
     name = "http.load"
     summary = (
         "Send many requests (count + concurrency, or rate + duration): success ratio, errors, p50..p99.99."
     )
-    args = LoadArgs
 
-    def run(self, args: LoadArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: LoadArgs, ctx: contract.RunContext) -> contract.JsonValue:
         total, workers = args.total(), min(args.workers(), args.total())
         started = time.perf_counter()
         stop_at = started + (args.duration if args.duration is not None else TIME_CAP)
@@ -138,7 +137,7 @@ class LoadProbe(contract.Probe[LoadArgs]):
         return _output(args, generating.run(load), protocol)
 
 
-def _output(args: LoadArgs, outcome: generating.Outcome, protocol: str) -> contract.JSONValue:
+def _output(args: LoadArgs, outcome: generating.Outcome, protocol: str) -> contract.JsonValue:
     tally, elapsed, saturated = outcome.tally, outcome.elapsed, outcome.saturated
     errors = tally.errors(args.accepts)
     done = tally.requests
@@ -152,7 +151,7 @@ def _output(args: LoadArgs, outcome: generating.Outcome, protocol: str) -> contr
             errors["timeout"] -= tally.expired
             errors = {kind: n for kind, n in errors.items() if n}
     successes = tally.successes(args.accepts)
-    out: dict[str, contract.JSONValue] = {
+    out: dict[str, contract.JsonValue] = {
         "requests": done,
         "successes": successes,
         "success_ratio": round(successes / done, 6) if done else 0.0,

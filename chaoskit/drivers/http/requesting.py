@@ -166,12 +166,11 @@ def tls_for(args: RequestArgs, ctx: contract.RunContext) -> ssl.SSLContext:
     return tls(args.verify, ctx)
 
 
-class RequestProbe(contract.Probe[RequestArgs]):
+class RequestProbe(contract.Probe[RequestArgs], args=RequestArgs):
     name = "http.request"
     summary = "One HTTP request: {status, headers, body, json, elapsed_ms}."
-    args = RequestArgs
 
-    def run(self, args: RequestArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: RequestArgs, ctx: contract.RunContext) -> contract.JsonValue:
         import httpx
 
         with httpx.Client(verify=tls_for(args, ctx), follow_redirects=args.follow_redirects) as client:
@@ -210,7 +209,7 @@ def _read(response: httpx.Response, deadline: float) -> tuple[bytes, bool]:
     return b"".join(chunks), True
 
 
-def headers_of(response: httpx.Response) -> dict[str, contract.JSONValue]:
+def headers_of(response: httpx.Response) -> dict[str, contract.JsonValue]:
     out: dict[str, str] = {}
     for raw_key, value in response.headers.multi_items():
         key = raw_key.lower()
@@ -218,13 +217,13 @@ def headers_of(response: httpx.Response) -> dict[str, contract.JSONValue]:
     return dict(out)
 
 
-def answer(response: httpx.Response, raw: bytes, complete: bool, elapsed_ms: float) -> contract.JSONValue:
+def answer(response: httpx.Response, raw: bytes, complete: bool, elapsed_ms: float) -> contract.JsonValue:
     text = raw.decode(response.encoding or "utf-8", "replace")
     if not complete:
         text += f"\n[... body longer than {READ_LIMIT} bytes, not read further]"
     elif len(text) > BODY_LIMIT:
         text = text[:BODY_LIMIT] + f"\n[... truncated {len(text) - BODY_LIMIT} more characters]"
-    parsed: contract.JSONValue = None
+    parsed: contract.JsonValue = None
     if complete and "json" in response.headers.get("content-type", "").lower():
         try:
             parsed = json.loads(raw)
@@ -239,12 +238,11 @@ def answer(response: httpx.Response, raw: bytes, complete: bool, elapsed_ms: flo
     }
 
 
-class RequestAction(contract.Action[RequestArgs]):
+class RequestAction(contract.Action[RequestArgs], args=RequestArgs):
     """The same request as a one-shot change (a Chaos Toolkit http *action*, a webhook, an admin call)."""
 
     name = "http.request"
     summary = "One HTTP request as an action: {status, headers, body, json, elapsed_ms}."
-    args = RequestArgs
 
     def run(self, args: RequestArgs, ctx: contract.RunContext) -> contract.ActionResult:
         return contract.ActionResult(output=RequestProbe().run(args, ctx))

@@ -3,17 +3,7 @@
 from __future__ import annotations
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.process import commanding, selecting, signalling, starting, sweeping
-
-
-class Running(contract.Probe[selecting.Selector]):
-    name = "process.running"
-    summary = "Whether matching processes run: {running, count, pids}."
-    args = selecting.Selector
-
-    def run(self, args: selecting.Selector, ctx: contract.RunContext) -> contract.JSONValue:
-        pids: list[contract.JSONValue] = [p.pid for p in selecting.matching(args, strict=False)]
-        return {"running": bool(pids), "count": len(pids), "pids": pids}
+from chaoskit.drivers.process import commanding, selecting, signalling, starting
 
 
 def driver() -> contract.Driver:
@@ -21,7 +11,7 @@ def driver() -> contract.Driver:
         name="process",
         summary="Local processes: kill or stop them, start background processes, run commands.",
         faults=[signalling.Kill(), signalling.Stop()],
-        probes=[Running(), commanding.CommandProbe()],
+        probes=[selecting.Running(), commanding.CommandProbe()],
         actions=[starting.Start(), commanding.CommandAction()],
-        sweep=sweeping.sweep,
+        sweep=starting.sweep,
     )

@@ -56,7 +56,7 @@ class CommandArgs(contract.Args):
         return self
 
 
-def run(args: CommandArgs, ctx: contract.RunContext) -> dict[str, contract.JSONValue]:
+def run(args: CommandArgs, ctx: contract.RunContext) -> dict[str, contract.JsonValue]:
     """Run the command; a timeout or a cancelled run kills it and is reported, not raised."""
     argv: list[str] = ["/bin/sh", "-c", args.command or ""] if args.shell else list(args.argv or [])
     started = time.perf_counter()
@@ -102,12 +102,11 @@ def run(args: CommandArgs, ctx: contract.RunContext) -> dict[str, contract.JSONV
     }
 
 
-class CommandProbe(contract.Probe[CommandArgs]):
+class CommandProbe(contract.Probe[CommandArgs], args=CommandArgs):
     name = "process.command"
     summary = "Run a command and report {exit_code, stdout, stderr, elapsed_ms, timed_out}."
-    args = CommandArgs
 
-    def run(self, args: CommandArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: CommandArgs, ctx: contract.RunContext) -> contract.JsonValue:
         output = run(args, ctx)
         if args.dialect == "chaostoolkit" and output["timed_out"]:
             raise DriverError(
@@ -129,10 +128,9 @@ class CommandActionArgs(CommandArgs):
     """Fail the step when the command exits non-zero or times out."""
 
 
-class CommandAction(contract.Action[CommandActionArgs]):
+class CommandAction(contract.Action[CommandActionArgs], args=CommandActionArgs):
     name = "process.command"
     summary = "Run a command to completion; fails on a non-zero exit unless check: false."
-    args = CommandActionArgs
 
     def run(self, args: CommandActionArgs, ctx: contract.RunContext) -> contract.ActionResult:
         output = run(args, ctx)

@@ -1,4 +1,5 @@
-"""Which local processes an activity means: by pid, pidfile, or a regex on the name or command line.
+"""Which local processes an activity means: by pid, pidfile, or a regex on the name or command line;
+and the ``process.running`` probe, which reports what matches.
 
 chaoskit's own process and its parents never match, so an experiment can't stop the runner that
 would have to revert it.
@@ -102,3 +103,12 @@ def target(info: processes.Info) -> contract.Target:
         name=info.name,
         detail={"cmdline": cmdline, "starttime": str(info.starttime), "state": info.state},
     )
+
+
+class Running(contract.Probe[Selector], args=Selector):
+    name = "process.running"
+    summary = "Whether matching processes run: {running, count, pids}."
+
+    def run(self, args: Selector, ctx: contract.RunContext) -> contract.JsonValue:
+        pids: list[contract.JsonValue] = [p.pid for p in matching(args, strict=False)]
+        return {"running": bool(pids), "count": len(pids), "pids": pids}

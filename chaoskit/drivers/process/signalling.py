@@ -124,11 +124,9 @@ def _send(revert: ProcessRevert, signum: int, target: object) -> processes.Info:
     return info
 
 
-class Kill(contract.Fault[KillArgs, KillRevert]):
+class Kill(contract.Fault[KillArgs, KillRevert], args=KillArgs, revert=KillRevert):
     name = "process.kill"
     summary = "Send a signal (default SIGTERM) to matching processes; whatever supervises them restarts them."
-    args = KillArgs
-    revert_type = KillRevert
     reversibility = contract.Reversibility.SELF_HEALING
 
     def lease(self, args: KillArgs, target: contract.Target) -> None:
@@ -157,11 +155,9 @@ class StopArgs(Targets):
     pass
 
 
-class Stop(contract.Fault[StopArgs, StopRevert]):
+class Stop(contract.Fault[StopArgs, StopRevert], args=StopArgs, revert=StopRevert):
     name = "process.stop"
     summary = "Freeze matching processes with SIGSTOP; the revert continues them with SIGCONT."
-    args = StopArgs
-    revert_type = StopRevert
     reversibility = contract.Reversibility.REVERSIBLE
 
     def targets(self, args: StopArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:

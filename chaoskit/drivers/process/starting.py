@@ -1,6 +1,7 @@
 """The ``process.start`` action: start a background process for the experiment, wait until it is
 ready, and hand the engine what it needs to stop it again (the whole process group) - in this
-process after teardown, or from ``chaoskit recover`` after a crash.
+process after teardown, or from ``chaoskit recover`` after a crash; and the process driver's
+``recover --sweep``, which finds such processes by their mark.
 
 The child carries a mark in its environment, ``CHAOSKIT_ENTRY=<run id>/<ledger entry>`` (its
 children inherit it). ``prepare`` returns undo data with only that mark, which the engine ledgers
@@ -216,12 +217,11 @@ class _Readiness:
         return True
 
 
-class Start(contract.Action[StartArgs]):
+class Start(contract.Action[StartArgs], args=StartArgs):
     name = "process.start"
     summary = (
         "Start a background process (its own process group), wait until it is ready; stopped after teardown."
     )
-    args = StartArgs
 
     def prepare(self, args: StartArgs, ctx: contract.RunContext) -> contract.RevertData | None:
         entry_mark = mark(ctx)
@@ -426,3 +426,41 @@ def _stop(undo: Undo) -> contract.RevertOutcome:
         while _alive(left) and time.monotonic() < deadline:
             time.sleep(0.05)
     return contract.RevertOutcome.REVERTED
+
+
+def sweep(run_id: str | None, ctx: contract.RunContext) -> list[str]:
+    """``recover --sweep`` for processes: stop what ``process.start`` left running without a
+    ledger, found by the run id every started process carries in its environment (``RUN_ID``).
+
+    Scoped to runs that are not live: a live run's processes are its own to stop. Without a run
+    id, only runs whose ledger is here and dead are swept; a process of a run with no ledger here
+    is named with the command that sweeps it by name."""
+    protected = processes.protected()
+    found: dict[str, list[processes.Info]] = {}
+    for info in processes.all_live():
+        if info.pid in protected:
+            continue
+        variables = processes.environ(info.pid)
+        owner = variables.get(RUN_ID) if variables else None
+        if owner is not None and (run_id is None or owner == run_id):
+            found.setdefault(owner, []).append(info)
+    done: list[str] = []
+    for owner, members in sorted(found.items()):
+        state = ctx.run_state(owner)
+        if state == "live":
+            done.append(f"skipped {len(members)} process(es) of run {owner}: it is live")
+            continue
+        if state == "unknown" and run_id is None:
+            done.append(
+                f"skipped {len(members)} process(es) of run {owner}: no ledger for it here; "
+                f"sweep it by name: chaoskit recover {owner} --sweep"
+            )
+            continue
+        groups = sorted({m.pgid for m in members})
+        for pgid in groups:
+            undo = Undo(program="(swept)", argv=["(swept)"], pid=pgid, pgid=pgid, mark=None)
+            # The same stop as the undo's (TERM, CONT, then KILL after the grace period).
+            if _stop(undo) is contract.RevertOutcome.REVERTED:
+                names = ", ".join(f"{m.pid}" for m in members if m.pgid == pgid)
+                done.append(f"stopped process group {pgid} of run {owner} (pids {names})")
+    return done

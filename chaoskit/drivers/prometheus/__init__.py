@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import util
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.prometheus import probes
+from chaoskit.drivers.prometheus import queries
 
 
 def _missing() -> str | None:
@@ -19,6 +19,6 @@ def driver() -> contract.Driver:
     return contract.Driver(
         name="prometheus",
         summary="Prometheus: PromQL thresholds, range reductions, firing alerts (guards), SLO burn rates",
-        probes=(probes.Query(), probes.Range(), probes.Alerts(), probes.Slo()),
+        probes=(queries.Query(), queries.Range(), queries.Alerts(), queries.Slo()),
         missing=_missing,
     )

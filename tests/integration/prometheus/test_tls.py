@@ -15,7 +15,7 @@ import pytest
 
 from chaoskit import errors
 from chaoskit.drivers import contract
-from chaoskit.drivers.prometheus import probes
+from chaoskit.drivers.prometheus import queries
 from tests.conftest import require
 from tests.integration.prometheus.conftest import BINARY, free_port
 
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.prometheus
 
 
 def _run(args: dict[str, object]) -> dict:
-    parsed = probes.QueryArgs.model_validate(args)
-    out = probes.Query().run(parsed, contract.RunContext(run_id="t"))
+    parsed = queries.QueryArgs.model_validate(args)
+    out = queries.Query().run(parsed, contract.RunContext(run_id="t"))
     assert isinstance(out, dict)
     return out
 

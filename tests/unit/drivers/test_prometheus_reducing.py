@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chaoskit.drivers.prometheus import probes, reducing
+from chaoskit.drivers.prometheus import queries, reducing
 
 values = st.lists(st.floats(min_value=-1e9, max_value=1e9, allow_nan=False), min_size=1, max_size=200)
 
@@ -46,7 +46,7 @@ def test_an_unknown_reducer_lists_the_accepted_ones(bad: str) -> None:
     with pytest.raises(ValueError, match=r"unknown reducer .*use one of max, min, avg"):
         reducing.reducer(bad)
     with pytest.raises(ValueError, match=r"unknown reducer"):
-        probes.QueryArgs(query="up", reduce=bad)
+        queries.QueryArgs(query="up", reduce=bad)
 
 
 def test_json_has_no_nan_or_infinity() -> None:
@@ -57,11 +57,11 @@ def test_json_has_no_nan_or_infinity() -> None:
 
 
 def test_windows_and_objectives_are_checked_when_the_file_is_read() -> None:
-    assert probes.RangeArgs(query="up", window="fault").window == "fault"
-    assert probes.RangeArgs(query="up", window="5m").window == 300.0
+    assert queries.RangeArgs(query="up", window="fault").window == "fault"
+    assert queries.RangeArgs(query="up", window="5m").window == 300.0
     with pytest.raises(ValueError, match="duration"):
-        probes.RangeArgs(query="up", window="yesterday")
+        queries.RangeArgs(query="up", window="yesterday")
     with pytest.raises(ValueError, match="exactly one of errors"):
-        probes.SloArgs(total="t", objective=0.99)
+        queries.SloArgs(total="t", objective=0.99)
     with pytest.raises(ValueError, match="exactly one of errors"):
-        probes.SloArgs(total="t", errors="e", good="g", objective=0.99)
+        queries.SloArgs(total="t", errors="e", good="g", objective=0.99)

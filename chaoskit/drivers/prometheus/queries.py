@@ -23,7 +23,7 @@ Window = Literal["run", "fault"] | Duration
 back from now."""
 
 
-def _labels(labels: dict[str, str]) -> dict[str, contract.JSONValue]:
+def _labels(labels: dict[str, str]) -> dict[str, contract.JsonValue]:
     return dict(labels)
 
 
@@ -65,14 +65,13 @@ class QueryArgs(querying.Connection):
         return reducing.check(value)
 
 
-class Query(contract.Probe[QueryArgs]):
+class Query(contract.Probe[QueryArgs], args=QueryArgs):
     """Output: ``{value, count, series: [{labels, value}], failing: [{labels, value}], failing_count}``."""
 
     name = "prometheus.query"
     summary = "Instant PromQL query, reduced to one value (max/min/avg/sum/count/pNN) or checked per series"
-    args = QueryArgs
 
-    def run(self, args: QueryArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: QueryArgs, ctx: contract.RunContext) -> contract.JsonValue:
         samples = querying.instant(args, args.query, ctx)
         values = [s.value for s in samples if s.value is not None]
         value = reducing.finite(reducing.reducer(args.reduce)(values))
@@ -132,14 +131,13 @@ class RangeArgs(querying.Connection):
         return reducing.check(value)
 
 
-class Range(contract.Probe[RangeArgs]):
+class Range(contract.Probe[RangeArgs], args=RangeArgs):
     """Output: ``{value, count, samples, start, end, step, series: [{labels, value, samples}]}``."""
 
     name = "prometheus.range"
     summary = "Range PromQL query over the run, the fault window or a duration, reduced (incl. quantiles)"
-    args = RangeArgs
 
-    def run(self, args: RangeArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: RangeArgs, ctx: contract.RunContext) -> contract.JsonValue:
         start, end = _window(args.window, ctx, self.name)
         end = max(end, start)
         step = args.step or max(1.0, math.ceil((end - start) / 300))
@@ -179,18 +177,17 @@ class AlertsArgs(querying.Connection):
     """Which alerts count: firing (the default), pending (``for:`` not yet elapsed), or any."""
 
 
-class Alerts(contract.Probe[AlertsArgs]):
+class Alerts(contract.Probe[AlertsArgs], args=AlertsArgs):
     """Output: ``{count, firing: [names], alerts: [{name, state, labels}]}``. As a guard ("stop
     condition"): ``expect: {path: count, equals: 0}``; to expect an alert: ``{path: count, above: 0}``."""
 
     name = "prometheus.alerts"
     summary = "Alerts matching names/labels that are firing (or pending), for guards and expected alerts"
-    args = AlertsArgs
 
-    def run(self, args: AlertsArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: AlertsArgs, ctx: contract.RunContext) -> contract.JsonValue:
         # The ALERTS series carry every active alert with its labels, through the same query API.
         samples = querying.instant(args, "ALERTS", ctx)
-        matching: list[dict[str, contract.JSONValue]] = []
+        matching: list[dict[str, contract.JsonValue]] = []
         for sample in samples:
             labels = dict(sample.labels)
             name = labels.pop("alertname", "")
@@ -205,8 +202,8 @@ class Alerts(contract.Probe[AlertsArgs]):
             matching.append({"name": name, "state": state, "labels": _labels(labels)})
         matching.sort(key=lambda a: (str(a["name"]), str(a["labels"])))
         names = sorted({str(a["name"]) for a in matching if a["state"] == "firing"})
-        firing: list[contract.JSONValue] = [*names]
-        alerts: list[contract.JSONValue] = list(matching[:MAX_SERIES_SHOWN])
+        firing: list[contract.JsonValue] = [*names]
+        alerts: list[contract.JsonValue] = list(matching[:MAX_SERIES_SHOWN])
         return {"count": len(matching), "firing": firing, "alerts": alerts}
 
 
@@ -239,21 +236,20 @@ class SloArgs(querying.Connection):
         return self
 
 
-class Slo(contract.Probe[SloArgs]):
+class Slo(contract.Probe[SloArgs], args=SloArgs):
     """Output: ``{error_ratio, burn_rate, budget_remaining, errors, total, objective, window_seconds}``.
     ``burn_rate`` 1 spends the error budget exactly; ``budget_remaining`` is the share of this window's
     budget left (negative when overspent). With no traffic in the window the ratio is 0."""
 
     name = "prometheus.slo"
     summary = "Error ratio and burn rate of an SLO from counters (errors or good, and total) over a window"
-    args = SloArgs
 
     def _queries(self, args: SloArgs, seconds: int) -> tuple[str, str]:
         counted = args.errors if args.errors is not None else args.good
         assert counted is not None
         return f"sum(increase({counted}[{seconds}s]))", f"sum(increase({args.total}[{seconds}s]))"
 
-    def run(self, args: SloArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: SloArgs, ctx: contract.RunContext) -> contract.JsonValue:
         start, end = _window(args.window, ctx, self.name)
         seconds = max(1, math.ceil(end - start))
         counted_query, total_query = self._queries(args, seconds)

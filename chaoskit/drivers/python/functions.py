@@ -69,7 +69,7 @@ def resolve(spec: str) -> Callable[..., Any]:
         raise DriverError(f"python.call {spec}: {e}") from e
 
 
-def call(args: CallArgs) -> contract.JSONValue:
+def call(args: CallArgs) -> contract.JsonValue:
     function = resolve(args.function)
     try:
         inspect.signature(function).bind(**args.arguments)
@@ -90,19 +90,17 @@ def call(args: CallArgs) -> contract.JSONValue:
         ) from e
 
 
-class CallProbe(contract.Probe[CallArgs]):
+class CallProbe(contract.Probe[CallArgs], args=CallArgs):
     name = "python.call"
     summary = "Call package.module:function with keyword arguments; its JSON result is the output."
-    args = CallArgs
 
-    def run(self, args: CallArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: CallArgs, ctx: contract.RunContext) -> contract.JsonValue:
         return call(args)
 
 
-class CallAction(contract.Action[CallArgs]):
+class CallAction(contract.Action[CallArgs], args=CallArgs):
     name = "python.call"
     summary = "Call package.module:function with keyword arguments, for a change no driver makes."
-    args = CallArgs
 
     def run(self, args: CallArgs, ctx: contract.RunContext) -> contract.ActionResult:
         return contract.ActionResult(output=call(args))
