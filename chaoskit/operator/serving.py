@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -27,6 +28,41 @@ class Election:
     """Where the Lease lives; default the namespace the controller runs in (in a cluster), else the
     kubeconfig context's."""
     duration: float = 15.0
+
+
+def sweeper(sweep: contract.Sweep, connection: kubeconfigs.Connection) -> reconciling.Revert:
+    """The finalizer's revert: the kubernetes driver's sweep of one run id, in-process, on the
+    controller's own cluster (its ``--kubeconfig`` and ``--context``, handed over as run settings)."""
+    cluster = {
+        kubeconfigs.KUBECONFIG_SETTING: connection.kubeconfig,
+        kubeconfigs.CONTEXT_SETTING: connection.context,
+    }
+    settings = {key: value for key, value in cluster.items() if value is not None}
+
+    def revert(run_id: str) -> list[str]:
+        ctx = contract.RunContext(run_id=run_id, settings=settings)
+        try:
+            return list(sweep(run_id, ctx))
+        finally:
+            ctx.close()
+
+    return revert
+
+
+def halt_reader(lever: contract.Lever) -> Callable[[], halts.Halt | None]:
+    """Whether the cluster's halt lever is pulled; a lever that can't be read is no halt (said once)."""
+    said: list[str] = []
+
+    def halt() -> halts.Halt | None:
+        try:
+            return halts.read_lever(lever, timeout=5.0)
+        except errors.ChaoskitError as e:
+            if e.message not in said:
+                said.append(e.message)
+                log.warning("the halt lever can't be read (not a halt): %s", e.message)
+            return None
+
+    return halt
 
 
 def serve(
@@ -52,37 +88,16 @@ def serve(
         raise errors.ComponentMissing(
             "the kubernetes driver is not installed", hint="pip install 'chaoskit[operator]'"
         )
-    sweep = kubernetes.sweep
     connection = kubeconfigs.resolve(str(kubeconfig) if kubeconfig else None, context)
     api = apis.open_api(connection)
-    # The in-process sweep (the kubernetes driver's) reaches the controller's own cluster.
-    cluster = {
-        kubeconfigs.KUBECONFIG_SETTING: connection.kubeconfig,
-        kubeconfigs.CONTEXT_SETTING: connection.context,
-    }
-    settings = {key: value for key, value in cluster.items() if value is not None}
-
-    def revert(run_id: str) -> list[str]:
-        ctx = contract.RunContext(run_id=run_id, settings=settings)
-        try:
-            return list(sweep(run_id, ctx))
-        finally:
-            ctx.close()
-
     lever = haltlevers.ConfigMapLever(haltlevers.DEFAULT_URI, api=api)
-    said: list[str] = []
-
-    def halt() -> halts.Halt | None:
-        try:
-            return halts.read_lever(lever, timeout=5.0)
-        except errors.ChaoskitError as e:
-            if e.message not in said:  # once: a lever that can't be read is not a halt
-                said.append(e.message)
-                log.warning("the halt lever can't be read (not a halt): %s", e.message)
-            return None
-
     controller = reconciling.Controller(
-        api=api, revert=revert, image=image, namespace=namespace, halt=halt, halt_lever=lever.uri
+        api=api,
+        revert=sweeper(kubernetes.sweep, connection),
+        image=image,
+        namespace=namespace,
+        halt=halt_reader(lever),
+        halt_lever=lever.uri,
     )
     watcher = watching.Watcher(controller, interval=interval)
 
