@@ -166,6 +166,23 @@ def command(
     exit_code, written = _keep(
         journal, root, warn, journal_path=journal_path, junit_path=junit_path, report_path=report_path
     )
+    _say_done(console, journal, written, journal_path, quiet=quiet, output=output)
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+    sys.exit(exit_code)
+
+
+def _say_done(
+    console: Console,
+    journal: journals.Journal,
+    written: Path | None,
+    journal_path: Path | None,
+    *,
+    quiet: bool,
+    output: str,
+) -> None:
+    """The last words: the verdict line when quiet, the journal on stdout for ``--output json``,
+    else where the journal went."""
     if quiet:
         console.print(
             f"{journal.verdict.value} (exit {journal.exit_code}): {journal.reason}", highlight=False
@@ -176,9 +193,6 @@ def command(
         mine = written == (journal_path or own_journal(journal.run_id)) and journal_path is None
         newest = f" (the newest: {LATEST})" if mine else ""
         console.print(f"[dim]journal: {written}{newest} · run {journal.run_id}[/]", highlight=False)
-    for sig, handler in previous.items():
-        signal.signal(sig, handler)
-    sys.exit(exit_code)
 
 
 def _dry_run(console: Console, plan: planning.Plan, root: Path, driver_settings: dict[str, str]) -> None:
