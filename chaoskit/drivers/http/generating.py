@@ -45,7 +45,11 @@ class Outcome:
 
 
 async def _watch(
-    senders: list[connections.Sender], cancel: threading.Event, stopping: asyncio.Event, tick: float
+    senders: list[connections.Sender],
+    cancel: threading.Event,
+    stopping: asyncio.Event,
+    tick: float,
+    budget: connections.Budget | None = None,
 ) -> None:
     """Time out requests past their deadline, and end everything when the run is cancelled."""
     while not stopping.is_set():
@@ -57,6 +61,8 @@ async def _watch(
                 sender.abort(drop=cancelled)
         if cancelled:
             stopping.set()
+            if budget is not None:
+                budget.stopped = True
 
 
 def tick_for(timeout: float) -> float:
@@ -75,18 +81,19 @@ async def closed_loop(
 ) -> Outcome:
     senders = [make() for _ in range(workers)]
     stopping = asyncio.Event()
-    budget = connections.Budget(total, stop_at, stopping)
+    budget = connections.Budget(total, stop_at)
     started = perf()
 
     async def work(sender: connections.Sender) -> None:
-        while budget.take():
+        while budget.take(perf()):
             await sender.send(perf(), budget)
 
-    watcher = asyncio.create_task(_watch(senders, cancel, stopping, tick))
+    watcher = asyncio.create_task(_watch(senders, cancel, stopping, tick, budget))
     try:
         await asyncio.gather(*(work(s) for s in senders))
     finally:
         stopping.set()
+        budget.stopped = True
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -26,6 +26,9 @@ class Target:
     """The request as it goes on the wire (head and body)."""
     head_only: bool
     timeout: float
+    answers: dict[bytes, tuple[int, bool]] = field(default_factory=dict)
+    """Whole answers seen, with their status and whether they keep the connection: shared by
+    every connection to the target, so each distinct answer is parsed once."""
 
 
 def target_of(
