@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from chaoskit import durations, errors, metrics, wording
+from chaoskit import durations, errors, installing, metrics, wording
 from chaoskit.cli import options
 from chaoskit.drivers import registry
 from chaoskit.engine import halts, ledgers
@@ -48,7 +48,7 @@ JUNIT = click.option(
 
 
 def _fail(e: errors.ChaoskitError) -> None:
-    click.echo(f"chaoskit gameday: {e.render()}", err=True)
+    click.echo(f"chaoskit gameday: {installing.install_hints(e.render())}", err=True)
     sys.exit(int(e.exit_code))
 
 

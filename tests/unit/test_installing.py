@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from chaoskit import errors, installing, metrics
 from chaoskit.cli import main
+from chaoskit.gameday import schedules
 
 
 def _dist_with(tmp_path: Path, direct_url: dict[str, object] | None) -> metadata.Distribution:
@@ -120,3 +121,14 @@ def test_metrics_without_prometheus_client_name_the_command(
     with pytest.raises(errors.ComponentMissing) as caught:
         metrics.Metrics()
     assert caught.value.hint == "pipx runpip chaoskit install 'chaoskit[prometheus]'"
+
+
+@pytest.mark.usefixtures("from_index")
+def test_cron_schedules_without_croniter_name_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "pipx" / "venvs" / "chaoskit"))
+    monkeypatch.setitem(sys.modules, "croniter", None)
+    with pytest.raises(errors.ComponentMissing) as caught:
+        schedules.croniter()
+    assert caught.value.hint == "pipx runpip chaoskit install 'chaoskit[schedule]'"
