@@ -10,6 +10,7 @@ import pytest
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.toxiproxy import clients, proxies, toxics
+from chaoskit.proxy import toxic_types
 
 TOXIC = {"url": "http://127.0.0.1:8474", "proxy": "backend", "toxic": "chaoskit-r1-abc123-latency"}
 DOWN = {"url": "http://127.0.0.1:8474", "proxy": "backend", "was_enabled": True}
@@ -104,3 +105,27 @@ def test_lease_keys_name_type_server_proxy_and_stream() -> None:
     assert down == "toxiproxy.down@http://127.0.0.1:8474#backend"
     assert all(not f.captures_state for f in toxics.FAULTS)
     assert proxies.Down().captures_state is True
+
+
+@pytest.mark.parametrize(
+    ("fault", "args", "seconds"),
+    [
+        (
+            toxics.Latency(),
+            toxics.LatencyArgs(proxy="p", latency="1.25s", jitter="40ms"),
+            {"latency": 1.25, "jitter": 0.04},
+        ),
+        (toxics.SlowClose(), toxics.SlowCloseArgs(proxy="p", delay="2s"), {"delay": 2.0}),
+        (toxics.Timeout(), toxics.TimeoutArgs(proxy="p", timeout="250ms"), {"timeout": 0.25}),
+        (toxics.ResetPeer(), toxics.ResetPeerArgs(proxy="p", timeout=3), {"timeout": 3.0}),
+        (toxics.Slicer(), toxics.SlicerArgs(proxy="p", average_size=8, delay="1.5ms"), {"delay": 0.0015}),
+    ],
+    ids=lambda v: getattr(v, "name", ""),
+)  # fmt: skip
+def test_the_embedded_proxy_reads_back_the_durations_the_driver_sends(
+    fault: toxics.ToxicFault[Any], args: toxics.ToxicArgs, seconds: dict[str, float]
+) -> None:
+    # The driver and the proxy share chaoskit.units: what a user typed is what the proxy waits.
+    body = {"type": fault.toxic_type(args), "attributes": fault.attributes(args)}
+    toxic = toxic_types.build(body, set())
+    assert {name: toxic.seconds(name) for name in seconds} == pytest.approx(seconds)

@@ -110,3 +110,13 @@ def test_removing_a_two_way_toxic_drops_it_from_both_directions(
         with httpx.Client(base_url=server.url) as api:
             assert api.delete("/proxies/p/toxics/knock_upstream").status_code == 204
         assert ask(sock, b"knock", 5) == b"knock"  # the server's plain echo, untagged
+
+
+def test_two_types_of_one_name_are_refused_naming_both(monkeypatch: pytest.MonkeyPatch) -> None:
+    @dataclasses.dataclass
+    class OtherLatency(toxic_types.Toxic):
+        kind: ClassVar[str] = "latency"
+
+    monkeypatch.setattr(tcp_toxics, "TYPES", (*tcp_toxics.TYPES, OtherLatency))
+    with pytest.raises(RuntimeError, match=r"two toxic types are named 'latency'.*OtherLatency"):
+        toxic_types.registry.__wrapped__()
