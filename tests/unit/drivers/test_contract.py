@@ -4,7 +4,7 @@ parameters name, so strict mypy checks every driver's use of them."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -108,3 +108,33 @@ def test_the_old_class_attribute_form_is_still_checked() -> None:
 
             def run(self, args: _Args, ctx: contract.RunContext) -> contract.JsonValue:
                 return None
+
+
+def _bound(cls: type, base: type) -> tuple[object, ...] | None:
+    for klass in cls.__mro__:
+        bound = contract._type_arguments(klass, base)
+        if bound is not None:
+            return bound
+    return None
+
+
+def test_every_installed_activity_is_typed_by_its_own_models() -> None:
+    """No ``Fault[Any, ...]``: each activity's type parameters are concrete models, the very ones
+    the engine validates its ``with:`` (and a fault's revert data) against."""
+    from chaoskit.drivers import registry
+
+    loaded = registry.load()
+    assert not loaded.broken
+    kinds: list[tuple[str, type, dict[str, object]]] = [
+        ("fault", contract.Fault, dict(loaded.faults)),
+        ("probe", contract.Probe, dict(loaded.probes)),
+        ("action", contract.Action, dict(loaded.actions)),
+    ]
+    for kind, base, items in kinds:
+        for name, item in items.items():
+            bound = _bound(type(item), base)
+            assert bound is not None and bound[0] is not Any, (kind, name, bound)
+            assert isinstance(bound[0], type) and issubclass(bound[0], contract.Args), (kind, name)
+            assert bound[0] is item.args, (kind, name)  # type: ignore[attr-defined]
+            if kind == "fault":
+                assert bound[1] is item.revert_type, name  # type: ignore[attr-defined]
