@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit.proxy import links, splicing, toxic_types
-from chaoskit.proxy.http import rules, sessions
-from chaoskit.proxy.http import toxics as http_toxics
+from chaoskit.proxy.http import http_toxics, rules, sessions
 
 MAX_SPLICED = 256
 """Connections per proxy piped by splice threads (two threads each); more take the event loop."""

@@ -260,7 +260,7 @@ class Toxic:
 def registry() -> Mapping[str, type[Toxic]]:
     """Every toxic type by name. Built on first use: the modules of types import this one."""
     from chaoskit.proxy import tcp_toxics
-    from chaoskit.proxy.http import toxics as http_toxics
+    from chaoskit.proxy.http import http_toxics
 
     found: dict[str, type[Toxic]] = {}
     for toxic_type in (*tcp_toxics.TYPES, *http_toxics.TYPES):
