@@ -84,6 +84,8 @@ class Steps:
     async def section(
         self, phase: Phase, steps: Sequence[planning.PlannedStep], *, keep_going: bool = False
     ) -> None:
+        """The steps of one section in order, background ones beside them; the first that fails
+        stops the section, unless ``keep_going`` (rollbacks and teardown try every step)."""
         if not steps:
             return
         self.bus.emit(events.PhaseStarted(phase, self._at()))
