@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import loading
+from chaoskit.drivers.http import traffic
 
 SERVER = r"""
 import asyncio, sys
@@ -138,8 +138,8 @@ def wrk(url: str, connections: int, seconds: float) -> Figures:
 
 
 def chaoskit(url: str, seconds: float, **load: float) -> tuple[Figures, dict[str, contract.JSONValue]]:
-    args = loading.LoadArgs.model_validate({"url": url, "duration": seconds, "timeout": 10, **load})
-    out = loading.LoadProbe().run(args, contract.RunContext(run_id="bench"))
+    args = traffic.LoadArgs.model_validate({"url": url, "duration": seconds, "timeout": 10, **load})
+    out = traffic.LoadProbe().run(args, contract.RunContext(run_id="bench"))
     assert isinstance(out, dict) and isinstance(out["latency_ms"], dict)
     lat = out["latency_ms"]
     rps = out["rate_rps"]

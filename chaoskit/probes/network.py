@@ -65,11 +65,11 @@ def http_load(
     >>> r.output["latency_ms"]["p99"] < 200
     True
     """
-    from chaoskit.drivers.http import loading
+    from chaoskit.drivers.http import traffic
 
     arguments = {"url": url, "requests": requests, "concurrency": concurrency, "rate": rate}
     return calling.call(
-        loading.LoadProbe(),
+        traffic.LoadProbe(),
         {**arguments, "duration": duration, **options},
         headline="success_ratio",
         expect=expect,

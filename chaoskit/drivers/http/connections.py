@@ -397,13 +397,13 @@ class HttpxConnection:
         self.deadline = INFINITY
 
     async def send(self, due: float, budget: Budget | None = None) -> None:
-        from chaoskit.drivers.http import loading
+        from chaoskit.drivers.http import traffic
 
         sent = perf()
         try:
             response = await self.request()
         except Exception as e:  # every failed request is counted, none ends the load
-            self.tally.fail(loading.error_kind(e), due, sent, perf())
+            self.tally.fail(traffic.error_kind(e), due, sent, perf())
             return
         done = perf()
         tally = self.tally

@@ -14,7 +14,7 @@ import pytest
 
 from chaoskit.demo import services
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import loading
+from chaoskit.drivers.http import traffic
 
 STALL_MS = 40.0
 """Linux's delayed ACK: what a stalled answer waits for. The healthy demo answers in a few ms."""
@@ -56,8 +56,8 @@ def test_a_keep_alive_client_sees_no_nagle_stall(demo: services.Demo, path: str)
 
 
 def test_http_load_measures_the_demo_not_a_stall(demo: services.Demo) -> None:
-    args = loading.LoadArgs.model_validate({"url": f"{demo.frontend_url}/", "requests": 60, "concurrency": 2})
-    out = loading.LoadProbe().run(args, contract.RunContext(run_id="demo-latency"))
+    args = traffic.LoadArgs.model_validate({"url": f"{demo.frontend_url}/", "requests": 60, "concurrency": 2})
+    out = traffic.LoadProbe().run(args, contract.RunContext(run_id="demo-latency"))
     assert isinstance(out, dict) and isinstance(out["latency_ms"], dict)
     assert out["success_ratio"] == 1.0
     p50 = out["latency_ms"]["p50"]

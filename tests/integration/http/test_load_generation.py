@@ -15,7 +15,7 @@ import pytest
 
 from bench import http_load
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import loading
+from chaoskit.drivers.http import traffic
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def server() -> Iterator[str]:
 
 
 def load(**args: object) -> dict[str, contract.JSONValue]:
-    out = loading.LoadProbe().run(loading.LoadArgs.model_validate(args), contract.RunContext(run_id="load"))
+    out = traffic.LoadProbe().run(traffic.LoadArgs.model_validate(args), contract.RunContext(run_id="load"))
     assert isinstance(out, dict)
     return out
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import loading
+from chaoskit.drivers.http import traffic
 
 
 def answer(status: int, body: bytes = b"ok", *headers: str) -> bytes:
@@ -95,8 +95,8 @@ def serve() -> Iterator[Script]:
 
 def load(script: Script, **args: object) -> dict[str, contract.JSONValue]:
     url = f"http://127.0.0.1:{script.port}/"
-    out = loading.LoadProbe().run(
-        loading.LoadArgs.model_validate({"url": url, **args}),
+    out = traffic.LoadProbe().run(
+        traffic.LoadArgs.model_validate({"url": url, **args}),
         contract.RunContext(run_id="test", rng=random.Random(0)),
     )
     assert isinstance(out, dict)
