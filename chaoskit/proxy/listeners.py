@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit.proxy import links, splicing, toxic_types
-from chaoskit.proxy.http import http_toxics, rules, sessions
+from chaoskit.proxy.http import http_toxic_types, rules, sessions
 
 MAX_SPLICED = 256
 """Connections per proxy piped by splice threads (two threads each); more take the event loop."""
@@ -236,7 +236,7 @@ class Proxy:
         ended: frozenset[str] = frozenset(),
     ) -> None:
         connection = links.Connection(owner=self, reset_capable=reset_capable)
-        if any(isinstance(t, http_toxics.HttpToxic) for t in self.toxic_list()):
+        if any(isinstance(t, http_toxic_types.HttpToxic) for t in self.toxic_list()):
             # Bytes the splice path moved before a toxic arrived: the session joins mid-stream.
             connection.http = self.http_session(fresh=not any(r for r, _ in (counts or {}).values()))
         self.connections.add(connection)
@@ -306,14 +306,14 @@ class Proxy:
                 if not removed:
                     connection.move()
                 continue
-            if isinstance(toxic, http_toxics.HttpToxic) and not removed and connection.http is None:
+            if isinstance(toxic, http_toxic_types.HttpToxic) and not removed and connection.http is None:
                 fresh = not any(link.received for link in connection.links.values())
                 connection.http = self.http_session(fresh)
             connection.toxic_changed(toxic, removed)
 
     def http_rules(self) -> list[rules.Rule]:
         """The http_* toxics as sessions use them, read for every request (so changes act at once)."""
-        return [t.rule() for t in self.toxic_list() if isinstance(t, http_toxics.HttpToxic)]
+        return [t.rule() for t in self.toxic_list() if isinstance(t, http_toxic_types.HttpToxic)]
 
     def http_session(self, fresh: bool) -> sessions.Session:
         """An HTTP view of one connection; ``fresh`` if no byte has passed yet (else it joins at

@@ -260,10 +260,10 @@ class Toxic:
 def registry() -> Mapping[str, type[Toxic]]:
     """Every toxic type by name. Built on first use: the modules of types import this one."""
     from chaoskit.proxy import tcp_toxics
-    from chaoskit.proxy.http import http_toxics
+    from chaoskit.proxy.http import http_toxic_types
 
     found: dict[str, type[Toxic]] = {}
-    for toxic_type in (*tcp_toxics.TYPES, *http_toxics.TYPES):
+    for toxic_type in (*tcp_toxics.TYPES, *http_toxic_types.TYPES):
         if toxic_type.kind in found:
             raise RuntimeError(
                 f"two toxic types are named {toxic_type.kind!r}: {found[toxic_type.kind]}, {toxic_type}"
