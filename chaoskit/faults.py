@@ -13,10 +13,10 @@ checked and converted (ms, µs) by the same code as the ``toxiproxy.*`` faults o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
-from typing import Literal
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
 
-from chaoskit.drivers.toxiproxy import clients, proxies, toxics
+from chaoskit.drivers.toxiproxy import clients, http_toxics, proxies, toxics
 
 DEFAULT_URL = clients.DEFAULT_URL
 Duration = str | float
@@ -28,7 +28,7 @@ Stream = Literal["upstream", "downstream"]
 def toxic(
     proxy: str,
     type: str,
-    attributes: Mapping[str, int] | None = None,
+    attributes: Mapping[str, Any] | None = None,
     *,
     url: str = DEFAULT_URL,
     stream: str = "downstream",
@@ -38,9 +38,12 @@ def toxic(
     """Any toxic, with the server's own attribute names and units (ms; µs for slicer ``delay``)."""
     toxic_name = name or toxics.toxic_name("lib", type)
     with clients.Client(url) as api:
-        added = api.add_toxic(
-            proxy, type, dict(attributes or {}), name=toxic_name, stream=stream, toxicity=toxicity
-        )
+        try:
+            added = api.add_toxic(
+                proxy, type, dict(attributes or {}), name=toxic_name, stream=stream, toxicity=toxicity
+            )
+        except clients.ApiError as e:
+            raise (http_toxics.unknown_type(e, url, type) or e) from e
         try:
             yield added
         finally:
@@ -165,3 +168,83 @@ def down(proxy: str, *, url: str = DEFAULT_URL) -> Iterator[clients.ProxyInfo]:
             yield disabled
         finally:
             proxies.set_enabled(api, proxy, was_enabled)
+
+
+def http_abort(
+    proxy: str,
+    status: int = 503,
+    *,
+    body: str = "",
+    headers: Mapping[str, str] | None = None,
+    reset: bool = False,
+    match: Mapping[str, Any] | None = None,
+    url: str = DEFAULT_URL,
+    toxicity: float = 1.0,
+) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
+    """Answer the HTTP requests ``match`` picks with ``status`` (and ``body``, ``headers``), or
+    reset their connection, instead of forwarding them; ``toxicity`` is rolled per request.
+    ``match``: ``method``, ``path``, ``path_prefix``, ``path_regex``, ``headers``, ``query``.
+    Needs chaoskit's embedded proxy (a real Toxiproxy has no HTTP toxics)."""
+    args = http_toxics.HttpAbortArgs(
+        proxy=proxy,
+        url=url,
+        toxicity=toxicity,
+        status=status,
+        body=body,
+        headers=dict(headers or {}),
+        reset=reset,
+        match=http_toxics.HttpMatch.model_validate(dict(match or {})),
+    )
+    return _apply(http_toxics.HttpAbort(), args)
+
+
+def http_delay(
+    proxy: str,
+    latency: Duration,
+    jitter: Duration = 0,
+    *,
+    match: Mapping[str, Any] | None = None,
+    url: str = DEFAULT_URL,
+    stream: Stream = "downstream",
+    toxicity: float = 1.0,
+) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
+    """Hold the HTTP responses ``match`` picks (``stream="upstream"``: the requests) for
+    ``latency`` (± ``jitter``), rolled per request."""
+    args = http_toxics.HttpDelayArgs(
+        proxy=proxy,
+        url=url,
+        stream=stream,
+        toxicity=toxicity,
+        latency=latency,
+        jitter=jitter,
+        match=http_toxics.HttpMatch.model_validate(dict(match or {})),
+    )
+    return _apply(http_toxics.HttpDelay(), args)
+
+
+def http_modify(
+    proxy: str,
+    *,
+    set_headers: Mapping[str, str] | None = None,
+    remove_headers: Sequence[str] = (),
+    body: str | None = None,
+    truncate: int | None = None,
+    match: Mapping[str, Any] | None = None,
+    url: str = DEFAULT_URL,
+    stream: Stream = "downstream",
+    toxicity: float = 1.0,
+) -> contextlib.AbstractContextManager[clients.ToxicInfo]:
+    """Set or remove headers of the HTTP responses ``match`` picks (``stream="upstream"``: of the
+    requests), replace their body or truncate it to ``truncate`` bytes, with valid framing."""
+    args = http_toxics.HttpModifyArgs(
+        proxy=proxy,
+        url=url,
+        stream=stream,
+        toxicity=toxicity,
+        set_headers=dict(set_headers or {}),
+        remove_headers=list(remove_headers),
+        body=body,
+        truncate=truncate,
+        match=http_toxics.HttpMatch.model_validate(dict(match or {})),
+    )
+    return _apply(http_toxics.HttpModify(), args)

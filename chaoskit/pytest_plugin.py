@@ -4,8 +4,9 @@ Fixtures:
 
 * ``chaoskit_proxy``  - an embedded fault proxy (``chaoskit.proxy.ProxyServer``) for the test;
   ``chaoskit_proxy.add("db", upstream="127.0.0.1:5432")`` returns the address to connect to instead.
-* ``chaoskit_faults`` - applies ``chaoskit.faults`` context managers (``latency``, ``down``, ...) that
-  are all taken back when the test ends, passed or failed. Uses ``chaoskit_proxy`` when the test has it.
+* ``chaoskit_faults`` - applies ``chaoskit.faults`` context managers (``latency``, ``down``,
+  ``http_abort``, ...) that are all taken back when the test ends, passed or failed. Uses
+  ``chaoskit_proxy`` when the test has it.
 * ``assert_steady_state`` - the function below, without an import.
 
 Loading the plugin imports only pytest and the standard library, so installing chaoskit never slows
@@ -134,7 +135,21 @@ class FaultSet:
         """Reset connections through ``proxy`` ``timeout`` after data arrives."""
         return self.apply(self._faults().reset_peer(proxy, timeout, url=self.url, **options))
 
-    def toxic(self, proxy: str, type: str, attributes: dict[str, int] | None = None, **options: Any) -> Any:
+    def http_abort(self, proxy: str, status: int = 503, **options: Any) -> Any:
+        """Answer the HTTP requests ``match=`` picks with ``status`` instead of forwarding them
+        (``body=``, ``headers=``, ``reset=True``, ``toxicity=`` per request)."""
+        return self.apply(self._faults().http_abort(proxy, status, url=self.url, **options))
+
+    def http_delay(self, proxy: str, latency: float | str, jitter: float | str = 0, **options: Any) -> Any:
+        """Hold the HTTP responses ``match=`` picks (``stream="upstream"``: the requests) by ``latency``."""
+        return self.apply(self._faults().http_delay(proxy, latency, jitter, url=self.url, **options))
+
+    def http_modify(self, proxy: str, **options: Any) -> Any:
+        """Change the HTTP requests or responses ``match=`` picks: ``set_headers=``,
+        ``remove_headers=``, ``body=``, ``truncate=``."""
+        return self.apply(self._faults().http_modify(proxy, url=self.url, **options))
+
+    def toxic(self, proxy: str, type: str, attributes: dict[str, Any] | None = None, **options: Any) -> Any:
         """Any toxic, with the server's own attribute names and units."""
         return self.apply(self._faults().toxic(proxy, type, attributes, url=self.url, **options))
 
