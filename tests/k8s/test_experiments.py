@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from chaoskit.engine import journals, phases
 from chaoskit.kube import marks
@@ -181,3 +182,44 @@ def test_sigkill_of_the_runner_mid_drain_then_recover_uncordons(
             os.killpg(runner.pid, signal.SIGKILL)
             runner.wait(timeout=30)
         cluster.api.patch(f"/api/v1/nodes/{node}", {"spec": {"unschedulable": False}}, what="test cleanup")
+
+
+def test_run_context_picks_the_context_of_steps_that_name_none(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """``chaoskit run --context`` reaches the driver through the run's settings (no environment
+    variable is written): with a kubeconfig whose current context points nowhere, the run works only
+    with ``--context``, and its pods are found in that context's namespace."""
+    config = yaml.safe_load(Path(os.environ["KUBECONFIG"]).read_text())
+    current = next(c for c in config["contexts"] if c["name"] == config["current-context"])
+    user = current["context"]["user"]
+    config["contexts"] += [
+        {"name": "chaoskit-alt", "context": {**current["context"], "namespace": namespace}},
+        {"name": "nowhere", "context": {"cluster": "nowhere", "user": user}},
+    ]
+    config["clusters"].append({"name": "nowhere", "cluster": {"server": "https://127.0.0.1:9"}})
+    config["current-context"] = "nowhere"
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.touch(mode=0o600)
+    kubeconfig.write_text(yaml.safe_dump(config))
+    selector = cluster.deployment(namespace, "web", replicas=2)
+    experiment = tmp_path / "context.yaml"
+    experiment.write_text(
+        "title: the run's context\n"
+        "method:\n"
+        "  - name: ready\n"
+        "    probe: kubernetes.pods.ready\n"
+        f"    with: {{label_selector: '{selector}'}}\n"
+        "    expect: {path: ready, equals: 2}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CHAOSKIT_KUBE_CONTEXT"}
+    env.update(KUBECONFIG=str(kubeconfig), CHAOSKIT_STATE_DIR=str(tmp_path / "state"))
+
+    def run(*extra: str) -> journals.Journal:
+        journal = tmp_path / f"journal{len(extra)}.json"
+        argv = [*running.run_argv(experiment, {}, journal), *extra]
+        subprocess.run(argv, check=False, cwd=running.ROOT, env=env, capture_output=True, timeout=120)
+        return journals.Journal.model_validate_json(journal.read_text())
+
+    assert run("--context", "chaoskit-alt").verdict is journals.Verdict.COMPLETED
+    assert run().verdict is not journals.Verdict.COMPLETED  # the current context: nothing answers
