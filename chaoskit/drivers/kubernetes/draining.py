@@ -13,8 +13,6 @@ from chaoskit.errors import DriverError
 from chaoskit.kube import apis
 
 JSON = apis.JSON
-
-
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 

@@ -110,8 +110,6 @@ def candidate_pods(args: PodArgs, api: apis.Api) -> list[JSON]:
 
 
 TOO_MANY_REQUESTS = 429
-
-
 PDB_HINT = "a PodDisruptionBudget forbids it: relax the budget, add replicas, or raise timeout"
 
 
@@ -314,7 +312,7 @@ class PodsReady(contract.Probe[PodsReadyArgs], args=PodsReadyArgs):
     name = "kubernetes.pods.ready"
     summary = "How many of the selected pods are Ready: {ready, total, ratio, not_ready, terminating}."
 
-    def run(self, args: PodsReadyArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: PodsReadyArgs, ctx: contract.RunContext) -> contract.JsonValue:
         api = clusters.connect(args, ctx)
         deadline = time.monotonic() + args.wait
         while True:
@@ -324,7 +322,7 @@ class PodsReady(contract.Probe[PodsReadyArgs], args=PodsReadyArgs):
             if enough or time.monotonic() >= deadline or not ctx.sleep(0.5):
                 return counts
 
-    def count(self, args: PodsReadyArgs, api: apis.Api) -> dict[str, contract.JSONValue]:
+    def count(self, args: PodsReadyArgs, api: apis.Api) -> dict[str, contract.JsonValue]:
         pods = list_pods(
             api,
             args.resolved_namespaces(api),

@@ -9,8 +9,6 @@ from chaoskit.errors import DriverError
 from chaoskit.kube import apis
 
 JSON = apis.JSON
-
-
 _REQUIREMENT = re.compile(
     r"\s*(?P<neg>!)?\s*(?P<key>[A-Za-z0-9][-A-Za-z0-9_./]*)\s*"
     r"(?:(?P<op>==|=|!=)\s*(?P<value>[-A-Za-z0-9_.]*)"

@@ -60,8 +60,6 @@ class ScaleRevert(WorkloadRevert):
 
 
 W = TypeVar("W", bound=WorkloadArgs)
-
-
 R = TypeVar("R", bound=WorkloadRevert)
 
 
@@ -221,7 +219,7 @@ class DeploymentAvailable(contract.Probe[DeploymentArgs], args=DeploymentArgs):
     name = "kubernetes.deployment.available"
     summary = "A Deployment's replica counts: {replicas, available, ready, updated, unavailable, ...}."
 
-    def run(self, args: DeploymentArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: DeploymentArgs, ctx: contract.RunContext) -> contract.JsonValue:
         api = clusters.connect(args, ctx)
         namespace = args.resolved_namespaces(api)[0]
         deployment = api.get(
@@ -277,7 +275,7 @@ class RolloutComplete(contract.Probe[RolloutArgs], args=RolloutArgs):
     name = "kubernetes.rollout.complete"
     summary = "Whether a Deployment's or StatefulSet's rollout is complete: {complete, reason}."
 
-    def run(self, args: RolloutArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: RolloutArgs, ctx: contract.RunContext) -> contract.JsonValue:
         api = clusters.connect(args, ctx)
         namespace = args.resolved_namespaces(api)[0]
         plural = f"{args.kind}s"
