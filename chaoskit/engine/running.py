@@ -42,6 +42,7 @@ from chaoskit.engine import (
     measuring,
     phases,
     planning,
+    secretrefs,
     stepping,
     verdicts,
 )
@@ -61,20 +62,6 @@ DEFAULT_MAX_DURATION = 2 * 3600.0
 says: generous, so that only a forgotten pause or a hung probe reaches it."""
 HALT_POLL = 0.25
 """Seconds between two looks at the halt levers (and every inject looks first)."""
-
-
-def secret_sources(experiment: models.Experiment) -> dict[str, dict[str, str]]:
-    """Where each of the experiment's secrets comes from, as the ledger records it (never a
-    value): ``{"env": NAME}`` or ``{"file": PATH}``; ``{}`` for one given inline."""
-    sources: dict[str, dict[str, str]] = {}
-    for name, ref in experiment.secrets.items():
-        if ref.env is not None:
-            sources[name] = {"env": ref.env}
-        elif ref.file is not None:
-            sources[name] = {"file": ref.file}
-        else:
-            sources[name] = {}
-    return sources
 
 
 def _utc(epoch: float) -> datetime:
@@ -178,31 +165,39 @@ class Runner:
 
     def _assemble(self) -> None:
         """The parts that check, measure and perform steps, each wired to the run's plumbing."""
-        common: dict[str, Any] = {"bus": self.bus, "clock": self.clock, "call": self._call, "at": self._at}
         self.checks = checking.Checks(
-            **common,
+            bus=self.bus,
+            clock=self.clock,
             findings=self.findings,
+            call=self._call,
             arguments=self._args,
             step_ctx=self._step_ctx,
             error=self._error,
+            at=self._at,
         )
         self.measuring = measuring.Measuring(
             self.plan.measures,
             self.plan.experiment.measure,
-            **common,
+            bus=self.bus,
+            clock=self.clock,
+            call=self._call,
             arguments=self._args,
             ctx=self._measure_ctx,
+            at=self._at,
         )
         self.steps = stepping.Steps(
             self.plan,
-            **common,
+            bus=self.bus,
+            clock=self.clock,
             checks=self.checks,
             book=self.book,
             findings=self.findings,
             outputs=self.outputs,
+            call=self._call,
             arguments=self._args,
             step_ctx=self._step_ctx,
             error=self._error,
+            at=self._at,
         )
 
     # ---- plumbing -------------------------------------------------------------------------
@@ -340,7 +335,7 @@ class Runner:
                 at=started,
             )
         )
-        sources = self.settings.secret_sources or secret_sources(self.plan.experiment)
+        sources = self.settings.secret_sources or secretrefs.sources(self.plan.experiment)
         self.ledger.start(info.title, info.file, sources)
         watchers = [asyncio.ensure_future(self._watch_halt()), asyncio.ensure_future(self._deadline())]
         try:

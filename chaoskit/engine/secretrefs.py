@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chaoskit import errors
+from chaoskit.spec import models
 
 SECRET_REF = re.compile(r"\$\{secrets\.([A-Za-z_][A-Za-z0-9_-]*)\}")
 
@@ -60,3 +61,17 @@ def from_refs(value: Any, resolve: Mapping[str, str]) -> Any:
 def refs_in(value: Any) -> set[str]:
     """The names of the secrets ``value`` refers to."""
     return set(SECRET_REF.findall(json.dumps(value)))
+
+
+def sources(experiment: models.Experiment) -> dict[str, dict[str, str]]:
+    """Where each of the experiment's secrets comes from, as the ledger records it (never a
+    value): ``{"env": NAME}`` or ``{"file": PATH}``; ``{}`` for one given inline."""
+    found: dict[str, dict[str, str]] = {}
+    for name, ref in experiment.secrets.items():
+        if ref.env is not None:
+            found[name] = {"env": ref.env}
+        elif ref.file is not None:
+            found[name] = {"file": ref.file}
+        else:
+            found[name] = {}
+    return found
