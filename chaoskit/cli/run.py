@@ -353,12 +353,12 @@ def _update_latest(journal: journals.Journal, warn: Callable[[str], None]) -> bo
 def _with_rollback_strategy(plan: planning.Plan, flag: str, *, chaostoolkit: bool) -> planning.Plan:
     """``--rollback-strategy`` in Chaos Toolkit's words, as the experiment's ``rollback_strategy``;
     ``default`` is that of the file's format."""
-    from chaoskit.spec import chaostoolkit as ctk
+    from chaoskit.spec import ctk_settings
 
     if flag == "default":
-        strategy = ctk.ROLLBACK_STRATEGIES["default"] if chaostoolkit else "method-started"
+        strategy = ctk_settings.ROLLBACK_STRATEGIES["default"] if chaostoolkit else "method-started"
     else:
-        strategy = ctk.ROLLBACK_STRATEGIES[flag]
+        strategy = ctk_settings.ROLLBACK_STRATEGIES[flag]
     experiment = plan.experiment.model_copy(update={"rollback_strategy": strategy})
     return dataclasses.replace(plan, experiment=experiment)
 

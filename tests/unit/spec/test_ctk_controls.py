@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from chaoskit import errors
-from chaoskit.spec import chaostoolkit, models, reading
+from chaoskit.spec import chaostoolkit, ctk_controls, models, reading
 
 PROBE = {
     "type": "probe",
@@ -101,7 +101,7 @@ def test_safeguards_still_become_guards_and_preflight_checks() -> None:
         "name": "safeguards",
         "provider": {
             "type": "python",
-            "module": chaostoolkit.SAFEGUARDS,
+            "module": ctk_controls.SAFEGUARDS,
             "arguments": {"probes": [{**PROBE, "name": "once"}, {**PROBE, "name": "often", "frequency": 2}]},
         },
     }
@@ -111,10 +111,22 @@ def test_safeguards_still_become_guards_and_preflight_checks() -> None:
     assert experiment.controls == []
 
 
+def test_a_safeguard_that_is_not_an_activity_is_a_problem_at_its_place() -> None:
+    # It was an AttributeError (a traceback), not a problem in the file.
+    safeguards = {
+        "name": "safeguards",
+        "provider": {"type": "python", "module": ctk_controls.SAFEGUARDS, "arguments": {"probes": ["often"]}},
+    }
+    assert problems(ctk([safeguards])) == [
+        "ctk.json:11:13: controls[0].provider.arguments.probes[0]: expected an activity: a mapping with "
+        "type:, name: and provider:"
+    ]
+
+
 def test_safeguards_on_an_activity_are_refused() -> None:
     doc = ctk([])
     doc["method"][0]["controls"] = [
-        {"name": "sg", "provider": {"type": "python", "module": chaostoolkit.SAFEGUARDS, "arguments": {}}}
+        {"name": "sg", "provider": {"type": "python", "module": ctk_controls.SAFEGUARDS, "arguments": {}}}
     ]
     [problem] = problems(doc)
     assert "method[0].controls[0]: control 'sg' (chaosaddons.controls.safeguards) on an activity" in problem
