@@ -156,7 +156,8 @@ class Ledger:
             file.close(release=False)
             return None
         ledger = cls(file, path.name.removesuffix(SUFFIX))
-        with contextlib.suppress(errors.LedgerError):
+        # A read-only ledger can't be repaired: it can still be acted on, only not recorded.
+        with contextlib.suppress(OSError):
             file.repair_tail(ledger._full)
         return ledger
 

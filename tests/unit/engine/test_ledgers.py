@@ -381,7 +381,7 @@ def _run(doc: dict[str, Any], fake: testing.FakeDriver, state: Path, run_id: str
 
 
 def test_the_same_fault_twice_in_one_file_is_refused_at_validation(tmp_path: Path) -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "title": "twice",
         "method": [
             {"name": "a", "fault": "fake.break", "with": {"targets": ["t1"]}, "duration": "5s"},
@@ -500,6 +500,22 @@ def test_recover_on_a_read_only_state_dir_tries_every_entry(tmp_path: Path) -> N
         assert sorted(o.status for o in report.outcomes) == ["reverted", "reverted"]
         assert not (tmp_path / "one").exists() and not (tmp_path / "two").exists()
         assert not report.ok and all("not recorded" in o.message for o in report.outcomes)
+
+
+def test_recover_on_a_read_only_state_dir_tries_every_entry_of_a_ledger_torn_by_a_crash(
+    tmp_path: Path,
+) -> None:
+    with _tmpfs(tmp_path / "disk", "4m") as disk:
+        dead = ledgers.Ledger.create(disk, "torn")
+        _marker(dead, tmp_path / "one")
+        dead.close()
+        with dead.path.open("a") as f:
+            f.write('{"type": "intent", "id": "half-writ')  # the crash came mid-line
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        report = recovering.recover(disk, _registry())
+        assert [o.status for o in report.outcomes] == ["reverted"]
+        assert not (tmp_path / "one").exists()
+        assert not report.ok and "not recorded" in report.outcomes[0].message
 
 
 class _FillArgs(contract.Args):
