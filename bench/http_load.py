@@ -137,7 +137,7 @@ def wrk(url: str, connections: int, seconds: float) -> Figures:
     return Figures(float(rps[1]), percentile("50"), percentile("99"))
 
 
-def chaoskit(url: str, seconds: float, **load: float) -> tuple[Figures, dict[str, contract.JSONValue]]:
+def chaoskit(url: str, seconds: float, **load: float) -> tuple[Figures, dict[str, contract.JsonValue]]:
     args = traffic.LoadArgs.model_validate({"url": url, "duration": seconds, "timeout": 10, **load})
     out = traffic.LoadProbe().run(args, contract.RunContext(run_id="bench"))
     assert isinstance(out, dict) and isinstance(out["latency_ms"], dict)
@@ -219,7 +219,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _open_note(out: dict[str, contract.JSONValue], rate: float) -> str:
+def _open_note(out: dict[str, contract.JsonValue], rate: float) -> str:
     achieved = out["rate_rps"]
     assert isinstance(achieved, float | int)
     note = f"{achieved / rate:.1%} of target"

@@ -61,8 +61,6 @@ __all__ = [
     "load_revert",
 ]
 
-JSONValue: TypeAlias = JsonValue
-"""Deprecated spelling of ``JsonValue`` (pydantic's, re-exported here): one JSON type in chaoskit."""
 RevertData: TypeAlias = dict[str, JsonValue]
 """Everything needed to undo one fault on one target; JSON so that it survives in the ledger."""
 

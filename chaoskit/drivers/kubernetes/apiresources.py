@@ -40,7 +40,7 @@ class Resource(contract.Probe[ResourceArgs], args=ResourceArgs):
     name = "kubernetes.resource"
     summary = "Any object (or list of objects) as JSON, for `expect` with a path like status.phase."
 
-    def run(self, args: ResourceArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: ResourceArgs, ctx: contract.RunContext) -> contract.JsonValue:
         api = clusters.connect(args, ctx)
         collection, namespaced = resource_path(api, args.api_version, args.kind)
         if namespaced:
@@ -48,11 +48,11 @@ class Resource(contract.Probe[ResourceArgs], args=ResourceArgs):
             prefix, rest = collection.rsplit("/", 1)
             collection = f"{prefix}/namespaces/{quote(namespace)}/{rest}"
         if args.name:
-            obj: contract.JSONValue = api.get(
+            obj: contract.JsonValue = api.get(
                 f"{collection}/{quote(args.name)}", what=f"reading {args.kind} {args.name}"
             )
             return obj
-        items: list[contract.JSONValue] = list(
+        items: list[contract.JsonValue] = list(
             api.list(collection, what=f"listing {args.kind}", labelSelector=args.label_selector)
         )
         return {"items": items, "count": len(items)}

@@ -44,7 +44,7 @@ class Events(contract.Probe[EventsArgs], args=EventsArgs):
     name = "kubernetes.events"
     summary = "Warning events for the selected objects since the run started: {count, events}."
 
-    def run(self, args: EventsArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: EventsArgs, ctx: contract.RunContext) -> contract.JsonValue:
         api = clusters.connect(args, ctx)
         fields = ["type=Warning"]
         if args.kind:
@@ -53,7 +53,7 @@ class Events(contract.Probe[EventsArgs], args=EventsArgs):
             fields.append(f"involvedObject.name={args.name}")
         if args.reason:
             fields.append(f"reason={args.reason}")
-        found: list[contract.JSONValue] = []
+        found: list[contract.JsonValue] = []
         for namespace in args.resolved_namespaces(api):
             names: set[str] | None = None
             if args.label_selector:

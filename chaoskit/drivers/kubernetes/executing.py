@@ -47,7 +47,7 @@ def exit_code(status_text: str) -> int | None:
     raise DriverError(f"exec failed: {status.get('message') or status_text[:200]}")
 
 
-def collect(stream: Stream, timeout: float) -> dict[str, contract.JSONValue]:
+def collect(stream: Stream, timeout: float) -> dict[str, contract.JsonValue]:
     """Run an opened exec stream to its end (or ``timeout``) and gather what it said."""
     try:
         stream.run_forever(timeout=timeout)
@@ -106,7 +106,7 @@ class Exec(contract.Action[ExecArgs], args=ExecArgs):
         api = clusters.connect(args, ctx)
         candidates = [pods.pod_target(p) for p in pods.candidate_pods(args, api)]
         chosen = targeting.choose(candidates, args, ctx.rng, what="pods")
-        results: list[contract.JSONValue] = []
+        results: list[contract.JsonValue] = []
         for target in chosen:
             namespace = target.detail["namespace"]
             stream = self.opener(api, namespace, target.name, args.container, list(args.command))

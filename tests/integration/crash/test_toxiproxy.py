@@ -43,7 +43,7 @@ def echo() -> Iterator[upstreams.Upstream]:
         yield upstream
 
 
-def _observe(server: servers.ProxyServer, proxy: str) -> contract.JSONValue:
+def _observe(server: servers.ProxyServer, proxy: str) -> contract.JsonValue:
     ctx = contract.RunContext(run_id="observer")
     try:
         return proxies.ProxyProbe().run(proxies.ProxyRead(name=proxy, url=server.url), ctx)

@@ -24,7 +24,7 @@ def server() -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
-def load(**args: object) -> dict[str, contract.JSONValue]:
+def load(**args: object) -> dict[str, contract.JsonValue]:
     out = traffic.LoadProbe().run(traffic.LoadArgs.model_validate(args), contract.RunContext(run_id="load"))
     assert isinstance(out, dict)
     return out
@@ -33,7 +33,7 @@ def load(**args: object) -> dict[str, contract.JSONValue]:
 def test_the_engine_loop_keeps_its_cadence_while_a_heavy_load_runs(server: str) -> None:
     interval = 0.05
 
-    async def engine() -> tuple[list[float], dict[str, contract.JSONValue]]:
+    async def engine() -> tuple[list[float], dict[str, contract.JsonValue]]:
         # Like the engine: the probe runs in a worker thread while a guard ticks on the loop.
         loop = asyncio.get_running_loop()
         running = loop.run_in_executor(

@@ -1,19 +1,26 @@
 """``http.load``'s own HTTP/1.1 client against a scripted local server: every answer is counted under
 its own status however often the same bytes come back, a closed loop sends exactly the requests
-asked for, and answers that arrive in pieces or close their connection are read right."""
+asked for, and answers that arrive in pieces or close their connection are read right; a big closed
+loop handed over to worker processes counts every request once, and stops them when cancelled."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import sys
 import threading
+import time
+from asyncio.subprocess import PIPE
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.http import traffic
+from chaoskit.drivers.http import spreading, traffic
 
 
 def answer(status: int, body: bytes = b"ok", *headers: str) -> bytes:
@@ -93,7 +100,7 @@ def serve() -> Iterator[Script]:
     loop.close()
 
 
-def load(script: Script, **args: object) -> dict[str, contract.JSONValue]:
+def load(script: Script, **args: object) -> dict[str, contract.JsonValue]:
     url = f"http://127.0.0.1:{script.port}/"
     out = traffic.LoadProbe().run(
         traffic.LoadArgs.model_validate({"url": url, **args}),
@@ -134,3 +141,79 @@ def test_a_head_answer_that_repeats_is_complete_without_a_body(serve: Script) ->
     serve.answers = [b"HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\n"]
     out = load(serve, requests=50, concurrency=1, method="HEAD", timeout="2s")
     assert out["successes"] == 50 and out["errors"] == {}
+
+
+@pytest.fixture
+def spread_early(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spread closed loops over worker processes however small (as a big load would be)."""
+    monkeypatch.setattr(spreading, "MIN_REQUESTS", 0)
+    monkeypatch.setattr(spreading, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(spreading, "cpus", lambda: 2)
+
+
+def children_left() -> list[str]:
+    """Worker processes of this one still alive."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+            if int(fields[1]) == os.getpid() and b"chaoskit.drivers.http.spreading" in cmdline:
+                out.append(stat.parent.name)
+    return out
+
+
+@pytest.mark.usefixtures("spread_early")
+def test_a_closed_loop_handed_over_to_worker_processes_counts_every_request_once(serve: Script) -> None:
+    serve.answers = [answer(200), answer(503)]
+    out = load(serve, requests=10_000_000, concurrency=4, duration="3s")
+    # 4 connections here until the workers were ready, then 2 in each of 2 workers.
+    assert serve.connections == 8
+    assert out["connections"] == 4
+    assert out["requests"] == serve.requests > 1_000  # none lost or counted twice in the hand-over
+    statuses = out["statuses"]
+    assert isinstance(statuses, dict)
+    ok, failed = statuses["2xx"], statuses["5xx"]
+    assert isinstance(ok, int) and isinstance(failed, int) and abs(ok - failed) <= 8
+    assert 2.5 < out["duration_s"] < 4.5  # type: ignore[operator]
+    assert children_left() == []
+
+
+@pytest.mark.usefixtures("spread_early")
+def test_a_cancelled_run_stops_its_worker_processes(serve: Script) -> None:
+    serve.answers = [answer(200)]
+    url = f"http://127.0.0.1:{serve.port}/"
+    context = contract.RunContext(run_id="test", rng=random.Random(0))
+
+    def cancel_once_handed_over() -> None:
+        deadline = time.monotonic() + 10
+        while serve.connections < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        cancelled.append(time.monotonic())
+        context.cancel.set()
+
+    cancelled: list[float] = []
+    threading.Thread(target=cancel_once_handed_over).start()
+    out = traffic.LoadProbe().run(
+        traffic.LoadArgs.model_validate({"url": url, "requests": 10_000_000, "concurrency": 4}), context
+    )
+    assert time.monotonic() - cancelled[0] < 2  # the workers stopped at once, not at the end
+    assert isinstance(out, dict) and out["errors"] == {}  # requests cut short are not counted
+    assert serve.connections == 8 and children_left() == []
+
+
+@pytest.mark.usefixtures("spread_early")
+def test_a_worker_process_that_cannot_start_leaves_the_load_here(
+    serve: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "raise SystemExit(3)", stdin=PIPE, stdout=PIPE, stderr=PIPE
+        )
+
+    monkeypatch.setattr(spreading, "_start", broken)
+    serve.answers = [answer(200)]
+    out = load(serve, requests=3_000, concurrency=4)
+    assert out["requests"] == out["successes"] == serve.requests == 3_000
+    assert serve.connections == 4

@@ -362,7 +362,7 @@ def test_load_at_a_rate_stops_when_the_run_is_cancelled(server: str) -> None:
 
 
 def test_load_runs_from_async_code_too(server: str) -> None:
-    async def caller() -> contract.JSONValue:
+    async def caller() -> contract.JsonValue:
         # A loop already runs in this thread: the load gets a thread and a loop of its own.
         return LOAD.run(LOAD.args.model_validate({"url": f"{server}/json", "requests": 10}), ctx())
 

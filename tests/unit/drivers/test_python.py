@@ -40,7 +40,7 @@ def ctx() -> contract.RunContext:
     return contract.RunContext(run_id="test")
 
 
-def call(function: str, **arguments: object) -> contract.JSONValue:
+def call(function: str, **arguments: object) -> contract.JsonValue:
     return PROBE.run(PROBE.args(function=function, arguments=arguments), ctx())
 
 

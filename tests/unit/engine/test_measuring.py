@@ -172,7 +172,7 @@ class _Slow(contract.Probe[_SlowArgs]):
         self.most = 0
         self.lock = threading.Lock()
 
-    def run(self, args: _SlowArgs, ctx: contract.RunContext) -> contract.JSONValue:
+    def run(self, args: _SlowArgs, ctx: contract.RunContext) -> contract.JsonValue:
         with self.lock:
             self.running += 1
             self.most = max(self.most, self.running)

@@ -496,7 +496,7 @@ def test_a_hung_probe_times_out_and_does_not_keep_the_run_from_ending() -> None:
         summary = "blocks until released"
         args = testing.StatusArgs
 
-        def run(self, args: testing.StatusArgs, ctx: contract.RunContext) -> contract.JSONValue:
+        def run(self, args: testing.StatusArgs, ctx: contract.RunContext) -> contract.JsonValue:
             release.wait(300)  # ignores the run's cancellation, as a badly written driver might
             return None
 
