@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskit.drivers.http import connections, latencies, tallies
+from chaoskit.drivers.http import connections, latencies, spreading, tallies
 
 perf = time.perf_counter
 BATCH = 64
@@ -78,11 +78,31 @@ async def closed_loop(
     cancel: threading.Event,
     tick: float,
     tally: tallies.Tally,
+    spread: bool = True,
 ) -> Outcome:
+    """Send ``total`` requests (at most) on ``workers`` connections, each as soon as the last
+    answer on its connection came; with ``spread``, handed over to worker processes once they are
+    ready when the load is big enough."""
     senders = [make() for _ in range(workers)]
-    stopping = asyncio.Event()
     budget = connections.Budget(total, stop_at)
     started = perf()
+    here = keep_sending(senders, budget, cancel, tick)
+    planned = spreading.plan(senders, total, stop_at - started) if spread else None
+    if planned is None:
+        await here
+        return Outcome(tally, perf() - started, len(senders))
+    target, processes = planned
+    await spreading.spread(
+        target, processes, here, workers=workers, budget=budget, cancel=cancel, tick=tick, tally=tally
+    )
+    return Outcome(tally, perf() - started, len(senders))
+
+
+async def keep_sending(
+    senders: list[connections.Sender], budget: connections.Budget, cancel: threading.Event, tick: float
+) -> None:
+    """Each sender sends its next request as soon as it has its answer, while ``budget`` allows."""
+    stopping = asyncio.Event()
 
     async def work(sender: connections.Sender) -> None:
         while budget.take(perf()):
@@ -99,7 +119,6 @@ async def closed_loop(
             await watcher
         for sender in senders:
             sender.close()
-    return Outcome(tally, perf() - started, len(senders))
 
 
 async def open_loop(

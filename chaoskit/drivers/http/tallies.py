@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from chaoskit.drivers.http import latencies
 
@@ -57,3 +58,34 @@ class Tally:
         self.latency.record(done - due)
         if self.service is not None:
             self.service.record(done - sent)
+
+    def state(self) -> dict[str, Any]:
+        """The closed-loop counts as JSON, for a worker process to hand to its parent."""
+        return {
+            "latency": _histogram_state(self.latency),
+            "codes": {str(code): n for code, n in self.codes.items()},
+            "failures": dict(self.failures),
+        }
+
+    def absorb(self, state: dict[str, Any]) -> None:
+        """Add what a worker process counted (its :meth:`state`)."""
+        self.latency.merge(_histogram_of(state["latency"]))
+        for code, n in state["codes"].items():
+            self.codes[int(code)] = self.codes.get(int(code), 0) + int(n)
+        for kind, n in state["failures"].items():
+            self.failures[kind] = self.failures.get(kind, 0) + int(n)
+
+
+def _histogram_state(histogram: latencies.Histogram) -> dict[str, Any]:
+    used = [[i, n] for i, n in enumerate(histogram.counts) if n]
+    return {"counts": used, "total": histogram.total, "sum_us": histogram.sum_us, "max_us": histogram.max_us}
+
+
+def _histogram_of(state: dict[str, Any]) -> latencies.Histogram:
+    histogram = latencies.Histogram()
+    for index, n in state["counts"]:
+        histogram.counts[int(index)] = int(n)
+    histogram.total = int(state["total"])
+    histogram.sum_us = int(state["sum_us"])
+    histogram.max_us = int(state["max_us"])
+    return histogram
