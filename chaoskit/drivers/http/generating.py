@@ -17,7 +17,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from chaoskit.drivers.http import connections, latencies, spreading, tallies
@@ -121,6 +121,135 @@ async def keep_sending(
             sender.close()
 
 
+class _Pool:
+    """An open loop's connections: each due request goes to an idle one, or waits in line for
+    one; a new one is opened while fewer than ``most`` are open."""
+
+    def __init__(
+        self, make: Callable[[], connections.Sender], most: int, timeout: float, tally: tallies.Tally
+    ) -> None:
+        self.make = make
+        self.most = most
+        self.timeout = timeout
+        self.tally = tally
+        self.senders: list[connections.Sender] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.waiting: collections.deque[float] = collections.deque()
+        """Due times of requests no connection has taken yet."""
+        self.idle: collections.deque[asyncio.Future[float | None]] = collections.deque()
+        self.stopping = asyncio.Event()
+        self.finished = False
+        """Set when no more requests will be handed out."""
+
+    def hand(self, due: float) -> None:
+        while self.idle:
+            waiter = self.idle.popleft()
+            if not waiter.done():
+                waiter.set_result(due)
+                return
+        self.waiting.append(due)
+        if len(self.senders) < self.most:
+            sender = self.make()
+            self.senders.append(sender)
+            self.tasks.append(asyncio.create_task(self._work(sender)))
+
+    async def _work(self, sender: connections.Sender) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.stopping.is_set():
+            if self.waiting:
+                due = self.waiting.popleft()
+            elif self.finished:
+                return
+            else:
+                waiter: asyncio.Future[float | None] = loop.create_future()
+                self.idle.append(waiter)
+                got = await waiter
+                if got is None:
+                    return
+                due = got
+            now = perf()
+            if now - due >= self.timeout:
+                # Waited for a free connection longer than its whole timeout: it timed out unsent.
+                self.tally.expire(due, now)
+                continue
+            await sender.send(due)
+
+    def finish(self) -> None:
+        """No more requests: idle connections end, busy ones once the line is empty."""
+        self.finished = True
+        for waiter in self.idle:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.idle.clear()
+
+    async def drain(self, until: float) -> None:
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=max(0.0, until - perf()))
+
+    async def close(self, cancelled: bool) -> None:
+        """End every connection; requests still in line expire unless the run was cancelled."""
+        self.finish()
+        self.stopping.set()
+        for sender in self.senders:
+            sender.abort()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for sender in self.senders:
+            sender.close()
+        if not cancelled:
+            now = perf()
+            while self.waiting:
+                self.tally.expire(self.waiting.popleft(), now)
+
+
+@dataclass
+class _Schedule:
+    """How far an open loop's dispatcher got along its schedule."""
+
+    started: float
+    index: int = 0
+    """Requests dispatched or skipped."""
+    skipped: int = 0
+    saturated: bool = False
+    lag: latencies.Histogram = field(default_factory=latencies.Histogram)
+    """How late the dispatcher started each request."""
+
+
+async def _dispatch(pool: _Pool, schedule: _Schedule, *, total: int, rate: float, stop_at: float) -> None:
+    """Hand each request to the pool when it is due, skipping what the generator fell too far
+    behind to send on time."""
+    started, interval, lag = schedule.started, 1.0 / rate, schedule.lag
+    while schedule.index < total and not pool.stopping.is_set():
+        due = started + schedule.index * interval
+        now = perf()
+        if due >= stop_at:
+            return
+        if due > now:
+            await asyncio.sleep(due - now)
+            continue
+        if now - due > SATURATION_LAG + 0.02 * (due - started):
+            # The generator is this far behind its own schedule: it cannot keep up. Sending the
+            # missed requests late would measure its backlog, not the server: skip them.
+            schedule.saturated = True
+            missed = min(int((now - due) / interval), total - schedule.index)
+            schedule.skipped += missed
+            schedule.index += missed
+            continue
+        batch = 0
+        while schedule.index < total and batch < BATCH:
+            due = started + schedule.index * interval
+            if due > now or due >= stop_at:
+                break
+            # Time the generator lost before starting a request (its timers fire up to a
+            # millisecond late) is its own, not the server's: latency counts from then.
+            lag.record(now - due)
+            pool.hand(now)
+            schedule.index += 1
+            batch += 1
+        await asyncio.sleep(0)
+
+
 async def open_loop(
     make: Callable[[], connections.Sender],
     *,
@@ -133,118 +262,32 @@ async def open_loop(
     timeout: float,
     tally: tallies.Tally,
 ) -> Outcome:
-    loop = asyncio.get_running_loop()
-    senders: list[connections.Sender] = []
-    tasks: list[asyncio.Task[None]] = []
-    due_queue: collections.deque[float] = collections.deque()
-    idle: collections.deque[asyncio.Future[float | None]] = collections.deque()
-    stopping = asyncio.Event()
-    lag = latencies.Histogram()
-    finished = False
-
-    async def work(sender: connections.Sender) -> None:
-        while not stopping.is_set():
-            if due_queue:
-                due = due_queue.popleft()
-            elif finished:
-                return
-            else:
-                waiting: asyncio.Future[float | None] = loop.create_future()
-                idle.append(waiting)
-                got = await waiting
-                if got is None:
-                    return
-                due = got
-            now = perf()
-            if now - due >= timeout:
-                # Waited for a free connection longer than its whole timeout: it timed out unsent.
-                tally.expire(due, now)
-                continue
-            await sender.send(due)
-
-    def hand(due: float) -> None:
-        while idle:
-            waiting = idle.popleft()
-            if not waiting.done():
-                waiting.set_result(due)
-                return
-        due_queue.append(due)
-        if len(senders) < most:
-            sender = make()
-            senders.append(sender)
-            tasks.append(asyncio.create_task(work(sender)))
-
-    def release_idle() -> None:
-        for waiting in idle:
-            if not waiting.done():
-                waiting.set_result(None)
-        idle.clear()
-
-    watcher = asyncio.create_task(_watch(senders, cancel, stopping, tick))
-    started = perf()
-    interval = 1.0 / rate
-    saturated = False
-    index = skipped = 0
+    """Start ``rate`` requests a second (at most ``total``, none after ``stop_at``) on at most
+    ``most`` connections, latency counted from when each was due."""
+    pool = _Pool(make, most, timeout, tally)
+    watcher = asyncio.create_task(_watch(pool.senders, cancel, pool.stopping, tick))
+    schedule = _Schedule(started=perf())
     try:
-        while index < total and not stopping.is_set():
-            due = started + index * interval
-            now = perf()
-            if due >= stop_at:
-                break
-            if due > now:
-                await asyncio.sleep(due - now)
-                continue
-            if now - due > SATURATION_LAG + 0.02 * (due - started):
-                # The generator is this far behind its own schedule: it cannot keep up. Sending the
-                # missed requests late would measure its backlog, not the server: skip them.
-                saturated = True
-                missed = min(int((now - due) / interval), total - index)
-                skipped += missed
-                index += missed
-                continue
-            batch = 0
-            while index < total and batch < BATCH:
-                due = started + index * interval
-                if due > now or due >= stop_at:
-                    break
-                # Time the generator lost before starting a request (its timers fire up to a
-                # millisecond late) is its own, not the server's: latency counts from then.
-                lag.record(now - due)
-                hand(now)
-                index += 1
-                batch += 1
-            await asyncio.sleep(0)
-        dispatched_at = perf()
-        finished = True
-        release_idle()
-        if tasks:
-            # Every request still queued or in flight is past its timeout by then.
-            await asyncio.wait(tasks, timeout=max(0.0, dispatched_at + timeout + 2 * tick - perf()))
+        await _dispatch(pool, schedule, total=total, rate=rate, stop_at=stop_at)
+        pool.finish()
+        # Every request still queued or in flight is past its timeout by then.
+        await pool.drain(until=perf() + timeout + 2 * tick)
     finally:
-        finished = True
-        stopping.set()
-        release_idle()
+        pool.finish()
+        pool.stopping.set()
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-        for sender in senders:
-            sender.abort()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for sender in senders:
-            sender.close()
-        if not cancel.is_set():
-            now = perf()
-            while due_queue:
-                tally.expire(due_queue.popleft(), now)
+        await pool.close(cancelled=cancel.is_set())
+    started = schedule.started
     elapsed = perf() - started
     scheduled = min(total, max(0, int((min(stop_at, started + elapsed) - started) * rate)))
     # Fell short of the schedule. (Not "on the CPU all the time": between requests due less than
     # a millisecond apart the loop's timers can't sleep, so a generator that keeps up spins.)
-    if not cancel.is_set() and index - skipped < 0.98 * scheduled:
+    saturated = schedule.saturated
+    if not cancel.is_set() and schedule.index - schedule.skipped < 0.98 * scheduled:
         saturated = True
-    return Outcome(tally, elapsed, len(senders), saturated, lag, skipped)
+    return Outcome(tally, elapsed, len(pool.senders), saturated, schedule.lag, schedule.skipped)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
