@@ -6,9 +6,9 @@ Phases: setup → steady state before → method (with guards, background steps 
 reverts) → revert everything still applied → steady state after, polled until it holds →
 rollbacks → teardown → undo of actions' leftovers. Every fault goes through the ledger first.
 
-The runner orders the phases and owns stopping (signals, halt levers, ``max_duration``, a ledger
-that can't be written); ``stepping`` performs each step, ``checking`` judges probes,
-``faultbooks`` applies and reverts faults, ``journaling`` assembles the journal.
+The runner orders the phases; ``stepping`` performs each step, ``checking`` judges probes,
+``faultbooks`` applies and reverts faults, ``stopping`` holds what stops a run early (signals, halt
+levers, ``max_duration``, a ledger that can't be written), ``journaling`` assembles the journal.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from chaoskit import durations, errors
+from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.engine import (
     checking,
@@ -44,6 +44,7 @@ from chaoskit.engine import (
     planning,
     secretrefs,
     stepping,
+    stopping,
     verdicts,
 )
 from chaoskit.spec import models, templates
@@ -60,8 +61,6 @@ _Abort = faultbooks.StepFailed
 DEFAULT_MAX_DURATION = 2 * 3600.0
 """How long a run may take when neither the experiment (``max_duration``) nor ``--max-duration``
 says: generous, so that only a forgotten pause or a hung probe reaches it."""
-HALT_POLL = 0.25
-"""Seconds between two looks at the halt levers (and every inject looks first)."""
 
 
 def _utc(epoch: float) -> datetime:
@@ -127,9 +126,6 @@ class Runner:
         except errors.ChaoskitError:
             self.halts.close()
             raise
-        self.max_duration = (
-            self.settings.max_duration or self.plan.experiment.max_duration or DEFAULT_MAX_DURATION
-        )
         self.ledger = ledgers.Ledger.create(self.settings.state_dir, self.run_id, self.secrets)
         self.ctx = contract.RunContext(
             run_id=self.run_id,
@@ -139,13 +135,21 @@ class Runner:
         )
         self.findings = verdicts.Findings()
         self.outputs: dict[str, Any] = {}
-        self._stopping = asyncio.Event()
         self._cleanup_cancel = threading.Event()
-        self._interrupts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._method_started = False
         self._setup_started = False
         self._background: set[asyncio.Task[Any]] = set()
+        limit = self.settings.max_duration or self.plan.experiment.max_duration or DEFAULT_MAX_DURATION
+        self.stopping = stopping.Stopping(
+            findings=self.findings,
+            bus=self.bus,
+            watch=self.halts,
+            cancel=self.ctx.cancel,
+            clock=self.clock,
+            max_duration=limit,
+            at=self._at,
+        )
         self.book = faultbooks.FaultBook(
             self.ledger,
             state_dir=self.settings.state_dir,
@@ -157,9 +161,9 @@ class Runner:
             now=self.clock.now,
             wall=self.clock.wall,
             marks=self.ctx.marks,
-            on_broken=self._ledger_broken,
+            on_broken=self.stopping.ledger_broken,
             sleep=self.clock.sleep,
-            may_inject=self._may_inject,
+            may_inject=self.stopping.may_inject,
         )
         self._assemble()
 
@@ -244,10 +248,7 @@ class Runner:
     def interrupt(self, signal_name: str = "SIGINT") -> None:
         """A terminating signal. The first stops the run (faults revert, rollbacks run, the journal
         is written); later ones only say what is still applied - they never cut that short."""
-        self._interrupts += 1
-        if self._interrupts == 1:
-            self.findings.interrupted_by = signal_name
-            self._stop()
+        if self.stopping.interrupt(signal_name):
             return
         self.bus.emit(
             events.StillApplied(
@@ -255,62 +256,6 @@ class Runner:
                 command=f"chaoskit recover {self.run_id} --state-dir {self.settings.state_dir}",
             )
         )
-
-    def _stop(self) -> None:
-        self._stopping.set()
-        self.ctx.cancel.set()
-
-    def _ledger_broken(self, why: str) -> None:
-        """The ledger can't be written: inject nothing more, and take back what is applied."""
-        if self.findings.ledger is None:
-            self.findings.ledger = why
-            self.bus.emit(
-                events.Log(
-                    f"the fault ledger can't be written ({why}): stopping, reverting from memory", self._at()
-                )
-            )
-            self._stop()
-
-    def halt(self, why: str) -> None:
-        """A halt lever was pulled (or ``max_duration`` ran out): stop as an interrupt does."""
-        if self.findings.halted is None and not self.interrupted:
-            self.findings.halted = why
-            self.bus.emit(events.Log(f"{why}: stopping and taking everything back", self._at()))
-            self._stop()
-
-    def _may_inject(self) -> str | None:
-        """Why no fault may be injected now, or None: every inject asks the levers first."""
-        if self.findings.halted is None and (halt := self.halts.check()) is not None:
-            self._lever(halt)
-        if self.findings.halted is not None:
-            return self.findings.halted
-        return "the run is stopping" if self._stopping.is_set() else None
-
-    def _lever(self, halt: halts.Halt) -> None:
-        """A halt lever is pulled: say who, when and why, then stop."""
-        if self.findings.halted is None and not self.interrupted:
-            self.bus.emit(events.Halted(halt.by, halt.reason, halt.at, halt.lever, self._at()))
-        self.halt(halt.describe())
-
-    async def _watch_halt(self) -> None:
-        while self.findings.halted is None:
-            halt = await asyncio.to_thread(self.halts.check)
-            if halt is not None:
-                self._lever(halt)
-                return
-            await asyncio.sleep(HALT_POLL)  # real time: levers are for people and their clocks
-
-    async def _deadline(self) -> None:
-        await self.clock.sleep(self.max_duration)
-        self.halt(f"max_duration {durations.format(self.max_duration)} reached")
-
-    @property
-    def interrupted(self) -> bool:
-        return self._interrupts > 0
-
-    @property
-    def _stopped_early(self) -> bool:
-        return self.interrupted or self.findings.halted is not None
 
     async def run(self) -> journals.Journal:
         self._loop = asyncio.get_running_loop()
@@ -337,13 +282,16 @@ class Runner:
         )
         sources = self.settings.secret_sources or secretrefs.sources(self.plan.experiment)
         self.ledger.start(info.title, info.file, sources)
-        watchers = [asyncio.ensure_future(self._watch_halt()), asyncio.ensure_future(self._deadline())]
+        watchers = [
+            asyncio.ensure_future(self.stopping.watch_levers()),
+            asyncio.ensure_future(self.stopping.deadline()),
+        ]
         try:
             await self._until_stopped(self._body())
             await self.book.revert_all()
-            if self._method_started and not self.findings.failed and not self._stopped_early:
+            if self._method_started and not self.findings.failed and not self.stopping.early:
                 await self._until_stopped(self._after())
-            await self.measuring.stop(wait=not self._stopped_early)
+            await self.measuring.stop(wait=not self.stopping.early)
             if self._rollbacks_due():
                 await self.steps.section(Phase.ROLLBACKS, self.plan.rollbacks, keep_going=True)
             if self._setup_started:
@@ -379,7 +327,7 @@ class Runner:
     async def _until_stopped(self, work: Awaitable[None]) -> None:
         """Run ``work`` unless or until the run is interrupted; then cancel it and return."""
         task = asyncio.ensure_future(work)
-        stop = asyncio.ensure_future(self._stopping.wait())
+        stop = asyncio.ensure_future(self.stopping.event.wait())
         try:
             await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
         finally:
