@@ -146,7 +146,7 @@ def _summary(console: Console, data: list[dict[str, Any]]) -> None:
             console.print(f"{'':{width}}  [yellow]unavailable: {escape(driver['unavailable'])}[/]")
     console.print(
         "[dim]chaoskit drivers NAME shows a driver's (or one activity's) arguments, "
-        "e.g. chaoskit drivers toxiproxy.latency[/]"
+        "e.g. chaoskit drivers toxiproxy.latency; --source shows where each one's code is[/]"
     )
 
 

@@ -30,7 +30,7 @@ def test_a_second_driver_of_one_name_is_refused_naming_both_entry_points() -> No
     assert "two drivers are called 'process'" in message
     assert "entry point 'process' = chaoskit.drivers.process:driver of chaoskit" in message
     assert "entry point 'process' = plug:driver of plug 1.0" in message
-    assert caught.value.exit_code == errors.ExitCode.INVALID == 2
+    assert caught.value.exit_code is errors.ExitCode.INVALID and int(caught.value.exit_code) == 2
 
 
 def _with_origins(loaded: registry.Registry) -> Sequence[tuple[contract.Driver, str]]:
