@@ -32,7 +32,7 @@ from pydantic import JsonValue
 from chaoskit import errors, pyrefs
 from chaoskit.engine import events, journals
 from chaoskit.engine.phases import Phase, StepKind
-from chaoskit.spec import models
+from chaoskit.spec import ctk_providers, models
 
 FUNCTIONS = (
     "configure_control",
@@ -103,9 +103,9 @@ def experiment_context(experiment: models.Experiment) -> dict[str, JsonValue]:
 def activity_context(
     step: models.ProbeStep | models.FaultStep | models.ActionStep | models.PauseStep,
 ) -> dict[str, JsonValue]:
-    """A step as a Chaos Toolkit activity: ``{type, name, provider}``. Steps translated from
-    python, process and http providers get that provider back; others get ``{type: chaoskit,
-    activity, arguments}``."""
+    """A step as a Chaos Toolkit activity: ``{type, name, provider}``. Steps translated from a
+    Chaos Toolkit provider get that provider back (``ctk_providers.provider_of``); others get
+    ``{type: chaoskit, activity, arguments}``."""
     if isinstance(step, models.PauseStep):
         return {
             "type": "action",
@@ -114,28 +114,12 @@ def activity_context(
         }
     kind = "probe" if isinstance(step, models.ProbeStep) else "action"
     arguments = {k: v for k, v in step.with_.items() if k != "dialect"}
-    provider: dict[str, JsonValue]
     activity = step.activity
-    function = arguments.get("function")
-    argv = arguments.get("argv")
-    if activity == "python.call" and isinstance(function, str) and ":" in function:
-        module, func = function.split(":", 1)
-        provider = {
-            "type": "python",
-            "module": module,
-            "func": func,
-            "arguments": arguments.get("arguments") or {},
-        }
-    elif activity == "process.command" and isinstance(argv, list) and argv:
-        provider = {"type": "process", "path": argv[0], "arguments": argv[1:]}
-    elif activity == "process.command" and isinstance(arguments.get("command"), str):
-        provider = {"type": "process", "path": arguments["command"], "arguments": ""}
-    elif activity == "http.request" and isinstance(arguments.get("url"), str):
-        provider = {"type": "http", **arguments}
-    else:
-        provider = {"type": "chaoskit", "activity": activity, "arguments": arguments}
-    if "timeout" in arguments and provider["type"] in ("process", "http"):
-        provider["timeout"] = arguments["timeout"]
+    provider = ctk_providers.provider_of(activity, arguments) or {
+        "type": "chaoskit",
+        "activity": activity,
+        "arguments": arguments,
+    }
     return {"type": kind, "name": step.name or activity, "provider": provider}
 
 

@@ -63,11 +63,27 @@ class Provider:
     check: str | None = None
     """The activity's argument that an action's ``"x-chaoskit": {"check": false}`` sets; None when
     that extension does not apply."""
+    as_provider: Callable[[Mapping[str, JsonValue]], dict[str, JsonValue] | None] | None = None
+    """The provider's keys (but ``type``) for the activity's arguments: how Chaos Toolkit controls
+    see such a step. None (or a None answer): they see ``{type: chaoskit, activity, arguments}``."""
 
 
 def table(*providers: Provider) -> dict[str, Provider]:
     """Providers by type, in the order given (messages list them in that order)."""
     return {provider.type: provider for provider in providers}
+
+
+def provider_of(
+    activity: str, arguments: Mapping[str, JsonValue], providers: Mapping[str, Provider] | None = None
+) -> dict[str, JsonValue] | None:
+    """The Chaos Toolkit provider (``{type, ...}``) that runs as ``activity`` with ``arguments``
+    (``BUILT_IN``'s unless ``providers`` is given); None when no type of provider does."""
+    for provider in (BUILT_IN if providers is None else providers).values():
+        if provider.activity == activity and provider.as_provider is not None:
+            found = provider.as_provider(arguments)
+            if found is not None:
+                return {"type": provider.type, **found}
+    return None
 
 
 def listed(names: list[str]) -> str:
@@ -85,6 +101,14 @@ def _python(body: Mapping[str, Any], at: Location, report: Report) -> dict[str, 
         return None
     arguments = body.get("arguments") or {}
     return {"function": f"{module}:{func}", "arguments": arguments, "dialect": "chaostoolkit"}
+
+
+def _python_back(args: Mapping[str, JsonValue]) -> dict[str, JsonValue] | None:
+    function = args.get("function")
+    if not isinstance(function, str) or ":" not in function:
+        return None
+    module, func = function.split(":", 1)
+    return {"module": module, "func": func, "arguments": args.get("arguments") or {}}
 
 
 # --- process --------------------------------------------------------------------------------
@@ -119,6 +143,20 @@ def _process(body: Mapping[str, Any], at: Location, report: Report) -> dict[str,
     if "timeout" in body:
         args["timeout"] = body["timeout"]
     return args
+
+
+def _process_back(args: Mapping[str, JsonValue]) -> dict[str, JsonValue] | None:
+    argv, command = args.get("argv"), args.get("command")
+    provider: dict[str, JsonValue]
+    if isinstance(argv, list) and argv:
+        provider = {"path": argv[0], "arguments": argv[1:]}
+    elif isinstance(command, str):
+        provider = {"path": command, "arguments": ""}
+    else:
+        return None
+    if "timeout" in args:
+        provider["timeout"] = args["timeout"]
+    return provider
 
 
 def _process_output(value: Mapping[str, Any]) -> Any:
@@ -196,6 +234,10 @@ def _http_arguments(
     return None
 
 
+def _http_back(args: Mapping[str, JsonValue]) -> dict[str, JsonValue] | None:
+    return dict(args) if isinstance(args.get("url"), str) else None
+
+
 def _http_output(value: Mapping[str, Any]) -> Any:
     """The body parsed when the answer is ``application/json``, as Chaos Toolkit does."""
     headers = value.get("headers")
@@ -224,7 +266,7 @@ def _form(arguments: Mapping[str, Any]) -> str:
 # --- the table ------------------------------------------------------------------------------
 
 BUILT_IN = table(
-    Provider(type="python", activity="python.call", arguments=_python),
+    Provider(type="python", activity="python.call", arguments=_python, as_provider=_python_back),
     Provider(
         type="process",
         activity="process.command",
@@ -234,6 +276,7 @@ BUILT_IN = table(
         text_at="stdout",
         output=_process_output,
         check="check",
+        as_provider=_process_back,
     ),
     Provider(
         type="http",
@@ -244,6 +287,7 @@ BUILT_IN = table(
         text_at="body",
         parsed={"body": "json"},
         output=_http_output,
+        as_provider=_http_back,
     ),
 )
 """The Chaos Toolkit providers chaoskit runs, by type."""

@@ -119,3 +119,31 @@ def test_the_check_extension_is_refused_where_no_provider_takes_it() -> None:
     assert with_redis.issues == [
         (("method", 0, "x-chaoskit", "check"), "check: applies to process and redis actions only")
     ]
+
+
+def test_controls_see_a_translated_step_as_the_provider_it_was_written_as() -> None:
+    written = [
+        {"type": "python", "module": "os.path", "func": "exists", "arguments": {"path": "/"}},
+        {"type": "process", "path": "true", "arguments": ["-x"], "timeout": 3},
+        {"type": "http", "url": "http://127.0.0.1:9/", "method": "GET", "timeout": 3},
+    ]
+    doc = {
+        "title": "t",
+        "method": [{"type": "action", "name": str(i), "provider": p} for i, p in enumerate(written)],
+    }
+    method = chaostoolkit.translate(doc).document["method"]
+    assert isinstance(method, list)
+    seen = []
+    for step in method:
+        assert isinstance(step, dict) and isinstance(step["action"], str) and isinstance(step["with"], dict)
+        arguments = {k: v for k, v in step["with"].items() if k != "dialect"}
+        seen.append(ctk_providers.provider_of(step["action"], arguments))
+    assert seen == written
+    # Text arguments ran through a shell: the provider is the whole command.
+    assert ctk_providers.provider_of("process.command", {"command": "true --flag", "shell": True}) == {
+        "type": "process",
+        "path": "true --flag",
+        "arguments": "",
+    }
+    assert ctk_providers.provider_of("docker.container.kill", {"name": "web"}) is None
+    assert ctk_providers.provider_of("redis.command", {"command": "PING"}, {"redis": REDIS}) is None
