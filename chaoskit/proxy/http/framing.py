@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 MAX_HEAD = 64 * 1024
 """Bytes in one message head; a longer one is not parsed (the connection passes through)."""
@@ -23,6 +23,8 @@ _DIGITS = re.compile(rb"[0-9]{1,18}")
 _STATUS = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?")
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
+_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*")
+_FIELD = re.compile(rb"([^:\r\n]+):([^\r\n]*)\r\n")
 
 
 class Kind(enum.Enum):
@@ -48,31 +50,65 @@ class Unframeable(Exception):
 
 @dataclass
 class Head:
-    """A message's start line and header fields, and the exact bytes they came in."""
+    """A message's start line and header fields, and the exact bytes they came in.
+
+    Fields are split and indexed only when something asks for them: a request no toxic looks at
+    closely costs one scan in C (``parse_head``) and a few ``in`` tests (``framing``)."""
 
     raw: bytes
     first: bytes
     """The start line without its CRLF."""
-    fields: list[tuple[bytes, bytes]]
-    """(name, value) in order, as sent; the value without surrounding whitespace."""
+    _fields: list[tuple[bytes, bytes]] | None = field(default=None, repr=False)
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
+    _lowered: bytes | None = field(default=None, init=False, repr=False)
+    framing: Framing | None = field(default=None, init=False, repr=False)
+    """How its body is delimited, once the framer has worked it out."""
+
+    @property
+    def fields(self) -> list[tuple[bytes, bytes]]:
+        """(name, value) in order, as sent; the value without surrounding whitespace."""
+        if self._fields is None:
+            block = self.raw[len(self.first) + 2 : -2]
+            self._fields = [(n, v.strip(b" \t")) for n, v in _FIELD.findall(block)]
+        return self._fields
+
+    @property
+    def lowered(self) -> bytes:
+        """The raw head, lowercased: for quick tests of which fields are present."""
+        if self._lowered is None:
+            self._lowered = self.raw.lower()
+        return self._lowered
+
+    @property
+    def index(self) -> dict[str, list[str]]:
+        """Values by lowercased name."""
+        if self._index is None:
+            index: dict[str, list[str]] = {}
+            for name, value in self.fields:
+                index.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
+            self._index = index
+        return self._index
 
     def values(self, name: str) -> list[str]:
-        key = name.lower().encode("latin-1")
-        return [v.decode("latin-1") for n, v in self.fields if n.lower() == key]
+        """``name``'s values (``name`` lowercased)."""
+        return self.index.get(name, [])
 
     def get(self, name: str) -> str | None:
-        values = self.values(name)
+        values = self.index.get(name)
         return ", ".join(values) if values else None
 
     def tokens(self, name: str) -> list[str]:
-        """A comma-separated list field's items, lowercased (``Connection``, ``Transfer-Encoding``)."""
-        return [t.strip().lower() for v in self.values(name) for t in v.split(",") if t.strip()]
+        """A comma-separated list field's items, lowercased (``connection``, ``transfer-encoding``)."""
+        values = self.index.get(name)
+        if not values:
+            return []
+        return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
 
     # -- requests
 
     @property
     def method(self) -> str:
-        return self.first.split(b" ", 1)[0].decode("latin-1")
+        return self.first[: self.first.find(b" ")].decode("latin-1")
 
     @property
     def target(self) -> str:
@@ -81,8 +117,7 @@ class Head:
     @property
     def version(self) -> bytes:
         """``HTTP/1.1`` or ``HTTP/1.0``, for requests and responses alike."""
-        parts = self.first.split(b" ", 2)
-        return parts[2] if parts[0] not in _VERSIONS else parts[0]
+        return self.first[:8] if self.first.startswith(b"HTTP/") else self.first[-8:]
 
     # -- responses
 
@@ -101,13 +136,15 @@ class Head:
         """This head with other fields (the start line kept unless given)."""
         start = self.first if first is None else first
         raw = b"".join([start, b"\r\n", *(n + b": " + v + b"\r\n" for n, v in fields), b"\r\n"])
-        return Head(raw, start, fields)
+        head = Head(raw, start, fields)
+        head.framing = self.framing
+        return head
 
 
 def parse_head(raw: bytes, request: bool) -> Head | None:
     """The head in ``raw`` (ending with CRLF CRLF), or None if it is not a valid HTTP/1.x head."""
-    lines = raw[:-4].split(b"\r\n")
-    first = lines[0]
+    line_end = raw.find(b"\r\n")
+    first = raw[:line_end]
     if request:
         parts = first.split(b" ")
         if (
@@ -120,15 +157,12 @@ def parse_head(raw: bytes, request: bool) -> Head | None:
             return None
     elif not _STATUS.fullmatch(first):
         return None
-    fields: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        name, sep, value = line.partition(b":")
-        # Obsolete line folding and bare CR/LF inside a head are refused by every modern server;
-        # such a stream is passed through untouched rather than guessed at.
-        if not sep or not _TOKEN.fullmatch(name) or b"\n" in value or b"\r" in value:
-            return None
-        fields.append((name, value.strip(b" \t")))
-    return Head(raw, first, fields)
+    block = raw[line_end + 2 : -2]
+    # One pass in C over every field line. Obsolete line folding and bare CR/LF inside a head are
+    # refused by every modern server; such a stream is passed through untouched, not guessed at.
+    if not _FIELDS.fullmatch(block):
+        return None
+    return Head(raw, first)
 
 
 def could_start_request(prefix: bytes) -> bool:
@@ -297,19 +331,14 @@ class Framer:
             return [END]
         return self.go_raw()
 
-    def feed(self, data: bytes) -> Iterator[Event]:
-        """The events in ``data``, lazily: the ``framing`` callback of a head runs only once the
-        events before it have been taken (a response's framing depends on the request before)."""
+    def feed(self, data: bytes) -> list[Event]:
+        """The events in ``data``; ``framing`` is called for each head, in order."""
         if self._state is _State.RAW:
-            if data:
-                yield Raw(data)
-            return
+            return [Raw(data)] if data else []
         if self.syncing:
             starts = could_start_request if self.request else could_start_response
             if not starts(data[:MAX_HEAD]):
-                if data:
-                    yield Raw(data)
-                return
+                return [Raw(data)] if data else []
             self.syncing = False
         buf = self._pending + data if self._pending else data
         self._pending = b""
@@ -324,10 +353,9 @@ class Framer:
             else:
                 events.append(Raw(buf[pos:]))
                 pos = n
-            yield from events
-            events.clear()
             if pos < 0:
-                return
+                break
+        return events
 
     def _head(self, buf: bytes, pos: int, events: list[Event]) -> int:
         """Reads a head at ``pos``; the new position, or -1 when the rest is held or went raw."""
@@ -351,7 +379,7 @@ class Framer:
             events.append(Raw(buf[pos:]))
             return -1
         try:
-            framing = self._framing(head)
+            framing = head.framing = self._framing(head)
         except Unframeable:
             self._state = _State.RAW
             events.append(Raw(buf[pos:]))
@@ -405,8 +433,8 @@ class Framer:
 
 def request_framing(head: Head) -> Framing:
     """How a request's body is delimited (RFC 9112 §6.3): CONNECT and upgrades end the HTTP part."""
-    if head.method == "CONNECT" or (
-        head.get("upgrade") is not None and "upgrade" in head.tokens("connection")
+    if head.first.startswith(b"CONNECT ") or (
+        b"\nupgrade:" in head.lowered and "upgrade" in head.tokens("connection")
     ):
         return Framing(Kind.TUNNEL)
     return _length_or_chunked(head, request=True)
@@ -418,21 +446,32 @@ def response_framing(head: Head, method: str) -> Framing:
     if status == 101 or (method == "CONNECT" and 200 <= status < 300):
         return Framing(Kind.TUNNEL)
     if method == "HEAD" or status < 200 or status in (204, 304):
-        return Framing(Kind.NONE)
+        return _NO_BODY
     return _length_or_chunked(head, request=False)
 
 
+_NO_BODY = Framing(Kind.NONE)
+_UNTIL_CLOSE = Framing(Kind.UNTIL_CLOSE)
+_CHUNKED = Framing(Kind.CHUNKED)
+
+
 def _length_or_chunked(head: Head, request: bool) -> Framing:
-    codings = head.tokens("transfer-encoding")
-    if codings:
-        if codings[-1] == "chunked":
-            return Framing(Kind.CHUNKED)
+    lowered = head.lowered
+    if b"\ntransfer-encoding:" in lowered:
+        codings = head.tokens("transfer-encoding")
+        if codings and codings[-1] == "chunked":
+            return _CHUNKED
         if request:
             raise Unframeable("a request body must end with the chunked coding")
-        return Framing(Kind.UNTIL_CLOSE)
+        return _UNTIL_CLOSE
+    at = lowered.find(b"\ncontent-length:")
+    if at < 0:
+        return _NO_BODY if request else _UNTIL_CLOSE
+    if lowered.find(b"\ncontent-length:", at + 16) < 0:  # the usual case: one field, read in place
+        value = head.raw[at + 16 : head.raw.index(b"\r", at + 16)].strip(b" \t")
+        if _DIGITS.fullmatch(value):
+            return Framing(Kind.LENGTH, int(value))
     lengths = {v.strip() for v in (head.get("content-length") or "").split(",") if v.strip()}
-    if not lengths:
-        return Framing(Kind.NONE if request else Kind.UNTIL_CLOSE)
     if len(lengths) != 1 or not _DIGITS.fullmatch((length := lengths.pop()).encode()):
         raise Unframeable("Content-Length is not one number")
     return Framing(Kind.LENGTH, int(length))

@@ -142,6 +142,8 @@ class Session:
         self._requests = framing.Framer(True, framing.request_framing, syncing=not fresh)
         self._responses = framing.Framer(False, self._response_framing, syncing=not fresh)
         self._slots: deque[_Slot] = deque()
+        self._methods: deque[str] = deque()
+        """Methods of the forwarded requests whose responses the framer has not met yet."""
         self._reading: _Slot | None = None
         self._reply: _Reply | None = None
         self._client_done = False
@@ -206,7 +208,10 @@ class Session:
         slot = _Slot(head.method)
         self._slots.append(slot)
         self._reading = slot
-        if framing.request_framing(head).kind is framing.Kind.TUNNEL:  # CONNECT, an upgrade: untouched
+        if (
+            head.framing is not None and head.framing.kind is framing.Kind.TUNNEL
+        ):  # CONNECT, an upgrade: untouched
+            self._methods.append(slot.method)
             out.append(Send("server", head.raw))
             return
         request_delay = 0
@@ -232,6 +237,7 @@ class Session:
         if request_delay:
             out.append(Hold("server", self._clock() + request_delay / 1000))
         if abort is None:
+            self._methods.append(slot.method)
             out.append(Send("server", head.raw))
             return
         self._abort(abort, head, slot, out)
@@ -293,8 +299,14 @@ class Session:
         return out
 
     def _response_framing(self, head: framing.Head) -> framing.Framing:
-        slot = self._slots[0] if self._slots and self._slots[0].answer is None else None
-        return framing.response_framing(head, slot.method if slot is not None else "GET")
+        # Called as the framer meets each head, before the session has seen the events ahead of
+        # it: the methods of forwarded requests, in order, say which request a response answers.
+        status = head.status
+        if 100 <= status < 200 and status != 101:
+            method = self._methods[0] if self._methods else "GET"  # interim: the final one follows
+        else:
+            method = self._methods.popleft() if self._methods else "GET"
+        return framing.response_framing(head, method)
 
     def _response_event(self, event: framing.Event, out: list[Out]) -> None:
         if isinstance(event, framing.Raw):
@@ -332,7 +344,7 @@ class Session:
                     body = rule.fault
         if delay:
             out.append(Hold("client", self._clock() + delay / 1000))
-        kind = self._response_framing(head).kind
+        kind = head.framing.kind if head.framing is not None else framing.Kind.NONE
         if body is None or kind in (framing.Kind.NONE, framing.Kind.TUNNEL):
             out.append(Send("client", head.rebuilt(fields).raw if fields is not head.fields else head.raw))
             return
@@ -360,7 +372,7 @@ class Session:
         assert modify.truncate is not None
         reply.left = modify.truncate
         if kind is framing.Kind.LENGTH:
-            length = framing.response_framing(head, "GET").length
+            length = head.framing.length if head.framing is not None else 0
             reply.left = min(length, modify.truncate)
             kept.append((b"Content-Length", str(reply.left).encode()))
         elif kind is framing.Kind.CHUNKED:

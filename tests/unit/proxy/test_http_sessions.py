@@ -312,6 +312,18 @@ def test_an_upgrade_is_passed_through_even_when_a_toxic_matches_it() -> None:
     assert not counters.faulted
 
 
+def test_responses_in_one_read_are_framed_by_their_own_requests_method() -> None:
+    s, _ = session(rule("http_modify", set_headers={"X-Seen": "1"}))
+    s.from_client(b"HEAD /a HTTP/1.1\r\n\r\n" + GET)
+    # The HEAD response has a Content-Length but no body: the next bytes are the next response.
+    head_reply = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"
+    got = responses(sent(s.from_server(head_reply + OK), "client"), [b"HEAD", b"GET"])
+    assert [(status, headers[b"x-seen"], body) for status, headers, body in got] == [
+        (200, b"1", b""),
+        (200, b"1", b"hi"),
+    ]
+
+
 def test_interim_responses_pass_and_the_final_one_is_faulted() -> None:
     s, _ = session(rule("http_modify", body="x"))
     s.from_client(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz")

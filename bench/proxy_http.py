@@ -1,0 +1,204 @@
+"""What the embedded proxy's HTTP toxics cost: wrk and round trips with an http_* toxic that
+matches nothing, against direct and the TCP-mode proxy, in the same run.
+
+    python -m bench.proxy_http [--seconds 5] [--connections 16] [--rounds 3000] [--json F]
+
+Paths, all to the same upstream process (a minimal keep-alive HTTP/1.1 server on uvloop when it
+is installed): direct; the proxy with no toxic (the splice path); the proxy with a ``noop`` toxic
+(the event-loop path, no parsing); the proxy with an ``http_abort`` toxic whose ``match`` no
+request meets (every request parsed, none touched). Targets (issue #20): the HTTP path reaches at
+least 30 % of direct in wrk, and adds at most 2x the TCP-mode proxy's p50 round trip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.proxy import free_port, pct
+
+UPSTREAM = r"""
+import asyncio, sys
+try:
+    import uvloop
+    uvloop.install()
+except ImportError:
+    pass
+REPLY = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nhello, world\n"
+class Server(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.pending = transport, b""
+    def data_received(self, data):
+        data = self.pending + data
+        count = data.count(b"\r\n\r\n")  # wrk and the bench send GETs without bodies
+        self.pending = data[data.rfind(b"\r\n\r\n") + 4:] if count else data
+        if count:
+            self.transport.write(REPLY * count)
+async def main():
+    server = await asyncio.get_running_loop().create_server(Server, "127.0.0.1", 0, backlog=1024)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+asyncio.run(main())
+"""
+
+NOT_MATCHING = {"match": {"path": "/never-requested"}, "status": 503}
+
+
+def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", f"http://127.0.0.1:{port}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = re.search(r"50%\s+([0-9.]+)(us|ms|s)\b", out)
+    scale = {"us": 1.0, "ms": 1e3, "s": 1e6}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "requests_per_s": rate,
+        "p50_us": float(p50.group(1)) * scale[p50.group(2)] if p50 else float("nan"),
+        "non_2xx": float(errors.group(1)) if errors else 0.0,
+    }
+
+
+def round_trips(port: int, rounds: int) -> list[float]:
+    """µs per GET on one keep-alive connection, one request at a time."""
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
+    times = []
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            sock.sendall(request)
+            got = b""
+            while not got.endswith(b"hello, world\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("the path closed the connection")
+                got += chunk
+            times.append((time.perf_counter() - started) * 1e6)
+    return times
+
+
+def set_toxic(api: httpx.Client, proxy: str, body: dict[str, Any] | None) -> None:
+    for toxic in api.get(f"/proxies/{proxy}/toxics").json():
+        api.delete(f"/proxies/{proxy}/toxics/{toxic['name']}").raise_for_status()
+    if body is not None:
+        api.post(f"/proxies/{proxy}/toxics", json=body).raise_for_status()
+
+
+def measure(name: str, port: int, args: argparse.Namespace) -> dict[str, Any]:
+    rtt = round_trips(port, args.rounds)
+    load = wrk(port, args.seconds, args.connections)
+    return {"path": name, **load, "rtt_p50_us": pct(rtt, 50), "rtt_p99_us": pct(rtt, 99)}
+
+
+def run(api_url: str, upstream: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    results = [measure("direct", upstream, args)]
+    with httpx.Client(base_url=api_url, timeout=10) as api:
+        api.delete("/proxies/bench_http")
+        created = api.post(
+            "/proxies",
+            json={"name": "bench_http", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{upstream}"},
+        )
+        created.raise_for_status()
+        port = int(created.json()["listen"].rpartition(":")[2])
+        paths: list[tuple[str, dict[str, Any] | None]] = [
+            ("tcp (splice)", None),
+            ("tcp (event loop)", {"name": "noop", "type": "noop"}),
+            ("http, no match", {"name": "abort", "type": "http_abort", "attributes": NOT_MATCHING}),
+        ]
+        for name, toxic in paths:
+            # Connections are made after the toxic: an http_* toxic parses from a connection's start.
+            set_toxic(api, "bench_http", toxic)
+            results.append(measure(name, port, args))
+        metrics = api.get("/metrics").text
+    faulted = re.findall(r"chaoskit_proxy_http_toxic_faulted_total\{[^}]*\} (\d+)", metrics)
+    results[-1]["faulted"] = sum(int(n) for n in faulted)
+    return results
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    direct = results[0]
+    print(f"{'path':<18} {'wrk req/s':>10} {'% direct':>9} {'rtt p50':>9} {'+p50':>7} {'rtt p99':>9}")
+    for r in results:
+        share = r["requests_per_s"] / direct["requests_per_s"]
+        added = r["rtt_p50_us"] - direct["rtt_p50_us"]
+        print(
+            f"{r['path']:<18} {r['requests_per_s']:>10.0f} {share:>9.0%} {r['rtt_p50_us']:>6.0f} µs "
+            f"{added:>+7.0f} {r['rtt_p99_us']:>6.0f} µs"
+        )
+    by = {r["path"]: r for r in results}
+    http_added = by["http, no match"]["rtt_p50_us"] - direct["rtt_p50_us"]
+    for tcp in ("tcp (splice)", "tcp (event loop)"):
+        tcp_added = by[tcp]["rtt_p50_us"] - direct["rtt_p50_us"]
+        print(f"added p50, http / {tcp}: {http_added / max(tcp_added, 1e-9):.2f}x (target <= 2x)")
+    share = by["http, no match"]["requests_per_s"] / direct["requests_per_s"]
+    print(f"wrk through the http toxic: {share:.0%} of direct (target >= 30 %)")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy_http", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="wrk duration per path (default 5)")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    parser.add_argument("--rounds", type=int, default=3000, help="sequential round trips per path")
+    parser.add_argument("--json", type=Path, default=Path("bench-proxy-http.json"), help="results file")
+    args = parser.parse_args(argv)
+
+    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM], stdout=subprocess.PIPE, text=True)
+    api_port = free_port()
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "chaoskit", "proxy", "serve", "--port", str(api_port)],
+        stderr=subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        assert upstream.stdout is not None
+        upstream_port = int(upstream.stdout.readline())
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{api}/version", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        results = run(api, upstream_port, args)
+    finally:
+        proxy.terminate()
+        upstream.terminate()
+        proxy.wait(30)
+        upstream.wait(30)
+    print_table(results)
+    report = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "seconds": args.seconds,
+        "connections": args.connections,
+        "rounds": args.rounds,
+        "results": results,
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
