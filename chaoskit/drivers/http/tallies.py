@@ -23,7 +23,9 @@ class Tally:
     failures: dict[str, int] = field(default_factory=dict)
     """Requests that got no answer, by kind."""
     expired: int = 0
-    """Of the ``timeout`` failures, those never sent: no connection came free in time."""
+    """Of the ``timeout`` failures, those the generator's own backlog cut short (open loop): never
+    sent, no connection having come free in time, or sent after more than a tenth of their
+    timeout in line."""
 
     @property
     def requests(self) -> int:
@@ -52,6 +54,11 @@ class Tally:
         self.expired += 1
         self.failures["timeout"] = self.failures.get("timeout", 0) + 1
         self.latency.record(now - due)
+
+    def cut_short(self, due: float, done: float) -> None:
+        """A request whose time ran out after it had waited in line for a connection, long enough
+        that the server never had most of the timeout to answer it."""
+        self.expire(due, done)
 
     def fail(self, kind: str, due: float, sent: float, done: float) -> None:
         self.failures[kind] = self.failures.get(kind, 0) + 1

@@ -37,6 +37,8 @@ class Script:
 
     answers: list[bytes | tuple[bytes, bytes]]
     """An answer, or one in two pieces written 5 ms apart."""
+    delay: float = 0.0
+    """Seconds each answer waits before it is written."""
     requests: int = 0
     connections: int = 0
     port: int = 0
@@ -64,7 +66,10 @@ class Answering(asyncio.Protocol):
                 n = self.script.requests
                 self.script.requests += 1
             reply = self.script.answers[n % len(self.script.answers)]
-            if isinstance(reply, tuple):
+            if self.script.delay:
+                assert isinstance(reply, bytes)
+                asyncio.get_running_loop().call_later(self.script.delay, self.transport.write, reply)
+            elif isinstance(reply, tuple):
                 self.transport.write(reply[0])
                 asyncio.get_running_loop().call_later(0.005, self.transport.write, reply[1])
             else:
@@ -141,6 +146,18 @@ def test_a_head_answer_that_repeats_is_complete_without_a_body(serve: Script) ->
     serve.answers = [b"HTTP/1.1 200 X\r\nContent-Length: 5\r\n\r\n"]
     out = load(serve, requests=50, concurrency=1, method="HEAD", timeout="2s")
     assert out["successes"] == 50 and out["errors"] == {}
+
+
+def test_a_saturated_generator_never_blames_its_backlog_on_the_server_as_timeouts(serve: Script) -> None:
+    # One connection, 5 ms answers, a rate no generator keeps: requests wait in line for the
+    # connection, and those sent with less than 5 ms of their timeout left time out. The server
+    # answered each in 5 ms: those timeouts are the generator's backlog, not the server's.
+    serve.answers, serve.delay = [answer(200)], 0.005
+    out = load(serve, rate=2_000_000, duration="1s", concurrency=1, timeout="300ms")
+    assert out["generator_saturated"] is True and out["latency_from"] == "sent"
+    assert out["errors"] == {} and out["success_ratio"] == 1.0
+    assert isinstance(out["unsent"], int) and out["unsent"] > 0
+    assert out["requests"] == out["successes"]
 
 
 @pytest.fixture
