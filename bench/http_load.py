@@ -2,7 +2,10 @@
 loop (tiny answers), open loop at fixed rates, and a server that answers in exactly 10 ms (what a
 p50/p99 reading can resolve). Prints one table; no pass/fail.
 
-    python -m bench http_load [-- --seconds 5]
+    python -m bench http_load [-- --seconds 5 --rounds 3]
+
+The closed-loop rows run wrk and chaoskit in turns ``--rounds`` times and show the medians and each
+round's ratio: the machine is shared, and only runs side by side compare.
 
 wrk is Debian's ``wrk`` package (scripts/test installs it); without it, its column says how to get
 it. wrk 4.1 has no fixed-rate mode (wrk2 does), so its open-loop cells stay empty.
@@ -12,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -155,52 +160,77 @@ def chaoskit(url: str, seconds: float, **load: float) -> tuple[Figures, dict[str
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="bench http_load")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="closed-loop runs of wrk and chaoskit, taken in turns"
+    )
     options = parser.parse_args(argv)
-    seconds = options.seconds
-    rows: list[list[str]] = []
+    seconds, rounds = options.seconds, max(1, options.rounds)
+    load_before = os.getloadavg()[0]
     with serve() as port:
         base = f"http://127.0.0.1:{port}/delay"
         chaoskit(f"{base}/0", 0.5, concurrency=8)  # warm up: imports, first connections
-        for connections in (8, 64):
-            theirs = wrk(f"{base}/0", connections, seconds)
-            ours, _ = chaoskit(f"{base}/0", seconds, concurrency=connections, requests=10_000_000)
-            share = f"{ours.rps / theirs.rps:.0%}" if ours.rps and theirs.rps else ""
-            rows.append(
-                [
-                    f"closed loop, {connections} connections, 2-byte answers",
-                    *theirs.cells(),
-                    *ours.cells(),
-                    share,
-                ]
-            )
-        for rate in (1000, 2000, 5000):
-            ours, out = chaoskit(f"{base}/0", seconds, rate=rate)
-            rows.append(
-                [
-                    f"open loop {rate:,} req/s, 2-byte answers",
-                    *Figures(note="(no fixed rate)").cells(),
-                    *ours.cells(),
-                    _open_note(out, rate),
-                ]
-            )
-        theirs = wrk(f"{base}/10", 32, seconds)
-        rows.append(
-            [
-                "10 ms server, closed loop, 32 connections",
-                *theirs.cells(),
-                *chaoskit(f"{base}/10", seconds, concurrency=32, requests=10_000_000)[0].cells(),
-                "",
-            ]
-        )
-        ours, out = chaoskit(f"{base}/10", seconds, rate=2000)
-        rows.append(
-            [
-                "10 ms server, open loop 2,000 req/s",
-                *Figures(note="(no fixed rate)").cells(),
-                *ours.cells(),
-                _open_note(out, 2000),
-            ]
-        )
+        rows = [
+            *(_closed_row(f"{base}/0", c, seconds, rounds) for c in (8, 64)),
+            *(_open_row(f"{base}/0", rate, seconds) for rate in (1000, 2000, 5000)),
+            _closed_row(f"{base}/10", 32, seconds, 1),
+            _open_row(f"{base}/10", 2000, seconds),
+        ]
+    _print(rows)
+    print(f"\nload average (1 min) before / after: {load_before:.2f} / {os.getloadavg()[0]:.2f}")
+    if shutil.which("wrk") is None:
+        print(f"{WRK_MISSING}: scripts/test installs it (Debian package 'wrk').")
+    return 0
+
+
+def _closed_row(url: str, connections: int, seconds: float, rounds: int) -> list[str]:
+    """wrk and chaoskit in turns, ``rounds`` times: medians, and each round's ratio (the machine
+    is shared, so only runs side by side compare)."""
+    theirs: list[Figures] = []
+    ours: list[Figures] = []
+    for _ in range(rounds):
+        theirs.append(wrk(url, connections, seconds))
+        ours.append(chaoskit(url, seconds, concurrency=connections, requests=10_000_000)[0])
+    ratios = [o.rps / t.rps for o, t in zip(ours, theirs, strict=True) if o.rps and t.rps]
+    share = ""
+    if ratios:
+        share = f"{statistics.median(ratios):.0%}"
+        if len(ratios) > 1:
+            share += " (" + ", ".join(f"{r:.0%}" for r in ratios) + ")"
+    delay = url.rsplit("/", 1)[1]
+    what = "2-byte answers" if delay == "0" else f"{delay} ms server"
+    name = f"closed loop, {connections} connections, {what}" + (f", {rounds} rounds" if rounds > 1 else "")
+    return [name, *_median(theirs).cells(), *_median(ours).cells(), share]
+
+
+def _median(runs: list[Figures]) -> Figures:
+    measured = [r for r in runs if r.rps is not None]
+    if not measured:
+        return runs[0]
+
+    def middle(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return statistics.median(known) if known else None
+
+    return Figures(
+        middle([r.rps for r in measured]),
+        middle([r.p50 for r in measured]),
+        middle([r.p99 for r in measured]),
+    )
+
+
+def _open_row(url: str, rate: int, seconds: float) -> list[str]:
+    ours, out = chaoskit(url, seconds, rate=rate)
+    delay = url.rsplit("/", 1)[1]
+    what = "2-byte answers" if delay == "0" else f"{delay} ms server"
+    return [
+        f"open loop {rate:,} req/s, {what}",
+        *Figures(note="(no fixed rate)").cells(),
+        *ours.cells(),
+        _open_note(out, rate),
+    ]
+
+
+def _print(rows: list[list[str]]) -> None:
     header = [
         "run",
         "wrk req/s",
@@ -214,9 +244,6 @@ def main(argv: list[str]) -> int:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, ["-" * w for w in widths], *rows]:
         print(" | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if shutil.which("wrk") is None:
-        print(f"\n{WRK_MISSING}: scripts/test installs it (Debian package 'wrk').")
-    return 0
 
 
 def _open_note(out: dict[str, contract.JsonValue], rate: float) -> str:
