@@ -37,13 +37,11 @@ _ORDER = (
 
 CTK_KEYS = ("steady-state-hypothesis", "configuration", "controls", "runtime", "extensions", "contributions")
 """Top-level keys only Chaos Toolkit has."""
+_ACTIVITY_LISTS = ("method", "rollbacks")
+"""Chaos Toolkit's lists of activities (besides the hypothesis's probes): chaoskit has them too."""
 NATIVE_KEYS = (
-    "steady_state",
-    "setup",
-    "teardown",
-    "guards",
+    *(section for section in models.STEP_SECTIONS if section not in _ACTIVITY_LISTS),
     "recovery",
-    "preflight",
     "config",
     "max_duration",
 )
@@ -62,7 +60,7 @@ def is_chaostoolkit(doc: object) -> bool:
         return True
     entries = [
         entry
-        for section in ("method", "rollbacks")
+        for section in _ACTIVITY_LISTS
         if isinstance(doc.get(section), list)
         for entry in doc[section]
         if isinstance(entry, Mapping)
@@ -177,7 +175,7 @@ class _Translator:
         hypothesis = doc.get("steady-state-hypothesis")
         if hypothesis is not None:
             self.hypothesis(hypothesis)
-        for section in ("method", "rollbacks"):
+        for section in _ACTIVITY_LISTS:
             entries = doc.get(section)
             if entries is None:
                 continue
@@ -205,7 +203,7 @@ class _Translator:
             places += [
                 (("steady-state-hypothesis", "probes", i), e) for i, e in enumerate(hypothesis["probes"])
             ]
-        for section in ("method", "rollbacks"):
+        for section in _ACTIVITY_LISTS:
             if isinstance(self.doc.get(section), list):
                 places += [((section, i), e) for i, e in enumerate(self.doc[section])]
         for at, entry in places:
