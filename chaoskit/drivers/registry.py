@@ -25,8 +25,8 @@ Activity = contract.Fault[Any, Any] | contract.Probe[Any] | contract.Action[Any]
 
 def source(activity: Activity) -> str:
     """Where an activity's code is: ``module:Class``."""
-    kind = type(activity)
-    return f"{kind.__module__}:{kind.__qualname__}"
+    cls = type(activity)
+    return f"{cls.__module__}:{cls.__qualname__}"
 
 
 @dataclass(frozen=True)
