@@ -2,8 +2,8 @@
 
 Every problem is collected before failing, each with ``FILE:LINE:COL: yaml.path: message``, so a
 user fixes a file in one go: parsing (``parsing``), translating a Chaos Toolkit file
-(``chaostoolkit``), variables and references (``references``), then the model, whose errors
-``problems`` words.
+(``chaostoolkit``), variables and references (``references``), then the model, whose validation
+errors ``problems`` puts in chaoskit's words.
 """
 
 from __future__ import annotations
