@@ -1,4 +1,5 @@
-"""``chaoskit demo``: run the demo system (frontend → fault proxy → backend) in the foreground."""
+"""``chaoskit demo``: run the demo system (frontend → fault proxy → backend, with resilience
+patterns switched on or off) in the foreground."""
 
 from __future__ import annotations
 
@@ -65,14 +66,33 @@ def port_hint(settings: services.Settings, *, in_run: bool) -> str:
 @click.option("--api-port", default=8474, show_default=True, help="The embedded proxy's Toxiproxy API port.")
 @click.option("--timeout", default=1.0, show_default=True, help="Seconds per backend attempt.")
 @click.option("--attempts", default=3, show_default=True, help="Backend attempts per request.")
+@click.option(
+    "--pattern",
+    "patterns",
+    multiple=True,
+    metavar="NAME=on|off",
+    help="Switch a resilience pattern on or off (repeatable): timeout, retry, breaker, bulkhead, health, "
+    "shedding, hedging. See docs/patterns.md.",
+)
+@click.option("--capacity", default=64, show_default=True, help="Requests the frontend works on at once.")
+@click.option("--pool", default=16, show_default=True, help="Connection slots per dependency (or shared).")
 def command(**options: Any) -> None:
     """Run the demo until SIGINT or SIGTERM: a frontend calling a backend through the fault proxy.
 
     Try `curl localhost:18080/` and `curl localhost:18080/metrics`; the backend link is the proxy
-    named `backend` (e.g. `chaoskit.faults.latency(proxy="backend", latency="300ms")`).
+    named `backend` (e.g. `chaoskit.faults.latency(proxy="backend", latency="300ms")`). `/reviews`
+    calls a second dependency (proxy `reviews`), `/balanced` one of three instances (proxies
+    `instance-0`..`instance-2`). On by default: timeout, retry (backoff, jitter, budget), bulkhead,
+    health; off: breaker, shedding, hedging.
     """
-    from chaoskit.demo import services
+    from chaoskit.demo import resilience, services
 
+    try:
+        resilience.parse_patterns(list(options["patterns"]))
+    except ValueError as e:
+        raise errors.UsageError(
+            f"demo: --pattern {e}", hint="e.g. --pattern breaker=on --pattern retry=off"
+        ) from None
     settings = services.Settings(
         frontend_port=options["port"],
         backend_port=options["backend_port"],
@@ -80,6 +100,9 @@ def command(**options: Any) -> None:
         api_port=options["api_port"],
         timeout=options["timeout"],
         attempts=options["attempts"],
+        patterns=tuple(options["patterns"]),
+        capacity=options["capacity"],
+        pool=options["pool"],
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -10,13 +10,16 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
-    """Request count by status, errors, backend retries and a latency histogram. Thread-safe."""
+    """Request count by status, errors, retries, calls per dependency, requests shed, and a latency
+    histogram. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests: dict[int, int] = {}
         self.errors = 0
         self.retries = 0
+        self.calls: dict[str, int] = {}
+        self.shed = 0
         self.buckets = [0] * len(BUCKETS)
         self.count = 0
         self.total_seconds = 0.0
@@ -36,7 +39,16 @@ class Metrics:
         with self._lock:
             self.retries += 1
 
-    def render(self) -> str:
+    def called(self, dependency: str) -> None:
+        with self._lock:
+            self.calls[dependency] = self.calls.get(dependency, 0) + 1
+
+    def refused(self) -> None:
+        with self._lock:
+            self.shed += 1
+
+    def render(self, extra: tuple[str, ...] = ()) -> str:
+        """The text exposition; ``extra`` lines (gauges read elsewhere) are appended."""
         with self._lock:
             lines = [
                 "# HELP demo_requests_total Requests the frontend answered, by HTTP status.",
@@ -48,6 +60,15 @@ class Metrics:
                 "# HELP demo_backend_retries_total Backend calls the frontend retried.",
                 "# TYPE demo_backend_retries_total counter",
                 f"demo_backend_retries_total {self.retries}",
+                "# HELP demo_dependency_calls_total Calls (attempts) the frontend made, by dependency link.",
+                "# TYPE demo_dependency_calls_total counter",
+                *(
+                    f'demo_dependency_calls_total{{dependency="{d}"}} {n}'
+                    for d, n in sorted(self.calls.items())
+                ),
+                "# HELP demo_shed_total Requests refused at once because the frontend was at capacity.",
+                "# TYPE demo_shed_total counter",
+                f"demo_shed_total {self.shed}",
                 "# HELP demo_request_duration_seconds Time the frontend took to answer.",
                 "# TYPE demo_request_duration_seconds histogram",
             ]
@@ -59,5 +80,6 @@ class Metrics:
                 f'demo_request_duration_seconds_bucket{{le="+Inf"}} {self.count}',
                 f"demo_request_duration_seconds_sum {self.total_seconds}",
                 f"demo_request_duration_seconds_count {self.count}",
+                *extra,
             ]
         return "\n".join(lines) + "\n"

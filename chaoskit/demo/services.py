@@ -1,14 +1,19 @@
-"""The demo's two HTTP services and the wiring between them.
+"""The demo's HTTP services and the wiring between them.
 
-    client ──▶ frontend :18080 ──▶ proxy "backend" :18082 ──▶ backend :18081
-                 /  /health  /metrics       (embedded, API :8474)
+    client ──▶ frontend :18080 ─┬─▶ proxy "backend" :18082 ─────────────▶ backend :18081
+      /  /reviews  /balanced    ├─▶ proxy "reviews" ─────────────────────▶ backend
+      /health  /metrics         └─▶ proxies "instance-0..2" (a balancer) ▶ backend
+                                     (all in the embedded proxy, API :8474)
 
-The frontend calls the backend with a per-attempt timeout and retries, so it rides out a slow
-backend (up to its timeout) but not a dead one.
+``/`` needs the backend, ``/reviews`` a second dependency (for the bulkhead), ``/balanced`` one of
+several instances (health checks, hedging). The proxies other than ``backend`` listen on free ports
+the frontend asks the proxy for. Which resilience patterns the frontend uses is
+``Settings.patterns`` (``chaoskit demo --pattern NAME=on|off``; see ``resilience.PATTERNS``).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import http.server
 import json
@@ -19,13 +24,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit import wording
-from chaoskit.demo import metrics
+from chaoskit.demo import metrics, resilience
 from chaoskit.proxy import servers
+
+DEPENDENCIES = ("backend", "reviews", "instances")
+ROUTES = {"/reviews": "reviews", "/balanced": "instances"}
+"""The dependency each path needs; any other path needs ``backend``."""
+UNBOUNDED = 30.0
+"""Seconds a call waits with the timeout pattern off: long enough to outlast any fault a pattern
+experiment applies, finite so that no thread waits forever."""
+CHECK_TIMEOUT = 0.25
+"""Seconds a health check waits for an instance's answer."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the demo listens and how the frontend calls the backend."""
+    """Where the demo listens, how the frontend calls its dependencies, and which patterns it uses."""
 
     host: str = "127.0.0.1"
     frontend_port: int = 18080
@@ -36,9 +50,27 @@ class Settings:
     api_port: int = 8474
     """The embedded proxy's Toxiproxy API; the toxiproxy driver's default URL."""
     timeout: float = 1.0
-    """Seconds per backend attempt."""
+    """Seconds per dependency attempt (with the timeout pattern on)."""
     attempts: int = 3
-    """Backend attempts per frontend request (the first plus retries)."""
+    """Dependency attempts per frontend request (the first plus retries)."""
+    patterns: tuple[str, ...] = ()
+    """``NAME=on|off`` items over the defaults of ``resilience.PATTERNS``."""
+    capacity: int = 64
+    """Requests the frontend works on at once; more wait (or, with shedding on, are refused)."""
+    pool: int = 16
+    """Connection slots per dependency (bulkhead on) or for all of them (off)."""
+    instances: int = 3
+    """Instances behind the balancer (``/balanced``): proxies ``instance-0``..."""
+    hedge_after: float = 0.05
+    """Seconds before a hedged call asks a second instance."""
+
+    def states(self) -> dict[str, bool]:
+        """Each pattern on (True) or off; ``ValueError`` for a malformed ``patterns`` item."""
+        return resilience.parse_patterns(list(self.patterns))
+
+
+def instance_names(settings: Settings) -> list[str]:
+    return [f"instance-{i}" for i in range(settings.instances)]
 
 
 class _Quiet(http.server.BaseHTTPRequestHandler):
@@ -65,52 +97,164 @@ class Backend(_Quiet):
         if self.path.startswith("/item"):
             item = {"id": random.randrange(1000), "name": "widget", "price_cents": 1999}
             self.reply(200, json.dumps(item).encode())
+        elif self.path == "/health":
+            self.reply(200, b'{"status": "ok"}')
         else:
             self.reply(404, b'{"error": "not found"}')
 
 
-def call_backend(settings: Settings, counters: metrics.Metrics) -> dict[str, Any]:
-    """GET /item through the proxy; retried on timeouts and connection errors."""
-    last: Exception | None = None
-    for attempt in range(settings.attempts):
-        if attempt:
-            counters.retried()
-            time.sleep(0.05 * attempt)
-        connection = http.client.HTTPConnection(settings.host, settings.proxy_port, timeout=settings.timeout)
-        try:
-            connection.request("GET", "/item")
-            response = connection.getresponse()
-            body = response.read()
-            if response.status == 200:
+class Failed(RuntimeError):
+    """A dependency call failed (timeout, connection error, non-200 answer)."""
+
+
+class Caller:
+    """How the frontend calls its dependencies, with the patterns ``settings.patterns`` switches on."""
+
+    def __init__(self, settings: Settings, counters: metrics.Metrics, ports: dict[str, int]) -> None:
+        self.settings = settings
+        self.on = settings.states()
+        self.counters = counters
+        self.ports = ports
+        """Each proxy's port: ``backend``, ``reviews``, ``instance-N``."""
+        self.breakers = {dependency: resilience.Breaker() for dependency in DEPENDENCIES}
+        self.budget = resilience.RetryBudget()
+        self.pools = resilience.Pools(settings.pool, list(DEPENDENCIES), bulkhead=self.on["bulkhead"])
+        self.rotation = resilience.Rotation(instance_names(settings))
+        self.hedges = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="demo-hedge")
+
+    def attempt(self, dependency: str, proxy: str) -> dict[str, Any]:
+        """One GET /item through ``proxy``, holding a slot of ``dependency``'s pool."""
+        timeout = self.settings.timeout if self.on["timeout"] else UNBOUNDED
+        with self.pools.slot(dependency):
+            self.counters.called(proxy)
+            connection = http.client.HTTPConnection(self.settings.host, self.ports[proxy], timeout=timeout)
+            try:
+                connection.request("GET", "/item")
+                response = connection.getresponse()
+                body = response.read()
+                if response.status != 200:
+                    raise Failed(f"{proxy} answered {response.status}")
                 result: dict[str, Any] = json.loads(body)
                 return result
-            last = RuntimeError(f"backend answered {response.status}")
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            last = e
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                raise Failed(f"{proxy}: {e}") from e
+            finally:
+                connection.close()
+
+    def once(self, dependency: str) -> dict[str, Any]:
+        """One call to ``dependency``: through its proxy, or to an instance in rotation (and, with
+        hedging, to a second one if the first has not answered within ``hedge_after``)."""
+        if dependency != "instances":
+            return self.attempt(dependency, dependency)
+        picked = self.rotation.pick(2 if self.on["hedging"] else 1)
+        if len(picked) == 1:
+            return self.attempt(dependency, picked[0])
+        first = self.hedges.submit(self.attempt, dependency, picked[0])
+        try:
+            return first.result(timeout=self.settings.hedge_after)
+        except concurrent.futures.TimeoutError:
+            pass
+        second = self.hedges.submit(self.attempt, dependency, picked[1])
+        failure: BaseException | None = None
+        for done in concurrent.futures.as_completed((first, second)):
+            failure = done.exception()
+            if failure is None:
+                return done.result()
+        raise Failed(str(failure))
+
+    def call(self, dependency: str) -> dict[str, Any]:
+        """``once``, retried up to ``attempts`` times; raises ``resilience.Open`` when the breaker
+        refuses, ``Failed`` when every attempt failed."""
+        breaker = self.breakers[dependency] if self.on["breaker"] else None
+        self.budget.deposit()
+        last: Exception | None = None
+        for attempt in range(self.settings.attempts):
+            if attempt:
+                if self.on["retry"]:
+                    if not self.budget.withdraw():
+                        break
+                    time.sleep(resilience.backoff(attempt))
+                self.counters.retried()
+            if breaker is not None:
+                breaker.allow()
+            try:
+                result = self.once(dependency)
+            except Failed as e:
+                last = e
+                if breaker is not None:
+                    breaker.record(False)
+                continue
+            if breaker is not None:
+                breaker.record(True)
+            return result
+        raise Failed(f"{dependency} failed after {wording.counted(attempt + 1, 'attempt')}: {last}")
+
+    def check(self, instance: str) -> bool:
+        """Whether ``instance`` answers GET /health through its proxy within ``CHECK_TIMEOUT``."""
+        connection = http.client.HTTPConnection(
+            self.settings.host, self.ports[instance], timeout=CHECK_TIMEOUT
+        )
+        try:
+            connection.request("GET", "/health")
+            return connection.getresponse().status == 200
+        except (OSError, http.client.HTTPException):
+            return False
         finally:
             connection.close()
-    raise RuntimeError(f"backend failed after {wording.counted(settings.attempts, 'attempt')}: {last}")
+
+    def gauges(self) -> tuple[str, ...]:
+        """The breakers' and instances' state, as metric lines."""
+        return (
+            "# HELP demo_breaker_state Circuit breaker state by dependency: 0 closed, 1 open, 2 half-open.",
+            "# TYPE demo_breaker_state gauge",
+            *(f'demo_breaker_state{{dependency="{d}"}} {int(b.state)}' for d, b in self.breakers.items()),
+            "# HELP demo_breaker_opened_total Times the circuit breaker opened, by dependency.",
+            "# TYPE demo_breaker_opened_total counter",
+            *(f'demo_breaker_opened_total{{dependency="{d}"}} {b.opened}' for d, b in self.breakers.items()),
+            "# HELP demo_instance_up Whether an instance is in the balancer's rotation.",
+            "# TYPE demo_instance_up gauge",
+            *(f'demo_instance_up{{instance="{i}"}} {int(up)}' for i, up in self.rotation.up.items()),
+        )
 
 
-def frontend_handler(settings: Settings, counters: metrics.Metrics) -> type[_Quiet]:
+def frontend_handler(settings: Settings, counters: metrics.Metrics, caller: Caller) -> type[_Quiet]:
+    capacity = threading.BoundedSemaphore(settings.capacity)
+    shedding = caller.on["shedding"]
+
     class Frontend(_Quiet):
         def do_GET(self) -> None:
             if self.path == "/metrics":
-                self.reply(200, counters.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+                text = counters.render(caller.gauges())
+                self.reply(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
                 return
             if self.path == "/health":
                 self.reply(200, b'{"status": "ok"}')
                 return
             started = time.monotonic()
+            if not capacity.acquire(blocking=not shedding):
+                counters.refused()
+                counters.observe(503, time.monotonic() - started)
+                self.reply(503, b'{"error": "over capacity, try again later"}')
+                return
             try:
-                item = call_backend(settings, counters)
-                status, body = 200, json.dumps({"item": item}).encode()
-            except RuntimeError as e:
-                status, body = 502, json.dumps({"error": str(e)}).encode()
+                status, body = answer(caller, ROUTES.get(self.path.partition("?")[0], "backend"))
+            finally:
+                capacity.release()
             counters.observe(status, time.monotonic() - started)
             self.reply(status, body)
 
     return Frontend
+
+
+def answer(caller: Caller, dependency: str) -> tuple[int, bytes]:
+    """The status and body for a request that needs ``dependency``."""
+    try:
+        item = caller.call(dependency)
+    except resilience.Open:
+        return 503, json.dumps({"error": f"circuit to {dependency} is open"}).encode()
+    except Failed as e:
+        return 502, json.dumps({"error": str(e)}).encode()
+    return 200, json.dumps({"item": item}).encode()
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -120,35 +264,51 @@ class _Server(http.server.ThreadingHTTPServer):
 
 
 class Demo:
-    """The running demo: backend, embedded proxy with a ``backend`` proxy, and frontend."""
+    """The running demo: backend, embedded proxy with a proxy per dependency link, and frontend."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.metrics = metrics.Metrics()
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
         self.proxy: servers.ProxyServer | None = None
+        self.caller: Caller | None = None
 
     def start(self) -> Demo:
         s = self.settings
         try:
             backend = self._serve(s.backend_port, Backend)
+            upstream = f"{s.host}:{backend.server_address[1]}"
+            links = {"backend": s.proxy_port, "reviews": 0, **dict.fromkeys(instance_names(s), 0)}
             self.proxy = servers.ProxyServer(
                 s.host,
                 s.api_port,
                 config=[
-                    {
-                        "name": "backend",
-                        "listen": f"{s.host}:{s.proxy_port}",
-                        "upstream": f"{s.host}:{backend.server_address[1]}",
-                    }
+                    {"name": name, "listen": f"{s.host}:{port}", "upstream": upstream}
+                    for name, port in links.items()
                 ],
             ).start()
-            self._serve(s.frontend_port, frontend_handler(s, self.metrics))
+            # A proxy asked for port 0 listens on a free one; the proxy reports which.
+            ports = {name: int(self.proxy.table.get(name).listen.rpartition(":")[2]) for name in links}
+            self.caller = Caller(s, self.metrics, ports)
+            if self.caller.on["health"]:
+                self._watch(self.caller)
+            self._serve(s.frontend_port, frontend_handler(s, self.metrics, self.caller))
         except BaseException:
             self.close()
             raise
         return self
+
+    def _watch(self, caller: Caller) -> None:
+        thread = threading.Thread(
+            target=resilience.check_forever,
+            args=(caller.rotation, caller.check, self._stop),
+            name="demo-health-checks",
+            daemon=True,
+        )
+        thread.start()
+        self._threads.append(thread)
 
     def _serve(self, port: int, handler: type[http.server.BaseHTTPRequestHandler]) -> _Server:
         try:
@@ -166,10 +326,13 @@ class Demo:
         return f"http://{self.settings.host}:{self._servers[-1].server_address[1]}"
 
     def close(self) -> None:
+        self._stop.set()
         for server in self._servers:
             server.shutdown()
             server.server_close()
         self._servers.clear()
+        if self.caller is not None:
+            self.caller.hedges.shutdown(wait=False, cancel_futures=True)
         if self.proxy is not None:
             self.proxy.close()
             self.proxy = None
