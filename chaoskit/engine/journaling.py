@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pydantic import JsonValue
+
 import chaoskit
 from chaoskit.engine import events, journals, phases, verdicts
 
@@ -26,13 +28,16 @@ class JournalBuilder:
         self.recovery: journals.RecoveryRecord | None = None
         self.measures: list[journals.MeasureRecord] = []
         self.samples: list[journals.Sample] = []
+        self.objectives: dict[str, journals.ObjectivesRecord] = {}
         self._open: dict[tuple[str, str, str], list[int]] = {}
 
     def __call__(self, event: events.Event) -> None:
         match event:
             case events.CheckDone(record=record):
                 self.checks.append(record)
+                self._objectives(record.value, record.step, record.activity, record.phase, record.at)
             case events.StepEnded(record=record):
+                self._objectives(record.output, record.name, record.activity, record.phase, record.ended)
                 {Phase.ROLLBACKS: self.rollbacks, Phase.TEARDOWN: self.teardown}.get(
                     record.phase, self.steps
                 ).append(record)
@@ -70,6 +75,12 @@ class JournalBuilder:
             case _:
                 pass
 
+    def _objectives(self, value: JsonValue, step: str, activity: str, phase: Phase, at: datetime) -> None:
+        reading = journals.objectives_of(value, step=step, activity=activity, phase=phase, at=at)
+        if reading is not None:
+            self.objectives.pop(step, None)  # the last reading of a step, in reading order
+            self.objectives[step] = reading
+
     def journal(
         self,
         *,
@@ -106,5 +117,6 @@ class JournalBuilder:
             errors=self.errors,
             measures=self.measures,
             samples=self.samples,
+            objectives=list(self.objectives.values()),
         )
         return journals.redact(journal, secrets)

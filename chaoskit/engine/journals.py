@@ -198,6 +198,43 @@ class MeasureRecord(Record):
     """Ticks that found the previous sample still running, so took none."""
 
 
+class ObjectivesRecord(Record):
+    """Recovery objectives a probe measured on a data store (``data.verify``): the last reading of
+    one step, from any probe whose output has ``rpo_writes``, ``rpo_seconds`` and ``rto_seconds``."""
+
+    step: str
+    activity: str
+    phase: Phase
+    at: datetime
+    """When the reading was taken."""
+    rpo_writes: int
+    """Acknowledged writes missing when the store was read back after recovery."""
+    rpo_seconds: float
+    """The seconds of writes they span (how far back the recovered data goes)."""
+    rto_seconds: float | None
+    """Seconds from the fault until writes were accepted again; None when they were not yet."""
+    fault_at: datetime | None = None
+    accepted_again_at: datetime | None = None
+
+
+OBJECTIVE_KEYS = frozenset({"rpo_writes", "rpo_seconds", "rto_seconds"})
+
+
+def objectives_of(
+    value: JsonValue, *, step: str, activity: str, phase: Phase, at: datetime
+) -> ObjectivesRecord | None:
+    """The recovery objectives in a probe's output, or None when it reports none."""
+    if not isinstance(value, dict) or not value.keys() >= OBJECTIVE_KEYS:
+        return None
+    fields = {k: value.get(k) for k in (*OBJECTIVE_KEYS, "fault_at", "accepted_again_at")}
+    try:
+        return ObjectivesRecord.model_validate(
+            {"step": step, "activity": activity, "phase": phase, "at": at, **fields}
+        )
+    except ValueError:  # a probe's output that only looks like it: not a reading
+        return None
+
+
 class Journal(Record):
     schema_version: Literal[1] = SCHEMA_VERSION
     run_id: str
@@ -228,6 +265,8 @@ class Journal(Record):
     """The experiment's ``measure`` probes, sampled from the start of the method until recovery."""
     samples: list[Sample] = Field(default_factory=list)
     """Their samples, in the order they started."""
+    objectives: list[ObjectivesRecord] = Field(default_factory=list)
+    """RPO and RTO measured on data stores (``data.verify``): the last reading of each step."""
 
 
 def json_schema() -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""The writer's log of sequenced writes and the recovery objectives read from it: RPO (acknowledged
+writes lost, as a count and as seconds of writes) and RTO (from the fault until writes are accepted
+again). Pure: no store, no clock; the probes feed it epochs and the sequence numbers read back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One write the writer tried: record ``seq``, sent at ``started`` and answered at ``ended``
+    (wall-clock epochs); ``acknowledged`` when the store said it was written."""
+
+    seq: int
+    started: float
+    ended: float
+    acknowledged: bool
+
+
+@dataclass(frozen=True)
+class Objectives:
+    """What a run's writes show once the store is read back after recovery."""
+
+    writes: int
+    """Writes attempted (answered either way) before the read-back."""
+    acknowledged: int
+    """Of those, how many the store acknowledged."""
+    lost: tuple[int, ...]
+    """Sequence numbers of acknowledged writes missing from the read-back, in order."""
+    rpo_seconds: float
+    """How far back the store's data went: from the acknowledgement of the last write kept before
+    the first lost one (or the first lost write's start, when none was kept) to the
+    acknowledgement of the last lost write; 0 when nothing acknowledged was lost."""
+    fault_at: float | None
+    """When the outage began: the run's first fault, else the first failed write, else None."""
+    accepted_again_at: float | None
+    """When writes were accepted again: the acknowledgement of the first write started after the
+    last failed write that followed ``fault_at``; ``fault_at`` itself when no write failed since."""
+
+    @property
+    def rpo_writes(self) -> int:
+        return len(self.lost)
+
+    @property
+    def rto_seconds(self) -> float | None:
+        """Seconds from ``fault_at`` to ``accepted_again_at``; None while writes are not accepted
+        again (never recovered), 0 when there was no outage at all."""
+        if self.fault_at is None:
+            return 0.0
+        if self.accepted_again_at is None:
+            return None
+        return max(0.0, self.accepted_again_at - self.fault_at)
+
+
+def objectives(attempts: Sequence[Attempt], found: Collection[int], fault_at: float | None) -> Objectives:
+    """RPO and RTO of ``attempts`` given the sequence numbers ``found`` in the store after recovery
+    and the time of the fault (None: take the first failed write as the start of the outage)."""
+    ordered = sorted(attempts, key=lambda a: a.seq)
+    acked = [a for a in ordered if a.acknowledged]
+    lost = [a for a in acked if a.seq not in found]
+    return Objectives(
+        writes=len(ordered),
+        acknowledged=len(acked),
+        lost=tuple(a.seq for a in lost),
+        rpo_seconds=_rpo_seconds(acked, lost),
+        fault_at=(fault := _fault_at(ordered, fault_at)),
+        accepted_again_at=_accepted_again(ordered, fault),
+    )
+
+
+def _rpo_seconds(acked: Sequence[Attempt], lost: Sequence[Attempt]) -> float:
+    if not lost:
+        return 0.0
+    first = lost[0]
+    kept_before = [a for a in acked if a.seq < first.seq]  # all kept: ``first`` is the first lost
+    since = kept_before[-1].ended if kept_before else first.started
+    return max(0.0, max(a.ended for a in lost) - since)
+
+
+def _fault_at(ordered: Sequence[Attempt], fault_at: float | None) -> float | None:
+    if fault_at is not None:
+        return fault_at
+    failed = [a.started for a in ordered if not a.acknowledged]
+    return min(failed) if failed else None
+
+
+def _accepted_again(ordered: Sequence[Attempt], fault_at: float | None) -> float | None:
+    if fault_at is None:
+        return None
+    failures = [a.started for a in ordered if not a.acknowledged and a.ended >= fault_at]
+    if not failures:
+        return fault_at
+    last_failure = max(failures)
+    after = [a.ended for a in ordered if a.acknowledged and a.started > last_failure]
+    return min(after) if after else None
+
+
+@dataclass
+class WriteLog:
+    """The writes of one writer (one store and key), shared between the writer's samples and the
+    verifier in a run: each sample takes the next sequence number and records its answer."""
+
+    _next: int = 0
+    _attempts: list[Attempt] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self) -> int:
+        with self._lock:
+            self._next += 1
+            return self._next
+
+    def record(self, attempt: Attempt) -> None:
+        with self._lock:
+            self._attempts.append(attempt)
+
+    def snapshot(self) -> tuple[Attempt, ...]:
+        """The answered writes so far; writes still in flight are not in it."""
+        with self._lock:
+            return tuple(self._attempts)
