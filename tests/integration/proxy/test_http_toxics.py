@@ -16,9 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chaoskit.proxy import servers
-from tests.integration.proxy import http_upstream
+from tests.integration.proxy import http_upstream, upstreams
+from tests.unit.proxy import test_http_sessions
 
 
 @pytest.fixture
@@ -288,3 +291,50 @@ def test_bad_attributes_are_refused_by_the_api(api: httpx.Client, proxied: str) 
     refused = api.post("/proxies/web/toxics", json=body)
     assert refused.status_code == 400
     assert "use stream 'downstream'" in refused.json()["error"]
+
+
+# -- byte-exact through the real data plane
+
+
+class _Recorder:
+    """Reads a connection to EOF, keeps the bytes, then sends its canned responses and closes."""
+
+    def __init__(self) -> None:
+        self.got: list[bytes] = []
+        self.replies = b""
+
+    def __call__(self, conn: socket.socket) -> None:
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        self.got.append(data)
+        conn.sendall(self.replies)
+        conn.shutdown(socket.SHUT_WR)
+
+
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    requests=st.lists(test_http_sessions.request(), min_size=1, max_size=5),
+    replies=st.lists(test_http_sessions.response(), min_size=5, max_size=5),
+)
+def test_pipelined_requests_and_responses_pass_the_proxy_byte_exact_when_nothing_matches(
+    server: servers.ProxyServer, requests: list[bytes], replies: list[bytes]
+) -> None:
+    recorder = _Recorder()
+    recorder.replies = b"".join(replies[: len(requests)])
+    sent = b"".join(requests)
+    with upstreams.Upstream(recorder) as upstream, httpx.Client(base_url=server.url) as api:
+        api.delete("/proxies/exact")
+        listen = api.post("/proxies", json={"name": "exact", "upstream": upstream.address}).json()["listen"]
+        body = {"type": "http_abort", "attributes": {"match": {"path": "/never", "method": "TRACE"}}}
+        api.post("/proxies/exact/toxics", json=body).raise_for_status()
+        host, port = listen.split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(sent)
+            sock.shutdown(socket.SHUT_WR)  # the upstream answers once it has read everything
+            received = b""
+            while chunk := sock.recv(65536):
+                received += chunk
+        api.delete("/proxies/exact")
+    assert recorder.got == [sent]
+    assert received == recorder.replies
