@@ -39,7 +39,7 @@ def _on_signal(signum: int, frame: object) -> NoReturn:
 def _join_cgroups(paths: list[str]) -> None:
     # Before any memory is touched or worker forked: what follows is charged to the target's cgroup.
     for path in paths:
-        Path(path).write_text(f"{os.getpid()}\n")
+        Path(path).write_text("0\n")  # 0: the writer, in whatever pid namespace it runs
 
 
 def _sleep_until(deadline: float) -> None:
