@@ -107,6 +107,14 @@ class Conversion:
     """(scope, key) → chaoskit secret name, for secret values given with ``--var-file``."""
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value met twice (a ``ref:`` copies its activity's tolerance) twice, not as a YAML
+    anchor (``&id001``) and alias that the user never wrote."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def to_yaml(doc: Mapping[str, Any]) -> str:
     """A chaoskit document as YAML, keys in the order the format documents them.
 
@@ -130,7 +138,14 @@ def to_yaml(doc: Mapping[str, Any]) -> str:
             else:
                 moved[name] = ref
         ordered["secrets"] = moved
-    body = yaml.safe_dump(ordered, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100)
+    body = yaml.dump(
+        ordered,
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=100,
+    )
     return "".join(f"{note}\n" for note in notes) + body
 
 

@@ -341,6 +341,16 @@ def test_convert_gives_yaml_that_loads_as_a_native_experiment(tmp_path: Path) ->
         reading.load_text(json.dumps(converted), name="converted.json", env={})
 
 
+def test_converted_yaml_spells_a_value_met_twice_twice() -> None:
+    # A ref: copies its activity, tolerance and all: the YAML was '*id001', an alias nobody wrote.
+    path = FIXTURES / "exchange-file.json"
+    text = chaostoolkit.to_yaml(reading.read_chaostoolkit(path))
+    assert "&id" not in text and "*id" not in text
+    assert text.count("- 503") == 2
+    native = reading.load_text(text, name="converted.yaml", env={})
+    assert native.experiment.method == reading.load(path, env={}).experiment.method
+
+
 def test_read_chaostoolkit_reports_with_positions(tmp_path: Path) -> None:
     path = tmp_path / "ctk.json"
     path.write_text(
