@@ -357,7 +357,9 @@ class Link:
             if isinstance(out, sessions.Send):
                 await self._chain(self.active())(Chunk(out.data, now(), now()))
             elif isinstance(out, sessions.Hold):
-                await asyncio.sleep(max(0.0, out.until - now()))
+                # Woken by any toxic change: let go at once if the delays holding it are all gone.
+                while (left := out.until - now()) > 0 and any(t.name in out.by for t in self._toxics()):
+                    await self.sleep(left)
             elif out.reset:
                 self.connection.reset_capable = True
                 raise Closing(reset=True)

@@ -36,10 +36,12 @@ class Send:
 
 @dataclass(frozen=True)
 class Hold:
-    """Send nothing more to ``to`` before ``until`` (``time.monotonic()``)."""
+    """Send nothing more to ``to`` before ``until`` (``time.monotonic()``), unless every toxic in
+    ``by`` is removed first: a removed delay lets what it holds go at once, as TCP toxics do."""
 
     to: str
     until: float
+    by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -215,6 +217,7 @@ class Session:
             out.append(Send("server", head.raw))
             return
         request_delay = 0
+        delayed_by: list[str] = []
         abort: rules.Abort | None = None
         for rule in self._rules():
             key = (self.proxy, rule.name)
@@ -232,10 +235,11 @@ class Session:
                 slot.on_response.append(rule)
             elif isinstance(fault, rules.Delay):
                 request_delay += self._delay(fault)
+                delayed_by.append(rule.name)
             else:
                 head = head.rebuilt(fault.fields(head.fields))
         if request_delay:
-            out.append(Hold("server", self._clock() + request_delay / 1000))
+            out.append(Hold("server", self._clock() + request_delay / 1000, tuple(delayed_by)))
         if abort is None:
             self._methods.append(slot.method)
             out.append(Send("server", head.raw))
@@ -268,10 +272,10 @@ class Session:
                 out.append(Close(reset=True))
                 self.closed = True
                 return
-            delay = sum(self._delay(r.fault) for r in slot.on_response if isinstance(r.fault, rules.Delay))
-            if delay:
-                out.append(Hold("client", self._clock() + delay / 1000))
-            out.append(Send("client", slot.answer))  # type: ignore[arg-type]
+            delays = [(r.name, r.fault) for r in slot.on_response if isinstance(r.fault, rules.Delay)]
+            if delay := sum(self._delay(fault) for _, fault in delays):
+                out.append(Hold("client", self._clock() + delay / 1000, tuple(name for name, _ in delays)))
+            out.append(Send("client", slot.answer or b""))
             if slot.close_after:
                 out.append(Close(reset=False))
                 self.closed = True
@@ -333,17 +337,19 @@ class Session:
             out.append(Send("client", head.raw))
             return
         delay = 0
+        delayed_by: list[str] = []
         fields = head.fields
         body: rules.Modify | None = None
         for rule in slot.on_response:
             if isinstance(rule.fault, rules.Delay):
                 delay += self._delay(rule.fault)
+                delayed_by.append(rule.name)
             elif isinstance(rule.fault, rules.Modify):
                 fields = rule.fault.fields(fields)
                 if body is None and (rule.fault.body is not None or rule.fault.truncate is not None):
                     body = rule.fault
         if delay:
-            out.append(Hold("client", self._clock() + delay / 1000))
+            out.append(Hold("client", self._clock() + delay / 1000, tuple(delayed_by)))
         kind = head.framing.kind if head.framing is not None else framing.Kind.NONE
         if body is None or kind in (framing.Kind.NONE, framing.Kind.TUNNEL):
             out.append(Send("client", head.rebuilt(fields).raw if fields is not head.fields else head.raw))

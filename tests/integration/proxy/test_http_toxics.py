@@ -3,6 +3,7 @@ real HTTP/1.1 upstream: every toxic, match kind and framing case of issue #20.""
 
 from __future__ import annotations
 
+import concurrent.futures
 import http.client
 import json
 import re
@@ -161,6 +162,21 @@ def test_delay_holds_matched_requests_or_responses_only(api: httpx.Client, proxi
     assert timings["fast"] < 0.2
     assert timings["request"] >= 0.29
     assert timings["response"] >= 0.27
+
+
+def test_removing_a_delay_lets_what_it_holds_go_at_once(api: httpx.Client, proxied: str) -> None:
+    name = add(api, "http_delay", stream="upstream", latency=30_000)
+    with (
+        httpx.Client(base_url=proxied, timeout=20) as client,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        started = time.monotonic()
+        held = pool.submit(client.get, "/held")
+        time.sleep(0.3)
+        assert not held.done()
+        api.delete(f"/proxies/web/toxics/{name}").raise_for_status()  # what a fault's revert does
+        assert held.result(timeout=10).status_code == 200
+    assert time.monotonic() - started < 5
 
 
 # -- http_modify

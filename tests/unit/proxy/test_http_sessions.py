@@ -219,7 +219,7 @@ def test_a_request_delay_holds_the_request_and_what_follows_it() -> None:
     clock = Clock()
     s, _ = session(rule("http_delay", stream="upstream", latency=250, match={"path": "/a"}), clock=clock)
     out = s.from_client(GET + b"GET /z HTTP/1.1\r\n\r\n")
-    assert out[0] == sessions.Hold("server", 100.25)
+    assert out[0] == sessions.Hold("server", 100.25, by=("t-http_delay",))
     assert sent(out[1:], "server") == GET + b"GET /z HTTP/1.1\r\n\r\n"
     assert not [o for o in out[2:] if isinstance(o, sessions.Hold)]  # /z itself is not delayed
 
