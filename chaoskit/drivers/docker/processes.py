@@ -1,0 +1,256 @@
+"""Processes inside containers: ``docker.container.kill_process`` signals the ones whose name or
+command line matches (not only the main process), ``docker.container.stop_process`` freezes them
+with SIGSTOP until the revert continues them.
+
+They are found from the host (root on the Docker host): the processes in the container's pid
+namespace, each named for good by its host pid and start time, so that a revert after a crash never
+signals a process that reused the pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal as signals
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from chaoskit.drivers import contract
+from chaoskit.drivers.docker import matching, namespacing
+from chaoskit.errors import ComponentMissing, DriverError, TargetError
+from chaoskit.patterns import Regex
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One process of a container, as the host sees it."""
+
+    pid: int
+    starttime: int
+    name: str
+    cmdline: str
+    state: str
+
+
+def _read(pid: int) -> Seen | None:
+    try:
+        stat = (PROC / str(pid) / "stat").read_text()
+        cmdline = (PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    try:
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        starttime = int(fields[19])  # field 22 of proc(5)
+    except (ValueError, IndexError):
+        return None
+    text = cmdline.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace")
+    return Seen(pid=pid, starttime=starttime, name=name, cmdline=text, state=fields[0])
+
+
+def _namespace(pid: int) -> str | None:
+    try:
+        return os.readlink(PROC / str(pid) / "ns" / "pid")
+    except OSError:
+        return None
+
+
+def inside(init: int) -> list[Seen]:
+    """The live processes in the pid namespace of ``init`` (a container's main process)."""
+    wanted = _namespace(init)
+    found = []
+    for entry in PROC.iterdir():
+        if entry.name.isdigit() and _namespace(int(entry.name)) == wanted:
+            seen = _read(int(entry.name))
+            if seen is not None and seen.state not in {"Z", "X"}:
+                found.append(seen)
+    return found
+
+
+class ProcessMatch(matching.Selector):
+    process: str | None = None
+    """The process's name (as ``ps`` shows it, at most 15 characters), exactly."""
+    pattern: Regex | None = None
+    """A regular expression searched in the process's whole command line."""
+    main: bool = False
+    """Also the container's main process (pid 1 inside it); ``docker.container.kill`` is for that."""
+
+    @model_validator(mode="after")
+    def _which(self) -> Self:
+        if self.process is None and self.pattern is None:
+            raise ValueError("say which processes: give process (a name) or pattern (a regex)")
+        return self
+
+    def matches(self, seen: Seen, init: int) -> bool:
+        if seen.pid == init and not self.main:
+            return False
+        if self.process is not None and seen.name != self.process:
+            return False
+        return self.pattern is None or re.search(self.pattern, seen.cmdline) is not None
+
+
+def parse_signal(value: Any) -> int:
+    """A signal number from ``SIGKILL``, ``KILL``, ``kill``, ``9`` or ``"9"``."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        name = value.strip().upper()
+        try:
+            return int(signals.Signals[name if name.startswith("SIG") else f"SIG{name}"])
+        except KeyError:
+            raise ValueError(
+                f"unknown signal {value!r}; write a name like SIGTERM or KILL, or a number"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a signal name or number, got {value!r}")
+    try:
+        return int(signals.Signals(int(value)))
+    except ValueError:
+        raise ValueError(f"no signal has number {value}") from None
+
+
+class KillProcessArgs(ProcessMatch):
+    signal: int = int(signals.SIGKILL)
+    """The signal to send, by name (``SIGTERM``, ``TERM``) or number; default SIGKILL."""
+
+    @field_validator("signal", mode="before")
+    @classmethod
+    def _signal(cls, value: Any) -> int:
+        number = parse_signal(value)
+        if number in {signals.SIGSTOP, signals.SIGTSTP, signals.SIGTTIN, signals.SIGTTOU}:
+            raise ValueError(
+                f"{signals.Signals(number).name} freezes the process and a kill is never reverted; "
+                "use docker.container.stop_process"
+            )
+        return number
+
+
+class ProcessesRevert(matching.ContainerRevert):
+    """The processes hit, each named for good by host pid and start time."""
+
+    model_config = ConfigDict(strict=True)
+    pids: tuple[int, ...] = Field(min_length=1)
+    """Their pids on the host."""
+    starttimes: tuple[int, ...] = Field(min_length=1)
+    """Their start times (``/proc/PID/stat`` field 22), one per pid."""
+    names: tuple[str, ...] = ()
+    """Their names, for the messages."""
+
+
+def _chosen(args: ProcessMatch, target: contract.Target, ctx: contract.RunContext, what: str) -> list[Seen]:
+    container = matching.get(target.id, ctx)
+    if container is None or container.status not in {"running", "paused"}:
+        raise DriverError(f"{what}: container {target.name} is not running")
+    init = namespacing.local_pid(container)
+    if init is None:
+        raise ComponentMissing(
+            f"{what}: can't see the processes of container {target.name} from here",
+            hint="run chaoskit as root on the Docker host (the engine must be local)",
+        )
+    found = [seen for seen in inside(init) if args.matches(seen, init)]
+    if not found:
+        names = ", ".join(sorted({s.name for s in inside(init)}))
+        raise TargetError(
+            f"{what}: no process in container {target.name} matches "
+            + (f"name {args.process!r}" if args.process else f"pattern {args.pattern!r}"),
+            hint=f"its processes: {names or 'none'}",
+        )
+    return found
+
+
+def _revert(target: contract.Target, found: Sequence[Seen]) -> dict[str, Any]:
+    return {
+        "container_id": target.id,
+        "name": target.name,
+        "pids": tuple(s.pid for s in found),
+        "starttimes": tuple(s.starttime for s in found),
+        "names": tuple(s.name for s in found),
+    }
+
+
+def _same(pid: int, starttime: int) -> Seen | None:
+    seen = _read(pid)
+    return seen if seen is not None and seen.starttime == starttime and seen.state not in {"Z", "X"} else None
+
+
+def _send(revert: ProcessesRevert, signum: int) -> list[Seen]:
+    """Send ``signum`` to each recorded process that is still the same; those it reached."""
+    reached = []
+    for pid, starttime in zip(revert.pids, revert.starttimes, strict=True):
+        seen = _same(pid, starttime)
+        if seen is None:
+            continue
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            continue
+        reached.append(seen)
+    return reached
+
+
+class KillProcess(
+    contract.Fault[KillProcessArgs, ProcessesRevert], args=KillProcessArgs, revert=ProcessesRevert
+):
+    name = "docker.container.kill_process"
+    summary = "Send a signal (default SIGKILL) to processes inside containers, by name or pattern."
+    reversibility = contract.Reversibility.SELF_HEALING
+    captures_state = False
+
+    def lease(self, args: KillProcessArgs, target: contract.Target) -> None:
+        return None  # a signal is sent and done: nothing is held
+
+    def targets(self, args: KillProcessArgs, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return matching.resolve(args, ctx)
+
+    def prepare(
+        self, args: KillProcessArgs, target: contract.Target, ctx: contract.RunContext
+    ) -> ProcessesRevert:
+        return ProcessesRevert.model_validate(_revert(target, _chosen(args, target, ctx, self.name)))
+
+    def inject(
+        self,
+        args: KillProcessArgs,
+        target: contract.Target,
+        revert: ProcessesRevert,
+        ctx: contract.RunContext,
+    ) -> ProcessesRevert:
+        reached = _send(revert, args.signal)
+        hit = ", ".join(f"{s.name} ({s.pid})" for s in reached)
+        ctx.log(f"sent {signals.Signals(args.signal).name} to {hit} in container {target.name}")
+        return revert
+
+
+class StopProcess(contract.Fault[ProcessMatch, ProcessesRevert], args=ProcessMatch, revert=ProcessesRevert):
+    name = "docker.container.stop_process"
+    summary = "Freeze processes inside containers with SIGSTOP; the revert continues them with SIGCONT."
+    captures_state = False
+
+    def targets(self, args: ProcessMatch, ctx: contract.RunContext) -> Sequence[contract.Target]:
+        return matching.resolve(args, ctx)
+
+    def prepare(
+        self, args: ProcessMatch, target: contract.Target, ctx: contract.RunContext
+    ) -> ProcessesRevert:
+        # Someone else's freeze is not ours to lift: already stopped processes are left out.
+        found = [s for s in _chosen(args, target, ctx, self.name) if s.state != "T"]
+        if not found:
+            raise TargetError(
+                f"{self.name}: every matching process in container {target.name} is stopped already"
+            )
+        return ProcessesRevert.model_validate(_revert(target, found))
+
+    def inject(
+        self, args: ProcessMatch, target: contract.Target, revert: ProcessesRevert, ctx: contract.RunContext
+    ) -> ProcessesRevert:
+        reached = _send(revert, signals.SIGSTOP)
+        ctx.log(f"stopped {', '.join(f'{s.name} ({s.pid})' for s in reached)} in container {target.name}")
+        return revert
+
+    def revert(self, revert: ProcessesRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
+        # Sent whatever /proc shows: a SIGSTOP still in flight must not win.
+        reached = _send(revert, signals.SIGCONT)
+        return contract.RevertOutcome.REVERTED if reached else contract.RevertOutcome.ALREADY_CLEAN
