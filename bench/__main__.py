@@ -21,6 +21,7 @@ BENCHES: dict[str, str] = {
     "k8s": "bench.k8s",
     "prometheus": "bench.prometheus",
     "proxy": "bench.proxy",
+    "proxy_http": "bench.proxy_http",
     "revert": "bench.revert",
     "soak": "bench.soak",
     "startup": "bench.startup",

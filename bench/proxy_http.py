@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,6 +54,12 @@ asyncio.run(main())
 """
 
 NOT_MATCHING = {"match": {"path": "/never-requested"}, "status": 503}
+
+
+def missing() -> str | None:
+    if shutil.which("wrk") is None:
+        return "wrk is not installed (apt-get install wrk)"
+    return None
 
 
 def wrk(port: int, seconds: float, connections: int) -> dict[str, float]:
