@@ -28,9 +28,8 @@ class RequestError(Exception):
 
 class Budget:
     """What a closed loop may still send: a count, a time limit, and a stop. It also writes the
-    next requests of a closed loop, all at once after the loop has read every answer that came
-    in the same turn (as wrk does): the server then reads them in one wake-up, not one each,
-    which is most of the difference to wrk on a busy machine."""
+    loop's next requests, together once the event loop has read every answer of its turn (as wrk
+    does): a server reads them in one wake-up rather than one each."""
 
     def __init__(self, total: int, stop_at: float) -> None:
         self.remaining = total
@@ -91,8 +90,8 @@ class _Link(asyncio.Protocol):
 
 class Connection:
     """One keep-alive HTTP/1.1 connection, parsed as bytes arrive; it reconnects after any
-    failure. In a closed loop the next request is written from the callback that completes the
-    last answer: no task switch per request, which is what lets Python keep pace with wrk."""
+    failure. In a closed loop the callback that completes an answer queues the next request on the
+    budget: no task switch per request, which is what lets Python keep pace with wrk."""
 
     def __init__(self, target: targets.Target, tally: tallies.Tally) -> None:
         self.target = target

@@ -2,11 +2,12 @@
 calling thread, one keep-alive connection per worker, no pipelining.
 
 Closed loop: ``workers`` connections each send their next request as soon as the last one is
-answered. Open loop: requests are due at a fixed rate; each is handed to an idle connection (a new
-one is opened while fewer than ``workers`` are open), and its latency counts from when it was due,
-so time spent waiting for a busy server shows up as latency (wrk2's coordinated-omission
-correction). Time the generator itself loses (its event loop too busy to start a request on time)
-is never blamed on the server: it is measured apart, and a generator that falls behind says so.
+answered; a big one is handed over to worker processes (spreading.py). Open loop: requests are
+due at a fixed rate; each is handed to an idle connection (a new one is opened while fewer than
+``workers`` are open), and its latency counts from when it was due, so time spent waiting for a
+busy server shows up as latency (wrk2's coordinated-omission correction). Time the generator
+itself loses (its event loop too busy to start a request on time) is never blamed on the server:
+it is measured apart, and a generator that falls behind says so.
 """
 
 from __future__ import annotations
