@@ -25,17 +25,21 @@ PATTERNS = {
 """Each pattern, whether it is on by default, and what it does."""
 
 
+SWITCH = {"on": True, "true": True, "off": False, "false": False}
+
+
 def parse_patterns(given: list[str]) -> dict[str, bool]:
     """Every pattern's state from ``NAME=on|off`` items over the defaults; ``ValueError`` saying
-    what to write instead."""
+    what to write instead. ``true``/``false`` are accepted too: ``chaoskit run --var pattern=off``
+    reads the value as YAML, where a bare ``off`` is the boolean false."""
     states = {name: default for name, (default, _) in PATTERNS.items()}
     for item in given:
         name, sep, state = item.partition("=")
         if name not in PATTERNS:
             raise ValueError(f"unknown pattern {name!r} in {item!r}; the patterns are: {', '.join(PATTERNS)}")
-        if not sep or state not in ("on", "off"):
+        if not sep or state.lower() not in SWITCH:
             raise ValueError(f"{item!r}: write {name}=on or {name}=off")
-        states[name] = state == "on"
+        states[name] = SWITCH[state.lower()]
     return states
 
 
