@@ -133,12 +133,18 @@ class ProcessesRevert(matching.ContainerRevert):
     """The processes hit, each named for good by host pid and start time."""
 
     model_config = ConfigDict(strict=True)
-    pids: tuple[int, ...] = Field(min_length=1)
+    pids: list[int] = Field(min_length=1)
     """Their pids on the host."""
-    starttimes: tuple[int, ...] = Field(min_length=1)
+    starttimes: list[int] = Field(min_length=1)
     """Their start times (``/proc/PID/stat`` field 22), one per pid."""
-    names: tuple[str, ...] = ()
+    names: list[str] = Field(default_factory=list)
     """Their names, for the messages."""
+
+    @model_validator(mode="after")
+    def _paired(self) -> Self:
+        if len(self.pids) != len(self.starttimes):
+            raise ValueError("every pid needs its start time")
+        return self
 
 
 def _chosen(args: ProcessMatch, target: contract.Target, ctx: contract.RunContext, what: str) -> list[Seen]:
@@ -166,9 +172,9 @@ def _revert(target: contract.Target, found: Sequence[Seen]) -> dict[str, Any]:
     return {
         "container_id": target.id,
         "name": target.name,
-        "pids": tuple(s.pid for s in found),
-        "starttimes": tuple(s.starttime for s in found),
-        "names": tuple(s.name for s in found),
+        "pids": [s.pid for s in found],
+        "starttimes": [s.starttime for s in found],
+        "names": [s.name for s in found],
     }
 
 

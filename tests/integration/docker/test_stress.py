@@ -1,0 +1,228 @@
+"""Resource faults and process faults inside containers on the real Docker engine, measured from
+outside: the container's own cgroup counters (CPU time, memory charged), its filesystem as
+``df`` sees it through the container's root, and its processes as the host sees them; and nothing
+of the stressor left after the revert."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chaoskit.drivers import contract
+from chaoskit.stressors import cgroups, loads, spawning
+from tests.integration.docker import faulting
+from tests.integration.docker.conftest import Web, wait_until
+
+pytestmark = pytest.mark.docker
+
+MiB = 1024 * 1024
+
+
+def _pid(container: Any) -> int:
+    container.reload()
+    return int(container.attrs["State"]["Pid"])
+
+
+def _cgroup_file(container: Any, v1: str, v2: str) -> Path:
+    for procs in cgroups.procs_files(_pid(container)):
+        folder = Path(procs).parent
+        for name in (v1, v2):
+            if (folder / name).exists():
+                return folder / name
+    raise AssertionError(f"no {v1} or {v2} for container {container.name}")
+
+
+def cpu_seconds(container: Any) -> float:
+    """CPU time charged to the container's cgroup so far (cgroup v1 cpuacct or v2 cpu.stat)."""
+    path = _cgroup_file(container, "cpuacct.usage", "cpu.stat")
+    text = path.read_text()
+    if path.name == "cpu.stat":
+        usec = next(line.split()[1] for line in text.splitlines() if line.startswith("usage_usec"))
+        return int(usec) / 1e6
+    return int(text) / 1e9
+
+
+def memory_bytes(container: Any) -> int:
+    """Memory charged to the container's cgroup now, page cache left out where the kernel says it."""
+    path = _cgroup_file(container, "memory.stat", "memory.stat")
+    stat = dict(line.split() for line in path.read_text().splitlines())
+    # v1: rss (anonymous, resident); v2: anon.
+    return int(stat.get("total_rss", stat.get("rss", stat.get("anon", "0"))))
+
+
+def cpu_rate(container: Any, seconds: float = 2.0) -> float:
+    """CPUs' worth of time the container used over ``seconds``."""
+    before, start = cpu_seconds(container), time.monotonic()
+    time.sleep(seconds)
+    return (cpu_seconds(container) - before) / (time.monotonic() - start)
+
+
+def free_bytes(container: Any, path: str = "/tmp") -> int:
+    stats = os.statvfs(f"/proc/{_pid(container)}/root{path}")
+    return stats.f_bavail * stats.f_frsize
+
+
+def stressors(records: list[contract.Revert]) -> list[int]:
+    """The live processes carrying the marks of ``records`` (a stressor and its workers)."""
+    return [
+        pid
+        for record in records
+        if isinstance(record, loads.StressRevert)
+        for pid in spawning.carrying(record.mark)
+    ]
+
+
+def _ticks(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def test_cpu_stress_is_counted_against_the_container_and_stops_on_revert(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    records = faulting.apply("docker.container.stress_cpu", {"name": site.name, "workers": 2}, ctx)
+    try:
+        time.sleep(0.5)
+        pids = stressors(records)
+        container_before, stressor_before = cpu_seconds(site.container), _ticks(pids)
+        time.sleep(3.0)
+        charged = cpu_seconds(site.container) - container_before
+        used = _ticks(pids) - stressor_before
+        # Two busy workers: what this shared machine gives them, and all of it is the container's.
+        # (How near 2 CPUs they get depends on the other load here: a busy host gives less.)
+        assert used > 0.3, used
+        assert charged >= 0.9 * used, (charged, used)
+        assert site.ok(), "the container stops answering under two busy workers"
+    finally:
+        assert faulting.revert("docker.container.stress_cpu", records, ctx) == ["reverted"]
+    assert stressors(records) == []
+    assert cpu_rate(site.container) < 0.1
+    assert faulting.revert("docker.container.stress_cpu", records, ctx) == ["already-clean"]
+
+
+def test_memory_stress_is_resident_in_the_container_and_freed_on_revert(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    before = memory_bytes(site.container)
+    records = faulting.apply("docker.container.stress_memory", {"name": site.name, "size": "128MiB"}, ctx)
+    try:
+        held = memory_bytes(site.container) - before
+        assert 128 * MiB <= held < 128 * MiB + 40 * MiB, held / MiB
+    finally:
+        faulting.revert("docker.container.stress_memory", records, ctx)
+    assert wait_until(lambda: memory_bytes(site.container) - before < 16 * MiB, 10)
+    assert stressors(records) == []
+
+
+def test_disk_fill_takes_the_space_and_gives_it_back(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    before = free_bytes(site.container)
+    records = faulting.apply(
+        "docker.container.fill_disk", {"name": site.name, "path": "/tmp", "size": "64MiB"}, ctx
+    )
+    try:
+        assert before - free_bytes(site.container) >= 60 * MiB
+        listing = site.container.exec_run(["ls", "-a", "/tmp"]).output.decode()
+        assert ".chaoskit-" in listing
+    finally:
+        faulting.revert("docker.container.fill_disk", records, ctx)
+    assert ".chaoskit-" not in site.container.exec_run(["ls", "-a", "/tmp"]).output.decode()
+    assert before - free_bytes(site.container) < 8 * MiB
+
+
+def test_a_fill_file_left_by_a_sigkilled_stressor_is_removed_by_the_revert_even_when_stopped(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    records = faulting.apply(
+        "docker.container.fill_disk", {"name": site.name, "path": "/tmp", "size": "8MiB"}, ctx
+    )
+    for pid in stressors(records):
+        os.kill(pid, 9)  # its own cleanup never runs
+    site.container.stop(timeout=1)
+    assert faulting.revert("docker.container.fill_disk", records, ctx) == ["reverted"]
+    site.container.start()
+    assert wait_until(site.ok, 30)
+    assert ".chaoskit-" not in site.container.exec_run(["ls", "-a", "/tmp"]).output.decode()
+
+
+def test_io_stress_writes_inside_the_container_and_leaves_no_file(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    records = faulting.apply(
+        "docker.container.stress_io", {"name": site.name, "path": "/tmp", "workers": 2, "size": "4MiB"}, ctx
+    )
+    try:
+        assert wait_until(
+            lambda: site.container.exec_run(["ls", "-a", "/tmp"]).output.count(b".chaoskit-") == 2, 10
+        )
+    finally:
+        faulting.revert("docker.container.stress_io", records, ctx)
+    assert b".chaoskit-" not in site.container.exec_run(["ls", "-a", "/tmp"]).output
+    assert stressors(records) == []
+
+
+def test_the_stressor_dies_with_its_container(web: Callable[..., Web], ctx: contract.RunContext) -> None:
+    site = web()
+    records = faulting.apply("docker.container.stress_cpu", {"name": site.name, "load": 10}, ctx)
+    assert stressors(records)
+    site.container.kill()
+    assert wait_until(lambda: not stressors(records), 10)
+    assert faulting.revert("docker.container.stress_cpu", records, ctx) == ["already-clean"]
+
+
+def _states(site: Web, name: str) -> list[str]:
+    pid = _pid(site.container)
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            try:
+                if os.readlink(f"/proc/{entry.name}/ns/pid") != os.readlink(f"/proc/{pid}/ns/pid"):
+                    continue
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if f"({name})" in stat:
+                found.append(stat[stat.rindex(")") + 2])
+    return found
+
+
+def test_a_process_inside_a_container_is_stopped_then_continued(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    site.container.exec_run(["sh", "-c", "sleep 600 &"], detach=True)
+    assert wait_until(lambda: _states(site, "sleep") == ["S"], 10)
+    records = faulting.apply("docker.container.stop_process", {"name": site.name, "process": "sleep"}, ctx)
+    assert wait_until(lambda: _states(site, "sleep") == ["T"], 5)
+    assert site.ok(), "the main process was frozen too"
+    assert faulting.revert("docker.container.stop_process", records, ctx) == ["reverted"]
+    assert wait_until(lambda: _states(site, "sleep") == ["S"], 5)
+
+
+def test_a_process_inside_a_container_is_killed_by_pattern_and_the_main_one_spared(
+    web: Callable[..., Web], ctx: contract.RunContext
+) -> None:
+    site = web()
+    site.container.exec_run(["sh", "-c", "sleep 601 & sleep 602 &"], detach=True)
+    assert wait_until(lambda: len(_states(site, "sleep")) == 2, 10)
+    faulting.apply("docker.container.kill_process", {"name": site.name, "pattern": "sleep 60[12]|httpd"}, ctx)
+    assert wait_until(lambda: _states(site, "sleep") == [], 5)
+    assert site.ok(), "the main process (httpd) was killed without main: true"
