@@ -125,6 +125,7 @@ class Proxy:
         self.counters = counters
         self.splice = True
         """Pipe toxic-free connections with splice(2) (Linux); the benchmark compares both paths."""
+        self._http_rules: list[rules.Rule] | None = None
         self.toxics: dict[str, list[toxic_types.Toxic]] = {"upstream": [], "downstream": []}
         """The toxics by their stream, in creation order (as the API lists them)."""
         self.chains: dict[str, list[toxic_types.Toxic]] = {"upstream": [], "downstream": []}
@@ -296,6 +297,7 @@ class Proxy:
         self._notify(toxic, removed=True)
 
     def _notify(self, toxic: toxic_types.Toxic, removed: bool) -> None:
+        self._http_rules = None
         for direction, other in (("upstream", "downstream"), ("downstream", "upstream")):
             self.chains[direction] = [
                 *self.toxics[direction],
@@ -312,8 +314,13 @@ class Proxy:
             connection.toxic_changed(toxic, removed)
 
     def http_rules(self) -> list[rules.Rule]:
-        """The http_* toxics as sessions use them, read for every request (so changes act at once)."""
-        return [t.rule() for t in self.toxic_list() if isinstance(t, http_toxic_types.HttpToxic)]
+        """The http_* toxics as sessions use them, read for every request (so changes act at once);
+        made again after every change of the toxics (``_notify``)."""
+        if self._http_rules is None:
+            self._http_rules = [
+                t.rule() for t in self.toxic_list() if isinstance(t, http_toxic_types.HttpToxic)
+            ]
+        return self._http_rules
 
     def http_session(self, fresh: bool) -> sessions.Session:
         """An HTTP view of one connection; ``fresh`` if no byte has passed yet (else it joins at

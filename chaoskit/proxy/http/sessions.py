@@ -219,12 +219,13 @@ class Session:
         request_delay = 0
         delayed_by: list[str] = []
         abort: rules.Abort | None = None
+        seen, matched = counters.seen, counters.matched
         for rule in self._rules():
             key = (self.proxy, rule.name)
-            counters.add(counters.seen, key)
+            seen[key] = seen.get(key, 0) + 1
             if not rule.match.matches(head):
                 continue
-            counters.add(counters.matched, key)
+            matched[key] = matched.get(key, 0) + 1
             if abort is not None or self._rng.random() >= rule.toxicity:
                 continue
             counters.add(counters.faulted, key)
