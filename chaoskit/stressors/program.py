@@ -142,7 +142,7 @@ def fill(path: Path, size: int, deadline: float) -> None:
 
 def _io_round(path: Path, size: int, mode: str) -> None:
     block = os.urandom(CHUNK)
-    if mode in {"write", "both"} or not path.exists():
+    if mode in {"write", "both"} or path.stat().st_size < size:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             for _ in range(max(1, size // CHUNK)):
@@ -171,6 +171,9 @@ def io(directory: Path, prefix: str, workers: int, *, size: int, mode: str, dead
     children: list[int] = []
     files = [directory / f"{prefix}-{i}" for i in range(workers)]
     try:
+        for path in files:
+            # Made here, so that a path it can't write in fails before "ready", with the reason.
+            path.touch(mode=0o600)
         for path in files:
             child = os.fork()
             if child == 0:
