@@ -80,6 +80,43 @@ def test_abort_answers_with_status_body_and_headers_for_every_client(api: httpx.
     assert result.stdout == "try later503"
 
 
+@pytest.mark.parametrize(
+    ("match", "hit", "miss"),
+    [
+        ({"method": ["PUT", "PATCH"]}, ("PATCH", "/x", {}), ("POST", "/x", {})),
+        ({"path": "/exact"}, ("GET", "/exact?q=1", {}), ("GET", "/exact/more", {})),
+        ({"path_prefix": "/v2/"}, ("GET", "/v2/items", {}), ("GET", "/v1/items", {})),
+        ({"path_regex": "/items/[0-9]+"}, ("GET", "/items/42", {}), ("GET", "/items/42x", {})),
+        ({"headers": {"X-Canary": True}}, ("GET", "/", {"X-Canary": "any"}), ("GET", "/", {})),
+        (
+            {"headers": {"X-Tenant": "blue"}},
+            ("GET", "/", {"X-Tenant": "blue"}),
+            ("GET", "/", {"X-Tenant": "red"}),
+        ),
+        ({"query": {"debug": True}}, ("GET", "/?debug", {}), ("GET", "/?other=1", {})),
+        ({"query": {"page": "2"}}, ("GET", "/?page=2", {}), ("GET", "/?page=3", {})),
+    ],
+)
+def test_each_match_kind_picks_its_requests(
+    api: httpx.Client,
+    proxied: str,
+    match: dict[str, Any],
+    hit: tuple[str, str, dict[str, str]],
+    miss: tuple[str, str, dict[str, str]],
+) -> None:
+    add(api, "http_abort", status=503, match=match)
+    with httpx.Client(base_url=proxied) as client:
+        assert client.request(hit[0], hit[1], headers=hit[2]).status_code == 503
+        assert client.request(miss[0], miss[1], headers=miss[2]).status_code == 200
+    header_args = [arg for name, value in hit[2].items() for arg in ("-H", f"{name}: {value}")]
+    assert (
+        curl(
+            "-X", hit[0], *header_args, "--write-out", "%{http_code}", "-o", "/dev/null", f"{proxied}{hit[1]}"
+        ).stdout
+        == "503"
+    )
+
+
 def test_aborted_requests_never_reach_the_upstream_and_keep_alive_goes_on(
     api: httpx.Client, proxied: str, web: http_upstream.Server
 ) -> None:
@@ -162,6 +199,8 @@ def test_delay_holds_matched_requests_or_responses_only(api: httpx.Client, proxi
     assert timings["fast"] < 0.2
     assert timings["request"] >= 0.29
     assert timings["response"] >= 0.27
+    timed = curl("-H", "X-Slow: 1", "--write-out", "%{time_total}", "-o", "/dev/null", f"{proxied}/fast")
+    assert float(timed.stdout) >= 0.27
 
 
 def test_removing_a_delay_lets_what_it_holds_go_at_once(api: httpx.Client, proxied: str) -> None:
