@@ -19,7 +19,6 @@ from pydantic import JsonValue
 
 from chaoskit.spec import ctk_controls, ctk_providers, ctk_settings, ctk_tolerances, models, paths
 
-Location = paths.Location
 _ORDER = (
     "title",
     "description",
@@ -97,11 +96,11 @@ class Conversion:
     """A translated document, where its parts came from, and what could not be translated."""
 
     document: dict[str, JsonValue] = field(default_factory=dict)
-    origins: dict[Location, Location] = field(default_factory=dict)
+    origins: dict[paths.Location, paths.Location] = field(default_factory=dict)
     """chaoskit path → Chaos Toolkit path, so that problems point into the original file."""
-    issues: list[tuple[Location, str]] = field(default_factory=list)
+    issues: list[tuple[paths.Location, str]] = field(default_factory=list)
     """(Chaos Toolkit path, message)."""
-    warnings: list[tuple[Location, str]] = field(default_factory=list)
+    warnings: list[tuple[paths.Location, str]] = field(default_factory=list)
     """(Chaos Toolkit path, message): runs, as in Chaos Toolkit, but deserves a change."""
     secret_names: dict[tuple[str, str], str] = field(default_factory=dict)
     """(scope, key) → chaoskit secret name, for secret values given with ``--var-file``."""
@@ -159,20 +158,20 @@ class _Translator:
     out: Conversion = field(default_factory=Conversion)
     secret_names: dict[tuple[str, str], str] = field(default_factory=dict)
     """(scope, key) → chaoskit secret name."""
-    named: dict[str, tuple[Location, Mapping[str, Any]]] = field(default_factory=dict)
+    named: dict[str, tuple[paths.Location, Mapping[str, Any]]] = field(default_factory=dict)
 
     @property
     def document(self) -> dict[str, JsonValue]:
         return self.out.document
 
     @property
-    def origins(self) -> dict[Location, Location]:
+    def origins(self) -> dict[paths.Location, paths.Location]:
         return self.out.origins
 
-    def issue(self, at: Location, message: str) -> None:
+    def issue(self, at: paths.Location, message: str) -> None:
         self.out.issues.append((at, message))
 
-    def warn(self, at: Location, message: str) -> None:
+    def warn(self, at: paths.Location, message: str) -> None:
         self.out.warnings.append((at, message))
 
     def run(self) -> Conversion:
@@ -212,7 +211,7 @@ class _Translator:
 
     def index_names(self) -> None:
         """Activities by name, for ``ref:``."""
-        places: list[tuple[Location, Any]] = []
+        places: list[tuple[paths.Location, Any]] = []
         hypothesis = self.doc.get("steady-state-hypothesis")
         if isinstance(hypothesis, Mapping) and isinstance(hypothesis.get("probes"), list):
             places += [
@@ -226,7 +225,7 @@ class _Translator:
                 self.named.setdefault(entry["name"], (at, entry))
 
     def hypothesis(self, hypothesis: Any) -> None:
-        at: Location = ("steady-state-hypothesis",)
+        at: paths.Location = ("steady-state-hypothesis",)
         if not isinstance(hypothesis, Mapping):
             self.issue(at, "expected a mapping with title: and probes:")
             return
@@ -242,7 +241,9 @@ class _Translator:
         self.out.document["steady_state"] = steps
         self.out.origins[("steady_state",)] = (*at, "probes")
 
-    def activity(self, entry: Any, at: Location, target: Location, *, in_hypothesis: bool) -> list[JsonValue]:
+    def activity(
+        self, entry: Any, at: paths.Location, target: paths.Location, *, in_hypothesis: bool
+    ) -> list[JsonValue]:
         """The chaoskit steps for one Chaos Toolkit activity (pauses become pause steps around it)."""
         if not isinstance(entry, Mapping):
             self.issue(at, "expected an activity: a mapping with type:, name: and provider:")
@@ -260,7 +261,7 @@ class _Translator:
         return self.placed(step, entry, at, target, in_hypothesis=in_hypothesis)
 
     def referenced(
-        self, entry: Mapping[str, Any], at: Location, target: Location, *, in_hypothesis: bool
+        self, entry: Mapping[str, Any], at: paths.Location, target: paths.Location, *, in_hypothesis: bool
     ) -> list[JsonValue]:
         """A ``ref:`` to a named activity: that activity's steps, with this entry's keys on top."""
         ref = entry["ref"]
@@ -276,7 +277,7 @@ class _Translator:
         return copied
 
     def step(
-        self, entry: Mapping[str, Any], at: Location, *, in_hypothesis: bool
+        self, entry: Mapping[str, Any], at: paths.Location, *, in_hypothesis: bool
     ) -> dict[str, JsonValue] | None:
         """The chaoskit step for an activity, without its pauses."""
         kind = entry.get("type")
@@ -321,7 +322,7 @@ class _Translator:
         provider: ctk_providers.Provider,
         kind: str,
         arguments: dict[str, JsonValue],
-        at: Location,
+        at: paths.Location,
     ) -> None:
         """An activity's ``"x-chaoskit": {"check": false}``: a failing action that is no failure."""
         if not isinstance(extension, Mapping) or set(extension) - {"check"}:
@@ -336,8 +337,8 @@ class _Translator:
         self,
         step: dict[str, JsonValue],
         entry: Mapping[str, Any],
-        at: Location,
-        target: Location,
+        at: paths.Location,
+        target: paths.Location,
         *,
         in_hypothesis: bool,
     ) -> list[JsonValue]:
@@ -368,7 +369,7 @@ class _Translator:
         return steps
 
     def provider(
-        self, provider: Mapping[str, Any], at: Location
+        self, provider: Mapping[str, Any], at: paths.Location
     ) -> tuple[ctk_providers.Provider, dict[str, JsonValue]] | None:
         """The table's entry for the provider's type, and the arguments its activity runs with."""
         kind = provider.get("type")

@@ -14,7 +14,6 @@ from pydantic import JsonValue
 
 from chaoskit.spec import paths
 
-Location = paths.Location
 SAFEGUARDS = "chaosaddons.controls.safeguards"
 _MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
@@ -28,7 +27,7 @@ class Translator(Protocol):
         ...
 
     @property
-    def origins(self) -> dict[Location, Location]:
+    def origins(self) -> dict[paths.Location, paths.Location]:
         """chaoskit path → Chaos Toolkit path."""
         ...
 
@@ -37,14 +36,16 @@ class Translator(Protocol):
         """(scope, key) → chaoskit secret name."""
         ...
 
-    def issue(self, at: Location, message: str) -> None: ...
+    def issue(self, at: paths.Location, message: str) -> None: ...
 
-    def activity(self, entry: Any, at: Location, target: Location, *, in_hypothesis: bool) -> list[JsonValue]:
+    def activity(
+        self, entry: Any, at: paths.Location, target: paths.Location, *, in_hypothesis: bool
+    ) -> list[JsonValue]:
         """The chaoskit steps for one Chaos Toolkit activity."""
         ...
 
 
-def controls(into: Translator, declared: Any, at: Location, *, activity: str | None = None) -> None:
+def controls(into: Translator, declared: Any, at: paths.Location, *, activity: str | None = None) -> None:
     """``controls:`` at ``at``: safeguards become guards (probes with a ``frequency``) and
     preflight checks (the others, asked once before anything runs); other python controls run as
     Chaos Toolkit runs them. Refused, by name: a control whose module can't be imported, one of
@@ -84,7 +85,7 @@ def controls(into: Translator, declared: Any, at: Location, *, activity: str | N
 
 
 def _control(
-    into: Translator, control: Mapping[str, Any], what: str, at: Location, activity: str | None
+    into: Translator, control: Mapping[str, Any], what: str, at: paths.Location, activity: str | None
 ) -> dict[str, JsonValue] | None:
     provider = control.get("provider")
     if not isinstance(provider, Mapping):
@@ -138,7 +139,7 @@ def _control(
     return converted
 
 
-def _safeguards(into: Translator, provider: Mapping[str, Any], at: Location) -> None:
+def _safeguards(into: Translator, provider: Mapping[str, Any], at: paths.Location) -> None:
     arguments = provider.get("arguments")
     probes = arguments.get("probes") if isinstance(arguments, Mapping) else None
     if not isinstance(probes, list):
@@ -148,7 +149,7 @@ def _safeguards(into: Translator, provider: Mapping[str, Any], at: Location) -> 
         _safeguard(into, probe, (*at, "arguments", "probes", j))
 
 
-def _safeguard(into: Translator, probe: Any, at: Location) -> None:
+def _safeguard(into: Translator, probe: Any, at: paths.Location) -> None:
     frequency = probe.get("frequency") if isinstance(probe, Mapping) else None
     section = "guards" if frequency is not None else "preflight"
     listed = into.document.setdefault(section, [])

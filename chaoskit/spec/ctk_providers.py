@@ -19,7 +19,6 @@ from pydantic import JsonValue
 
 from chaoskit.spec import paths
 
-Location = paths.Location
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][\w-]*)\}")
 _TEMPLATE = re.compile(r"(\$\{[^{}]*\})")
 
@@ -27,12 +26,12 @@ _TEMPLATE = re.compile(r"(\$\{[^{}]*\})")
 class Report(Protocol):
     """Where a translation reports what it can't translate (an issue) or what deserves a change."""
 
-    def issue(self, at: Location, message: str) -> None: ...
+    def issue(self, at: paths.Location, message: str) -> None: ...
 
-    def warn(self, at: Location, message: str) -> None: ...
+    def warn(self, at: paths.Location, message: str) -> None: ...
 
 
-Arguments = Callable[[Mapping[str, Any], Location, Report], dict[str, JsonValue] | None]
+Arguments = Callable[[Mapping[str, Any], paths.Location, Report], dict[str, JsonValue] | None]
 """The activity's ``with:`` for a provider's keys (without ``type`` and ``secrets``; its ``${key}``
 secrets already written as ``${secrets.<name>}``), given where the provider is; None, with the
 problem reported, when it can't run."""
@@ -94,7 +93,7 @@ def listed(names: list[str]) -> str:
 # --- python ---------------------------------------------------------------------------------
 
 
-def _python(body: Mapping[str, Any], at: Location, report: Report) -> dict[str, JsonValue] | None:
+def _python(body: Mapping[str, Any], at: paths.Location, report: Report) -> dict[str, JsonValue] | None:
     module, func = body.get("module"), body.get("func")
     if not isinstance(module, str) or not isinstance(func, str):
         report.issue(at, "a python provider needs module: and func:")
@@ -114,7 +113,7 @@ def _python_back(args: Mapping[str, JsonValue]) -> dict[str, JsonValue] | None:
 # --- process --------------------------------------------------------------------------------
 
 
-def _process(body: Mapping[str, Any], at: Location, report: Report) -> dict[str, JsonValue] | None:
+def _process(body: Mapping[str, Any], at: paths.Location, report: Report) -> dict[str, JsonValue] | None:
     path = body.get("path")
     if not isinstance(path, str):
         report.issue(at, "a process provider needs path:")
@@ -176,7 +175,7 @@ def _ctk_text(value: Any) -> str:
 # --- http -----------------------------------------------------------------------------------
 
 
-def _http(body: Mapping[str, Any], at: Location, report: Report) -> dict[str, JsonValue] | None:
+def _http(body: Mapping[str, Any], at: paths.Location, report: Report) -> dict[str, JsonValue] | None:
     url = body.get("url")
     if not isinstance(url, str):
         report.issue(at, "an http provider needs url:")
@@ -209,7 +208,7 @@ def _http(body: Mapping[str, Any], at: Location, report: Report) -> dict[str, Js
 
 
 def _http_arguments(
-    arguments: Any, method: str, headers: Mapping[str, Any], at: Location, report: Report
+    arguments: Any, method: str, headers: Mapping[str, Any], at: paths.Location, report: Report
 ) -> tuple[dict[str, JsonValue], Mapping[str, Any]] | None:
     """What the request sends for Chaos Toolkit's ``arguments``, and its headers then."""
     if method == "GET":

@@ -11,7 +11,6 @@ from pydantic import JsonValue
 
 from chaoskit.spec import paths
 
-Location = paths.Location
 _CHAOSKIT_SETTINGS = ("recovery", "max_duration", "guards", "preflight")
 ROLLBACK_STRATEGIES = {
     "default": "not-deviated",
@@ -31,18 +30,18 @@ class Output(Protocol):
         ...
 
     @property
-    def origins(self) -> dict[Location, Location]:
+    def origins(self) -> dict[paths.Location, paths.Location]:
         """chaoskit path → Chaos Toolkit path."""
         ...
 
-    def issue(self, at: Location, message: str) -> None: ...
+    def issue(self, at: paths.Location, message: str) -> None: ...
 
 
 def chaoskit_keys(doc: Mapping[str, Any], into: Output) -> None:
     """chaoskit settings a Chaos Toolkit file asks for, which Chaos Toolkit ignores: top-level
     ``x-chaoskit: {recovery: ..., max_duration: ...}``, or the same in an ``extensions`` entry
     named ``chaoskit``."""
-    places: list[tuple[Location, Any]] = [(("x-chaoskit",), doc.get("x-chaoskit"))]
+    places: list[tuple[paths.Location, Any]] = [(("x-chaoskit",), doc.get("x-chaoskit"))]
     extensions = doc.get("extensions")
     if isinstance(extensions, list):
         places += [
@@ -124,7 +123,7 @@ def configuration(doc: Mapping[str, Any], into: Output) -> None:
         return
     converted: dict[str, JsonValue] = {}
     for key, value in config.items():
-        at: Location = ("configuration", key)
+        at: paths.Location = ("configuration", key)
         into.origins[("config", key)] = at
         if isinstance(value, Mapping) and "type" in value:
             if value.get("type") != "env" or not isinstance(value.get("key"), str):
@@ -163,7 +162,7 @@ def secrets(doc: Mapping[str, Any], into: Output) -> dict[tuple[str, str], str]:
             into.issue(("secrets", scope), "expected a mapping of name: value or {type: env, key: NAME}")
             continue
         for key, value in entries.items():
-            at: Location = ("secrets", scope, key)
+            at: paths.Location = ("secrets", scope, key)
             chaoskit_name = key if keys.count(key) == 1 else f"{scope}_{key}"
             names[(scope, key)] = chaoskit_name
             into.origins[("secrets", chaoskit_name)] = at

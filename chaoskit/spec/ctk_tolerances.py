@@ -11,14 +11,13 @@ from pydantic import JsonValue
 
 from chaoskit.spec import ctk_providers, paths
 
-Location = paths.Location
-Report = ctk_providers.Report
-
 WHOLE_OUTPUT_JSONPATH = "chaoskit.spec.chaostoolkit:whole_output_jsonpath"
 """The check for a ``jsonpath`` tolerance without ``target``. Converted files name it: it stays."""
 
 
-def expect(tolerance: Any, provider: ctk_providers.Provider, at: Location, report: Report) -> JsonValue:
+def expect(
+    tolerance: Any, provider: ctk_providers.Provider, at: paths.Location, report: ctk_providers.Report
+) -> JsonValue:
     """The ``expect:`` for a probe's ``tolerance`` (at ``at``); None, reported, when there is none."""
     if isinstance(tolerance, bool | int | float | str | list):
         return _plain(tolerance, provider)
@@ -75,8 +74,8 @@ def _jsonpath(
     tolerance: Mapping[str, Any],
     path: str | None,
     provider: ctk_providers.Provider,
-    at: Location,
-    report: Report,
+    at: paths.Location,
+    report: ctk_providers.Report,
 ) -> JsonValue:
     expression = tolerance.get("path")
     if not isinstance(expression, str):
@@ -107,7 +106,7 @@ def _jsonpath(
     return _with_path(path, check)
 
 
-def _probe(tolerance: Mapping[str, Any], at: Location, report: Report) -> JsonValue:
+def _probe(tolerance: Mapping[str, Any], at: paths.Location, report: ctk_providers.Report) -> JsonValue:
     provider = tolerance.get("provider")
     if not isinstance(provider, Mapping) or provider.get("type") != "python":
         report.issue(
@@ -128,7 +127,9 @@ def _probe(tolerance: Mapping[str, Any], at: Location, report: Report) -> JsonVa
     return check
 
 
-def _target(target: Any, provider: ctk_providers.Provider, at: Location, report: Report) -> str | None:
+def _target(
+    target: Any, provider: ctk_providers.Provider, at: paths.Location, report: ctk_providers.Report
+) -> str | None:
     if target is None:
         return None
     if not isinstance(target, str):

@@ -20,19 +20,17 @@ from pydantic import JsonValue
 from chaoskit import errors
 from chaoskit.spec import paths, templates
 
-Location = paths.Location
-
 
 @dataclass(frozen=True)
 class Locator:
     """File positions of the nodes of a document, and (for converted files) where each node came from."""
 
     name: str
-    positions: Mapping[Location, tuple[int, int]] = field(default_factory=dict)
-    origins: Mapping[Location, Location] | None = None
+    positions: Mapping[paths.Location, tuple[int, int]] = field(default_factory=dict)
+    origins: Mapping[paths.Location, paths.Location] | None = None
     """Converted path → path in the original Chaos Toolkit document."""
 
-    def original(self, at: Sequence[paths.Segment]) -> Location:
+    def original(self, at: Sequence[paths.Segment]) -> paths.Location:
         """``at`` as the file spells it (for a translated Chaos Toolkit file, the CTK path)."""
         at = tuple(at)
         if self.origins is None:
@@ -62,8 +60,8 @@ class Parsed:
     """A parsed file: its data, the position of every node, and (location, line, col, message) problems."""
 
     data: object = None
-    positions: dict[Location, tuple[int, int]] = field(default_factory=dict)
-    problems: list[tuple[Location, int, int, str]] = field(default_factory=list)
+    positions: dict[paths.Location, tuple[int, int]] = field(default_factory=dict)
+    problems: list[tuple[paths.Location, int, int, str]] = field(default_factory=list)
 
     def file_problems(self, name: str) -> list[errors.Problem]:
         """The parse problems, as problems of the file called ``name``."""
@@ -74,7 +72,7 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _index(node: yaml.Node, at: Location, parsed: Parsed, seen: set[int] | None = None) -> None:
+def _index(node: yaml.Node, at: paths.Location, parsed: Parsed, seen: set[int] | None = None) -> None:
     """Record every node's position, and report duplicate keys, which YAML would silently drop."""
     seen = set() if seen is None else seen
     parsed.positions.setdefault(at, _mark(node))
@@ -121,7 +119,7 @@ def _end_of_line_before(text: str, line: int) -> tuple[int, int] | None:
     return None
 
 
-def yaml_problem(e: yaml.YAMLError, text: str | None = None) -> tuple[Location, int, int, str]:
+def yaml_problem(e: yaml.YAMLError, text: str | None = None) -> tuple[paths.Location, int, int, str]:
     """(location, line, col, message) for a YAML syntax error, at the place the user must change.
 
     PyYAML notices an unclosed bracket or quote only where the next token can't belong to it, a
@@ -230,11 +228,11 @@ MAX_VALUES = 100_000
 """YAML aliases can make a small file expand into a huge document; past this many values, stop."""
 
 
-def to_json(value: object, at: Location, issues: list[tuple[Location, str]]) -> JsonValue:
+def to_json(value: object, at: paths.Location, issues: list[tuple[paths.Location, str]]) -> JsonValue:
     """``value`` as plain JSON data; recursive aliases and non-JSON types become issues."""
     budget = [MAX_VALUES]
 
-    def convert(value: object, at: Location, stack: frozenset[int]) -> JsonValue:
+    def convert(value: object, at: paths.Location, stack: frozenset[int]) -> JsonValue:
         budget[0] -= 1
         if budget[0] == 0:
             issues.append(((), f"the document expands to more than {MAX_VALUES} values (YAML aliases?)"))

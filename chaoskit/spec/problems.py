@@ -17,7 +17,6 @@ import pydantic
 from chaoskit import errors
 from chaoskit.spec import models, parsing, paths, suggestions
 
-Location = paths.Location
 _UNION_SECTIONS = tuple(s for s in models.STEP_SECTIONS if s not in models.PROBE_SECTIONS)
 """Sections whose steps are of several kinds: pydantic puts the kind's tag in their error paths."""
 _SCHEMA_NOISE = re.compile(r"[\w-]+\[.*\]")
@@ -29,7 +28,7 @@ def ordered(problems: Iterable[errors.Problem]) -> list[errors.Problem]:
     return sorted(unique, key=lambda p: (p.line == 0, p.line, p.col))
 
 
-def _covered(at: Location, spots: set[Location]) -> bool:
+def _covered(at: paths.Location, spots: set[paths.Location]) -> bool:
     """Whether a template problem was already reported at ``at`` or above it: the type error there
     comes from the unfilled template, so a second message would only confuse."""
     return any(at[: len(spot)] == spot for spot in spots if spot)
@@ -40,7 +39,7 @@ def from_validation(
     document: Mapping[str, Any],
     locator: parsing.Locator,
     *,
-    reported: set[Location],
+    reported: set[paths.Location],
 ) -> list[errors.Problem]:
     """The problems of a document that did not validate, in chaoskit's words; none at or under a
     place in ``reported`` (a template problem there already explains it)."""
@@ -55,7 +54,7 @@ def from_validation(
 # --- pydantic errors → problems -------------------------------------------------------------
 
 
-def _clean(loc: Sequence[int | str], document: Mapping[str, Any]) -> Location:
+def _clean(loc: Sequence[int | str], document: Mapping[str, Any]) -> paths.Location:
     """Drop union tags and schema names that pydantic puts in error locations."""
     out: list[paths.Segment] = []
     node: Any = document
@@ -83,7 +82,7 @@ def _clean(loc: Sequence[int | str], document: Mapping[str, Any]) -> Location:
     return tuple(out)
 
 
-def _at(document: Any, at: Location) -> Any:
+def _at(document: Any, at: paths.Location) -> Any:
     node = document
     for segment in at:
         if isinstance(node, dict):
@@ -124,7 +123,7 @@ def _keys_of(model: type[pydantic.BaseModel]) -> set[str]:
     return {info.alias or name for name, info in model.model_fields.items()}
 
 
-def _model_at(at: Location, document: Mapping[str, Any]) -> type[pydantic.BaseModel] | None:
+def _model_at(at: paths.Location, document: Mapping[str, Any]) -> type[pydantic.BaseModel] | None:
     annotation: Any = models.Experiment
     for depth, segment in enumerate(at):
         current = _unwrap(annotation, _at(document, at[:depth]))
@@ -212,7 +211,7 @@ def value_message(kind: str, value: Any, ctx: Mapping[str, Any] | None = None) -
 
 def _problem_from(
     err: Any, document: Mapping[str, Any], locator: parsing.Locator
-) -> tuple[Location, str, errors.Problem | None] | None:
+) -> tuple[paths.Location, str, errors.Problem | None] | None:
     """(path, message, or a ready problem when its position differs from its path) for one error."""
     kind: str = err["type"]
     at = _clean(err["loc"], document)

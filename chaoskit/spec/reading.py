@@ -20,8 +20,6 @@ from pydantic import JsonValue
 from chaoskit import errors
 from chaoskit.spec import chaostoolkit, models, parsing, paths, problems, references, varfiles
 
-Location = paths.Location
-
 
 @dataclass(frozen=True)
 class Loaded:
@@ -130,7 +128,7 @@ def _top_mapping(parsed: parsing.Parsed, name: str) -> tuple[dict[str, JsonValue
         raise errors.SpecError(
             [source.problem((), f"expected a mapping (title:, method:, ...) at the top, got {kind_of}")]
         )
-    shape_issues: list[tuple[Location, str]] = []
+    shape_issues: list[tuple[paths.Location, str]] = []
     raw = parsing.to_json(parsed.data, (), shape_issues)
     assert isinstance(raw, dict)
     found.extend(source.problem(at, m) for at, m in shape_issues)
@@ -229,8 +227,8 @@ def _partial(
     step. Top-level keys other than the step lists are left out too (their problems are already
     reported). None when even that does not validate."""
     # Problems name places as the file spells them: find the step (or step list) each is in.
-    step_at: dict[Location, tuple[str, int]] = {}
-    section_at: dict[Location, str] = {}
+    step_at: dict[paths.Location, tuple[str, int]] = {}
+    section_at: dict[paths.Location, str] = {}
     for section in models.STEP_SECTIONS:
         section_at[locator.original((section,))] = section
         listed = document.get(section)
@@ -250,7 +248,7 @@ def _partial(
                 bad_steps.add(step_at[at[:cut]])
                 break
     steps: dict[str, JsonValue] = {}
-    origins: dict[Location, Location] = {}
+    origins: dict[paths.Location, paths.Location] = {}
     for section in models.STEP_SECTIONS:
         listed = document.get(section)
         if section in bad_sections or not isinstance(listed, list):
@@ -325,7 +323,7 @@ def read_chaostoolkit(path: Path) -> dict[str, JsonValue]:
                 )
             ]
         )
-    issues: list[tuple[Location, str]] = []
+    issues: list[tuple[paths.Location, str]] = []
     raw = parsing.to_json(parsed.data, (), issues)
     assert isinstance(raw, dict)
     conversion = chaostoolkit.translate(raw)

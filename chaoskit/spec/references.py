@@ -12,7 +12,6 @@ from pydantic import JsonValue
 from chaoskit import errors
 from chaoskit.spec import models, parsing, paths, suggestions, templates, varfiles
 
-Location = paths.Location
 _ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 
 
@@ -24,7 +23,7 @@ def substitute(
     env: Mapping[str, str],
     locator: parsing.Locator,
     problems: list[errors.Problem],
-) -> tuple[dict[str, JsonValue], set[Location]]:
+) -> tuple[dict[str, JsonValue], set[paths.Location]]:
     """``raw`` with ``${name}`` and ``${env:NAME}`` filled in (``config:``, then ``--var-file``, then
     ``--var``, later winning), and the places of the problems it added to ``problems``."""
     config = raw.get("config")
@@ -61,7 +60,9 @@ def check(document: dict[str, JsonValue], locator: parsing.Locator) -> list[erro
     return found
 
 
-def _steps(document: Mapping[str, JsonValue], section: str) -> list[tuple[Location, dict[str, JsonValue]]]:
+def _steps(
+    document: Mapping[str, JsonValue], section: str
+) -> list[tuple[paths.Location, dict[str, JsonValue]]]:
     items = document.get(section)
     if not isinstance(items, list):
         return []
@@ -70,10 +71,10 @@ def _steps(document: Mapping[str, JsonValue], section: str) -> list[tuple[Locati
 
 def _step_ids(
     document: Mapping[str, JsonValue], locator: parsing.Locator
-) -> tuple[dict[str, Location], list[errors.Problem]]:
+) -> tuple[dict[str, paths.Location], list[errors.Problem]]:
     """Where each step id is first given, and a problem for each one given again."""
     found: list[errors.Problem] = []
-    where: dict[str, Location] = {}
+    where: dict[str, paths.Location] = {}
     for section in models.STEP_SECTIONS:
         for at, step in _steps(document, section):
             step_id = step.get("id")
@@ -92,7 +93,7 @@ def _step_ids(
 
 
 def _step_refs(
-    document: Mapping[str, JsonValue], where: Mapping[str, Location], locator: parsing.Locator
+    document: Mapping[str, JsonValue], where: Mapping[str, paths.Location], locator: parsing.Locator
 ) -> list[errors.Problem]:
     found: list[errors.Problem] = []
     seen: set[str] = set()
@@ -154,12 +155,12 @@ def _misplaced_runtime_refs(key: str, value: JsonValue, locator: parsing.Locator
 
 
 def _check_step_ref(
-    at: Location,
+    at: paths.Location,
     *,
     ref: str,
     own_id: JsonValue,
     visible: set[str],
-    where: Mapping[str, Location],
+    where: Mapping[str, paths.Location],
     locator: parsing.Locator,
 ) -> list[errors.Problem]:
     if not ref:

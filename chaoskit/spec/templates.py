@@ -31,8 +31,6 @@ _SECRET = re.compile(r"secrets\.([A-Za-z_][\w-]*)")
 _RUNTIME_PREFIXES = ("steps.", "secrets.")
 FORMS = "${name}, ${env:NAME}, ${env:NAME:-default}, ${steps.<id>.output.<path>} or ${secrets.<name>}"
 
-Location = tuple[paths.Segment, ...]
-
 
 class TemplateError(errors.ChaoskitError):
     """A run-time template could not be filled: a step's output has no such path, or no such step ran."""
@@ -44,7 +42,7 @@ class TemplateError(errors.ChaoskitError):
 class Issue:
     """A load-time template problem, at a location in the document."""
 
-    at: Location
+    at: paths.Location
     message: str
 
 
@@ -52,7 +50,7 @@ def _as_text(value: JsonValue) -> str:
     return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
-def _strings(value: JsonValue, at: Location = ()) -> Iterator[tuple[Location, str]]:
+def _strings(value: JsonValue, at: paths.Location = ()) -> Iterator[tuple[paths.Location, str]]:
     if isinstance(value, str):
         yield at, value
     elif isinstance(value, list):
@@ -79,7 +77,7 @@ class _Substituter:
     allow_variables: bool = True
     issues: list[Issue] = field(default_factory=list)
 
-    def value(self, value: JsonValue, at: Location) -> JsonValue:
+    def value(self, value: JsonValue, at: paths.Location) -> JsonValue:
         if isinstance(value, str):
             return self.text(value, at)
         if isinstance(value, list):
@@ -88,7 +86,7 @@ class _Substituter:
             return {key: self.value(item, (*at, key)) for key, item in value.items()}
         return value
 
-    def text(self, text: str, at: Location) -> JsonValue:
+    def text(self, text: str, at: paths.Location) -> JsonValue:
         whole = _WHOLE.fullmatch(text)
         if whole and not whole.group(1).strip().startswith(_RUNTIME_PREFIXES):
             return self.expression(whole.group(1).strip(), at)
@@ -110,7 +108,7 @@ class _Substituter:
 
         return _TOKEN.sub(replace, text)
 
-    def expression(self, expression: str, at: Location) -> JsonValue:
+    def expression(self, expression: str, at: paths.Location) -> JsonValue:
         env = _ENV.fullmatch(expression)
         if env:
             name, default = env.groups()
@@ -169,7 +167,7 @@ def _valid_path(text: str) -> bool:
 
 
 def resolve_config(
-    config: Mapping[str, JsonValue], *, env: Mapping[str, str], at: Location = ("config",)
+    config: Mapping[str, JsonValue], *, env: Mapping[str, str], at: paths.Location = ("config",)
 ) -> tuple[dict[str, JsonValue], list[Issue]]:
     """``config`` with its ``${env:...}`` filled in; config values can't use other variables."""
     sub = _Substituter(variables={}, env=env, allow_variables=False)
@@ -178,7 +176,7 @@ def resolve_config(
 
 
 def substitute(
-    value: JsonValue, variables: Mapping[str, JsonValue], *, env: Mapping[str, str], at: Location = ()
+    value: JsonValue, variables: Mapping[str, JsonValue], *, env: Mapping[str, str], at: paths.Location = ()
 ) -> tuple[JsonValue, list[Issue]]:
     """``value`` with every load-time template filled in, and the problems found (never raises)."""
     sub = _Substituter(variables=variables, env=env)
@@ -286,9 +284,9 @@ TextDatesLoader.add_constructor("tag:yaml.org,2002:int", _int_or_infinite)
 # --- references -----------------------------------------------------------------------------
 
 
-def step_refs(value: JsonValue) -> list[tuple[Location, str]]:
+def step_refs(value: JsonValue) -> list[tuple[paths.Location, str]]:
     """Every ``${steps.<id>...}`` in ``value``: (where, id); malformed ones have id ``""``."""
-    found: list[tuple[Location, str]] = []
+    found: list[tuple[paths.Location, str]] = []
     for at, text in _strings(value):
         for expression in _expressions(text):
             if expression.startswith("steps."):
@@ -308,9 +306,9 @@ def secret_names(value: JsonValue) -> set[str]:
     return names
 
 
-def secret_refs(value: JsonValue) -> list[tuple[Location, str]]:
+def secret_refs(value: JsonValue) -> list[tuple[paths.Location, str]]:
     """Every ``${secrets...}`` in ``value``: (where, name); malformed ones have name ``""``."""
-    found: list[tuple[Location, str]] = []
+    found: list[tuple[paths.Location, str]] = []
     for at, text in _strings(value):
         for expression in _expressions(text):
             if expression.startswith("secrets."):

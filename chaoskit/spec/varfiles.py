@@ -15,8 +15,6 @@ from pydantic import JsonValue
 from chaoskit import errors
 from chaoskit.spec import parsing, paths
 
-Location = paths.Location
-
 
 @dataclass
 class VarFiles:
@@ -79,7 +77,7 @@ def _var_file(path: Path, problems: list[errors.Problem], out: VarFiles) -> None
     if not isinstance(parsed.data, dict):
         problems.append(locator.problem((), "a variables file must be a mapping of name: value"))
         return
-    issues: list[tuple[Location, str]] = []
+    issues: list[tuple[paths.Location, str]] = []
     data = parsing.to_json(parsed.data, (), issues)
     problems.extend(locator.problem(at, m) for at, m in issues)
     assert isinstance(data, dict)
