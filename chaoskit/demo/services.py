@@ -120,7 +120,7 @@ class Caller:
         self.budget = resilience.RetryBudget()
         self.pools = resilience.Pools(settings.pool, list(DEPENDENCIES), bulkhead=self.on["bulkhead"])
         self.rotation = resilience.Rotation(instance_names(settings))
-        self.hedges = concurrent.futures.ThreadPoolExecutor(32, thread_name_prefix="demo-hedge")
+        self.hedges = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="demo-hedge")
 
     def attempt(self, dependency: str, proxy: str) -> dict[str, Any]:
         """One GET /item through ``proxy``, holding a slot of ``dependency``'s pool."""
@@ -168,6 +168,7 @@ class Caller:
         breaker = self.breakers[dependency] if self.on["breaker"] else None
         self.budget.deposit()
         last: Exception | None = None
+        made = 0
         for attempt in range(self.settings.attempts):
             if attempt:
                 if self.on["retry"]:
@@ -177,6 +178,7 @@ class Caller:
                 self.counters.retried()
             if breaker is not None:
                 breaker.allow()
+            made += 1
             try:
                 result = self.once(dependency)
             except Failed as e:
@@ -187,7 +189,7 @@ class Caller:
             if breaker is not None:
                 breaker.record(True)
             return result
-        raise Failed(f"{dependency} failed after {wording.counted(attempt + 1, 'attempt')}: {last}")
+        raise Failed(f"{dependency} failed after {wording.counted(made, 'attempt')}: {last}")
 
     def check(self, instance: str) -> bool:
         """Whether ``instance`` answers GET /health through its proxy within ``CHECK_TIMEOUT``."""
