@@ -70,7 +70,7 @@ def command(
     """The stressor's command line for ``load`` (``path``: the file or directory it writes, as it sees
     it; ``size``: a fill's bytes; ``cgroups``: the ``cgroup.procs`` files it joins before loading
     anything)."""
-    argv = [sys.executable, "-I", program.__file__, kind, "--seconds", f"{load.max_duration:g}"]
+    argv = [*interpreter(program.__file__), kind, "--seconds", f"{load.max_duration:g}"]
     for procs in cgroups:
         argv += ["--cgroup", procs]
     if isinstance(load, loads.CpuLoad):
@@ -86,6 +86,12 @@ def command(
     return argv
 
 
+def interpreter(script: str) -> list[str]:
+    """How to run one of the programs here: this interpreter, isolated from the environment's
+    Python settings and from the script's folder (these programs import only the standard library)."""
+    return [sys.executable, "-I", script]
+
+
 def io_files(directory: str, stem: str, workers: int) -> tuple[str, ...]:
     """The files an IO stressor's workers write (``program.io`` names them ``<prefix>-<i>``)."""
     return tuple(str(Path(directory) / f"{stem}-{i}") for i in range(workers))
@@ -94,7 +100,7 @@ def io_files(directory: str, stem: str, workers: int) -> tuple[str, ...]:
 def start(
     argv: Sequence[str],
     *,
-    kind: loads.Kind,
+    kind: str,
     mark: str,
     ctx: contract.RunContext,
     what: str,

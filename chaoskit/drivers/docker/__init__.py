@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import containers, leftovers, networks, processes, stressing
+from chaoskit.drivers.docker import containers, dns, leftovers, networks, processes, stressing
 
 
 def _missing() -> str | None:
@@ -19,8 +19,8 @@ def driver() -> contract.Driver:
     return contract.Driver(
         name="docker",
         summary="Docker containers and networks: kill, stop, pause, restart, remove, disconnect, "
-        "partition, delay, loss; kill or stop processes inside them; CPU, memory, disk and IO stress "
-        "inside them; probes on state, health, restarts and exec",
+        "partition, delay, loss, DNS failures; kill or stop processes inside them; CPU, memory, disk "
+        "and IO stress inside them; probes on state, health, restarts and exec",
         faults=(
             containers.Kill(),
             containers.Stop(),
@@ -31,6 +31,7 @@ def driver() -> contract.Driver:
             networks.Partition(),
             networks.Delay(),
             networks.Loss(),
+            dns.Dns(),
             processes.KillProcess(),
             processes.StopProcess(),
             stressing.StressCpu(),
