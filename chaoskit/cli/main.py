@@ -28,6 +28,9 @@ class Lazy(NamedTuple):
 
 COMMANDS: dict[str, Lazy] = {
     # name: where it lives and its line in `chaoskit --help`, kept sorted
+    "agent": Lazy(
+        "chaoskit.cli.agent:command", "The node agent: faults inside this node's containers and pods."
+    ),
     "convert": Lazy("chaoskit.cli.convert:command", "Print a Chaos Toolkit experiment as chaoskit YAML."),
     "demo": Lazy(
         "chaoskit.cli.demo:command", "Run the demo: a frontend calling a backend through the proxy."
