@@ -213,6 +213,10 @@ class PauseStep(Model):
 
 STEP_KINDS = ("probe", "use", "fault", "action", "pause")
 """The keys that say what a step is (``use:`` is another name for ``probe:``)."""
+ONE_STEP_KIND = (
+    f"a step needs exactly one of {', '.join(k + ':' for k in STEP_KINDS[:-1])} or {STEP_KINDS[-1]}:"
+)
+"""What a step with none or several of them is told."""
 
 
 def _step_kind(value: Any) -> str | None:
@@ -239,7 +243,7 @@ Step = Annotated[
     Discriminator(
         _step_kind,
         custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one of probe:, use:, fault:, action: or pause:",
+        custom_error_message=ONE_STEP_KIND,
     ),
 ]
 

@@ -264,7 +264,7 @@ def _problem_from(
 
 
 def _step_kind_message(value: Any) -> str:
-    base = "a step needs exactly one of probe:, use:, fault:, action: or pause:"
+    base = models.ONE_STEP_KIND
     if not isinstance(value, dict):
         return f"{base}; got {show(value)}"
     given = [k for k in models.STEP_KINDS if k in value]
