@@ -40,6 +40,8 @@ class Record(BaseModel):
     """What the revert needs (a stressor's mark and files, processes by pid and start time, rules)."""
     state: State = "intent"
     created: float = Field(default_factory=time.time)
+    order: int = Field(default_factory=time.monotonic_ns)
+    """Sorts faults made in the same instant: the last applied is the first reverted."""
 
 
 def safe(name: str, what: str) -> str:
@@ -104,7 +106,7 @@ class Book:
             except (OSError, ValueError):
                 with contextlib.suppress(OSError):
                     path.rename(path.with_suffix(".unreadable"))
-        yield from sorted(found, key=lambda r: r.created)
+        yield from sorted(found, key=lambda r: (r.created, r.order))
 
     def renew(self, run_id: str, seconds: float, now: float | None = None) -> float:
         """Extend ``run_id``'s lease to ``seconds`` from now; when it expires."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,12 +52,23 @@ def spawn() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         seconds = f"600.{token or uuid.uuid4().int % 10**9}"
         child = subprocess.Popen([*prefix, "sleep", seconds], start_new_session=True)
         started.append(child)
+        # Found by its command line: only once the exec happened.
+        assert wait(lambda: seconds.encode() in Path(f"/proc/{child.pid}/cmdline").read_bytes())
         return child
 
     yield start
     for child in started:
         child.kill()
         child.wait(timeout=10)
+
+
+def wait(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
 
 
 def state(pid: int) -> str:

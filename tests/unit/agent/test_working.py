@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,30 +15,21 @@ from chaoskit.agent import locating, records, working
 from chaoskit.drivers import contract
 from chaoskit.errors import DriverError, TargetError, UsageError
 from chaoskit.stressors import spawning
-from tests.unit.agent.conftest import Clock, state
+from tests.unit.agent.conftest import Clock, state, wait
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
 pytestmark = pytest.mark.usefixtures("root")
 
 
-def _wait(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
-
-
 def test_stop_process_freezes_by_pattern_and_revert_continues(agent: working.Agent, spawn: Spawn) -> None:
     main, other = spawn(), spawn(token="777000111")
     record, said = agent.create("run-a", "stop_process", {"pid": main.pid}, {"pattern": r"600\.777000111$"})
-    assert _wait(lambda: state(other.pid) == "T"), said
+    assert wait(lambda: state(other.pid) == "T"), said
     assert state(main.pid) != "T"  # the target's own process is spared without main: true
     on_file = agent.book.get(record.id)
     assert on_file is not None and on_file.state == "applied" and on_file.run_id == "run-a"
     assert agent.revert(record.id) is contract.RevertOutcome.REVERTED
-    assert _wait(lambda: state(other.pid) in {"S", "R"})
+    assert wait(lambda: state(other.pid) in {"S", "R"})
     assert agent.book.get(record.id) is None
     assert agent.revert(record.id) is contract.RevertOutcome.ALREADY_CLEAN
 
@@ -75,7 +65,8 @@ def test_fill_disk_writes_through_the_target_root_and_removes_the_file(
 def test_a_failed_apply_leaves_no_record(agent: working.Agent, spawn: Spawn, tmp_path: Path) -> None:
     target = spawn()
     with pytest.raises(DriverError, match="can't fill"):
-        agent.create("run-d", "fill_disk", {"pid": target.pid}, {"path": str(tmp_path / "nope"), "size": 4096})
+        missing = {"path": str(tmp_path / "nope"), "size": 4096}
+        agent.create("run-d", "fill_disk", {"pid": target.pid}, missing)
     assert agent.faults() == []
 
 
@@ -84,7 +75,8 @@ def test_expired_lease_is_swept_and_a_renewed_one_is_not(
 ) -> None:
     target, frozen = spawn(), spawn(token="777000222")
     stress, _ = agent.create("run-e", "stress_memory", {"pid": target.pid}, {"size": "8MiB"}, lease=10)
-    stop, _ = agent.create("run-e", "stop_process", {"pid": target.pid}, {"pattern": r"600\.777000222$"}, lease=10)
+    pattern = {"pattern": r"600\.777000222$"}
+    stop, _ = agent.create("run-e", "stop_process", {"pid": target.pid}, pattern, lease=10)
     clock.now += 8
     agent.renew("run-e", 10)
     clock.now += 8
@@ -93,7 +85,7 @@ def test_expired_lease_is_swept_and_a_renewed_one_is_not(
     clock.now += 3
     assert agent.sweep() == [stop.id, stress.id]  # last applied, first reverted
     assert spawning.carrying(stress.undo["mark"]) == []
-    assert _wait(lambda: state(frozen.pid) in {"S", "R"})
+    assert wait(lambda: state(frozen.pid) in {"S", "R"})
     assert agent.faults() == []
     assert not (agent.book.leases / "run-e.json").exists()
 
@@ -112,11 +104,14 @@ def test_a_restarted_agent_sweeps_what_its_predecessor_held(
 
 def test_partition_rules_in_the_target_netns_marked_and_removed(agent: working.Agent, spawn: Spawn) -> None:
     target = spawn("unshare", "--net")
-    assert _wait(lambda: os.readlink(f"/proc/{target.pid}/exe").endswith("sleep"))
+    assert wait(lambda: os.readlink(f"/proc/{target.pid}/exe").endswith("sleep"))
 
     def rules() -> str:
         done = subprocess.run(
-            ["nsenter", "-t", str(target.pid), "-n", "iptables", "-w", "-S"], capture_output=True, text=True
+            ["nsenter", "-t", str(target.pid), "-n", "iptables", "-w", "-S"],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return done.stdout
 
@@ -151,9 +146,7 @@ def test_pods_only_unless_host_targets_and_namespaces_enforced(tmp_path: Path) -
             ]
         },
     }
-    strict = working.Agent(
-        records.Book(tmp_path), namespaces=["shop"], read_pod=lambda namespace, name: pod
-    )
+    strict = working.Agent(records.Book(tmp_path), namespaces=["shop"], read_pod=lambda namespace, name: pod)
     with pytest.raises(TargetError, match="only pods"):
         strict.create("run-i", "stress_cpu", {"pid": os.getpid()}, {})
     with pytest.raises(TargetError, match="namespace 'kube-system' is not one"):
