@@ -118,13 +118,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--name", action="append", required=True, help="a name or pattern (*.example.com)")
     parser.add_argument("--answer", required=True, help="nxdomain, servfail or an IPv4 address")
-    parser.add_argument("--upstream", required=True, help="the original resolver's IPv4 address")
+    parser.add_argument("--upstream", required=True, help="the original resolver: IPv4 address[:port]")
     parser.add_argument("--mark", type=lambda text: int(text, 0), default=0x4C4B)
     parser.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _stop)
     deadline = time.monotonic() + args.seconds
+    host, _, port = args.upstream.partition(":")
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         try:
             server.bind(("0.0.0.0", args.port))
@@ -137,7 +138,7 @@ def main(argv: list[str]) -> int:
             server,
             args.name,
             reply=args.answer,
-            upstream=(args.upstream, 53),
+            upstream=(host, int(port or 53)),
             mark=args.mark,
             deadline=deadline,
         )

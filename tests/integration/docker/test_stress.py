@@ -6,17 +6,19 @@ of the stressor left after the revert."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.stressors import cgroups, loads, spawning
+from chaoskit.drivers.docker import dns
+from chaoskit.stressors import cgroups, loads, resolver, spawning
 from tests.integration.docker import faulting
-from tests.integration.docker.conftest import Web, wait_until
+from tests.integration.docker.conftest import HTTP_IMAGE, TEST_LABEL, Web, wait_until
 
 pytestmark = pytest.mark.docker
 
@@ -68,11 +70,11 @@ def free_bytes(container: Any, path: str = "/tmp") -> int:
 
 
 def stressors(records: list[contract.Revert]) -> list[int]:
-    """The live processes carrying the marks of ``records`` (a stressor and its workers)."""
+    """The live processes carrying the marks of ``records`` (a stressor and its workers, a responder)."""
     return [
         pid
         for record in records
-        if isinstance(record, loads.StressRevert)
+        if isinstance(record, loads.StressRevert | dns.DnsRevert)
         for pid in spawning.carrying(record.mark)
     ]
 
@@ -226,3 +228,86 @@ def test_a_process_inside_a_container_is_killed_by_pattern_and_the_main_one_spar
     faulting.apply("docker.container.kill_process", {"name": site.name, "pattern": "sleep 60[12]|httpd"}, ctx)
     assert wait_until(lambda: _states(site, "sleep") == [], 5)
     assert site.ok(), "the main process (httpd) was killed without main: true"
+
+
+# --- DNS ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def resolving(engine: Any) -> Iterator[Any]:
+    """A container whose resolver is 127.0.0.1, with a stand-in resolver there (in its own network
+    namespace: no query leaves the machine) that answers 10.9.9.9 for every name."""
+    import uuid
+
+    container = engine.containers.run(
+        HTTP_IMAGE,
+        detach=True,
+        name=f"ck-test-{uuid.uuid4().hex[:8]}",
+        dns=["127.0.0.1"],
+        labels={TEST_LABEL: "1"},
+    )
+    upstream = None
+    try:
+        pid = _pid(container)
+        argv = ["nsenter", "-t", str(pid), "-n", *spawning.interpreter(resolver.__file__), "--port", "53"]
+        argv += ["--name", "*", "--answer", "10.9.9.9", "--upstream", "127.0.0.1", "--seconds", "120"]
+        upstream = subprocess.Popen(argv, stdout=subprocess.PIPE)
+        assert upstream.stdout is not None and upstream.stdout.readline() == b"ready\n"
+        yield container
+    finally:
+        if upstream is not None:
+            upstream.kill()
+            upstream.wait(timeout=10)
+            if upstream.stdout is not None:
+                upstream.stdout.close()
+        container.remove(force=True)
+
+
+def lookup(container: Any, name: str) -> str:
+    """What busybox nslookup inside the container says about ``name``."""
+    return bytes(container.exec_run(["busybox", "nslookup", "-type=A", name]).output).decode()
+
+
+def nat_rules(container: Any) -> str:
+    done = subprocess.run(
+        ["nsenter", "-t", str(_pid(container)), "-n", "iptables", "-w", "-t", "nat", "-S", "OUTPUT"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_dns_names_fail_inside_the_container_and_resolve_again_after_revert(
+    resolving: Any, ctx: contract.RunContext
+) -> None:
+    assert "10.9.9.9" in lookup(resolving, "api.example.test")
+    records = faulting.apply(
+        "docker.network.dns",
+        {"name": resolving.name, "domains": ["*.example.test"], "answer": "nxdomain"},
+        ctx,
+    )
+    try:
+        assert "NXDOMAIN" in lookup(resolving, "api.example.test")
+        assert "10.9.9.9" in lookup(resolving, "other.test"), "names not chosen must still resolve"
+        assert "chaoskit:" in nat_rules(resolving)
+    finally:
+        assert faulting.revert("docker.network.dns", records, ctx) == ["reverted"]
+    assert "10.9.9.9" in lookup(resolving, "api.example.test")
+    assert "chaoskit:" not in nat_rules(resolving)
+    assert stressors(records) == []
+    assert faulting.revert("docker.network.dns", records, ctx) == ["already-clean"]
+
+
+@pytest.mark.parametrize(("answer", "said"), [("servfail", "SERVFAIL"), ("10.1.2.3", "10.1.2.3")])
+def test_dns_names_can_fail_with_servfail_or_resolve_to_a_chosen_address(
+    resolving: Any, ctx: contract.RunContext, answer: str, said: str
+) -> None:
+    records = faulting.apply(
+        "docker.network.dns", {"name": resolving.name, "domains": ["db.test"], "answer": answer}, ctx
+    )
+    try:
+        assert said in lookup(resolving, "db.test")
+    finally:
+        faulting.revert("docker.network.dns", records, ctx)
+    assert "10.9.9.9" in lookup(resolving, "db.test")

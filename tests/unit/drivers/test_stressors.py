@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -19,11 +21,12 @@ import pytest
 from pydantic import ValidationError
 
 from chaoskit.drivers import contract
+from chaoskit.drivers.docker import dns as docker_dns
 from chaoskit.drivers.docker import processes as docker_processes
 from chaoskit.drivers.docker import stressing as docker_stressing
 from chaoskit.drivers.process import starting, stressing
 from chaoskit.errors import DriverError
-from chaoskit.stressors import cgroups, loads, spawning
+from chaoskit.stressors import cgroups, loads, resolver, spawning
 
 MiB = 1024 * 1024
 
@@ -250,3 +253,99 @@ def test_the_revert_works_in_a_fresh_process_from_the_ledgered_data(ctx: contrac
     )
     assert done.stdout.strip() == "reverted", done.stderr
     assert spawning.carrying(record.mark) == []
+
+
+# --- the DNS responder ---------------------------------------------------------------------------
+
+
+def _query(name: str, qtype: int = 1, ident: int = 0x1234) -> bytes:
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
+    return struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + labels + b"\0" + struct.pack("!HH", qtype, 1)
+
+
+def _ask(port: int, name: str, qtype: int = 1) -> bytes:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(5)
+        client.sendto(_query(name, qtype), ("127.0.0.1", port))
+        return client.recvfrom(4096)[0]
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def responders() -> Iterator[tuple[int, int]]:
+    """Two real responders on loopback: an upstream that answers 10.9.9.9 for every name, and the
+    fault's, which fails ``*.blocked.test`` and forwards everything else to the first."""
+    upstream_port, port = _free_udp_port(), _free_udp_port()
+    base = spawning.interpreter(resolver.__file__)
+    upstream = [*base, "--port", str(upstream_port), "--name", "*", "--answer", "10.9.9.9"]
+    upstream += ["--upstream", "127.0.0.1", "--seconds", "60"]
+    fault = [*base, "--port", str(port), "--name", "*.blocked.test", "--answer", "nxdomain"]
+    fault += ["--upstream", f"127.0.0.1:{upstream_port}", "--seconds", "60"]
+    children = [subprocess.Popen(argv, stdout=subprocess.PIPE) for argv in (upstream, fault)]
+    try:
+        for child in children:
+            assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        yield upstream_port, port
+    finally:
+        for child in children:
+            child.kill()
+            child.wait(timeout=10)
+            if child.stdout is not None:
+                child.stdout.close()
+
+
+def test_the_responder_fails_chosen_names_and_pins_addresses(responders: tuple[int, int]) -> None:
+    upstream_port, port = responders
+    nx = _ask(port, "api.BLOCKED.test")
+    assert nx[:2] == b"\x12\x34" and nx[3] & 0x0F == 3  # same id, NXDOMAIN
+    pinned = _ask(upstream_port, "anything.test")
+    assert pinned[3] & 0x0F == 0 and pinned.endswith(bytes([10, 9, 9, 9]))
+    nodata = _ask(upstream_port, "anything.test", qtype=28)  # AAAA of a pinned name: no records
+    assert struct.unpack("!H", nodata[6:8])[0] == 0
+
+
+def test_the_responder_answers_SERVFAIL_when_asked(responders: tuple[int, int]) -> None:
+    query = _query("x.test")
+    asked = resolver.question(query)
+    assert asked is not None and asked[:2] == ("x.test", 1)
+    assert resolver.answer(query, asked[2], asked[1], "servfail")[3] & 0x0F == 2
+
+
+def test_names_not_chosen_are_forwarded_with_the_mark_the_redirect_lets_through(
+    responders: tuple[int, int],
+) -> None:
+    # Forwarding sets SO_MARK, which needs CAP_NET_ADMIN: the fault runs as root on the Docker host.
+    if os.geteuid() != 0:
+        pytest.skip("SO_MARK needs root")
+    _, port = responders
+    assert _ask(port, "kept.test").endswith(bytes([10, 9, 9, 9]))
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        ({"name": "web", "domains": []}, "at least 1 item"),
+        ({"name": "web", "domains": ["bad name"]}, "not a DNS name"),
+        ({"name": "web", "domains": ["db"], "answer": "refused"}, "nxdomain, servfail or an IPv4 address"),
+        ({"name": "web", "domains": ["db"], "answer": "::1"}, "nxdomain, servfail or an IPv4 address"),
+        ({"domains": ["db"]}, "say which containers"),
+    ],
+)
+def test_dns_arguments_are_checked(args: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ValidationError, match=complaint):
+        docker_dns.Dns().args.model_validate(args)
+
+
+def test_the_dns_rule_is_known_before_inject_so_recover_deletes_exactly_it() -> None:
+    ctx = contract.RunContext(run_id="r1", entry="f3")
+    fault = docker_dns.Dns()
+    args = fault.args.model_validate({"name": "web", "domains": ["db"]})
+    record = fault.prepare(args, contract.Target(kind="container", id="c" * 64, name="web"), ctx)
+    assert record.rule[-1] == str(docker_dns.port_for("r1/f3"))
+    assert "chaoskit:r1" in record.rule
+    assert 20000 <= docker_dns.port_for("r1/f3") < 60000
