@@ -14,10 +14,12 @@ the frontend asks the proxy for. Which resilience patterns the frontend uses is
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import http.client
 import http.server
 import json
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -122,12 +124,17 @@ class Caller:
         self.rotation = resilience.Rotation(instance_names(settings))
         self.hedges = concurrent.futures.ThreadPoolExecutor(64, thread_name_prefix="demo-hedge")
 
-    def attempt(self, dependency: str, proxy: str) -> dict[str, Any]:
-        """One GET /item through ``proxy``, holding a slot of ``dependency``'s pool."""
+    def attempt(
+        self, dependency: str, proxy: str, opened: list[http.client.HTTPConnection] | None = None
+    ) -> dict[str, Any]:
+        """One GET /item through ``proxy``, holding a slot of ``dependency``'s pool; the connection
+        is added to ``opened``, for a hedge that won to cut it short."""
         timeout = self.settings.timeout if self.on["timeout"] else UNBOUNDED
         with self.pools.slot(dependency):
             self.counters.called(proxy)
             connection = http.client.HTTPConnection(self.settings.host, self.ports[proxy], timeout=timeout)
+            if opened is not None:
+                opened.append(connection)
             try:
                 connection.request("GET", "/item")
                 response = connection.getresponse()
@@ -149,16 +156,21 @@ class Caller:
         picked = self.rotation.pick(2 if self.on["hedging"] else 1)
         if len(picked) == 1:
             return self.attempt(dependency, picked[0])
-        first = self.hedges.submit(self.attempt, dependency, picked[0])
+        slow: list[http.client.HTTPConnection] = []
+        first = self.hedges.submit(self.attempt, dependency, picked[0], slow)
         try:
             return first.result(timeout=self.settings.hedge_after)
         except concurrent.futures.TimeoutError:
             pass
-        second = self.hedges.submit(self.attempt, dependency, picked[1])
+        hedge: list[http.client.HTTPConnection] = []
+        second = self.hedges.submit(self.attempt, dependency, picked[1], hedge)
         failure: BaseException | None = None
         for done in concurrent.futures.as_completed((first, second)):
             failure = done.exception()
             if failure is None:
+                # The loser would hold its connection slot until it answers or times out: with
+                # one slow instance, enough of those fill the pool and everyone waits.
+                _abort(hedge if done is first else slow)
                 return done.result()
         raise Failed(str(failure))
 
@@ -217,6 +229,14 @@ class Caller:
             "# TYPE demo_instance_up gauge",
             *(f'demo_instance_up{{instance="{i}"}} {int(up)}' for i, up in self.rotation.up.items()),
         )
+
+
+def _abort(connections: list[http.client.HTTPConnection]) -> None:
+    """End the calls on ``connections`` now: their reads fail at once, from any thread."""
+    for connection in connections:
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 def frontend_handler(settings: Settings, counters: metrics.Metrics, caller: Caller) -> type[_Quiet]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,11 +14,28 @@ from chaoskit.demo import services
 from chaoskit.drivers.http import scraping
 
 
-def started(*patterns: str, attempts: int = 3) -> services.Demo:
+def started(*patterns: str, attempts: int = 3, pool: int = 16) -> services.Demo:
     settings = services.Settings(
-        frontend_port=0, backend_port=0, proxy_port=0, api_port=0, attempts=attempts, patterns=patterns
+        frontend_port=0,
+        backend_port=0,
+        proxy_port=0,
+        api_port=0,
+        attempts=attempts,
+        patterns=patterns,
+        pool=pool,
     )
     return services.Demo(settings).start()
+
+
+def api(demo: services.Demo, path: str, body: object) -> None:
+    """POST to the demo's Toxiproxy API, as the toxiproxy faults do."""
+    assert demo.proxy is not None
+    connection = http.client.HTTPConnection("127.0.0.1", demo.proxy.port, timeout=10)
+    try:
+        connection.request("POST", path, body=json.dumps(body))
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
 
 
 @pytest.fixture
@@ -63,16 +81,26 @@ def test_each_path_calls_its_own_dependency_links(demo: services.Demo) -> None:
 def test_a_dead_link_gets_bounded_retries_only_with_the_pattern_on(retry: str, most_calls: float) -> None:
     running = started(f"retry={retry}", attempts=5)
     try:
-        assert running.proxy is not None
-        # As toxiproxy.down does it: through the proxy's API.
-        api = http.client.HTTPConnection("127.0.0.1", running.proxy.port, timeout=10)
-        api.request("POST", "/proxies/backend", body=json.dumps({"enabled": False}))
-        assert api.getresponse().status == 200
-        api.close()
+        api(running, "/proxies/backend", {"enabled": False})
         for _ in range(100):
             assert get(running, "/")[0] == 502
         calls = series(running, 'demo_dependency_calls_total{dependency="backend"}')
         # On: 100 first attempts, and retries from the budget (20% of requests plus a reserve of 10).
         assert calls <= most_calls * 100 if retry == "on" else calls == 500
+    finally:
+        running.close()
+
+
+def test_a_hedge_that_wins_cuts_the_slow_call_short() -> None:
+    """With 2 connection slots and one instance 1 s slow, the slow calls a hedge beat must give
+    their slots back at once, or the next requests wait for them."""
+    running = started("hedging=on", "health=off", attempts=1, pool=2)
+    try:
+        toxic = {"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 1000}}
+        api(running, "/proxies/instance-1/toxics", toxic)
+        for _ in range(12):
+            began = time.monotonic()
+            assert get(running, "/balanced")[0] == 200
+            assert time.monotonic() - began < 0.5
     finally:
         running.close()
