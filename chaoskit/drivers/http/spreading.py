@@ -89,6 +89,7 @@ async def spread(
         await asyncio.wait([sending, ready], return_when=asyncio.FIRST_COMPLETED)
         if not ready.done() or not ready.result():
             ready.cancel()
+            await _end(children)  # not needed: the load ended first, or one of them failed
             await sending
             return
         budget.stopped = True  # the requests in flight here complete and count
@@ -110,11 +111,15 @@ async def spread(
             sending.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sending
-        for child in children:
-            if child.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    child.kill()
-                await child.wait()
+        await _end(children)
+
+
+async def _end(children: list[asyncio.subprocess.Process]) -> None:
+    for child in children:
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+        await child.wait()
 
 
 async def _start() -> asyncio.subprocess.Process:
