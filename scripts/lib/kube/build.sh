@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kube-controller-manager from Debian bookworm's `kubernetes` source
-# package (no container image can be pulled here) and caches the binaries in
-# $CHAOSKIT_CACHE/kube/bin. A second run finds them there and returns at once.
+# Builds the control plane (kube-apiserver, kube-controller-manager, kube-scheduler) and the real
+# node (kubelet, kube-proxy) from Debian bookworm's `kubernetes` source package (no container image
+# can be pulled here) and caches the binaries in $CHAOSKIT_CACHE/kube/bin. A second run finds them
+# there and returns at once.
 #
-# The facts behind each step are in ../shared/notes/kubernetes-test-cluster.md.
+# All binaries come from one `make`: the Kubernetes build keeps its Go cache inside the source tree
+# (hack/lib/golang.sh forces GOCACHE=_output/local/go/cache), so building them one by one, or
+# deleting the tree between builds, compiles the shared packages again. The tree is kept in
+# $CHAOSKIT_CACHE/kube/tree so that a recipe change rebuilds in seconds, not minutes.
+#
+# The facts behind each step are in ../shared/notes/kubernetes-test-cluster.md and
+# ../shared/notes/kubernetes-real-node.md.
 set -euo pipefail
 
 CHAOSKIT_CACHE=${CHAOSKIT_CACHE:-/var/cache/chaoskit}
 KUBE_CACHE=$CHAOSKIT_CACHE/kube
 BIN=$KUBE_CACHE/bin
 # Bump when the recipe changes so that cached binaries from an older recipe are rebuilt.
-RECIPE=1
-BINARIES=(kube-apiserver kube-controller-manager)
+RECIPE=2
+BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 cached() {
   [ "$(cat "$BIN/.recipe" 2>/dev/null)" = "$RECIPE" ] || return 1
@@ -66,10 +73,13 @@ fi
 ORIG=$(ls "$SRC_DIR"/kubernetes_*.orig.tar.* | grep -v '\.asc$' | head -n1)
 
 TREE=$KUBE_CACHE/tree
-rm -rf "$TREE"
-mkdir -p "$TREE"
-echo "unpacking $(basename "$ORIG")"
-tar -xf "$ORIG" -C "$TREE" --strip-components=1
+if [ ! -f "$TREE/.unpacked" ]; then
+  rm -rf "$TREE"
+  mkdir -p "$TREE"
+  echo "unpacking $(basename "$ORIG")"
+  tar -xf "$ORIG" -C "$TREE" --strip-components=1
+  touch "$TREE/.unpacked"
+fi
 
 # The vendored reflect2 v1.0.1 crashes under Go >= 1.18; Debian's 1.0.2 is a drop-in.
 REFLECT2=$TREE/vendor/github.com/modern-go/reflect2
@@ -77,6 +87,14 @@ rm -rf "$REFLECT2"
 mkdir -p "$REFLECT2"
 cp -r /usr/share/gocode/src/github.com/modern-go/reflect2/. "$REFLECT2/"
 rm -f "$REFLECT2/go.mod" "$REFLECT2/go.sum"
+
+# This machine kind's root lacks CAP_SYS_RESOURCE, so the kernel refuses a negative oom_score_adj
+# and runc fails every pod sandbox ("can't get final child's PID from pipe"). The kubelet asks for
+# -998 (sandboxes) and -997 (Guaranteed pods): both become 0, which the kernel accepts.
+sed -i 's/^\(\s*defaultSandboxOOMAdj\s*int\s*=\s*\)-998/\10/' "$TREE/pkg/kubelet/dockershim/docker_sandbox.go"
+sed -i 's/^\(\s*guaranteedOOMScoreAdj\s*int\s*=\s*\)-997/\10/' "$TREE/pkg/kubelet/qos/policy.go"
+grep -Eq 'defaultSandboxOOMAdj\s+int\s+=\s+0' "$TREE/pkg/kubelet/dockershim/docker_sandbox.go"
+grep -Eq 'guaranteedOOMScoreAdj\s+int\s+=\s+0' "$TREE/pkg/kubelet/qos/policy.go"
 
 # The tarball has no .git, so the version stamp comes from a file.
 cat > "$KUBE_CACHE/version.env" <<'VERSION'
@@ -96,13 +114,11 @@ export GOCACHE=$KUBE_CACHE/gocache GOPATH=$KUBE_CACHE/gopath
   # proves nothing is downloaded.
   CGO_ENABLED=0 GOPROXY=off KUBE_BUILD_PLATFORMS=linux/amd64 \
     KUBE_GIT_VERSION_FILE="$KUBE_CACHE/version.env" \
-    make WHAT="cmd/kube-apiserver cmd/kube-controller-manager"
+    make WHAT="${BINARIES[*]/#/cmd/}"
 )
 mkdir -p "$BIN"
 for b in "${BINARIES[@]}"; do
   install -m 0755 "$TREE/_output/local/bin/linux/amd64/$b" "$BIN/$b"
 done
 echo "$RECIPE" > "$BIN/.recipe"
-# The unpacked tree is large and only needed to build.
-rm -rf "$TREE"
 echo "kube binaries built into $BIN"
