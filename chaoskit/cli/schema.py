@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from chaoskit.engine import journals
-from chaoskit.spec import schema
+from chaoskit.spec import schemas
 
 
 @click.command()
 @click.option("--journal", is_flag=True, help="Print the journal's schema instead.")
 def command(journal: bool) -> None:
     """Print the JSON Schema of experiment files (for editors and CI linting)."""
-    click.echo(journals.schema_text() if journal else schema.dumps(), nl=False)
+    click.echo(journals.schema_text() if journal else schemas.dumps(), nl=False)

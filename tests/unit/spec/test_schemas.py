@@ -11,20 +11,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaoskit.spec import models, reading, schema
+from chaoskit.spec import models, reading, schemas
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_the_committed_schema_is_what_the_models_generate() -> None:
     committed = (ROOT / "schemas" / "experiment.schema.json").read_text()
-    regenerate = "python -c 'from chaoskit.spec import schema; print(schema.dumps(), end=\"\")'"
-    assert committed == schema.dumps(), f"regenerate it: {regenerate} > schemas/experiment.schema.json"
+    regenerate = "python -c 'from chaoskit.spec import schemas; print(schemas.dumps(), end=\"\")'"
+    assert committed == schemas.dumps(), f"regenerate it: {regenerate} > schemas/experiment.schema.json"
 
 
 def test_the_schema_uses_the_keys_users_write() -> None:
-    document = schema.json_schema()
-    assert document["$id"] == schema.ID
+    document = schemas.json_schema()
+    assert document["$id"] == schemas.ID
     assert document["title"] == "chaoskit experiment"
     assert document["required"] == ["title"]
     assert "with" in document["$defs"]["ProbeStep"]["properties"]
