@@ -106,6 +106,13 @@ def test_the_driver_offers_every_activity_with_its_reversibility() -> None:
         "docker.network.partition": contract.Reversibility.REVERSIBLE,
         "docker.network.delay": contract.Reversibility.REVERSIBLE,
         "docker.network.loss": contract.Reversibility.REVERSIBLE,
+        "docker.network.dns": contract.Reversibility.REVERSIBLE,
+        "docker.container.kill_process": contract.Reversibility.SELF_HEALING,
+        "docker.container.stop_process": contract.Reversibility.REVERSIBLE,
+        "docker.container.stress_cpu": contract.Reversibility.REVERSIBLE,
+        "docker.container.stress_memory": contract.Reversibility.REVERSIBLE,
+        "docker.container.fill_disk": contract.Reversibility.REVERSIBLE,
+        "docker.container.stress_io": contract.Reversibility.REVERSIBLE,
     }
     assert {p.name for p in d.probes} == {
         "docker.container.running",

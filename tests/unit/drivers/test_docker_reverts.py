@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import driver, matching, networks
+from chaoskit.drivers.docker import driver, matching, networks, processes
 from chaoskit.errors import DriverError
 
 FAULTS = {f.name: f for f in driver().faults}
@@ -52,6 +52,26 @@ def samples() -> dict[str, contract.Revert]:
         ),
         "docker.network.delay": _prepared("docker.network.delay", {"delay": "100ms", "jitter": "10ms"}),
         "docker.network.loss": _prepared("docker.network.loss", {"percent": 12.5, "interface": "eth1"}),
+        "docker.network.dns": _prepared("docker.network.dns", {"domains": ["db.shop"], "answer": "servfail"}),
+        "docker.container.stress_cpu": _prepared("docker.container.stress_cpu", {"workers": 2}),
+        "docker.container.stress_memory": _prepared("docker.container.stress_memory", {"size": "1GiB"}),
+        "docker.container.fill_disk": _prepared(
+            "docker.container.fill_disk", {"path": "/data", "percent": 90}
+        ),
+        "docker.container.stress_io": _prepared(
+            "docker.container.stress_io", {"path": "/data", "workers": 2}
+        ),
+        # prepare reads the container's processes from /proc: the record two of them give.
+        **{
+            name: processes.ProcessesRevert(
+                container_id=WEB.id,
+                name="web",
+                pids=[4242, 4243],
+                starttimes=[991, 992],
+                names=["worker", "worker"],
+            )
+            for name in ("docker.container.kill_process", "docker.container.stop_process")
+        },
     }
 
 
@@ -81,7 +101,7 @@ def test_revert_data_round_trips_through_json_text(name: str) -> None:
 def test_what_prepare_records_is_typed_not_stringly() -> None:
     # Every fault on a container's life records just which container: they share one lease, and
     # the last one out may be handed another one's record.
-    life = [n for n in FAULTS if n.startswith("docker.container.")]
+    life = [f"docker.container.{verb}" for verb in ("kill", "stop", "pause", "restart", "remove")]
     assert {type(SAMPLES[n]) for n in life} == {matching.ContainerRevert}
     assert contract.dump_revert(SAMPLES["docker.container.remove"]) == {
         "v": 1, "container_id": WEB.id, "name": "web"
