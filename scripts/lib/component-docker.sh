@@ -2,7 +2,7 @@
 # pidfile) and two test images made with `docker import` (nothing can be pulled here).
 # Sourced by scripts/test after scripts/lib/common.sh. Never touches the system's default socket.
 
-APT_PACKAGES+=(docker.io busybox-static iptables iproute2)
+APT_PACKAGES+=(docker.io busybox-static iptables iproute2 util-linux)  # util-linux: nsenter, for the faults inside containers
 
 CHAOSKIT_DOCKER_DATA=${CHAOSKIT_CACHE}/docker
 CHAOSKIT_DOCKER_RUN=${CHAOSKIT_RUNTIME}/docker

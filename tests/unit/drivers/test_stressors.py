@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from chaoskit.drivers import contract
+from chaoskit.drivers import contract, registry
 from chaoskit.drivers.docker import dns as docker_dns
 from chaoskit.drivers.docker import processes as docker_processes
 from chaoskit.drivers.docker import stressing as docker_stressing
 from chaoskit.drivers.process import starting, stressing
+from chaoskit.engine import ledgers, recovering
 from chaoskit.errors import DriverError
 from chaoskit.stressors import cgroups, loads, resolver, spawning
 
@@ -349,3 +350,25 @@ def test_the_dns_rule_is_known_before_inject_so_recover_deletes_exactly_it() -> 
     assert record.rule[-1] == str(docker_dns.port_for("r1/f3"))
     assert "chaoskit:r1" in record.rule
     assert 20000 <= docker_dns.port_for("r1/f3") < 60000
+
+
+def test_the_sweep_stops_a_dead_runs_stressor_which_removes_its_file(tmp_path: Path) -> None:
+    """Without the ledger entry: the process driver's sweep finds the stressor by CHAOSKIT_RUN_ID."""
+    run_id = f"dead-stress-{os.urandom(3).hex()}"
+    ctx = contract.RunContext(run_id=run_id, entry="f1")
+    place = tmp_path / "fill"
+    place.mkdir()
+    record = _apply(stressing.FillDisk(), {"path": str(place), "size": "1MiB"}, ctx)
+    state = tmp_path / "state"
+    ledgers.Ledger.create(state, run_id).close()  # a dead run: its ledger is all that is left
+    try:
+        drivers = registry.build([*registry.load(only=["process"]).drivers.values()])
+        report = recovering.recover(state, drivers, sweep=True)
+        assert any(f"of run {run_id}" in line for line in report.swept), report.swept
+        deadline = time.monotonic() + 15
+        while spawning.carrying(record.mark) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert spawning.carrying(record.mark) == []
+        assert list(place.iterdir()) == []
+    finally:
+        spawning.stop(record.mark, record.files)
