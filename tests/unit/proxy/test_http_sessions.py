@@ -324,6 +324,34 @@ def test_responses_in_one_read_are_framed_by_their_own_requests_method() -> None
     ]
 
 
+def test_a_connect_tunnel_is_passed_through_both_ways() -> None:
+    s, counters = session(rule("http_abort"))
+    connect = b"CONNECT db.internal:5432 HTTP/1.1\r\nHost: db.internal:5432\r\n\r\n"
+    assert sent(s.from_client(connect), "server") == connect
+    established = b"HTTP/1.1 200 Connection Established\r\n\r\n"
+    binary = bytes(range(256))
+    assert sent(s.from_server(established + binary), "client") == established + binary
+    assert (
+        sent(s.from_client(b"GET / HTTP/1.1\r\n\r\n" + binary), "server")
+        == b"GET / HTTP/1.1\r\n\r\n" + binary
+    )
+    assert not counters.faulted
+
+
+def test_a_protocol_where_the_server_speaks_first_passes_untouched() -> None:
+    s, _ = session(rule("http_abort"))
+    banner = b"220 mail.example ESMTP ready\r\n"
+    assert s.from_server(banner) == [sessions.Send("client", banner)]
+    assert sent(s.from_client(b"EHLO me\r\n"), "server") == b"EHLO me\r\n"
+
+
+def test_an_http_1_0_request_is_answered_with_a_close() -> None:
+    s, _ = session(rule("http_abort", status=503))
+    out = s.from_client(b"GET / HTTP/1.0\r\n\r\n")
+    assert b"Connection: close\r\n" in sent(out, "client")
+    assert out[-1] == sessions.Close(reset=False)
+
+
 def test_interim_responses_pass_and_the_final_one_is_faulted() -> None:
     s, _ = session(rule("http_modify", body="x"))
     s.from_client(b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\nz")
