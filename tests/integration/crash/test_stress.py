@@ -4,6 +4,7 @@ left and the file a fill wrote is gone, observed from outside."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def _stressors() -> dict[int, str]:
                 environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if any(v.startswith(b"CHAOSKIT_STRESSOR=") for v in environ):
+            if any(v.startswith(b"CHAOSKIT_STRESSOR=") for v in environ):  # stressors and responders
                 marks = [v for v in environ if v.startswith(b"CHAOSKIT_ENTRY=")]
                 found[int(entry.name)] = marks[0].decode() if marks else ""
     return found
@@ -89,3 +90,35 @@ def test_a_container_stressor_and_its_file_are_gone_after_a_sigkill_and_recover(
 
     killing.each_moment(delays, moment)
     assert _ours(tmp_path) == [], "a stressor outlived recover"
+
+
+@pytest.mark.docker
+def test_a_dns_redirect_and_its_responder_are_gone_after_a_sigkill_and_recover(
+    web: Callable[..., Web], tmp_path: Path
+) -> None:
+    delays = killing.moments("docker.network.dns", count=2)
+    sites = [web() for _ in delays]
+
+    def redirected(site: Web) -> bool:
+        pid = str(site.reload().attrs["State"]["Pid"])
+        rules = subprocess.run(
+            ["nsenter", "-t", pid, "-n", "iptables", "-w", "-t", "nat", "-S", "OUTPUT"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return "chaoskit:" in rules
+
+    def moment(index: int, delay: float) -> None:
+        site = sites[index]
+        killing.crash_and_recover(
+            tmp_path / f"m{index}",
+            "title: dns then crash\nmethod:\n  - fault: docker.network.dns\n"
+            f"    with: {{name: {site.name}, domains: [db.test]}}\n    duration: 1h\n",
+            delay,
+            left_behind=lambda: redirected(site) and bool(_ours(tmp_path)),
+        )
+        assert not redirected(site), "the DNS redirect outlived recover"
+
+    killing.each_moment(delays, moment)
+    assert _ours(tmp_path) == [], "a responder outlived recover"
