@@ -1,6 +1,10 @@
-"""The Kubernetes fixtures: the cluster in ``KUBECONFIG`` (scripts/kube-up's control plane, or
-any disposable cluster such as kind), a simulated kubelet when that cluster has no nodes of its
-own, and one fresh namespace per test.
+"""The Kubernetes fixtures: the cluster in ``KUBECONFIG`` (scripts/kube-up's cluster, or any
+disposable cluster such as kind), a simulated kubelet when that cluster has no nodes of its own
+other than scripts/kube-up's real node, and one fresh namespace per test.
+
+scripts/kube-up's real node (a kubelet that runs containers, labelled ``chaoskit.io/real-node``)
+is tainted so that only pods asking for it land there: ``Cluster.deployment(..., real_node=True)``
+and ``Cluster.real_pod_spec`` add what it takes. Everything else runs on the simulated nodes.
 
 A plugin (``pytest_plugins`` in ``tests/conftest.py``), not a conftest: the Kubernetes suite and
 the crash matrix both use ``cluster``, and a fixture defined once has one instance per session,
@@ -28,6 +32,12 @@ from tests.k8s import kubelet
 HOW = "run scripts/test (it runs scripts/kube-up), or point KUBECONFIG at a disposable cluster"
 SIM_NODES = {"sim-a1": "zone-a", "sim-a2": "zone-a", "sim-b1": "zone-b", "sim-c1": "zone-c"}
 PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+REAL_LABEL = "chaoskit.io/real-node"
+REAL_SCHEDULER = "chaoskit-real-node"
+"""The scheduler profile scripts/lib/kube/node-up.sh runs: it places pods on the real node only."""
+BUSYBOX_IMAGE = "chaoskit-test/busybox:latest"
+"""Imported into the real node's dockerd by scripts/lib/kube/node-up.sh; nothing can be pulled."""
+REAL_HOW = "run scripts/kube-up (it starts a real node), or point KUBECONFIG at a cluster with real kubelets"
 
 
 def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0, interval: float = 0.3) -> Any:
@@ -47,6 +57,34 @@ class Cluster:
     api: apis.Api
     simulated: bool
     """True when the nodes are the simulated kubelet's (scripts/kube-up's control plane)."""
+    real_node: str | None = None
+    """scripts/kube-up's real node, when it runs."""
+
+    @property
+    def runs_containers(self) -> bool:
+        """Whether a test's pods can really run: a real node, or a cluster of real kubelets."""
+        return self.real_node is not None or not self.simulated
+
+    def real_pod_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """``spec`` made to run on real kubelets: on scripts/kube-up's cluster, pinned to its real
+        node (its scheduler, toleration and label); on another real cluster, as it is. Fails the
+        test (CI) or skips it (locally) when nothing runs containers."""
+        require("a node that runs containers", self.runs_containers, REAL_HOW)
+        if self.real_node is None:
+            return spec
+        return {
+            **spec,
+            "schedulerName": REAL_SCHEDULER,
+            "nodeSelector": {REAL_LABEL: "true"},
+            "tolerations": [{"key": REAL_LABEL, "operator": "Exists", "effect": "NoSchedule"}],
+        }
+
+    def busybox(self, name: str, command: list[str]) -> dict[str, Any]:
+        """A busybox container: the image imported on the real node (never pulled), or busybox
+        from a registry on another real cluster."""
+        if self.real_node is not None:
+            return {"name": name, "image": BUSYBOX_IMAGE, "imagePullPolicy": "Never", "command": command}
+        return {"name": name, "image": "busybox:1.36", "command": command}
 
     def ready_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         pods = self.api.list(f"/api/v1/namespaces/{namespace}/pods", what="test", labelSelector=selector)
@@ -61,11 +99,23 @@ class Cluster:
         ]
 
     def deployment(
-        self, namespace: str, name: str, replicas: int = 3, container: dict[str, Any] | None = None
+        self,
+        namespace: str,
+        name: str,
+        replicas: int = 3,
+        container: dict[str, Any] | None = None,
+        real: bool = False,
     ) -> str:
         """A Deployment (of pause containers unless ``container`` says otherwise) labelled
-        ``app=<name>``; waits until all its pods are Ready."""
+        ``app=<name>``; waits until all its pods are Ready. ``real``: its pods really run (see
+        ``real_pod_spec``)."""
         labels = {"app": name}
+        spec: dict[str, Any] = {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [container or {"name": "pause", "image": PAUSE_IMAGE}],
+        }
+        if real:
+            spec = self.real_pod_spec(spec)
         body = {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -75,10 +125,7 @@ class Cluster:
                 "selector": {"matchLabels": labels},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {
-                        "terminationGracePeriodSeconds": 1,
-                        "containers": [container or {"name": "pause", "image": PAUSE_IMAGE}],
-                    },
+                    "spec": spec,
                 },
             },
         }
@@ -139,12 +186,16 @@ def cluster() -> Iterator[Cluster]:
     require("kubernetes API server", available, f"{why}; {HOW}")
     assert api is not None
     nodes = api.list("/api/v1/nodes", what="listing nodes")
-    real = [n for n in nodes if kubelet.SIM_LABEL not in (n["metadata"].get("labels") or {})]
+    ours = (kubelet.SIM_LABEL, REAL_LABEL)
+    others = [n for n in nodes if not set(ours) & set(n["metadata"].get("labels") or {})]
+    real_node = next(
+        (n["metadata"]["name"] for n in nodes if REAL_LABEL in (n["metadata"].get("labels") or {})), None
+    )
     sim: kubelet.SimulatedKubelet | None = None
-    if not real:
+    if not others:
         sim = kubelet.SimulatedKubelet(api.client, SIM_NODES).start()
     try:
-        yield Cluster(api=api, simulated=sim is not None)
+        yield Cluster(api=api, simulated=sim is not None, real_node=real_node)
     finally:
         if sim is not None:
             sim.stop()

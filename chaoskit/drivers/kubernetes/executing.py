@@ -56,6 +56,11 @@ def collect(stream: Stream, timeout: float) -> dict[str, contract.JsonValue]:
         status = stream.read_channel(ERROR_CHANNEL)
     finally:
         stream.close()
+        # websocket-client's close() does nothing once it has read the server's close frame (the
+        # end of every exec): it marks the socket closed without closing it. Shut it down here.
+        shutdown = getattr(getattr(stream, "sock", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
     code = exit_code(status) if finished or status else None
     return {"exit_code": code, "stdout": stdout or "", "stderr": stderr or "", "timed_out": code is None}
 

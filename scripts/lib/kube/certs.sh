@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Makes the test control plane's credentials in DIR, once: a CA, the API server's serving
-# certificate (SAN 127.0.0.1, localhost and the in-cluster names), the service-account key
-# pair, and one admin bearer token in group system:masters. Existing files are kept.
+# certificate (SAN 127.0.0.1, localhost and the in-cluster names), its client certificate for the
+# kubelets, the service-account key pair, and one admin bearer token in group system:masters. Existing files are kept.
 set -euo pipefail
 DIR=$1
 mkdir -p "$DIR"
@@ -11,7 +11,7 @@ umask 077
 if [ ! -s ca.crt ] || [ ! -s ca.key ]; then
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 3650 \
     -subj "/CN=chaoskit-test-ca" 2>/dev/null
-  rm -f apiserver.crt
+  rm -f apiserver.crt kubelet-client.crt
 fi
 if [ ! -s apiserver.crt ] || [ ! -s apiserver.key ]; then
   cat > apiserver.ext <<'EXT'
@@ -25,6 +25,17 @@ EXT
   openssl x509 -req -in apiserver.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
     -out apiserver.crt -days 3650 -extfile apiserver.ext 2>/dev/null
   rm -f apiserver.csr
+fi
+# The API server's client certificate for the kubelets (exec, logs): in system:masters, so the
+# kubelet's webhook authorizer lets it through.
+if [ ! -s kubelet-client.crt ] || [ ! -s kubelet-client.key ]; then
+  openssl req -newkey rsa:2048 -nodes -keyout kubelet-client.key -out kubelet-client.csr \
+    -subj "/O=system:masters/CN=kube-apiserver-kubelet-client" 2>/dev/null
+  printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n' \
+    > kubelet-client.ext
+  openssl x509 -req -in kubelet-client.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+    -out kubelet-client.crt -days 3650 -extfile kubelet-client.ext 2>/dev/null
+  rm -f kubelet-client.csr
 fi
 if [ ! -s sa.key ] || [ ! -s sa.pub ]; then
   openssl genrsa -out sa.key 2048 2>/dev/null
