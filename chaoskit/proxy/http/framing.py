@@ -354,7 +354,7 @@ class Framer:
         if buf.startswith(b"\r\n", pos):  # stray CRLFs between messages (RFC 9112 §2.2)
             events.append(Raw(b"\r\n"))
             return pos + 2
-        if buf[pos:] == b"\r":
+        if pos == len(buf) - 1 and buf[pos] == 13:  # half of a stray CRLF (no copy of the rest)
             self._pending = b"\r"
             return -1
         end = buf.find(b"\r\n\r\n", pos, pos + MAX_HEAD + 4)
