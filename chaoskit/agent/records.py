@@ -24,6 +24,7 @@ from chaoskit.errors import LedgerError
 
 State = Literal["intent", "applied"]
 _SAFE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+ID = re.compile(r"[0-9a-f]{16}")
 
 
 class Record(BaseModel):

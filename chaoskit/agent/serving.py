@@ -6,7 +6,8 @@
     DELETE /v1/faults/ID              revert it -> {outcome}
     PUT    /v1/leases/RUN_ID          {seconds} -> {expires}: the run is alive
 
-Every ``/v1`` request carries ``Authorization: Bearer <token>``: the agent's shared token (a Secret
+Every ``/v1`` request carries ``Authorization: Bearer <token>`` (or ``X-Chaoskit-Agent-Token``,
+through the API server's pod proxy): the agent's shared token (a Secret
 mounted as a file), or a ServiceAccount token the API server's TokenReview says belongs to an
 allowed account. Errors are JSON ``{"error", "hint"}`` with a 4xx/5xx status.
 """
@@ -26,6 +27,8 @@ from chaoskit.agent import working
 from chaoskit.errors import ChaoskitError, ComponentMissing, TargetError, UsageError
 
 MAX_BODY = 1 << 20
+TOKEN_HEADER = "X-Chaoskit-Agent-Token"
+"""Where the token travels when ``Authorization`` is taken (requests through the API server's proxy)."""
 Authenticate = Callable[[str], bool]
 """True when a bearer token may use the agent."""
 
@@ -92,8 +95,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         scheme, _, token = (self.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() != "bearer":
+            # Through the API server's pod proxy the caller's own Authorization is the API server's.
+            scheme, token = "bearer", self.headers.get(TOKEN_HEADER) or ""
         try:
-            return scheme.lower() == "bearer" and self.server.authenticate(token.strip())
+            return bool(token) and self.server.authenticate(token.strip())
         except Exception as e:  # a TokenReview that can't be made refuses, never lets through
             self.server.agent.log(f"authentication failed: {e}")
             return False
@@ -130,7 +136,8 @@ class Handler(BaseHTTPRequestHandler):
                 str(body["kind"]),
                 dict(body.get("target") or {}),
                 dict(body.get("args") or {}),
-                float(body.get("lease_seconds") or working.DEFAULT_LEASE),
+                lease=float(body.get("lease_seconds") or working.DEFAULT_LEASE),
+                record_id=str(body["id"]) if body.get("id") is not None else None,
             )
             self._send(HTTPStatus.CREATED, {"id": record.id, "said": said, "target": record.target})
         elif len(parts) == 3 and parts[:2] == ["v1", "faults"] and method == "DELETE":

@@ -52,16 +52,26 @@ class Agent:
         kind: str,
         target: dict[str, Any],
         args: dict[str, Any],
+        *,
         lease: float = DEFAULT_LEASE,
+        record_id: str | None = None,
     ) -> tuple[records.Record, str]:
-        """Apply ``kind`` to ``target`` for ``run_id`` and renew its lease; the record and what was done."""
+        """Apply ``kind`` to ``target`` for ``run_id`` and renew its lease; the record and what was done.
+
+        ``record_id`` (16 hex digits) lets the caller write the id ahead in its own ledger, so that its
+        revert after a crash can name the fault; a second request with that id is refused."""
         parsed = applying.parse(kind, args)
+        if record_id is None:
+            record_id = records.new_id()
+        elif records.ID.fullmatch(record_id) is None:
+            raise UsageError(f"agent: fault id {record_id!r} is not 16 hex digits")
         self.renew(run_id, lease)
         at = locating.locate(
             target, read_pod=self.read_pod, namespaces=self.namespaces, host_targets=self.host_targets
         )
-        record_id = records.new_id()
         with self._lock:
+            if self.book.get(record_id) is not None:
+                raise UsageError(f"agent: fault {record_id} exists already")
             undo = applying.plan(kind, parsed, at, f"{run_id}/{record_id}")
             record = records.Record(
                 id=record_id,

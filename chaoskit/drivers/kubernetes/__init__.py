@@ -2,7 +2,8 @@
 through the official ``kubernetes`` client (imported only when an activity runs).
 
 One module per resource: ``pods``, ``workloads`` (Deployments, StatefulSets), ``nodes``,
-``networkpolicies``, ``resources`` (any kind), ``events``; the cluster connection is the shared
+``networkpolicies``, ``resources`` (any kind), ``events``; ``podfaults`` (inside pods, through the
+node agent that ``nodeagents`` reaches); the cluster connection is the shared
 ``chaoskit.kube`` client, reached through ``clusters``.
 """
 
@@ -18,6 +19,7 @@ from chaoskit.drivers.kubernetes import (
     executing,
     networkpolicies,
     nodes,
+    podfaults,
     pods,
     sweeps,
     workloads,
@@ -50,6 +52,13 @@ def driver() -> contract.Driver:
             nodes.NodeDrain(),
             nodes.ZoneOutage(),
             networkpolicies.NetworkPartition(),
+            podfaults.StressCpu(),
+            podfaults.StressMemory(),
+            podfaults.FillDisk(),
+            podfaults.StressIo(),
+            podfaults.KillProcess(),
+            podfaults.StopProcess(),
+            podfaults.Partition(),
         ],
         probes=[
             pods.PodsReady(),

@@ -32,6 +32,10 @@ POLICY = contract.Target(
     kind="networkpolicy", id="shop/chaoskit-partition-x-1a2b3c4d", name="chaoskit-partition-x-1a2b3c4d",
     detail={"namespace": "shop", "pods": "web-1,web-2"},
 )  # fmt: skip
+SCHEDULED = contract.Target(
+    kind="pod", id="shop/web-1", name="web-1", detail={"namespace": "shop", "node": "worker-2"}
+)
+IN_POD = {"namespace": "shop", "label_selector": "app=web"}
 STEPS: dict[str, tuple[dict[str, Any], contract.Target]] = {
     "kubernetes.pods.delete": ({"namespace": "shop", "label_selector": "app=web"}, POD),
     "kubernetes.pods.evict": ({"namespace": "shop", "label_selector": "app=web"}, POD),
@@ -43,6 +47,13 @@ STEPS: dict[str, tuple[dict[str, Any], contract.Target]] = {
     "kubernetes.node.drain": ({"names": ["worker-2"]}, NODE),
     "kubernetes.zone.outage": ({"zone": "eu-west-1a"}, NODE),
     "kubernetes.network.partition": ({"namespace": "shop", "label_selector": "app=web"}, POLICY),
+    "kubernetes.pods.stress_cpu": ({**IN_POD, "workers": 2}, SCHEDULED),
+    "kubernetes.pods.stress_memory": ({**IN_POD, "size": "64MiB"}, SCHEDULED),
+    "kubernetes.pods.fill_disk": ({**IN_POD, "path": "/tmp", "size": "1MiB"}, SCHEDULED),
+    "kubernetes.pods.stress_io": ({**IN_POD, "path": "/tmp"}, SCHEDULED),
+    "kubernetes.pods.kill_process": ({**IN_POD, "process": "nginx", "signal": "TERM"}, SCHEDULED),
+    "kubernetes.pods.stop_process": ({**IN_POD, "pattern": "worker"}, SCHEDULED),
+    "kubernetes.pods.partition": ({**IN_POD, "cidrs": ["10.0.0.7"]}, SCHEDULED),
 }
 
 
