@@ -35,7 +35,9 @@ class Objectives:
     the first lost one (or the first lost write's start, when none was kept) to the
     acknowledgement of the last lost write; 0 when nothing acknowledged was lost."""
     fault_at: float | None
-    """When the outage began: the run's first fault, else the first failed write, else None."""
+    """When the outage began: the fault's time when given; else the acknowledgement of the last
+    write acknowledged before the first failed one (the start of that failed write when none
+    was), so that the RTO errs long by at most one writer interval; None when no write failed."""
     accepted_again_at: float | None
     """When writes were accepted again: the acknowledgement of the first write started after the
     last failed write that followed ``fault_at``; ``fault_at`` itself when no write failed since."""
@@ -57,7 +59,7 @@ class Objectives:
 
 def objectives(attempts: Sequence[Attempt], found: Collection[int], fault_at: float | None) -> Objectives:
     """RPO and RTO of ``attempts`` given the sequence numbers ``found`` in the store after recovery
-    and the time of the fault (None: take the first failed write as the start of the outage)."""
+    and the time of the fault (None: the outage starts where the writes show it did)."""
     ordered = sorted(attempts, key=lambda a: a.seq)
     acked = [a for a in ordered if a.acknowledged]
     lost = [a for a in acked if a.seq not in found]
@@ -83,8 +85,12 @@ def _rpo_seconds(acked: Sequence[Attempt], lost: Sequence[Attempt]) -> float:
 def _fault_at(ordered: Sequence[Attempt], fault_at: float | None) -> float | None:
     if fault_at is not None:
         return fault_at
-    failed = [a.started for a in ordered if not a.acknowledged]
-    return min(failed) if failed else None
+    failed = [a for a in ordered if not a.acknowledged]
+    if not failed:
+        return None
+    first = min(failed, key=lambda a: a.started)
+    before = [a.ended for a in ordered if a.acknowledged and a.ended <= first.started]
+    return max(before) if before else first.started
 
 
 def _accepted_again(ordered: Sequence[Attempt], fault_at: float | None) -> float | None:

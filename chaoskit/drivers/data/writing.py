@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, JsonValue
 
 from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.drivers.data import stores, writelogs
+from chaoskit.durations import Duration
 
 LOST_SHOWN = 50
 """At most this many lost sequence numbers are listed in the verifier's output."""
@@ -30,10 +31,18 @@ class StoreArgs(contract.Args):
     key: Annotated[str, Field(pattern=r"^[A-Za-z_][\w:.-]{0,62}$")]
     """The Redis key or PostgreSQL table the writer owns: emptied when the run starts writing,
     removed when it ends. One that exists and was not made by a chaoskit writer is refused."""
-    timeout: Annotated[float, Field(gt=0, le=60)] = 1.0
+    timeout: Annotated[Duration, Field(gt=0, le=60)] = 1.0
     """Seconds to connect and to wait for Redis's answer; a write that fails or times out is not
     acknowledged. (PostgreSQL commits are never cancelled: a commit waiting for a synchronous
     standby is waited for; the measure's ticks meanwhile are skipped.)"""
+
+
+class VerifyArgs(StoreArgs):
+    since: Literal["first_fault", "first_failure"] = "first_fault"
+    """Where the RTO starts: ``first_fault``, the run's first injected fault; ``first_failure``,
+    where the writes show the outage began (the acknowledgement of the last write before the
+    first failed one: at most one writer interval early) - for a run whose first fault does not
+    stop writes by itself (a slowed replication link before the kill)."""
 
 
 class Writing:
@@ -87,14 +96,14 @@ class Write(contract.Probe[StoreArgs], args=StoreArgs):
         }
 
 
-class Verify(contract.Probe[StoreArgs], args=StoreArgs):
+class Verify(contract.Probe[VerifyArgs], args=VerifyArgs):
     name = "data.verify"
     summary = (
         "read the writer's records back: rpo_writes (acknowledged writes lost), rpo_seconds, "
         "rto_seconds (from the first fault until writes are accepted again)"
     )
 
-    def run(self, args: StoreArgs, ctx: contract.RunContext) -> JsonValue:
+    def run(self, args: VerifyArgs, ctx: contract.RunContext) -> JsonValue:
         writing = _writing(args, ctx)
         attempts = writing.log.snapshot()  # before reading: a write acked later is not judged
         try:
@@ -106,7 +115,8 @@ class Verify(contract.Probe[StoreArgs], args=StoreArgs):
                 f"data.verify: could not read {args.key!r} back from {stores.redact(args.url)}: {e}",
                 hint="the store is not serving reads yet; in an after-hypothesis it is polled again",
             ) from e
-        result = writelogs.objectives(attempts, found, ctx.marks.get("first_inject"))
+        fault_at = ctx.marks.get("first_inject") if args.since == "first_fault" else None
+        result = writelogs.objectives(attempts, found, fault_at)
         return {
             "rpo_writes": result.rpo_writes,
             "rpo_seconds": round(result.rpo_seconds, 3),

@@ -51,10 +51,10 @@ def test_never_accepted_again_has_no_rto() -> None:
     assert result.rto_seconds is None
 
 
-def test_without_a_fault_the_first_failed_write_starts_the_outage() -> None:
+def test_without_a_fault_the_outage_starts_at_the_last_acknowledgement_before_a_failure() -> None:
     attempts = _steady(10, fail=range(4, 6))
     result = writelogs.objectives(attempts, set(range(1, 11)), fault_at=None)
-    assert result.fault_at == attempts[3].started
+    assert result.fault_at == attempts[2].ended  # write 3's acknowledgement: an RTO that errs long
     assert result.accepted_again_at == attempts[5].ended
 
 
@@ -62,6 +62,11 @@ def test_a_fault_no_write_noticed_is_rto_0() -> None:
     attempts = _steady(10)
     result = writelogs.objectives(attempts, set(range(1, 11)), fault_at=100.5)
     assert result.rto_seconds == 0.0
+
+
+def test_an_outage_from_the_first_write_starts_with_it() -> None:
+    attempts = _steady(4, fail=range(1, 3))
+    assert writelogs.objectives(attempts, {3, 4}, fault_at=None).fault_at == attempts[0].started
 
 
 def test_all_lost_counts_from_the_first_lost_write() -> None:
