@@ -331,7 +331,8 @@ class _Translator:
             arguments[provider.check] = extension.get("check", True)
         else:
             checked = [p.type for p in self.providers.values() if p.check is not None]
-            self.issue((*at, "check"), f"check: applies to {ctk_providers.listed(checked)} actions only")
+            where = f"{ctk_providers.listed(checked)} actions only" if checked else "no action here"
+            self.issue((*at, "check"), f"check: applies to {where}")
 
     def placed(
         self,

@@ -46,6 +46,7 @@ class Provider:
     activity: str
     """The chaoskit activity that runs it, e.g. ``process.command``."""
     arguments: Arguments
+    """How the provider's keys become the activity's ``with:`` (see ``Arguments``)."""
     targets: Mapping[str, str] | None = None
     """A tolerance's ``target:`` → the path in the activity's output that it checks. None when the
     output is the provider's value itself (then a target is a path in it, as written)."""
@@ -63,7 +64,7 @@ class Provider:
     """The activity's argument that an action's ``"x-chaoskit": {"check": false}`` sets; None when
     that extension does not apply."""
     as_provider: Callable[[Mapping[str, JsonValue]], dict[str, JsonValue] | None] | None = None
-    """The provider's keys (but ``type``) for the activity's arguments: how Chaos Toolkit controls
+    """The provider's keys (all but ``type``) for the activity's arguments: how Chaos Toolkit controls
     see such a step. None (or a None answer): they see ``{type: chaoskit, activity, arguments}``."""
 
 
@@ -86,8 +87,10 @@ def provider_of(
 
 
 def listed(names: list[str]) -> str:
-    """``python, process and http``."""
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    """``python, process and http`` (``no`` for none)."""
+    if len(names) <= 1:
+        return names[0] if names else "no"
+    return f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 # --- python ---------------------------------------------------------------------------------

@@ -147,3 +147,32 @@ def test_controls_see_a_translated_step_as_the_provider_it_was_written_as() -> N
     }
     assert ctk_providers.provider_of("docker.container.kill", {"name": "web"}) is None
     assert ctk_providers.provider_of("redis.command", {"command": "PING"}, {"redis": REDIS}) is None
+
+
+def test_a_table_without_a_type_or_a_check_still_says_what_it_runs() -> None:
+    doc = {
+        "title": "t",
+        "method": [
+            {
+                "type": "action",
+                "name": "a",
+                "provider": {"type": "redis", "command": "PING"},
+                "x-chaoskit": {"check": False},
+            },
+            {"type": "action", "name": "b", "provider": {"type": "process", "path": "true"}},
+        ],
+    }
+    redis_only = {"redis": ctk_providers.Provider(type="redis", activity="redis.command", arguments=_redis)}
+    assert chaostoolkit.translate(doc, redis_only).issues == [
+        (("method", 0, "x-chaoskit", "check"), "check: applies to no action here"),
+        (
+            ("method", 1, "provider", "type"),
+            "'process' providers are not supported by chaoskit (it runs redis providers); "
+            "run this experiment with Chaos Toolkit",
+        ),
+    ]
+    assert (
+        chaostoolkit.translate(doc, {})
+        .issues[1][1]
+        .startswith("'process' providers are not supported by chaoskit (it runs no providers)")
+    )
