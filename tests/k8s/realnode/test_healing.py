@@ -107,3 +107,29 @@ def test_pods_on_the_real_node_answer_each_other_through_a_service(
     assert (
         wait_until("answers from both pods behind the Service", answered, timeout=30, interval=1) == servers
     )
+
+
+def test_a_pod_on_the_real_node_reaches_nothing_beyond_its_bridge(
+    cluster: Cluster, namespace: str, ctx: contract.RunContext
+) -> None:
+    if cluster.real_node is None:
+        pytest.skip("checks scripts/kube-up's own confinement; another cluster has its own network")
+    client = cluster.busybox("client", ["sleep", "3600"])
+    cluster.deployment(namespace, "client", replicas=1, container=client, real=True)
+    # An address in the Service range that no Service has: scripts/lib/kube/node-up.sh routes the
+    # range to the node's empty bridge and refuses anything leaving the pod bridge, so the
+    # connection fails at once on this machine instead of following the default route out.
+    probe = ["sh", "-c", "timeout 5 wget -qO- http://10.0.0.250/; echo rc=$?"]
+    action = executing.Exec()
+    args = action.args.model_validate(
+        {"namespace": namespace, "label_selector": "app=client", "command": probe}
+    )
+
+    started = time.monotonic()
+    output: Any = action.run(args, ctx).output
+    elapsed = time.monotonic() - started
+
+    (pod,) = output["pods"]
+    assert "rc=1" in pod["stdout"]
+    assert "refused" in pod["stderr"] or "No route" in pod["stderr"], pod["stderr"]
+    assert elapsed < 4  # refused, not dropped until the timeout
