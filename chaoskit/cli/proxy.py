@@ -167,19 +167,21 @@ def _show_toxic(proxy: str, toxic: clients.ToxicInfo, output: str, done: str) ->
     click.echo(_toxics_table([toxic]))
 
 
-def _attributes(values: tuple[str, ...]) -> dict[str, int]:
-    """``k=v`` pairs as the API's integer attributes (milliseconds, bytes, KB/s: see each toxic)."""
-    attributes: dict[str, int] = {}
+def _attributes(values: tuple[str, ...]) -> dict[str, Any]:
+    """``k=v`` pairs as the API's attributes: an integer (milliseconds, bytes, KB/s: see each toxic)
+    or any JSON value (the ``http_*`` toxics take objects, e.g. ``match={"path": "/checkout"}``)."""
+    attributes: dict[str, Any] = {}
     for value in values:
-        key, sep, number = value.partition("=")
+        key, sep, text = value.partition("=")
         try:
             if not sep or not key:
                 raise ValueError
-            attributes[key.strip()] = int(number.strip())
+            attributes[key.strip()] = json.loads(text.strip())
         except ValueError:
             raise errors.UsageError(
-                f"--attribute {value!r} is not KEY=INTEGER",
-                hint="e.g. --attribute latency=300 (the server's units: milliseconds, bytes, KB/s)",
+                f"--attribute {value!r} is not KEY=VALUE with an integer or JSON value",
+                hint="e.g. --attribute latency=300 (the server's units: milliseconds, bytes, KB/s), "
+                '--attribute \'match={"path": "/checkout"}\', --attribute \'body="busy"\'',
             ) from None
     return attributes
 
@@ -288,7 +290,7 @@ def toxic() -> None:
 @click.option(
     "--type", "type_", required=True, help="latency, bandwidth, slow_close, timeout, reset_peer, ..."
 )
-@click.option("-a", "--attribute", "attribute", multiple=True, metavar="KEY=INTEGER", help="Repeatable.")
+@click.option("-a", "--attribute", "attribute", multiple=True, metavar="KEY=VALUE", help="Repeatable.")
 @click.option(
     "--toxicity",
     type=click.FloatRange(0, 1),
@@ -332,7 +334,7 @@ def toxic_add(
     "--attribute",
     "attribute",
     multiple=True,
-    metavar="KEY=INTEGER",
+    metavar="KEY=VALUE",
     help="Repeatable; others keep their values.",
 )
 @click.option("--toxicity", type=click.FloatRange(0, 1), help="A new share of connections hit.")

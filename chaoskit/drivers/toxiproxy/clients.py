@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from chaoskit import errors
@@ -146,7 +147,7 @@ class Client:
         self,
         proxy: str,
         type: str,
-        attributes: dict[str, int],
+        attributes: Mapping[str, Any],
         *,
         name: str | None = None,
         stream: str = "downstream",

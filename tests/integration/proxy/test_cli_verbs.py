@@ -163,7 +163,7 @@ def test_toxic_add_update_remove_change_what_the_connection_sees(
         (("toxic", "add", "db", "--type", "nosuch"), "(HTTP 400"),
         (
             ("toxic", "add", "db", "--type", "latency", "-a", "latency=300ms"),
-            "'latency=300ms' is not KEY=INTEGER",
+            "'latency=300ms' is not KEY=VALUE with an integer or JSON value",
         ),
         (("toxic", "update", "db", "--toxic-name", "x"), "toxic update: nothing to change"),
     ],
