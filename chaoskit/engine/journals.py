@@ -214,7 +214,11 @@ class ObjectivesRecord(Record):
     rto_seconds: float | None
     """Seconds from the fault until writes were accepted again; None when they were not yet."""
     fault_at: datetime | None = None
+    """Where the RTO starts (the fault, or where the writes show the outage began)."""
     accepted_again_at: datetime | None = None
+    lost_since: datetime | None = None
+    """The window of lost writes (the RPO in seconds), for the report's timeline."""
+    lost_until: datetime | None = None
 
 
 OBJECTIVE_KEYS = frozenset({"rpo_writes", "rpo_seconds", "rto_seconds"})
@@ -226,7 +230,8 @@ def objectives_of(
     """The recovery objectives in a probe's output, or None when it reports none."""
     if not isinstance(value, dict) or not value.keys() >= OBJECTIVE_KEYS:
         return None
-    fields = {k: value.get(k) for k in (*OBJECTIVE_KEYS, "fault_at", "accepted_again_at")}
+    optional = ("fault_at", "accepted_again_at", "lost_since", "lost_until")
+    fields = {k: value.get(k) for k in (*OBJECTIVE_KEYS, *optional)}
     try:
         return ObjectivesRecord.model_validate(
             {"step": step, "activity": activity, "phase": phase, "at": at, **fields}

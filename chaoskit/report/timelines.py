@@ -1,6 +1,7 @@
 """The SVG timeline of a run: the ``measure`` samples (p50/p99 latency in ms, error ratio in %)
 and each probe's values over time, each in its own lane with its scale; fault windows shaded,
-guard trips and the recovery time marked, the time axis in seconds. Plain SVG: no script, no
+guard trips, the recovery time and measured RTO/RPO windows marked, the time axis in
+seconds. Plain SVG: no script, no
 external resources.
 """
 
@@ -291,6 +292,7 @@ def render(journal: journals.Journal) -> str:
         _probe_lane(parts, frame, name, points, top)
         top += LANE
     _guard_trips(parts, frame, journal)
+    _objectives(parts, frame, journal)
     _recovery(parts, frame, journal)
     _time_axis(parts, frame)
     parts.append("</svg>")
@@ -411,6 +413,36 @@ def _guard_trips(parts: list[str], frame: _Frame, journal: journals.Journal) -> 
         )
         text = f"guard tripped: {trip.guard}"[:40]
         _label(parts, at + 3, TOP + 10, text, size=10, fill=BAD, css="guard-trip-label")
+
+
+def _objectives(parts: list[str], frame: _Frame, journal: journals.Journal) -> None:
+    """Each RPO/RTO reading as two bars along the top: the acknowledged writes lost (from the
+    last write kept to the last one lost) and the outage (from the fault until writes were
+    accepted again, or to the end of the run when they were not)."""
+    for row, reading in enumerate(journal.objectives):
+        y = TOP + 4 + row * 26
+        if reading.lost_since is not None and reading.lost_until is not None:
+            begin, end = frame.at(reading.lost_since), frame.at(reading.lost_until)
+            text = f"RPO {reading.rpo_writes} acknowledged writes lost ({reading.rpo_seconds:.2f}s)"
+            _bar(parts, "rpo", begin, end, y=y, colour=BAD, text=text)
+        if reading.fault_at is not None:
+            begin = frame.at(reading.fault_at)
+            end = frame.at(reading.accepted_again_at or journal.ended)
+            rto = reading.rto_seconds
+            text = "writes not accepted again" if rto is None else f"RTO {rto:.2f}s: writes accepted again"
+            _bar(parts, "rto", begin, end, y=y + 12, colour=LINE if rto is not None else BAD, text=text)
+
+
+def _bar(parts: list[str], css: str, begin: float, end: float, *, y: float, colour: str, text: str) -> None:
+    parts.append(
+        f'<rect class="{css}" x="{begin:.1f}" y="{y:.1f}" width="{max(end - begin, 2):.1f}" height="5" '
+        f'fill="{colour}"><title>{html.escape(text)}</title></rect>'
+    )
+    near_end = end > WIDTH - 300
+    x = begin - 4 if near_end else end + 4
+    _label(
+        parts, x, y + 5, text, size=10, fill=colour, css=f"{css}-label", anchor="end" if near_end else "start"
+    )
 
 
 def _recovery(parts: list[str], frame: _Frame, journal: journals.Journal) -> None:

@@ -30,10 +30,11 @@ class Objectives:
     """Of those, how many the store acknowledged."""
     lost: tuple[int, ...]
     """Sequence numbers of acknowledged writes missing from the read-back, in order."""
-    rpo_seconds: float
-    """How far back the store's data went: from the acknowledgement of the last write kept before
-    the first lost one (or the first lost write's start, when none was kept) to the
-    acknowledgement of the last lost write; 0 when nothing acknowledged was lost."""
+    lost_since: float | None
+    """The acknowledgement of the last write kept before the first lost one (the first lost
+    write's start, when none was kept); None when nothing acknowledged was lost."""
+    lost_until: float | None
+    """The acknowledgement of the last lost write; None when nothing acknowledged was lost."""
     fault_at: float | None
     """When the outage began: the fault's time when given; else the acknowledgement of the last
     write acknowledged before the first failed one (the start of that failed write when none
@@ -45,6 +46,14 @@ class Objectives:
     @property
     def rpo_writes(self) -> int:
         return len(self.lost)
+
+    @property
+    def rpo_seconds(self) -> float:
+        """How far back the store's data went: ``lost_since`` to ``lost_until``; 0 when nothing
+        acknowledged was lost."""
+        if self.lost_since is None or self.lost_until is None:
+            return 0.0
+        return max(0.0, self.lost_until - self.lost_since)
 
     @property
     def rto_seconds(self) -> float | None:
@@ -63,23 +72,25 @@ def objectives(attempts: Sequence[Attempt], found: Collection[int], fault_at: fl
     ordered = sorted(attempts, key=lambda a: a.seq)
     acked = [a for a in ordered if a.acknowledged]
     lost = [a for a in acked if a.seq not in found]
+    since, until = _lost_window(acked, lost)
     return Objectives(
         writes=len(ordered),
         acknowledged=len(acked),
         lost=tuple(a.seq for a in lost),
-        rpo_seconds=_rpo_seconds(acked, lost),
+        lost_since=since,
+        lost_until=until,
         fault_at=(fault := _fault_at(ordered, fault_at)),
         accepted_again_at=_accepted_again(ordered, fault),
     )
 
 
-def _rpo_seconds(acked: Sequence[Attempt], lost: Sequence[Attempt]) -> float:
+def _lost_window(acked: Sequence[Attempt], lost: Sequence[Attempt]) -> tuple[float | None, float | None]:
     if not lost:
-        return 0.0
+        return None, None
     first = lost[0]
     kept_before = [a for a in acked if a.seq < first.seq]  # all kept: ``first`` is the first lost
     since = kept_before[-1].ended if kept_before else first.started
-    return max(0.0, max(a.ended for a in lost) - since)
+    return since, max(a.ended for a in lost)
 
 
 def _fault_at(ordered: Sequence[Attempt], fault_at: float | None) -> float | None:

@@ -124,6 +124,8 @@ class Verify(contract.Probe[VerifyArgs], args=VerifyArgs):
             "writes": result.writes,
             "acknowledged": result.acknowledged,
             "lost": list(result.lost[:LOST_SHOWN]),
+            "lost_since": _iso(result.lost_since),
+            "lost_until": _iso(result.lost_until),
             "fault_at": _iso(result.fault_at),
             "accepted_again_at": _iso(result.accepted_again_at),
         }

@@ -91,6 +91,12 @@ def test_redis_sentinel_failover_loses_the_writes_the_slowed_link_held(tmp_path:
     assert {s["values"]["acknowledged"] for s in samples} == {0.0, 1.0}  # on the timeline: the outage
     assert _gate(journal, "--max-rpo", "0").returncode == 1
     assert _gate(journal, "--max-rpo", str(reading["rpo_writes"]), "--max-rto", "30s").returncode == 0
+    page = Path(journal["_path"]).with_suffix(".html")
+    shown = _chaoskit("report", journal["_path"], "--format", "html", "-o", str(page), cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    html = page.read_text()
+    assert f"RPO {reading['rpo_writes']} acknowledged writes lost" in html  # on the timeline
+    assert f"RTO {reading['rto_seconds']:.2f}s: writes accepted again" in html
 
 
 @pytest.fixture(scope="module")
