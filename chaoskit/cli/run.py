@@ -12,7 +12,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -28,67 +28,92 @@ if TYPE_CHECKING:
     from chaoskit import metrics
 
 
+_OUTPUT_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option(
+        "--journal",
+        "journal_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write the journal exactly here [default: ./chaoskit-journal-RUN_ID.json, one per run, "
+        "and a copy as ./chaoskit-journal.json, the newest].",
+    ),
+    click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line."),
+    click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="json: print the journal on stdout (the live console goes to stderr).",
+    ),
+    click.option(
+        "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML."
+    ),
+    click.option(
+        "--report",
+        "report_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also write an HTML report.",
+    ),
+]
+"""Where the journal, JUnit XML and report go, and what the console prints."""
+
+
+_RUN_OPTIONS: list[Callable[[Any], Any]] = [
+    click.option(
+        "--dry-run", is_flag=True, help="Validate, resolve targets and print the plan; inject nothing."
+    ),
+    click.option("--seed", type=int, default=None, help="Seed for random target choices (journaled)."),
+    click.option(
+        "--run-id",
+        envvar="CHAOSKIT_RUN_ID",
+        default=None,
+        help="Use this run id instead of a new one (the operator gives each resource a fixed one).",
+    ),
+    click.option(
+        "--context",
+        "kube_context",
+        envvar="CHAOSKIT_KUBE_CONTEXT",
+        default=None,
+        help="The kubeconfig context for kubernetes.* steps that don't name one (default: the current one).",
+    ),
+    click.option(
+        "--metrics-port",
+        type=click.IntRange(0, 65535),
+        default=None,
+        metavar="PORT",
+        help="Serve chaoskit's own metrics on 127.0.0.1:PORT/metrics while the run lasts.",
+    ),
+    click.option(
+        "--pushgateway", metavar="URL", help="Push chaoskit's own metrics to this Pushgateway at the end."
+    ),
+    click.option(
+        "--max-duration",
+        type=options.DURATION,
+        default=None,
+        metavar="DURATION",
+        help="End the run as halted past this long (faults reverted, rollbacks run); overrides the "
+        "experiment's max_duration (default 2h).",
+    ),
+]
+"""How the run is identified, bounded, observed, and which cluster it talks to."""
+
+
+def _with(decorators: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """Apply a list of click options in the order listed (click's way to share option groups)."""
+
+    def apply(f: Any) -> Any:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @options.variables
-@click.option("--dry-run", is_flag=True, help="Validate, resolve targets and print the plan; inject nothing.")
-@click.option(
-    "--journal",
-    "journal_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the journal exactly here [default: ./chaoskit-journal-RUN_ID.json, one per run, "
-    "and a copy as ./chaoskit-journal.json, the newest].",
-)
-@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
-@click.option(
-    "--output",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: print the journal on stdout (the live console goes to stderr).",
-)
-@click.option("--seed", type=int, default=None, help="Seed for random target choices (journaled).")
-@click.option(
-    "--run-id",
-    envvar="CHAOSKIT_RUN_ID",
-    default=None,
-    help="Use this run id instead of a new one (the operator gives each resource a fixed one).",
-)
-@click.option(
-    "--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write JUnit XML."
-)
-@click.option(
-    "--report",
-    "report_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write an HTML report.",
-)
-@click.option(
-    "--context",
-    "kube_context",
-    envvar="CHAOSKIT_KUBE_CONTEXT",
-    default=None,
-    help="The kubeconfig context for kubernetes.* steps that don't name one (default: the current one).",
-)
-@click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    metavar="PORT",
-    help="Serve chaoskit's own metrics on 127.0.0.1:PORT/metrics while the run lasts.",
-)
-@click.option(
-    "--pushgateway", metavar="URL", help="Push chaoskit's own metrics to this Pushgateway at the end."
-)
-@click.option(
-    "--max-duration",
-    type=options.DURATION,
-    default=None,
-    metavar="DURATION",
-    help="End the run as halted past this long (faults reverted, rollbacks run); overrides the "
-    "experiment's max_duration (default 2h).",
-)
+@_with(_OUTPUT_OPTIONS)
+@_with(_RUN_OPTIONS)
 @options.rollback_strategy
 @options.state_dir
 @options.probes_path
@@ -125,11 +150,7 @@ def command(
     if rollback_strategy is not None:
         plan = _with_rollback_strategy(plan, rollback_strategy, chaostoolkit=loaded.kind == "chaostoolkit")
     if not dry_run:
-        if journal_path is None:
-            _check_latest()
-        options.check_writable("--journal", journal_path or LATEST)
-        options.check_writable("--junit", junit_path)
-        options.check_writable("--report", report_path)
+        _check_outputs(journal_path, junit_path, report_path)
     console = Console(stderr=output == "json", highlight=False, soft_wrap=True)
     root = ledgers.state_dir(state_dir)
     if dry_run:
@@ -153,6 +174,43 @@ def command(
         metrics_port=metrics_port,
         pushgateway=pushgateway,
     )
+    sys.exit(
+        _finish(
+            journal,
+            telemetry,
+            console,
+            root,
+            journal_path=journal_path,
+            junit_path=junit_path,
+            report_path=report_path,
+            quiet=quiet,
+            output=output,
+        )
+    )
+
+
+def _check_outputs(journal_path: Path | None, junit_path: Path | None, report_path: Path | None) -> None:
+    """Refuse, before anything runs, an output path that could not be written afterwards."""
+    if journal_path is None:
+        _check_latest()
+    options.check_writable("--journal", journal_path or LATEST)
+    options.check_writable("--junit", junit_path)
+    options.check_writable("--report", report_path)
+
+
+def _finish(
+    journal: journals.Journal,
+    telemetry: metrics.Telemetry | None,
+    console: Console,
+    root: Path,
+    *,
+    journal_path: Path | None,
+    junit_path: Path | None,
+    report_path: Path | None,
+    quiet: bool,
+    output: str,
+) -> int:
+    """Keep the journal (and the JUnit file and report) and say where; the exit code."""
     # The run is over and everything is taken back; a late signal must not cut the journal short.
     # A Python-level no-op, not SIG_IGN: an ignored signal would stay ignored in every process
     # started after this one (exec keeps SIG_IGN), e.g. by a test that runs this command in-process.
@@ -169,7 +227,7 @@ def command(
     _say_done(console, journal, written, journal_path, quiet=quiet, output=output)
     for sig, handler in previous.items():
         signal.signal(sig, handler)
-    sys.exit(exit_code)
+    return exit_code
 
 
 def _say_done(
