@@ -71,13 +71,14 @@ class FillLoad(Load):
     """A directory on the filesystem to fill; the file is written there and removed on revert."""
     size: Size | None = Field(default=None, gt=0)
     """How much to write, e.g. ``1GiB``."""
-    percent: float | None = Field(default=None, gt=0, le=100)
-    """Or: this share of the filesystem's size (at most what is free)."""
+    percent_full: float | None = Field(default=None, gt=0, le=100)
+    """Or: write until the filesystem is this percent full (nothing when it already is). Not
+    ``percent``, which chooses a share of the targets."""
 
     @model_validator(mode="after")
     def _one(self) -> Self:
-        if (self.size is None) == (self.percent is None):
-            raise ValueError("give exactly one of size or percent")
+        if (self.size is None) == (self.percent_full is None):
+            raise ValueError("give exactly one of size or percent_full")
         return self
 
 

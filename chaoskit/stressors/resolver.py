@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--name", action="append", required=True, help="a name or pattern (*.example.com)")
     parser.add_argument("--answer", required=True, help="nxdomain, servfail or an IPv4 address")
     parser.add_argument("--upstream", required=True, help="the original resolver: IPv4 address[:port]")
-    parser.add_argument("--mark", type=lambda text: int(text, 0), default=0x4C4B)
+    parser.add_argument("--mark", type=lambda text: int(text, 0), default=0x104B)
     parser.add_argument("--seconds", type=float, required=True)
     args = parser.parse_args(argv)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -49,8 +49,8 @@ def file_stem(mark: str) -> str:
 
 
 def fill_size(load: loads.FillLoad, directory: str) -> int:
-    """The bytes a fill writes in ``directory``: its ``size``, or its ``percent`` of the filesystem,
-    at most what is free."""
+    """The bytes a fill writes in ``directory``: its ``size``, or what brings the filesystem to
+    ``percent_full``; at most what is free."""
     try:
         stats = os.statvfs(directory)
     except OSError as e:
@@ -59,8 +59,10 @@ def fill_size(load: loads.FillLoad, directory: str) -> int:
     if load.size is not None:
         wanted = load.size
     else:
-        assert load.percent is not None  # the model holds exactly one of them
-        wanted = int(stats.f_blocks * stats.f_frsize * load.percent / 100)
+        assert load.percent_full is not None  # the model holds exactly one of them
+        total = stats.f_blocks * stats.f_frsize
+        # "Used" as df counts it for an unprivileged user: blocks reserved for root count as used.
+        wanted = int(total * load.percent_full / 100) - (total - free)
     return max(0, min(wanted, free))
 
 

@@ -26,8 +26,11 @@ from chaoskit.durations import Duration
 from chaoskit.errors import ComponentMissing, DriverError
 from chaoskit.stressors import resolver, spawning
 
-FORWARD_MARK = "0x4c4b"
-"""The firewall mark of the responder's forwarded queries, which the redirect leaves alone."""
+FORWARD_MARK = "0x104b"
+"""The firewall mark of the responder's forwarded queries, which the redirect leaves alone. Clear of
+the bits others match with masks: kube-proxy's 0x4000 (masquerade) and 0x8000 (drop), Cilium's
+0x0f00, Calico's 0xffff0000, Weave's 0x20000/0x40000 (with 0x4c4b, kube-proxy masqueraded the
+forwarded queries on a node and their answers never came back)."""
 _NAME = re.compile(r"[A-Za-z0-9*_.-]+")
 
 

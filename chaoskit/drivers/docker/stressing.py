@@ -149,7 +149,9 @@ class StressMemory(_Stress[MemoryArgs], args=MemoryArgs):
 
 class FillDisk(_Stress[FillArgs], args=FillArgs):
     name = "docker.container.fill_disk"
-    summary = "Fill a container's filesystem with a file (size, or percent of it); the revert removes it."
+    summary = (
+        "Fill a container's filesystem with a file (size, or until percent_full); the revert removes it."
+    )
     kind = "fill"
 
     def lease(self, args: FillArgs, target: contract.Target) -> str:
@@ -165,7 +167,11 @@ class FillDisk(_Stress[FillArgs], args=FillArgs):
         )
 
     def describe(self, args: FillArgs) -> str:
-        how = f"{args.size} bytes" if args.size is not None else f"{args.percent:g}% of its filesystem"
+        how = (
+            f"{args.size} bytes"
+            if args.size is not None
+            else f"until its filesystem is {args.percent_full:g}% full"
+        )
         return f"{how} written in {args.path}"
 
 

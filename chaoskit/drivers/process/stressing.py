@@ -81,7 +81,7 @@ class StressMemory(_Stress[loads.MemoryLoad], args=loads.MemoryLoad):
 
 class FillDisk(_Stress[loads.FillLoad], args=loads.FillLoad):
     name = "process.fill_disk"
-    summary = "Fill a filesystem with a file (size, or percent of it); the revert removes the file."
+    summary = "Fill a filesystem with a file (size, or until percent_full); the revert removes the file."
     kind = "fill"
 
     def lease(self, args: loads.FillLoad, target: contract.Target) -> str:
@@ -95,7 +95,11 @@ class FillDisk(_Stress[loads.FillLoad], args=loads.FillLoad):
         return spawning.command(self.kind, args, path=revert.files[0], size=size)
 
     def describe(self, args: loads.FillLoad) -> str:
-        how = f"{args.size} bytes" if args.size is not None else f"{args.percent:g}% of its filesystem"
+        how = (
+            f"{args.size} bytes"
+            if args.size is not None
+            else f"until its filesystem is {args.percent_full:g}% full"
+        )
         return f"{how} written in {args.path}"
 
 

@@ -56,7 +56,7 @@ def samples() -> dict[str, contract.Revert]:
         "docker.container.stress_cpu": _prepared("docker.container.stress_cpu", {"workers": 2}),
         "docker.container.stress_memory": _prepared("docker.container.stress_memory", {"size": "1GiB"}),
         "docker.container.fill_disk": _prepared(
-            "docker.container.fill_disk", {"path": "/data", "percent": 90}
+            "docker.container.fill_disk", {"path": "/data", "percent_full": 90}
         ),
         "docker.container.stress_io": _prepared(
             "docker.container.stress_io", {"path": "/data", "workers": 2}
