@@ -115,7 +115,8 @@ class RedisStore:
         return {int(f) for f in self.client.hkeys(self.key) if f.isdigit()}
 
     def clean(self) -> None:
-        self.client.delete(self.key)
+        if self._ready:  # never a key this writer refused as someone else's
+            self.client.delete(self.key)
 
     def close(self) -> None:
         self.client.close()
@@ -218,7 +219,7 @@ class PostgresStore:
             raise
 
     def clean(self) -> None:
-        conn = self._connection() if self._ready else None
+        conn = self._connection() if self._ready else None  # never a table refused as someone else's
         if conn is not None:
             conn.execute(self._sql.SQL("DROP TABLE IF EXISTS {}").format(self._table))
 
