@@ -25,6 +25,7 @@ from typing import Protocol, TypeVar, cast
 
 from chaoskit.proxy import toxic_types
 from chaoskit.proxy.http import sessions
+from chaoskit.proxy.sides import Side
 
 QUEUE_CHUNKS = 1024
 """Chunks a link may hold ahead of its toxics before it stops reading (the latency toxic's buffer)."""
@@ -55,54 +56,6 @@ _OUTBOX = Chunk(b"", -2.0, -2.0)
 
 # uvloop's loop.time() ticks in whole milliseconds; the latency toxic needs better than that.
 now = time.monotonic
-
-
-class Side(asyncio.Protocol):
-    """One socket of a connection: the client's or the upstream's."""
-
-    def __init__(self, connection: Connection, role: str) -> None:
-        self.connection = connection
-        self.role = role
-        self.transport: asyncio.Transport | None = None
-        self.write_paused = False
-        self._drained: asyncio.Event | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but they are one in behaviour.
-        self.transport = cast(asyncio.Transport, transport)
-        self.connection.side_ready(self)
-
-    def data_received(self, data: bytes) -> None:
-        self.connection.reading(self).feed(data)
-
-    def eof_received(self) -> bool:
-        self.connection.reading(self).feed_eof()
-        return True  # keep our write side open: half-close is passed through
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.connection.close()
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-        self.connection.writing(self).update_reading()
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        if self._drained is not None:
-            self._drained.set()
-        self.connection.writing(self).update_reading()
-
-    async def drained(self) -> None:
-        while self.write_paused and self.transport is not None:
-            self._drained = asyncio.Event()
-            await self._drained.wait()
-
-    def write(self, data: bytes) -> bool:
-        if self.transport is None or self.transport.is_closing():
-            return False
-        self.transport.write(data)
-        return True
 
 
 class Link:
