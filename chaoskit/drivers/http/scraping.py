@@ -1,6 +1,7 @@
-"""``http.metrics``: read a Prometheus text endpoint directly (no Prometheus server), sum the
-series an experiment names, and optionally their increase over a window and ratios between them,
-e.g. calls a service made to its dependency per request it answered (retry amplification).
+"""``http.metrics``: read Prometheus text endpoints directly (no Prometheus server), sum the series
+an experiment names, and optionally their increase over a window and ratios between them, e.g.
+requests a proxy in front of a dependency saw per request the service answered (retry
+amplification): series may come from several endpoints, read together.
 """
 
 from __future__ import annotations
@@ -10,19 +11,20 @@ import re
 import time
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 _SELECTOR = re.compile(rf"^\s*({_NAME})\s*(?:\{{(.*)\}})?\s*$")
 _SAMPLE = re.compile(rf"^({_NAME})(?:\{{(.*)\}})?\s+(\S+)(?:\s+-?\d+)?\s*$")
 
 Matchers = tuple[str, tuple[tuple[str, str, str], ...]]
-"""A metric name and its label matchers ``(label, '=' or '!=', value)``."""
+"""A metric name and its label matchers ``(label, operator, value)``; the operators are
+Prometheus's: ``=``, ``!=``, and ``=~``, ``!~`` with a regular expression matched whole."""
 
 
 def _unescape(value: str) -> str:
@@ -43,11 +45,20 @@ def _labels(text: str, where: str) -> tuple[tuple[str, str, str], ...]:
 
 
 def parse_selector(selector: str) -> Matchers:
-    """``name`` or ``name{label="v",other!="w"}`` as matchers; ``ValueError`` saying what is wrong."""
+    """``name`` or ``name{label="v",other!="w",third=~"re.*"}`` as matchers; ``ValueError`` saying
+    what is wrong."""
     match = _SELECTOR.match(selector)
     if match is None:
         raise ValueError(f'{selector!r} is not a series selector (e.g. requests_total{{status="200"}})')
-    return match.group(1), _labels(match.group(2) or "", selector)
+    matchers = _labels(match.group(2) or "", selector)
+    for label, op, value in matchers:
+        if op in ("=~", "!~"):
+            try:
+                re.compile(value)
+            except re.error as e:
+                shown = f"{label}{op}{value!r}"
+                raise ValueError(f"{selector!r}: {shown} is not a regular expression: {e}") from e
+    return match.group(1), matchers
 
 
 def _selector(value: str) -> str:
@@ -77,26 +88,50 @@ def parse_text(text: str) -> list[tuple[str, dict[str, str], float]]:
     return samples
 
 
+def _holds(op: str, expected: str, actual: str) -> bool:
+    if op in ("=", "!="):
+        return (actual == expected) == (op == "=")
+    return (re.fullmatch(expected, actual) is not None) == (op == "=~")
+
+
 def total(samples: list[tuple[str, dict[str, str], float]], matchers: Matchers) -> tuple[float, int]:
-    """The sum of the samples ``matchers`` select, and how many they are."""
+    """The sum of the samples ``matchers`` select, and how many they are (a missing label is the
+    empty string, as in Prometheus)."""
     name, wanted = matchers
     selected = [
         value
         for metric, labels, value in samples
         if metric == name
-        and all((labels.get(label, "") == expected) == (op == "=") for label, op, expected in wanted)
+        and all(_holds(op, expected, labels.get(label, "")) for label, op, expected in wanted)
     ]
     return math.fsum(selected), len(selected)
 
 
-class MetricsArgs(contract.Args):
-    """Where the text endpoint is, which series to read, and over which window."""
+class Series(BaseModel):
+    """A series read from one of ``endpoints``."""
 
-    url: str
-    """The endpoint, e.g. ``http://127.0.0.1:18080/metrics``."""
-    series: dict[str, Selector] = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    endpoint: str
+    """A name from ``endpoints``."""
+    selector: Selector
+    """As in ``series``: a metric name, optionally with label matchers."""
+
+
+class MetricsArgs(contract.Args):
+    """Where the text endpoints are, which series to read, and over which window."""
+
+    url: str | None = None
+    """The endpoint series given as a plain selector are read from, e.g.
+    ``http://127.0.0.1:18080/metrics``."""
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    """More endpoints by name, e.g. ``{proxy: "http://127.0.0.1:8474/metrics"}``, for series that
+    compare what two components saw. With ``over``, every endpoint is read at the start and again
+    at the end of the window, in the same order."""
+    series: dict[str, Selector | Series] = Field(min_length=1)
     """A name for each value to report, and its selector: a metric name, optionally with label
-    matchers (``=``, ``!=``); the samples it selects are summed (none selected: 0)."""
+    matchers (``=``, ``!=``, ``=~``, ``!~``), read from ``url``; or ``{endpoint: NAME, selector:
+    ...}`` to read it from one of ``endpoints``. The samples it selects are summed (none: 0)."""
     over: Duration | None = None
     """Read twice, this far apart, and report each series' increase (counters) instead of its value."""
     ratios: dict[str, tuple[str, str]] = Field(default_factory=dict)
@@ -106,7 +141,18 @@ class MetricsArgs(contract.Args):
     """Seconds to wait for each read."""
 
     @model_validator(mode="after")
-    def _known_ratio_terms(self) -> MetricsArgs:
+    def _known_names(self) -> MetricsArgs:
+        for name, series in self.series.items():
+            if isinstance(series, Series) and series.endpoint not in self.endpoints:
+                known = ", ".join(self.endpoints) or "none"
+                raise ValueError(
+                    f"series.{name}: endpoint {series.endpoint!r} not in endpoints (has: {known})"
+                )
+            if isinstance(series, str) and self.url is None:
+                raise ValueError(
+                    f"series.{name}: a plain selector is read from url, and there is no url; give url, "
+                    "or write {endpoint: NAME, selector: ...} with NAME from endpoints"
+                )
         for name, terms in self.ratios.items():
             unknown = [term for term in terms if term not in self.series]
             if unknown:
@@ -115,24 +161,39 @@ class MetricsArgs(contract.Args):
                 )
         return self
 
+    def reads(self) -> dict[str, list[tuple[str, Matchers]]]:
+        """Each URL to read, with the named series to take from it."""
+        out: dict[str, list[tuple[str, Matchers]]] = {}
+        for name, series in self.series.items():
+            if isinstance(series, Series):
+                url, selector = self.endpoints[series.endpoint], series.selector
+            else:
+                assert self.url is not None  # checked by _known_names
+                url, selector = self.url, series
+            out.setdefault(url, []).append((name, parse_selector(selector)))
+        return out
+
 
 def _scrape(args: MetricsArgs) -> dict[str, tuple[float, int]]:
     import httpx
 
-    try:
-        response = httpx.get(args.url, timeout=args.timeout)
-    except httpx.HTTPError as e:
-        raise DriverError(f"http.metrics: can't read {args.url}: {e}") from e
-    if response.status_code != 200:
-        raise DriverError(f"http.metrics: {args.url} answered {response.status_code}, not 200")
-    samples = parse_text(response.text)
-    return {name: total(samples, parse_selector(selector)) for name, selector in args.series.items()}
+    found: dict[str, tuple[float, int]] = {}
+    for url, wanted in args.reads().items():
+        try:
+            response = httpx.get(url, timeout=args.timeout)
+        except httpx.HTTPError as e:
+            raise DriverError(f"http.metrics: can't read {url}: {e}") from e
+        if response.status_code != 200:
+            raise DriverError(f"http.metrics: {url} answered {response.status_code}, not 200")
+        samples = parse_text(response.text)
+        found.update((name, total(samples, matchers)) for name, matchers in wanted)
+    return {name: found[name] for name in args.series}
 
 
 class MetricsProbe(contract.Probe[MetricsArgs], args=MetricsArgs):
     name = "http.metrics"
     summary = (
-        "Series from a Prometheus text endpoint, summed: {values, matched, ratios}; with over: increases."
+        "Series from Prometheus text endpoints, summed: {values, matched, ratios}; with over: increases."
     )
 
     def run(self, args: MetricsArgs, ctx: contract.RunContext) -> contract.JsonValue:

@@ -1,5 +1,6 @@
-"""``http.metrics`` against a real Prometheus text endpoint on 127.0.0.1: selectors, increases over
-a window, ratios, and the errors a user can cause."""
+"""``http.metrics`` against real Prometheus text endpoints on 127.0.0.1: selectors (regular
+expressions too), increases over a window, ratios, series from two endpoints, and the errors a user
+can cause."""
 
 from __future__ import annotations
 
@@ -52,10 +53,28 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture
-def url() -> Iterator[str]:
-    Handler.scrapes = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+class ProxyHandler(Handler):
+    """A second component in front of the first: 25 more requests seen per scrape, by toxic."""
+
+    def do_GET(self) -> None:
+        with Handler.lock:
+            ProxyHandler.proxy_scrapes += 1
+            seen = 25 * ProxyHandler.proxy_scrapes
+        body = (
+            f'seen_total{{proxy="backend",toxic="chaoskit-1-ab-http_abort"}} {seen}\n'
+            f'seen_total{{proxy="backend",toxic="chaoskit-1-cd-http_delay"}} {2 * seen}\n'
+            f'seen_total{{proxy="reviews",toxic="chaoskit-1-ef-http_abort"}} 1000\n'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    proxy_scrapes = 0
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -63,6 +82,18 @@ def url() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def url() -> Iterator[str]:
+    Handler.scrapes = 0
+    yield from serve(Handler)
+
+
+@pytest.fixture
+def proxy_url() -> Iterator[str]:
+    ProxyHandler.proxy_scrapes = 0
+    yield from serve(ProxyHandler)
 
 
 def probe(**arguments: object) -> dict[str, contract.JsonValue]:
@@ -85,6 +116,46 @@ def test_series_are_summed_over_the_samples_their_matchers_select(url: str) -> N
     )
     assert output["values"] == {"db": 42, "db_failed": 12, "all": 47, "quoted": 2, "absent": 0}
     assert output["matched"] == {"db": 2, "db_failed": 1, "all": 3, "quoted": 1, "absent": 0}
+
+
+def test_regular_expression_matchers_match_the_whole_label_value(url: str) -> None:
+    output = probe(
+        url=f"{url}/metrics",
+        series={
+            "db_or_cache": 'calls_total{dependency=~"db|cache"}',
+            "not_2xx": 'calls_total{code!~"2.."}',
+            "partial": 'calls_total{dependency=~"d"}',
+        },
+    )
+    # A missing label is "", which "2.." does not match: the cache sample counts as not 2xx.
+    assert output["values"] == {"db_or_cache": 47, "not_2xx": 17, "partial": 0}
+
+
+def test_series_from_two_endpoints_make_one_ratio_over_the_same_window(url: str, proxy_url: str) -> None:
+    output = probe(
+        url=f"{url}/metrics",
+        endpoints={"proxy": f"{proxy_url}/metrics"},
+        series={
+            "requests": "requests_total",
+            "seen": {"endpoint": "proxy", "selector": 'seen_total{proxy="backend",toxic=~".*-http_abort"}'},
+        },
+        over=0.05,
+        ratios={"seen_per_request": ["seen", "requests"]},
+    )
+    # Each endpoint was read twice: 10 more requests at the service, 25 more seen at the proxy.
+    assert output["values"] == {"requests": 10, "seen": 25}
+    assert output["ratios"] == {"seen_per_request": 2.5}
+    assert output["matched"] == {"requests": 1, "seen": 1}
+    assert (Handler.scrapes, ProxyHandler.proxy_scrapes) == (2, 2)
+
+
+def test_endpoints_alone_need_no_url(proxy_url: str) -> None:
+    output = probe(
+        endpoints={"proxy": f"{proxy_url}/metrics", "unused": "http://127.0.0.1:1/metrics"},
+        series={"reviews": {"endpoint": "proxy", "selector": 'seen_total{proxy="reviews"}'}},
+    )
+    # An endpoint no series reads is not read (port 1 would refuse).
+    assert output["values"] == {"reviews": 1000}
 
 
 def test_over_reports_increases_and_ratios_of_them(url: str) -> None:
@@ -119,6 +190,16 @@ def test_a_ratio_of_totals_without_a_window(url: str) -> None:
         ({"series": {"x": "not a metric"}}, "is not a series selector"),
         ({"series": {}}, "at least 1"),
         ({"series": {"x": "a"}, "ratios": {"r": ["x", "y"]}}, "ratios.r: y not in series (has: x)"),
+        ({"series": {"x": 'a{b=~"("}'}}, "is not a regular expression"),
+        (
+            {"series": {"x": {"endpoint": "proxi", "selector": "a"}}, "endpoints": {"proxy": "http://h/"}},
+            "series.x: endpoint 'proxi' not in endpoints (has: proxy)",
+        ),
+        ({"series": {"x": {"endpoint": "proxy", "selector": "not a metric"}}}, "is not a series selector"),
+        (
+            {"url": None, "series": {"x": "a"}},
+            "series.x: a plain selector is read from url, and there is no url",
+        ),
     ],
 )
 def test_malformed_arguments_are_refused_at_validation(arguments: dict[str, object], message: str) -> None:
