@@ -83,7 +83,7 @@ def command(  # noqa: PLR0917 (click passes options positionally)
     """Serve the node agent until SIGTERM or Ctrl-C: faults inside this node's containers and pods,
     asked for by runs elsewhere, recorded under --state-dir and reverted when a run's lease expires.
 
-    Run it as root (a privileged DaemonSet with hostPID): it enters containers with nsenter."""
+    Run it as root with hostPID (operators/agent/): it enters containers with nsenter."""
     from chaoskit.agent import records, serving, working
 
     host, port = _address(listen)
