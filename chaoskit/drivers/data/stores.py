@@ -112,6 +112,7 @@ class RedisStore:
         self.client.hset(self.key, str(seq), repr(at))
 
     def read_back(self) -> set[int]:
+        self._prepare()  # a key that is not the writer's is refused here too, by name
         return {int(f) for f in self.client.hkeys(self.key) if f.isdigit()}
 
     def clean(self) -> None:

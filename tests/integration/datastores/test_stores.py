@@ -39,6 +39,8 @@ def test_a_key_the_writer_did_not_make_is_refused_and_kept(redis_port: int) -> N
     ctx = contract.RunContext(run_id="r")
     with pytest.raises(errors.DriverError, match="exists and was not made by a chaoskit writer"):
         writing.Write().run(args, ctx)
+    with pytest.raises(errors.DriverError, match="exists and was not made by a chaoskit writer"):
+        writing.Verify().run(writing.VerifyArgs(url=args.url, key=args.key), ctx)
     ctx.close()
     assert servers._redis(redis_port, "GET", "orders").strip() == "precious"
 
