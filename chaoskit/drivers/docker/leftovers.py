@@ -103,7 +103,15 @@ def sweep(run_id: str | None, ctx: contract.RunContext) -> Sequence[str]:
 def _sweep_container(container: Any, scope: _Scope, ctx: contract.RunContext) -> list[str]:
     done: list[str] = []
     try:
-        listing, qdiscs = namespacing.run(container, [["iptables", "-w", "-S"], ["tc", "qdisc", "show"]], ctx)
+        listing, qdiscs, nat = namespacing.run(
+            container,
+            [
+                ["iptables", "-w", "-S"],
+                ["tc", "qdisc", "show"],
+                ["iptables", "-w", "-t", "nat", "-S", "OUTPUT"],
+            ],
+            ctx,
+        )
     except Exception as e:
         # One container we can't look into must not stop the sweep of the others.
         ctx.log(f"docker: could not inspect the network of container {container.name}: {e}")
@@ -111,6 +119,9 @@ def _sweep_container(container: Any, scope: _Scope, ctx: contract.RunContext) ->
     by_owner: dict[str, list[list[str]]] = {}
     for owner, rule in _owned_rules(listing.output, scope.run_id) if listing.ok else []:
         by_owner.setdefault(owner, []).append(rule)
+    # docker.network.dns redirects port 53 in the nat table; the rule spec carries its table.
+    for owner, rule in _owned_rules(nat.output, scope.run_id) if nat.ok else []:
+        by_owner.setdefault(owner, []).append(["-t", "nat", *rule])
     rules: list[list[str]] = []
     for owner, group in by_owner.items():
         if scope.allows(
@@ -118,7 +129,13 @@ def _sweep_container(container: Any, scope: _Scope, ctx: contract.RunContext) ->
         ):
             rules.extend(group)
     if rules:
-        results = namespacing.run(container, [["iptables", "-w", "-D", *rule] for rule in rules], ctx)
+        deletes = [
+            ["iptables", "-w", *rule[:2], "-D", *rule[2:]]
+            if rule[0] == "-t"
+            else ["iptables", "-w", "-D", *rule]
+            for rule in rules
+        ]
+        results = namespacing.run(container, deletes, ctx)
         removed = sum(1 for r in results if r.ok)
         done.append(f"removed {wording.counted(removed, 'iptables rule')} from container {container.name}")
     if scope.run_id is None and qdiscs.ok:

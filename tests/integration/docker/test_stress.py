@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from chaoskit.drivers import contract
-from chaoskit.drivers.docker import dns
+from chaoskit.drivers.docker import dns, leftovers
+from chaoskit.drivers.process import driver as process_driver
 from chaoskit.stressors import cgroups, loads, resolver, spawning
 from tests.integration.docker import faulting
 from tests.integration.docker.conftest import HTTP_IMAGE, TEST_LABEL, Web, wait_until
@@ -361,4 +362,16 @@ def test_dns_names_can_fail_with_servfail_or_resolve_to_a_chosen_address(
         assert said in lookup(resolving, "db.test")
     finally:
         faulting.revert("docker.network.dns", records, ctx)
+    assert "10.9.9.9" in lookup(resolving, "db.test")
+
+
+def test_without_the_ledger_the_sweeps_take_the_dns_redirect_and_its_responder_back(
+    resolving: Any, ctx: contract.RunContext
+) -> None:
+    records = faulting.apply("docker.network.dns", {"name": resolving.name, "domains": ["db.test"]}, ctx)
+    assert "NXDOMAIN" in lookup(resolving, "db.test")
+    # The ledger is lost: only the marks are left (the rule's comment, the responder's environment).
+    swept = [*leftovers.sweep(ctx.run_id, ctx), *process_driver().sweep(ctx.run_id, ctx)]  # type: ignore[misc]
+    assert "chaoskit:" not in nat_rules(resolving), swept
+    assert wait_until(lambda: stressors(records) == [], 10), swept
     assert "10.9.9.9" in lookup(resolving, "db.test")
