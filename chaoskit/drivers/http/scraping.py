@@ -9,13 +9,16 @@ from __future__ import annotations
 import math
 import re
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
+
+if TYPE_CHECKING:
+    import httpx
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -174,13 +177,13 @@ class MetricsArgs(contract.Args):
         return out
 
 
-def _scrape(args: MetricsArgs) -> dict[str, tuple[float, int]]:
+def _scrape(args: MetricsArgs, client: httpx.Client) -> dict[str, tuple[float, int]]:
     import httpx
 
     found: dict[str, tuple[float, int]] = {}
     for url, wanted in args.reads().items():
         try:
-            response = httpx.get(url, timeout=args.timeout)
+            response = client.get(url)
         except httpx.HTTPError as e:
             raise DriverError(f"http.metrics: can't read {url}: {e}") from e
         if response.status_code != 200:
@@ -197,13 +200,21 @@ class MetricsProbe(contract.Probe[MetricsArgs], args=MetricsArgs):
     )
 
     def run(self, args: MetricsArgs, ctx: contract.RunContext) -> contract.JsonValue:
-        first = _scrape(args)
+        import httpx
+
+        # One client, made before the first read: making one costs tens of milliseconds (TLS
+        # setup), which between the reads of two endpoints would skew a ratio of their counts.
+        with httpx.Client(timeout=args.timeout) as client:
+            return self._read(args, ctx, client)
+
+    def _read(self, args: MetricsArgs, ctx: contract.RunContext, client: httpx.Client) -> contract.JsonValue:
+        first = _scrape(args, client)
         values = {name: value for name, (value, _) in first.items()}
         if args.over is not None:
             started = time.monotonic()
             if ctx.cancel.wait(args.over):
                 raise DriverError("http.metrics: cancelled before the window ended")
-            second = _scrape(args)
+            second = _scrape(args, client)
             values = {name: second[name][0] - first[name][0] for name in args.series}
             seconds = round(time.monotonic() - started, 3)
         ratios: dict[str, float | None] = {
