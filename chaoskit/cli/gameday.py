@@ -18,7 +18,7 @@ from chaoskit import durations, errors, installing, metrics, wording
 from chaoskit.cli import options
 from chaoskit.drivers import registry
 from chaoskit.engine import halts, ledgers
-from chaoskit.gameday import firing, plans, running, schedules, scheduling, webhooks
+from chaoskit.gameday import daemons, firing, plans, playing, schedules, webhooks
 from chaoskit.report import html, junit, markdown, scores
 
 STATE_DIR = click.option(
@@ -92,8 +92,8 @@ def _execute(
     outputs: dict[str, Path | None],
     say: Any,
     telemetry: metrics.Metrics | None = None,
-) -> running.Result:
-    result = running.run(
+) -> playing.Result:
+    result = playing.run(
         loaded,
         state_dir=state_dir,
         journal_dir=journal_dir or state_dir / "journals",
@@ -215,11 +215,11 @@ def run_command(  # noqa: PLR0917 - click passes options positionally
         _fail(e)
         return
     try:
-        with scheduling.holding(root, loaded.key) as locked:
+        with daemons.holding(root, loaded.key) as locked:
             if not locked:
                 raise errors.ChaoskitError(
                     f"another GameDay of plan {loaded.key!r} is running (it holds "
-                    f"{scheduling.lock_path(root, loaded.key)}); GameDays of one plan never overlap",
+                    f"{daemons.lock_path(root, loaded.key)}); GameDays of one plan never overlap",
                     hint="wait for it to finish, or give this plan another name:",
                 )
             result = _execute(
@@ -300,7 +300,7 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
         _fail(e)
         return
 
-    def fire(due: firing.Fire) -> scheduling.Outcome:
+    def fire(due: firing.Fire) -> daemons.Outcome:
         result = _execute(
             loaded,
             state_dir=root,
@@ -310,11 +310,11 @@ def schedule_command(  # noqa: PLR0917 - click passes options positionally
             say=log.info,
             telemetry=telemetry,
         )
-        return scheduling.Outcome(verdict=result.verdict.value, score=result.score)
+        return daemons.Outcome(verdict=result.verdict.value, score=result.score)
 
     log.info("scheduling %s (%s) from %s", loaded.key, loaded.plan.title, plan)
     try:
-        scheduling.Scheduler(schedule, loaded.key, root, fire, stop=stop, duration=duration).serve(
+        daemons.Scheduler(schedule, loaded.key, root, fire, stop=stop, duration=duration).serve(
             max_fires=max_runs
         )
     except errors.ChaoskitError as e:
@@ -331,7 +331,7 @@ def validate_command(plan: Path) -> None:
     Exit 0 when all are valid, 2 with every problem listed."""
     loaded = _load(plan)
     try:
-        stages = running.prepare(loaded, registry.load())
+        stages = playing.prepare(loaded, registry.load())
     except errors.ChaoskitError as e:
         _fail(e)
         return
@@ -369,8 +369,8 @@ def next_command(plan: Path, count: int, state_dir: Path | None, output: str) ->
     root = ledgers.state_dir(state_dir)
     after = now
     started = 0
-    if (root / scheduling.DB_NAME).exists():
-        states = scheduling.States(root)
+    if (root / daemons.DB_NAME).exists():
+        states = daemons.States(root)
         try:
             resume = states.resume_point(loaded.key)
             if resume is not None:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from chaoskit import errors
 from chaoskit.engine import halts
 from chaoskit.kube import apis, haltlevers
-from chaoskit.operator import jobs, resources, scheduling, statuses
+from chaoskit.operator import chaosschedules, jobs, resources, statuses
 
 log = logging.getLogger("chaoskit.operator")
 JSON = resources.JSON
@@ -115,7 +115,7 @@ class Controller:
                 },
                 what=f"adding the finalizer to {resources.describe(obj)}",
             )
-        now = scheduling.iso(self.clock())
+        now = chaosschedules.iso(self.clock())
         previous = dict(obj.get("status") or {})
         if statuses.finished(previous):
             self._expire(obj, previous)
@@ -161,7 +161,7 @@ class Controller:
     def _expire(self, obj: JSON, status: JSON) -> None:
         spec = obj.get("spec") or {}
         ttl = spec.get("ttlSecondsAfterFinished")
-        ended = scheduling.parse(status.get("completionTime"))
+        ended = chaosschedules.parse(status.get("completionTime"))
         if isinstance(ttl, int) and ended is not None and self.clock() >= ended + dt.timedelta(seconds=ttl):
             self.api.delete(self._experiment_path(obj), what=f"deleting {resources.describe(obj)} (TTL)")
 
@@ -221,7 +221,7 @@ class Controller:
     def _past_grace(self, pod: JSON) -> bool:
         """Whether a deleted pod has had its grace period and a minute more to go (the API server
         sets ``deletionTimestamp`` to the end of the grace period)."""
-        until = scheduling.parse(pod["metadata"].get("deletionTimestamp"))
+        until = chaosschedules.parse(pod["metadata"].get("deletionTimestamp"))
         return until is not None and self.clock() >= until + dt.timedelta(seconds=60)
 
     # ---- schedules
@@ -251,11 +251,11 @@ class Controller:
             for r in runs
             if any(o.get("uid") == meta["uid"] for o in r["metadata"].get("ownerReferences") or [])
         ]
-        plan = scheduling.plan(obj, spec, runs, self.clock(), self.halted)
+        plan = chaosschedules.plan(obj, spec, runs, self.clock(), self.halted)
         for name in plan.delete:
             self._delete(self._custom(resources.EXPERIMENTS, meta["namespace"], name), f"run {name}")
         if plan.create is not None and plan.fire is not None:
-            body = scheduling.experiment(obj, spec, plan.create, plan.fire)
+            body = chaosschedules.experiment(obj, spec, plan.create, plan.fire)
             if self._create(
                 self._custom(resources.EXPERIMENTS, meta["namespace"]), body, f"run {plan.create}"
             ):

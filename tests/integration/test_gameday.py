@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import junitparser
 import pytest
 
-from chaoskit.gameday import firing, plans, scheduling
+from chaoskit.gameday import daemons, firing, plans
 from tests import servers
 
 
@@ -167,7 +167,7 @@ def test_stop_on_deviated_skips_the_rest_and_exits_1(tmp_path: Path, server: Ser
 
 def test_a_gameday_never_overlaps_another_of_the_same_plan(tmp_path: Path, server: Server) -> None:
     plan = write_plan(tmp_path, server)
-    with scheduling.holding(tmp_path / "state", "integration") as locked:
+    with daemons.holding(tmp_path / "state", "integration") as locked:
         assert locked
         done = chaoskit(tmp_path, "gameday", "run", str(plan))
     assert done.returncode == 4

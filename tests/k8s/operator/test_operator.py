@@ -25,7 +25,7 @@ import yaml
 from chaoskit.drivers import contract, registry
 from chaoskit.gameday import firing
 from chaoskit.kube import apis, kubeconfigs, marks
-from chaoskit.operator import reconciling, resources, scheduling, watching
+from chaoskit.operator import chaosschedules, reconciling, resources, watching
 from tests.k8s.clusters import Cluster, wait_until
 
 pytestmark = pytest.mark.k8s
@@ -397,7 +397,7 @@ def test_a_schedule_creates_its_runs_on_time_and_a_restarted_controller_does_not
 
     now[0] = monday.replace(hour=9, second=30)
     controller().reconcile_once()
-    first = scheduling.run_name("hourly", firing.Fire(monday.replace(hour=9), monday.replace(hour=9)))
+    first = chaosschedules.run_name("hourly", firing.Fire(monday.replace(hour=9), monday.replace(hour=9)))
     assert runs() == [first]
     created = cluster.api.get(f"{BASE}/namespaces/{namespace}/chaosexperiments/{first}", what="t")
     assert created["metadata"]["labels"] == {"team": "sre", resources.SCHEDULE_LABEL: "hourly"}
@@ -422,7 +422,7 @@ def test_a_schedule_creates_its_runs_on_time_and_a_restarted_controller_does_not
     cluster.api.patch(path, {"spec": {"concurrencyPolicy": "Replace"}}, what="test: policy")
     now[0] = monday.replace(hour=11, second=10)
     controller().reconcile_once()
-    second = scheduling.run_name("hourly", firing.Fire(monday.replace(hour=11), monday.replace(hour=11)))
+    second = chaosschedules.run_name("hourly", firing.Fire(monday.replace(hour=11), monday.replace(hour=11)))
     assert second in runs()
 
     def replaced() -> bool:

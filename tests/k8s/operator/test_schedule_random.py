@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 
 from chaoskit.gameday import firing
-from chaoskit.operator import reconciling, resources, scheduling
+from chaoskit.operator import chaosschedules, reconciling, resources
 from tests.k8s.clusters import Cluster
 from tests.k8s.operator.test_operator import BASE, EXPERIMENT, crds, finalized, sweep
 
@@ -42,10 +42,10 @@ def test_a_random_schedule_creates_the_runs_chaos_monkey_mode_draws(
     assert created["spec"]["schedule"]["random"]["per"] == "workday"
     assert created["spec"]["schedule"]["random"]["max_per_day"] == 1
     assert created["spec"]["schedule"]["fit"] == "run"
-    born = scheduling.parse(created["metadata"]["creationTimestamp"])
+    born = chaosschedules.parse(created["metadata"]["creationTimestamp"])
     assert born is not None
     spec = resources.schedule_spec(created)
-    duration = scheduling.planned_duration(spec)
+    duration = chaosschedules.planned_duration(spec)
     assert duration == 5.01  # the 10ms pause and the 5s recovery deadline
     expected = firing.upcoming(spec.schedule, born, f"{namespace}/monkey", 8, duration=duration)
 
@@ -58,16 +58,16 @@ def test_a_random_schedule_creates_the_runs_chaos_monkey_mode_draws(
         ctl.reconcile_once()
         if now[0] > expected[-1].at:
             break
-        following = scheduling.parse(cluster.api.get(path, what="t")["status"].get("nextScheduleTime"))
+        following = chaosschedules.parse(cluster.api.get(path, what="t")["status"].get("nextScheduleTime"))
         step = now[0] + dt.timedelta(hours=6)
         now[0] = min(following + dt.timedelta(seconds=5), step) if following and following > now[0] else step
     runs = cluster.api.list(f"{BASE}/namespaces/{namespace}/chaosexperiments", what="t")
     fired = sorted(
-        scheduling.parse(r["metadata"]["annotations"][resources.SCHEDULED_AT]) or born for r in runs
+        chaosschedules.parse(r["metadata"]["annotations"][resources.SCHEDULED_AT]) or born for r in runs
     )
     assert fired == [f.nominal for f in expected]
     status = cluster.api.get(path, what="t")["status"]
     following = firing.next_fire(
         spec.schedule, expected[-1].nominal, f"{namespace}/monkey", duration=duration
     )
-    assert status["nextScheduleTime"] == scheduling.iso(following.at)
+    assert status["nextScheduleTime"] == chaosschedules.iso(following.at)

@@ -19,9 +19,9 @@ import pytest
 from chaoskit import errors, metrics
 from chaoskit.drivers import contract
 from chaoskit.engine import events, halts
-from chaoskit.gameday import firing, schedules, scheduling
+from chaoskit.gameday import daemons, firing, schedules
+from chaoskit.operator import chaosschedules as operator_scheduling
 from chaoskit.operator import resources, statuses
-from chaoskit.operator import scheduling as operator_scheduling
 from tests import servers
 
 HALTED = {"halted": True, "reason": "incident 42", "by": "ana@ops", "at": "2030-01-01T00:00:00+00:00"}
@@ -238,17 +238,17 @@ def test_the_gameday_scheduler_skips_fires_while_halted_and_records_them(tmp_pat
     ran: list[dt.datetime] = []
     halt: list[halts.Halt | None] = [halts.Halt("incident 42", "ana@ops", "2026-11-25T08:00:00")]
 
-    def run(fire: firing.Fire) -> scheduling.Outcome:
+    def run(fire: firing.Fire) -> daemons.Outcome:
         ran.append(fire.nominal)
-        return scheduling.Outcome(verdict="completed")
+        return daemons.Outcome(verdict="completed")
 
     hourly = schedules.Schedule.model_validate({"cron": "0 * * * *", "misfire_grace": "30m"})
-    daemon = scheduling.Scheduler(hourly, "checkout", tmp_path, run, clock=clock, halt=lambda: halt[0])
+    daemon = daemons.Scheduler(hourly, "checkout", tmp_path, run, clock=clock, halt=lambda: halt[0])
     daemon.serve(max_fires=2)
     assert ran == []
     halt[0] = None
     daemon.serve(max_fires=1)
-    states = scheduling.States(tmp_path)
+    states = daemons.States(tmp_path)
     try:
         records = [(r.nominal.strftime("%H:%M"), r.status.value, r.detail) for r in states.fires("checkout")]
     finally:
@@ -264,14 +264,14 @@ def test_the_gameday_scheduler_watches_the_state_dirs_lever_by_default(
     halts.write_file(halts.local_path(tmp_path), halts.Halt("incident 42", "ana@ops", "2030"))
     ran: list[firing.Fire] = []
 
-    def run(fire: firing.Fire) -> scheduling.Outcome:
+    def run(fire: firing.Fire) -> daemons.Outcome:
         ran.append(fire)
-        return scheduling.Outcome(verdict="completed")
+        return daemons.Outcome(verdict="completed")
 
     hourly = schedules.Schedule.model_validate({"cron": "0 * * * *", "misfire_grace": "30m"})
     clock = FakeClock(dt.datetime(2026, 11, 25, 8, 10, tzinfo=dt.UTC))
     with caplog.at_level("WARNING", logger="chaoskit.gameday"):
-        scheduling.Scheduler(hourly, "k", tmp_path, run, clock=clock).serve(max_fires=1)
+        daemons.Scheduler(hourly, "k", tmp_path, run, clock=clock).serve(max_fires=1)
     assert ran == []
     assert "skipping run due 2026-11-25T09:00:00+00:00: halted by ana@ops at 2030: incident 42" in caplog.text
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from chaoskit.cli.main import cli
-from chaoskit.gameday import plans, schedules, scheduling
+from chaoskit.gameday import daemons, plans, schedules
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLE = REPO / "experiments" / "gameday-chaos-monkey.yaml"
@@ -31,7 +31,7 @@ def test_the_shipped_chaos_monkey_example_runs_as_often_as_its_comment_says(
     assert "on average one run every two work days" in " ".join(text.split())
     assert "chaoskit.io/monkey=enabled" in text
     # Resume from a fixed point, as a daemon that first started then.
-    states = scheduling.States(tmp_path)
+    states = daemons.States(tmp_path)
     states.anchor("chaos-monkey", dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC))
     states.close()
     lines = next_lines(EXAMPLE, tmp_path, "-n", "1000")

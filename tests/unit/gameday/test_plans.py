@@ -8,7 +8,7 @@ import pytest
 
 from chaoskit import errors
 from chaoskit.drivers import registry
-from chaoskit.gameday import plans, running
+from chaoskit.gameday import plans, playing
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -48,7 +48,7 @@ def test_the_example_plans_load() -> None:
         loaded = plans.load(path)
         assert loaded.plan.schedule is not None
         # Every experiment of the plan loads and plans with the plan's variables and the real drivers.
-        stages = running.prepare(loaded, registry.load())
+        stages = playing.prepare(loaded, registry.load())
         assert sum(len(stage) for stage in stages) == sum(1 for group in loaded.plan.groups() for _ in group)
 
 

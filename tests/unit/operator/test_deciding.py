@@ -15,7 +15,7 @@ import yaml
 
 from chaoskit.errors import UsageError
 from chaoskit.kube import marks
-from chaoskit.operator import jobs, resources, scheduling, statuses, summaries
+from chaoskit.operator import chaosschedules, jobs, resources, statuses, summaries
 
 UID = "0b0e0c1a-1111-2222-3333-444455556666"
 EXPERIMENT = {
@@ -210,19 +210,19 @@ def schedule(policy: str = "Forbid", **extra: Any) -> dict[str, Any]:
 
 def run(name: str, at: dt.datetime, phase: str | None, verdict: str | None = None) -> dict[str, Any]:
     status = {"phase": phase, "verdict": verdict} if phase else {}
-    meta = {"name": name, "annotations": {resources.SCHEDULED_AT: scheduling.iso(at)}}
+    meta = {"name": name, "annotations": {resources.SCHEDULED_AT: chaosschedules.iso(at)}}
     return {"metadata": meta, "status": status}
 
 
-def plan(obj: dict[str, Any], runs: list[dict[str, Any]], now: dt.datetime) -> scheduling.Plan:
-    return scheduling.plan(obj, resources.schedule_spec(obj), runs, now)
+def plan(obj: dict[str, Any], runs: list[dict[str, Any]], now: dt.datetime) -> chaosschedules.Plan:
+    return chaosschedules.plan(obj, resources.schedule_spec(obj), runs, now)
 
 
 def test_a_schedule_fires_inside_its_windows_once_per_fire_time() -> None:
     obj = schedule()
     assert plan(obj, [], MONDAY.replace(hour=8, minute=30)).create is None  # before the window
     due = plan(obj, [], MONDAY.replace(hour=9, second=30))
-    assert due.create == scheduling.run_name("hourly", due.fire) and due.fire is not None  # type: ignore[arg-type]
+    assert due.create == chaosschedules.run_name("hourly", due.fire) and due.fire is not None  # type: ignore[arg-type]
     assert due.fire.nominal == MONDAY.replace(hour=9)
     assert due.status["lastScheduleTime"] == "2030-01-07T09:00:00Z"
     assert due.status["nextScheduleTime"] == "2030-01-07T10:00:00Z"

@@ -11,7 +11,7 @@ from typing import Any
 
 from chaoskit.engine import halts
 from chaoskit.gameday import firing
-from chaoskit.operator import resources, scheduling
+from chaoskit.operator import chaosschedules, resources
 
 NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 CREATED = dt.datetime(2026, 11, 2, 5, tzinfo=dt.UTC)
@@ -26,7 +26,7 @@ def chaos_schedule(schedule: dict[str, Any]) -> dict[str, Any]:
             "name": "monkey",
             "namespace": "shop",
             "uid": "s-uid",
-            "creationTimestamp": scheduling.iso(CREATED),
+            "creationTimestamp": chaosschedules.iso(CREATED),
         },
         "spec": {
             "schedule": schedule,
@@ -59,7 +59,7 @@ def controller(
         lever = (
             halts.Halt("incident 42", "ana@ops", "2027") if halted and halted[0] <= now < halted[1] else None
         )
-        plan = scheduling.plan(obj, spec, runs if keep_runs else [], now, lever)
+        plan = chaosschedules.plan(obj, spec, runs if keep_runs else [], now, lever)
         if plan.create is not None and plan.fire is not None:
             created.append(plan.fire)
             if keep_runs:
@@ -67,7 +67,7 @@ def controller(
                     {
                         "metadata": {
                             "name": plan.create,
-                            "annotations": {resources.SCHEDULED_AT: scheduling.iso(plan.fire.nominal)},
+                            "annotations": {resources.SCHEDULED_AT: chaosschedules.iso(plan.fire.nominal)},
                         },
                         "status": {"phase": "Succeeded", "verdict": "completed"},
                     }
@@ -75,7 +75,7 @@ def controller(
         if plan.skipped:
             skipped.append(plan.skipped)
         obj["status"] = plan.status
-        following = scheduling.parse(plan.status.get("nextScheduleTime"))
+        following = chaosschedules.parse(plan.status.get("nextScheduleTime"))
         step = now + dt.timedelta(hours=3)
         now = min(following + dt.timedelta(seconds=5), step) if following and following > now else step
     return created, skipped
@@ -98,7 +98,7 @@ def test_random_mode_fires_what_the_gameday_schedule_fires_at_its_mean_in_work_d
         }
     )
     spec = resources.schedule_spec(obj)
-    assert scheduling.planned_duration(spec) == 31 * 60
+    assert chaosschedules.planned_duration(spec) == 31 * 60
     fires, skipped = controller(obj, 400)
     assert not skipped
     assert fires == firing.upcoming(spec.schedule, CREATED, "shop/monkey", 400, duration=31 * 60)

@@ -9,7 +9,7 @@ import pytest
 
 from chaoskit import errors
 from chaoskit.engine import journals
-from chaoskit.gameday import plans, running
+from chaoskit.gameday import plans, playing
 from chaoskit.report import history, scores
 from chaoskit.testing import FakeDriver
 
@@ -51,8 +51,8 @@ def make_plan(tmp_path: Path, body: str) -> plans.Loaded:
     return plans.load(path)
 
 
-def run(tmp_path: Path, loaded: plans.Loaded, fake: FakeDriver) -> running.Result:
-    return running.run(
+def run(tmp_path: Path, loaded: plans.Loaded, fake: FakeDriver) -> playing.Result:
+    return playing.run(
         loaded, state_dir=tmp_path / "state", journal_dir=tmp_path / "journals", drivers=fake.registry()
     )
 
@@ -131,7 +131,7 @@ def test_a_stop_request_interrupts_the_running_stage_and_skips_the_rest(tmp_path
     timer = threading.Timer(0.1, stop.set)
     timer.start()
     try:
-        result = running.run(
+        result = playing.run(
             loaded,
             state_dir=tmp_path / "state",
             journal_dir=tmp_path / "journals",
@@ -153,7 +153,7 @@ def test_a_journal_folder_that_takes_no_files_moves_the_journals_to_the_state_di
     said: list[str] = []
     loaded = make_plan(tmp_path, "title: t\nname: t\nexperiments: [{file: holds.yaml}]\n")
     fake = FakeDriver()
-    result = running.run(
+    result = playing.run(
         loaded, state_dir=tmp_path / "state", journal_dir=blocked, drivers=fake.registry(), log=said.append
     )
     [outcome] = result.outcomes
@@ -173,7 +173,7 @@ def test_a_journal_nowhere_will_take_is_said_to_be_lost_and_the_summary_has_null
     (tmp_path / "state" / "journals").write_text("a file too")
     said: list[str] = []
     loaded = make_plan(tmp_path, "title: t\nname: t\nexperiments: [{file: holds.yaml}]\n")
-    result = running.run(
+    result = playing.run(
         loaded,
         state_dir=tmp_path / "state",
         journal_dir=blocked,

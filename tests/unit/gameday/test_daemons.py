@@ -14,7 +14,7 @@ import zoneinfo
 from pathlib import Path
 
 from chaoskit.engine import halts
-from chaoskit.gameday import firing, schedules, scheduling
+from chaoskit.gameday import daemons, firing, schedules
 
 START = dt.datetime(2026, 11, 25, 8, 0, tzinfo=dt.UTC)
 HOURLY = schedules.Schedule.model_validate({"cron": "0 * * * *", "misfire_grace": "30m"})
@@ -42,20 +42,20 @@ class Recorder:
         self.takes = takes
         self.runs: list[tuple[dt.datetime, dt.datetime]] = []
 
-    def __call__(self, fire: firing.Fire) -> scheduling.Outcome:
+    def __call__(self, fire: firing.Fire) -> daemons.Outcome:
         self.runs.append((fire.nominal, self.clock.now()))
         self.clock.current += self.takes
-        return scheduling.Outcome(verdict="completed", score=97.5)
+        return daemons.Outcome(verdict="completed", score=97.5)
 
 
 def daemon(
     tmp_path: Path, clock: FakeClock, run: Recorder, schedule: schedules.Schedule = HOURLY
-) -> scheduling.Scheduler:
-    return scheduling.Scheduler(schedule, "checkout", tmp_path, run, clock=clock)
+) -> daemons.Scheduler:
+    return daemons.Scheduler(schedule, "checkout", tmp_path, run, clock=clock)
 
 
 def statuses(tmp_path: Path) -> list[tuple[str, str]]:
-    states = scheduling.States(tmp_path)
+    states = daemons.States(tmp_path)
     try:
         return [(r.nominal.strftime("%H:%M"), r.status.value) for r in states.fires("checkout")]
     finally:
@@ -71,12 +71,12 @@ def test_runs_at_each_fire_time_and_records_the_outcome(tmp_path: Path) -> None:
         ("10:00", "10:00"),
         ("11:00", "11:00"),
     ]
-    assert max(clock.waits) <= scheduling.MAX_NAP
-    states = scheduling.States(tmp_path)
+    assert max(clock.waits) <= daemons.MAX_NAP
+    states = daemons.States(tmp_path)
     records = states.fires("checkout")
     states.close()
     assert [(r.status, r.verdict, r.score) for r in records] == [
-        (scheduling.FireStatus.FINISHED, "completed", 97.5)
+        (daemons.FireStatus.FINISHED, "completed", 97.5)
     ] * 3
 
 
@@ -127,7 +127,7 @@ def test_a_first_start_does_not_run_past_fires(tmp_path: Path) -> None:
 def test_a_fire_while_another_run_holds_the_lock_is_skipped(tmp_path: Path) -> None:
     clock = FakeClock(START + dt.timedelta(minutes=50))
     run = Recorder(clock)
-    with scheduling.holding(tmp_path, "checkout") as locked:
+    with daemons.holding(tmp_path, "checkout") as locked:
         assert locked
         daemon(tmp_path, clock, run).serve(max_fires=1)
     assert run.runs == []
@@ -141,31 +141,31 @@ def test_the_lock_is_held_by_a_run_and_excludes_another_process(tmp_path: Path) 
     clock = FakeClock(START + dt.timedelta(minutes=50))
     seen: list[str] = []
     probe = (
-        "import sys, pathlib; from chaoskit.gameday import scheduling\n"
-        "with scheduling.holding(pathlib.Path(sys.argv[1]), 'checkout') as got: print(got)"
+        "import sys, pathlib; from chaoskit.gameday import daemons\n"
+        "with daemons.holding(pathlib.Path(sys.argv[1]), 'checkout') as got: print(got)"
     )
 
-    def run(fire: firing.Fire) -> scheduling.Outcome:
+    def run(fire: firing.Fire) -> daemons.Outcome:
         result = subprocess.run(
             [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, check=True
         )
         seen.append(result.stdout.strip())
-        return scheduling.Outcome(verdict="completed")
+        return daemons.Outcome(verdict="completed")
 
-    scheduling.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock).serve(max_fires=1)
+    daemons.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock).serve(max_fires=1)
     assert seen == ["False"]
 
 
 def test_a_run_left_started_by_a_dead_daemon_is_not_repeated(tmp_path: Path) -> None:
     clock = FakeClock(START + dt.timedelta(minutes=50))
 
-    def dies(fire: firing.Fire) -> scheduling.Outcome:
+    def dies(fire: firing.Fire) -> daemons.Outcome:
         raise KeyboardInterrupt  # stands in for the daemon being killed mid-run
 
     with contextlib.suppress(KeyboardInterrupt):
         daemon(tmp_path, clock, dies).serve(max_fires=1)  # type: ignore[arg-type]
     assert statuses(tmp_path) == [("09:00", "started")]
-    states = scheduling.States(tmp_path)
+    states = daemons.States(tmp_path)
     # Same host, and this pid still lives: pretend the row came from a daemon that has exited.
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
@@ -190,7 +190,7 @@ def test_stop_ends_the_daemon_between_runs(tmp_path: Path) -> None:
         return real_wait(seconds, event)
 
     clock.wait = wait_then_stop  # type: ignore[method-assign]
-    scheduling.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock, stop=stop).serve()
+    daemons.Scheduler(HOURLY, "checkout", tmp_path, run, clock=clock, stop=stop).serve()
     assert len(run.runs) == 2
     assert statuses(tmp_path) == [("09:00", "finished"), ("10:00", "finished")]
 
@@ -214,7 +214,7 @@ def test_the_daemon_in_chaos_monkey_mode_runs_once_per_mean_work_days_and_inside
     run = Recorder(clock, takes=dt.timedelta(minutes=40))
     halted_from, halted_to = dt.datetime(2027, 2, 1, tzinfo=dt.UTC), dt.datetime(2027, 2, 15, tzinfo=dt.UTC)
     halt = halts.Halt("incident 42", "ana@ops", "2027-02-01")
-    scheduling.Scheduler(
+    daemons.Scheduler(
         schedule,
         "checkout",
         tmp_path,
@@ -228,8 +228,8 @@ def test_the_daemon_in_chaos_monkey_mode_runs_once_per_mean_work_days_and_inside
         end = start + dt.timedelta(minutes=40)
         assert start.weekday() < 5 and start.time() >= dt.time(9) and end.time() <= dt.time(15), start
         assert not dt.date(2026, 12, 21) <= start.date() <= dt.date(2027, 1, 1)
-    records = scheduling.States(tmp_path).fires("checkout")
-    halted = [r for r in records if r.status is scheduling.FireStatus.HALTED]
+    records = daemons.States(tmp_path).fires("checkout")
+    halted = [r for r in records if r.status is daemons.FireStatus.HALTED]
     assert halted and all(halted_from <= r.at < halted_to for r in halted)
     assert not any(halted_from <= s < halted_to for s in starts), "a halted fire is skipped, not queued"
     # One run per two weekdays (off the blackout), counting the halted fires the lever skipped.
@@ -253,11 +253,11 @@ def test_a_late_run_that_would_outlast_its_window_is_missed(tmp_path: Path) -> N
     )
     # The daemon comes up at 14:40: the 14:00 run is within the grace, but 30 minutes from now is 15:10.
     clock = FakeClock(dt.datetime(2026, 11, 25, 14, 40, tzinfo=dt.UTC))
-    states = scheduling.States(tmp_path)
+    states = daemons.States(tmp_path)
     states.anchor("checkout", dt.datetime(2026, 11, 25, 13, tzinfo=dt.UTC))
     states.close()
     run = Recorder(clock)
-    scheduling.Scheduler(schedule, "checkout", tmp_path, run, clock=clock, duration=1800).serve(max_fires=1)
+    daemons.Scheduler(schedule, "checkout", tmp_path, run, clock=clock, duration=1800).serve(max_fires=1)
     assert run.runs == []
     assert statuses(tmp_path) == [("14:00", "missed")]
 
@@ -271,10 +271,10 @@ def test_max_per_day_holds_across_a_daemon_restart(tmp_path: Path) -> None:
     )
     clock = FakeClock(dt.datetime(2026, 11, 25, 8, tzinfo=dt.UTC))
     run = Recorder(clock, takes=dt.timedelta(minutes=1))
-    scheduling.Scheduler(schedule, "checkout", tmp_path, run, clock=clock).serve(max_fires=2)
+    daemons.Scheduler(schedule, "checkout", tmp_path, run, clock=clock).serve(max_fires=2)
     assert [s.date() for _, s in run.runs] == [dt.date(2026, 11, 25)] * 2
     restarted = Recorder(clock, takes=dt.timedelta(minutes=1))
-    scheduling.Scheduler(schedule, "checkout", tmp_path, restarted, clock=clock).serve(max_fires=6)
+    daemons.Scheduler(schedule, "checkout", tmp_path, restarted, clock=clock).serve(max_fires=6)
     per_day = collections.Counter(s.date() for _, s in [*run.runs, *restarted.runs])
     assert per_day[dt.date(2026, 11, 25)] == 2
     assert set(per_day.values()) == {2}
