@@ -44,6 +44,14 @@ def parse_size(value: Any) -> int:
     raise ValueError(f"expected a size like 256MiB or a number of bytes, got {type(value).__name__}")
 
 
+def human(size: int) -> str:
+    """``size`` for a person: ``32MiB``, ``1.5GiB``, ``4096 bytes``."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if size >= factor:
+            return f"{size / factor:.4g}{unit}"
+    return f"{size} bytes"
+
+
 Size = Annotated[int, BeforeValidator(parse_size)]
 """A number of bytes; also written with a unit: ``k``/``KB``, ``Mi``/``MiB``, ``G``/``GB``..."""
 

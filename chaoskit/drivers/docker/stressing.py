@@ -144,7 +144,7 @@ class StressMemory(_Stress[MemoryArgs], args=MemoryArgs):
     kind = "memory"
 
     def describe(self, args: MemoryArgs) -> str:
-        return f"{args.size} bytes held resident"
+        return f"{loads.human(args.size)} held resident"
 
 
 class FillDisk(_Stress[FillArgs], args=FillArgs):
@@ -168,7 +168,7 @@ class FillDisk(_Stress[FillArgs], args=FillArgs):
 
     def describe(self, args: FillArgs) -> str:
         how = (
-            f"{args.size} bytes"
+            loads.human(args.size)
             if args.size is not None
             else f"until its filesystem is {args.percent_full:g}% full"
         )

@@ -23,7 +23,7 @@ L = TypeVar("L", bound=loads.Load)
 
 def host() -> contract.Target:
     name = socket.gethostname()
-    return contract.Target(kind="host", id=name, name=f"this host ({name})")
+    return contract.Target(kind="host", id=name, name="this host")
 
 
 class _Stress(contract.Fault[L, loads.StressRevert], revert=loads.StressRevert):
@@ -54,7 +54,7 @@ class _Stress(contract.Fault[L, loads.StressRevert], revert=loads.StressRevert):
         pid = spawning.start(
             self.command(args, revert), kind=self.kind, mark=revert.mark, ctx=ctx, what=self.name
         )
-        ctx.log(f"{self.name}: {self.describe(args)} on {target} (stressor pid {pid})")
+        ctx.log(f"{self.name}: {self.describe(args)} (stressor pid {pid})")
         return revert.model_copy(update={"pid": pid})
 
     def revert(self, revert: loads.StressRevert, ctx: contract.RunContext) -> contract.RevertOutcome:
@@ -76,7 +76,7 @@ class StressMemory(_Stress[loads.MemoryLoad], args=loads.MemoryLoad):
     kind = "memory"
 
     def describe(self, args: loads.MemoryLoad) -> str:
-        return f"{args.size} bytes held resident"
+        return f"{loads.human(args.size)} held resident"
 
 
 class FillDisk(_Stress[loads.FillLoad], args=loads.FillLoad):
@@ -96,7 +96,7 @@ class FillDisk(_Stress[loads.FillLoad], args=loads.FillLoad):
 
     def describe(self, args: loads.FillLoad) -> str:
         how = (
-            f"{args.size} bytes"
+            loads.human(args.size)
             if args.size is not None
             else f"until its filesystem is {args.percent_full:g}% full"
         )

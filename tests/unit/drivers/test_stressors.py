@@ -383,3 +383,11 @@ def test_the_sweep_stops_a_dead_runs_stressor_which_removes_its_file(tmp_path: P
         assert list(place.iterdir()) == []
     finally:
         spawning.stop(record.mark, record.files)
+
+
+@pytest.mark.parametrize(
+    ("size", "said"), [(32 * MiB, "32MiB"), (1536 * MiB, "1.5GiB"), (4096, "4KiB"), (10, "10 bytes")]
+)
+def test_sizes_are_said_the_way_they_are_written(size: int, said: str) -> None:
+    assert loads.human(size) == said
+    assert loads.parse_size(said.replace(" bytes", "")) == size
