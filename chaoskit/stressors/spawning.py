@@ -145,6 +145,12 @@ def _await_ready(child: subprocess.Popen[bytes], fd: int, ctx: contract.RunConte
         chunk = os.read(fd, 64)
         if not chunk:
             child.wait(timeout=5.0)
+            if child.returncode == -signal.SIGKILL or child.returncode == 128 + signal.SIGKILL:
+                # nsenter reports its child's death by signal as 128 + the signal.
+                return (
+                    "was killed (SIGKILL) before its load was in place: out of memory? a memory limit "
+                    "(a container's included) counts the stressor too"
+                )
             return f"exited with code {child.returncode} before its load was in place"
         seen += chunk
         if b"ready\n" in seen:

@@ -18,6 +18,7 @@ import pytest
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import dns, leftovers
 from chaoskit.drivers.process import driver as process_driver
+from chaoskit.errors import DriverError
 from chaoskit.stressors import cgroups, loads, resolver, spawning
 from tests.integration.docker import faulting
 from tests.integration.docker.conftest import HTTP_IMAGE, TEST_LABEL, Web, wait_until
@@ -375,3 +376,26 @@ def test_without_the_ledger_the_sweeps_take_the_dns_redirect_and_its_responder_b
     assert "chaoskit:" not in nat_rules(resolving), swept
     assert wait_until(lambda: stressors(records) == [], 10), swept
     assert "10.9.9.9" in lookup(resolving, "db.test")
+
+
+def test_memory_beyond_the_containers_limit_is_an_error_that_says_so(
+    engine: Any, ctx: contract.RunContext
+) -> None:
+    import uuid
+
+    container = engine.containers.run(
+        HTTP_IMAGE,
+        detach=True,
+        name=f"ck-test-{uuid.uuid4().hex[:8]}",
+        mem_limit="48m",
+        memswap_limit="48m",
+        labels={TEST_LABEL: "1"},
+    )
+    try:
+        with pytest.raises(DriverError, match="out of memory") as raised:
+            faulting.apply("docker.container.stress_memory", {"name": container.name, "size": "96MiB"}, ctx)
+        assert "a memory limit" in raised.value.message
+        container.reload()
+        assert container.status == "running", "the OOM killer took the container's own process"
+    finally:
+        container.remove(force=True)
