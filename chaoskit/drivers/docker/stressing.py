@@ -12,6 +12,7 @@ files, through the container's root while it runs, or its writable layer when it
 from __future__ import annotations
 
 import shutil
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -94,8 +95,9 @@ class _Stress(contract.Fault[A, StressRevert], revert=StressRevert):
     def command(self, args: A, revert: StressRevert, root: str, procs: list[str]) -> list[str]:
         return spawning.command(self.kind, args, cgroups=procs)
 
+    @abstractmethod
     def describe(self, args: A) -> str:
-        raise NotImplementedError
+        """What the load is, for the run's log."""
 
     def prepare(self, args: A, target: contract.Target, ctx: contract.RunContext) -> StressRevert:
         mark = spawning.mark(ctx)

@@ -10,6 +10,7 @@ at ``max_duration`` whatever happens to chaoskit.
 from __future__ import annotations
 
 import socket
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, TypeVar
@@ -41,8 +42,9 @@ class _Stress(contract.Fault[L, loads.StressRevert], revert=loads.StressRevert):
     def command(self, args: L, revert: loads.StressRevert) -> list[str]:
         return spawning.command(self.kind, args)
 
+    @abstractmethod
     def describe(self, args: L) -> str:
-        raise NotImplementedError
+        """What the load is, for the run's log."""
 
     def prepare(self, args: L, target: contract.Target, ctx: contract.RunContext) -> loads.StressRevert:
         mark = spawning.mark(ctx)
