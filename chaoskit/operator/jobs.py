@@ -113,6 +113,12 @@ def job(
     }
     if spec.service_account_name:
         pod_spec["serviceAccountName"] = spec.service_account_name
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [dict(t) for t in spec.tolerations]
+    if spec.scheduler_name:
+        pod_spec["schedulerName"] = spec.scheduler_name
     job_spec: JSON = {
         "backoffLimit": 0,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},

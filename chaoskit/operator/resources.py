@@ -70,6 +70,12 @@ class ExperimentSpec(Model):
     """The image that runs chaoskit; default the controller's ``--image``."""
     active_deadline_seconds: int | None = Field(default=None, alias="activeDeadlineSeconds", gt=0)
     """Stop the run (SIGTERM: faults reverted) if it takes longer."""
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="nodeSelector")
+    """The run pod's ``nodeSelector``: the nodes it may run on (a pool the experiment doesn't hit)."""
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    """The run pod's tolerations, as in a pod spec (to run on a tainted pool)."""
+    scheduler_name: str | None = Field(default=None, alias="schedulerName")
+    """The run pod's scheduler; default the cluster's."""
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
