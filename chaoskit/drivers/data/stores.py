@@ -133,7 +133,7 @@ def _sentinel_parts(parts: urllib.parse.SplitResult) -> tuple[list[tuple[str, in
                 f"data: sentinel {item!r} in the URL is not HOST:PORT",
                 hint="redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
             )
-        hosts.append((host, int(port)))
+        hosts.append((host.removeprefix("[").removesuffix("]"), int(port)))
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise errors.DriverError(
