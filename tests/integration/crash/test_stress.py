@@ -122,3 +122,31 @@ def test_a_dns_redirect_and_its_responder_are_gone_after_a_sigkill_and_recover(
 
     killing.each_moment(delays, moment)
     assert _ours(tmp_path) == [], "a responder outlived recover"
+
+
+@pytest.mark.docker
+def test_a_process_frozen_inside_a_container_runs_again_after_a_sigkill_and_recover(
+    web: Callable[..., Web], tmp_path: Path
+) -> None:
+    delays = killing.moments("docker.container.stop_process", count=2)
+    sites = [web() for _ in delays]
+
+    def state(site: Web) -> str:
+        """The state letter of the container's ``sleep 700`` (as ps shows it inside)."""
+        shown = bytes(site.container.exec_run(["ps", "-o", "stat,args"]).output).decode()
+        return next((line.split()[0] for line in shown.splitlines() if "sleep 700" in line), "")
+
+    def moment(index: int, delay: float) -> None:
+        site = sites[index]
+        site.container.exec_run(["sh", "-c", "sleep 700 &"], detach=True)
+        killing.wait_for("sleep inside the container", lambda: state(site).startswith("S"), timeout=10)
+        killing.crash_and_recover(
+            tmp_path / f"m{index}",
+            "title: freeze then crash\nmethod:\n  - fault: docker.container.stop_process\n"
+            f"    with: {{name: {site.name}, pattern: 'sleep 700'}}\n    duration: 1h\n",
+            delay,
+            left_behind=lambda: state(site).startswith("T"),
+        )
+        killing.wait_for("the process running again", lambda: state(site).startswith("S"), timeout=10)
+
+    killing.each_moment(delays, moment)
