@@ -30,8 +30,11 @@ ignored garbage line
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: a client that reads twice may reuse its connection
     scrapes = 0
     lock = threading.Lock()
+    peers: list[tuple[str, int]] = []
+    """The client address of each scrape."""
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -44,6 +47,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         with Handler.lock:
             Handler.scrapes += 1
+            Handler.peers.append(self.client_address)
             # Each scrape sees 10 more requests: a counter moving between two reads.
             body = TEXT.replace("{requests}", str(10 * Handler.scrapes)).encode()
         self.send_response(200)
@@ -87,6 +91,7 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
 @pytest.fixture
 def url() -> Iterator[str]:
     Handler.scrapes = 0
+    Handler.peers = []
     yield from serve(Handler)
 
 
@@ -147,6 +152,10 @@ def test_series_from_two_endpoints_make_one_ratio_over_the_same_window(url: str,
     assert output["ratios"] == {"seen_per_request": 2.5}
     assert output["matched"] == {"requests": 1, "seen": 1}
     assert (Handler.scrapes, ProxyHandler.proxy_scrapes) == (2, 2)
+    # Both reads of an endpoint went over one connection: the probe's HTTP client was made once,
+    # before the first read, not between the reads of two endpoints (where making one, tens of
+    # milliseconds, would shift one endpoint's window against the other's).
+    assert Handler.peers[0] == Handler.peers[1]
 
 
 def test_endpoints_alone_need_no_url(proxy_url: str) -> None:
