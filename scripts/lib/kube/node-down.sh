@@ -21,7 +21,7 @@ node_docker() { docker --host "unix://$NODE_DOCKER_SOCK" "$@"; }
 # With the kubelet running, deleting the node's pods also tears down their CNI networks.
 if alive kubelet; then
   python3 - "$RUN" "$API_PORT" "$NODE_NAME" <<'PY' || true
-import json, ssl, sys, time, urllib.request
+import json, ssl, sys, time, urllib.error, urllib.request
 run, port, node = sys.argv[1:]
 context = ssl.create_default_context(cafile=f"{run}/pki/ca.crt")
 token = open(f"{run}/pki/admin.token").read().strip()
@@ -34,7 +34,11 @@ def pods():
     return call("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}")["items"]
 for pod in pods():
     meta = pod["metadata"]
-    call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}?gracePeriodSeconds=0")
+    try:
+        call("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}?gracePeriodSeconds=0")
+    except urllib.error.HTTPError as e:
+        if e.code != 404:  # already gone (its namespace was being deleted): nothing to do
+            raise
 deadline = time.monotonic() + 20
 while pods() and time.monotonic() < deadline:
     time.sleep(0.5)
@@ -50,6 +54,12 @@ if node_docker info >/dev/null 2>&1; then
   [ -n "$ids" ] && echo "$ids" | xargs -r docker --host "unix://$NODE_DOCKER_SOCK" rm -f >/dev/null
 fi
 stop_pid "$NODE_RUN/dockerd.pid"
+
+# The host-wide state belongs to the node that claimed it: another runtime's node is left alone.
+owner=$(cat "$NODE_OWNER" 2>/dev/null || true)
+if [ -n "$owner" ] && [ "$owner" != "$NODE_RUN" ]; then
+  exit 0
+fi
 [ -x "$BIN/kube-proxy" ] && "$BIN/kube-proxy" --cleanup >/dev/null 2>&1
 
 # Rules and chains of ours (kube-proxy's, the kubelet's KUBE-*, our confinement chain) that were
@@ -90,6 +100,8 @@ fi
 if [ -f "$NODE_RUN/sysctl.baseline" ]; then
   while IFS= read -r setting; do sysctl -q -w "$setting" >/dev/null; done <"$NODE_RUN/sysctl.baseline"
 fi
-rm -rf --one-file-system "$NODE_RUN/cni" "$NODE_RUN/kubelet" "$NODE_RUN/dockershim" "$NODE_RUN/docker" \
+rm -f "$NODE_OWNER"
+rm -rf --one-file-system "$NODE_RUN/cni" "$NODE_RUN/kubelet" "$NODE_RUN/dockershim" "$NODE_RUN/docker" "$NODE_RUN/kubelet-pki" \
+  "$NODE_RUN/volume-plugins" \
   "$NODE_RUN"/*.baseline
 exit 0

@@ -27,6 +27,9 @@ SIM_POD_CIDR=10.244.0.0/16
 SIM_HOST_CIDR=10.99.0.0/24
 
 NODE_CHAIN=CHAOSKIT-KUBE-NODE
+# Bridges, routes, iptables and sysctls are host-wide: one real node per host. This file names the
+# runtime directory of the node that owns them.
+NODE_OWNER=/run/chaoskit-kube-real-node
 NODE_KUBELET_PORT=10250
 NODE_KUBELET_HEALTHZ_PORT=10248
 NODE_PROXY_METRICS_PORT=10249
@@ -38,4 +41,4 @@ BUSYBOX_IMAGE=chaoskit-test/busybox:latest
 # Set by the kubelet (overcommit, panic) and kube-proxy (route_localnet); restored on teardown.
 NODE_SYSCTLS=(vm.overcommit_memory kernel.panic kernel.panic_on_oops net.ipv4.conf.all.route_localnet)
 # Paths the 1.20 kubelet writes whatever its flags say.
-NODE_FIXED_PATHS=(/var/log/pods /var/log/containers /var/lib/kubelet/device-plugins)
+NODE_FIXED_PATHS=(/var/log/pods /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet)

@@ -188,6 +188,7 @@ start_node() {
     --container-runtime-endpoint "unix://$NODE_RUN/dockershim.sock" \
     --experimental-dockershim-root-directory "$NODE_RUN/dockershim" \
     --root-dir "$NODE_RUN/kubelet" --volume-plugin-dir "$NODE_RUN/volume-plugins" \
+    --cert-dir "$NODE_RUN/kubelet-pki" \
     --pod-infra-container-image "$PAUSE_IMAGE" --cgroup-driver cgroupfs \
     --network-plugin cni --cni-bin-dir /usr/lib/cni --cni-conf-dir "$NODE_RUN/cni/net.d" \
     --cni-cache-dir "$NODE_RUN/cni/cache" \
@@ -215,6 +216,19 @@ conditions = json.load(sys.stdin).get("status", {}).get("conditions", [])
 sys.exit(0 if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions) else 1)'
 }
 
+claim() {
+  local owner
+  owner=$(cat "$NODE_OWNER" 2>/dev/null || true)
+  if [ -n "$owner" ] && [ "$owner" != "$NODE_RUN" ] && [ -d "$owner" ]; then
+    echo "kube-up: a real node started from another runtime directory ($owner) runs on this host," \
+      "and there can be one: stop it (CHAOSKIT_RUNTIME=${owner%/kube/node} scripts/kube-down)," \
+      "or start this cluster without one (KUBE_REAL_NODE=0)" >&2
+    exit 1
+  fi
+  echo "$NODE_RUN" >"$NODE_OWNER"
+}
+
+claim
 baseline
 bridges
 confine
