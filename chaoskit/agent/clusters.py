@@ -22,7 +22,7 @@ class Cluster:
         where = (pod.get("spec") or {}).get("nodeName")
         if self.node and where != self.node:
             raise TargetError(
-                f"agent: pod {namespace}/{name} runs on node {where}, not on {self.node}",
+                f"agent: pod {namespace}/{name} is on node {where}, not on {self.node}",
                 hint="ask the agent on the pod's node",
             )
         return pod

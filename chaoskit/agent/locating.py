@@ -75,7 +75,7 @@ def pod_container_id(pod: Mapping[str, Any], container: str | None) -> tuple[str
             raise TargetError(f"agent: container {status.get('name')} of pod {name} is not running")
         if runtime != "docker":
             raise TargetError(
-                f"agent: pod {name} runs on {runtime}; this agent finds containers of the Docker runtime "
+                f"agent: pod {name} is on the {runtime} runtime; this agent finds containers of Docker "
                 "(dockershim) only"
             )
         return str(status.get("name")), found
