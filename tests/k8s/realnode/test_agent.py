@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -74,6 +75,14 @@ def agent(cluster: Cluster, namespace: str, chaoskit_image: str) -> Iterator[str
             (container,) = pod["containers"]
             container["image"] = chaoskit_image
             container["imagePullPolicy"] = "Never"
+            # scripts/kube-up's API server listens on the host's loopback only, where the
+            # agent (host network) reaches it; the kubernetes Service's address leads nowhere.
+            server = urlsplit(api.client.configuration.host)
+            if server.hostname in {"127.0.0.1", "localhost"}:
+                container["env"] += [
+                    {"name": "KUBERNETES_SERVICE_HOST", "value": "127.0.0.1"},
+                    {"name": "KUBERNETES_SERVICE_PORT", "value": str(server.port or 443)},
+                ]
             # Its ledger where this test can remove it (the manifest's is /var/lib/chaoskit-agent).
             (state,) = [v for v in pod["volumes"] if v["name"] == "state"]
             state["hostPath"]["path"] = str(ledger)
