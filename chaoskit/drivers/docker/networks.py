@@ -392,8 +392,9 @@ class DelayArgs(NetemArgs):
 
 
 class LossArgs(NetemArgs):
-    percent: float = Field(gt=0, le=100)
-    """Share of packets dropped."""
+    loss_percent: float = Field(gt=0, le=100)
+    """Share of packets dropped, in percent (``percent`` is the selector's: the share of matching
+    containers to hit)."""
 
 
 def _ms(seconds: float) -> str:
@@ -486,4 +487,4 @@ class Loss(_Netem[LossArgs], args=LossArgs):
     summary = "Drop a share of a container's packets (tc netem)."
 
     def netem(self, args: LossArgs) -> list[str]:
-        return ["loss", f"{args.percent:g}%"]
+        return ["loss", f"{args.loss_percent:g}%"]

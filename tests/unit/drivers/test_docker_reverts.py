@@ -51,7 +51,7 @@ def samples() -> dict[str, contract.Revert]:
             "docker.network.partition", {"ports": [80, 443], "protocol": "tcp", "mechanism": "helper"}
         ),
         "docker.network.delay": _prepared("docker.network.delay", {"delay": "100ms", "jitter": "10ms"}),
-        "docker.network.loss": _prepared("docker.network.loss", {"percent": 12.5, "interface": "eth1"}),
+        "docker.network.loss": _prepared("docker.network.loss", {"loss_percent": 12.5, "interface": "eth1"}),
         "docker.network.dns": _prepared("docker.network.dns", {"domains": ["db.shop"], "answer": "servfail"}),
         "docker.container.stress_cpu": _prepared("docker.container.stress_cpu", {"workers": 2}),
         "docker.container.stress_memory": _prepared("docker.container.stress_memory", {"size": "1GiB"}),
@@ -197,7 +197,7 @@ def test_network_leases_are_per_network_and_per_interface() -> None:
     assert _lease("docker.network.disconnect", network="a") != _lease(
         "docker.network.disconnect", network="b"
     )
-    assert _lease("docker.network.delay", delay="1s") == _lease("docker.network.loss", percent=5)
+    assert _lease("docker.network.delay", delay="1s") == _lease("docker.network.loss", loss_percent=5)
     assert _lease("docker.network.delay", delay="1s") != _lease(
         "docker.network.delay", delay="1s", interface="eth1"
     )
@@ -207,3 +207,15 @@ def test_network_leases_are_per_network_and_per_interface() -> None:
 def test_only_faults_that_restore_what_prepare_read_capture_state() -> None:
     capturing = {name for name, fault in FAULTS.items() if fault.captures_state}
     assert capturing == {"docker.container.stop", "docker.container.pause", "docker.network.disconnect"}
+
+
+def test_the_loss_share_and_the_share_of_containers_are_two_arguments() -> None:
+    """``percent`` was both the packets dropped and the share of matching containers hit:
+    ``percent: 10`` on five containers faulted one of them."""
+    from chaoskit.drivers.docker import networks
+
+    args = networks.LossArgs.model_validate({"name": "web-*", "loss_percent": 10})
+    assert args.loss_percent == 10
+    assert args.percent is None  # every match is hit unless a share is asked for
+    both = networks.LossArgs.model_validate({"name": "web-*", "loss_percent": 10, "percent": 40})
+    assert (both.loss_percent, both.percent) == (10, 40)
