@@ -169,27 +169,23 @@ class StopProcessArgs(InPodArgs, ProcessMatch):
 class KillProcessArgs(InPodArgs, ProcessMatch):
     """Pods, and which of their container's processes to signal."""
 
-    signal: str = "SIGKILL"
+    signal: int = int(signals.SIGKILL)
     """The signal, by name (``SIGTERM``, ``TERM``) or number; default SIGKILL."""
 
     @field_validator("signal", mode="before")
     @classmethod
-    def _signal(cls, value: Any) -> str:
+    def _signal(cls, value: Any) -> int:
         text = str(value).strip().upper()
         try:
-            number = (
-                int(text)
-                if text.isdigit()
-                else int(signals.Signals[text if text.startswith("SIG") else f"SIG{text}"])
-            )
-            signals.Signals(number)
+            name = text if text.startswith("SIG") else f"SIG{text}"
+            number = int(signals.Signals(int(text)) if text.isdigit() else signals.Signals[name])
         except (KeyError, ValueError):
             raise ValueError(
                 f"unknown signal {value!r}; write a name like SIGTERM or KILL, or a number"
             ) from None
         if number in {signals.SIGSTOP, signals.SIGTSTP}:
             raise ValueError("a freeze is never reverted by a kill; use kubernetes.pods.stop_process")
-        return str(number)
+        return number
 
 
 class StopProcess(_InPod[StopProcessArgs], args=StopProcessArgs):
@@ -211,7 +207,7 @@ class KillProcess(_InPod[KillProcessArgs], args=KillProcessArgs):
 
     def agent_args(self, args: KillProcessArgs) -> dict[str, Any]:
         fields = {*ProcessMatch.model_fields, "signal"}
-        return {**args.model_dump(mode="json", include=fields), "signal": int(args.signal)}
+        return args.model_dump(mode="json", include=fields)
 
     def lease(self, args: KillProcessArgs, target: contract.Target) -> None:
         return None  # a signal is sent and done: nothing is held

@@ -98,8 +98,15 @@ def agent(cluster: Cluster, namespace: str, chaoskit_image: str) -> Iterator[str
         yield namespace
     finally:
         for path in reversed(made):
-            if "/clusterrole" in path:
+            if "/clusterrole" in path or "/daemonsets/" in path:
                 api.delete(path, what="test: cleanup")
+        # Its pods gone first: a running one would make its hostPath again.
+        wait_until(
+            "the agent's pods gone",
+            lambda: not api.list(f"/api/v1/namespaces/{namespace}/pods", what="test",
+                                 labelSelector="app.kubernetes.io/name=chaoskit-agent"),
+            timeout=60,
+        )  # fmt: skip
         shutil.rmtree(ledger, ignore_errors=True)
 
 
