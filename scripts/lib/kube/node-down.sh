@@ -54,6 +54,11 @@ if node_docker info >/dev/null 2>&1; then
   [ -n "$ids" ] && echo "$ids" | xargs -r docker --host "unix://$NODE_DOCKER_SOCK" rm -f >/dev/null
 fi
 stop_pid "$NODE_RUN/dockerd.pid"
+# The relay forks a child per connection, all in the session it leads: the whole group goes.
+if alive api-relay; then
+  kill -TERM -- "-$(cat "$NODE_RUN/api-relay.pid")" 2>/dev/null
+  rm -f "$NODE_RUN/api-relay.pid"
+fi
 
 # The host-wide state belongs to the node that claimed it: another runtime's node is left alone.
 owner=$(cat "$NODE_OWNER" 2>/dev/null || true)

@@ -174,6 +174,16 @@ registerWithTaints:
 YAML
 }
 
+# The API server listens on 127.0.0.1 only, and pods can't reach the host's loopback: a relay on
+# the node IP (the address scripts/kube-up advertises for the "kubernetes" Service) lets in-cluster
+# clients (the operator's Jobs, the node agent) reach it through the Service, with its own TLS.
+api_relay() {
+  start api-relay socat "TCP-LISTEN:$API_PORT,bind=$NODE_IP,fork,reuseaddr" "TCP:127.0.0.1:$API_PORT"
+  wait_for "the API relay on $NODE_IP:$API_PORT" 20 curl -sf --max-time 3 --cacert "$RUN/pki/ca.crt" \
+    -H "@$RUN/pki/auth.header" --resolve "kubernetes:$API_PORT:$NODE_IP" "https://kubernetes:$API_PORT/readyz" \
+    || { tail -n 10 "$NODE_RUN/api-relay.log" >&2; exit 1; }
+}
+
 start_node() {
   start kubelet "$BIN/kubelet" \
     --config "$NODE_RUN/kubelet.yaml" \
@@ -232,6 +242,7 @@ claim
 baseline
 bridges
 confine
+api_relay
 start_dockerd
 images
 cni

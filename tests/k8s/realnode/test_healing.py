@@ -133,3 +133,27 @@ def test_a_pod_on_the_real_node_reaches_nothing_beyond_its_bridge(
     assert "rc=1" in pod["stdout"]
     assert "refused" in pod["stderr"] or "No route" in pod["stderr"], pod["stderr"]
     assert elapsed < 4  # refused, not dropped until the timeout
+
+
+def test_a_pod_on_the_real_node_reaches_the_api_server_through_the_kubernetes_service(
+    cluster: Cluster, namespace: str, ctx: contract.RunContext
+) -> None:
+    # In-cluster clients (the operator's Jobs, the node agent) find the API server this way.
+    client = cluster.busybox("client", ["sleep", "3600"])
+    cluster.deployment(namespace, "client", replicas=1, container=client, real=True)
+    # The kubelet gives every pod the Service's address in its environment.
+    probe = [
+        "sh",
+        "-c",
+        "timeout 5 wget -qO- https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version",
+    ]
+    action = executing.Exec()
+    args = action.args.model_validate(
+        {"namespace": namespace, "label_selector": "app=client", "command": probe}
+    )
+
+    output: Any = action.run(args, ctx).output
+
+    (pod,) = output["pods"]
+    assert pod["exit_code"] == 0, pod["stderr"]
+    assert '"gitVersion"' in pod["stdout"], pod["stdout"]
