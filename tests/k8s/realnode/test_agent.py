@@ -154,7 +154,9 @@ def test_a_pod_is_stressed_and_a_process_in_it_killed_through_the_agent(
         for entry in Path("/proc").iterdir():
             try:
                 if entry.name.isdigit() and os.readlink(entry / "ns" / "pid") == space:
-                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+                    stat = (entry / "stat").read_text()
+                    if stat[stat.rindex(")") + 2] != "Z":  # the killed one stays a zombie: unreaped
+                        found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
             except OSError:
                 continue
         return found
