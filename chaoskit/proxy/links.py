@@ -17,6 +17,7 @@ import contextlib
 import functools
 import random
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,9 @@ class Owner(Protocol):
 
     def connection_closed(self, connection: object, counts: dict[str, tuple[int, int]]) -> None:
         """``connection`` is gone; ``counts`` are its (received, sent) bytes per direction."""
+
+    def tls_failed(self, side: str, error: OSError) -> None:
+        """TLS with the ``client`` or the ``upstream`` could not be set up; the connection is closed."""
 
 
 Chunk = toxic_types.Chunk
@@ -346,6 +350,16 @@ class Link:
         await self.destination.drained()
 
 
+@dataclass(frozen=True)
+class Tls:
+    """TLS on a connection's sockets: ``server`` with the client, ``client`` (if any) with the
+    upstream, whose certificate must name ``upstream_name``."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext | None
+    upstream_name: str | None
+
+
 @dataclass(eq=False)
 class Connection:
     """A client socket and its upstream socket, joined by two links."""
@@ -388,6 +402,7 @@ class Connection:
         upstream: socket.socket,
         counts: dict[str, tuple[int, int]] | None = None,
         ended: frozenset[str] = frozenset(),
+        tls: Tls | None = None,
     ) -> None:
         """Take over two connected sockets (from the accept loop or the splice path) and pipe them.
 
@@ -401,9 +416,19 @@ class Connection:
         for direction in ended:
             self.links[direction].done = True
         try:
-            await loop.connect_accepted_socket(lambda: self.client, client)
-            await loop.connect_accepted_socket(lambda: self.server, upstream)
-        except OSError:
+            if tls is None:
+                await loop.connect_accepted_socket(lambda: self.client, client)
+                await loop.connect_accepted_socket(lambda: self.server, upstream)
+            else:  # handshakes (ssl.SSLError is an OSError, a timeout too) before any byte moves
+                side = "client"
+                await loop.connect_accepted_socket(lambda: self.client, client, ssl=tls.server)
+                side = "upstream"
+                await loop.create_connection(
+                    lambda: self.server, sock=upstream, ssl=tls.client, server_hostname=tls.upstream_name
+                )
+        except OSError as e:
+            if tls is not None:
+                self.owner.tls_failed(side, e)
             for sock in (client, upstream):
                 sock.close()
             self.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 import os
 import random
 import socket
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit.proxy import links, splicing, toxic_types
-from chaoskit.proxy.http import http_toxic_types, rules, sessions
+from chaoskit.proxy.http import http_toxic_types, rules, sessions, tls
 
 MAX_SPLICED = 256
 """Connections per proxy piped by splice threads (two threads each); more take the event loop."""
@@ -24,6 +25,7 @@ MAX_SPLICED = 256
 DIAL_TIMEOUT = 30.0
 """Seconds to wait for the upstream to accept; the client is closed if it doesn't."""
 
+log = logging.getLogger("chaoskit.proxy")
 RequestError = toxic_types.RequestError
 shown = toxic_types.shown
 
@@ -105,7 +107,9 @@ class Counters:
                     )
                 )
                 lines.append(f"{metric}{{{labels}}} {value}")
-        http = self.http.render() if self.http.requests or self.http.tls_refused else ""
+        http = (
+            self.http.render() if self.http.requests or self.http.tls_refused or self.http.tls_failed else ""
+        )
         return "\n".join(lines) + "\n" + http
 
 
@@ -116,8 +120,19 @@ def _escape(value: str) -> str:
 class Proxy:
     """One listener forwarding to one upstream, with toxics per direction."""
 
-    def __init__(self, name: str, listen: str, upstream: str, rng: random.Random, counters: Counters) -> None:
+    def __init__(
+        self,
+        name: str,
+        listen: str,
+        upstream: str,
+        rng: random.Random,
+        counters: Counters,
+        *,
+        termination: tls.Termination | None = None,
+    ) -> None:
         self.name = name
+        self.tls = termination
+        """TLS terminated here (``http/tls.py``): every connection then takes the event loop."""
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
@@ -218,7 +233,13 @@ class Proxy:
         for sock in (client, upstream):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if splicing.AVAILABLE and self.splice and not self.toxic_list() and self._spliced < MAX_SPLICED:
+        if (
+            splicing.AVAILABLE
+            and self.splice
+            and self.tls is None
+            and not self.toxic_list()
+            and self._spliced < MAX_SPLICED
+        ):
             spliced = splicing.SplicedConnection(client, upstream, self._splice_finished)
             self.connections.add(spliced)
             self._spliced += 1
@@ -241,7 +262,13 @@ class Proxy:
             # Bytes the splice path moved before a toxic arrived: the session joins mid-stream.
             connection.http = self.http_session(fresh=not any(r for r, _ in (counts or {}).values()))
         self.connections.add(connection)
-        await connection.attach(client, upstream, counts, ended)
+        await connection.attach(client, upstream, counts, ended, self._tls_contexts())
+
+    def _tls_contexts(self) -> links.Tls | None:
+        if self.tls is None:
+            return None
+        name = self.tls.server_hostname(split(self.upstream, "upstream")[0] or "127.0.0.1")
+        return links.Tls(self.tls.server, self.tls.client, name)
 
     def _splice_finished(self, spliced: splicing.SplicedConnection) -> None:
         self._spliced -= 1
@@ -267,6 +294,19 @@ class Proxy:
             self.connections.discard(connection)
             for direction, (received, sent) in counts.items():
                 self.counters.add((direction, self.name, self.listen, self.upstream), received, sent)
+
+    def tls_failed(self, side: str, error: OSError) -> None:
+        failed = self.counters.http.tls_failed
+        key = (self.name, side)
+        if key not in failed:  # once per proxy and side: a port scan must not flood the log
+            fix = (
+                "does the client trust the proxy's certificate (tls.cert), and speak TLS?"
+                if side == "client"
+                else "does tls.upstream_ca hold the CA of the upstream's certificate, and does it "
+                "name tls.upstream_name (or the upstream's host)? Plain upstream: tls.upstream_tls false"
+            )
+            log.warning("chaoskit proxy %r: TLS with the %s failed: %s; %s", self.name, side, error, fix)
+        failed[key] = failed.get(key, 0) + 1
 
     # -- toxics
 
@@ -328,17 +368,23 @@ class Proxy:
         return sessions.Session(self.name, self.http_rules, self.rng, self.counters.http, fresh=fresh)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "name": self.name,
             "listen": self.listen,
             "upstream": self.upstream,
             "enabled": self.enabled,
             "toxics": [t.to_json() for t in self.toxic_list()],
         }
+        if self.tls is not None:
+            shown["tls"] = self.tls.to_json()
+        return shown
 
 
-def _fields(body: object, index: int | None = None) -> tuple[str, str, str, bool]:
-    """name, listen, upstream, enabled of a create/populate entry, checked in the real order."""
+_Entry = tuple[str, str, str, bool, tls.Termination | None]
+
+
+def _fields(body: object, index: int | None = None) -> _Entry:
+    """name, listen, upstream, enabled, tls of a create/populate entry, checked in the real order."""
     if not isinstance(body, Mapping):
         raise RequestError("bad request body: expected a JSON object")
     at = f" at proxy {index}" if index is not None else ""
@@ -360,7 +406,11 @@ def _fields(body: object, index: int | None = None) -> tuple[str, str, str, bool
     toxic_types.check_name(name, f"proxy name{at}")
     if listen:
         split(listen, f"listen{at}")
-    return str(name), str(listen or ""), str(upstream), True if enabled is None else bool(enabled)
+    try:
+        termination = tls.parse(body.get("tls"))
+    except tls.Invalid as e:
+        raise RequestError(f"bad request body: {e}{at}") from None
+    return str(name), str(listen or ""), str(upstream), enabled is not False, termination
 
 
 class Table:
@@ -382,14 +432,18 @@ class Table:
             raise RequestError("proxy not found", status=404) from None
 
     async def create(self, body: object) -> Proxy:
-        name, listen, upstream, enabled = _fields(body)
+        entry = _fields(body)
         async with self.changing:
-            if name in self.proxies:
+            if entry[0] in self.proxies:
                 raise RequestError("proxy already exists", status=409)
-            return await self._add(name, listen, upstream, enabled)
+            return await self._add(*entry)
 
-    async def _add(self, name: str, listen: str, upstream: str, enabled: bool) -> Proxy:
-        proxy = Proxy(name, listen or "127.0.0.1:0", upstream, self.rng, self.counters)
+    async def _add(
+        self, name: str, listen: str, upstream: str, enabled: bool, termination: tls.Termination | None
+    ) -> Proxy:
+        proxy = Proxy(
+            name, listen or "127.0.0.1:0", upstream, self.rng, self.counters, termination=termination
+        )
         if enabled:
             await proxy.start()
         self.proxies[name] = proxy
@@ -403,20 +457,19 @@ class Table:
         async with self.changing:
             return await self._populate(entries)
 
-    async def _populate(
-        self, entries: list[tuple[str, str, str, bool]]
-    ) -> tuple[list[Proxy], RequestError | None]:
+    async def _populate(self, entries: list[_Entry]) -> tuple[list[Proxy], RequestError | None]:
         done: list[Proxy] = []
-        for name, listen, upstream, enabled in entries:
+        for name, listen, upstream, enabled, termination in entries:
             try:
                 existing = self.proxies.get(name)
                 if existing is not None:
-                    if upstream == existing.upstream and await self._same_listen(listen, existing):
+                    same = upstream == existing.upstream and termination == existing.tls
+                    if same and await self._same_listen(listen, existing):
                         done.append(existing)
                         continue
                     existing.stop()
                     del self.proxies[name]
-                done.append(await self._add(name, listen, upstream, enabled))
+                done.append(await self._add(name, listen, upstream, enabled, termination))
             except RequestError as e:
                 return done, e
         return done, None
@@ -439,6 +492,9 @@ class Table:
         if not isinstance(body, Mapping):
             raise RequestError("bad request body: expected a JSON object")
         listen, upstream, enabled = body.get("listen"), body.get("upstream"), body.get("enabled")
+        current_tls = proxy.tls.to_json() if proxy.tls is not None else None
+        if body.get("tls", current_tls) != current_tls:
+            raise RequestError("bad request body: tls is set at create: delete the proxy and create it again")
         for field, value in (("listen", listen), ("upstream", upstream)):
             if value is not None and not isinstance(value, str):
                 raise RequestError(f"bad request body: {field} must be a string, got {shown(value)}")

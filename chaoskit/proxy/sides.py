@@ -33,7 +33,9 @@ class Side(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.connection.reading(self).feed_eof()
-        return True  # keep our write side open: half-close is passed through
+        # Keep our write side open: half-close is passed through. TLS has no half-close (its
+        # transport closes after EOF whatever we answer, and warns if we answer True).
+        return self.transport is None or self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -66,6 +66,8 @@ class Counters:
         self.matched: dict[tuple[str, str], int] = {}
         self.faulted: dict[tuple[str, str], int] = {}
         self.tls_refused: dict[str, int] = {}
+        self.tls_failed: dict[tuple[str, str], int] = {}
+        """Handshakes of a proxy that terminates TLS that failed, by proxy and side (``http/tls.py``)."""
 
     @staticmethod
     def add(counts: dict[tuple[str, str], int], key: tuple[str, str]) -> None:
@@ -80,6 +82,14 @@ class Counters:
         ):
             lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} counter"]
             lines += [f'{metric}{{proxy="{_escape(p)}"}} {n}' for p, n in sorted(per_proxy.items())]
+        if self.tls_failed:
+            metric = "chaoskit_proxy_tls_handshake_failed_total"
+            lines += [f"# HELP {metric} TLS handshakes that failed, with the client or the upstream."]
+            lines += [f"# TYPE {metric} counter"]
+            lines += [
+                f'{metric}{{proxy="{_escape(p)}",side="{side}"}} {n}'
+                for (p, side), n in sorted(self.tls_failed.items())
+            ]
         for what, counts in (("seen", self.seen), ("matched", self.matched), ("faulted", self.faulted)):
             metric = f"chaoskit_proxy_http_toxic_{what}_total"
             lines += [f"# HELP {metric} HTTP requests an http_* toxic {what}.", f"# TYPE {metric} counter"]
