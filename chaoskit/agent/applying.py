@@ -1,8 +1,8 @@
 """The faults the agent applies to a host pid (a container's or a pod's main process), each with the
 data its revert needs: chaoskit's stressor entered into the target's cgroups and namespaces
 (``stress_cpu``, ``stress_memory``, ``fill_disk``, ``stress_io``), signals to the processes of its pid
-namespace (``kill_process``, ``stop_process``) and iptables rules in its network namespace
-(``partition``), each rule carrying the fault's mark in a comment.
+namespace (``kill_process``, ``stop_process``), iptables rules in its network namespace (``partition``), each
+rule carrying the fault's mark in a comment, and DNS answers there (``dns``, in ``resolving``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from chaoskit.agent import locating
+from chaoskit.agent import locating, resolving
 from chaoskit.drivers import contract
 from chaoskit.drivers.process import processes, signalling
 from chaoskit.errors import ComponentMissing, DriverError, TargetError, UsageError
@@ -70,7 +70,7 @@ STRESS: dict[str, tuple[loads.Kind, type[loads.Load]]] = {
     "fill_disk": ("fill", loads.FillLoad),
     "stress_io": ("io", loads.IoLoad),
 }
-KINDS = (*STRESS, "kill_process", "stop_process", "partition")
+KINDS = (*STRESS, "kill_process", "stop_process", "partition", "dns")
 
 
 def parse(kind: str, args: dict[str, Any]) -> BaseModel:
@@ -82,6 +82,8 @@ def parse(kind: str, args: dict[str, Any]) -> BaseModel:
         model = ProcessArgs
     elif kind == "partition":
         model = PartitionArgs
+    elif kind == "dns":
+        model = resolving.DnsArgs
     else:
         raise UsageError(f"agent: unknown fault {kind!r}", hint=f"one of: {', '.join(KINDS)}")
     try:
@@ -248,6 +250,8 @@ def plan(kind: str, args: BaseModel, at: locating.Located, mark: str) -> dict[st
             if not found:
                 raise TargetError(f"agent: every matching process in {at.what} is stopped already")
         return {**base, "pids": [s.pid for s in found], "starttimes": [s.starttime for s in found]}
+    if isinstance(args, resolving.DnsArgs):
+        return resolving.plan(at, mark)
     assert isinstance(args, PartitionArgs)
     return {**base, "rules": rules(args, f"chaoskit:{mark}")}
 
@@ -258,6 +262,8 @@ def apply(kind: str, args: BaseModel, at: locating.Located, undo: dict[str, Any]
         return stress(kind, args, at, undo)
     if isinstance(args, ProcessArgs):
         return signal_processes(kind, args, at, undo)
+    if isinstance(args, resolving.DnsArgs):
+        return resolving.apply(args, at, undo)
     assert isinstance(args, PartitionArgs)
     return partition(args, at, undo)
 
@@ -267,4 +273,6 @@ def revert(kind: str, undo: dict[str, Any]) -> contract.RevertOutcome:
         return unstress(undo)
     if kind in {"kill_process", "stop_process"}:
         return unsignal(kind, undo)
+    if kind == "dns":
+        return resolving.revert(undo)
     return unpartition(undo)

@@ -29,7 +29,14 @@ from chaoskit.drivers.kubernetes import podfaults
 from chaoskit.kube import kubeconfigs
 from chaoskit.stressors import spawning
 from tests.integration.docker.conftest import Web, wait_until
-from tests.integration.docker.test_stress import _states, cpu_rate, memory_bytes
+from tests.integration.docker.test_stress import (  # noqa: F401 (resolving: a fixture)
+    _states,
+    cpu_rate,
+    lookup,
+    memory_bytes,
+    nat_rules,
+    resolving,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -137,6 +144,27 @@ def test_partition_cuts_the_container_off_until_reverted(web: Callable[..., Web]
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert "chaoskit:" not in rules.stdout
+
+
+def test_dns_names_fail_in_the_container_through_the_agent(resolving: Any, agent: Agent) -> None:  # noqa: F811
+    assert "10.9.9.9" in lookup(resolving, "api.example.test")
+    body = {
+        "run_id": "run-dns",
+        "kind": "dns",
+        "target": {"container_id": resolving.id},
+        "args": {"domains": ["*.example.test"], "answer": "nxdomain"},
+    }
+    status, created = agent.call("POST", "/v1/faults", body)
+    assert status == 201, created
+    try:
+        assert "NXDOMAIN" in lookup(resolving, "api.example.test")
+        assert "10.9.9.9" in lookup(resolving, "other.test"), "names not chosen must still resolve"
+        assert f"chaoskit:run-dns/{created['id']}" in nat_rules(resolving)
+    finally:
+        assert agent.call("DELETE", f"/v1/faults/{created['id']}") == (200, {"outcome": "reverted"})
+    assert "10.9.9.9" in lookup(resolving, "api.example.test")
+    assert "chaoskit:" not in nat_rules(resolving)
+    assert spawning.carrying(f"run-dns/{created['id']}") == []
 
 
 REQUESTER = """

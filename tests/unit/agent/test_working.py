@@ -128,6 +128,10 @@ def test_requests_that_cannot_be_served_say_why(agent: working.Agent, spawn: Spa
         agent.create("run-h", "stress_gpu", {"pid": target.pid}, {})
     with pytest.raises(UsageError, match="workers"):
         agent.create("run-h", "stress_cpu", {"pid": target.pid}, {"workers": 0})
+    with pytest.raises(UsageError, match="answer must be nxdomain, servfail or an IPv4 address"):
+        agent.create("run-h", "dns", {"pid": target.pid}, {"domains": ["a.test"], "answer": "nope"})
+    with pytest.raises(UsageError, match="not a DNS name"):
+        agent.create("run-h", "dns", {"pid": target.pid}, {"domains": ["a b"]})
     with pytest.raises(UsageError, match="run id"):
         agent.create("../etc", "stress_cpu", {"pid": target.pid}, {})
     with pytest.raises(TargetError, match="no process in process"):
