@@ -116,4 +116,9 @@ docker import \
   --change 'ENTRYPOINT ["/usr/local/bin/chaoskit"]' \
   --change 'CMD ["operator", "run"]' \
   "$TARBALL" "$IMAGE" >/dev/null
+# Each source change makes a ~200 MB image: older ones go unless a container still uses them (rmi
+# without -f refuses those), and only the three newest tarballs stay cached.
+docker image ls --format '{{.Repository}}:{{.Tag}}' chaoskit-test/chaoskit | grep -vxF "$IMAGE" \
+  | xargs -r docker rmi >/dev/null 2>&1 || true
+ls -t "$CACHE"/images/chaoskit-*.tar 2>/dev/null | tail -n +4 | xargs -r rm -f
 echo "$IMAGE"
