@@ -59,6 +59,7 @@ def driver() -> contract.Driver:
             podfaults.KillProcess(),
             podfaults.StopProcess(),
             podfaults.Partition(),
+            podfaults.Dns(),
         ],
         probes=[
             pods.PodsReady(),

@@ -2,7 +2,8 @@
 docs/agent.md): ``kubernetes.pods.stress_cpu``, ``stress_memory``, ``fill_disk``, ``stress_io``
 (chaoskit's stressor in the pod container's cgroups and namespaces), ``kill_process`` and
 ``stop_process`` (processes inside the container by name or pattern) and ``partition`` (iptables
-rules in the pod's network namespace).
+rules in the pod's network namespace), ``dns`` (chosen names fail or resolve to a chosen address
+inside the pod).
 
 The fault's id at the agent is chosen here and written ahead with the revert data, so the revert
 names it even after a crash; while the run lives it renews its lease at each agent, and when it
@@ -232,3 +233,17 @@ class Partition(_InPod[PartitionArgs], args=PartitionArgs):
 
     def agent_args(self, args: PartitionArgs) -> dict[str, Any]:
         return {"cidrs": list(args.cidrs)}
+
+
+class DnsArgs(InPodArgs, loads.DnsAnswer):
+    """Pods, and the names that fail (or resolve to a chosen address) inside them."""
+
+
+class Dns(_InPod[DnsArgs], args=DnsArgs):
+    name = "kubernetes.pods.dns"
+    summary = (
+        "Make chosen names fail to resolve (NXDOMAIN/SERVFAIL) or resolve to an address inside pods "
+        "(node agent)."
+    )
+    kind = "dns"
+    load = loads.DnsAnswer

@@ -36,3 +36,23 @@ def test_stress_and_partition_send_only_their_own_fields() -> None:
     assert cut.agent_args(cut.args.model_validate({**PODS, "cidrs": ["10.0.0.7"]})) == {
         "cidrs": ["10.0.0.7/32"]
     }
+
+
+def test_a_pod_dns_fault_sends_what_the_agents_dns_takes() -> None:
+    """kubernetes.pods.dns asks the agent for its ``dns`` fault with exactly the fields the agent
+    validates (selector, lease and agent address stay on this side)."""
+    from chaoskit.agent import resolving
+
+    dns = podfaults.Dns()
+    args = dns.args.model_validate(
+        {**PODS, "domains": ["db.shop.svc", "*.example.com"], "answer": "servfail"}
+    )
+    sent = dns.agent_args(args)
+    assert sent == {"domains": ["db.shop.svc", "*.example.com"], "answer": "servfail", "max_duration": 600.0}
+    assert resolving.DnsArgs.model_validate(sent).answer == "servfail"
+
+
+def test_a_pod_dns_fault_with_a_bad_name_or_answer_is_refused_before_it_runs() -> None:
+    for bad in ({"domains": ["bad name"]}, {"domains": ["db"], "answer": "nowhere"}, {"domains": []}):
+        with pytest.raises(ValidationError):
+            podfaults.Dns.args.model_validate({**PODS, **bad})

@@ -54,6 +54,7 @@ STEPS: dict[str, tuple[dict[str, Any], contract.Target]] = {
     "kubernetes.pods.kill_process": ({**IN_POD, "process": "nginx", "signal": "TERM"}, SCHEDULED),
     "kubernetes.pods.stop_process": ({**IN_POD, "pattern": "worker"}, SCHEDULED),
     "kubernetes.pods.partition": ({**IN_POD, "cidrs": ["10.0.0.7"]}, SCHEDULED),
+    "kubernetes.pods.dns": ({**IN_POD, "domains": ["db.shop.svc"]}, SCHEDULED),
 }
 
 
