@@ -162,3 +162,46 @@ def test_a_pod_is_stressed_and_a_process_in_it_killed_through_the_agent(
         return found
 
     wait_until("sleep 3600 killed, the main process spared", lambda: sleeps() == ["sleep 3601"], timeout=10)
+
+
+def _nslookup(pid: int, name: str) -> str:
+    """``nslookup`` run by the pod's own busybox, in its namespaces (what the pod's programs see)."""
+    import subprocess
+
+    done = subprocess.run(
+        ["nsenter", "-t", str(pid), "-m", "-n", "-p", "-u", "--", "timeout", "3", "nslookup", name],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return done.stdout + done.stderr
+
+
+def test_a_chosen_name_resolves_to_the_chosen_address_inside_a_pod_until_reverted(
+    cluster: Cluster, namespace: str, agent: str, ctx: contract.RunContext
+) -> None:
+    selector = cluster.deployment(
+        namespace, "dns", replicas=1, container=cluster.busybox("dns", ["sleep", "3600"]), real=True
+    )
+    (pod,) = cluster.ready_pods(namespace, selector)
+    pid = locating.container_pid(pod["status"]["containerStatuses"][0]["containerID"].partition("://")[2])
+    assert pid is not None
+    fault = podfaults.Dns()
+    args = fault.args.model_validate(
+        {"namespace": namespace, "label_selector": selector, "agent_namespace": agent, "lease": 10,
+         "domains": ["pinned.chaoskit.test"], "answer": "10.9.8.7"}
+    )  # fmt: skip
+    assert "10.9.8.7" not in _nslookup(pid, "pinned.chaoskit.test")
+    (target,) = fault.targets(args, ctx)
+    revert = fault.prepare(args, target, ctx)
+    fault.inject(args, target, revert, ctx)
+    try:
+        wait_until(
+            "the pod's resolver answers 10.9.8.7",
+            lambda: "10.9.8.7" in _nslookup(pid, "pinned.chaoskit.test"),
+            timeout=15,
+        )
+    finally:
+        assert fault.revert(revert, ctx) is contract.RevertOutcome.REVERTED
+    assert "10.9.8.7" not in _nslookup(pid, "pinned.chaoskit.test")
