@@ -35,15 +35,20 @@ class SimulatedKubelet:
         self.errors: list[str] = []
 
     def start(self) -> SimulatedKubelet:
-        for name, zone in self.zones.items():
-            labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone, SIM_LABEL: "true"}
-            body = {"metadata": {"name": name, "labels": labels}, "spec": {}}
-            if self._call(self.core.create_node, body, ok=(409,)) is None:
+        for name in self.zones:
+            if self._create(name) is None:
                 # Left by an earlier session that was killed: start it schedulable again.
                 self._call(self.core.patch_node, name, {"spec": {"unschedulable": False}})
         self._beat()
         self._thread.start()
         return self
+
+    def _create(self, name: str) -> Any:
+        zone = self.zones[name]
+        labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone, SIM_LABEL: "true"}
+        return self._call(
+            self.core.create_node, {"metadata": {"name": name, "labels": labels}, "spec": {}}, ok=(409,)
+        )
 
     def stop(self) -> None:
         self._stop.set()
@@ -71,7 +76,11 @@ class SimulatedKubelet:
                 "allocatable": {"cpu": "8", "memory": "16Gi", "pods": "110"},
                 "addresses": [{"type": "InternalIP", "address": f"10.99.0.{i + 1}"}],
             }
-            self._call(self.core.patch_node_status, name, {"status": status})
+            if self._call(self.core.patch_node_status, name, {"status": status}) is None:
+                # Another test session on the same cluster deletes the simulated nodes when it
+                # ends (they share the names): put them back, or this session's pods stay Pending.
+                self._create(name)
+                self._call(self.core.patch_node_status, name, {"status": status})
             lease = {"metadata": {"name": name}, "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}}
             lease["spec"]["renewTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             if self._call(self.coordination.patch_namespaced_lease, name, "kube-node-lease", lease) is None:
