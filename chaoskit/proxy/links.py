@@ -86,6 +86,8 @@ class Link:
         self.outbox: collections.deque[sessions.Out] = collections.deque()
         """What the connection's HTTP session sends to this link's destination, in session order."""
         self.task: asyncio.Task[None] | None = None
+        self._http_only_of: list[toxic_types.Toxic] | None = None
+        self._http_only_now = False
 
     # -- toxics
 
@@ -198,7 +200,7 @@ class Link:
                     if self.destination.write(data):
                         self.sent += len(data)
                     return
-            elif not self.outbox and all(t.kind.startswith("http_") for t in self._toxics()):
+            elif not self.outbox and self._http_only():
                 self._converse_now(http, data)
                 return
         read = now()
@@ -287,13 +289,21 @@ class Link:
                 transport.write_eof()
         self.connection.link_done()
 
+    def _http_only(self) -> bool:
+        """Whether every toxic of this link is an http_* one (its bytes need no task)."""
+        toxics = self._toxics()
+        if toxics is not self._http_only_of:  # the proxy makes a new list on every change
+            self._http_only_of = toxics
+            self._http_only_now = all(t.kind.startswith("http_") for t in toxics)
+        return self._http_only_now
+
     def _converse_now(self, http: sessions.Session, data: bytes) -> None:
         """The HTTP session's fast path, inside the read callback like the TCP one: when all it
         says is bytes for this link's destination (a request or response it passes), they are
         written at once; anything else goes to the task, in order."""
         said = http.from_client(data) if self.direction == "upstream" else http.from_server(data)
-        mine = "server" if self.direction == "upstream" else "client"
-        passed = [out for out in said if isinstance(out, sessions.Send) and out.to == mine]
+        mine = self.destination.role
+        passed = [out for out in said if type(out) is sessions.Send and out.to == mine]
         if len(passed) == len(said):
             # One write for a head and its body: one segment on the wire, one system call.
             data = passed[0].data if len(passed) == 1 else b"".join(out.data for out in passed)
