@@ -81,8 +81,9 @@ class SimulatedKubelet:
                 # ends (they share the names): put them back, or this session's pods stay Pending.
                 self._create(name)
                 self._call(self.core.patch_node_status, name, {"status": status})
-            lease = {"metadata": {"name": name}, "spec": {"holderIdentity": name, "leaseDurationSeconds": 40}}
-            lease["spec"]["renewTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            renewed = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": renewed}
+            lease = {"metadata": {"name": name}, "spec": spec}
             if self._call(self.coordination.patch_namespaced_lease, name, "kube-node-lease", lease) is None:
                 self._call(self.coordination.create_namespaced_lease, "kube-node-lease", lease)
         self._heartbeat = time.monotonic()
