@@ -131,9 +131,28 @@ class Client:
     def proxy(self, name: str) -> ProxyInfo:
         return cast(ProxyInfo, self.request("GET", f"/proxies/{_q(name)}").json())
 
-    def create_proxy(self, name: str, upstream: str, listen: str = "", enabled: bool = True) -> ProxyInfo:
-        body = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
-        return cast(ProxyInfo, self.request("POST", "/proxies", body).json())
+    def create_proxy(
+        self,
+        name: str,
+        upstream: str,
+        listen: str = "",
+        enabled: bool = True,
+        tls: Mapping[str, Any] | None = None,
+    ) -> ProxyInfo:
+        """``tls`` (chaoskit's proxy only, see docs/proxy.md): terminate TLS with these files."""
+        body: dict[str, Any] = {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled}
+        if tls is not None:
+            body["tls"] = dict(tls)
+        created = self.request("POST", "/proxies", body).json()
+        if tls is not None and "tls" not in created:
+            # A real Toxiproxy ignores fields it doesn't know: it made a plain TCP proxy.
+            self.delete_proxy(name)
+            raise errors.DriverError(
+                f"toxiproxy at {self.url} can't terminate TLS (it created proxy {name!r} without it, "
+                "so it was deleted again): TLS termination needs chaoskit's embedded proxy",
+                hint="run `chaoskit proxy serve` and point `url:` at it",
+            )
+        return cast(ProxyInfo, created)
 
     def update_proxy(self, name: str, **fields: Any) -> ProxyInfo:
         # POST is what every server version accepts for updates (PATCH arrived in 2.6).

@@ -3,17 +3,22 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 
+from chaoskit import errors
+from chaoskit.drivers.toxiproxy import clients
+from chaoskit.proxy import servers
 from tests.integration.proxy import certificates, http_upstream
 
 
@@ -189,3 +194,60 @@ def test_tls_cant_be_changed_on_a_live_proxy(api: httpx.Client, pki: dict[str, c
     assert api.patch("/proxies/web", json={"enabled": True, "tls": shown["tls"]}).status_code == 200
     refused = api.patch("/proxies/web", json={"tls": None})
     assert refused.status_code == 400 and "delete the proxy and create it again" in refused.json()["error"]
+
+
+class _PlainToxiproxy(http.server.BaseHTTPRequestHandler):
+    """Answers as a real Toxiproxy does: a field it doesn't know (``tls``) is ignored."""
+
+    protocol_version = "HTTP/1.1"
+    deleted: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        known = {k: sent[k] for k in ("name", "upstream", "enabled")}
+        self._answer(201, {**known, "listen": "127.0.0.1:20000", "toxics": []})
+
+    def do_DELETE(self) -> None:
+        self.deleted.append(self.path)
+        self._answer(204, None)
+
+    def _answer(self, status: int, value: object) -> None:
+        body = b"" if value is None else json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_a_real_toxiproxy_asked_to_terminate_tls_is_refused_and_cleaned_up(
+    pki: dict[str, certificates.Pair],
+) -> None:
+    stand_in = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PlainToxiproxy)
+    threading.Thread(target=stand_in.serve_forever, daemon=True).start()
+    try:
+        with (
+            clients.Client(f"http://127.0.0.1:{stand_in.server_port}") as api,
+            pytest.raises(errors.DriverError) as caught,
+        ):
+            api.create_proxy("web", "127.0.0.1:1", tls={"cert": str(pki["proxy"].cert)})
+    finally:
+        stand_in.shutdown()
+        stand_in.server_close()
+    assert "can't terminate TLS" in caught.value.message and "embedded proxy" in caught.value.message
+    assert caught.value.hint is not None and "chaoskit proxy serve" in caught.value.hint
+    assert _PlainToxiproxy.deleted == ["/proxies/web"]  # no plain proxy left where TLS was asked
+
+
+def test_the_driver_client_creates_a_terminating_proxy_on_the_embedded_server(
+    server: servers.ProxyServer, pki: dict[str, certificates.Pair], secure_web: http_upstream.Server
+) -> None:
+    tls = {"cert": str(pki["proxy"].cert), "key": str(pki["proxy"].key), "upstream_ca": str(pki["ca"].cert)}
+    with clients.Client(server.url) as api:
+        created = api.create_proxy("web", secure_web.address, tls=tls)
+    answer = httpx.get(
+        f"https://{created['listen']}/ok", verify=ssl.create_default_context(cafile=tls["upstream_ca"])
+    )
+    assert answer.status_code == 200 and answer.json()["path"] == "/ok"
