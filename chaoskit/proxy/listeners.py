@@ -297,16 +297,11 @@ class Proxy:
 
     def tls_failed(self, side: str, error: OSError) -> None:
         failed = self.counters.http.tls_failed
-        key = (self.name, side)
-        if key not in failed:  # once per proxy and side: a port scan must not flood the log
-            fix = (
-                "does the client trust the proxy's certificate (tls.cert), and speak TLS?"
-                if side == "client"
-                else "does tls.upstream_ca hold the CA of the upstream's certificate, and does it "
-                "name tls.upstream_name (or the upstream's host)? Plain upstream: tls.upstream_tls false"
+        if (self.name, side) not in failed:  # once per proxy and side: a port scan mustn't flood the log
+            log.warning(
+                "chaoskit proxy %r: TLS with the %s failed: %s; %s", self.name, side, error, tls.FIX[side]
             )
-            log.warning("chaoskit proxy %r: TLS with the %s failed: %s; %s", self.name, side, error, fix)
-        failed[key] = failed.get(key, 0) + 1
+        failed[self.name, side] = failed.get((self.name, side), 0) + 1
 
     # -- toxics
 

@@ -195,7 +195,8 @@ class Session:
         if self.proxy not in refused:
             log.warning(
                 "chaoskit proxy %r: a TLS connection was refused: its http_* toxics can't see inside "
-                "TLS, and the proxy does not intercept it. Point the client at plain HTTP, or remove "
+                "TLS, and the proxy does not intercept it. Point the client at plain HTTP, create the "
+                "proxy with a certificate to terminate TLS with (tls, see docs/proxy.md), or remove "
                 "the http_* toxics (TCP toxics work on TLS). Further refusals are counted in /metrics.",
                 self.proxy,
             )

@@ -18,6 +18,14 @@ ALPN = ["http/1.1"]
 (curl, browsers) is told to speak 1.1 instead."""
 
 
+FIX = {
+    "client": "does the client trust the proxy's certificate (tls.cert), and speak TLS?",
+    "upstream": "does tls.upstream_ca hold the CA of the upstream's certificate, and does that name "
+    "tls.upstream_name (or the upstream's host)? For a plain upstream: tls.upstream_tls false",
+}
+"""What to check when a handshake with that side fails (logged once per proxy and side)."""
+
+
 class Invalid(ValueError):
     """The ``tls`` field can't be used; the message names the key and says what it may be."""
 
