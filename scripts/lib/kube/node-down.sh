@@ -105,6 +105,26 @@ fi
 if [ -f "$NODE_RUN/sysctl.baseline" ]; then
   while IFS= read -r setting; do sysctl -q -w "$setting" >/dev/null; done <"$NODE_RUN/sysctl.baseline"
 fi
+
+# Say what is left, so that a teardown that stops being clean is noticed at once.
+left=()
+for ipt in iptables ip6tables; do
+  n=$($ipt-save 2>/dev/null | grep -E "$ours" | grep -cvxFf <(cat "$NODE_RUN/$ipt"-*.baseline 2>/dev/null; echo '#') || true)
+  [ "$n" = 0 ] || left+=("$n $ipt lines naming KUBE-/CHAOSKIT-KUBE-NODE/ck-k*")
+done
+for bridge in "$POD_BRIDGE" "$NODE_BRIDGE" "$NODE_DOCKER_BRIDGE"; do
+  ip link show "$bridge" >/dev/null 2>&1 && left+=("bridge $bridge")
+done
+if [ -f "$NODE_RUN/sysctl.baseline" ]; then
+  while IFS== read -r key value; do
+    [ "$(sysctl -n "$key")" = "$value" ] || left+=("sysctl $key=$(sysctl -n "$key") (was $value)")
+  done <"$NODE_RUN/sysctl.baseline"
+fi
+ls -d /sys/fs/cgroup/*/kubepods >/dev/null 2>&1 && left+=("kubepods cgroups")
+if [ ${#left[@]} -gt 0 ]; then
+  printf 'kube-down: the real node left on the host: %s\n' "${left[@]}" >&2
+  exit 1
+fi
 rm -f "$NODE_OWNER"
 rm -rf --one-file-system "$NODE_RUN/cni" "$NODE_RUN/kubelet" "$NODE_RUN/dockershim" "$NODE_RUN/docker" "$NODE_RUN/kubelet-pki" \
   "$NODE_RUN/volume-plugins" \
