@@ -21,7 +21,7 @@ component_kube_up() {
     echo "using the cluster in CHAOSKIT_TEST_KUBECONFIG=$KUBECONFIG"
     return 0
   fi
-  step "Kubernetes control plane (scripts/kube-up)"
+  step "Kubernetes: control plane and a real node (scripts/kube-up)"
   local kubeconfig
   STOPPERS+=(component_kube_down)
   kubeconfig=$(scripts/kube-up | tail -n 1)
