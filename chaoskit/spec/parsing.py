@@ -7,6 +7,7 @@ loaded; ``Locator`` turns a place in the data back into ``FILE:LINE:COL: yaml.pa
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -18,7 +19,7 @@ import yaml
 from pydantic import JsonValue
 
 from chaoskit import errors
-from chaoskit.spec import paths, templates
+from chaoskit.spec import jsonpositions, paths, templates
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,19 @@ def _looks_like_json(text: str, name: str) -> bool:
     return name.lower().endswith(".json") or text.lstrip().startswith(("{", "["))
 
 
+def _json_duplicate(
+    parsed: Parsed, at: paths.Location, key_at: tuple[int, int], key: str, first: tuple[int, int]
+) -> None:
+    parsed.problems.append(
+        (
+            at,
+            *key_at,
+            f"duplicate key '{key}' (first at line {first[0]}); keep one (otherwise only the last one "
+            "would count)",
+        )
+    )
+
+
 def parse(text: str, name: str) -> Parsed:
     """YAML or JSON text as data, with node positions and the parse problems (never raises)."""
     parsed = Parsed()
@@ -180,14 +194,7 @@ def parse(text: str, name: str) -> Parsed:
         except json.JSONDecodeError as e:
             parsed.problems.append(((), e.lineno, e.colno, f"not valid JSON: {e.msg}"))
             return parsed
-        # Positions are a bonus for JSON: YAML 1.1 reads nearly all JSON, but not all of it. A raw
-        # tab in valid JSON is whitespace between tokens (never inside a string), and YAML refuses
-        # it there: a space in its place keeps every line and column.
-        try:
-            _compose(text.replace("\t", " "), parsed, construct=False)
-        except yaml.YAMLError:
-            parsed.positions.clear()
-            parsed.problems.clear()
+        jsonpositions.index(text, parsed.positions, functools.partial(_json_duplicate, parsed))
         return parsed
     try:
         _compose(text, parsed, construct=True)

@@ -152,6 +152,24 @@ def test_json_files_load_with_positions() -> None:
     ]
 
 
+def test_json_that_yaml_cannot_read_keeps_its_positions_and_duplicate_keys() -> None:
+    """Positions came from reading the JSON as YAML, which refuses a key over 1024 characters:
+    every problem of such a file lost its FILE:LINE:COL, and duplicate keys went unreported
+    (found by the experiment fuzzer)."""
+    long_key = "k" * 1100
+    text = (
+        '{"title": "t",\n "config": {"%s": 1, "x": 1,\n   "x": 2},\n'
+        ' "method": [{"pause": "1s", "nam": "x"}]}' % long_key
+    )
+    with pytest.raises(errors.SpecError) as caught:
+        reading.load_text(text, name="exp.json")
+    assert [p.render() for p in caught.value.problems] == [
+        "exp.json:3:4: config: duplicate key 'x' (first at line 2); "
+        "keep one (otherwise only the last one would count)",
+        "exp.json:4:29: method[0]: unknown key 'nam' (did you mean 'name'?)",
+    ]
+
+
 def test_duplicate_keys_are_problems_not_silently_dropped() -> None:
     assert problems("title: a\nmethod: []\ntitle: b\n") == [
         "exp.yaml:3:1: duplicate key 'title' (first at line 1); "
