@@ -158,8 +158,8 @@ def test_json_that_yaml_cannot_read_keeps_its_positions_and_duplicate_keys() -> 
     (found by the experiment fuzzer)."""
     long_key = "k" * 1100
     text = (
-        '{"title": "t",\n "config": {"%s": 1, "x": 1,\n   "x": 2},\n'
-        ' "method": [{"pause": "1s", "nam": "x"}]}' % long_key
+        '{"title": "t",\n "config": {"' + long_key + '": 1, "x": 1,\n   "x": 2},\n'
+        ' "method": [{"pause": "1s", "nam": "x"}]}'
     )
     with pytest.raises(errors.SpecError) as caught:
         reading.load_text(text, name="exp.json")
