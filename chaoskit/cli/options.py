@@ -147,3 +147,14 @@ def refuse_special(option: str, path: Path) -> None:
     elif option in ("-o", "--output"):
         hint = "omit -o to print on stdout, or give the path of a regular file to write"
     raise errors.UsageError(f"{option} {path}: {kind}; chaoskit writes its outputs as files", hint=hint)
+
+
+def group(decorators: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """Apply a list of click options in the order listed (click's way to share option groups)."""
+
+    def apply(f: Any) -> Any:
+        for decorator in reversed(decorators):
+            f = decorator(f)
+        return f
+
+    return apply

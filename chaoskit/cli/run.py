@@ -98,22 +98,11 @@ _RUN_OPTIONS: list[Callable[[Any], Any]] = [
 """How the run is identified, bounded, observed, and which cluster it talks to."""
 
 
-def _with(decorators: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    """Apply a list of click options in the order listed (click's way to share option groups)."""
-
-    def apply(f: Any) -> Any:
-        for decorator in reversed(decorators):
-            f = decorator(f)
-        return f
-
-    return apply
-
-
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @options.variables
-@_with(_OUTPUT_OPTIONS)
-@_with(_RUN_OPTIONS)
+@options.group(_OUTPUT_OPTIONS)
+@options.group(_RUN_OPTIONS)
 @options.rollback_strategy
 @options.state_dir
 @options.probes_path

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chaoskit import wording
-from chaoskit.demo import metrics, resilience
+from chaoskit.demo import exposition, resilience
 from chaoskit.proxy import servers
 
 DEPENDENCIES = ("backend", "reviews", "instances")
@@ -112,7 +112,7 @@ class Failed(RuntimeError):
 class Caller:
     """How the frontend calls its dependencies, with the patterns ``settings.patterns`` switches on."""
 
-    def __init__(self, settings: Settings, counters: metrics.Metrics, ports: dict[str, int]) -> None:
+    def __init__(self, settings: Settings, counters: exposition.Metrics, ports: dict[str, int]) -> None:
         self.settings = settings
         self.on = settings.states()
         self.counters = counters
@@ -239,7 +239,7 @@ def _abort(connections: list[http.client.HTTPConnection]) -> None:
                 connection.sock.shutdown(socket.SHUT_RDWR)
 
 
-def frontend_handler(settings: Settings, counters: metrics.Metrics, caller: Caller) -> type[_Quiet]:
+def frontend_handler(settings: Settings, counters: exposition.Metrics, caller: Caller) -> type[_Quiet]:
     capacity = threading.BoundedSemaphore(settings.capacity)
     shedding = caller.on["shedding"]
 
@@ -290,7 +290,7 @@ class Demo:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.metrics = metrics.Metrics()
+        self.metrics = exposition.Metrics()
         self._servers: list[_Server] = []
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()

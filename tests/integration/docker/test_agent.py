@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from chaoskit.agent import records, serving, working
+from chaoskit.agent import httpapi, records, working
 from chaoskit.drivers import contract
 from chaoskit.drivers.kubernetes import podfaults
 from chaoskit.kube import kubeconfigs
@@ -259,7 +259,7 @@ def test_the_kubernetes_driver_stresses_a_pod_through_the_agent(
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
     api = RecordedApi(site, 0, kubeconfig)
     agent = working.Agent(records.Book(tmp_path / "agent"), read_pod=lambda namespace, name: api.pod())
-    server = serving.Server(("127.0.0.1", 0), agent, serving.shared_token(TOKEN))
+    server = httpapi.Server(("127.0.0.1", 0), agent, httpapi.shared_token(TOKEN))
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     ctx = contract.RunContext(run_id=f"run-{uuid.uuid4().hex[:8]}")
     ctx.resource(api.connection.key, lambda: api)

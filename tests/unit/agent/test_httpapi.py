@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from chaoskit.agent import serving, working
+from chaoskit.agent import httpapi, working
 from tests.unit.agent.conftest import state, wait
 
 TOKEN = "s3cret-token"
@@ -27,7 +27,7 @@ Spawn = Callable[..., subprocess.Popen[bytes]]
 
 @pytest.fixture
 def url(agent: working.Agent) -> Iterator[str]:
-    server = serving.Server(("127.0.0.1", 0), agent, serving.shared_token(TOKEN))
+    server = httpapi.Server(("127.0.0.1", 0), agent, httpapi.shared_token(TOKEN))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
@@ -100,11 +100,11 @@ def test_token_review_accepts_only_the_named_accounts() -> None:
         "other": {"authenticated": True, "user": {"username": "system:serviceaccount:default:default"}},
         "bad": {"authenticated": False},
     }
-    check = serving.token_review(lambda token: answers[token], {"system:serviceaccount:chaos:runner"})
+    check = httpapi.token_review(lambda token: answers[token], {"system:serviceaccount:chaos:runner"})
     assert [check(t) for t in ("good", "other", "bad")] == [True, False, False]
-    both = serving.either(serving.shared_token(TOKEN), check)
+    both = httpapi.either(httpapi.shared_token(TOKEN), check)
     assert both(TOKEN) and both("good") and not both("other")
-    assert not serving.shared_token("")("")
+    assert not httpapi.shared_token("")("")
 
 
 def test_the_command_serves_until_sigterm(tmp_path: Path) -> None:
