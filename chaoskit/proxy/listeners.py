@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskit.proxy import links, splicing, toxic_types
+from chaoskit.proxy import links, metrics, splicing, toxic_types
 from chaoskit.proxy.http import http_toxic_types, rules, sessions, tls
 
 MAX_SPLICED = 256
@@ -74,49 +74,6 @@ def raise_nofile_limit() -> None:
             )
 
 
-class Counters:
-    """Bytes per proxy and direction, added when a connection closes (as the real server does)."""
-
-    def __init__(self) -> None:
-        self.received: dict[tuple[str, str, str, str], int] = {}
-        self.sent: dict[tuple[str, str, str, str], int] = {}
-        self.http = sessions.Counters()
-        """Requests seen, matched and faulted by http_* toxics: live, not at close."""
-
-    def add(self, key: tuple[str, str, str, str], received: int, sent: int) -> None:
-        self.received[key] = self.received.get(key, 0) + received
-        self.sent[key] = self.sent.get(key, 0) + sent
-
-    def render(self) -> str:
-        """Prometheus text exposition of the two counters."""
-        lines: list[str] = []
-        for metric, values in (
-            ("toxiproxy_proxy_received_bytes_total", self.received),
-            ("toxiproxy_proxy_sent_bytes_total", self.sent),
-        ):
-            lines.append(f"# HELP {metric} Bytes the proxy {metric.split('_')[2]} per direction.")
-            lines.append(f"# TYPE {metric} counter")
-            for (direction, proxy, listener, upstream), value in sorted(values.items()):
-                labels = ",".join(
-                    f'{k}="{_escape(v)}"'
-                    for k, v in (
-                        ("direction", direction),
-                        ("listener", listener),
-                        ("proxy", proxy),
-                        ("upstream", upstream),
-                    )
-                )
-                lines.append(f"{metric}{{{labels}}} {value}")
-        http = (
-            self.http.render() if self.http.requests or self.http.tls_refused or self.http.tls_failed else ""
-        )
-        return "\n".join(lines) + "\n" + http
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 class Proxy:
     """One listener forwarding to one upstream, with toxics per direction."""
 
@@ -126,7 +83,7 @@ class Proxy:
         listen: str,
         upstream: str,
         rng: random.Random,
-        counters: Counters,
+        counters: metrics.Counters,
         *,
         termination: tls.Termination | None = None,
     ) -> None:
@@ -413,7 +370,7 @@ class Table:
 
     def __init__(self, seed: int | None = None) -> None:
         self.proxies: dict[str, Proxy] = {}
-        self.counters = Counters()
+        self.counters = metrics.Counters()
         self.rng = random.Random(seed)
         self.changing = asyncio.Lock()
         """Held by every change that awaits (a resolve, a bind) so that no other change of the
