@@ -15,40 +15,28 @@ import signal as signals
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from chaoskit.agent import locating, resolving
 from chaoskit.drivers import contract
-from chaoskit.drivers.process import processes, signalling
+from chaoskit.drivers.process import processes
 from chaoskit.errors import ComponentMissing, DriverError, TargetError, UsageError
-from chaoskit.patterns import Regex
-from chaoskit.stressors import cgroups, loads, spawning
+from chaoskit.stressors import cgroups, inside, loads, spawning
 
 IPTABLES_TIMEOUT = 30.0
 
 
-class ProcessArgs(BaseModel):
-    """Which processes of the target's pid namespace: by name or command-line pattern."""
+class ProcessArgs(inside.ProcessMatch):
+    """Which processes of the target's pid namespace, and the signal a kill sends."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    process: str | None = None
-    pattern: Regex | None = None
-    main: bool = False
-    """Also the main process (pid 1 inside the container)."""
     signal: int = int(signals.SIGKILL)
 
     @field_validator("signal", mode="before")
     @classmethod
     def _signal(cls, value: Any) -> int:
-        return signalling.parse_signal(value)
-
-    @model_validator(mode="after")
-    def _which(self) -> Self:
-        if self.process is None and self.pattern is None:
-            raise ValueError("say which processes: give process (a name) or pattern (a regex)")
-        return self
+        return inside.parse_signal(value)
 
 
 class PartitionArgs(BaseModel):

@@ -10,54 +10,21 @@ through. The revert deletes the rule and stops the responder, found by the mark 
 from __future__ import annotations
 
 import ipaddress
-import re
 import subprocess
 import zlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from chaoskit.agent import locating
 from chaoskit.drivers import contract
-from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
-from chaoskit.stressors import resolver, spawning
+from chaoskit.stressors import inside, resolver, spawning
 
 FORWARD_MARK = "0x104b"
 """The responder's forwarded queries carry it and the redirect leaves them alone (docker.network.dns
 uses the same value, clear of the bits kube-proxy, Cilium, Calico and Weave match)."""
-_NAME = re.compile(r"[A-Za-z0-9*_.-]+")
-
-
-class DnsArgs(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    domains: list[str] = Field(min_length=1)
-    """The names whose resolution fails or is pinned; ``*`` matches any part (``*.example.com``)."""
-    answer: str = "nxdomain"
-    """``nxdomain``, ``servfail`` or an IPv4 address to return."""
-    max_duration: Duration = Field(default=600.0, gt=0)
-    """The responder stops by itself this long after it started."""
-
-    @field_validator("domains")
-    @classmethod
-    def _domains(cls, domains: list[str]) -> list[str]:
-        bad = [n for n in domains if not _NAME.fullmatch(n)]
-        if bad:
-            raise ValueError(f"not a DNS name or pattern: {', '.join(map(repr, bad))}")
-        return domains
-
-    @field_validator("answer")
-    @classmethod
-    def _answer(cls, answer: str) -> str:
-        if answer in {"nxdomain", "servfail"}:
-            return answer
-        try:
-            return str(ipaddress.IPv4Address(answer))
-        except ValueError:
-            raise ValueError(
-                f"answer must be nxdomain, servfail or an IPv4 address, got {answer!r}"
-            ) from None
+DnsArgs = inside.DnsAnswer
+"""What the agent's ``dns`` takes (the same as ``docker.network.dns`` and ``kubernetes.pods.dns``)."""
 
 
 def port_for(mark: str) -> int:

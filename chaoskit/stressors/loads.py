@@ -3,7 +3,6 @@ shared by the drivers that run stressors, and the revert data that finds a stres
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Annotated, Any, Literal, Self
 
@@ -103,34 +102,6 @@ class IoLoad(Load):
 
 
 Kind = Literal["cpu", "memory", "fill", "io"]
-
-
-_DNS_NAME = re.compile(r"[A-Za-z0-9*_.-]+")
-
-
-class DnsAnswer(contract.Args):
-    """What a DNS fault answers, and for which names (the node agent's ``dns`` takes exactly these)."""
-
-    domains: list[str] = Field(min_length=1)
-    """The names whose resolution fails or is pinned; ``*`` matches any part (``*.example.com``)."""
-    answer: str = "nxdomain"
-    """``nxdomain`` (the name does not exist), ``servfail`` (the resolver fails) or an IPv4 address."""
-    max_duration: Duration = Field(default=600.0, gt=0)
-    """The responder stops by itself this long after it started, even if chaoskit is gone."""
-
-    @model_validator(mode="after")
-    def _valid(self) -> Self:
-        bad = [n for n in self.domains if not _DNS_NAME.fullmatch(n)]
-        if bad:
-            raise ValueError(f"not a DNS name or pattern: {', '.join(map(repr, bad))}")
-        if self.answer not in {"nxdomain", "servfail"}:
-            try:
-                ipaddress.IPv4Address(self.answer)
-            except ValueError:
-                raise ValueError(
-                    f"answer must be nxdomain, servfail or an IPv4 address, got {self.answer!r}"
-                ) from None
-        return self
 
 
 class StressRevert(contract.Revert):

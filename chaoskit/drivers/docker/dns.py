@@ -18,13 +18,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import matching, namespacing, networks
-from chaoskit.durations import Duration
 from chaoskit.errors import ComponentMissing, DriverError
-from chaoskit.stressors import resolver, spawning
+from chaoskit.stressors import inside, resolver, spawning
 
 FORWARD_MARK = "0x104b"
 """The firewall mark of the responder's forwarded queries, which the redirect leaves alone. Clear of
@@ -34,35 +33,8 @@ forwarded queries on a node and their answers never came back)."""
 _NAME = re.compile(r"[A-Za-z0-9*_.-]+")
 
 
-class DnsArgs(matching.Selector):
-    domains: list[str] = Field(min_length=1)
-    """The names whose resolution fails or is pinned; ``*`` matches any part (``*.example.com``)."""
-    answer: str = "nxdomain"
-    """``nxdomain`` (the name does not exist), ``servfail`` (the resolver fails) or an IPv4 address
-    to return for it."""
-    max_duration: Duration = Field(default=600.0, gt=0)
-    """The responder stops by itself this long after it started, even if chaoskit is gone; the
-    rule then sends queries nowhere until the revert (or ``chaoskit recover``) deletes it."""
-
-    @field_validator("domains")
-    @classmethod
-    def _domains(cls, domains: list[str]) -> list[str]:
-        bad = [n for n in domains if not _NAME.fullmatch(n)]
-        if bad:
-            raise ValueError(f"not a DNS name or pattern: {', '.join(map(repr, bad))}")
-        return domains
-
-    @field_validator("answer")
-    @classmethod
-    def _answer(cls, answer: str) -> str:
-        if answer in {"nxdomain", "servfail"}:
-            return answer
-        try:
-            return str(ipaddress.IPv4Address(answer))
-        except ValueError:
-            raise ValueError(
-                f"answer must be nxdomain, servfail or an IPv4 address, got {answer!r}"
-            ) from None
+class DnsArgs(matching.Selector, inside.DnsAnswer):
+    pass
 
 
 class DnsRevert(matching.ContainerRevert):

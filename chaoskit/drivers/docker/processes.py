@@ -10,7 +10,6 @@ signals a process that reused the pid.
 from __future__ import annotations
 
 import os
-import re
 import signal as signals
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import matching, namespacing
 from chaoskit.errors import ComponentMissing, DriverError, TargetError
-from chaoskit.patterns import Regex
+from chaoskit.stressors import inside as shared
 
 PROC = Path("/proc")
 
@@ -73,44 +72,9 @@ def inside(init: int) -> list[Seen]:
     return found
 
 
-class ProcessMatch(matching.Selector):
-    process: str | None = None
-    """The process's name (as ``ps`` shows it, at most 15 characters), exactly."""
-    pattern: Regex | None = None
-    """A regular expression searched in the process's whole command line."""
-    main: bool = False
-    """Also the container's main process (pid 1 inside it); ``docker.container.kill`` is for that."""
-
-    @model_validator(mode="after")
-    def _which(self) -> Self:
-        if self.process is None and self.pattern is None:
-            raise ValueError("say which processes: give process (a name) or pattern (a regex)")
-        return self
-
+class ProcessMatch(matching.Selector, shared.ProcessMatch):
     def matches(self, seen: Seen, init: int) -> bool:
-        if seen.pid == init and not self.main:
-            return False
-        if self.process is not None and seen.name != self.process:
-            return False
-        return self.pattern is None or re.search(self.pattern, seen.cmdline) is not None
-
-
-def parse_signal(value: Any) -> int:
-    """A signal number from ``SIGKILL``, ``KILL``, ``kill``, ``9`` or ``"9"``."""
-    if isinstance(value, str) and not value.strip().isdigit():
-        name = value.strip().upper()
-        try:
-            return int(signals.Signals[name if name.startswith("SIG") else f"SIG{name}"])
-        except KeyError:
-            raise ValueError(
-                f"unknown signal {value!r}; write a name like SIGTERM or KILL, or a number"
-            ) from None
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"expected a signal name or number, got {value!r}")
-    try:
-        return int(signals.Signals(int(value)))
-    except ValueError:
-        raise ValueError(f"no signal has number {value}") from None
+        return self.picks(seen.name, seen.cmdline, is_main=seen.pid == init)
 
 
 class KillProcessArgs(ProcessMatch):
@@ -120,13 +84,7 @@ class KillProcessArgs(ProcessMatch):
     @field_validator("signal", mode="before")
     @classmethod
     def _signal(cls, value: Any) -> int:
-        number = parse_signal(value)
-        if number in {signals.SIGSTOP, signals.SIGTSTP, signals.SIGTTIN, signals.SIGTTOU}:
-            raise ValueError(
-                f"{signals.Signals(number).name} freezes the process and a kill is never reverted; "
-                "use docker.container.stop_process"
-            )
-        return number
+        return shared.kill_signal(value, "docker.container.stop_process")
 
 
 class ProcessesRevert(matching.ContainerRevert):

@@ -16,16 +16,15 @@ import ipaddress
 import secrets
 import signal as signals
 from collections.abc import Sequence
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.kubernetes import clusters, nodeagents, pods
 from chaoskit.errors import TargetError
-from chaoskit.patterns import Regex
-from chaoskit.stressors import loads
+from chaoskit.stressors import inside, loads
 
 
 class InPodArgs(pods.SelectedPodArgs, nodeagents.AgentArgs):
@@ -148,19 +147,7 @@ class StressIo(_InPod[IoArgs], args=IoArgs):
     load = loads.IoLoad
 
 
-class ProcessMatch(contract.Args):
-    process: str | None = None
-    """The process's name (as ``ps`` shows it, at most 15 characters), exactly."""
-    pattern: Regex | None = None
-    """A regular expression searched in the process's whole command line."""
-    main: bool = False
-    """Also the container's main process (``kubernetes.pods.delete`` is usually what you want)."""
-
-    @model_validator(mode="after")
-    def _which(self) -> Self:
-        if self.process is None and self.pattern is None:
-            raise ValueError("say which processes: give process (a name) or pattern (a regex)")
-        return self
+ProcessMatch = inside.ProcessMatch
 
 
 class StopProcessArgs(InPodArgs, ProcessMatch):
@@ -176,17 +163,7 @@ class KillProcessArgs(InPodArgs, ProcessMatch):
     @field_validator("signal", mode="before")
     @classmethod
     def _signal(cls, value: Any) -> int:
-        text = str(value).strip().upper()
-        try:
-            name = text if text.startswith("SIG") else f"SIG{text}"
-            number = int(signals.Signals(int(text)) if text.isdigit() else signals.Signals[name])
-        except (KeyError, ValueError):
-            raise ValueError(
-                f"unknown signal {value!r}; write a name like SIGTERM or KILL, or a number"
-            ) from None
-        if number in {signals.SIGSTOP, signals.SIGTSTP}:
-            raise ValueError("a freeze is never reverted by a kill; use kubernetes.pods.stop_process")
-        return number
+        return inside.kill_signal(value, "kubernetes.pods.stop_process")
 
 
 class StopProcess(_InPod[StopProcessArgs], args=StopProcessArgs):
@@ -235,7 +212,7 @@ class Partition(_InPod[PartitionArgs], args=PartitionArgs):
         return {"cidrs": list(args.cidrs)}
 
 
-class DnsArgs(InPodArgs, loads.DnsAnswer):
+class DnsArgs(InPodArgs, inside.DnsAnswer):
     """Pods, and the names that fail (or resolve to a chosen address) inside them."""
 
 
@@ -246,4 +223,4 @@ class Dns(_InPod[DnsArgs], args=DnsArgs):
         "(node agent)."
     )
     kind = "dns"
-    load = loads.DnsAnswer
+    load = inside.DnsAnswer

@@ -18,28 +18,9 @@ from pydantic import ConfigDict, Field, field_validator
 from chaoskit.drivers import contract, targeting
 from chaoskit.drivers.process import processes, selecting
 from chaoskit.errors import DriverError
+from chaoskit.stressors.inside import parse_signal
 
-
-def parse_signal(value: Any) -> int:
-    """A signal number from ``SIGKILL``, ``KILL``, ``kill``, ``9`` or ``"9"``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a signal name or number, got {value!r}")
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
-        number = int(value)
-        try:
-            return int(signal.Signals(number))
-        except ValueError:
-            raise ValueError(f"no signal has number {number}") from None
-    if isinstance(value, str):
-        text = value.strip().upper()
-        text = text if text.startswith("SIG") else "SIG" + text
-        try:
-            return int(signal.Signals[text])
-        except KeyError:
-            raise ValueError(
-                f"unknown signal {value!r}; write a name like SIGTERM or KILL, or a number"
-            ) from None
-    raise ValueError(f"expected a signal name or number, got {type(value).__name__}")
+__all__ = ["parse_signal"]  # its importers (the agent) read it here too
 
 
 class Targets(selecting.Selector, targeting.Selection):
