@@ -88,6 +88,9 @@ def _container() -> Iterator[str | None]:
         yield None
         return
     images = [tag for image in client.images.list() for tag in image.tags]
+    # The suite's HTTP image runs any command; others (the chaoskit image has an entrypoint) may
+    # not run `sleep` at all, and a container that exited can't be paused.
+    images.sort(key=lambda tag: not tag.startswith("chaoskit-test/http:"))
     if not images:
         print("docker: skipped (the test dockerd has no image)")
         yield None
@@ -95,6 +98,13 @@ def _container() -> Iterator[str | None]:
     container = client.containers.run(
         images[0], ["sleep", "300"], detach=True, name=f"bench-halt-{os.getpid()}"
     )
+    container.reload()
+    if container.status != "running":
+        print(f"docker: skipped ({images[0]} does not keep `sleep 300` running)")
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+        yield None
+        return
     try:
         yield container.name
     finally:
