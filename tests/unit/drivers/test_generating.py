@@ -152,8 +152,11 @@ def test_a_saturated_generator_never_blames_its_backlog_on_the_server_as_timeout
     # One connection, 5 ms answers, a rate no generator keeps: requests wait in line for the
     # connection, and those sent with less than 5 ms of their timeout left time out. The server
     # answered each in 5 ms: those timeouts are the generator's backlog, not the server's.
+    # The server is a thread of this process: with a 300 ms timeout the saturated loop held the
+    # GIL long enough, about once in three runs, to make one answer really late; 1 s keeps that
+    # out while the line still grows past the timeout (the old code: 1,874 timeouts).
     serve.answers, serve.delay = [answer(200)], 0.005
-    out = load(serve, rate=2_000_000, duration="1s", concurrency=1, timeout="300ms")
+    out = load(serve, rate=2_000_000, duration="2.5s", concurrency=1, timeout="1s")
     assert out["generator_saturated"] is True and out["latency_from"] == "sent"
     assert out["errors"] == {} and out["success_ratio"] == 1.0
     assert isinstance(out["unsent"], int) and out["unsent"] > 0
