@@ -18,7 +18,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -83,14 +83,15 @@ def _cpu_worker(load: float, deadline: float, parent: int) -> None:
             time.sleep(rest)
 
 
-def cpu(workers: int, load: float, deadline: float) -> None:
-    parent = os.getpid()
+def _run_workers(works: Sequence[Callable[[], None]], deadline: float) -> None:
+    """Fork one child per work, say "ready", hold until ``deadline``; then end and reap every
+    child, whatever ended the wait (the deadline, SIGTERM from a revert)."""
     children: list[int] = []
     try:
-        for _ in range(workers):
+        for work in works:
             child = os.fork()
             if child == 0:
-                _child(functools.partial(_cpu_worker, load, deadline, parent))
+                _child(work)
             children.append(child)
         _ready()
         _sleep_until(deadline)
@@ -101,6 +102,11 @@ def cpu(workers: int, load: float, deadline: float) -> None:
         for child in children:
             with contextlib.suppress(OSError):
                 os.waitpid(child, 0)
+
+
+def cpu(workers: int, load: float, deadline: float) -> None:
+    parent = os.getpid()
+    _run_workers([functools.partial(_cpu_worker, load, deadline, parent)] * workers, deadline)
 
 
 def memory(size: int, deadline: float) -> None:
@@ -168,26 +174,14 @@ def _io_loop(path: Path, size: int, mode: str, deadline: float, parent: int) -> 
 
 def io(directory: Path, prefix: str, workers: int, *, size: int, mode: str, deadline: float) -> None:
     parent = os.getpid()
-    children: list[int] = []
     files = [directory / f"{prefix}-{i}" for i in range(workers)]
     try:
         for path in files:
             # Made here, so that a path it can't write in fails before "ready", with the reason.
             path.touch(mode=0o600)
-        for path in files:
-            child = os.fork()
-            if child == 0:
-                _child(functools.partial(_io_loop, path, size, mode, deadline, parent))
-            children.append(child)
-        _ready()
-        _sleep_until(deadline)
+        works = [functools.partial(_io_loop, path, size, mode, deadline, parent) for path in files]
+        _run_workers(works, deadline)
     finally:
-        for child in children:
-            with contextlib.suppress(OSError):
-                os.kill(child, signal.SIGTERM)
-        for child in children:
-            with contextlib.suppress(OSError):
-                os.waitpid(child, 0)
         for path in files:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
