@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chaoskit.proxy import links, metrics, splicing, toxic_types
+from chaoskit.proxy import connections, metrics, splicing, toxic_types
 from chaoskit.proxy.http import http_toxic_types, rules, sessions, tls
 
 MAX_SPLICED = 256
@@ -103,7 +103,7 @@ class Proxy:
         self.chains: dict[str, list[toxic_types.Toxic]] = {"upstream": [], "downstream": []}
         """The toxics each direction's bytes go through: its own, then the other stream's
         two-way toxics (``Toxic.both_ways``). Rebuilt on every change, read for every chunk."""
-        self.connections: set[links.Connection | splicing.SplicedConnection] = set()
+        self.connections: set[connections.Connection | splicing.SplicedConnection] = set()
         self.accepted = 0
         """Clients accepted so far (including those still waiting for their upstream)."""
         self._address: Address | None = None
@@ -214,18 +214,18 @@ class Proxy:
         counts: dict[str, tuple[int, int]] | None = None,
         ended: frozenset[str] = frozenset(),
     ) -> None:
-        connection = links.Connection(owner=self, reset_capable=reset_capable)
+        connection = connections.Connection(owner=self, reset_capable=reset_capable)
         if any(isinstance(t, http_toxic_types.HttpToxic) for t in self.toxic_list()):
             # Bytes the splice path moved before a toxic arrived: the session joins mid-stream.
             connection.http = self.http_session(fresh=not any(r for r, _ in (counts or {}).values()))
         self.connections.add(connection)
         await connection.attach(client, upstream, counts, ended, self._tls_contexts())
 
-    def _tls_contexts(self) -> links.Tls | None:
+    def _tls_contexts(self) -> connections.Tls | None:
         if self.tls is None:
             return None
         name = self.tls.server_hostname(split(self.upstream, "upstream")[0] or "127.0.0.1")
-        return links.Tls(self.tls.server, self.tls.client, name)
+        return connections.Tls(self.tls.server, self.tls.client, name)
 
     def _splice_finished(self, spliced: splicing.SplicedConnection) -> None:
         self._spliced -= 1
@@ -304,6 +304,8 @@ class Proxy:
                 fresh = not any(link.received for link in connection.links.values())
                 connection.http = self.http_session(fresh)
             connection.toxic_changed(toxic, removed)
+            if removed and connection.http is not None and not self.http_rules():
+                connection.end_http()
 
     def http_rules(self) -> list[rules.Rule]:
         """The http_* toxics as sessions use them, read for every request (so changes act at once);

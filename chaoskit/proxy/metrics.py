@@ -1,9 +1,9 @@
 """The server's counters, as ``/metrics`` shows them: bytes per proxy and direction (Toxiproxy's),
-and the HTTP toxics' requests (``http/sessions.Counters``)."""
+and the HTTP toxics' requests (``http/counting.Counters``)."""
 
 from __future__ import annotations
 
-from chaoskit.proxy.http import sessions
+from chaoskit.proxy.http import counting
 
 
 class Counters:
@@ -12,7 +12,7 @@ class Counters:
     def __init__(self) -> None:
         self.received: dict[tuple[str, str, str, str], int] = {}
         self.sent: dict[tuple[str, str, str, str], int] = {}
-        self.http = sessions.Counters()
+        self.http = counting.Counters()
         """Requests seen, matched and faulted by http_* toxics: live, not at close."""
 
     def add(self, key: tuple[str, str, str, str], received: int, sent: int) -> None:
@@ -30,7 +30,7 @@ class Counters:
             lines.append(f"# TYPE {metric} counter")
             for (direction, proxy, listener, upstream), value in sorted(values.items()):
                 labels = ",".join(
-                    f'{k}="{_escape(v)}"'
+                    f'{k}="{counting.escape(v)}"'
                     for k, v in (
                         ("direction", direction),
                         ("listener", listener),
@@ -43,7 +43,3 @@ class Counters:
             self.http.render() if self.http.requests or self.http.tls_refused or self.http.tls_failed else ""
         )
         return "\n".join(lines) + "\n" + http
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

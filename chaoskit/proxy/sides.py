@@ -1,6 +1,6 @@
 """One socket of a proxied connection (the client's or the upstream's) as an asyncio protocol.
 
-It only hands what happens on its socket to its connection (``links.Connection``): bytes read, end
+It only hands what happens on its socket to its connection (``connections.Connection``): bytes read, end
 of stream, loss, and the transport's flow control.
 """
 
@@ -10,7 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
-    from chaoskit.proxy.links import Connection
+    from chaoskit.proxy.connections import Connection
 
 
 class Side(asyncio.Protocol):

@@ -3,7 +3,7 @@
 A connection accepted while its proxy has no toxic is piped by two threads (one per direction)
 with ``splice(2)`` through a pipe, so the bytes never enter Python. When a toxic is added to the
 proxy, the threads finish the chunk they hold, stop, and hand both sockets to the event loop,
-where ``links.Connection`` runs the toxics (a connection stays there once moved). Linux only;
+where ``connections.Connection`` runs the toxics (a connection stays there once moved). Linux only;
 elsewhere every connection takes the event-loop path.
 """
 

@@ -7,203 +7,22 @@ that is not HTTP/1.1 (or stops being parseable) turns into ``Raw`` events for go
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-MAX_HEAD = 64 * 1024
-"""Bytes in one message head; a longer one is not parsed (the connection passes through)."""
-MAX_METHOD = 32
-
-_TOKEN_CHARS = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_TARGET = re.compile(rb"[\x21-\x7e]+")
-_DIGITS = re.compile(rb"[0-9]{1,18}")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
-_VERSIONS = (b"HTTP/1.1", b"HTTP/1.0")
-_FIELD_LINES = rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\r\n]*\r\n)*\r\n"
-_REQUEST_HEAD = re.compile(
-    rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,"
-    + str(MAX_METHOD).encode()
-    + rb"} [\x21-\x7e]+ HTTP/1\.[01]\r\n"
-    + _FIELD_LINES
+from chaoskit.proxy.http.heads import (
+    MAX_HEAD,
+    Framing,
+    Head,
+    Kind,
+    Unframeable,
+    could_start_request,
+    could_start_response,
+    parse_head,
 )
-_RESPONSE_HEAD = re.compile(rb"HTTP/1\.[01] [0-9]{3}(?: [\t\x20-\x7e\x80-\xff]*)?\r\n" + _FIELD_LINES)
-_FIELD = re.compile(rb"([^:\r\n]+):([^\r\n]*)\r\n")
 
-
-class Kind(enum.Enum):
-    """How a message's body is delimited (RFC 9112 §6)."""
-
-    NONE = "none"
-    LENGTH = "length"
-    CHUNKED = "chunked"
-    UNTIL_CLOSE = "until close"
-    TUNNEL = "tunnel"
-    """No body, and every byte after this head is not HTTP (CONNECT, a 101 upgrade)."""
-
-
-# The events and framings below are made for every message: plain slotted dataclasses, not
-# frozen ones, whose __init__ (object.__setattr__ per field) costs three times as much.
-
-
-@dataclass(slots=True)
-class Framing:
-    kind: Kind
-    length: int = 0
-
-
-class Unframeable(Exception):
-    """The head can't be framed (two Content-Lengths, an unknown Transfer-Encoding on a request)."""
-
-
-@dataclass(slots=True)
-class Head:
-    """A message's start line and header fields, and the exact bytes they came in.
-
-    Fields are split and indexed only when something asks for them: a request no toxic looks at
-    closely costs one scan in C (``parse_head``) and a few ``in`` tests (``framing``)."""
-
-    raw: bytes
-    first: bytes
-    """The start line without its CRLF."""
-    _fields: list[tuple[bytes, bytes]] | None = field(default=None, repr=False)
-    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False)
-    _lowered: bytes | None = field(default=None, init=False, repr=False)
-    framing: Framing | None = field(default=None, init=False, repr=False)
-    """How its body is delimited, once the framer has worked it out."""
-    _status: int = field(default=-1, init=False, repr=False)
-
-    @property
-    def fields(self) -> list[tuple[bytes, bytes]]:
-        """(name, value) in order, as sent; the value without surrounding whitespace."""
-        if self._fields is None:
-            block = self.raw[len(self.first) + 2 : -2]
-            self._fields = [(n, v.strip(b" \t")) for n, v in _FIELD.findall(block)]
-        return self._fields
-
-    @property
-    def lowered(self) -> bytes:
-        """The raw head, lowercased: for quick tests of which fields are present."""
-        if self._lowered is None:
-            self._lowered = self.raw.lower()
-        return self._lowered
-
-    @property
-    def index(self) -> dict[str, list[str]]:
-        """Values by lowercased name."""
-        if self._index is None:
-            index: dict[str, list[str]] = {}
-            for name, value in self.fields:
-                index.setdefault(name.decode("latin-1").lower(), []).append(value.decode("latin-1"))
-            self._index = index
-        return self._index
-
-    def values(self, name: str) -> list[str]:
-        """``name``'s values (``name`` lowercased)."""
-        return self.index.get(name, [])
-
-    def get(self, name: str) -> str | None:
-        values = self.index.get(name)
-        return ", ".join(values) if values else None
-
-    def tokens(self, name: str) -> list[str]:
-        """A comma-separated list field's items, lowercased (``connection``, ``transfer-encoding``)."""
-        values = self.index.get(name)
-        if not values:
-            return []
-        return [t.strip().lower() for v in values for t in v.split(",") if t.strip()]
-
-    # -- requests
-
-    @property
-    def method(self) -> str:
-        return self.first[: self.first.find(b" ")].decode("latin-1")
-
-    @property
-    def target(self) -> str:
-        return self.first.split(b" ", 2)[1].decode("latin-1")
-
-    @property
-    def version(self) -> bytes:
-        """``HTTP/1.1`` or ``HTTP/1.0``, for requests and responses alike."""
-        return self.first[:8] if self.first.startswith(b"HTTP/") else self.first[-8:]
-
-    # -- responses
-
-    @property
-    def status(self) -> int:
-        if self._status < 0:
-            self._status = int(self.first[9:12])
-        return self._status
-
-    def keeps_alive(self) -> bool:
-        """Whether the connection stays open after this message, as its sender declared."""
-        connection = self.tokens("connection")
-        if self.version == b"HTTP/1.1":
-            return "close" not in connection
-        return "keep-alive" in connection
-
-    def rebuilt(self, fields: list[tuple[bytes, bytes]], first: bytes | None = None) -> Head:
-        """This head with other fields (the start line kept unless given)."""
-        start = self.first if first is None else first
-        raw = b"".join([start, b"\r\n", *(n + b": " + v + b"\r\n" for n, v in fields), b"\r\n"])
-        head = Head(raw, start, fields)
-        head.framing = self.framing
-        return head
-
-
-def parse_head(raw: bytes, request: bool) -> Head | None:
-    """The head in ``raw`` (ending with CRLF CRLF), or None if it is not a valid HTTP/1.x head."""
-    # One pass in C over the start line and every field line. Obsolete line folding and bare CR or
-    # LF inside a head are refused by every modern server; such a stream is passed through
-    # untouched, not guessed at.
-    if not (_REQUEST_HEAD if request else _RESPONSE_HEAD).fullmatch(raw):
-        return None
-    return Head(raw, raw[: raw.find(b"\r\n")])
-
-
-def could_start_request(prefix: bytes) -> bool:
-    """Whether ``prefix`` (no complete head yet) may still become an HTTP/1.x request head.
-
-    Asked while bytes are held waiting for the end of a head, so that a protocol that is not HTTP
-    (a database's binary handshake) is passed on at once instead of waiting for a CRLF CRLF."""
-    end = prefix.find(b"\r\n")
-    line = prefix.removesuffix(b"\r") if end < 0 else prefix[:end]
-    parts = line.split(b" ")
-    if len(parts) > 3 or not parts[0] or len(parts[0]) > MAX_METHOD:
-        return False
-    if any(c not in _TOKEN_CHARS for c in parts[0]) or (len(parts) == 1 and end >= 0):
-        return False
-    if len(parts) >= 2 and parts[1] and not _TARGET.fullmatch(parts[1]):
-        return False
-    if len(parts) == 3:
-        version = parts[2]
-        if end >= 0:
-            return version in _VERSIONS
-        return any(v.startswith(version) for v in _VERSIONS)
-    return end < 0
-
-
-def could_start_response(prefix: bytes) -> bool:
-    """Whether ``prefix`` may still become an HTTP/1.x status line."""
-    probe = prefix[:13]
-    template = b"HTTP/1.1 200 "
-    for i, c in enumerate(probe):
-        want = template[i]
-        if i == 7:
-            if c not in b"01":
-                return False
-        elif 9 <= i <= 11:
-            if c not in b"0123456789":
-                return False
-        elif i == 12:
-            if c not in b" \r":
-                return False
-        elif c != want:
-            return False
-    return True
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 @dataclass(slots=True)
@@ -317,6 +136,25 @@ class Framer:
     def in_message(self) -> bool:
         """A head has been seen and its body is not complete yet."""
         return self._state is _BODY
+
+    @property
+    def idle(self) -> bool:
+        """At a message boundary with nothing held: the next byte fed starts a head."""
+        return self._state is _HEAD and not self._pending and not self.syncing
+
+    def begin_body(self, remaining: int) -> None:
+        """A head the caller framed itself (``whole_response``) has been passed with part of its
+        body: ``remaining`` body bytes (more than none) follow, delimited by ``Content-Length``."""
+        assert self.idle and remaining > 0
+        self._state, self._kind, self._remaining = _BODY, _KIND_LENGTH, remaining
+
+    def skip_body(self, count: int) -> bool:
+        """Pass ``count`` bytes of a ``Content-Length`` body without events, if they don't end it
+        (the caller forwards them as they are); False, and nothing changed, otherwise."""
+        if self._state is not _BODY or self._kind is not _KIND_LENGTH or self._remaining <= count:
+            return False
+        self._remaining -= count
+        return True
 
     def go_raw(self) -> list[Event]:
         """Stop parsing: what is held is handed back, and every later byte passes as ``Raw``."""
@@ -432,62 +270,3 @@ class Framer:
             self._pending = buf[new:]
             return -1
         return new
-
-
-def request_framing(head: Head) -> Framing:
-    """How a request's body is delimited (RFC 9112 §6.3): CONNECT and upgrades end the HTTP part."""
-    lowered = head.lowered
-    if head.first.startswith(b"CONNECT ") or (
-        b"\nupgrade:" in lowered and "upgrade" in head.tokens("connection")
-    ):
-        return Framing(Kind.TUNNEL)
-    if b"\ntransfer-encoding:" not in lowered and b"\ncontent-length:" not in lowered:
-        return _NO_BODY  # a GET, a DELETE: most requests end at their head
-    return _length_or_chunked(head, request=True)
-
-
-def response_framing(head: Head, method: str) -> Framing:
-    """How the response to a ``method`` request is delimited."""
-    status = head.status
-    if status == 101 or (method == "CONNECT" and 200 <= status < 300):
-        return Framing(Kind.TUNNEL)
-    if method == "HEAD" or status < 200 or status in (204, 304):
-        return _NO_BODY
-    return _length_or_chunked(head, request=False)
-
-
-_NO_BODY = Framing(Kind.NONE)
-_UNTIL_CLOSE = Framing(Kind.UNTIL_CLOSE)
-_CHUNKED = Framing(Kind.CHUNKED)
-_LENGTHS: dict[bytes, Framing] = {}
-"""Framings by ``Content-Length`` as written: an API's responses come in few sizes, and a cached
-framing saves checking the digits and making one per message (they are never changed)."""
-_MAX_LENGTHS = 4096
-
-
-def _length_or_chunked(head: Head, request: bool) -> Framing:
-    lowered = head.lowered
-    if b"\ntransfer-encoding:" in lowered:
-        codings = head.tokens("transfer-encoding")
-        if codings and codings[-1] == "chunked":
-            return _CHUNKED
-        if request:
-            raise Unframeable("a request body must end with the chunked coding")
-        return _UNTIL_CLOSE
-    at = lowered.find(b"\ncontent-length:")
-    if at < 0:
-        return _NO_BODY if request else _UNTIL_CLOSE
-    if lowered.find(b"\ncontent-length:", at + 16) < 0:  # the usual case: one field, read in place
-        value = head.raw[at + 16 : head.raw.index(b"\r", at + 16)].strip(b" \t")
-        known = _LENGTHS.get(value)
-        if known is not None:
-            return known
-        if value.isdigit() and len(value) <= 18:  # bytes.isdigit: ASCII digits only
-            made = Framing(_KIND_LENGTH, int(value))
-            if len(_LENGTHS) < _MAX_LENGTHS:
-                _LENGTHS[value] = made
-            return made
-    lengths = {v.strip() for v in (head.get("content-length") or "").split(",") if v.strip()}
-    if len(lengths) != 1 or not _DIGITS.fullmatch((length := lengths.pop()).encode()):
-        raise Unframeable("Content-Length is not one number")
-    return Framing(Kind.LENGTH, int(length))

@@ -6,12 +6,13 @@ attribute, what is wrong; the result is frozen and shared by every connection of
 
 from __future__ import annotations
 
+import http
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from chaoskit.proxy.http import framing
+from chaoskit.proxy.http import heads
 
 KINDS = ("http_abort", "http_delay", "http_modify")
 DAY_MS = 24 * 60 * 60 * 1000
@@ -47,7 +48,7 @@ class Match:
     """(lowercased name, value) - ``None``: the field is present, with any value."""
     query: tuple[tuple[str, str | None], ...] = ()
 
-    def matches(self, head: framing.Head) -> bool:
+    def matches(self, head: heads.Head) -> bool:
         if self.methods and head.method not in self.methods:
             return False
         if self.path is not None or self.path_prefix is not None or self.path_regex or self.query:
@@ -282,3 +283,21 @@ def rule(name: str, kind: str, stream: str, toxicity: float, attributes: Mapping
     fault = parse(kind, attributes, stream)
     match = parse_match(attributes.get("match"), kind)
     return Rule(name, kind, stream.lower() == "downstream", toxicity, match, fault)
+
+
+def answer(abort: Abort, method: str, close: bool) -> bytes:
+    """The response an ``http_abort`` gives: its status, headers and body, with valid framing."""
+    try:
+        reason = http.HTTPStatus(abort.status).phrase
+    except ValueError:
+        reason = "Fault"
+    fields = list(abort.headers)
+    if abort.body and not any(n.lower() == b"content-type" for n, _ in fields):
+        fields.append((b"Content-Type", b"text/plain; charset=utf-8"))
+    fields.append((b"Content-Length", str(len(abort.body)).encode()))
+    if close:
+        fields.append((b"Connection", b"close"))
+    head = b"".join(
+        [f"HTTP/1.1 {abort.status} {reason}\r\n".encode(), *(n + b": " + v + b"\r\n" for n, v in fields)]
+    )
+    return head + b"\r\n" + (b"" if method == "HEAD" else abort.body)

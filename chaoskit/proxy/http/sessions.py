@@ -10,7 +10,6 @@ anything that is not HTTP/1.1.
 
 from __future__ import annotations
 
-import http
 import logging
 import random
 import time
@@ -18,18 +17,18 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from chaoskit.proxy.http import framing, rules
+from chaoskit.proxy.http import counting, framing, heads, rules
 
 log = logging.getLogger("chaoskit.proxy")
-_TUNNEL = framing.Kind.TUNNEL
-"""Read per request: a module constant costs less than the Enum member through its class."""
+_TUNNEL = heads.Kind.TUNNEL
+"""Read per message: a module constant costs less than the Enum member through its class."""
 
 TLS_ALERT = bytes([21, 3, 1, 0, 2, 2, 40])
 """A fatal TLS ``handshake_failure`` alert: what a TLS client is told when the proxy can't
 terminate TLS (it won't intercept without a certificate)."""
 
 
-# Made for every message: slotted, not frozen (see framing.Framing).
+# Made for every message: slotted, not frozen (see heads.Framing).
 
 
 @dataclass(slots=True)
@@ -60,55 +59,6 @@ class Close:
 Out = Send | Hold | Close
 
 
-class Counters:
-    """Requests seen per proxy, and seen, matched and faulted per proxy and toxic. Live: an
-    experiment reads them while a fault runs (retry amplification = requests at the proxy per
-    client request)."""
-
-    def __init__(self) -> None:
-        self.requests: dict[str, int] = {}
-        self.seen: dict[tuple[str, str], int] = {}
-        self.matched: dict[tuple[str, str], int] = {}
-        self.faulted: dict[tuple[str, str], int] = {}
-        self.tls_refused: dict[str, int] = {}
-        self.tls_failed: dict[tuple[str, str], int] = {}
-        """Handshakes of a proxy that terminates TLS that failed, by proxy and side (``http/tls.py``)."""
-
-    @staticmethod
-    def add(counts: dict[tuple[str, str], int], key: tuple[str, str]) -> None:
-        counts[key] = counts.get(key, 0) + 1
-
-    def render(self) -> str:
-        """The counters in Prometheus text form."""
-        lines: list[str] = []
-        for metric, help_text, per_proxy in (
-            ("chaoskit_proxy_http_requests_total", "HTTP requests the proxy parsed", self.requests),
-            ("chaoskit_proxy_http_tls_refused_total", "TLS connections refused", self.tls_refused),
-        ):
-            lines += [f"# HELP {metric} {help_text}.", f"# TYPE {metric} counter"]
-            lines += [f'{metric}{{proxy="{_escape(p)}"}} {n}' for p, n in sorted(per_proxy.items())]
-        if self.tls_failed:
-            metric = "chaoskit_proxy_tls_handshake_failed_total"
-            lines += [f"# HELP {metric} TLS handshakes that failed, with the client or the upstream."]
-            lines += [f"# TYPE {metric} counter"]
-            lines += [
-                f'{metric}{{proxy="{_escape(p)}",side="{side}"}} {n}'
-                for (p, side), n in sorted(self.tls_failed.items())
-            ]
-        for what, counts in (("seen", self.seen), ("matched", self.matched), ("faulted", self.faulted)):
-            metric = f"chaoskit_proxy_http_toxic_{what}_total"
-            lines += [f"# HELP {metric} HTTP requests an http_* toxic {what}.", f"# TYPE {metric} counter"]
-            lines += [
-                f'{metric}{{proxy="{_escape(p)}",toxic="{_escape(t)}"}} {n}'
-                for (p, t), n in sorted(counts.items())
-            ]
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 @dataclass(slots=True)
 class _Slot:
     """One request's place in the order of responses."""
@@ -121,6 +71,11 @@ class _Slot:
     ready: bool = False
     """The answer may go out (the request has been read, or the answer can't wait for it)."""
     close_after: bool = False
+
+
+_PASSED = _Slot("")
+"""The place of every request forwarded untouched (the usual case): one shared slot, never changed,
+so that a request no toxic acts on costs no object of its own."""
 
 
 @dataclass(slots=True)
@@ -145,7 +100,7 @@ class Session:
         proxy: str,
         rule_list: Callable[[], Sequence[rules.Rule]],
         rng: random.Random,
-        counters: Counters,
+        counters: counting.Counters,
         *,
         fresh: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -156,7 +111,7 @@ class Session:
         self._counters = counters
         self._clock = clock
         self._first = fresh
-        self._requests = framing.Framer(True, framing.request_framing, syncing=not fresh)
+        self._requests = framing.Framer(True, heads.request_framing, syncing=not fresh)
         self._responses = framing.Framer(False, self._response_framing, syncing=not fresh)
         self._slots: deque[_Slot] = deque()
         self._methods: deque[str] = deque()
@@ -164,12 +119,62 @@ class Session:
         self._reading: _Slot | None = None
         self._reply: _Reply | None = None
         self._client_done = False
+        self._known_request: heads.Head | None = None
+        """The last whole request read by the quick path: the same bytes again are not parsed again."""
+        self._known_response: tuple[bytes, str, tuple[int, int]] | None = None
+        """The last response head the quick path framed, the method it answered, and its sizes."""
         self.closed = False
         """A ``Close`` was given: later bytes are dropped."""
 
+    def at_rest(self) -> bool:
+        """Nothing this session decided is under way: no answer waits for its turn, no response is
+        being changed, no request or response is half read. Dropped now, nothing is lost."""
+        return (
+            not self.closed
+            and not self._client_done
+            and self._reading is None
+            and self._reply is None
+            and (self._requests.idle or self._requests.raw)
+            and (self._responses.idle or self._responses.raw)
+            and all(slot is _PASSED for slot in self._slots)
+        )
+
     # -- client → server
 
+    def client_chunk(self, data: bytes) -> list[Out] | None:
+        """What to do with ``data`` the client sent; None: send it to the server as it is.
+
+        The usual chunk, one whole request without a body that no toxic acts on, is decided here
+        without making an event or an item (the proxy's per-request cost)."""
+        head = self._whole_request(data)
+        if head is None:
+            return self._read_client(data)
+        self._first = False
+        out: list[Out] = []
+        if self._act(head, out):
+            self._reading = None
+            return None
+        self._request_end(out)
+        return out
+
     def from_client(self, data: bytes) -> list[Out]:
+        """``client_chunk`` as items: what to send where, in order."""
+        said = self.client_chunk(data)
+        return [Send("server", data)] if said is None else said
+
+    def _whole_request(self, data: bytes) -> heads.Head | None:
+        """``data``'s head if it is exactly one request without a body, read at a message boundary."""
+        if self.closed or self._client_done or not self._requests.idle:
+            return None
+        known = self._known_request
+        if known is not None and data == known.raw:
+            return known  # the same request again: a client polling, a load generator
+        head = heads.whole_request(data)
+        if head is not None:
+            self._known_request = head
+        return head
+
+    def _read_client(self, data: bytes) -> list[Out]:
         if self.closed:
             return []
         if self._first:
@@ -218,26 +223,30 @@ class Session:
             if self._reading is None or self._reading.answer is None:
                 out.append(Send("server", event.raw))
         else:
-            slot, self._reading = self._reading, None
-            if slot is not None and slot.answer is not None and not slot.ready:
-                slot.ready = True
-                self._answer_ready(out)
+            self._request_end(out)
 
-    def _request_head(self, head: framing.Head, out: list[Out]) -> None:
-        counters = self._counters
-        counters.requests[self.proxy] = counters.requests.get(self.proxy, 0) + 1
-        slot = _Slot(head.method)
-        self._slots.append(slot)
-        self._reading = slot
-        if head.framing is not None and head.framing.kind is _TUNNEL:  # CONNECT, an upgrade: untouched
-            self._methods.append(slot.method)
+    def _request_end(self, out: list[Out]) -> None:
+        slot, self._reading = self._reading, None
+        if slot is not None and slot.answer is not None and not slot.ready:
+            slot.ready = True
+            self._answer_ready(out)
+
+    def _request_head(self, head: heads.Head, out: list[Out]) -> None:
+        tunnel = head.framing is not None and head.framing.kind is _TUNNEL  # CONNECT, an upgrade
+        if self._act(head, out, untouched=tunnel):
             out.append(Send("server", head.raw))
-            return
+
+    def _act(self, head: heads.Head, out: list[Out], untouched: bool = False) -> bool:
+        """Roll the toxics for ``head`` (unless ``untouched``) and add what they do to ``out``; True
+        if none acts on it, so that it is forwarded as it came (added to ``out`` by the caller)."""
+        slot: _Slot | None = None
         request_delay = 0
         delayed_by: list[str] = []
         abort: rules.Abort | None = None
+        counters = self._counters
+        counters.requests[self.proxy] = counters.requests.get(self.proxy, 0) + 1
         seen, matched = counters.seen, counters.matched
-        for rule in self._rules():
+        for rule in () if untouched else self._rules():
             key = (self.proxy, rule.name)
             seen[key] = seen.get(key, 0) + 1
             if not rule.match.matches(head):
@@ -246,6 +255,8 @@ class Session:
             if abort is not None or self._rng.random() >= rule.toxicity:
                 continue
             counters.add(counters.faulted, key)
+            if slot is None:
+                slot = _Slot(head.method)
             fault = rule.fault
             if isinstance(fault, rules.Abort):
                 abort = fault
@@ -256,21 +267,29 @@ class Session:
                 delayed_by.append(rule.name)
             else:
                 head = head.rebuilt(fault.fields(head.fields))
+        if slot is None:
+            self._slots.append(_PASSED)
+            self._reading = _PASSED
+            self._methods.append(head.method)
+            return True
+        self._slots.append(slot)
+        self._reading = slot
         if request_delay:
             out.append(Hold("server", self._clock() + request_delay / 1000, tuple(delayed_by)))
         if abort is None:
             self._methods.append(slot.method)
             out.append(Send("server", head.raw))
-            return
-        self._abort(abort, head, slot, out)
+        else:
+            self._abort(abort, head, slot, out)
+        return False
 
-    def _abort(self, abort: rules.Abort, head: framing.Head, slot: _Slot, out: list[Out]) -> None:
+    def _abort(self, abort: rules.Abort, head: heads.Head, slot: _Slot, out: list[Out]) -> None:
         # 100-continue: the client waits for us before sending its body, so the answer goes now
         # and the connection closes after it (the body may or may not follow).
         early = abort.reset or "100-continue" in head.tokens("expect")
         slot.reset = abort.reset
         slot.close_after = early or not head.keeps_alive()
-        slot.answer = b"" if abort.reset else answer(abort, head.method, close=slot.close_after)
+        slot.answer = b"" if abort.reset else rules.answer(abort, head.method, close=slot.close_after)
         if slot.close_after:
             self._client_done = True  # nothing after this request reaches the server
         if early:
@@ -301,7 +320,54 @@ class Session:
 
     # -- server → client
 
+    def server_chunk(self, data: bytes) -> list[Out] | None:
+        """What to do with ``data`` the server sent; None: send it to the client as it is (the
+        usual chunk: a whole response, or part of a body, that no toxic acts on)."""
+        if self._passes_whole(data):
+            return None
+        return self._read_server(data)
+
     def from_server(self, data: bytes) -> list[Out]:
+        """``server_chunk`` as items: what to send where, in order."""
+        said = self.server_chunk(data)
+        return [Send("client", data)] if said is None else said
+
+    def _passes_whole(self, data: bytes) -> bool:
+        """Whether ``data`` is (part of) the body of a response passed untouched, or one whole
+        response to a request no toxic acts on, with nothing due after it; if so it is taken."""
+        responses = self._responses
+        reply = self._reply
+        if self.closed or not data:
+            return False
+        if reply is not None:
+            return not reply.replace and reply.left is None and responses.skip_body(len(data))
+        slots = self._slots
+        if not responses.idle or not slots or slots[0] is not _PASSED or not self._methods:
+            return False
+        if len(slots) > 1 and slots[1].answer is not None:
+            return False  # an answer is due after this response: the full path sends it
+        method = self._methods[0]
+        known = self._known_response
+        if known is not None and known[1] == method and data.startswith(known[0]):
+            head, body = known[2]  # the same head again (it ends at its CRLF CRLF, so it is all of it)
+        else:
+            sizes = heads.whole_response(data, method)
+            if sizes is None:
+                return False
+            head, body = sizes
+            self._known_response = (data[:head], method, sizes)
+        left = body - (len(data) - head)
+        if left < 0:
+            return False  # more than this response: pipelined ones follow
+        self._methods.popleft()
+        if left == 0:
+            slots.popleft()
+        else:
+            self._reply = _Reply(_PASSED)
+            responses.begin_body(left)
+        return True
+
+    def _read_server(self, data: bytes) -> list[Out]:
         if self.closed:
             return []
         out: list[Out] = []
@@ -320,7 +386,7 @@ class Session:
             self._response_event(event, out)
         return out
 
-    def _response_framing(self, head: framing.Head) -> framing.Framing:
+    def _response_framing(self, head: heads.Head) -> heads.Framing:
         # Called as the framer meets each head, before the session has seen the events ahead of
         # it: the methods of forwarded requests, in order, say which request a response answers.
         status = head.status
@@ -328,7 +394,7 @@ class Session:
             method = self._methods[0] if self._methods else "GET"  # interim: the final one follows
         else:
             method = self._methods.popleft() if self._methods else "GET"
-        return framing.response_framing(head, method)
+        return heads.response_framing(head, method)
 
     def _response_event(self, event: framing.Event, out: list[Out]) -> None:
         if type(event) is framing.HeadEvent:
@@ -349,7 +415,7 @@ class Session:
             if slots and slots[0].answer is not None:  # (checked here: most responses have none)
                 self._answer_ready(out)
 
-    def _response_head(self, head: framing.Head, out: list[Out]) -> None:
+    def _response_head(self, head: heads.Head, out: list[Out]) -> None:
         slot = self._slots[0] if self._slots and self._slots[0].answer is None else None
         status = head.status
         reply = _Reply(slot, interim=100 <= status < 200 and status != 101)
@@ -371,18 +437,18 @@ class Session:
                     body = rule.fault
         if delay:
             out.append(Hold("client", self._clock() + delay / 1000, tuple(delayed_by)))
-        kind = head.framing.kind if head.framing is not None else framing.Kind.NONE
-        if body is None or kind in (framing.Kind.NONE, framing.Kind.TUNNEL):
+        kind = head.framing.kind if head.framing is not None else heads.Kind.NONE
+        if body is None or kind in (heads.Kind.NONE, heads.Kind.TUNNEL):
             out.append(Send("client", head.rebuilt(fields).raw if fields is not head.fields else head.raw))
             return
         out.append(Send("client", self._body_head(head, fields, body, kind, reply)))
 
     def _body_head(
         self,
-        head: framing.Head,
+        head: heads.Head,
         fields: list[tuple[bytes, bytes]],
         modify: rules.Modify,
-        kind: framing.Kind,
+        kind: heads.Kind,
         reply: _Reply,
     ) -> bytes:
         """The head of a response whose body is replaced or truncated (and, for a replacement, the
@@ -393,16 +459,16 @@ class Session:
             reply.replace = True
             kept = [(n, v) for n, v in kept if n.lower() != b"content-encoding"]
             kept.append((b"Content-Length", str(len(modify.body)).encode()))
-            if kind is framing.Kind.UNTIL_CLOSE:
+            if kind is heads.Kind.UNTIL_CLOSE:
                 kept.append((b"Connection", b"close"))  # the server will close: don't reuse it
             return head.rebuilt(kept).raw + modify.body
         assert modify.truncate is not None
         reply.left = modify.truncate
-        if kind is framing.Kind.LENGTH:
+        if kind is heads.Kind.LENGTH:
             length = head.framing.length if head.framing is not None else 0
             reply.left = min(length, modify.truncate)
             kept.append((b"Content-Length", str(reply.left).encode()))
-        elif kind is framing.Kind.CHUNKED:
+        elif kind is heads.Kind.CHUNKED:
             reply.chunked = True
             kept.append((b"Transfer-Encoding", b"chunked"))
         else:
@@ -431,21 +497,3 @@ class Session:
             out.append(Close(reset=False))  # the body ends where the connection does
             self.closed = True
             reply.ended = True
-
-
-def answer(abort: rules.Abort, method: str, close: bool) -> bytes:
-    """The response an ``http_abort`` gives: its status, headers and body, with valid framing."""
-    try:
-        reason = http.HTTPStatus(abort.status).phrase
-    except ValueError:
-        reason = "Fault"
-    fields = list(abort.headers)
-    if abort.body and not any(n.lower() == b"content-type" for n, _ in fields):
-        fields.append((b"Content-Type", b"text/plain; charset=utf-8"))
-    fields.append((b"Content-Length", str(len(abort.body)).encode()))
-    if close:
-        fields.append((b"Connection", b"close"))
-    head = b"".join(
-        [f"HTTP/1.1 {abort.status} {reason}\r\n".encode(), *(n + b": " + v + b"\r\n" for n, v in fields)]
-    )
-    return head + b"\r\n" + (b"" if method == "HEAD" else abort.body)

@@ -329,6 +329,36 @@ def test_without_http_toxics_connections_are_not_parsed(
     assert "chaoskit_proxy_http_requests_total" not in api.get("/metrics").text
 
 
+def requests_parsed(api: httpx.Client) -> int:
+    found = re.search(r'chaoskit_proxy_http_requests_total\{proxy="web"\} (\d+)', api.get("/metrics").text)
+    return int(found.group(1)) if found else 0
+
+
+def test_removing_the_last_http_toxic_stops_parsing_open_connections(api: httpx.Client, proxied: str) -> None:
+    name = add(api, "http_abort", match={"path": "/never"})
+    slow = add(api, "http_delay", latency=400, match={"path": "/slow"})
+    with (
+        httpx.Client(base_url=proxied) as idle,
+        httpx.Client(base_url=proxied) as busy,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        assert idle.get("/parsed").status_code == 200
+        held = pool.submit(busy.get, "/slow")  # a fault under way when the toxics go
+        time.sleep(0.1)
+        api.delete(f"/proxies/web/toxics/{name}").raise_for_status()
+        api.delete(f"/proxies/web/toxics/{slow}").raise_for_status()
+        assert held.result(timeout=10).status_code == 200
+        time.sleep(0.3)  # the busy connection is let go once its fault is over
+        parsed = requests_parsed(api)
+        for client in (idle, busy):
+            for _ in range(3):
+                assert client.get("/after").status_code == 200
+        assert requests_parsed(api) == parsed  # both take the TCP path again: nothing parsed
+        add(api, "http_abort", status=503)  # and a new toxic acts on them from their next request
+        assert idle.get("/again").status_code == 503
+        assert busy.get("/again").status_code == 503
+
+
 def test_metrics_count_seen_matched_and_faulted(api: httpx.Client, proxied: str) -> None:
     add(api, "http_abort", toxicity=0.0, match={"method": "POST"})
     with httpx.Client(base_url=proxied) as client:

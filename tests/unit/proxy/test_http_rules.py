@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from chaoskit.proxy.http import framing, rules
+from chaoskit.proxy.http import heads, rules
 
 
-def head(first: str, *fields: str) -> framing.Head:
+def head(first: str, *fields: str) -> heads.Head:
     raw = (first + "\r\n" + "".join(f + "\r\n" for f in fields) + "\r\n").encode()
-    parsed = framing.parse_head(raw, request=True)
+    parsed = heads.parse_head(raw, request=True)
     assert parsed is not None
     return parsed
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chaoskit.proxy.http import rules, sessions
+from chaoskit.proxy.http import counting, rules, sessions
 
 
 class Clock:
@@ -31,8 +31,8 @@ def rule(kind: str, stream: str = "downstream", toxicity: float = 1.0, **attribu
 
 def session(
     *toxics: rules.Rule, seed: int = 1, **options: object
-) -> tuple[sessions.Session, sessions.Counters]:
-    counters = sessions.Counters()
+) -> tuple[sessions.Session, counting.Counters]:
+    counters = counting.Counters()
     listed = list(toxics)
     return sessions.Session("p", lambda: listed, random.Random(seed), counters, **options), counters  # type: ignore[arg-type]
 
@@ -386,3 +386,85 @@ def test_counters_render_per_proxy_and_toxic() -> None:
     assert 'chaoskit_proxy_http_toxic_seen_total{proxy="p",toxic="t-http_abort"} 2' in text
     assert 'chaoskit_proxy_http_toxic_matched_total{proxy="p",toxic="t-http_abort"} 1' in text
     assert "chaoskit_proxy_http_toxic_faulted_total{" not in text
+
+
+# -- whole messages (the proxy's quick path) are treated exactly as the same bytes cut up
+
+
+def merged(out: list[sessions.Out]) -> list[object]:
+    """``out`` with the bytes of consecutive sends to one side joined: what the sides see."""
+    result: list[object] = []
+    for item in out:
+        last = result[-1] if result else None
+        if isinstance(item, sessions.Send) and isinstance(last, sessions.Send) and last.to == item.to:
+            result[-1] = sessions.Send(item.to, last.data + item.data)
+            continue
+        result.append(sessions.Send(item.to, item.data) if isinstance(item, sessions.Send) else item)
+    return [item for item in result if not (isinstance(item, sessions.Send) and not item.data)]
+
+
+SOMETIMES = [
+    rule("http_abort", stream="upstream", toxicity=0.3, match={"path_prefix": "/a"}),
+    rule("http_delay", latency=20, toxicity=0.5, match={"method": "GET"}),
+    rule("http_modify", stream="upstream", toxicity=0.5, set_headers={"X-Hit": "1"}, match={"path": "/b"}),
+    rule("http_modify", truncate=3, toxicity=0.3, match={"headers": {"X-A": True}}),
+]
+
+plain_requests = st.builds(
+    lambda method, path, extra: f"{method} {path} HTTP/1.1\r\nHost: h\r\n{extra}\r\n".encode(),
+    st.sampled_from(["GET", "HEAD", "DELETE"]),
+    st.sampled_from(["/a", "/b", "/c?x=1", "/a/deep"]),
+    st.sampled_from(["", "X-A: 1\r\n", "Accept: */*\r\n"]),
+)
+plain_responses = st.builds(
+    lambda status, body: b"HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body),
+    st.sampled_from([b"200 OK", b"404 Not Found", b"204 No Content"]),
+    st.sampled_from([b"", b"hi", b"0123456789" * 30]),
+)
+
+
+@given(
+    turns=st.lists(
+        st.lists(st.tuples(plain_requests, plain_responses, st.integers(0, 400)), min_size=1, max_size=3),
+        min_size=1,
+        max_size=5,
+    ),
+    seed=st.integers(0, 2**16),
+    repeat=st.booleans(),
+)
+def test_whole_messages_are_treated_as_the_same_bytes_cut_up(
+    turns: list[list[tuple[bytes, bytes, int]]], seed: int, repeat: bool
+) -> None:
+    """Each request in one read and each response in one or two (the reads the proxy's quick path
+    takes without events), against the same bytes with their first byte read apart (the full path).
+    A turn is up to three requests pipelined, then the responses of those the server got."""
+    if repeat:  # the same request and response again and again: read once, remembered after
+        turns = [[turns[0][0]] * len(turn) for turn in turns]
+    seen: list[list[object]] = []
+    for whole in (True, False):
+        s, counters = session(*SOMETIMES, seed=seed, clock=Clock())
+        out: list[sessions.Out] = []
+        for turn in turns:
+            forwarded = []
+            for request, reply, split in turn:
+                said = (
+                    s.from_client(request)
+                    if whole
+                    else s.from_client(request[:1]) + s.from_client(request[1:])
+                )
+                out += said
+                if b"Host: h" in sent(said, "server"):  # else answered by the proxy: the server never saw it
+                    forwarded.append((request, reply, split))
+            for request, full_reply, split in forwarded:
+                if s.closed:
+                    break
+                reply = full_reply
+                if b"204" in reply[:12] or request.startswith(b"HEAD"):
+                    reply = reply[: reply.index(b"\r\n\r\n") + 4]
+                cut_at = 1 if not whole else max(1, min(split, len(reply)))
+                out += s.from_server(reply[:cut_at])
+                out += s.from_server(reply[cut_at:])
+            if s.closed:
+                break
+        seen.append([*merged(out), counters.requests, counters.matched, counters.faulted])
+    assert seen[0] == seen[1]
