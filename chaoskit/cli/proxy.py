@@ -224,16 +224,90 @@ def list_(url: str, output: str) -> None:
     show_default=True,
     help="Where it listens, HOST:PORT; port 0 picks a free one (shown in the output).",
 )
+@click.option(
+    "--tls-cert",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Terminate TLS with this PEM certificate (chain): clients speak HTTPS to the proxy, and "
+    "its toxics see the requests (embedded proxy only; see docs/proxy.md). Read by the server.",
+)
+@click.option(
+    "--tls-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Its private key (default: in --tls-cert).",
+)
+@click.option(
+    "--upstream-plain",
+    is_flag=True,
+    help="With --tls-cert: speak plain HTTP to the upstream (default: TLS, its certificate verified).",
+)
+@click.option(
+    "--upstream-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --tls-cert: the CAs (PEM) the upstream's certificate is verified with "
+    "(default: the system's).",
+)
+@click.option(
+    "--upstream-name", help="With --tls-cert: the name the upstream's certificate must carry (and SNI)."
+)
 @_api_options
-def create(name: str, upstream: str, listen: str, url: str, output: str) -> None:
-    """Create proxy NAME, forwarding to --upstream HOST:PORT."""
+def create(
+    name: str,
+    upstream: str,
+    listen: str,
+    *,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    upstream_plain: bool,
+    upstream_ca: Path | None,
+    upstream_name: str | None,
+    url: str,
+    output: str,
+) -> None:
+    """Create proxy NAME, forwarding to --upstream HOST:PORT.
+
+    With --tls-cert it terminates TLS, so that http_* toxics can act on HTTPS. Relative paths are
+    made absolute here; the proxy server reads the files, once, when it creates the proxy."""
+    tls = _tls(tls_cert, tls_key, upstream_plain, upstream_ca, upstream_name)
     conflict = f"pick another name, or `chaoskit proxy delete {name}` first"
     with _client(url, f"create proxy {name}", conflict=conflict) as client:
-        proxy = client.create_proxy(name, upstream, listen)
+        proxy = client.create_proxy(name, upstream, listen, tls=tls)
     if output == "json":
         click.echo(json.dumps(proxy, indent=2))
     else:
-        click.echo(f"created proxy {proxy['name']}: {proxy['listen']} → {proxy['upstream']}")
+        shown = " (terminates TLS)" if "tls" in proxy else ""
+        click.echo(f"created proxy {proxy['name']}: {proxy['listen']} → {proxy['upstream']}{shown}")
+
+
+def _tls(
+    cert: Path | None, key: Path | None, plain: bool, ca: Path | None, name: str | None
+) -> dict[str, Any] | None:
+    """The ``tls`` field of a new proxy from ``create``'s options (None: no TLS termination)."""
+    if cert is None:
+        given = [
+            flag
+            for flag, value in (
+                ("--tls-key", key),
+                ("--upstream-plain", plain),
+                ("--upstream-ca", ca),
+                ("--upstream-name", name),
+            )
+            if value
+        ]
+        if given:
+            raise click.UsageError(
+                f"{given[0]} only goes with --tls-cert (the certificate to terminate TLS with)"
+            )
+        return None
+    tls: dict[str, Any] = {"cert": str(cert.absolute())}
+    if key is not None:
+        tls["key"] = str(key.absolute())
+    if plain:
+        tls["upstream_tls"] = False
+    if ca is not None:
+        tls["upstream_ca"] = str(ca.absolute())
+    if name is not None:
+        tls["upstream_name"] = name
+    return tls
 
 
 @command.command("delete")

@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 
 import httpx
 import pytest
+from click.testing import CliRunner
 
 from chaoskit import errors
+from chaoskit.cli import main
 from chaoskit.drivers.toxiproxy import clients
 from chaoskit.proxy import servers
 from tests.integration.proxy import certificates, http_upstream
@@ -251,3 +253,52 @@ def test_the_driver_client_creates_a_terminating_proxy_on_the_embedded_server(
         f"https://{created['listen']}/ok", verify=ssl.create_default_context(cafile=tls["upstream_ca"])
     )
     assert answer.status_code == 200 and answer.json()["path"] == "/ok"
+
+
+def test_the_cli_creates_a_terminating_proxy_from_relative_paths(
+    server: servers.ProxyServer,
+    pki: dict[str, certificates.Pair],
+    secure_web: http_upstream.Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(pki["proxy"].cert.parent)  # the files named as a user in that folder would
+    cert, key, ca = (pki["proxy"].cert.name, pki["proxy"].key.name, pki["ca"].cert.name)
+    made = CliRunner().invoke(
+        main.cli,
+        [
+            "proxy",
+            "create",
+            "web",
+            "--upstream",
+            secure_web.address,
+            "--url",
+            server.url,
+            "--tls-cert",
+            cert,
+            "--tls-key",
+            key,
+            "--upstream-ca",
+            ca,
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    assert "(terminates TLS)" in made.output
+    with httpx.Client(base_url=server.url) as api:
+        listen = api.get("/proxies/web").json()["listen"]
+        abort_pay(api)
+    verify = ssl.create_default_context(cafile=pki["ca"].cert)
+    assert httpx.post(f"https://{listen}/pay", verify=verify).status_code == 503
+    assert httpx.get(f"https://{listen}/ok", verify=verify).json()["path"] == "/ok"
+
+
+@pytest.mark.parametrize("flag", [["--tls-key", "k.pem"], ["--upstream-plain"], ["--upstream-name", "x"]])
+def test_a_tls_option_without_a_certificate_is_one_message_and_exit_2(
+    server: servers.ProxyServer, flag: list[str]
+) -> None:
+    result = CliRunner().invoke(
+        main.cli, ["proxy", "create", "web", "--upstream", "127.0.0.1:9", "--url", server.url, *flag]
+    )
+    assert result.exit_code == 2
+    assert f"{flag[0]} only goes with --tls-cert" in result.output
+    with httpx.Client(base_url=server.url) as api:
+        assert api.get("/proxies").json() == {}  # nothing was created
