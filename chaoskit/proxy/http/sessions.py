@@ -5,7 +5,9 @@ answers with what to send where and when (``Send``, ``Hold``, ``Close``). The ca
 the items addressed to one side out **in the order given, across calls**: a synthetic answer is
 returned by whichever call completes the response before it, so responses keep request order
 (pipelining). Requests no toxic acts on pass byte-exact; so do upgrades, CONNECT tunnels and
-anything that is not HTTP/1.1.
+anything that is not HTTP/1.1. The data plane calls ``client_chunk``/``server_chunk``: None for
+a chunk that goes on as it came (one whole message: read without events, by ``heads``' quick
+readers; anything else goes through the ``Framer``, with the same result).
 """
 
 from __future__ import annotations
@@ -127,8 +129,7 @@ class Session:
         """A ``Close`` was given: later bytes are dropped."""
 
     def at_rest(self) -> bool:
-        """Nothing this session decided is under way: no answer waits for its turn, no response is
-        being changed, no request or response is half read. Dropped now, nothing is lost."""
+        """Nothing decided is under way, nothing half read: dropped now, nothing would be lost."""
         return (
             not self.closed
             and not self._client_done
