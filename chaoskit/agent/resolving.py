@@ -9,10 +9,7 @@ through. The revert deletes the rule and stops the responder, found by the mark 
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
-import zlib
-from pathlib import Path
 from typing import Any
 
 from chaoskit.agent import locating
@@ -20,16 +17,9 @@ from chaoskit.drivers import contract
 from chaoskit.errors import DriverError
 from chaoskit.stressors import inside, resolver, spawning
 
-FORWARD_MARK = "0x104b"
-"""The responder's forwarded queries carry it and the redirect leaves them alone (docker.network.dns
-uses the same value, clear of the bits kube-proxy, Cilium, Calico and Weave match)."""
+FORWARD_MARK = inside.FORWARD_MARK
 DnsArgs = inside.DnsAnswer
 """What the agent's ``dns`` takes (the same as ``docker.network.dns`` and ``kubernetes.pods.dns``)."""
-
-
-def port_for(mark: str) -> int:
-    """The responder's UDP port, fixed by the mark so the rule is known before anything is done."""
-    return 20000 + zlib.crc32(mark.encode()) % 40000
 
 
 def plan(at: locating.Located, mark: str) -> dict[str, Any]:
@@ -42,26 +32,9 @@ def plan(at: locating.Located, mark: str) -> dict[str, Any]:
         "-j",
         "REDIRECT",
         "--to-ports",
-        str(port_for(mark)),
+        str(inside.responder_port(mark)),
     ]
     return {"pid": at.pid, "starttime": at.starttime, "mark": mark, "rule": rule}
-
-
-def _upstream(pid: int) -> str:
-    try:
-        text = Path(f"/proc/{pid}/root/etc/resolv.conf").read_text()
-    except OSError as e:
-        raise DriverError(f"agent: can't read the target's /etc/resolv.conf: {e.strerror}") from e
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            try:
-                return str(ipaddress.IPv4Address(words[1]))
-            except ValueError:
-                continue
-    raise DriverError(
-        "agent: the target's /etc/resolv.conf names no IPv4 nameserver to forward other names to"
-    )
 
 
 def _nat(pid: int, verb: str, rule: list[str]) -> subprocess.CompletedProcess[str]:
@@ -85,8 +58,20 @@ def apply(args: DnsArgs, at: locating.Located, undo: dict[str, Any]) -> str:
         "--",
         *spawning.interpreter(resolver.__file__),
     ]
-    argv += ["--port", str(port_for(mark)), "--answer", args.answer, "--seconds", f"{args.max_duration:g}"]
-    argv += ["--upstream", _upstream(at.pid), "--mark", FORWARD_MARK]
+    argv += [
+        "--port",
+        str(inside.responder_port(mark)),
+        "--answer",
+        args.answer,
+        "--seconds",
+        f"{args.max_duration:g}",
+    ]
+    argv += [
+        "--upstream",
+        inside.resolv_upstream(f"/proc/{at.pid}/root", "the target"),
+        "--mark",
+        FORWARD_MARK,
+    ]
     for name in args.domains:
         argv += ["--name", name]
     run_id, _, entry = mark.partition("/")

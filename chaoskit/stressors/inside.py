@@ -8,12 +8,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import signal
+import zlib
+from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field, model_validator
 
 from chaoskit.drivers import contract
 from chaoskit.durations import Duration
+from chaoskit.errors import DriverError
 from chaoskit.patterns import Regex
 
 FREEZING = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
@@ -105,3 +108,34 @@ class DnsAnswer(contract.Args):
                     f"answer must be nxdomain, servfail or an IPv4 address, got {self.answer!r}"
                 ) from None
         return self
+
+
+FORWARD_MARK = "0x104b"
+"""The firewall mark of the responder's forwarded queries, which the redirect leaves alone. Clear of
+the bits others match with masks: kube-proxy's 0x4000 (masquerade) and 0x8000 (drop), Cilium's
+0x0f00, Calico's 0xffff0000, Weave's 0x20000/0x40000 (with 0x4c4b, kube-proxy masqueraded the
+forwarded queries on a node and their answers never came back)."""
+
+
+def responder_port(mark: str) -> int:
+    """A DNS fault's responder's UDP port, fixed by its mark so that the intent ledgered before
+    anything is done names the redirect rule exactly."""
+    return 20000 + zlib.crc32(mark.encode()) % 40000
+
+
+def resolv_upstream(root: str, whose: str) -> str:
+    """The first IPv4 nameserver of ``/etc/resolv.conf`` under ``root`` (a target's root, e.g.
+    ``/proc/PID/root``): where a DNS fault forwards the names it leaves alone. ``whose`` starts
+    the error message (``the container``)."""
+    try:
+        text = Path(root, "etc/resolv.conf").read_text()
+    except OSError as e:
+        raise DriverError(f"can't read {whose}'s /etc/resolv.conf: {e.strerror}") from e
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver":
+            try:
+                return str(ipaddress.IPv4Address(words[1]))
+            except ValueError:
+                continue
+    raise DriverError(f"{whose}'s /etc/resolv.conf names no IPv4 nameserver to forward other names to")

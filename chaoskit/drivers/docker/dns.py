@@ -11,11 +11,8 @@ environment; both go with the container if it stops.
 
 from __future__ import annotations
 
-import ipaddress
 import re
-import zlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -25,11 +22,7 @@ from chaoskit.drivers.docker import matching, namespacing, networks
 from chaoskit.errors import ComponentMissing, DriverError
 from chaoskit.stressors import inside, resolver, spawning
 
-FORWARD_MARK = "0x104b"
-"""The firewall mark of the responder's forwarded queries, which the redirect leaves alone. Clear of
-the bits others match with masks: kube-proxy's 0x4000 (masquerade) and 0x8000 (drop), Cilium's
-0x0f00, Calico's 0xffff0000, Weave's 0x20000/0x40000 (with 0x4c4b, kube-proxy masqueraded the
-forwarded queries on a node and their answers never came back)."""
+FORWARD_MARK = inside.FORWARD_MARK
 _NAME = re.compile(r"[A-Za-z0-9*_.-]+")
 
 
@@ -44,27 +37,6 @@ class DnsRevert(matching.ContainerRevert):
     """``CHAOSKIT_ENTRY`` in the responder's environment: the revert stops what carries it."""
     rule: tuple[str, ...] = Field(min_length=1)
     """The ``nat`` table rule, chain first, as ``iptables -t nat -D`` takes it."""
-
-
-def port_for(mark: str) -> int:
-    """The responder's UDP port, fixed by the mark so that the intent ledgered names the rule exactly."""
-    return 20000 + zlib.crc32(mark.encode()) % 40000
-
-
-def upstream(root: str) -> str:
-    """The first IPv4 nameserver of the container's ``/etc/resolv.conf`` (reached through ``root``)."""
-    try:
-        text = Path(root, "etc/resolv.conf").read_text()
-    except OSError as e:
-        raise DriverError(f"can't read the container's /etc/resolv.conf: {e.strerror}") from e
-    for line in text.splitlines():
-        words = line.split()
-        if len(words) >= 2 and words[0] == "nameserver":
-            try:
-                return str(ipaddress.IPv4Address(words[1]))
-            except ValueError:
-                continue
-    raise DriverError("the container's /etc/resolv.conf names no IPv4 nameserver to forward other names to")
 
 
 def _running_pid(container: Any | None, what: str) -> int:
@@ -98,7 +70,7 @@ class Dns(contract.Fault[DnsArgs, DnsRevert], args=DnsArgs, revert=DnsRevert):
         mark = spawning.mark(ctx)
         rule = ["OUTPUT", "-p", "udp", "--dport", "53", "-m", "mark", "!", "--mark", FORWARD_MARK]
         rule += ["-m", "comment", "--comment", networks.comment_for(ctx.run_id)]
-        rule += ["-j", "REDIRECT", "--to-ports", str(port_for(mark))]
+        rule += ["-j", "REDIRECT", "--to-ports", str(inside.responder_port(mark))]
         return DnsRevert(container_id=target.id, name=target.name, mark=mark, rule=tuple(rule))
 
     def inject(
@@ -117,13 +89,18 @@ class Dns(contract.Fault[DnsArgs, DnsRevert], args=DnsArgs, revert=DnsRevert):
         ]
         argv += [
             "--port",
-            str(port_for(revert.mark)),
+            str(inside.responder_port(revert.mark)),
             "--answer",
             args.answer,
             "--seconds",
             f"{args.max_duration:g}",
         ]
-        argv += ["--upstream", upstream(f"/proc/{pid}/root"), "--mark", FORWARD_MARK]
+        argv += [
+            "--upstream",
+            inside.resolv_upstream(f"/proc/{pid}/root", "the container"),
+            "--mark",
+            FORWARD_MARK,
+        ]
         for name in args.domains:
             argv += ["--name", name]
         spawning.start(argv, kind="dns", mark=revert.mark, ctx=ctx, what=f"{self.name} in {target.name}")

@@ -27,7 +27,7 @@ from chaoskit.drivers.docker import stressing as docker_stressing
 from chaoskit.drivers.process import starting, stressing
 from chaoskit.engine import ledgers, recovering
 from chaoskit.errors import DriverError
-from chaoskit.stressors import cgroups, loads, resolver, spawning
+from chaoskit.stressors import cgroups, inside, loads, resolver, spawning
 
 MiB = 1024 * 1024
 
@@ -358,9 +358,9 @@ def test_the_dns_rule_is_known_before_inject_so_recover_deletes_exactly_it() -> 
     fault = docker_dns.Dns()
     args = fault.args.model_validate({"name": "web", "domains": ["db"]})
     record = fault.prepare(args, contract.Target(kind="container", id="c" * 64, name="web"), ctx)
-    assert record.rule[-1] == str(docker_dns.port_for("r1/f3"))
+    assert record.rule[-1] == str(inside.responder_port("r1/f3"))
     assert "chaoskit:r1" in record.rule
-    assert 20000 <= docker_dns.port_for("r1/f3") < 60000
+    assert 20000 <= inside.responder_port("r1/f3") < 60000
 
 
 def test_the_sweep_stops_a_dead_runs_stressor_which_removes_its_file(tmp_path: Path) -> None:
@@ -391,3 +391,15 @@ def test_the_sweep_stops_a_dead_runs_stressor_which_removes_its_file(tmp_path: P
 def test_sizes_are_said_the_way_they_are_written(size: int, said: str) -> None:
     assert loads.human(size) == said
     assert loads.parse_size(said.replace(" bytes", "")) == size
+
+
+def test_a_dns_fault_forwards_to_the_targets_first_ipv4_nameserver_or_says_why_not(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    with pytest.raises(DriverError, match=r"can't read the container's /etc/resolv\.conf"):
+        inside.resolv_upstream(str(tmp_path), "the container")
+    conf = tmp_path / "etc" / "resolv.conf"
+    conf.write_text("search cluster.local\nnameserver fd00::10\n")
+    with pytest.raises(DriverError, match=r"the target's /etc/resolv\.conf names no IPv4 nameserver"):
+        inside.resolv_upstream(str(tmp_path), "the target")
+    conf.write_text("nameserver fd00::10\nnameserver 10.96.0.10\nnameserver 10.0.0.2\n")
+    assert inside.resolv_upstream(str(tmp_path), "the target") == "10.96.0.10"
