@@ -11,6 +11,7 @@ three processes sharing the machine's cores, as in the reference Toxiproxy figur
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,16 +188,11 @@ def print_table(results: list[dict[str, Any]], accuracy: dict[str, dict[str, flo
         )
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gib", type=float, default=1.0, help="GiB per bulk direction (default 1)")
-    parser.add_argument("--rounds", type=int, default=10_000, help="64 B round trips (default 10000)")
-    parser.add_argument("--latency-rounds", type=int, default=200, help="round trips under 100 ms latency")
-    parser.add_argument("--json", type=Path, default=Path("bench-proxy.json"), help="where to write results")
-    args = parser.parse_args(argv)
-    size = int(args.gib * (1 << 30))
-
-    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM], stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def serving(upstream_source: str) -> Iterator[tuple[str, int]]:
+    """(the API URL of a ``chaoskit proxy serve`` of its own, the port of an upstream run from
+    ``upstream_source``, which prints its port): both stopped at the end."""
+    upstream = subprocess.Popen([sys.executable, "-c", upstream_source], stdout=subprocess.PIPE, text=True)
     api_port = free_port()
     proxy = subprocess.Popen(
         [sys.executable, "-m", "chaoskit", "proxy", "serve", "--port", str(api_port)],
@@ -214,6 +211,24 @@ def main(argv: list[str]) -> int:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        yield api, upstream_port
+    finally:
+        proxy.terminate()
+        upstream.terminate()
+        proxy.wait(30)
+        upstream.wait(30)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.proxy", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gib", type=float, default=1.0, help="GiB per bulk direction (default 1)")
+    parser.add_argument("--rounds", type=int, default=10_000, help="64 B round trips (default 10000)")
+    parser.add_argument("--latency-rounds", type=int, default=200, help="round trips under 100 ms latency")
+    parser.add_argument("--json", type=Path, default=Path("bench-proxy.json"), help="where to write results")
+    args = parser.parse_args(argv)
+    size = int(args.gib * (1 << 30))
+
+    with serving(UPSTREAM) as (api, upstream_port):
         results = [measure("direct", upstream_port, size, args.rounds)]
         chaoskit_port = proxy_for(api, upstream_port, "bench")
         results.append(measure("chaoskit proxy", chaoskit_port, size, args.rounds))
@@ -225,11 +240,6 @@ def main(argv: list[str]) -> int:
             accuracy["TOXIPROXY_URL"] = latency_accuracy(
                 real, "chaoskit_bench", real_port, args.latency_rounds
             )
-    finally:
-        proxy.terminate()
-        upstream.terminate()
-        proxy.wait(30)
-        upstream.wait(30)
 
     print_table(results, accuracy)
     report = {

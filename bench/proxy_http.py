@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from bench.proxy import free_port, pct
+from bench.proxy import pct, serving
 
 UPSTREAM = r"""
 import asyncio, sys
@@ -231,31 +231,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", type=Path, default=Path("bench-proxy-http.json"), help="results file")
     args = parser.parse_args(argv)
 
-    upstream = subprocess.Popen([sys.executable, "-c", UPSTREAM], stdout=subprocess.PIPE, text=True)
-    api_port = free_port()
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "chaoskit", "proxy", "serve", "--port", str(api_port)],
-        stderr=subprocess.DEVNULL,
-    )
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        assert upstream.stdout is not None
-        upstream_port = int(upstream.stdout.readline())
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{api}/version", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with serving(UPSTREAM) as (api, upstream_port):
         results = run(api, upstream_port, args)
-    finally:
-        proxy.terminate()
-        upstream.terminate()
-        proxy.wait(30)
-        upstream.wait(30)
     print_table(results)
     report = {
         "machine": {
