@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.conftest import require
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,7 @@ class Pair:
 
 
 def _openssl(*args: str) -> None:
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed (apt-get install openssl)")
+    require("openssl", shutil.which("openssl") is not None, "apt-get install openssl")
     subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
 
 

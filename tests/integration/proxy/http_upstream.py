@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import http.server
 import json
+import shutil
+import subprocess
 import threading
 from types import TracebackType
+
+from tests.conftest import require
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -86,3 +90,15 @@ class Server(http.server.ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
         self._thread.join(10)
+
+
+def curl(*args: str) -> subprocess.CompletedProcess[str]:
+    """``curl`` as a client of the proxy: silent but for errors, 10 s at most."""
+    require("curl", shutil.which("curl") is not None, "apt-get install curl")
+    return subprocess.run(
+        ["curl", "--silent", "--show-error", "--max-time", "10", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -63,18 +61,6 @@ def abort_pay(api: httpx.Client) -> None:
     assert api.post("/proxies/web/toxics", json=toxic).status_code == 200
 
 
-def curl(*args: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-    return subprocess.run(
-        ["curl", "--silent", "--show-error", "--max-time", "10", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 def test_toxics_act_inside_https_and_the_upstream_is_spoken_to_in_verified_tls(
     api: httpx.Client, pki: dict[str, certificates.Pair], secure_web: http_upstream.Server
 ) -> None:
@@ -90,9 +76,13 @@ def test_toxics_act_inside_https_and_the_upstream_is_spoken_to_in_verified_tls(
     assert passed.status_code == 200 and passed.headers["x-upstream"] == "yes"
     assert passed.json()["path"] == "/orders?page=2" and passed.json()["headers"]["X-Trace"] == "t1"
     assert [seen["path"] for seen in secure_web.seen] == ["/orders?page=2"]  # the abort never left
-    result = curl("--cacert", str(ca), "--write-out", " %{http_code} %{http_version}", f"{url}/pay")
+    result = http_upstream.curl(
+        "--cacert", str(ca), "--write-out", " %{http_code} %{http_version}", f"{url}/pay"
+    )
     assert result.stdout == "busy 503 1.1", result.stderr  # ALPN: http/1.1 even for an h2 client
-    result = curl("--cacert", str(ca), "--write-out", " %{http_code}", "-d", "x=1", f"{url}/submit")
+    result = http_upstream.curl(
+        "--cacert", str(ca), "--write-out", " %{http_code}", "-d", "x=1", f"{url}/submit"
+    )
     assert result.stdout.endswith(" 200") and json.loads(result.stdout[:-4])["body"] == "x=1"
     shown = api.get("/proxies/web").json()["tls"]
     assert shown == {

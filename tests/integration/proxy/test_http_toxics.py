@@ -7,10 +7,8 @@ import concurrent.futures
 import http.client
 import json
 import re
-import shutil
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -49,18 +47,6 @@ def add(
     return name
 
 
-def curl(*args: str) -> subprocess.CompletedProcess[str]:
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-    return subprocess.run(
-        ["curl", "--silent", "--show-error", "--max-time", "10", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 # -- http_abort
 
 
@@ -76,7 +62,7 @@ def test_abort_answers_with_status_body_and_headers_for_every_client(api: httpx.
     conn.request("GET", "/other")  # the same connection goes on: the abort kept it alive
     assert conn.getresponse().status == 200
     conn.close()
-    result = curl("--write-out", "%{http_code}", f"{proxied}/pay")
+    result = http_upstream.curl("--write-out", "%{http_code}", f"{proxied}/pay")
     assert result.stdout == "try later503"
 
 
@@ -110,7 +96,7 @@ def test_each_match_kind_picks_its_requests(
         assert client.request(miss[0], miss[1], headers=miss[2]).status_code == 200
     header_args = [arg for name, value in hit[2].items() for arg in ("-H", f"{name}: {value}")]
     assert (
-        curl(
+        http_upstream.curl(
             "-X", hit[0], *header_args, "--write-out", "%{http_code}", "-o", "/dev/null", f"{proxied}{hit[1]}"
         ).stdout
         == "503"
@@ -131,7 +117,7 @@ def test_abort_with_reset_resets_the_connection(api: httpx.Client, proxied: str)
     add(api, "http_abort", reset=True, match={"path_prefix": "/boom"})
     with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):
         httpx.get(f"{proxied}/boom/1")
-    assert curl(f"{proxied}/boom").returncode in (52, 56)  # empty reply / connection reset
+    assert http_upstream.curl(f"{proxied}/boom").returncode in (52, 56)  # empty reply / connection reset
     assert httpx.get(f"{proxied}/fine").status_code == 200
 
 
@@ -167,10 +153,10 @@ def test_pipelined_requests_get_their_answers_in_order(api: httpx.Client, proxie
 
 def test_expect_100_continue_passes_and_can_be_aborted(api: httpx.Client, proxied: str) -> None:
     payload = "x" * 5000
-    passed = curl("-H", "Expect: 100-continue", "--data-binary", payload, f"{proxied}/upload")
+    passed = http_upstream.curl("-H", "Expect: 100-continue", "--data-binary", payload, f"{proxied}/upload")
     assert json.loads(passed.stdout)["body"] == payload
     add(api, "http_abort", status=413, match={"path": "/upload"})
-    refused = curl(
+    refused = http_upstream.curl(
         "-H",
         "Expect: 100-continue",
         "--data-binary",
@@ -199,7 +185,9 @@ def test_delay_holds_matched_requests_or_responses_only(api: httpx.Client, proxi
     assert timings["fast"] < 0.2
     assert timings["request"] >= 0.29
     assert timings["response"] >= 0.27
-    timed = curl("-H", "X-Slow: 1", "--write-out", "%{time_total}", "-o", "/dev/null", f"{proxied}/fast")
+    timed = http_upstream.curl(
+        "-H", "X-Slow: 1", "--write-out", "%{time_total}", "-o", "/dev/null", f"{proxied}/fast"
+    )
     assert float(timed.stdout) >= 0.27
 
 
@@ -261,7 +249,7 @@ def test_modify_truncates_the_response_body_with_valid_framing(
     with httpx.Client(base_url=proxied) as client:
         assert len(client.get(path).content) == 10
         assert client.get("/untouched").json()["path"] == "/untouched"
-    result = curl("--write-out", " %{http_code}", f"{proxied}{path}")
+    result = http_upstream.curl("--write-out", " %{http_code}", f"{proxied}{path}")
     assert (result.returncode, result.stdout) == (0, '{"method": 200')
 
 
