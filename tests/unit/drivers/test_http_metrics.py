@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pydantic
 import pytest
@@ -15,6 +15,7 @@ from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.drivers.http import driver as http_driver
 from chaoskit.drivers.http import scraping
+from tests import servers
 
 METRICS = next(p for p in http_driver().probes if p.name == "http.metrics")
 TEXT = """\
@@ -77,28 +78,19 @@ class ProxyHandler(Handler):
     proxy_scrapes = 0
 
 
-def serve(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def url() -> Iterator[str]:
     Handler.scrapes = 0
     Handler.peers = []
-    yield from serve(Handler)
+    with servers.serving(Handler) as base:
+        yield base
 
 
 @pytest.fixture
 def proxy_url() -> Iterator[str]:
     ProxyHandler.proxy_scrapes = 0
-    yield from serve(ProxyHandler)
+    with servers.serving(ProxyHandler) as base:
+        yield base
 
 
 def probe(**arguments: object) -> dict[str, contract.JsonValue]:
