@@ -236,6 +236,18 @@ def test_a_response_delay_holds_the_matched_response_only() -> None:
     assert sent(out, "client") == OK + OK
 
 
+def test_a_delay_with_jitter_varies_per_request_within_its_bounds() -> None:
+    clock = Clock()
+    s, _ = session(rule("http_delay", stream="upstream", latency=100, jitter=40), clock=clock)
+    held = []
+    for _ in range(60):
+        out = s.from_client(GET)
+        held += [round((o.until - clock.now) * 1000) for o in out if isinstance(o, sessions.Hold)]
+        s.from_server(OK)
+    assert len(held) == 60 and all(60 <= ms < 140 for ms in held)  # latency ± jitter, whole ms
+    assert len(set(held)) > 10  # rolled per request, not once per connection
+
+
 # -- http_modify
 
 
