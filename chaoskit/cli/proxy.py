@@ -84,7 +84,13 @@ def _api_options(function: F) -> F:
 
 
 @contextmanager
-def _client(url: str, what: str, *, conflict: str = "pick another name") -> Iterator[clients.Client]:
+def _client(
+    url: str,
+    what: str,
+    *,
+    conflict: str = "pick another name",
+    refused: str = "`chaoskit drivers toxiproxy` lists each toxic's attributes",
+) -> Iterator[clients.Client]:
     """A client whose failures are one message each: exit 2 when the request was wrong (no such
     proxy or toxic, a name taken, a bad attribute), exit 4 when the server failed or isn't there."""
     from chaoskit.drivers.toxiproxy import clients
@@ -100,7 +106,7 @@ def _client(url: str, what: str, *, conflict: str = "pick another name") -> Iter
             hint = {
                 404: f"`chaoskit proxy list --url {url}` shows the proxies (`inspect NAME` their toxics)",
                 409: conflict,
-                400: "`chaoskit drivers toxiproxy` lists each toxic's attributes",
+                400: refused,
             }[e.status]
             raise errors.UsageError(message, hint=hint) from None
         raise errors.DriverError(message) from None
@@ -269,7 +275,13 @@ def create(
     made absolute here; the proxy server reads the files, once, when it creates the proxy."""
     tls = _tls(tls_cert, tls_key, upstream_plain, upstream_ca, upstream_name)
     conflict = f"pick another name, or `chaoskit proxy delete {name}` first"
-    with _client(url, f"create proxy {name}", conflict=conflict) as client:
+    refused = (
+        "--tls-cert, --tls-key and --upstream-ca name PEM files on the proxy server's machine "
+        "(docs/proxy.md, HTTPS)"
+        if tls
+        else "--upstream and --listen are HOST:PORT"
+    )
+    with _client(url, f"create proxy {name}", conflict=conflict, refused=refused) as client:
         proxy = client.create_proxy(name, upstream, listen, tls=tls)
     if output == "json":
         click.echo(json.dumps(proxy, indent=2))

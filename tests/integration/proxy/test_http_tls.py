@@ -9,6 +9,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import httpx
@@ -292,3 +293,14 @@ def test_a_tls_option_without_a_certificate_is_one_message_and_exit_2(
     assert f"{flag[0]} only goes with --tls-cert" in result.output
     with httpx.Client(base_url=server.url) as api:
         assert api.get("/proxies").json() == {}  # nothing was created
+
+
+def test_a_certificate_the_server_cant_read_is_one_message_naming_it_and_exit_2(
+    server: servers.ProxyServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope.pem"
+    args = ["proxy", "create", "web", "--upstream", "127.0.0.1:9", "--tls-cert", str(missing)]
+    result = CliRunner().invoke(main.cli, [*args, "--url", server.url])
+    assert result.exit_code == 2
+    assert f"no such file '{missing}'" in result.output and "--tls-cert" in result.output  # the hint
+    assert "Traceback" not in result.output
