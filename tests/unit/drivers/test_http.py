@@ -24,6 +24,8 @@ from chaoskit import errors
 from chaoskit.drivers import contract
 from chaoskit.drivers.http import driver as http_driver
 from chaoskit.drivers.http import latencies, requesting
+from tests.conftest import require
+from tests.servers import serving_protocol
 
 DRIVER = http_driver()
 REQUEST = next(p for p in DRIVER.probes if p.name == "http.request")
@@ -467,6 +469,7 @@ def test_a_header_value_that_cannot_be_sent_is_refused_without_showing_it(server
 
 def self_signed(folder: Path) -> tuple[Path, Path]:
     """A key and a certificate for 127.0.0.1 that no CA signed."""
+    require("openssl", shutil.which("openssl") is not None, "apt-get install openssl")
     key, cert = folder / "key.pem", folder / "cert.pem"
     subprocess.run(
         [
@@ -508,7 +511,6 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     thread.join(timeout=10)
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_load_over_tls_checks_the_certificate_unless_told_not_to(tls_server: str) -> None:
     checked = LOAD.run(LOAD.args.model_validate({"url": f"{tls_server}/json", "requests": 4}), ctx())
     assert checked["errors"] == {"connect": 4}  # type: ignore[index]  # self-signed: refused
@@ -524,7 +526,10 @@ def test_load_over_tls_checks_the_certificate_unless_told_not_to(tls_server: str
 @pytest.fixture(scope="module")
 def h2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An HTTP/2-only server over TLS (ALPN h2), on the h2 library: every stream answers 200 "ok"."""
-    h2_connection = pytest.importorskip("h2.connection")
+    try:
+        import h2.connection as h2_connection
+    except ImportError:
+        require("h2", False, "pip install 'chaoskit[http2]'")
     import h2.config
     import h2.events
 
@@ -548,23 +553,10 @@ def h2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                     self.h2.send_data(event.stream_id, b"ok", end_stream=True)
             self.transport.write(self.h2.data_to_send())
 
-    loop = asyncio.new_event_loop()
-    server = loop.run_until_complete(loop.create_server(H2, "127.0.0.1", 0, ssl=context))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-
-    async def stop() -> None:
-        server.close()
-        await server.wait_closed()
-
-    asyncio.run_coroutine_threadsafe(stop(), loop).result(timeout=10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(timeout=10)
-    loop.close()
+    with serving_protocol(H2, tls=context) as port:
+        yield f"https://127.0.0.1:{port}"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_load_speaks_http2_when_the_server_picks_it(h2_server: str) -> None:
     out = LOAD.run(
         LOAD.args.model_validate({"url": f"{h2_server}/", "requests": 20, "concurrency": 2, "verify": False}),
