@@ -1,8 +1,9 @@
 """The data plane: one direction of a proxied connection, through that direction's toxics.
 
 A connection (``connections.Connection``) has two one-way links, ``upstream`` (client → server)
-and ``downstream``. While a link has no toxic, bytes go straight from one transport to the other
-inside the event loop's read callback (no per-chunk task, no copy); as soon as a toxic is present
+and ``downstream``. While no toxic acting on a link changes its bytes (none, ``noop``,
+``slow_close``, or toxics that lost their toxicity roll), bytes go straight from one transport to
+the other inside the event loop's read callback (no per-chunk task, no copy); as soon as one does
 they queue up with their read time and a per-link task runs them through the toxics, in the order
 they were added. The toxic list is read afresh for every chunk, so adding, changing or removing a
 toxic acts on open connections; a toxic that is waiting (latency, bandwidth, slicer, slow_close)
@@ -67,6 +68,8 @@ class Link:
         self.task: asyncio.Task[None] | None = None
         self._http_only_of: list[toxic_types.Toxic] | None = None
         self._http_only_now = False
+        self._untouched_of: list[toxic_types.Toxic] | None = None
+        """The toxic list for which no toxic acting on this link changes its bytes (None: unknown)."""
 
     # -- toxics
 
@@ -137,6 +140,7 @@ class Link:
     def changed(self, toxic: toxic_types.Toxic, removed: bool) -> None:
         """A toxic of this direction was added, updated (re-rolled, timers restarted) or removed."""
         was_active = self._rolls.pop(toxic.name, False)
+        self._untouched_of = None
         self._started.pop(toxic.name, None)
         if removed:
             stage = self._stages.pop(toxic.name, None)
@@ -175,7 +179,7 @@ class Link:
         if self._idle and not self._buffer:
             http = self.connection.http
             if http is None:
-                if not self._toxics():
+                if self._untouched():
                     if self.destination.write(data):
                         self.sent += len(data)
                     return
@@ -271,6 +275,19 @@ class Link:
     def quiet(self) -> bool:
         """Nothing is queued on this link or being carried out by its task."""
         return self._idle and not self._buffer and not self.outbox
+
+    def _untouched(self) -> bool:
+        """Whether no toxic acting on this link changes its bytes: none, or all lost their
+        toxicity roll here, or all act only at the end (``slow_close``) or not at all (``noop``).
+        Then bytes go on inside the read callback, as with no toxic, instead of through the task."""
+        toxics = self._toxics()
+        if not toxics:
+            return True
+        if toxics is not self._untouched_of:
+            if any(self.stage(t).touches_data for t in self.active()):
+                return False
+            self._untouched_of = toxics
+        return True
 
     def _http_only(self) -> bool:
         """Whether every toxic of this link is an http_* one (its bytes need no task)."""

@@ -7,14 +7,15 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chaoskit.proxy import listeners, servers, splicing
+from chaoskit.proxy import links, listeners, servers, splicing
 from tests.integration.proxy import upstreams
 
 
@@ -435,3 +436,41 @@ def test_bytes_held_by_a_toxic_still_arrive_after_the_other_side_half_closed(api
             assert upstreams.recv_all(sock) == b"hello"
             assert done.wait(30)
     assert got == [100_000]
+
+
+def test_toxics_that_leave_the_bytes_alone_cost_no_trip_through_the_task(
+    api: httpx.Client, echo: upstreams.Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A noop toxic, one acting only at the close (slow_close), or one that lost its toxicity roll:
+    # the bytes go on inside the read callback, as with no toxic; the link's task (a wake-up and
+    # a chain of stages per chunk) is for toxics that change them.
+    chains = 0
+    build = links.Link._chain
+
+    def counted(self: links.Link, active: Sequence[Any]) -> Any:
+        nonlocal chains
+        chains += 1
+        return build(self, active)
+
+    monkeypatch.setattr(links.Link, "_chain", counted)
+    listen = make_proxy(api, echo.address)
+    for body in (
+        {"type": "noop"},
+        {"type": "slow_close", "attributes": {"delay": 1}},
+        {"type": "latency", "toxicity": 0, "attributes": {"latency": 2000}},
+    ):
+        assert api.post("/proxies/p/toxics", json=body).status_code == 200
+    with upstreams.connect(listen) as sock:
+        round_trip(sock, b"first")  # bytes that come before the upstream dial completes queue up
+        first = chains
+        for i in range(20):
+            round_trip(sock, b"alone %d" % i)
+        assert chains == first <= 1
+        api.post("/proxies/p/toxics", json={"name": "slow", "type": "latency", "attributes": {"latency": 1}})
+        round_trip(sock, b"slowed")
+        assert chains > 0  # a toxic that holds the bytes takes them through the task
+        assert api.delete("/proxies/p/toxics/slow").status_code == 204
+        before = chains
+        for i in range(20):
+            round_trip(sock, b"alone again %d" % i)
+        assert chains == before
