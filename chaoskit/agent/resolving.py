@@ -15,7 +15,7 @@ from typing import Any
 from chaoskit.agent import locating
 from chaoskit.drivers import contract
 from chaoskit.errors import DriverError
-from chaoskit.stressors import inside, resolver, spawning
+from chaoskit.stressors import inside, spawning
 
 FORWARD_MARK = inside.FORWARD_MARK
 DnsArgs = inside.DnsAnswer
@@ -49,31 +49,7 @@ def _nat(pid: int, verb: str, rule: list[str]) -> subprocess.CompletedProcess[st
 
 def apply(args: DnsArgs, at: locating.Located, undo: dict[str, Any]) -> str:
     mark = str(undo["mark"])
-    argv = [
-        "nsenter",
-        "--target",
-        str(at.pid),
-        "--net",
-        "--pid",
-        "--",
-        *spawning.interpreter(resolver.__file__),
-    ]
-    argv += [
-        "--port",
-        str(inside.responder_port(mark)),
-        "--answer",
-        args.answer,
-        "--seconds",
-        f"{args.max_duration:g}",
-    ]
-    argv += [
-        "--upstream",
-        inside.resolv_upstream(f"/proc/{at.pid}/root", "the target"),
-        "--mark",
-        FORWARD_MARK,
-    ]
-    for name in args.domains:
-        argv += ["--name", name]
+    argv = inside.responder_command(at.pid, mark, args, "the target")
     run_id, _, entry = mark.partition("/")
     ctx = contract.RunContext(run_id=run_id, entry=entry)
     spawning.start(argv, kind="dns", mark=mark, ctx=ctx, what=f"dns in {at.what}")

@@ -18,6 +18,7 @@ from chaoskit.drivers import contract
 from chaoskit.durations import Duration
 from chaoskit.errors import DriverError
 from chaoskit.patterns import Regex
+from chaoskit.stressors import resolver, spawning
 
 FREEZING = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 """Signals that stop a process instead of ending it: a kill with one would never be reverted."""
@@ -139,3 +140,16 @@ def resolv_upstream(root: str, whose: str) -> str:
             except ValueError:
                 continue
     raise DriverError(f"{whose}'s /etc/resolv.conf names no IPv4 nameserver to forward other names to")
+
+
+def responder_command(pid: int, mark: str, args: DnsAnswer, whose: str) -> list[str]:
+    """The command that runs a DNS fault's responder in the network namespace of process ``pid``:
+    on its mark's port, answering ``args`` for its names and forwarding the rest (with the
+    forward mark) to the target's own nameserver. ``whose`` names the target in errors."""
+    argv = ["nsenter", "--target", str(pid), "--net", "--pid", "--", *spawning.interpreter(resolver.__file__)]
+    argv += ["--port", str(responder_port(mark)), "--answer", args.answer]
+    argv += ["--seconds", f"{args.max_duration:g}"]
+    argv += ["--upstream", resolv_upstream(f"/proc/{pid}/root", whose), "--mark", FORWARD_MARK]
+    for name in args.domains:
+        argv += ["--name", name]
+    return argv

@@ -20,7 +20,7 @@ from pydantic import Field
 from chaoskit.drivers import contract
 from chaoskit.drivers.docker import matching, namespacing, networks
 from chaoskit.errors import ComponentMissing, DriverError
-from chaoskit.stressors import inside, resolver, spawning
+from chaoskit.stressors import inside, spawning
 
 FORWARD_MARK = inside.FORWARD_MARK
 _NAME = re.compile(r"[A-Za-z0-9*_.-]+")
@@ -78,31 +78,7 @@ class Dns(contract.Fault[DnsArgs, DnsRevert], args=DnsArgs, revert=DnsRevert):
     ) -> DnsRevert:
         container = matching.get(target.id, ctx)
         pid = _running_pid(container, f"{self.name} in {target.name}")
-        argv = [
-            "nsenter",
-            "--target",
-            str(pid),
-            "--net",
-            "--pid",
-            "--",
-            *spawning.interpreter(resolver.__file__),
-        ]
-        argv += [
-            "--port",
-            str(inside.responder_port(revert.mark)),
-            "--answer",
-            args.answer,
-            "--seconds",
-            f"{args.max_duration:g}",
-        ]
-        argv += [
-            "--upstream",
-            inside.resolv_upstream(f"/proc/{pid}/root", "the container"),
-            "--mark",
-            FORWARD_MARK,
-        ]
-        for name in args.domains:
-            argv += ["--name", name]
+        argv = inside.responder_command(pid, revert.mark, args, "the container")
         spawning.start(argv, kind="dns", mark=revert.mark, ctx=ctx, what=f"{self.name} in {target.name}")
         added = _iptables(container, ["iptables", "-w", "-t", "nat", "-I", *revert.rule], ctx)
         if not added.ok:
