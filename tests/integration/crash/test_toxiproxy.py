@@ -28,6 +28,9 @@ FAULTS = {
     "toxiproxy.limit_data": "bytes: 1",
     "toxiproxy.toxic": "type: latency, attributes: {latency: 5000}",
     "toxiproxy.down": "",
+    "toxiproxy.http_abort": "status: 503",
+    "toxiproxy.http_delay": "latency: 5s",
+    "toxiproxy.http_modify": "set_headers: {X-Fault: '1'}, truncate: 0",
 }
 
 
